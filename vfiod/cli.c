@@ -1,0 +1,615 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "cli.h"
+
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "bdf.h"
+#include "error.h"
+#include "initramfs.h"
+#include "manager.h"
+#include "vfd-dbus.h"
+
+#define DEFAULT_SOCKET "/run/vfiod/" VFD_SOCKET_NAME
+
+typedef struct {
+  const char *socket_path;
+  gboolean json;
+} Cli;
+
+static const char usage_text[] =
+    "Usage: vfioctl [--socket PATH] COMMAND [ARGS...] [--json]\n"
+    "\n"
+    "Commands:\n"
+    "  list                          PCI devices, their IOMMU groups, drivers and vfiod state\n"
+    "  bind BDF [--owner NAME]       bind BDF's whole IOMMU group to vfio-pci\n"
+    "  release BDF                   give BDF's IOMMU group back to its original drivers\n"
+    "  sandbox create --kernel PATH --initrd PATH [--device BDF]... [--memory MiB] [--vcpus N]\n"
+    "  sandbox list                  sandboxes and their state\n"
+    "  sandbox show ID               one sandbox\n"
+    "  sandbox delete ID             stop the sandbox's QEMU and release its devices\n"
+    "  initramfs build --guest-init PATH --output PATH   pack a guest initramfs (local, no daemon)\n"
+    "\n"
+    "Options:\n"
+    "  --socket PATH   vfiod's API socket (default $VFIOD_SOCKET or " DEFAULT_SOCKET ")\n"
+    "  --json          machine-readable output\n"
+    "  -h, --help      this help\n"
+    "\n"
+    "Exit status: 0 success, 1 the operation failed, 2 bad usage or input.\n";
+
+static int
+usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+static int
+usage_error(const char *fmt, ...)
+{
+  va_list ap;
+  g_autofree char *msg = NULL;
+
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "vfioctl: %s\nTry 'vfioctl --help'.\n", msg);
+  return VFD_EXIT_USAGE;
+}
+
+/* Maps an API error to an exit status and prints it. */
+static int
+report_error(const GError *error)
+{
+  g_autofree char *remote = g_dbus_error_get_remote_error(error);
+  g_autofree char *msg = g_strdup(error->message);
+  int status = VFD_EXIT_FAILED;
+
+  if (remote)
+    g_dbus_error_strip_remote_error((GError *) error);
+  if (g_error_matches(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT) ||
+      g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_FOUND))
+    status = VFD_EXIT_USAGE;
+  fprintf(stderr, "vfioctl: %s\n", error->message);
+  return status;
+}
+
+static VfdManager1 *
+connect_api(Cli *cli, GError **error)
+{
+  g_autofree char *escaped = g_dbus_address_escape_value(cli->socket_path);
+  g_autofree char *address = g_strdup_printf("unix:path=%s", escaped);
+  g_autoptr(GDBusConnection) conn = NULL;
+
+  conn = g_dbus_connection_new_for_address_sync(address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT, NULL,
+                                                NULL, error);
+  if (!conn) {
+    g_prefix_error(error, "cannot reach vfiod at %s (is it running, and may you use it?): ", cli->socket_path);
+    return NULL;
+  }
+  return vfd_manager1_proxy_new_sync(conn, G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES |
+                                               G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
+                                     NULL, VFD_MANAGER_OBJECT_PATH, NULL, error);
+}
+
+static void
+print_json(JsonNode *node)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  g_autofree char *s = NULL;
+
+  json_generator_set_root(gen, node);
+  json_generator_set_pretty(gen, TRUE);
+  s = json_generator_to_data(gen, NULL);
+  printf("%s\n", s);
+}
+
+/* Adds @key from @dict as a JSON member: strings as strings (absent: null
+ * when @null_if_absent), numbers, booleans, string arrays. */
+static void
+add_member(JsonBuilder *b, GVariantDict *dict, const char *key, gboolean null_if_absent)
+{
+  g_autoptr(GVariant) v = g_variant_dict_lookup_value(dict, key, NULL);
+
+  if (!v) {
+    if (null_if_absent) {
+      json_builder_set_member_name(b, key);
+      json_builder_add_null_value(b);
+    }
+    return;
+  }
+  json_builder_set_member_name(b, key);
+  if (g_variant_is_of_type(v, G_VARIANT_TYPE_STRING))
+    json_builder_add_string_value(b, g_variant_get_string(v, NULL));
+  else if (g_variant_is_of_type(v, G_VARIANT_TYPE_INT32))
+    json_builder_add_int_value(b, g_variant_get_int32(v));
+  else if (g_variant_is_of_type(v, G_VARIANT_TYPE_UINT32))
+    json_builder_add_int_value(b, g_variant_get_uint32(v));
+  else if (g_variant_is_of_type(v, G_VARIANT_TYPE_INT64))
+    json_builder_add_int_value(b, g_variant_get_int64(v));
+  else if (g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
+    json_builder_add_boolean_value(b, g_variant_get_boolean(v));
+  else if (g_variant_is_of_type(v, G_VARIANT_TYPE_STRING_ARRAY)) {
+    g_autofree const char **strv = g_variant_get_strv(v, NULL);
+    json_builder_begin_array(b);
+    for (const char **s = strv; *s; s++)
+      json_builder_add_string_value(b, *s);
+    json_builder_end_array(b);
+  } else
+    json_builder_add_null_value(b);
+}
+
+static const char *const device_keys[] = { "bdf", "vendor", "device", "class", "iommu_group", "numa_node",
+                                           "driver", "state", "owner", "managed", "name", NULL };
+static const char *const sandbox_keys[] = { "id", "state", "pid", "devices", "memory_mib", "vcpus",
+                                            "serial_log", "dir", "exit_status", NULL };
+
+static void
+add_object(JsonBuilder *b, GVariant *dict_v, const char *const *keys)
+{
+  GVariantDict dict;
+
+  g_variant_dict_init(&dict, dict_v);
+  json_builder_begin_object(b);
+  for (const char *const *k = keys; *k; k++) {
+    /* iommu_group -1 means none: null, like driver and owner. */
+    if (g_str_equal(*k, "iommu_group")) {
+      gint32 g = -1;
+      g_variant_dict_lookup(&dict, *k, "i", &g);
+      json_builder_set_member_name(b, *k);
+      if (g < 0)
+        json_builder_add_null_value(b);
+      else
+        json_builder_add_int_value(b, g);
+      continue;
+    }
+    add_member(b, &dict, *k,
+               g_str_equal(*k, "driver") || g_str_equal(*k, "owner") || g_str_equal(*k, "name"));
+  }
+  json_builder_end_object(b);
+  g_variant_dict_clear(&dict);
+}
+
+static void
+print_object_list(GVariant *list, const char *const *keys)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  g_autoptr(JsonNode) root = NULL;
+  GVariantIter it;
+  GVariant *child;
+
+  json_builder_begin_array(b);
+  g_variant_iter_init(&it, list);
+  while ((child = g_variant_iter_next_value(&it))) {
+    add_object(b, child, keys);
+    g_variant_unref(child);
+  }
+  json_builder_end_array(b);
+  root = json_builder_get_root(b);
+  print_json(root);
+}
+
+static void
+print_object(GVariant *dict, const char *const *keys)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  g_autoptr(JsonNode) root = NULL;
+
+  add_object(b, dict, keys);
+  root = json_builder_get_root(b);
+  print_json(root);
+}
+
+static const char *
+dict_str(GVariantDict *d, const char *key, const char *fallback)
+{
+  const char *s = NULL;
+
+  return g_variant_dict_lookup(d, key, "&s", &s) ? s : fallback;
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+/* Parses a subcommand's options; leaves positional arguments in argv. */
+static int
+parse_options(const char *name, const char *params, GOptionEntry *entries, gboolean *json, int *argc,
+              char ***argv)
+{
+  g_autoptr(GOptionContext) ctx = g_option_context_new(params);
+  g_autoptr(GError) error = NULL;
+  GOptionEntry json_entry[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, json, "Machine-readable output", NULL },
+    { NULL },
+  };
+  g_autofree char *prog = g_strdup_printf("vfioctl %s", name);
+
+  g_set_prgname(prog);
+  if (entries)
+    g_option_context_add_main_entries(ctx, entries, NULL);
+  g_option_context_add_main_entries(ctx, json_entry, NULL);
+  if (!g_option_context_parse(ctx, argc, argv, &error))
+    return usage_error("%s: %s", name, error->message);
+  return -1;
+}
+
+static int
+cmd_list(Cli *cli, int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdManager1) api = NULL;
+  g_autoptr(GVariant) devs = NULL;
+  int r = parse_options("list", "", NULL, &cli->json, &argc, &argv);
+  GVariantIter it;
+  GVariant *child;
+
+  if (r >= 0)
+    return r;
+  if (argc > 1)
+    return usage_error("list takes no arguments");
+  if (!(api = connect_api(cli, &error)) || !vfd_manager1_call_list_devices_sync(api, &devs, NULL, &error))
+    return report_error(error);
+  if (cli->json) {
+    print_object_list(devs, device_keys);
+    return VFD_EXIT_OK;
+  }
+  printf("%-12s  %-9s  %-6s  %5s  %-12s  %-9s  %-12s  %s\n", "BDF", "ID", "CLASS", "GROUP", "DRIVER", "STATE",
+         "OWNER", "NAME");
+  g_variant_iter_init(&it, devs);
+  while ((child = g_variant_iter_next_value(&it))) {
+    GVariantDict d;
+    gint32 group = -1;
+    g_autofree char *id = NULL;
+    g_autofree char *grp = NULL;
+    gboolean managed = FALSE;
+
+    g_variant_dict_init(&d, child);
+    g_variant_dict_lookup(&d, "iommu_group", "i", &group);
+    g_variant_dict_lookup(&d, "managed", "b", &managed);
+    id = g_strdup_printf("%s:%s", dict_str(&d, "vendor", "?"), dict_str(&d, "device", "?"));
+    grp = group >= 0 ? g_strdup_printf("%d", group) : g_strdup("-");
+    printf("%-12s  %-9s  %-6s  %5s  %-12s  %-9s  %-12s  %s%s\n", dict_str(&d, "bdf", "?"), id,
+           dict_str(&d, "class", "?"), grp, dict_str(&d, "driver", "-"), dict_str(&d, "state", "?"),
+           dict_str(&d, "owner", "-"), dict_str(&d, "name", ""), managed ? "" : " (not managed)");
+    g_variant_dict_clear(&d);
+    g_variant_unref(child);
+  }
+  return VFD_EXIT_OK;
+}
+
+static int
+check_bdf_arg(const char *cmd, int argc, char **argv, const char **ret)
+{
+  VfdBdf bdf;
+
+  if (argc != 2)
+    return usage_error("%s takes exactly one BDF", cmd);
+  if (vfd_bdf_parse(argv[1], &bdf) < 0) {
+    g_autofree char *shown = g_strescape(argv[1], NULL);
+    fprintf(stderr, "vfioctl: invalid BDF '%.64s': expected DDDD:BB:DD.F (hex, e.g. 0000:01:00.0)\n", shown);
+    return VFD_EXIT_USAGE;
+  }
+  *ret = argv[1];
+  return -1;
+}
+
+static void
+print_bdf_result(Cli *cli, const char *verb, const char *const *devs, gint32 group)
+{
+  if (cli->json) {
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) root = NULL;
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "devices");
+    json_builder_begin_array(b);
+    for (const char *const *d = devs; *d; d++)
+      json_builder_add_string_value(b, *d);
+    json_builder_end_array(b);
+    if (group >= 0) {
+      json_builder_set_member_name(b, "iommu_group");
+      json_builder_add_int_value(b, group);
+    }
+    json_builder_end_object(b);
+    root = json_builder_get_root(b);
+    print_json(root);
+    return;
+  }
+  for (const char *const *d = devs; *d; d++)
+    printf("%s %s\n", verb, *d);
+}
+
+static int
+cmd_bind(Cli *cli, int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdManager1) api = NULL;
+  g_autofree char *owner = NULL;
+  g_auto(GStrv) devs = NULL;
+  GOptionEntry entries[] = {
+    { "owner", 0, 0, G_OPTION_ARG_STRING, &owner, "Who holds the devices (default: vfioctl)", "NAME" },
+    { NULL },
+  };
+  const char *bdf = NULL;
+  gint32 group = -1;
+  int r = parse_options("bind", "BDF", entries, &cli->json, &argc, &argv);
+
+  if (r >= 0 || (r = check_bdf_arg("bind", argc, argv, &bdf)) >= 0)
+    return r;
+  if (!(api = connect_api(cli, &error)) ||
+      !vfd_manager1_call_bind_device_sync(api, bdf, owner ? owner : "", &devs, &group, NULL, &error))
+    return report_error(error);
+  print_bdf_result(cli, "bound", (const char *const *) devs, group);
+  return VFD_EXIT_OK;
+}
+
+static int
+cmd_release(Cli *cli, int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdManager1) api = NULL;
+  g_auto(GStrv) devs = NULL;
+  const char *bdf = NULL;
+  int r = parse_options("release", "BDF", NULL, &cli->json, &argc, &argv);
+
+  if (r >= 0 || (r = check_bdf_arg("release", argc, argv, &bdf)) >= 0)
+    return r;
+  if (!(api = connect_api(cli, &error)) || !vfd_manager1_call_release_device_sync(api, bdf, &devs, NULL, &error))
+    return report_error(error);
+  print_bdf_result(cli, "released", (const char *const *) devs, -1);
+  return VFD_EXIT_OK;
+}
+
+static void
+print_sandbox_text(GVariant *sb)
+{
+  GVariantDict d;
+  g_autofree const char **devs = NULL;
+  g_autofree char *joined = NULL;
+  gint64 pid = 0;
+  guint32 mem = 0;
+  gint32 status = 0;
+  GVariant *v;
+
+  g_variant_dict_init(&d, sb);
+  if ((v = g_variant_dict_lookup_value(&d, "devices", G_VARIANT_TYPE_STRING_ARRAY))) {
+    devs = g_variant_get_strv(v, NULL);
+    g_variant_unref(v);
+  }
+  joined = devs && devs[0] ? g_strjoinv(",", (char **) devs) : g_strdup("-");
+  g_variant_dict_lookup(&d, "pid", "x", &pid);
+  g_variant_dict_lookup(&d, "memory_mib", "u", &mem);
+  printf("%-12s  %-8s  %7" G_GINT64_FORMAT "  %6u  %s", dict_str(&d, "id", "?"), dict_str(&d, "state", "?"), pid,
+         mem, joined);
+  if (g_variant_dict_lookup(&d, "exit_status", "i", &status))
+    printf("  (exit %d)", status);
+  printf("\n");
+  g_variant_dict_clear(&d);
+}
+
+/* Makes @path absolute against the working directory without resolving
+ * "." or ".." (the daemon refuses those). */
+static char *
+absolute_path(const char *path)
+{
+  g_autofree char *cwd = NULL;
+
+  if (g_path_is_absolute(path))
+    return g_strdup(path);
+  cwd = g_get_current_dir();
+  return g_build_filename(cwd, path, NULL);
+}
+
+static int
+cmd_sandbox_create(Cli *cli, int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdManager1) api = NULL;
+  g_auto(GStrv) devices = NULL;
+  g_autofree char *kernel = NULL, *initrd = NULL;
+  g_autofree char *kernel_abs = NULL, *initrd_abs = NULL;
+  gint memory = 512, vcpus = 1;
+  GOptionEntry entries[] = {
+    { "device", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &devices, "Pass BDF's IOMMU group through (repeatable)", "BDF" },
+    { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel, "Guest kernel (direct boot)", "PATH" },
+    { "initrd", 'i', 0, G_OPTION_ARG_FILENAME, &initrd, "Guest initramfs", "PATH" },
+    { "memory", 'm', 0, G_OPTION_ARG_INT, &memory, "Guest RAM in MiB (default 512)", "MiB" },
+    { "vcpus", 'c', 0, G_OPTION_ARG_INT, &vcpus, "Virtual CPUs (default 1)", "N" },
+    { NULL },
+  };
+  g_autoptr(GVariant) sb = NULL;
+  GVariantDict opts;
+  int r = parse_options("sandbox create", "", entries, &cli->json, &argc, &argv);
+
+  if (r >= 0)
+    return r;
+  if (argc > 1)
+    return usage_error("sandbox create: unexpected argument '%s'", argv[1]);
+  if (!kernel || !initrd)
+    return usage_error("sandbox create needs --kernel and --initrd");
+  if (memory < 64 || vcpus < 1)
+    return usage_error("sandbox create: --memory must be >= 64 and --vcpus >= 1");
+  for (char **d = devices; d && *d; d++) {
+    VfdBdf bdf;
+    if (vfd_bdf_parse(*d, &bdf) < 0) {
+      g_autofree char *shown = g_strescape(*d, NULL);
+      fprintf(stderr, "vfioctl: invalid BDF '%.64s': expected DDDD:BB:DD.F (hex, e.g. 0000:01:00.0)\n", shown);
+      return VFD_EXIT_USAGE;
+    }
+  }
+  /* The daemon wants absolute paths; resolve relative ones here. */
+  kernel_abs = absolute_path(kernel);
+  initrd_abs = absolute_path(initrd);
+  g_variant_dict_init(&opts, NULL);
+  g_variant_dict_insert_value(&opts, "devices",
+                              g_variant_new_strv((const char *const *) devices, devices ? -1 : 0));
+  g_variant_dict_insert(&opts, "kernel", "s", kernel_abs);
+  g_variant_dict_insert(&opts, "initrd", "s", initrd_abs);
+  g_variant_dict_insert(&opts, "memory_mib", "u", (guint32) memory);
+  g_variant_dict_insert(&opts, "vcpus", "u", (guint32) vcpus);
+  if (!(api = connect_api(cli, &error)) ||
+      !vfd_manager1_call_create_sandbox_sync(api, g_variant_dict_end(&opts), &sb, NULL, &error))
+    return report_error(error);
+  if (cli->json)
+    print_object(sb, sandbox_keys);
+  else
+    print_sandbox_text(sb);
+  return VFD_EXIT_OK;
+}
+
+static int
+cmd_sandbox_id(Cli *cli, const char *what, int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdManager1) api = NULL;
+  g_autoptr(GVariant) sb = NULL;
+  g_autofree char *name = g_strdup_printf("sandbox %s", what);
+  int r = parse_options(name, "ID", NULL, &cli->json, &argc, &argv);
+  gboolean del = g_str_equal(what, "delete");
+
+  if (r >= 0)
+    return r;
+  if (argc != 2)
+    return usage_error("sandbox %s takes exactly one sandbox id", what);
+  if (!(api = connect_api(cli, &error)))
+    return report_error(error);
+  /* A delete waits for QEMU to stop: allow for the stop timeout. */
+  if (del) {
+    g_dbus_proxy_set_default_timeout(G_DBUS_PROXY(api), 10 * 60 * 1000);
+    if (!vfd_manager1_call_delete_sandbox_sync(api, argv[1], NULL, &error))
+      return report_error(error);
+    if (cli->json)
+      printf("{\"id\": \"%s\", \"deleted\": true}\n", argv[1]);
+    else
+      printf("deleted %s\n", argv[1]);
+    return VFD_EXIT_OK;
+  }
+  if (!vfd_manager1_call_get_sandbox_sync(api, argv[1], &sb, NULL, &error))
+    return report_error(error);
+  if (cli->json)
+    print_object(sb, sandbox_keys);
+  else
+    print_sandbox_text(sb);
+  return VFD_EXIT_OK;
+}
+
+static int
+cmd_sandbox_list(Cli *cli, int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdManager1) api = NULL;
+  g_autoptr(GVariant) list = NULL;
+  int r = parse_options("sandbox list", "", NULL, &cli->json, &argc, &argv);
+  GVariantIter it;
+  GVariant *child;
+
+  if (r >= 0)
+    return r;
+  if (argc > 1)
+    return usage_error("sandbox list takes no arguments");
+  if (!(api = connect_api(cli, &error)) || !vfd_manager1_call_list_sandboxes_sync(api, &list, NULL, &error))
+    return report_error(error);
+  if (cli->json) {
+    print_object_list(list, sandbox_keys);
+    return VFD_EXIT_OK;
+  }
+  printf("%-12s  %-8s  %7s  %6s  %s\n", "ID", "STATE", "PID", "MiB", "DEVICES");
+  g_variant_iter_init(&it, list);
+  while ((child = g_variant_iter_next_value(&it))) {
+    print_sandbox_text(child);
+    g_variant_unref(child);
+  }
+  return VFD_EXIT_OK;
+}
+
+static int
+cmd_sandbox(Cli *cli, int argc, char **argv)
+{
+  if (argc < 2)
+    return usage_error("sandbox needs a subcommand: create, list, show, delete");
+  if (g_str_equal(argv[1], "create"))
+    return cmd_sandbox_create(cli, argc - 1, argv + 1);
+  if (g_str_equal(argv[1], "list"))
+    return cmd_sandbox_list(cli, argc - 1, argv + 1);
+  if (g_str_equal(argv[1], "show") || g_str_equal(argv[1], "delete"))
+    return cmd_sandbox_id(cli, argv[1], argc - 1, argv + 1);
+  return usage_error("unknown sandbox subcommand '%s'", argv[1]);
+}
+
+static int
+cmd_initramfs(Cli *cli, int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *init = NULL, *output = NULL;
+  GOptionEntry entries[] = {
+    { "guest-init", 0, 0, G_OPTION_ARG_FILENAME, &init, "The static guest-init binary (stored as /init)", "PATH" },
+    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to write the gzip'd cpio image", "PATH" },
+    { NULL },
+  };
+  int r;
+
+  if (argc < 2 || !g_str_equal(argv[1], "build"))
+    return usage_error("initramfs needs a subcommand: build");
+  argc--, argv++;
+  r = parse_options("initramfs build", "", entries, &cli->json, &argc, &argv);
+  if (r >= 0)
+    return r;
+  if (!init || !output || argc > 1)
+    return usage_error("initramfs build needs --guest-init PATH and --output PATH");
+  if (!vfd_initramfs_build(output, init, NULL, 0, &error)) {
+    fprintf(stderr, "vfioctl: %s\n", error->message);
+    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT) ||
+                   g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)
+               ? VFD_EXIT_USAGE
+               : VFD_EXIT_FAILED;
+  }
+  if (cli->json)
+    printf("{\"output\": \"%s\"}\n", output);
+  else
+    printf("wrote %s\n", output);
+  return VFD_EXIT_OK;
+}
+
+int
+vfd_cli_main(int argc, char **argv)
+{
+  Cli cli = { .socket_path = g_getenv("VFIOD_SOCKET") };
+  int i = 1;
+
+  /* Registers org.vfiod.Error.* so remote errors map back to VFD_ERROR. */
+  (void) vfd_error_quark();
+
+  if (!cli.socket_path || !*cli.socket_path)
+    cli.socket_path = DEFAULT_SOCKET;
+  /* Global options come before the command. */
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (g_str_equal(argv[i], "-h") || g_str_equal(argv[i], "--help")) {
+      fputs(usage_text, stdout);
+      return VFD_EXIT_OK;
+    } else if (g_str_equal(argv[i], "--version")) {
+      printf("vfioctl %s\n", VFIOD_VERSION);
+      return VFD_EXIT_OK;
+    } else if (g_str_equal(argv[i], "--json")) {
+      cli.json = TRUE;
+    } else if (g_str_equal(argv[i], "--socket") && i + 1 < argc) {
+      cli.socket_path = argv[++i];
+    } else if (g_str_has_prefix(argv[i], "--socket=")) {
+      cli.socket_path = argv[i] + strlen("--socket=");
+    } else {
+      return usage_error("unknown option '%s'", argv[i]);
+    }
+  }
+  if (i >= argc)
+    return usage_error("missing command");
+  argc -= i;
+  argv += i;
+  /* argv[0] is now the command. */
+  if (g_str_equal(argv[0], "list"))
+    return cmd_list(&cli, argc, argv);
+  if (g_str_equal(argv[0], "bind"))
+    return cmd_bind(&cli, argc, argv);
+  if (g_str_equal(argv[0], "release"))
+    return cmd_release(&cli, argc, argv);
+  if (g_str_equal(argv[0], "sandbox"))
+    return cmd_sandbox(&cli, argc, argv);
+  if (g_str_equal(argv[0], "initramfs"))
+    return cmd_initramfs(&cli, argc, argv);
+  if (g_str_equal(argv[0], "help"))
+    return fputs(usage_text, stdout), VFD_EXIT_OK;
+  return usage_error("unknown command '%s'", argv[0]);
+}

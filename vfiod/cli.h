@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* vfioctl: the operator's command line. Returns the process exit status:
+ * 0 success, 1 the operation failed, 2 bad usage or input. */
+int vfd_cli_main(int argc, char **argv);
+
+#define VFD_EXIT_OK 0
+#define VFD_EXIT_FAILED 1
+#define VFD_EXIT_USAGE 2

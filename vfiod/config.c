@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "error.h"
+#include "policy.h"
+
+void
+vfd_config_free(VfdConfig *c)
+{
+  if (!c)
+    return;
+  g_free(c->state_dir);
+  g_free(c->runtime_dir);
+  g_free(c->allowed_group);
+  g_free(c->ids);
+  g_free(c->classes);
+  g_free(c->qemu_binary);
+  g_free(c->qemu_accel);
+  g_free(c->sys_root);
+  g_free(c->dev_root);
+  g_free(c);
+}
+
+/* First entry of a systemd ':'-separated directory list, or NULL. */
+static char *
+systemd_dir(const char *env)
+{
+  const char *v = g_getenv(env);
+  g_auto(GStrv) parts = NULL;
+
+  if (!v || !*v)
+    return NULL;
+  parts = g_strsplit(v, ":", 2);
+  return g_strdup(parts[0]);
+}
+
+static const char *const known_keys[] = {
+  "daemon/state_dir", "daemon/runtime_dir", "daemon/allowed_group",
+  "devices/ids", "devices/classes",
+  "qemu/binary", "qemu/accel", "qemu/stop_timeout",
+  "testing/sys_root", "testing/dev_root",
+  NULL,
+};
+
+static void
+collect_unknown(GKeyFile *kf, GPtrArray *warnings)
+{
+  g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+
+  for (char **g = groups; *g; g++) {
+    g_auto(GStrv) keys = g_key_file_get_keys(kf, *g, NULL, NULL);
+    for (char **k = keys; k && *k; k++) {
+      g_autofree char *full = g_strdup_printf("%s/%s", *g, *k);
+      if (!g_strv_contains(known_keys, full))
+        g_ptr_array_add(warnings, g_strdup_printf("unknown config key [%s] %s ignored", *g, *k));
+    }
+  }
+}
+
+/* Sets *@field from [group] key when present (string, trimmed). */
+static void
+take_string(GKeyFile *kf, const char *group, const char *key, char **field)
+{
+  char *v = g_key_file_get_string(kf, group, key, NULL);
+
+  if (!v)
+    return;
+  g_free(*field);
+  *field = g_strstrip(v);
+}
+
+static gboolean
+check_dir(const char *key, const char *value, GError **error)
+{
+  if (!g_path_is_absolute(value) || strstr(value, "/../") || g_str_has_suffix(value, "/..")) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "config key %s must be an absolute path without '..', got '%s'", key, value);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+VfdConfig *
+vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
+{
+  g_autoptr(VfdConfig) c = g_new0(VfdConfig, 1);
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(VfdPolicy) policy = NULL;
+
+  c->state_dir = systemd_dir("STATE_DIRECTORY");
+  if (!c->state_dir)
+    c->state_dir = g_strdup("/var/lib/vfiod");
+  c->runtime_dir = systemd_dir("RUNTIME_DIRECTORY");
+  if (!c->runtime_dir)
+    c->runtime_dir = g_strdup("/run/vfiod");
+  c->allowed_group = g_strdup("vfiod");
+  c->ids = g_strdup(VFD_POLICY_DEFAULT_IDS);
+  c->classes = g_strdup(VFD_POLICY_DEFAULT_CLASSES);
+  c->qemu_binary = g_strdup("qemu-system-x86_64");
+  c->qemu_accel = g_strdup("kvm");
+  c->qemu_stop_timeout_s = 10;
+  c->sys_root = g_strdup("/sys");
+  c->dev_root = g_strdup("/dev");
+
+  if (path) {
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error)) {
+      g_prefix_error(error, "cannot load config %s: ", path);
+      return NULL;
+    }
+    collect_unknown(kf, warnings);
+    take_string(kf, "daemon", "state_dir", &c->state_dir);
+    take_string(kf, "daemon", "runtime_dir", &c->runtime_dir);
+    take_string(kf, "daemon", "allowed_group", &c->allowed_group);
+    take_string(kf, "devices", "ids", &c->ids);
+    take_string(kf, "devices", "classes", &c->classes);
+    take_string(kf, "qemu", "binary", &c->qemu_binary);
+    take_string(kf, "qemu", "accel", &c->qemu_accel);
+    take_string(kf, "testing", "sys_root", &c->sys_root);
+    take_string(kf, "testing", "dev_root", &c->dev_root);
+    if (g_key_file_has_key(kf, "qemu", "stop_timeout", NULL)) {
+      g_autoptr(GError) local = NULL;
+      gint v = g_key_file_get_integer(kf, "qemu", "stop_timeout", &local);
+      if (local || v < 1 || v > 3600) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                    "config key [qemu] stop_timeout must be a number of seconds from 1 to 3600");
+        return NULL;
+      }
+      c->qemu_stop_timeout_s = (guint) v;
+    }
+  }
+
+  if (!check_dir("[daemon] state_dir", c->state_dir, error) ||
+      !check_dir("[daemon] runtime_dir", c->runtime_dir, error) ||
+      !check_dir("[testing] sys_root", c->sys_root, error) ||
+      !check_dir("[testing] dev_root", c->dev_root, error))
+    return NULL;
+  if (!g_str_equal(c->qemu_accel, "kvm") && !g_str_equal(c->qemu_accel, "tcg")) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "config key [qemu] accel must be 'kvm' or 'tcg', got '%s'", c->qemu_accel);
+    return NULL;
+  }
+  if (!*c->qemu_binary) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "config key [qemu] binary is empty");
+    return NULL;
+  }
+  policy = vfd_policy_new(c->ids, c->classes, error);
+  if (!policy)
+    return NULL;
+
+  if (ret_warnings)
+    *ret_warnings = g_steal_pointer(&warnings);
+  return g_steal_pointer(&c);
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+/* vfiod's configuration, from a GLib key file (see README "Configuration").
+ * Precedence for directories: the key in the file, else systemd's
+ * STATE_DIRECTORY / RUNTIME_DIRECTORY (first path when several), else the
+ * built-in default. */
+typedef struct {
+  char *state_dir;     /* [daemon] state_dir, default /var/lib/vfiod: journal */
+  char *runtime_dir;   /* [daemon] runtime_dir, default /run/vfiod: vfiod.sock, sandboxes/ */
+  char *allowed_group; /* [daemon] allowed_group, default "vfiod"; "" = root only */
+  char *ids;           /* [devices] ids, default VFD_POLICY_DEFAULT_IDS */
+  char *classes;       /* [devices] classes, default VFD_POLICY_DEFAULT_CLASSES */
+  char *qemu_binary;   /* [qemu] binary, default qemu-system-x86_64 */
+  char *qemu_accel;    /* [qemu] accel: "kvm" (default) or "tcg" */
+  guint qemu_stop_timeout_s; /* [qemu] stop_timeout, seconds from SIGTERM to SIGKILL, default 10 */
+  /* [testing] sys_root / dev_root: TEST-ONLY roots standing in for /sys and
+   * /dev (a fake sysfs tree). Default "/sys" and "/dev". */
+  char *sys_root;
+  char *dev_root;
+} VfdConfig;
+
+/* Loads @path (NULL: defaults only). Unknown groups/keys are ignored with a
+ * warning in @ret_warnings (may be NULL). Errors: G_KEY_FILE_ERROR /
+ * G_FILE_ERROR on unreadable or malformed files, VFD_ERROR_INVALID_ARGUMENT
+ * on bad values (relative directories, unknown accel, bad device rules). */
+VfdConfig *vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error);
+void vfd_config_free(VfdConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdConfig, vfd_config_free)

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+#include <stdbool.h>
+
+#include "bdf.h"
+#include "journal.h"
+#include "policy.h"
+#include "sysfs.h"
+
+/* The device layer: PCI inventory and IOMMU-group bind/release to vfio-pci.
+ *
+ * Bind of a device binds every non-bridge member of its IOMMU group:
+ *   journal(binding, original driver + driver_override) -> for each member:
+ *   driver_override="vfio-pci" -> driver/unbind (if bound) -> drivers_probe
+ *   -> verify `driver` is vfio-pci; then verify /dev/vfio/<group>;
+ *   journal(bound). Any failure rolls back, in reverse order, exactly the
+ *   steps that were done (guard), and leaves the journal consistent.
+ * Release undoes it: journal(releasing) -> unbind from vfio-pci -> restore
+ *   the original driver_override ("\n" when there was none) -> drivers_probe
+ *   (when there was an original driver) -> verify -> drop from the journal.
+ * Never uses new_id. Errors are GError VFD_ERROR_*, messages name the device. */
+
+#define VFD_VFIO_DRIVER "vfio-pci"
+
+typedef struct {
+  VfdBdf bdf;
+  guint16 vendor;
+  guint16 device;
+  guint32 class_code; /* 24-bit: class, subclass, prog-if */
+  int iommu_group;    /* -1: none (IOMMU off) */
+  int numa_node;      /* -1: unknown */
+  char *driver;       /* NULL: unbound */
+  char *name;         /* "Vendor Device" from pci.ids, may be NULL */
+} VfdPciDevice;
+
+void vfd_pci_device_free(VfdPciDevice *dev);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdPciDevice, vfd_pci_device_free)
+
+/* True for bridges (class 06xxxx), which are never bound. */
+bool vfd_pci_class_is_bridge(guint32 class_code);
+
+typedef struct VfdHost VfdHost;
+
+/* Takes ownership of @sysfs, @policy and @journal. */
+VfdHost *vfd_host_new(VfdSysfs *sysfs, VfdPolicy *policy, VfdJournal *journal);
+void vfd_host_free(VfdHost *host);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdHost, vfd_host_free)
+
+VfdSysfs *vfd_host_sysfs(VfdHost *host);
+VfdJournal *vfd_host_journal(VfdHost *host);
+const VfdPolicy *vfd_host_policy(VfdHost *host);
+
+/* All PCI devices, enumerated with libpci from <sys_root>/bus/pci, sorted by
+ * BDF; a GPtrArray of VfdPciDevice. VFD_ERROR_FAILED when libpci cannot scan. */
+GPtrArray *vfd_host_enumerate(VfdHost *host, GError **error);
+
+/* Reads one device (same fields as enumerate, from sysfs directly).
+ * VFD_ERROR_NOT_FOUND when there is no such device. */
+VfdPciDevice *vfd_host_get_device(VfdHost *host, const VfdBdf *bdf, GError **error);
+
+/* Binds @bdf's whole IOMMU group to vfio-pci for @owner (non-empty).
+ * On success *@ret_members (may be NULL) receives the bound BDFs (GArray of
+ * VfdBdf, sorted) and *@ret_group the group number. Binding a group already
+ * bound for the same owner succeeds without writes. Errors: NOT_FOUND (no
+ * such device), FAILED (no IOMMU group, a sysfs step failed: rolled back),
+ * NOT_ALLOWED (a member the [devices] rules do not allow, named), BUSY (bound
+ * for another owner, or already on vfio-pci outside vfiod). */
+gboolean vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
+                             int *ret_group, GError **error);
+
+/* Releases the IOMMU group of @bdf, which vfiod must have bound; each member
+ * goes back to its original driver and driver_override. @owner: when
+ * non-NULL, the group must be bound for that owner (else BUSY). On success
+ * *@ret_members (may be NULL) receives the released BDFs. Errors: NOT_FOUND
+ * (not bound by vfiod), FAILED (a member could not be restored; the others
+ * are still restored, its journal record stays so that it can be retried). */
+gboolean vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
+                                GError **error);

@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-glib/json-glib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+
+#define JOURNAL_FORMAT "vfiod-journal"
+#define JOURNAL_VERSION 1
+
+struct VfdJournal {
+  char *dir;
+  char *path;
+  GPtrArray *devices;   /* VfdJournalDevice, sorted by BDF */
+  GPtrArray *sandboxes; /* VfdJournalSandbox, sorted by id */
+};
+
+static const char *const state_names[] = { "host", "binding", "bound", "releasing", "stuck" };
+
+const char *
+vfd_device_state_to_string(VfdDeviceState state)
+{
+  if ((guint) state < G_N_ELEMENTS(state_names))
+    return state_names[state];
+  return "unknown";
+}
+
+int
+vfd_device_state_from_string(const char *s, VfdDeviceState *ret)
+{
+  for (guint i = 0; s && i < G_N_ELEMENTS(state_names); i++)
+    if (g_str_equal(s, state_names[i])) {
+      *ret = (VfdDeviceState) i;
+      return 0;
+    }
+  return -EINVAL;
+}
+
+static void
+device_free(gpointer p)
+{
+  VfdJournalDevice *d = p;
+
+  g_free(d->owner);
+  g_free(d->original_driver);
+  g_free(d->original_override);
+  g_free(d);
+}
+
+static VfdJournalDevice *
+device_copy(const VfdJournalDevice *d)
+{
+  VfdJournalDevice *c = g_new0(VfdJournalDevice, 1);
+
+  *c = *d;
+  c->owner = g_strdup(d->owner ? d->owner : "");
+  c->original_driver = g_strdup(d->original_driver);
+  c->original_override = g_strdup(d->original_override ? d->original_override : "");
+  return c;
+}
+
+static void
+sandbox_free(gpointer p)
+{
+  VfdJournalSandbox *s = p;
+
+  g_free(s->id);
+  g_strfreev(s->devices);
+  g_free(s->dir);
+  g_free(s);
+}
+
+static VfdJournalSandbox *
+sandbox_copy(const VfdJournalSandbox *s)
+{
+  VfdJournalSandbox *c = g_new0(VfdJournalSandbox, 1);
+
+  *c = *s;
+  c->id = g_strdup(s->id);
+  c->devices = g_strdupv(s->devices);
+  c->dir = g_strdup(s->dir);
+  return c;
+}
+
+void
+vfd_journal_free(VfdJournal *j)
+{
+  if (!j)
+    return;
+  g_free(j->dir);
+  g_free(j->path);
+  g_ptr_array_unref(j->devices);
+  g_ptr_array_unref(j->sandboxes);
+  g_free(j);
+}
+
+const char *
+vfd_journal_path(const VfdJournal *j)
+{
+  return j->path;
+}
+
+static gint
+device_cmp(gconstpointer a, gconstpointer b)
+{
+  const VfdJournalDevice *x = *(VfdJournalDevice *const *) a, *y = *(VfdJournalDevice *const *) b;
+  return vfd_bdf_compare(&x->bdf, &y->bdf);
+}
+
+static gint
+sandbox_cmp(gconstpointer a, gconstpointer b)
+{
+  const VfdJournalSandbox *x = *(VfdJournalSandbox *const *) a, *y = *(VfdJournalSandbox *const *) b;
+  return g_strcmp0(x->id, y->id);
+}
+
+/* Parsing: every problem is reported as one message; the caller wraps it. */
+static gboolean
+parse_device(JsonObject *o, VfdJournalDevice *ret, GError **error)
+{
+  const char *bdf = json_object_get_string_member_with_default(o, "bdf", NULL);
+  const char *state = json_object_get_string_member_with_default(o, "state", NULL);
+  JsonNode *drv = json_object_get_member(o, "original_driver");
+
+  if (!bdf || vfd_bdf_parse(bdf, &ret->bdf) < 0 || !state ||
+      vfd_device_state_from_string(state, &ret->state) < 0 ||
+      !json_object_has_member(o, "iommu_group") || !drv ||
+      (!JSON_NODE_HOLDS_NULL(drv) && json_node_get_value_type(drv) != G_TYPE_STRING)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "malformed device record%s%s",
+                bdf ? " for " : "", bdf ? bdf : "");
+    return FALSE;
+  }
+  ret->iommu_group = (int) json_object_get_int_member(o, "iommu_group");
+  ret->owner = (char *) json_object_get_string_member_with_default(o, "owner", "");
+  ret->original_driver = JSON_NODE_HOLDS_NULL(drv) ? NULL : (char *) json_node_get_string(drv);
+  ret->original_override = (char *) json_object_get_string_member_with_default(o, "original_override", "");
+  return TRUE;
+}
+
+static gboolean
+parse_document(VfdJournal *j, JsonNode *root, GError **error)
+{
+  JsonObject *o;
+  JsonArray *devs, *sbs;
+
+  if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "not a JSON object");
+    return FALSE;
+  }
+  o = json_node_get_object(root);
+  if (g_strcmp0(json_object_get_string_member_with_default(o, "format", ""), JOURNAL_FORMAT) != 0 ||
+      json_object_get_int_member_with_default(o, "version", -1) != JOURNAL_VERSION) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "not a version %d vfiod journal", JOURNAL_VERSION);
+    return FALSE;
+  }
+  devs = json_object_get_array_member(o, "devices");
+  sbs = json_object_get_array_member(o, "sandboxes");
+  if (!devs || !sbs) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "missing devices or sandboxes array");
+    return FALSE;
+  }
+  for (guint i = 0; i < json_array_get_length(devs); i++) {
+    JsonNode *n = json_array_get_element(devs, i);
+    VfdJournalDevice d = { 0 };
+    if (!JSON_NODE_HOLDS_OBJECT(n) || !parse_device(json_node_get_object(n), &d, error)) {
+      if (error && !*error)
+        g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "device record is not an object");
+      return FALSE;
+    }
+    if (vfd_journal_lookup(j, &d.bdf)) {
+      g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "duplicate device record");
+      return FALSE;
+    }
+    vfd_journal_put(j, &d);
+  }
+  for (guint i = 0; i < json_array_get_length(sbs); i++) {
+    JsonNode *n = json_array_get_element(sbs, i);
+    JsonObject *so;
+    JsonArray *sdevs;
+    VfdJournalSandbox s = { 0 };
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+    if (!JSON_NODE_HOLDS_OBJECT(n)) {
+      g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "sandbox record is not an object");
+      return FALSE;
+    }
+    so = json_node_get_object(n);
+    s.id = (char *) json_object_get_string_member_with_default(so, "id", NULL);
+    s.dir = (char *) json_object_get_string_member_with_default(so, "dir", NULL);
+    sdevs = json_object_has_member(so, "devices") ? json_object_get_array_member(so, "devices") : NULL;
+    if (!s.id || !*s.id || !s.dir || !sdevs) {
+      g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "malformed sandbox record");
+      return FALSE;
+    }
+    s.pid = json_object_get_int_member_with_default(so, "pid", 0);
+    s.start_time = (guint64) json_object_get_int_member_with_default(so, "start_time", 0);
+    for (guint k = 0; k < json_array_get_length(sdevs); k++) {
+      const char *bdf = json_array_get_string_element(sdevs, k);
+      VfdBdf tmp;
+      if (!bdf || vfd_bdf_parse(bdf, &tmp) < 0) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "malformed device in sandbox %s", s.id);
+        return FALSE;
+      }
+      g_strv_builder_add(b, bdf);
+    }
+    s.devices = g_strv_builder_end(b);
+    vfd_journal_put_sandbox(j, &s);
+    g_strfreev(s.devices);
+  }
+  return TRUE;
+}
+
+VfdJournal *
+vfd_journal_open(const char *state_dir, GError **error)
+{
+  g_autoptr(VfdJournal) j = g_new0(VfdJournal, 1);
+  g_autofree char *contents = NULL;
+  gsize len = 0;
+  g_autoptr(GError) local = NULL;
+
+  j->dir = g_strdup(state_dir);
+  j->path = g_build_filename(state_dir, "journal.json", NULL);
+  j->devices = g_ptr_array_new_with_free_func(device_free);
+  j->sandboxes = g_ptr_array_new_with_free_func(sandbox_free);
+
+  if (g_mkdir_with_parents(state_dir, 0700) < 0) {
+    int e = errno;
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot create state directory %s: %s",
+                state_dir, g_strerror(e));
+    return NULL;
+  }
+  if (!g_file_get_contents(j->path, &contents, &len, &local)) {
+    if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+      return g_steal_pointer(&j);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "journal %s is unreadable: %s", j->path, local->message);
+    return NULL;
+  }
+
+  {
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) perr = NULL;
+
+    if (!json_parser_load_from_data(parser, contents, (gssize) len, &perr) ||
+        !parse_document(j, json_parser_get_root(parser), &perr)) {
+      g_autofree char *copy = g_strdup_printf("%s.corrupt-%" G_GINT64_FORMAT, j->path, g_get_real_time() / G_USEC_PER_SEC);
+      gboolean kept = g_file_set_contents(copy, contents, (gssize) len, NULL);
+      g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT,
+                  "journal %s is corrupt (%s); %s%s; no device will be touched until an operator acts",
+                  j->path, perr ? perr->message : "parse error", kept ? "a copy was kept as " : "could not keep a copy",
+                  kept ? copy : "");
+      return NULL;
+    }
+  }
+  return g_steal_pointer(&j);
+}
+
+static JsonNode *
+build_document(VfdJournal *j)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  char buf[VFD_BDF_STRLEN];
+
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "format");
+  json_builder_add_string_value(b, JOURNAL_FORMAT);
+  json_builder_set_member_name(b, "version");
+  json_builder_add_int_value(b, JOURNAL_VERSION);
+  json_builder_set_member_name(b, "devices");
+  json_builder_begin_array(b);
+  for (guint i = 0; i < j->devices->len; i++) {
+    VfdJournalDevice *d = g_ptr_array_index(j->devices, i);
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "bdf");
+    json_builder_add_string_value(b, vfd_bdf_format(&d->bdf, buf));
+    json_builder_set_member_name(b, "iommu_group");
+    json_builder_add_int_value(b, d->iommu_group);
+    json_builder_set_member_name(b, "state");
+    json_builder_add_string_value(b, vfd_device_state_to_string(d->state));
+    json_builder_set_member_name(b, "owner");
+    json_builder_add_string_value(b, d->owner);
+    json_builder_set_member_name(b, "original_driver");
+    if (d->original_driver)
+      json_builder_add_string_value(b, d->original_driver);
+    else
+      json_builder_add_null_value(b);
+    json_builder_set_member_name(b, "original_override");
+    json_builder_add_string_value(b, d->original_override);
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+  json_builder_set_member_name(b, "sandboxes");
+  json_builder_begin_array(b);
+  for (guint i = 0; i < j->sandboxes->len; i++) {
+    VfdJournalSandbox *s = g_ptr_array_index(j->sandboxes, i);
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "id");
+    json_builder_add_string_value(b, s->id);
+    json_builder_set_member_name(b, "pid");
+    json_builder_add_int_value(b, s->pid);
+    json_builder_set_member_name(b, "start_time");
+    json_builder_add_int_value(b, (gint64) s->start_time);
+    json_builder_set_member_name(b, "devices");
+    json_builder_begin_array(b);
+    for (char **d = s->devices; d && *d; d++)
+      json_builder_add_string_value(b, *d);
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "dir");
+    json_builder_add_string_value(b, s->dir);
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+  return json_builder_get_root(b);
+}
+
+gboolean
+vfd_journal_commit(VfdJournal *j, GError **error)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  g_autoptr(JsonNode) root = build_document(j);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  int dfd;
+
+  json_generator_set_root(gen, root);
+  json_generator_set_pretty(gen, TRUE);
+  data = json_generator_to_data(gen, &len);
+
+  /* temp file + fsync + rename (GLib), then fsync the directory so the
+   * rename itself is durable. */
+  if (!g_file_set_contents_full(j->path, data, (gssize) len,
+                                G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE, 0600, error)) {
+    g_prefix_error(error, "cannot write journal: ");
+    return FALSE;
+  }
+  dfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || fsync(dfd) < 0) {
+    int e = errno;
+    if (dfd >= 0)
+      close(dfd);
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot sync journal directory %s: %s",
+                j->dir, g_strerror(e));
+    return FALSE;
+  }
+  close(dfd);
+  return TRUE;
+}
+
+GPtrArray *
+vfd_journal_devices(VfdJournal *j)
+{
+  return j->devices;
+}
+
+VfdJournalDevice *
+vfd_journal_lookup(VfdJournal *j, const VfdBdf *bdf)
+{
+  for (guint i = 0; i < j->devices->len; i++) {
+    VfdJournalDevice *d = g_ptr_array_index(j->devices, i);
+    if (vfd_bdf_equal(&d->bdf, bdf))
+      return d;
+  }
+  return NULL;
+}
+
+VfdJournalDevice *
+vfd_journal_put(VfdJournal *j, const VfdJournalDevice *dev)
+{
+  VfdJournalDevice *c = device_copy(dev);
+
+  vfd_journal_remove(j, &dev->bdf);
+  g_ptr_array_add(j->devices, c);
+  g_ptr_array_sort(j->devices, device_cmp);
+  return c;
+}
+
+void
+vfd_journal_remove(VfdJournal *j, const VfdBdf *bdf)
+{
+  VfdJournalDevice *d = vfd_journal_lookup(j, bdf);
+
+  if (d)
+    g_ptr_array_remove(j->devices, d);
+}
+
+GPtrArray *
+vfd_journal_sandboxes(VfdJournal *j)
+{
+  return j->sandboxes;
+}
+
+VfdJournalSandbox *
+vfd_journal_lookup_sandbox(VfdJournal *j, const char *id)
+{
+  for (guint i = 0; i < j->sandboxes->len; i++) {
+    VfdJournalSandbox *s = g_ptr_array_index(j->sandboxes, i);
+    if (g_strcmp0(s->id, id) == 0)
+      return s;
+  }
+  return NULL;
+}
+
+VfdJournalSandbox *
+vfd_journal_put_sandbox(VfdJournal *j, const VfdJournalSandbox *sb)
+{
+  VfdJournalSandbox *c = sandbox_copy(sb);
+
+  vfd_journal_remove_sandbox(j, sb->id);
+  g_ptr_array_add(j->sandboxes, c);
+  g_ptr_array_sort(j->sandboxes, sandbox_cmp);
+  return c;
+}
+
+void
+vfd_journal_remove_sandbox(VfdJournal *j, const char *id)
+{
+  VfdJournalSandbox *s = vfd_journal_lookup_sandbox(j, id);
+
+  if (s)
+    g_ptr_array_remove(j->sandboxes, s);
+}

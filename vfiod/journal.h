@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "bdf.h"
+
+/* The durable journal: what vfiod changed on the host, so that every change
+ * can be undone exactly, even after a crash. One JSON document (json-glib)
+ * at <state_dir>/journal.json:
+ *
+ *   {"format":"vfiod-journal","version":1,
+ *    "devices":[{"bdf":"0000:01:00.0","iommu_group":12,"state":"bound",
+ *                "owner":"sb-1a2b3c4d","original_driver":"nvidia"|null,
+ *                "original_override":""}],
+ *    "sandboxes":[{"id":"sb-1a2b3c4d","pid":1234,"start_time":5678,
+ *                  "devices":["0000:01:00.0"],"dir":"/run/vfiod/sandboxes/sb-1a2b3c4d"}]}
+ *
+ * Commit writes a temp file, fsyncs it, renames it over the journal and
+ * fsyncs the directory, so a reader sees either the old or the new state. */
+
+typedef enum {
+  VFD_DEVICE_STATE_HOST,      /* on its host driver; not in the journal */
+  VFD_DEVICE_STATE_BINDING,   /* journaled, sysfs writes towards vfio-pci under way */
+  VFD_DEVICE_STATE_BOUND,     /* on vfio-pci, owned by `owner` */
+  VFD_DEVICE_STATE_RELEASING, /* sysfs writes back to the original driver under way */
+  VFD_DEVICE_STATE_STUCK,     /* a sysfs write never returned; needs an operator */
+} VfdDeviceState;
+
+/* "host", "binding", "bound", "releasing", "stuck". */
+const char *vfd_device_state_to_string(VfdDeviceState state);
+/* -EINVAL for an unknown name. */
+int vfd_device_state_from_string(const char *s, VfdDeviceState *ret);
+
+typedef struct {
+  VfdBdf bdf;
+  int iommu_group;
+  VfdDeviceState state;
+  char *owner;             /* sandbox id or operator-given name; never NULL */
+  char *original_driver;   /* NULL: the device had no driver */
+  char *original_override; /* "" when there was none */
+} VfdJournalDevice;
+
+typedef struct {
+  char *id;
+  gint64 pid;
+  guint64 start_time; /* /proc/<pid>/stat field 22, clock ticks since boot */
+  GStrv devices;      /* BDFs passed through, sorted */
+  char *dir;          /* per-sandbox runtime directory */
+} VfdJournalSandbox;
+
+typedef struct VfdJournal VfdJournal;
+
+/* Opens the journal in @state_dir (created 0700 if missing). A missing
+ * journal file is an empty journal. An unreadable, unparsable or
+ * unknown-version file fails with VFD_ERROR_CORRUPT; a copy of it is kept
+ * as journal.json.corrupt-<unix time> and the message names that copy. */
+VfdJournal *vfd_journal_open(const char *state_dir, GError **error);
+void vfd_journal_free(VfdJournal *journal);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdJournal, vfd_journal_free)
+
+const char *vfd_journal_path(const VfdJournal *journal);
+
+/* Durably writes the in-memory state (see above). G_FILE_ERROR on failure;
+ * the in-memory state is kept either way. */
+gboolean vfd_journal_commit(VfdJournal *journal, GError **error);
+
+/* Device records, sorted by BDF; the journal owns them. */
+GPtrArray *vfd_journal_devices(VfdJournal *journal);
+VfdJournalDevice *vfd_journal_lookup(VfdJournal *journal, const VfdBdf *bdf);
+/* Inserts a copy of @dev, replacing any record with the same BDF; returns
+ * the journal's record. */
+VfdJournalDevice *vfd_journal_put(VfdJournal *journal, const VfdJournalDevice *dev);
+void vfd_journal_remove(VfdJournal *journal, const VfdBdf *bdf);
+
+GPtrArray *vfd_journal_sandboxes(VfdJournal *journal);
+VfdJournalSandbox *vfd_journal_lookup_sandbox(VfdJournal *journal, const char *id);
+VfdJournalSandbox *vfd_journal_put_sandbox(VfdJournal *journal, const VfdJournalSandbox *sb);
+void vfd_journal_remove_sandbox(VfdJournal *journal, const char *id);

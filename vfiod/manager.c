@@ -1,0 +1,911 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "manager.h"
+
+#include <errno.h>
+#include <gio/gunixsocketaddress.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "sandbox.h"
+#include "vfd-dbus.h"
+
+typedef enum {
+  SANDBOX_RUNNING,
+  SANDBOX_STOPPING,
+  SANDBOX_STOPPED,
+} SandboxState;
+
+static const char *const sandbox_state_names[] = { "running", "stopping", "stopped" };
+
+typedef struct {
+  VfdManager *manager;
+  char *id;
+  char *dir;
+  char *serial_log;
+  guint memory_mib;
+  guint vcpus;
+  GArray *devices; /* VfdBdf, sorted */
+  SandboxState state;
+  gint64 pid;
+  int exit_status; /* valid when STOPPED; -1 unknown */
+  GSubprocess *proc; /* NULL when adopted after a restart */
+  int pidfd;         /* adopted: watched for exit */
+  guint pidfd_source;
+  guint kill_timeout;
+  GPtrArray *waiters; /* GDBusMethodInvocation of pending DeleteSandbox calls */
+} Sandbox;
+
+struct VfdManager {
+  VfdConfig *config;
+  VfdHost *host;
+  char *socket_path;
+  char *sandboxes_dir;
+  GHashTable *sandboxes; /* id -> Sandbox */
+  GDBusServer *server;
+  GDBusAuthObserver *observer;
+  VfdManager1 *skeleton;
+  GPtrArray *connections;
+  gid_t allowed_gid;
+  gboolean have_allowed_gid;
+};
+
+/* ---- sandboxes ---------------------------------------------------------- */
+
+static void
+sandbox_free(gpointer p)
+{
+  Sandbox *s = p;
+
+  if (s->kill_timeout)
+    g_source_remove(s->kill_timeout);
+  if (s->pidfd_source)
+    g_source_remove(s->pidfd_source);
+  if (s->pidfd >= 0)
+    close(s->pidfd);
+  g_clear_object(&s->proc);
+  g_free(s->id);
+  g_free(s->dir);
+  g_free(s->serial_log);
+  g_array_unref(s->devices);
+  g_ptr_array_unref(s->waiters);
+  g_free(s);
+}
+
+static Sandbox *
+sandbox_new(VfdManager *m, const char *id)
+{
+  Sandbox *s = g_new0(Sandbox, 1);
+
+  s->manager = m;
+  s->id = g_strdup(id);
+  s->dir = g_build_filename(m->sandboxes_dir, id, NULL);
+  s->serial_log = g_build_filename(s->dir, "serial.log", NULL);
+  s->devices = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  s->pidfd = -1;
+  s->exit_status = -1;
+  s->waiters = g_ptr_array_new_with_free_func(g_object_unref);
+  return s;
+}
+
+static GStrv
+bdf_strv(GArray *bdfs)
+{
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+  char buf[VFD_BDF_STRLEN];
+
+  for (guint i = 0; i < bdfs->len; i++)
+    g_strv_builder_add(b, vfd_bdf_format(&g_array_index(bdfs, VfdBdf, i), buf));
+  return g_strv_builder_end(b);
+}
+
+/* Releases every IOMMU group the sandbox holds; logs what it could not. */
+static gboolean
+sandbox_release_devices(Sandbox *s, GError **error)
+{
+  VfdJournal *j = vfd_host_journal(s->manager->host);
+  gboolean ok = TRUE;
+
+  for (guint i = 0; i < s->devices->len; i++) {
+    const VfdBdf *bdf = &g_array_index(s->devices, VfdBdf, i);
+    g_autoptr(GError) local = NULL;
+    char name[VFD_BDF_STRLEN];
+
+    if (!vfd_journal_lookup(j, bdf))
+      continue; /* released together with an earlier member of its group */
+    if (!vfd_host_release_group(s->manager->host, bdf, s->id, NULL, &local)) {
+      g_warning("sandbox %s: cannot release %s: %s", s->id, vfd_bdf_format(bdf, name), local->message);
+      if (ok && error)
+        g_propagate_error(error, g_steal_pointer(&local));
+      ok = FALSE;
+    }
+  }
+  return ok;
+}
+
+static void
+journal_sandbox(VfdManager *m, Sandbox *s)
+{
+  g_auto(GStrv) devs = bdf_strv(s->devices);
+  guint64 start = 0;
+  VfdJournalSandbox js = {
+    .id = s->id, .pid = s->pid, .devices = devs, .dir = s->dir,
+  };
+  g_autoptr(GError) error = NULL;
+
+  vfd_proc_start_time(s->pid, &start);
+  js.start_time = start;
+  vfd_journal_put_sandbox(vfd_host_journal(m->host), &js);
+  if (!vfd_journal_commit(vfd_host_journal(m->host), &error))
+    g_warning("sandbox %s: %s", s->id, error->message);
+}
+
+static void
+remove_dir_tree(const char *dir)
+{
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *name;
+
+  if (!d)
+    return;
+  while ((name = g_dir_read_name(d))) {
+    g_autofree char *p = g_build_filename(dir, name, NULL);
+    if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
+      remove_dir_tree(p);
+    else
+      g_unlink(p);
+  }
+  g_rmdir(dir);
+}
+
+/* QEMU is gone: give the devices back, drop the journal record, answer
+ * pending deletes. */
+static void
+sandbox_exited(Sandbox *s, int exit_status)
+{
+  VfdManager *m = s->manager;
+  g_autoptr(GError) error = NULL;
+  gboolean released;
+
+  if (s->kill_timeout) {
+    g_source_remove(s->kill_timeout);
+    s->kill_timeout = 0;
+  }
+  if (s->pidfd_source) {
+    g_source_remove(s->pidfd_source);
+    s->pidfd_source = 0;
+  }
+  g_message("sandbox %s: QEMU (pid %" G_GINT64_FORMAT ") exited with status %d", s->id, s->pid, exit_status);
+  s->state = SANDBOX_STOPPED;
+  s->exit_status = exit_status;
+  released = sandbox_release_devices(s, &error);
+  vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
+  vfd_journal_commit(vfd_host_journal(m->host), NULL);
+
+  if (s->waiters->len > 0) {
+    /* A delete was asked for: finish it. */
+    g_autoptr(GPtrArray) waiters = g_steal_pointer(&s->waiters);
+    s->waiters = g_ptr_array_new_with_free_func(g_object_unref);
+    for (guint i = 0; i < waiters->len; i++) {
+      GDBusMethodInvocation *inv = g_object_ref(g_ptr_array_index(waiters, i));
+      if (released)
+        vfd_manager1_complete_delete_sandbox(m->skeleton, inv);
+      else
+        g_dbus_method_invocation_return_gerror(inv, error);
+    }
+    if (released) {
+      remove_dir_tree(s->dir);
+      g_hash_table_remove(m->sandboxes, s->id);
+    }
+  }
+}
+
+static void
+on_qemu_wait(GObject *source, GAsyncResult *res, gpointer data)
+{
+  VfdManager *m = data;
+  GSubprocess *proc = G_SUBPROCESS(source);
+  GHashTableIter it;
+  Sandbox *s;
+  int status;
+
+  g_subprocess_wait_finish(proc, res, NULL);
+  status = g_subprocess_get_if_exited(proc) ? g_subprocess_get_exit_status(proc)
+                                             : 128 + g_subprocess_get_term_sig(proc);
+  g_hash_table_iter_init(&it, m->sandboxes);
+  while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s))
+    if (s->proc == proc) {
+      sandbox_exited(s, status);
+      return;
+    }
+}
+
+static gboolean
+on_pidfd_ready(gint fd, GIOCondition cond, gpointer data)
+{
+  Sandbox *s = data;
+
+  s->pidfd_source = 0;
+  sandbox_exited(s, -1);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+sandbox_signal(Sandbox *s, int sig)
+{
+  if (s->proc)
+    g_subprocess_send_signal(s->proc, sig);
+  else if (s->pidfd >= 0)
+    syscall(SYS_pidfd_send_signal, s->pidfd, sig, NULL, 0);
+}
+
+static gboolean
+on_kill_timeout(gpointer data)
+{
+  Sandbox *s = data;
+
+  s->kill_timeout = 0;
+  g_warning("sandbox %s: QEMU did not stop within %u s; sending SIGKILL", s->id,
+            s->manager->config->qemu_stop_timeout_s);
+  sandbox_signal(s, SIGKILL);
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- D-Bus helpers ------------------------------------------------------ */
+
+static void
+return_error(GDBusMethodInvocation *inv, GError *error)
+{
+  g_message("%s failed: %s", g_dbus_method_invocation_get_method_name(inv), error->message);
+  g_dbus_method_invocation_return_gerror(inv, error);
+}
+
+static gboolean
+parse_bdf_arg(const char *s, VfdBdf *ret, GError **error)
+{
+  if (vfd_bdf_parse(s, ret) < 0) {
+    g_autofree char *shown = g_strescape(s ? s : "", NULL);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "invalid BDF '%.64s': expected DDDD:BB:DD.F (hex domain:bus:device.function, e.g. 0000:01:00.0)",
+                shown);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+check_owner_name(const char *owner, GError **error)
+{
+  size_t len = strlen(owner);
+
+  if (len == 0 || len > 64) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "an owner name has 1 to 64 characters");
+    return FALSE;
+  }
+  for (size_t i = 0; i < len; i++)
+    if (!g_ascii_isalnum(owner[i]) && !strchr("._-@", owner[i])) {
+      g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                          "an owner name may hold only letters, digits and . _ - @");
+      return FALSE;
+    }
+  if (g_str_has_prefix(owner, "sb-")) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                        "owner names starting with 'sb-' are reserved for sandboxes");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static GVariant *
+device_to_variant(VfdManager *m, const VfdPciDevice *d)
+{
+  GVariantDict dict;
+  char b[VFD_BDF_STRLEN];
+  VfdJournalDevice *jd = vfd_journal_lookup(vfd_host_journal(m->host), &d->bdf);
+  g_autofree char *vendor = g_strdup_printf("%04x", d->vendor);
+  g_autofree char *device = g_strdup_printf("%04x", d->device);
+  g_autofree char *cls = g_strdup_printf("%06x", d->class_code);
+  const char *state = "host";
+
+  if (jd)
+    state = vfd_device_state_to_string(jd->state);
+  else if (g_strcmp0(d->driver, VFD_VFIO_DRIVER) == 0)
+    state = "host"; /* on vfio-pci, but not ours */
+
+  g_variant_dict_init(&dict, NULL);
+  g_variant_dict_insert(&dict, "bdf", "s", vfd_bdf_format(&d->bdf, b));
+  g_variant_dict_insert(&dict, "vendor", "s", vendor);
+  g_variant_dict_insert(&dict, "device", "s", device);
+  g_variant_dict_insert(&dict, "class", "s", cls);
+  g_variant_dict_insert(&dict, "iommu_group", "i", d->iommu_group);
+  g_variant_dict_insert(&dict, "numa_node", "i", d->numa_node);
+  if (d->driver)
+    g_variant_dict_insert(&dict, "driver", "s", d->driver);
+  g_variant_dict_insert(&dict, "state", "s", state);
+  if (jd)
+    g_variant_dict_insert(&dict, "owner", "s", jd->owner);
+  g_variant_dict_insert(&dict, "managed", "b",
+                        vfd_policy_allows(vfd_host_policy(m->host), d->vendor, d->device, d->class_code) &&
+                            !vfd_pci_class_is_bridge(d->class_code));
+  if (d->name)
+    g_variant_dict_insert(&dict, "name", "s", d->name);
+  return g_variant_dict_end(&dict);
+}
+
+static GVariant *
+sandbox_to_variant(Sandbox *s)
+{
+  GVariantDict dict;
+  g_auto(GStrv) devs = bdf_strv(s->devices);
+
+  g_variant_dict_init(&dict, NULL);
+  g_variant_dict_insert(&dict, "id", "s", s->id);
+  g_variant_dict_insert(&dict, "state", "s", sandbox_state_names[s->state]);
+  g_variant_dict_insert(&dict, "pid", "x", s->pid);
+  g_variant_dict_insert_value(&dict, "devices", g_variant_new_strv((const char *const *) devs, -1));
+  g_variant_dict_insert(&dict, "memory_mib", "u", s->memory_mib);
+  g_variant_dict_insert(&dict, "vcpus", "u", s->vcpus);
+  g_variant_dict_insert(&dict, "serial_log", "s", s->serial_log);
+  g_variant_dict_insert(&dict, "dir", "s", s->dir);
+  if (s->state == SANDBOX_STOPPED)
+    g_variant_dict_insert(&dict, "exit_status", "i", s->exit_status);
+  return g_variant_dict_end(&dict);
+}
+
+static gint
+sandbox_id_cmp(gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0((*(Sandbox *const *) a)->id, (*(Sandbox *const *) b)->id);
+}
+
+/* ---- method handlers ---------------------------------------------------- */
+
+static gboolean
+handle_list_devices(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) devs = vfd_host_enumerate(m->host, &error);
+  GVariantBuilder b;
+
+  if (!devs) {
+    return_error(inv, error);
+    return TRUE;
+  }
+  g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+  for (guint i = 0; i < devs->len; i++)
+    g_variant_builder_add_value(&b, device_to_variant(m, g_ptr_array_index(devs, i)));
+  vfd_manager1_complete_list_devices(sk, inv, g_variant_builder_end(&b));
+  return TRUE;
+}
+
+/* The sandbox that owns @bdf's journal record, if any. */
+static Sandbox *
+owning_sandbox(VfdManager *m, const VfdBdf *bdf)
+{
+  VfdJournalDevice *jd = vfd_journal_lookup(vfd_host_journal(m->host), bdf);
+
+  return jd ? g_hash_table_lookup(m->sandboxes, jd->owner) : NULL;
+}
+
+static gboolean
+handle_bind_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *bdf_s, const char *owner,
+                   gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) members = NULL;
+  g_auto(GStrv) names = NULL;
+  VfdBdf bdf;
+  int group = -1;
+
+  if (!*owner)
+    owner = "vfioctl";
+  if (!parse_bdf_arg(bdf_s, &bdf, &error) || !check_owner_name(owner, &error) ||
+      !vfd_host_bind_group(m->host, &bdf, owner, &members, &group, &error)) {
+    return_error(inv, error);
+    return TRUE;
+  }
+  names = bdf_strv(members);
+  g_message("bound IOMMU group %d (%s) for '%s'", group, bdf_s, owner);
+  vfd_manager1_complete_bind_device(sk, inv, (const char *const *) names, group);
+  return TRUE;
+}
+
+static gboolean
+handle_release_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *bdf_s, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) members = NULL;
+  g_auto(GStrv) names = NULL;
+  Sandbox *owner;
+  VfdBdf bdf;
+
+  if (!parse_bdf_arg(bdf_s, &bdf, &error)) {
+    return_error(inv, error);
+    return TRUE;
+  }
+  owner = owning_sandbox(m, &bdf);
+  if (owner && owner->state != SANDBOX_STOPPED) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_BUSY, "%s is in use by sandbox %s; delete the sandbox instead",
+                bdf_s, owner->id);
+    return_error(inv, error);
+    return TRUE;
+  }
+  if (!vfd_host_release_group(m->host, &bdf, NULL, &members, &error)) {
+    return_error(inv, error);
+    return TRUE;
+  }
+  names = bdf_strv(members);
+  g_message("released %s", bdf_s);
+  vfd_manager1_complete_release_device(sk, inv, (const char *const *) names);
+  return TRUE;
+}
+
+static char *
+new_sandbox_id(VfdManager *m)
+{
+  for (;;) {
+    char *id = g_strdup_printf("sb-%08x", g_random_int());
+    if (!g_hash_table_contains(m->sandboxes, id) &&
+        !vfd_journal_lookup_sandbox(vfd_host_journal(m->host), id))
+      return id;
+    g_free(id);
+  }
+}
+
+static gboolean
+handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  GVariantDict opts;
+  g_autofree const char **dev_strs = NULL;
+  const char *kernel = NULL, *initrd = NULL;
+  guint memory = 512, vcpus = 1;
+  g_autofree char *id = NULL;
+  g_autofree char *qmp = NULL;
+  g_autofree char *qemu_log = NULL;
+  g_autoptr(GArray) requested = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autoptr(GArray) passed = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  Sandbox *s;
+  guint bound_groups = 0;
+  GVariant *v;
+
+  g_variant_dict_init(&opts, options);
+  if ((v = g_variant_dict_lookup_value(&opts, "devices", G_VARIANT_TYPE_STRING_ARRAY))) {
+    dev_strs = g_variant_get_strv(v, NULL);
+    g_variant_unref(v);
+  }
+  g_variant_dict_lookup(&opts, "kernel", "&s", &kernel);
+  g_variant_dict_lookup(&opts, "initrd", "&s", &initrd);
+  g_variant_dict_lookup(&opts, "memory_mib", "u", &memory);
+  g_variant_dict_lookup(&opts, "vcpus", "u", &vcpus);
+
+  /* Stage 0: validate everything before touching anything. */
+  for (const char **d = dev_strs; d && *d; d++) {
+    VfdBdf bdf;
+    if (!parse_bdf_arg(*d, &bdf, &error))
+      goto fail_validation;
+    g_array_append_val(requested, bdf);
+  }
+  if (!vfd_check_image_path("kernel", kernel, &error) || !vfd_check_image_path("initrd", initrd, &error))
+    goto fail_validation;
+  if (memory < 64 || memory > 1024 * 1024) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "memory_mib must be 64 to 1048576, got %u", memory);
+    goto fail_validation;
+  }
+  if (vcpus < 1 || vcpus > 255) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "vcpus must be 1 to 255, got %u", vcpus);
+    goto fail_validation;
+  }
+  for (guint i = 0; i < requested->len; i++)
+    if (!vfd_sysfs_device_exists(vfd_host_sysfs(m->host), &g_array_index(requested, VfdBdf, i))) {
+      char b[VFD_BDF_STRLEN];
+      g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no PCI device %s on this host",
+                  vfd_bdf_format(&g_array_index(requested, VfdBdf, i), b));
+      goto fail_validation;
+    }
+
+  id = new_sandbox_id(m);
+  s = sandbox_new(m, id);
+  s->memory_mib = memory;
+  s->vcpus = vcpus;
+
+  /* Stage 1: per-sandbox directory. */
+  if (g_mkdir_with_parents(s->dir, 0750) < 0) {
+    int e = errno;
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_FAILED, "cannot create %s: %s", s->dir, g_strerror(e));
+    sandbox_free(s);
+    return_error(inv, error);
+    return TRUE;
+  }
+
+  /* Stage 2: bind each requested device's IOMMU group for this sandbox. */
+  for (guint i = 0; i < requested->len; i++) {
+    g_autoptr(GArray) members = NULL;
+    const VfdBdf *bdf = &g_array_index(requested, VfdBdf, i);
+    VfdJournalDevice *jd = vfd_journal_lookup(vfd_host_journal(m->host), bdf);
+
+    if (jd && g_str_equal(jd->owner, id))
+      continue; /* same group as an earlier request */
+    if (!vfd_host_bind_group(m->host, bdf, id, &members, NULL, &error))
+      goto rollback;
+    bound_groups++;
+    g_array_append_vals(passed, members->data, members->len);
+  }
+  g_array_sort(passed, vfd_bdf_compare);
+  g_array_append_vals(s->devices, passed->data, passed->len);
+
+  /* Stage 3: QEMU. */
+  qmp = g_build_filename(s->dir, "qmp.sock", NULL);
+  qemu_log = g_build_filename(s->dir, "qemu.log", NULL);
+  {
+    VfdQemuConfig qc = {
+      .id = id,
+      .qemu_binary = m->config->qemu_binary,
+      .accel = m->config->qemu_accel,
+      .memory_mib = memory,
+      .vcpus = vcpus,
+      .kernel = kernel,
+      .initrd = initrd,
+      .serial_log = s->serial_log,
+      .qmp_socket = qmp,
+      .devices = (const VfdBdf *) (void *) passed->data,
+      .n_devices = passed->len,
+    };
+    s->proc = vfd_qemu_spawn(&qc, qemu_log, &error);
+  }
+  if (!s->proc)
+    goto rollback;
+  s->pid = g_ascii_strtoll(g_subprocess_get_identifier(s->proc), NULL, 10);
+  s->state = SANDBOX_RUNNING;
+  g_hash_table_insert(m->sandboxes, s->id, s);
+  g_subprocess_wait_async(s->proc, NULL, on_qemu_wait, m);
+  journal_sandbox(m, s);
+  g_message("sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", id, s->pid, passed->len);
+  vfd_manager1_complete_create_sandbox(sk, inv, sandbox_to_variant(s));
+  return TRUE;
+
+rollback:
+  /* Reverse order: QEMU never started here; release what was bound, then
+   * the directory. The first error is the one reported. */
+  if (bound_groups > 0) {
+    g_array_set_size(s->devices, 0);
+    g_array_append_vals(s->devices, passed->data, passed->len);
+    sandbox_release_devices(s, NULL);
+  }
+  remove_dir_tree(s->dir);
+  sandbox_free(s);
+  return_error(inv, error);
+  return TRUE;
+
+fail_validation:
+  return_error(inv, error);
+  return TRUE;
+}
+
+static gboolean
+handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, gpointer data)
+{
+  VfdManager *m = data;
+  Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
+  g_autoptr(GError) error = NULL;
+
+  if (!s) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
+    return_error(inv, error);
+    return TRUE;
+  }
+  if (s->state == SANDBOX_STOPPED) {
+    /* QEMU already gone; devices were released when it exited. Retry any
+     * release that failed then. */
+    if (!sandbox_release_devices(s, &error)) {
+      return_error(inv, error);
+      return TRUE;
+    }
+    remove_dir_tree(s->dir);
+    g_hash_table_remove(m->sandboxes, id);
+    vfd_manager1_complete_delete_sandbox(sk, inv);
+    return TRUE;
+  }
+  g_ptr_array_add(s->waiters, g_object_ref(inv));
+  if (s->state == SANDBOX_RUNNING) {
+    s->state = SANDBOX_STOPPING;
+    g_message("sandbox %s: stopping QEMU pid %" G_GINT64_FORMAT, s->id, s->pid);
+    sandbox_signal(s, SIGTERM);
+    s->kill_timeout = g_timeout_add_seconds(m->config->qemu_stop_timeout_s, on_kill_timeout, s);
+  }
+  return TRUE;
+}
+
+static gboolean
+handle_get_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, gpointer data)
+{
+  VfdManager *m = data;
+  Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
+  g_autoptr(GError) error = NULL;
+
+  if (!s) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
+    return_error(inv, error);
+    return TRUE;
+  }
+  vfd_manager1_complete_get_sandbox(sk, inv, sandbox_to_variant(s));
+  return TRUE;
+}
+
+static gboolean
+handle_list_sandboxes(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GPtrArray) list = g_ptr_array_new();
+  GHashTableIter iter;
+  gpointer value;
+  GVariantBuilder b;
+
+  g_hash_table_iter_init(&iter, m->sandboxes);
+  while (g_hash_table_iter_next(&iter, NULL, &value))
+    g_ptr_array_add(list, value);
+
+  g_ptr_array_sort(list, sandbox_id_cmp);
+  g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+  for (guint i = 0; i < list->len; i++)
+    g_variant_builder_add_value(&b, sandbox_to_variant(g_ptr_array_index(list, i)));
+  vfd_manager1_complete_list_sandboxes(sk, inv, g_variant_builder_end(&b));
+  return TRUE;
+}
+
+/* ---- start-up reconciliation (minimal; see issue on reconciliation) ----- */
+
+static void
+reconcile(VfdManager *m)
+{
+  VfdJournal *j = vfd_host_journal(m->host);
+  g_autoptr(GPtrArray) sbs = g_ptr_array_copy(vfd_journal_sandboxes(j), NULL, NULL);
+  GPtrArray *devs;
+
+  for (guint i = 0; i < sbs->len; i++) {
+    VfdJournalSandbox *js = g_ptr_array_index(sbs, i);
+    guint64 start = 0;
+    Sandbox *s = sandbox_new(m, js->id);
+
+    g_free(s->dir);
+    s->dir = g_strdup(js->dir);
+    g_free(s->serial_log);
+    s->serial_log = g_build_filename(s->dir, "serial.log", NULL);
+    s->pid = js->pid;
+    for (char **d = js->devices; d && *d; d++) {
+      VfdBdf bdf;
+      if (vfd_bdf_parse(*d, &bdf) == 0)
+        g_array_append_val(s->devices, bdf);
+    }
+    if (vfd_proc_start_time(js->pid, &start) == 0 && start == js->start_time &&
+        (s->pidfd = (int) syscall(SYS_pidfd_open, (pid_t) js->pid, 0)) >= 0) {
+      s->state = SANDBOX_RUNNING;
+      s->pidfd_source = g_unix_fd_add(s->pidfd, G_IO_IN, on_pidfd_ready, s);
+      g_hash_table_insert(m->sandboxes, s->id, s);
+      g_message("sandbox %s: adopted running QEMU pid %" G_GINT64_FORMAT, s->id, s->pid);
+      continue;
+    }
+    g_message("sandbox %s: QEMU pid %" G_GINT64_FORMAT " is gone; restoring its devices", s->id, s->pid);
+    sandbox_release_devices(s, NULL);
+    vfd_journal_remove_sandbox(j, s->id);
+    remove_dir_tree(s->dir);
+    sandbox_free(s);
+  }
+
+  /* Devices caught half-way by a crash go back to their original drivers. */
+  devs = vfd_journal_devices(j);
+  for (guint i = devs->len; i-- > 0;) {
+    VfdJournalDevice *d = g_ptr_array_index(devs, i);
+    g_autoptr(GError) error = NULL;
+    char b[VFD_BDF_STRLEN];
+    VfdBdf bdf = d->bdf;
+
+    if (d->state != VFD_DEVICE_STATE_BINDING && d->state != VFD_DEVICE_STATE_RELEASING)
+      continue;
+    if (!vfd_host_release_group(m->host, &bdf, NULL, NULL, &error))
+      g_warning("cannot restore %s: %s", vfd_bdf_format(&bdf, b), error->message);
+    if (i > devs->len)
+      i = devs->len;
+  }
+  vfd_journal_commit(j, NULL);
+}
+
+/* ---- D-Bus server ------------------------------------------------------- */
+
+static gboolean
+on_authorize_peer(GDBusAuthObserver *observer, GIOStream *stream, GCredentials *credentials, gpointer data)
+{
+  VfdManager *m = data;
+  uid_t uid;
+  struct passwd *pw;
+  int ngroups = 64;
+  g_autofree gid_t *groups = NULL;
+
+  if (!credentials)
+    return FALSE;
+  uid = g_credentials_get_unix_user(credentials, NULL);
+  if (uid == 0)
+    return TRUE;
+  if (uid == (uid_t) -1 || !m->have_allowed_gid)
+    goto deny;
+  pw = getpwuid(uid);
+  if (!pw)
+    goto deny;
+  groups = g_new(gid_t, ngroups);
+  if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) < 0) {
+    groups = g_renew(gid_t, groups, ngroups);
+    if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) < 0)
+      goto deny;
+  }
+  for (int i = 0; i < ngroups; i++)
+    if (groups[i] == m->allowed_gid)
+      return TRUE;
+deny:
+  g_message("refused API client uid %d: not root and not in group '%s'", (int) uid, m->config->allowed_group);
+  return FALSE;
+}
+
+static gboolean
+on_allow_mechanism(GDBusAuthObserver *observer, const char *mechanism, gpointer data)
+{
+  return g_strcmp0(mechanism, "EXTERNAL") == 0;
+}
+
+static void
+on_connection_closed(GDBusConnection *conn, gboolean remote_peer_vanished, GError *error, gpointer data)
+{
+  VfdManager *m = data;
+
+  g_ptr_array_remove(m->connections, conn);
+}
+
+static gboolean
+on_new_connection(GDBusServer *server, GDBusConnection *conn, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(m->skeleton), conn, VFD_MANAGER_OBJECT_PATH,
+                                        &error)) {
+    g_warning("cannot export API on new connection: %s", error->message);
+    return FALSE;
+  }
+  g_ptr_array_add(m->connections, g_object_ref(conn));
+  g_signal_connect(conn, "closed", G_CALLBACK(on_connection_closed), m);
+  return TRUE;
+}
+
+/* True when something accepts connections on @path. */
+static gboolean
+socket_in_use(const char *path)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new();
+  g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
+  g_autoptr(GSocketConnection) conn =
+      g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, NULL);
+
+  return conn != NULL;
+}
+
+gboolean
+vfd_manager_start(VfdManager *m, GError **error)
+{
+  g_autofree char *guid = g_dbus_generate_guid();
+  g_autofree char *address = NULL;
+  g_autofree char *escaped = g_dbus_address_escape_value(m->socket_path);
+
+  if (g_file_test(m->socket_path, G_FILE_TEST_EXISTS)) {
+    if (socket_in_use(m->socket_path)) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "another vfiod is serving %s", m->socket_path);
+      return FALSE;
+    }
+    g_unlink(m->socket_path);
+  }
+  address = g_strdup_printf("unix:path=%s", escaped);
+  m->server = g_dbus_server_new_sync(address, G_DBUS_SERVER_FLAGS_NONE, guid, m->observer, NULL, error);
+  if (!m->server) {
+    g_prefix_error(error, "cannot listen on %s: ", m->socket_path);
+    return FALSE;
+  }
+  g_signal_connect(m->server, "new-connection", G_CALLBACK(on_new_connection), m);
+  g_dbus_server_start(m->server);
+  /* Root and the allowed group may connect; credentials are checked too. */
+  if (chmod(m->socket_path, m->have_allowed_gid ? 0660 : 0600) < 0 ||
+      (m->have_allowed_gid && chown(m->socket_path, 0, m->allowed_gid) < 0 && geteuid() == 0))
+    g_warning("cannot set permissions of %s: %s", m->socket_path, g_strerror(errno));
+  g_message("serving the API on %s", m->socket_path);
+  return TRUE;
+}
+
+const char *
+vfd_manager_socket_path(VfdManager *m)
+{
+  return m->socket_path;
+}
+
+VfdManager *
+vfd_manager_new(VfdConfig *config, GError **error)
+{
+  g_autoptr(VfdManager) m = g_new0(VfdManager, 1);
+  g_autoptr(VfdJournal) journal = NULL;
+  VfdPolicy *policy;
+
+  m->config = config;
+  m->sandboxes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, sandbox_free);
+  m->connections = g_ptr_array_new_with_free_func(g_object_unref);
+  m->socket_path = g_build_filename(config->runtime_dir, VFD_SOCKET_NAME, NULL);
+  m->sandboxes_dir = g_build_filename(config->runtime_dir, "sandboxes", NULL);
+
+  if (config->allowed_group && *config->allowed_group) {
+    struct group *gr = getgrnam(config->allowed_group);
+    if (gr) {
+      m->allowed_gid = gr->gr_gid;
+      m->have_allowed_gid = TRUE;
+    } else {
+      g_warning("allowed_group '%s' does not exist; only root may use the API", config->allowed_group);
+    }
+  }
+  if (g_mkdir_with_parents(config->runtime_dir, 0755) < 0 || g_mkdir_with_parents(m->sandboxes_dir, 0750) < 0) {
+    int e = errno;
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot create runtime directory %s: %s",
+                config->runtime_dir, g_strerror(e));
+    return NULL;
+  }
+  journal = vfd_journal_open(config->state_dir, error);
+  if (!journal)
+    return NULL;
+  policy = vfd_policy_new(config->ids, config->classes, error);
+  if (!policy)
+    return NULL;
+  m->host = vfd_host_new(vfd_sysfs_new(config->sys_root, config->dev_root), policy, g_steal_pointer(&journal));
+
+  m->observer = g_dbus_auth_observer_new();
+  g_signal_connect(m->observer, "authorize-authenticated-peer", G_CALLBACK(on_authorize_peer), m);
+  g_signal_connect(m->observer, "allow-mechanism", G_CALLBACK(on_allow_mechanism), m);
+  m->skeleton = vfd_manager1_skeleton_new();
+  vfd_manager1_set_version(m->skeleton, VFIOD_VERSION);
+  g_signal_connect(m->skeleton, "handle-list-devices", G_CALLBACK(handle_list_devices), m);
+  g_signal_connect(m->skeleton, "handle-bind-device", G_CALLBACK(handle_bind_device), m);
+  g_signal_connect(m->skeleton, "handle-release-device", G_CALLBACK(handle_release_device), m);
+  g_signal_connect(m->skeleton, "handle-create-sandbox", G_CALLBACK(handle_create_sandbox), m);
+  g_signal_connect(m->skeleton, "handle-delete-sandbox", G_CALLBACK(handle_delete_sandbox), m);
+  g_signal_connect(m->skeleton, "handle-get-sandbox", G_CALLBACK(handle_get_sandbox), m);
+  g_signal_connect(m->skeleton, "handle-list-sandboxes", G_CALLBACK(handle_list_sandboxes), m);
+
+  reconcile(m);
+  return g_steal_pointer(&m);
+}
+
+void
+vfd_manager_free(VfdManager *m)
+{
+  if (!m)
+    return;
+  if (m->server) {
+    g_dbus_server_stop(m->server);
+    g_unlink(m->socket_path);
+    g_object_unref(m->server);
+  }
+  if (m->skeleton) {
+    g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(m->skeleton));
+    g_object_unref(m->skeleton);
+  }
+  g_clear_object(&m->observer);
+  g_ptr_array_unref(m->connections);
+  g_hash_table_unref(m->sandboxes);
+  vfd_host_free(m->host);
+  vfd_config_free(m->config);
+  g_free(m->socket_path);
+  g_free(m->sandboxes_dir);
+  g_free(m);
+}

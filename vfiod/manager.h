@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "config.h"
+#include "device.h"
+
+/* The daemon object: configuration, device layer, sandboxes, and the D-Bus
+ * API served on <runtime_dir>/vfiod.sock. */
+typedef struct VfdManager VfdManager;
+
+#define VFD_MANAGER_OBJECT_PATH "/org/vfiod/Manager1"
+#define VFD_SOCKET_NAME "vfiod.sock"
+
+/* Takes ownership of @config. Opens the journal (a corrupt journal fails
+ * with VFD_ERROR_CORRUPT: nothing is touched), creates the runtime
+ * directory, and reconciles sandboxes recorded in the journal: a sandbox
+ * whose QEMU (pid + start time) is alive is adopted, one whose QEMU is gone
+ * has its devices restored; devices left half-way (binding/releasing) are
+ * restored. */
+VfdManager *vfd_manager_new(VfdConfig *config, GError **error);
+
+/* Starts serving the API. Fails when another vfiod answers on the socket. */
+gboolean vfd_manager_start(VfdManager *manager, GError **error);
+
+/* Path of the API socket. */
+const char *vfd_manager_socket_path(VfdManager *manager);
+
+/* Stops serving; sandboxes keep running (they are adopted at next start). */
+void vfd_manager_free(VfdManager *manager);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdManager, vfd_manager_free)

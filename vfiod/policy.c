@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "policy.h"
+
+#include "error.h"
+
+typedef struct {
+  int vendor; /* -1: any */
+  int device; /* -1: any */
+} IdRule;
+
+typedef struct {
+  guint32 prefix; /* value of the hex digits */
+  guint digits;   /* 2, 4 or 6 */
+} ClassRule;
+
+struct VfdPolicy {
+  GArray *ids;     /* IdRule */
+  GArray *classes; /* ClassRule */
+};
+
+static bool
+parse_hex(const char *s, guint ndigits, guint32 *ret)
+{
+  guint32 v = 0;
+
+  if (strlen(s) != ndigits)
+    return false;
+  for (guint i = 0; i < ndigits; i++) {
+    int d = g_ascii_xdigit_value(s[i]);
+    if (d < 0)
+      return false;
+    v = v * 16 + (guint32) d;
+  }
+  *ret = v;
+  return true;
+}
+
+static bool
+parse_id_side(const char *s, int *ret)
+{
+  guint32 v;
+
+  if (g_str_equal(s, "*")) {
+    *ret = -1;
+    return true;
+  }
+  if (!parse_hex(s, 4, &v))
+    return false;
+  *ret = (int) v;
+  return true;
+}
+
+void
+vfd_policy_free(VfdPolicy *policy)
+{
+  if (!policy)
+    return;
+  g_array_unref(policy->ids);
+  g_array_unref(policy->classes);
+  g_free(policy);
+}
+
+VfdPolicy *
+vfd_policy_new(const char *ids, const char *classes, GError **error)
+{
+  g_autoptr(VfdPolicy) p = g_new0(VfdPolicy, 1);
+  g_auto(GStrv) id_items = g_strsplit(ids ? ids : "", ";", -1);
+  g_auto(GStrv) class_items = g_strsplit(classes ? classes : "", ";", -1);
+
+  p->ids = g_array_new(FALSE, FALSE, sizeof(IdRule));
+  p->classes = g_array_new(FALSE, FALSE, sizeof(ClassRule));
+
+  for (char **it = id_items; *it; it++) {
+    char *item = g_strstrip(*it);
+    g_auto(GStrv) sides = NULL;
+    IdRule rule;
+
+    if (!*item)
+      continue;
+    sides = g_strsplit(item, ":", -1);
+    if (g_strv_length(sides) != 2 || !parse_id_side(sides[0], &rule.vendor) ||
+        !parse_id_side(sides[1], &rule.device)) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                  "invalid device id pattern '%s' in [devices] ids: expected VVVV:DDDD (hex or *)", item);
+      return NULL;
+    }
+    g_array_append_val(p->ids, rule);
+  }
+
+  for (char **it = class_items; *it; it++) {
+    char *item = g_strstrip(*it);
+    ClassRule rule;
+    guint len = (guint) strlen(item);
+
+    if (!*item)
+      continue;
+    if ((len != 2 && len != 4 && len != 6) || !parse_hex(item, len, &rule.prefix)) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                  "invalid class prefix '%s' in [devices] classes: expected 2, 4 or 6 hex digits", item);
+      return NULL;
+    }
+    rule.digits = len;
+    g_array_append_val(p->classes, rule);
+  }
+  return g_steal_pointer(&p);
+}
+
+bool
+vfd_policy_allows(const VfdPolicy *policy, guint16 vendor, guint16 device, guint32 class_code)
+{
+  bool id_ok = policy->ids->len == 0;
+  bool class_ok = policy->classes->len == 0;
+
+  for (guint i = 0; i < policy->ids->len && !id_ok; i++) {
+    const IdRule *r = &g_array_index(policy->ids, IdRule, i);
+    id_ok = (r->vendor < 0 || r->vendor == vendor) && (r->device < 0 || r->device == device);
+  }
+  for (guint i = 0; i < policy->classes->len && !class_ok; i++) {
+    const ClassRule *r = &g_array_index(policy->classes, ClassRule, i);
+    class_ok = ((class_code & 0xffffff) >> (4 * (6 - r->digits))) == r->prefix;
+  }
+  return id_ok && class_ok;
+}

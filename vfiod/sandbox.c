@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+
+/* g_strv_builder_take() is GLib 2.80; Debian 12 has 2.74. */
+static void G_GNUC_PRINTF(2, 3)
+add_printf(GStrvBuilder *b, const char *fmt, ...)
+{
+  g_autofree char *s = NULL;
+  va_list ap;
+
+  va_start(ap, fmt);
+  s = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_strv_builder_add(b, s);
+}
+
+GStrv
+vfd_qemu_build_argv(const VfdQemuConfig *c)
+{
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+  g_autofree char *append = g_strdup_printf("console=ttyS0 panic=-1 pci=realloc vfiod.sandbox=%s", c->id);
+
+  g_strv_builder_add_many(b, c->qemu_binary, "-name", c->id, "-accel", c->accel, "-M", "q35", NULL);
+  g_strv_builder_add(b, "-m");
+  add_printf(b, "%u", c->memory_mib);
+  g_strv_builder_add(b, "-smp");
+  add_printf(b, "%u", c->vcpus);
+  g_strv_builder_add_many(b, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", "-vga", "none",
+                          NULL);
+  g_strv_builder_add(b, "-serial");
+  add_printf(b, "file:%s", c->serial_log);
+  g_strv_builder_add(b, "-qmp");
+  add_printf(b, "unix:%s,server=on,wait=off", c->qmp_socket);
+  g_strv_builder_add_many(b, "-kernel", c->kernel, "-initrd", c->initrd, "-append", append, NULL);
+  for (guint i = 0; i < c->n_devices; i++) {
+    char bdf[VFD_BDF_STRLEN];
+    g_strv_builder_add(b, "-device");
+    add_printf(b, "pcie-root-port,id=rp%u,chassis=%u,slot=%u", i, i + 1, i);
+    g_strv_builder_add(b, "-device");
+    add_printf(b, "vfio-pci,host=%s,bus=rp%u", vfd_bdf_format(&c->devices[i], bdf), i);
+  }
+  return g_strv_builder_end(b);
+}
+
+guint64
+vfd_qemu_memlock_bytes(guint memory_mib)
+{
+  return ((guint64) memory_mib + 256) * 1024 * 1024;
+}
+
+typedef struct {
+  guint64 memlock;
+} ChildSetup;
+
+/* Runs in the child between fork and exec: only async-signal-safe calls. */
+static void
+child_setup(gpointer data)
+{
+  const ChildSetup *cs = data;
+  struct rlimit rl = { .rlim_cur = cs->memlock, .rlim_max = cs->memlock };
+  struct rlimit cur;
+
+  /* Never lower an existing larger (or unlimited) limit. */
+  if (getrlimit(RLIMIT_MEMLOCK, &cur) == 0 && (cur.rlim_max == RLIM_INFINITY || cur.rlim_max > rl.rlim_max))
+    rl.rlim_max = cur.rlim_max;
+  if (rl.rlim_cur > rl.rlim_max)
+    rl.rlim_cur = rl.rlim_max;
+  (void) setrlimit(RLIMIT_MEMLOCK, &rl);
+  /* Own process group: signals to vfiod's group don't reach the guest. */
+  (void) setpgid(0, 0);
+}
+
+GSubprocess *
+vfd_qemu_spawn(const VfdQemuConfig *config, const char *log_path, GError **error)
+{
+  g_auto(GStrv) argv = vfd_qemu_build_argv(config);
+  g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE);
+  /* Lives as long as the process: the launcher copies nothing, but the
+   * child setup runs before spawn returns, so a stack copy is enough. */
+  ChildSetup cs = { .memlock = vfd_qemu_memlock_bytes(config->memory_mib) };
+  GSubprocess *p;
+
+  g_subprocess_launcher_set_stdout_file_path(l, log_path);
+  g_subprocess_launcher_set_stderr_file_path(l, log_path);
+  g_subprocess_launcher_set_child_setup(l, child_setup, &cs, NULL);
+  p = g_subprocess_launcher_spawnv(l, (const char *const *) argv, error);
+  if (!p)
+    g_prefix_error(error, "cannot start %s: ", config->qemu_binary);
+  return p;
+}
+
+int
+vfd_proc_start_time(gint64 pid, guint64 *ret)
+{
+  g_autofree char *path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/stat", pid);
+  g_autofree char *contents = NULL;
+  g_auto(GStrv) fields = NULL;
+  const char *p;
+
+  if (pid <= 0)
+    return -EINVAL;
+  if (!g_file_get_contents(path, &contents, NULL, NULL))
+    return -ESRCH;
+  /* The command name (field 2) may hold spaces and ')': skip past the last ')'. */
+  p = strrchr(contents, ')');
+  if (!p)
+    return -EINVAL;
+  fields = g_strsplit(p + 2, " ", -1);
+  /* fields[0] is field 3 (state); field 22 is fields[19]. */
+  if (g_strv_length(fields) < 20)
+    return -EINVAL;
+  *ret = g_ascii_strtoull(fields[19], NULL, 10);
+  return 0;
+}
+
+gboolean
+vfd_check_image_path(const char *what, const char *path, GError **error)
+{
+  g_auto(GStrv) parts = NULL;
+  struct stat st;
+
+  if (!path || !*path) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s: a path is required", what);
+    return FALSE;
+  }
+  if (!g_path_is_absolute(path)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' must be an absolute path", what, path);
+    return FALSE;
+  }
+  parts = g_strsplit(path, "/", -1);
+  for (char **p = parts; *p; p++)
+    if (g_str_equal(*p, "..") || g_str_equal(*p, ".")) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' must not contain '.' or '..'", what, path);
+      return FALSE;
+    }
+  if (stat(path, &st) < 0) {
+    int e = errno;
+    g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "%s '%s': %s", what, path, g_strerror(e));
+    return FALSE;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' is not a regular file", what, path);
+    return FALSE;
+  }
+  if (access(path, R_OK) < 0) {
+    int e = errno;
+    g_set_error(error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED, "%s '%s': %s", what, path, g_strerror(e));
+    return FALSE;
+  }
+  return TRUE;
+}

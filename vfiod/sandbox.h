@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "bdf.h"
+
+/* What one QEMU guest is launched with. */
+typedef struct {
+  const char *id;          /* sandbox id, e.g. "sb-1a2b3c4d" */
+  const char *qemu_binary; /* [qemu] binary */
+  const char *accel;       /* "kvm" or "tcg" */
+  guint memory_mib;        /* guest RAM, MiB */
+  guint vcpus;
+  const char *kernel;      /* absolute path, direct kernel boot */
+  const char *initrd;      /* absolute path */
+  const char *serial_log;  /* file receiving the guest's serial console */
+  const char *qmp_socket;  /* Unix socket path for QMP (server, nowait) */
+  const VfdBdf *devices;   /* functions passed through, each on its own root port */
+  guint n_devices;
+} VfdQemuConfig;
+
+/* The QEMU command line: Q35 (`-M q35`), one `pcie-root-port` per passed
+ * function with `vfio-pci,host=<BDF>` behind it, direct kernel boot with
+ * "console=ttyS0 panic=-1 pci=realloc vfiod.sandbox=<id>", serial console to
+ * @serial_log, no display, no default devices, no reboot. */
+GStrv vfd_qemu_build_argv(const VfdQemuConfig *config);
+
+/* RLIMIT_MEMLOCK for a guest of @memory_mib: all guest RAM (VFIO pins it for
+ * DMA) plus 256 MiB for QEMU's own pinned buffers; in bytes. */
+guint64 vfd_qemu_memlock_bytes(guint memory_mib);
+
+/* Starts QEMU with @config; stdout/stderr go to @log_path. RLIMIT_MEMLOCK
+ * of the child is set from vfd_qemu_memlock_bytes() before exec. */
+GSubprocess *vfd_qemu_spawn(const VfdQemuConfig *config, const char *log_path, GError **error);
+
+/* Start time of @pid: /proc/<pid>/stat field 22 (clock ticks after boot),
+ * which together with the pid identifies a process. -ESRCH when gone. */
+int vfd_proc_start_time(gint64 pid, guint64 *ret);
+
+/* Checks a guest image path given by a client: absolute, no "." or ".."
+ * component, an existing readable regular file. @what names it in the
+ * error (VFD_ERROR_INVALID_ARGUMENT / VFD_ERROR_NOT_FOUND). */
+gboolean vfd_check_image_path(const char *what, const char *path, GError **error);

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "sysfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct VfdSysfs {
+  char *sys_root;
+  char *dev_root;
+  VfdSysfsWriteFunc writer;
+  void *writer_data;
+};
+
+/* The default writer: one write(2) of the whole value, as sysfs expects. */
+static int
+default_writer(const char *path, const char *value, void *user_data)
+{
+  size_t len = strlen(value);
+  int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return -errno;
+  ssize_t n = write(fd, value, len);
+  int err = n < 0 ? -errno : ((size_t) n != len ? -EIO : 0);
+  if (close(fd) < 0 && err == 0)
+    err = -errno;
+  return err;
+}
+
+VfdSysfs *
+vfd_sysfs_new(const char *sys_root, const char *dev_root)
+{
+  VfdSysfs *s = g_new0(VfdSysfs, 1);
+  s->sys_root = g_strdup(sys_root ? sys_root : "/sys");
+  s->dev_root = g_strdup(dev_root ? dev_root : "/dev");
+  s->writer = default_writer;
+  return s;
+}
+
+void
+vfd_sysfs_free(VfdSysfs *sysfs)
+{
+  if (!sysfs)
+    return;
+  g_free(sysfs->sys_root);
+  g_free(sysfs->dev_root);
+  g_free(sysfs);
+}
+
+const char *
+vfd_sysfs_root(const VfdSysfs *sysfs)
+{
+  return sysfs->sys_root;
+}
+
+const char *
+vfd_sysfs_dev_root(const VfdSysfs *sysfs)
+{
+  return sysfs->dev_root;
+}
+
+void
+vfd_sysfs_set_writer(VfdSysfs *sysfs, VfdSysfsWriteFunc fn, void *user_data)
+{
+  sysfs->writer = fn ? fn : default_writer;
+  sysfs->writer_data = fn ? user_data : NULL;
+}
+
+char *
+vfd_sysfs_device_path(const VfdSysfs *sysfs, const VfdBdf *bdf, const char *attr)
+{
+  char b[VFD_BDF_STRLEN];
+
+  vfd_bdf_format(bdf, b);
+  return g_build_filename(sysfs->sys_root, "bus", "pci", "devices", b, attr, NULL);
+}
+
+bool
+vfd_sysfs_device_exists(const VfdSysfs *sysfs, const VfdBdf *bdf)
+{
+  g_autofree char *p = vfd_sysfs_device_path(sysfs, bdf, NULL);
+  struct stat st;
+
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int
+read_file(const char *path, char **ret_value)
+{
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_file_get_contents(path, &contents, NULL, &error)) {
+    if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+      return -ENOENT;
+    if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_ACCES))
+      return -EACCES;
+    return -EIO;
+  }
+  g_strchomp(contents);
+  *ret_value = g_steal_pointer(&contents);
+  return 0;
+}
+
+int
+vfd_sysfs_read_attr(const VfdSysfs *sysfs, const VfdBdf *bdf, const char *attr, char **ret_value)
+{
+  g_autofree char *p = vfd_sysfs_device_path(sysfs, bdf, attr);
+  g_autofree char *v = NULL;
+  int r = read_file(p, &v);
+
+  if (r < 0)
+    return r;
+  if (g_str_equal(attr, "driver_override") && g_str_equal(v, "(null)"))
+    v[0] = '\0';
+  *ret_value = g_steal_pointer(&v);
+  return 0;
+}
+
+int
+vfd_sysfs_read_hex_attr(const VfdSysfs *sysfs, const VfdBdf *bdf, const char *attr, guint32 *ret)
+{
+  g_autofree char *v = NULL;
+  char *end = NULL;
+  int r = vfd_sysfs_read_attr(sysfs, bdf, attr, &v);
+
+  if (r < 0)
+    return r;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 16);
+  if (errno != 0 || end == v || *end != '\0' || n > G_MAXUINT32)
+    return -EINVAL;
+  *ret = (guint32) n;
+  return 0;
+}
+
+static int
+do_write(const VfdSysfs *sysfs, const char *path, const char *value)
+{
+  return sysfs->writer(path, value, sysfs->writer_data);
+}
+
+int
+vfd_sysfs_write_attr(const VfdSysfs *sysfs, const VfdBdf *bdf, const char *attr, const char *value)
+{
+  g_autofree char *p = vfd_sysfs_device_path(sysfs, bdf, attr);
+
+  return do_write(sysfs, p, value);
+}
+
+/* Basename of the target of symlink @path. -ENOENT when absent. */
+static int
+link_basename(const char *path, char **ret)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *target = g_file_read_link(path, &error);
+
+  if (!target)
+    return g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? -ENOENT : -EIO;
+  *ret = g_path_get_basename(target);
+  return 0;
+}
+
+int
+vfd_sysfs_device_driver(const VfdSysfs *sysfs, const VfdBdf *bdf, char **ret_driver)
+{
+  g_autofree char *p = NULL;
+  char *name = NULL;
+  int r;
+
+  if (!vfd_sysfs_device_exists(sysfs, bdf))
+    return -ENOENT;
+  p = vfd_sysfs_device_path(sysfs, bdf, "driver");
+  r = link_basename(p, &name);
+  if (r == -ENOENT) {
+    *ret_driver = NULL;
+    return 0;
+  }
+  if (r < 0)
+    return r;
+  *ret_driver = name;
+  return 0;
+}
+
+int
+vfd_sysfs_unbind(const VfdSysfs *sysfs, const VfdBdf *bdf, const char *driver)
+{
+  char b[VFD_BDF_STRLEN];
+  g_autofree char *p = NULL;
+
+  if (!driver || !*driver || strchr(driver, '/') || g_str_equal(driver, "..") || g_str_equal(driver, "."))
+    return -EINVAL;
+  p = g_build_filename(sysfs->sys_root, "bus", "pci", "drivers", driver, "unbind", NULL);
+  return do_write(sysfs, p, vfd_bdf_format(bdf, b));
+}
+
+int
+vfd_sysfs_drivers_probe(const VfdSysfs *sysfs, const VfdBdf *bdf)
+{
+  char b[VFD_BDF_STRLEN];
+  g_autofree char *p = g_build_filename(sysfs->sys_root, "bus", "pci", "drivers_probe", NULL);
+
+  return do_write(sysfs, p, vfd_bdf_format(bdf, b));
+}
+
+int
+vfd_sysfs_iommu_group(const VfdSysfs *sysfs, const VfdBdf *bdf, int *ret_group)
+{
+  g_autofree char *p = vfd_sysfs_device_path(sysfs, bdf, "iommu_group");
+  g_autofree char *name = NULL;
+  char *end = NULL;
+  int r = link_basename(p, &name);
+
+  if (r < 0)
+    return r;
+  errno = 0;
+  long n = strtol(name, &end, 10);
+  if (errno != 0 || end == name || *end != '\0' || n < 0 || n > G_MAXINT)
+    return -EINVAL;
+  *ret_group = (int) n;
+  return 0;
+}
+
+int
+vfd_sysfs_iommu_group_devices(const VfdSysfs *sysfs, int group, GArray **ret_bdfs)
+{
+  g_autofree char *num = g_strdup_printf("%d", group);
+  g_autofree char *p = g_build_filename(sysfs->sys_root, "kernel", "iommu_groups", num, "devices", NULL);
+  g_autoptr(GDir) dir = NULL;
+  g_autoptr(GArray) bdfs = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  const char *name;
+
+  if (group < 0)
+    return -EINVAL;
+  dir = g_dir_open(p, 0, NULL);
+  if (!dir)
+    return -ENOENT;
+  while ((name = g_dir_read_name(dir))) {
+    VfdBdf bdf;
+    if (vfd_bdf_parse(name, &bdf) < 0)
+      continue; /* not a PCI device entry */
+    g_array_append_val(bdfs, bdf);
+  }
+  g_array_sort(bdfs, vfd_bdf_compare);
+  *ret_bdfs = g_steal_pointer(&bdfs);
+  return 0;
+}
+
+bool
+vfd_sysfs_vfio_group_exists(const VfdSysfs *sysfs, int group)
+{
+  g_autofree char *num = g_strdup_printf("%d", group);
+  g_autofree char *p = g_build_filename(sysfs->dev_root, "vfio", num, NULL);
+
+  return g_file_test(p, G_FILE_TEST_EXISTS);
+}

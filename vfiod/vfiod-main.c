@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vfiod: parse the command line, build the manager, run the loop. */
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "manager.h"
+
+static gboolean
+on_quit_signal(gpointer loop)
+{
+  g_message("stopping (running sandboxes keep running and are adopted at next start)");
+  g_main_loop_quit(loop);
+  return G_SOURCE_REMOVE;
+}
+
+int
+main(int argc, char **argv)
+{
+  g_autofree char *config_path = NULL;
+  gboolean version = FALSE;
+  GOptionEntry entries[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path, "Configuration file (GLib key file)", "FILE" },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new("- GPU passthrough manager for microVM sandboxes");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) warnings = NULL;
+  g_autoptr(VfdConfig) config = NULL;
+  g_autoptr(VfdManager) manager = NULL;
+  g_autoptr(GMainLoop) loop = NULL;
+
+  setlocale(LC_ALL, "");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "vfiod: %s\n", error->message);
+    return 2;
+  }
+  if (version) {
+    printf("vfiod %s\n", VFIOD_VERSION);
+    return 0;
+  }
+  if (argc > 1) {
+    fprintf(stderr, "vfiod: unexpected argument '%s'\n", argv[1]);
+    return 2;
+  }
+  config = vfd_config_load(config_path, &warnings, &error);
+  if (!config) {
+    fprintf(stderr, "vfiod: %s\n", error->message);
+    return 2;
+  }
+  for (guint i = 0; warnings && i < warnings->len; i++)
+    g_warning("%s", (const char *) g_ptr_array_index(warnings, i));
+
+  manager = vfd_manager_new(g_steal_pointer(&config), &error);
+  if (!manager || !vfd_manager_start(manager, &error)) {
+    g_printerr("vfiod: %s\n", error->message);
+    return 1;
+  }
+  loop = g_main_loop_new(NULL, FALSE);
+  g_unix_signal_add(SIGTERM, on_quit_signal, loop);
+  g_unix_signal_add(SIGINT, on_quit_signal, loop);
+  g_main_loop_run(loop);
+  return 0;
+}
