@@ -575,6 +575,7 @@ vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArr
   VfdJournalDevice *jd = vfd_journal_lookup(host->journal, bdf);
   g_autoptr(GArray) members = members_new();
   g_autoptr(GString) failed = g_string_new(NULL);
+  g_autofree char *group_owner = NULL;
   GPtrArray *all = vfd_journal_devices(host->journal);
   int group, first_err = 0;
 
@@ -593,6 +594,9 @@ vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArr
     return FALSE;
   }
   group = jd->iommu_group;
+  /* A copy: journal_members() below replaces the record jd points to. */
+  group_owner = g_strdup(jd->owner);
+  jd = NULL;
   for (guint i = 0; i < all->len; i++) {
     VfdJournalDevice *d = g_ptr_array_index(all, i);
     Member m = { .bdf = d->bdf };
@@ -605,7 +609,7 @@ vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArr
   }
 
   /* Stage 1: journal the transition. */
-  journal_members(host, members, group, VFD_DEVICE_STATE_RELEASING, jd->owner);
+  journal_members(host, members, group, VFD_DEVICE_STATE_RELEASING, group_owner);
   if (!vfd_journal_commit(host->journal, error))
     return FALSE;
 

@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Device layer over the fake kernel: group resolution, policy, bind and
+ * release with journal-first ordering, rollback on every failing step. */
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "device.h"
+#include "error.h"
+#include "fake-sysfs.h"
+
+/* A GPU-like group 12: VGA 01:00.0 on nvidia with its HDMI audio 01:00.1 on
+ * snd_hda_intel, behind bridge 00:01.0 (also group 12, must be skipped);
+ * an unrelated NIC in group 3. */
+typedef struct {
+  FakeSysfs *fs;
+  char *state_dir;
+  VfdHost *host;
+} Fixture;
+
+static VfdHost *
+open_host(Fixture *f, const char *ids, const char *classes)
+{
+  g_autoptr(GError) error = NULL;
+  VfdPolicy *policy = vfd_policy_new(ids, classes, &error);
+  VfdJournal *journal;
+
+  assert_non_null(policy);
+  journal = vfd_journal_open(f->state_dir, &error);
+  assert_non_null(journal);
+  return vfd_host_new(fake_sysfs_open(f->fs), policy, journal);
+}
+
+static int
+setup(void **state)
+{
+  Fixture *f = g_new0(Fixture, 1);
+
+  f->fs = fake_sysfs_new();
+  fake_sysfs_add_driver(f->fs, "vfio-pci");
+  fake_sysfs_add_driver(f->fs, "pcieport");
+  fake_sysfs_add_device(f->fs, "0000:00:01.0", 0x8086, 0x1901, 0x060400, 12, "pcieport", "pcieport");
+  fake_sysfs_add_device(f->fs, "0000:01:00.0", 0x10de, 0x2204, 0x030000, 12, "nvidia", "nvidia");
+  fake_sysfs_add_device(f->fs, "0000:01:00.1", 0x10de, 0x1aef, 0x040300, 12, "snd_hda_intel", "snd_hda_intel");
+  fake_sysfs_add_device(f->fs, "0000:02:00.0", 0x8086, 0x10d3, 0x020000, 3, "e1000e", "e1000e");
+  f->state_dir = g_dir_make_tmp("vfiod-test-state-XXXXXX", NULL);
+  assert_non_null(f->state_dir);
+  f->host = open_host(f, VFD_POLICY_DEFAULT_IDS, VFD_POLICY_DEFAULT_CLASSES);
+  fake_sysfs_clear_log(f->fs);
+  *state = f;
+  return 0;
+}
+
+static int
+teardown(void **state)
+{
+  Fixture *f = *state;
+  g_autofree char *journal = g_build_filename(f->state_dir, "journal.json", NULL);
+
+  vfd_host_free(f->host);
+  g_unlink(journal);
+  g_rmdir(f->state_dir);
+  g_free(f->state_dir);
+  assert_int_equal(fake_sysfs_outside_writes(f->fs), 0);
+  fake_sysfs_free(f->fs);
+  g_free(f);
+  return 0;
+}
+
+static VfdBdf
+bdf(const char *s)
+{
+  VfdBdf b;
+  assert_int_equal(vfd_bdf_parse(s, &b), 0);
+  return b;
+}
+
+static void
+assert_driver(Fixture *f, const char *dev, const char *expected)
+{
+  g_autofree char *drv = fake_sysfs_get_driver(f->fs, dev);
+  if (!expected)
+    assert_null(drv);
+  else
+    assert_string_equal(drv, expected);
+}
+
+static void
+assert_override(Fixture *f, const char *dev, const char *expected)
+{
+  g_autofree char *ov = fake_sysfs_get_override(f->fs, dev);
+  assert_string_equal(ov, expected);
+}
+
+/* Reads the journal back from disk, as a restarted daemon would. */
+static VfdJournal *
+reread_journal(Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  VfdJournal *j = vfd_journal_open(f->state_dir, &error);
+  assert_non_null(j);
+  return j;
+}
+
+static void
+assert_host_state(Fixture *f)
+{
+  g_autoptr(VfdJournal) j = reread_journal(f);
+
+  assert_driver(f, "0000:01:00.0", "nvidia");
+  assert_driver(f, "0000:01:00.1", "snd_hda_intel");
+  assert_driver(f, "0000:00:01.0", "pcieport");
+  assert_override(f, "0000:01:00.0", "");
+  assert_override(f, "0000:01:00.1", "");
+  assert_false(fake_sysfs_vfio_node_exists(f->fs, 12));
+  assert_int_equal(vfd_journal_devices(j)->len, 0);
+}
+
+static void
+test_group_members(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GArray) members = NULL;
+  VfdBdf b = bdf("0000:01:00.1");
+  int group = -1;
+
+  assert_int_equal(vfd_sysfs_iommu_group(vfd_host_sysfs(f->host), &b, &group), 0);
+  assert_int_equal(group, 12);
+  assert_int_equal(vfd_sysfs_iommu_group_devices(vfd_host_sysfs(f->host), 12, &members), 0);
+  assert_int_equal(members->len, 3); /* bridge included at this level */
+  assert_true(vfd_bdf_equal(&g_array_index(members, VfdBdf, 0), &(VfdBdf){ 0, 0, 1, 0 }));
+  assert_true(vfd_bdf_equal(&g_array_index(members, VfdBdf, 2), &(VfdBdf){ 0, 1, 0, 1 }));
+}
+
+static void
+test_enumerate(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) devs = vfd_host_enumerate(f->host, &error);
+  VfdPciDevice *gpu;
+
+  assert_non_null(devs);
+  assert_int_equal(devs->len, 4);
+  gpu = g_ptr_array_index(devs, 1); /* sorted: 00:01.0, 01:00.0, 01:00.1, 02:00.0 */
+  assert_int_equal(gpu->vendor, 0x10de);
+  assert_int_equal(gpu->device, 0x2204);
+  assert_int_equal(gpu->class_code, 0x030000);
+  assert_int_equal(gpu->iommu_group, 12);
+  assert_string_equal(gpu->driver, "nvidia");
+}
+
+static void
+test_bind_release_group(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) members = NULL;
+  g_autoptr(GArray) released = NULL;
+  VfdBdf b = bdf("0000:01:00.0");
+  int group = -1;
+
+  assert_true(vfd_host_bind_group(f->host, &b, "sb-test", &members, &group, &error));
+  assert_null(error);
+  assert_int_equal(group, 12);
+  assert_int_equal(members->len, 2); /* the bridge is not bound */
+  assert_driver(f, "0000:01:00.0", "vfio-pci");
+  assert_driver(f, "0000:01:00.1", "vfio-pci");
+  assert_driver(f, "0000:00:01.0", "pcieport");
+  assert_override(f, "0000:01:00.0", "vfio-pci");
+  assert_true(fake_sysfs_vfio_node_exists(f->fs, 12));
+  /* The documented sequence, and never new_id. */
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/devices/0000:01:00.0/driver_override", "vfio-pci"), 1);
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/drivers/nvidia/unbind", "0000:01:00.0"), 1);
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/drivers_probe", "0000:01:00.0"), 1);
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/drivers/*/new_id", NULL), 0);
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/devices/0000:00:01.0/*", NULL), 0);
+
+  {
+    /* Durable journal says bound, with the originals. */
+    g_autoptr(VfdJournal) j = reread_journal(f);
+    VfdJournalDevice *d = vfd_journal_lookup(j, &b);
+    assert_non_null(d);
+    assert_int_equal(d->state, VFD_DEVICE_STATE_BOUND);
+    assert_string_equal(d->owner, "sb-test");
+    assert_string_equal(d->original_driver, "nvidia");
+    assert_string_equal(d->original_override, "");
+    assert_int_equal(d->iommu_group, 12);
+  }
+
+  /* Same owner again: success, no writes. Another owner: busy. */
+  fake_sysfs_clear_log(f->fs);
+  assert_true(vfd_host_bind_group(f->host, &b, "sb-test", NULL, NULL, &error));
+  assert_int_equal(fake_sysfs_write_count(f->fs), 0);
+  assert_false(vfd_host_bind_group(f->host, &b, "other", NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_BUSY));
+  g_clear_error(&error);
+  assert_false(vfd_host_release_group(f->host, &b, "other", NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_BUSY));
+  g_clear_error(&error);
+
+  /* Release via the other function of the group. */
+  b = bdf("0000:01:00.1");
+  assert_true(vfd_host_release_group(f->host, &b, "sb-test", &released, &error));
+  assert_int_equal(released->len, 2);
+  assert_host_state(f);
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/devices/0000:01:00.0/driver_override", "\n"), 1);
+
+  /* Released: a second release is "not bound". */
+  assert_false(vfd_host_release_group(f->host, &b, NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_FOUND));
+}
+
+static void
+test_original_override_restored(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VfdBdf b = bdf("0000:01:00.0");
+
+  /* An override someone else set (naming the current driver) comes back. */
+  fake_sysfs_set_override(f->fs, "0000:01:00.1", "snd_hda_intel");
+  assert_true(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
+  assert_override(f, "0000:01:00.1", "vfio-pci");
+  assert_true(vfd_host_release_group(f->host, &b, NULL, NULL, &error));
+  assert_override(f, "0000:01:00.1", "snd_hda_intel");
+  assert_driver(f, "0000:01:00.1", "snd_hda_intel");
+}
+
+static void
+test_unbound_member_stays_unbound(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VfdBdf b = bdf("0000:03:00.0");
+
+  /* A device that had no driver goes back to having none. */
+  fake_sysfs_add_device(f->fs, "0000:03:00.0", 0x10de, 0x2230, 0x030200, 20, NULL, NULL);
+  assert_true(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
+  assert_driver(f, "0000:03:00.0", "vfio-pci");
+  assert_true(vfd_host_release_group(f->host, &b, NULL, NULL, &error));
+  assert_driver(f, "0000:03:00.0", NULL);
+  assert_override(f, "0000:03:00.0", "");
+}
+
+static void
+test_refusals_write_nothing(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VfdBdf b;
+
+  /* Unknown device. */
+  b = bdf("0000:00:1f.7");
+  assert_false(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_FOUND));
+  assert_non_null(strstr(error->message, "0000:00:1f.7"));
+  g_clear_error(&error);
+
+  /* Policy: the NIC (group 3) is not an NVIDIA display device. */
+  b = bdf("0000:02:00.0");
+  assert_false(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED));
+  assert_non_null(strstr(error->message, "0000:02:00.0"));
+  g_clear_error(&error);
+
+  /* A group with one allowed and one disallowed member names the latter. */
+  fake_sysfs_add_device(f->fs, "0000:01:00.2", 0x1b21, 0x1242, 0x0c0330, 12, "xhci_hcd", "xhci_hcd");
+  b = bdf("0000:01:00.0");
+  assert_false(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED));
+  assert_non_null(strstr(error->message, "0000:01:00.2"));
+  assert_null(strstr(error->message, "0000:01:00.1"));
+  g_clear_error(&error);
+
+  /* No IOMMU group. */
+  fake_sysfs_add_device(f->fs, "0000:04:00.0", 0x10de, 0x2204, 0x030000, -1, "nvidia", "nvidia");
+  b = bdf("0000:04:00.0");
+  assert_false(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
+  assert_non_null(strstr(error->message, "IOMMU"));
+  g_clear_error(&error);
+
+  /* Already on vfio-pci outside vfiod: left alone. */
+  fake_sysfs_add_device(f->fs, "0000:05:00.0", 0x10de, 0x2204, 0x030000, 30, "vfio-pci", "nvidia");
+  b = bdf("0000:05:00.0");
+  assert_false(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_BUSY));
+  g_clear_error(&error);
+
+  assert_int_equal(fake_sysfs_write_count(f->fs), 0);
+  {
+    g_autoptr(VfdJournal) j = reread_journal(f);
+    assert_int_equal(vfd_journal_devices(j)->len, 0);
+  }
+}
+
+/* Each failing step of a group bind: clear error, journal consistent, every
+ * device back on the driver it had. */
+typedef struct {
+  const char *bdf;
+  FakeOp op;
+  int err;
+  const char *step; /* expected in the message */
+} Fault;
+
+static void
+test_rollback_each_step(void **state)
+{
+  Fixture *f = *state;
+  const Fault faults[] = {
+    { "0000:01:00.0", FAKE_OP_OVERRIDE, EBUSY, "driver_override" },
+    { "0000:01:00.0", FAKE_OP_UNBIND, EBUSY, "unbind" },
+    { "0000:01:00.0", FAKE_OP_PROBE, ENODEV, "drivers_probe" },
+    { "0000:01:00.1", FAKE_OP_OVERRIDE, EACCES, "driver_override" },
+    { "0000:01:00.1", FAKE_OP_UNBIND, EBUSY, "unbind" },
+    { "0000:01:00.1", FAKE_OP_PROBE, ENODEV, "drivers_probe" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS(faults); i++) {
+    g_autoptr(GError) error = NULL;
+    VfdBdf b = bdf("0000:01:00.0");
+
+    fake_sysfs_fail_next(f->fs, faults[i].bdf, faults[i].op, faults[i].err);
+    assert_false(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
+    assert_non_null(error);
+    assert_non_null(strstr(error->message, faults[i].bdf));
+    assert_non_null(strstr(error->message, faults[i].step));
+    assert_non_null(strstr(error->message, "rolled back"));
+    assert_host_state(f);
+  }
+}
+
+static void
+test_rollback_probe_binds_nothing(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VfdBdf b = bdf("0000:01:00.0");
+
+  fake_sysfs_probe_binds_nothing(f->fs, "0000:01:00.1");
+  assert_false(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
+  assert_non_null(strstr(error->message, "no driver bound"));
+  assert_host_state(f);
+}
+
+static void
+test_rollback_regrab(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VfdBdf b = bdf("0000:01:00.0");
+
+  /* nvidia grabs the device right back after our unbind. */
+  fake_sysfs_regrab_after_unbind(f->fs, "0000:01:00.0", "nvidia");
+  assert_false(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
+  assert_non_null(strstr(error->message, "another driver"));
+  assert_host_state(f);
+}
+
+static void
+test_release_vanished_device(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VfdBdf b = bdf("0000:01:00.0");
+
+  assert_true(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
+  fake_sysfs_remove_device(f->fs, "0000:01:00.1");
+  assert_true(vfd_host_release_group(f->host, &b, NULL, NULL, &error));
+  assert_driver(f, "0000:01:00.0", "nvidia");
+  {
+    g_autoptr(VfdJournal) j = reread_journal(f);
+    assert_int_equal(vfd_journal_devices(j)->len, 0);
+  }
+}
+
+static void
+test_release_failure_keeps_record(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VfdBdf b = bdf("0000:01:00.0");
+
+  assert_true(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
+  fake_sysfs_fail_next(f->fs, "0000:01:00.0", FAKE_OP_UNBIND, EBUSY);
+  assert_false(vfd_host_release_group(f->host, &b, NULL, NULL, &error));
+  assert_non_null(strstr(error->message, "0000:01:00.0"));
+  g_clear_error(&error);
+  /* The other function was restored; the failed one stays journaled as
+   * releasing, so it can be retried. */
+  assert_driver(f, "0000:01:00.1", "snd_hda_intel");
+  {
+    g_autoptr(VfdJournal) j = reread_journal(f);
+    VfdJournalDevice *d = vfd_journal_lookup(j, &b);
+    assert_int_equal(vfd_journal_devices(j)->len, 1);
+    assert_non_null(d);
+    assert_int_equal(d->state, VFD_DEVICE_STATE_RELEASING);
+  }
+  assert_true(vfd_host_release_group(f->host, &b, NULL, NULL, &error));
+  assert_host_state(f);
+}
+
+/* A writer that, on every sysfs write, reads the journal from disk and
+ * records what state it holds for the device being changed; then lets the
+ * fake kernel perform the write. */
+typedef struct {
+  Fixture *f;
+  guint writes;
+  guint writes_without_record;
+} JournalProbe;
+
+static int
+probing_writer(const char *path, const char *value, void *data)
+{
+  JournalProbe *p = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdJournal) j = vfd_journal_open(p->f->state_dir, &error);
+  VfdBdf gpu = bdf("0000:01:00.0"), audio = bdf("0000:01:00.1");
+  VfdJournalDevice *a, *b;
+
+  if (!j) {
+    g_autofree char *jp = g_build_filename(p->f->state_dir, "journal.json", NULL);
+    g_autofree char *c = NULL;
+    gsize n = 0;
+    g_file_get_contents(jp, &c, &n, NULL);
+    fail_msg("journal unreadable during sysfs write %u (%s): %s [%zu bytes: %.80s]", p->writes, path, error->message, n, c ? c : "");
+  }
+  a = vfd_journal_lookup(j, &gpu);
+  b = vfd_journal_lookup(j, &audio);
+  p->writes++;
+  /* Both members, with their original drivers, before any write. */
+  if (!a || !b || g_strcmp0(a->original_driver, "nvidia") != 0 ||
+      g_strcmp0(b->original_driver, "snd_hda_intel") != 0)
+    p->writes_without_record++;
+  return fake_sysfs_writer(path, value, p->f->fs);
+}
+
+static void
+test_journal_written_before_first_write(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  JournalProbe probe = { .f = f };
+  VfdBdf b = bdf("0000:01:00.0");
+
+  vfd_sysfs_set_writer(vfd_host_sysfs(f->host), probing_writer, &probe);
+  assert_true(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
+  assert_true(vfd_host_release_group(f->host, &b, NULL, NULL, &error));
+  assert_true(probe.writes >= 6);
+  assert_int_equal(probe.writes_without_record, 0);
+}
+
+static void
+test_journal_failure_writes_nothing(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *journal = g_build_filename(f->state_dir, "journal.json", NULL);
+  g_autofree char *blocker = g_build_filename(journal, "x", NULL);
+  VfdBdf b = bdf("0000:01:00.0");
+
+  /* A non-empty directory where the journal goes: the rename of the commit
+   * fails, even for root. Then no sysfs write may happen. */
+  g_unlink(journal);
+  assert_int_equal(g_mkdir(journal, 0700), 0);
+  assert_true(g_file_set_contents(blocker, "", 0, NULL));
+  assert_false(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
+  assert_non_null(strstr(error->message, "journal"));
+  assert_int_equal(fake_sysfs_write_count(f->fs), 0);
+  g_unlink(blocker);
+  g_rmdir(journal);
+  assert_host_state(f);
+}
+
+int
+main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_group_members, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_enumerate, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_bind_release_group, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_original_override_restored, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unbound_member_stays_unbound, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_refusals_write_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_rollback_each_step, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_rollback_probe_binds_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_rollback_regrab, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_release_vanished_device, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_release_failure_keeps_record, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_journal_written_before_first_write, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_journal_failure_writes_nothing, setup, teardown),
+  };
+  return cmocka_run_group_tests_name("device", tests, NULL, NULL);
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Journal: round-trip through disk, versioning, corrupt files kept aside. */
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "error.h"
+#include "journal.h"
+
+static char *
+tmpdir(void)
+{
+  char *d = g_dir_make_tmp("vfiod-journal-XXXXXX", NULL);
+  assert_non_null(d);
+  return d;
+}
+
+static void
+rm_tree(const char *dir)
+{
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *n;
+
+  while (d && (n = g_dir_read_name(d))) {
+    g_autofree char *p = g_build_filename(dir, n, NULL);
+    g_unlink(p);
+  }
+  g_rmdir(dir);
+}
+
+static void
+test_round_trip(void **state)
+{
+  g_autofree char *dir = tmpdir();
+  g_autoptr(GError) error = NULL;
+  VfdBdf a, b;
+  char *devs[] = { "0000:01:00.0", "0000:01:00.1", NULL };
+
+  assert_int_equal(vfd_bdf_parse("0000:01:00.0", &a), 0);
+  assert_int_equal(vfd_bdf_parse("0000:01:00.1", &b), 0);
+  {
+    g_autoptr(VfdJournal) j = vfd_journal_open(dir, &error);
+    VfdJournalDevice d1 = { .bdf = b, .iommu_group = 7, .state = VFD_DEVICE_STATE_BINDING, .owner = "sb-1",
+                            .original_driver = NULL, .original_override = "" };
+    VfdJournalDevice d2 = { .bdf = a, .iommu_group = 7, .state = VFD_DEVICE_STATE_BOUND, .owner = "sb-1",
+                            .original_driver = "nvidia", .original_override = "nvidia" };
+    VfdJournalSandbox s = { .id = "sb-1", .pid = 4242, .start_time = 123456789, .devices = devs,
+                            .dir = "/run/vfiod/sandboxes/sb-1" };
+    assert_non_null(j);
+    assert_int_equal(vfd_journal_devices(j)->len, 0);
+    vfd_journal_put(j, &d1);
+    vfd_journal_put(j, &d2);
+    vfd_journal_put_sandbox(j, &s);
+    assert_true(vfd_journal_commit(j, &error));
+  }
+  {
+    g_autoptr(VfdJournal) j = vfd_journal_open(dir, &error);
+    GPtrArray *devices;
+    VfdJournalDevice *d;
+    VfdJournalSandbox *s;
+
+    assert_non_null(j);
+    devices = vfd_journal_devices(j);
+    assert_int_equal(devices->len, 2);
+    /* sorted by BDF */
+    d = g_ptr_array_index(devices, 0);
+    assert_true(vfd_bdf_equal(&d->bdf, &a));
+    assert_int_equal(d->state, VFD_DEVICE_STATE_BOUND);
+    assert_string_equal(d->original_driver, "nvidia");
+    assert_string_equal(d->original_override, "nvidia");
+    d = g_ptr_array_index(devices, 1);
+    assert_int_equal(d->state, VFD_DEVICE_STATE_BINDING);
+    assert_null(d->original_driver);
+    assert_string_equal(d->original_override, "");
+    assert_int_equal(d->iommu_group, 7);
+    assert_string_equal(d->owner, "sb-1");
+    s = vfd_journal_lookup_sandbox(j, "sb-1");
+    assert_non_null(s);
+    assert_int_equal(s->pid, 4242);
+    assert_int_equal(s->start_time, 123456789);
+    assert_int_equal(g_strv_length(s->devices), 2);
+    assert_string_equal(s->dir, "/run/vfiod/sandboxes/sb-1");
+
+    vfd_journal_remove(j, &a);
+    vfd_journal_remove_sandbox(j, "sb-1");
+    assert_true(vfd_journal_commit(j, &error));
+  }
+  {
+    g_autoptr(VfdJournal) j = vfd_journal_open(dir, &error);
+    assert_int_equal(vfd_journal_devices(j)->len, 1);
+    assert_int_equal(vfd_journal_sandboxes(j)->len, 0);
+  }
+  rm_tree(dir);
+}
+
+static void
+check_corrupt(const char *contents)
+{
+  g_autofree char *dir = tmpdir();
+  g_autofree char *path = g_build_filename(dir, "journal.json", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdJournal) j = NULL;
+  g_autoptr(GDir) d = NULL;
+  const char *name;
+  gboolean copy_found = FALSE;
+
+  assert_true(g_file_set_contents(path, contents, -1, NULL));
+  j = vfd_journal_open(dir, &error);
+  assert_null(j);
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_CORRUPT));
+  assert_non_null(strstr(error->message, "corrupt"));
+  assert_non_null(strstr(error->message, "journal.json.corrupt-"));
+  /* The copy exists, with the same bytes; the original is untouched. */
+  d = g_dir_open(dir, 0, NULL);
+  while ((name = g_dir_read_name(d))) {
+    if (g_str_has_prefix(name, "journal.json.corrupt-")) {
+      g_autofree char *p = g_build_filename(dir, name, NULL);
+      g_autofree char *c = NULL;
+      assert_true(g_file_get_contents(p, &c, NULL, NULL));
+      assert_string_equal(c, contents);
+      copy_found = TRUE;
+    }
+  }
+  assert_true(copy_found);
+  {
+    g_autofree char *c = NULL;
+    assert_true(g_file_get_contents(path, &c, NULL, NULL));
+    assert_string_equal(c, contents);
+  }
+  rm_tree(dir);
+}
+
+static void
+test_corrupt(void **state)
+{
+  check_corrupt("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[");    /* truncated */
+  check_corrupt("not json at all");
+  check_corrupt("[]");
+  check_corrupt("{\"format\":\"vfiod-journal\",\"version\":99,\"devices\":[],\"sandboxes\":[]}");
+  check_corrupt("{\"format\":\"other\",\"version\":1,\"devices\":[],\"sandboxes\":[]}");
+  check_corrupt("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[{\"bdf\":\"../../x\",\"iommu_group\":1,"
+                "\"state\":\"bound\",\"owner\":\"a\",\"original_driver\":null}],\"sandboxes\":[]}");
+  check_corrupt("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[{\"bdf\":\"0000:01:00.0\",\"iommu_group\":1,"
+                "\"state\":\"flying\",\"owner\":\"a\",\"original_driver\":null}],\"sandboxes\":[]}");
+  check_corrupt("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[{\"bdf\":\"0000:01:00.0\",\"iommu_group\":1,"
+                "\"state\":\"bound\",\"owner\":\"a\",\"original_driver\":null},{\"bdf\":\"0000:01:00.0\","
+                "\"iommu_group\":1,\"state\":\"bound\",\"owner\":\"a\",\"original_driver\":null}],\"sandboxes\":[]}");
+  check_corrupt("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[{\"id\":\"sb-1\"}]}");
+}
+
+static void
+test_states(void **state)
+{
+  VfdDeviceState s;
+
+  for (int i = VFD_DEVICE_STATE_HOST; i <= VFD_DEVICE_STATE_STUCK; i++) {
+    assert_int_equal(vfd_device_state_from_string(vfd_device_state_to_string(i), &s), 0);
+    assert_int_equal(s, i);
+  }
+  assert_int_equal(vfd_device_state_from_string("Bound", &s), -EINVAL);
+  assert_int_equal(vfd_device_state_from_string(NULL, &s), -EINVAL);
+}
+
+int
+main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_round_trip),
+    cmocka_unit_test(test_corrupt),
+    cmocka_unit_test(test_states),
+  };
+  return cmocka_run_group_tests_name("journal", tests, NULL, NULL);
+}
