@@ -163,12 +163,19 @@ setup_console(void)
 
   if (fcntl(STDOUT_FILENO, F_GETFD) >= 0 && fcntl(STDERR_FILENO, F_GETFD) >= 0)
     return 0;
-  fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  /* No O_CLOEXEC: fds 0-2 are inherited, and dup2() onto itself would keep
+   * the flag when open() returns one of them. */
+  fd = open("/dev/console", O_RDWR | O_NOCTTY);
   if (fd < 0)
     return -errno;
-  for (int i = 0; i <= 2; i++)
-    if (dup2(fd, i) < 0)
-      return -errno;
+  for (int i = 0; i <= 2; i++) {
+    if (dup2(fd, i) < 0) {
+      int e = errno;
+      if (fd > 2)
+        close(fd);
+      return -e;
+    }
+  }
   if (fd > 2)
     close(fd);
   return 0;

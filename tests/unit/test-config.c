@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Config loading and the QEMU command line built from it. */
+#include <glib/gstdio.h>
+#include <unistd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "error.h"
+#include "sandbox.h"
+
+static char *
+write_conf(const char *contents)
+{
+  g_autoptr(GError) error = NULL;
+  char *path = NULL;
+  int fd = g_file_open_tmp("vfiod-conf-XXXXXX", &path, &error);
+
+  assert_true(fd >= 0);
+  close(fd);
+  assert_true(g_file_set_contents(path, contents, -1, NULL));
+  return path;
+}
+
+static void
+test_defaults(void **state)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdConfig) c = NULL;
+
+  g_unsetenv("STATE_DIRECTORY");
+  g_unsetenv("RUNTIME_DIRECTORY");
+  c = vfd_config_load(NULL, NULL, &error);
+  assert_non_null(c);
+  assert_string_equal(c->state_dir, "/var/lib/vfiod");
+  assert_string_equal(c->runtime_dir, "/run/vfiod");
+  assert_string_equal(c->allowed_group, "vfiod");
+  assert_string_equal(c->ids, "10de:*");
+  assert_string_equal(c->classes, "03;0403;0c03;0c80");
+  assert_string_equal(c->qemu_accel, "kvm");
+  assert_string_equal(c->sys_root, "/sys");
+}
+
+static void
+test_systemd_dirs(void **state)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdConfig) c = NULL;
+  g_autofree char *path = write_conf("[daemon]\nruntime_dir=/tmp/explicit\n");
+
+  g_setenv("STATE_DIRECTORY", "/var/lib/vfiod-sd:/var/lib/other", TRUE);
+  g_setenv("RUNTIME_DIRECTORY", "/run/vfiod-sd", TRUE);
+  c = vfd_config_load(path, NULL, &error);
+  g_unsetenv("STATE_DIRECTORY");
+  g_unsetenv("RUNTIME_DIRECTORY");
+  assert_non_null(c);
+  assert_string_equal(c->state_dir, "/var/lib/vfiod-sd"); /* first of the list */
+  assert_string_equal(c->runtime_dir, "/tmp/explicit");   /* the file wins */
+  g_unlink(path);
+}
+
+static void
+test_values(void **state)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdConfig) c = NULL;
+  g_autoptr(GPtrArray) warnings = NULL;
+  g_autofree char *path = write_conf("[daemon]\nstate_dir=/tmp/s\nallowed_group=\n"
+                                     "[devices]\nids=8086:10d3; 1af4:*\nclasses=\n"
+                                     "[qemu]\naccel=tcg\nstop_timeout=3\nbogus=1\n");
+
+  c = vfd_config_load(path, &warnings, &error);
+  assert_non_null(c);
+  assert_string_equal(c->state_dir, "/tmp/s");
+  assert_string_equal(c->allowed_group, "");
+  assert_string_equal(c->ids, "8086:10d3; 1af4:*");
+  assert_string_equal(c->classes, "");
+  assert_string_equal(c->qemu_accel, "tcg");
+  assert_int_equal(c->qemu_stop_timeout_s, 3);
+  assert_int_equal(warnings->len, 1);
+  assert_non_null(strstr(g_ptr_array_index(warnings, 0), "bogus"));
+  g_unlink(path);
+}
+
+static void
+check_bad(const char *contents, const char *needle)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = write_conf(contents);
+  g_autoptr(VfdConfig) c = vfd_config_load(path, NULL, &error);
+
+  assert_null(c);
+  assert_non_null(error);
+  if (!strstr(error->message, needle))
+    fail_msg("error '%s' does not mention '%s'", error->message, needle);
+  g_unlink(path);
+}
+
+static void
+test_bad_values(void **state)
+{
+  check_bad("[daemon]\nstate_dir=relative/dir\n", "state_dir");
+  check_bad("[daemon]\nruntime_dir=/run/../etc\n", "runtime_dir");
+  check_bad("[qemu]\naccel=hvf\n", "accel");
+  check_bad("[qemu]\nstop_timeout=0\n", "stop_timeout");
+  check_bad("[qemu]\nstop_timeout=abc\n", "stop_timeout");
+  check_bad("[devices]\nids=10de\n", "10de");
+  check_bad("[devices]\nclasses=030\n", "030");
+  check_bad("this is not a key file", "config");
+  {
+    g_autoptr(GError) error = NULL;
+    assert_null(vfd_config_load("/nonexistent/vfiod.conf", NULL, &error));
+    assert_non_null(strstr(error->message, "/nonexistent/vfiod.conf"));
+  }
+}
+
+static int
+argv_index(GStrv argv, const char *s)
+{
+  for (int i = 0; argv[i]; i++)
+    if (g_str_equal(argv[i], s))
+      return i;
+  return -1;
+}
+
+static void
+test_qemu_argv(void **state)
+{
+  VfdBdf devs[2];
+  g_auto(GStrv) argv = NULL;
+  VfdQemuConfig c = {
+    .id = "sb-00000001", .qemu_binary = "qemu-system-x86_64", .accel = "tcg", .memory_mib = 256, .vcpus = 2,
+    .kernel = "/k/vmlinuz", .initrd = "/k/initrd", .serial_log = "/run/x/serial.log", .qmp_socket = "/run/x/qmp.sock",
+    .devices = devs, .n_devices = 2,
+  };
+  int i;
+
+  assert_int_equal(vfd_bdf_parse("0000:00:04.0", &devs[0]), 0);
+  assert_int_equal(vfd_bdf_parse("0000:00:04.1", &devs[1]), 0);
+  argv = vfd_qemu_build_argv(&c);
+  assert_string_equal(argv[0], "qemu-system-x86_64");
+  assert_string_equal(argv[argv_index(argv, "-M") + 1], "q35");
+  assert_string_equal(argv[argv_index(argv, "-accel") + 1], "tcg");
+  assert_string_equal(argv[argv_index(argv, "-m") + 1], "256");
+  assert_string_equal(argv[argv_index(argv, "-smp") + 1], "2");
+  assert_string_equal(argv[argv_index(argv, "-kernel") + 1], "/k/vmlinuz");
+  assert_string_equal(argv[argv_index(argv, "-initrd") + 1], "/k/initrd");
+  assert_string_equal(argv[argv_index(argv, "-serial") + 1], "file:/run/x/serial.log");
+  assert_non_null(strstr(argv[argv_index(argv, "-append") + 1], "vfiod.sandbox=sb-00000001"));
+  assert_non_null(strstr(argv[argv_index(argv, "-append") + 1], "console=ttyS0"));
+  assert_true(argv_index(argv, "-nodefaults") > 0);
+  /* One root port per function, each function behind its own port. */
+  i = argv_index(argv, "pcie-root-port,id=rp0,chassis=1,slot=0");
+  assert_true(i > 0);
+  assert_string_equal(argv[i + 2], "vfio-pci,host=0000:00:04.0,bus=rp0");
+  i = argv_index(argv, "pcie-root-port,id=rp1,chassis=2,slot=1");
+  assert_true(i > 0);
+  assert_string_equal(argv[i + 2], "vfio-pci,host=0000:00:04.1,bus=rp1");
+  assert_int_equal(vfd_qemu_memlock_bytes(256), (guint64) 512 * 1024 * 1024);
+}
+
+static void
+test_image_paths(void **state)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = write_conf("x");
+
+  assert_true(vfd_check_image_path("kernel", path, &error));
+  assert_false(vfd_check_image_path("kernel", "relative", &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT));
+  g_clear_error(&error);
+  assert_false(vfd_check_image_path("kernel", "/etc/../etc/passwd", &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT));
+  g_clear_error(&error);
+  assert_false(vfd_check_image_path("kernel", "/tmp", &error));
+  assert_non_null(strstr(error->message, "regular file"));
+  g_clear_error(&error);
+  assert_false(vfd_check_image_path("initrd", "/nonexistent/x", &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_FOUND));
+  g_clear_error(&error);
+  assert_false(vfd_check_image_path("initrd", NULL, &error));
+  g_unlink(path);
+}
+
+int
+main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_defaults),     cmocka_unit_test(test_systemd_dirs), cmocka_unit_test(test_values),
+    cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_qemu_argv),    cmocka_unit_test(test_image_paths),
+  };
+  return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
