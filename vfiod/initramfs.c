@@ -209,7 +209,7 @@ add_file(GHashTable *entries, const char *source, const char *dest, guint mode, 
                 "initramfs source '%s': %s", source, g_strerror(errsv));
     return FALSE;
   }
-  if (S_ISLNK(lst.st_mode) || !S_ISREG(lst.st_mode)) {
+  if (!S_ISREG(lst.st_mode)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                 "initramfs source '%s' is %s, not a regular file", source,
                 S_ISLNK(lst.st_mode) ? "a symlink" : "a special file or directory");

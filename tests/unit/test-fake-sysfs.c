@@ -687,10 +687,12 @@ test_libpci_enumerates(void **state)
   __attribute__((cleanup(pci_cleanup_p))) struct pci_access *a = NULL;
   g_autofree char *path = g_build_filename(fake_sysfs_sys_root(f->fake), "bus", "pci", NULL);
   const int fill = PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_IOMMU_GROUP | PCI_FILL_DRIVER;
+  const int fill_more = PCI_FILL_CLASS_EXT | PCI_FILL_SUBSYS | PCI_FILL_NUMA_NODE | PCI_FILL_IRQ | PCI_FILL_BASES |
+                        PCI_FILL_ROM_BASE | PCI_FILL_SIZES | PCI_FILL_MODULE_ALIAS;
   struct pci_dev *d;
   guint n = 0;
 
-  fake_sysfs_add_device(f->fake, "0001:41:00.0", 0x10de, 0x20b0, 0x030200, 40, NULL, NULL);
+  fake_sysfs_add_device(f->fake, "0001:41:00.2", 0x10de, 0x1ad8, 0x0c0330, 40, NULL, NULL);
 
   a = pci_alloc();
   assert_non_null(a);
@@ -734,12 +736,22 @@ test_libpci_enumerates(void **state)
   assert_null(pci_get_string_property(d, PCI_FILL_IOMMU_GROUP)); /* no group */
   assert_string_equal(pci_get_string_property(d, PCI_FILL_DRIVER), "e1000e");
 
-  d = find_dev(a, 1, 0x41, 0, 0);
+  d = find_dev(a, 1, 0x41, 0, 2);
   assert_non_null(d);
-  assert_int_equal(d->device_id, 0x20b0);
-  assert_int_equal(d->device_class, 0x0302);
+  assert_int_equal(d->device_id, 0x1ad8);
+  assert_int_equal(d->device_class, 0x0c03);
   assert_string_equal(pci_get_string_property(d, PCI_FILL_IOMMU_GROUP), "40");
   assert_null(pci_get_string_property(d, PCI_FILL_DRIVER)); /* unbound */
+
+  /* What else the daemon may ask for (vfd_host_enumerate uses CLASS_EXT and
+   * NUMA_NODE) is there as well, without warnings. */
+  pci_fill_info(d, fill_more);
+  assert_int_equal(d->prog_if, 0x30);
+  assert_int_equal(d->rev_id, 0xa1);
+  assert_int_equal(d->subsys_vendor_id, 0x10de);
+  assert_int_equal(d->numa_node, -1);
+  assert_non_null(d->module_alias); /* libpci keeps the kernel's newline */
+  assert_string_equal(d->module_alias, "pci:v000010DEd00001AD8sv000010DEsd00000000bc0Csc03i30\n");
 
   /* Config space reads (header type, IDs) work too. */
   d = find_dev(a, 0, 0, 1, 0);
