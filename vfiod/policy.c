@@ -64,8 +64,11 @@ VfdPolicy *
 vfd_policy_new(const char *ids, const char *classes, GError **error)
 {
   g_autoptr(VfdPolicy) p = g_new0(VfdPolicy, 1);
-  g_auto(GStrv) id_items = g_strsplit(ids ? ids : "", ";", -1);
-  g_auto(GStrv) class_items = g_strsplit(classes ? classes : "", ";", -1);
+  /* A value of only blanks is an empty key: no items. */
+  g_autofree char *ids_s = g_strstrip(g_strdup(ids ? ids : ""));
+  g_autofree char *classes_s = g_strstrip(g_strdup(classes ? classes : ""));
+  g_auto(GStrv) id_items = g_strsplit(ids_s, ";", -1);
+  g_auto(GStrv) class_items = g_strsplit(classes_s, ";", -1);
 
   p->ids = g_array_new(FALSE, FALSE, sizeof(IdRule));
   p->classes = g_array_new(FALSE, FALSE, sizeof(ClassRule));
@@ -75,8 +78,11 @@ vfd_policy_new(const char *ids, const char *classes, GError **error)
     g_auto(GStrv) sides = NULL;
     IdRule rule;
 
-    if (!*item)
-      continue;
+    if (!*item) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                  "empty item in [devices] ids '%s' (leave the key empty to allow any device)", ids);
+      return NULL;
+    }
     sides = g_strsplit(item, ":", -1);
     if (g_strv_length(sides) != 2 || !parse_id_side(sides[0], &rule.vendor) ||
         !parse_id_side(sides[1], &rule.device)) {
@@ -92,8 +98,11 @@ vfd_policy_new(const char *ids, const char *classes, GError **error)
     ClassRule rule;
     guint len = (guint) strlen(item);
 
-    if (!*item)
-      continue;
+    if (!*item) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                  "empty item in [devices] classes '%s' (leave the key empty to allow any class)", classes);
+      return NULL;
+    }
     if ((len != 2 && len != 4 && len != 6) || !parse_hex(item, len, &rule.prefix)) {
       g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
                   "invalid class prefix '%s' in [devices] classes: expected 2, 4 or 6 hex digits", item);

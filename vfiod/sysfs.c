@@ -13,7 +13,98 @@ struct VfdSysfs {
   char *dev_root;
   VfdSysfsWriteFunc writer;
   void *writer_data;
+  guint timeout_ms;
+  gint hung; /* atomic: timed-out writes still running */
 };
+
+/* One write handed to a thread. Shared by the caller and the thread; the
+ * last one to let go frees it. */
+typedef struct {
+  gatomicrefcount ref;
+  GMutex lock;
+  GCond cond;
+  gboolean done;
+  gboolean abandoned; /* the caller timed out and left */
+  int result;
+  char *path;
+  char *value;
+  VfdSysfsWriteFunc writer;
+  void *writer_data;
+  gint *hung; /* decremented when an abandoned write finally returns */
+} WriteJob;
+
+static void
+write_job_unref(WriteJob *job)
+{
+  if (!g_atomic_ref_count_dec(&job->ref))
+    return;
+  g_mutex_clear(&job->lock);
+  g_cond_clear(&job->cond);
+  g_free(job->path);
+  g_free(job->value);
+  g_free(job);
+}
+
+static gpointer
+write_thread(gpointer data)
+{
+  WriteJob *job = data;
+  int r = job->writer(job->path, job->value, job->writer_data);
+
+  g_mutex_lock(&job->lock);
+  job->result = r;
+  job->done = TRUE;
+  if (job->abandoned)
+    g_atomic_int_dec_and_test(job->hung);
+  g_cond_signal(&job->cond);
+  g_mutex_unlock(&job->lock);
+  write_job_unref(job);
+  return NULL;
+}
+
+/* Runs the writer on a thread and waits up to the timeout. */
+static int
+write_with_timeout(VfdSysfs *sysfs, const char *path, const char *value)
+{
+  WriteJob *job = g_new0(WriteJob, 1);
+  g_autoptr(GError) error = NULL;
+  GThread *thread;
+  gint64 deadline = g_get_monotonic_time() + (gint64) sysfs->timeout_ms * G_TIME_SPAN_MILLISECOND;
+  int r;
+
+  g_atomic_ref_count_init(&job->ref);
+  g_mutex_init(&job->lock);
+  g_cond_init(&job->cond);
+  job->path = g_strdup(path);
+  job->value = g_strdup(value);
+  job->writer = sysfs->writer;
+  job->writer_data = sysfs->writer_data;
+  job->hung = &sysfs->hung;
+
+  g_atomic_ref_count_inc(&job->ref); /* the thread's */
+  thread = g_thread_try_new("vfiod-sysfs", write_thread, job, &error);
+  if (!thread) {
+    write_job_unref(job);
+    write_job_unref(job);
+    return -EAGAIN;
+  }
+  g_thread_unref(thread); /* detached: it may never come back */
+
+  g_mutex_lock(&job->lock);
+  while (!job->done)
+    if (!g_cond_wait_until(&job->cond, &job->lock, deadline))
+      break;
+  if (job->done) {
+    r = job->result;
+  } else {
+    job->abandoned = TRUE;
+    g_atomic_int_inc(&sysfs->hung);
+    r = -ETIMEDOUT;
+  }
+  g_mutex_unlock(&job->lock);
+  write_job_unref(job);
+  return r;
+}
 
 /* The default writer: one write(2) of the whole value, as sysfs expects. */
 static int
@@ -127,8 +218,15 @@ vfd_sysfs_read_hex_attr(const VfdSysfs *sysfs, const VfdBdf *bdf, const char *at
   char *end = NULL;
   int r = vfd_sysfs_read_attr(sysfs, bdf, attr, &v);
 
+  const char *digits = v;
+
   if (r < 0)
     return r;
+  /* strtoull would take leading blanks and a sign: accept only [0x]hex. */
+  if (g_str_has_prefix(digits, "0x") || g_str_has_prefix(digits, "0X"))
+    digits += 2;
+  if (!g_ascii_isxdigit(*digits))
+    return -EINVAL;
   errno = 0;
   unsigned long long n = strtoull(v, &end, 16);
   if (errno != 0 || end == v || *end != '\0' || n > G_MAXUINT32)
@@ -137,10 +235,24 @@ vfd_sysfs_read_hex_attr(const VfdSysfs *sysfs, const VfdBdf *bdf, const char *at
   return 0;
 }
 
+void
+vfd_sysfs_set_write_timeout(VfdSysfs *sysfs, guint timeout_ms)
+{
+  sysfs->timeout_ms = timeout_ms;
+}
+
+guint
+vfd_sysfs_hung_writes(const VfdSysfs *sysfs)
+{
+  return (guint) g_atomic_int_get(&sysfs->hung);
+}
+
 static int
 do_write(const VfdSysfs *sysfs, const char *path, const char *value)
 {
-  return sysfs->writer(path, value, sysfs->writer_data);
+  if (sysfs->timeout_ms == 0)
+    return sysfs->writer(path, value, sysfs->writer_data);
+  return write_with_timeout((VfdSysfs *) sysfs, path, value);
 }
 
 int

@@ -39,6 +39,17 @@ const char *vfd_sysfs_dev_root(const VfdSysfs *sysfs);
 /* Replaces the writer (NULL restores the default). Test hook. */
 void vfd_sysfs_set_writer(VfdSysfs *sysfs, VfdSysfsWriteFunc fn, void *user_data);
 
+/* Sets how long one sysfs write may take, in milliseconds (0: no limit, the
+ * write runs on the caller's thread; the default). With a limit, each write
+ * runs on its own thread; one that has not returned after @timeout_ms makes
+ * the call return -ETIMEDOUT while the thread stays parked in the kernel
+ * (an unbind from a busy driver can block forever; nothing can cancel it).
+ * Such a write is never retried here. */
+void vfd_sysfs_set_write_timeout(VfdSysfs *sysfs, guint timeout_ms);
+
+/* Writes started with a limit that have not returned yet. */
+guint vfd_sysfs_hung_writes(const VfdSysfs *sysfs);
+
 /* "<sys_root>/bus/pci/devices/<BDF>[/<attr>]" (newly allocated). */
 char *vfd_sysfs_device_path(const VfdSysfs *sysfs, const VfdBdf *bdf, const char *attr);
 

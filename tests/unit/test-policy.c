@@ -199,6 +199,16 @@ test_malformed_classes(void **state)
   assert_rejected("10de:*", "03;04g3", "04g3");
 }
 
+static void
+test_empty_items_rejected(void **state)
+{
+  /* A stray ';' must not silently widen the rules to "anything". */
+  assert_rejected(";", NULL, "empty item");
+  assert_rejected("10de:*;", NULL, "empty item");
+  assert_rejected(NULL, "03;;0403", "empty item");
+  assert_rejected(NULL, " ; ", "empty item");
+}
+
 int
 main(void)
 {
@@ -212,6 +222,7 @@ main(void)
     cmocka_unit_test(test_empty_rules_allow_anything),
     cmocka_unit_test(test_malformed_ids),
     cmocka_unit_test(test_malformed_classes),
+    cmocka_unit_test(test_empty_items_rejected),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
