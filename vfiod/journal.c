@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "failpoint.h"
 
 #define JOURNAL_FORMAT "vfiod-journal"
 #define JOURNAL_VERSION 1
@@ -326,6 +327,7 @@ vfd_journal_commit(VfdJournal *j, GError **error)
   gsize len = 0;
   int dfd;
 
+  vfd_failpoint("journal commit");
   json_generator_set_root(gen, root);
   json_generator_set_pretty(gen, TRUE);
   data = json_generator_to_data(gen, &len);

@@ -836,6 +836,13 @@ vfd_manager_socket_path(VfdManager *m)
 VfdManager *
 vfd_manager_new(VfdConfig *config, GError **error)
 {
+  return vfd_manager_new_with_sysfs(config, vfd_sysfs_new(config->sys_root, config->dev_root), error);
+}
+
+VfdManager *
+vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error)
+{
+  g_autoptr(VfdSysfs) sysfs = sysfs_in;
   g_autoptr(VfdManager) m = g_new0(VfdManager, 1);
   g_autoptr(VfdJournal) journal = NULL;
   VfdPolicy *policy;
@@ -867,7 +874,7 @@ vfd_manager_new(VfdConfig *config, GError **error)
   policy = vfd_policy_new(config->ids, config->classes, error);
   if (!policy)
     return NULL;
-  m->host = vfd_host_new(vfd_sysfs_new(config->sys_root, config->dev_root), policy, g_steal_pointer(&journal));
+  m->host = vfd_host_new(g_steal_pointer(&sysfs), policy, g_steal_pointer(&journal));
 
   m->observer = g_dbus_auth_observer_new();
   g_signal_connect(m->observer, "authorize-authenticated-peer", G_CALLBACK(on_authorize_peer), m);

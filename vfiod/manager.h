@@ -21,6 +21,11 @@ typedef struct VfdManager VfdManager;
  * restored. */
 VfdManager *vfd_manager_new(VfdConfig *config, GError **error);
 
+/* The same, with a prepared VfdSysfs (ownership taken) instead of one made
+ * from the config's sys_root/dev_root: tests pass one whose writer is a fake
+ * kernel. */
+VfdManager *vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs, GError **error);
+
 /* Starts serving the API. Fails when another vfiod answers on the socket. */
 gboolean vfd_manager_start(VfdManager *manager, GError **error);
 

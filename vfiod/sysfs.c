@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "sysfs.h"
 
+#include "failpoint.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -250,6 +252,7 @@ vfd_sysfs_hung_writes(const VfdSysfs *sysfs)
 static int
 do_write(const VfdSysfs *sysfs, const char *path, const char *value)
 {
+  vfd_failpoint(path);
   if (sysfs->timeout_ms == 0)
     return sysfs->writer(path, value, sysfs->writer_data);
   return write_with_timeout((VfdSysfs *) sysfs, path, value);

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Crash points for the crash-matrix test (TEST ONLY). When the environment
+ * variable VFIOD_CRASH_AT=N (N >= 1) is set, the N-th call of
+ * vfd_failpoint() in this process kills the process with SIGKILL, as a
+ * power cut or OOM kill would. Every journal commit and every sysfs write is
+ * preceded by one. With the variable unset this costs one branch.
+ * VFIOD_CRASH_LOG=PATH appends "N name" per crash point passed, so a test
+ * can count them. */
+void vfd_failpoint(const char *name);
