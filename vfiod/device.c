@@ -13,7 +13,22 @@ struct VfdHost {
   VfdSysfs *sysfs;
   VfdPolicy *policy;
   VfdJournal *journal;
+  GRecMutex journal_lock; /* the journal, in memory and on disk */
+  GMutex table_lock;      /* group_locks */
+  GHashTable *group_locks; /* IOMMU group number -> GRecMutex* */
 };
+
+struct VfdGroupLock {
+  VfdHost *host;
+  GArray *groups; /* int, ascending, each locked */
+};
+
+static void
+rec_mutex_free(gpointer p)
+{
+  g_rec_mutex_clear(p);
+  g_free(p);
+}
 
 void
 vfd_pci_device_free(VfdPciDevice *dev)
@@ -39,6 +54,9 @@ vfd_host_new(VfdSysfs *sysfs, VfdPolicy *policy, VfdJournal *journal)
   h->sysfs = sysfs;
   h->policy = policy;
   h->journal = journal;
+  g_rec_mutex_init(&h->journal_lock);
+  g_mutex_init(&h->table_lock);
+  h->group_locks = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, rec_mutex_free);
   return h;
 }
 
@@ -50,6 +68,9 @@ vfd_host_free(VfdHost *host)
   vfd_sysfs_free(host->sysfs);
   vfd_policy_free(host->policy);
   vfd_journal_free(host->journal);
+  g_hash_table_unref(host->group_locks);
+  g_rec_mutex_clear(&host->journal_lock);
+  g_mutex_clear(&host->table_lock);
   g_free(host);
 }
 
@@ -69,6 +90,74 @@ const VfdPolicy *
 vfd_host_policy(VfdHost *host)
 {
   return host->policy;
+}
+
+void
+vfd_host_lock_journal(VfdHost *host)
+{
+  g_rec_mutex_lock(&host->journal_lock);
+}
+
+void
+vfd_host_unlock_journal(VfdHost *host)
+{
+  g_rec_mutex_unlock(&host->journal_lock);
+}
+
+static GRecMutex *
+group_mutex(VfdHost *host, int group)
+{
+  GRecMutex *m;
+
+  g_mutex_lock(&host->table_lock);
+  m = g_hash_table_lookup(host->group_locks, GINT_TO_POINTER(group));
+  if (!m) {
+    m = g_new0(GRecMutex, 1);
+    g_rec_mutex_init(m);
+    g_hash_table_insert(host->group_locks, GINT_TO_POINTER(group), m);
+  }
+  g_mutex_unlock(&host->table_lock);
+  return m;
+}
+
+static gint
+int_cmp(gconstpointer a, gconstpointer b)
+{
+  int x = *(const int *) a, y = *(const int *) b;
+  return (x > y) - (x < y);
+}
+
+VfdGroupLock *
+vfd_host_lock_groups(VfdHost *host, const int *groups, guint n_groups)
+{
+  VfdGroupLock *l = g_new0(VfdGroupLock, 1);
+
+  l->host = host;
+  l->groups = g_array_new(FALSE, FALSE, sizeof(int));
+  for (guint i = 0; i < n_groups; i++)
+    if (groups[i] >= 0)
+      g_array_append_val(l->groups, groups[i]);
+  g_array_sort(l->groups, int_cmp);
+  /* drop duplicates, then lock in ascending order */
+  for (guint i = 1; i < l->groups->len;)
+    if (g_array_index(l->groups, int, i) == g_array_index(l->groups, int, i - 1))
+      g_array_remove_index(l->groups, i);
+    else
+      i++;
+  for (guint i = 0; i < l->groups->len; i++)
+    g_rec_mutex_lock(group_mutex(host, g_array_index(l->groups, int, i)));
+  return l;
+}
+
+void
+vfd_group_lock_release(VfdGroupLock *lock)
+{
+  if (!lock)
+    return;
+  for (guint i = lock->groups->len; i-- > 0;)
+    g_rec_mutex_unlock(group_mutex(lock->host, g_array_index(lock->groups, int, i)));
+  g_array_unref(lock->groups);
+  g_free(lock);
 }
 
 /* ---- libpci ------------------------------------------------------------
@@ -215,6 +304,7 @@ typedef struct {
   bool override_written;
   bool unbound;
   bool probed;
+  bool stuck; /* a write to it never returned: leave it alone */
 } Member;
 
 static void
@@ -351,10 +441,12 @@ journal_members(VfdHost *host, GArray *members, int group, VfdDeviceState state,
 }
 
 static void
-journal_forget(VfdHost *host, GArray *members)
+journal_set_state(VfdHost *host, const VfdBdf *bdf, VfdDeviceState state)
 {
-  for (guint i = 0; i < members->len; i++)
-    vfd_journal_remove(host->journal, &g_array_index(members, Member, i).bdf);
+  VfdJournalDevice *jd = vfd_journal_lookup(host->journal, bdf);
+
+  if (jd)
+    jd->state = state;
 }
 
 static GArray *
@@ -434,23 +526,199 @@ wait_vfio_node(VfdHost *host, int group)
   return false;
 }
 
+/* Message for a failed step of @m. */
+static char *
+step_message(const char *what, const Member *m, const char *step, int r)
+{
+  if (r == -ETIMEDOUT)
+    return g_strdup_printf("%s %s: the %s write did not return within the timeout; the device is marked stuck "
+                           "and will not be retried (see vfioctl list)",
+                           what, m->name, step);
+  return g_strdup_printf("%s %s failed at %s: %s", what, m->name, step,
+                         r == -ENXIO ? "the device is not on the expected driver" : g_strerror(-r));
+}
+
+/* Commits the journal; a failure is logged by the caller's error only when
+ * @error is set. Holds the journal lock. */
+static gboolean
+commit_locked(VfdHost *host, GError **error)
+{
+  return vfd_journal_commit(host->journal, error);
+}
+
+/* Stage 0 of a bind: checks that change nothing. Returns the members, or
+ * NULL with *@ret_done set when the group is already bound for @owner. */
+static GArray *
+bind_checks(VfdHost *host, int group, const char *owner, gboolean *ret_done, GError **error)
+{
+  g_autoptr(GArray) members = collect_group(host, group, error);
+  guint owned = 0;
+
+  *ret_done = FALSE;
+  if (!members)
+    return NULL;
+  vfd_host_lock_journal(host);
+  for (guint i = 0; i < members->len; i++) {
+    Member *m = &g_array_index(members, Member, i);
+    VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &m->bdf);
+
+    if (jd && jd->state == VFD_DEVICE_STATE_BOUND && g_str_equal(jd->owner, owner)) {
+      owned++;
+      continue;
+    }
+    if (jd) {
+      g_set_error(error, VFD_ERROR, jd->state == VFD_DEVICE_STATE_STUCK ? VFD_ERROR_STUCK : VFD_ERROR_BUSY,
+                  "%s is %s for '%s'", m->name, vfd_device_state_to_string(jd->state), jd->owner);
+      vfd_host_unlock_journal(host);
+      return NULL;
+    }
+    if (g_strcmp0(m->original_driver, VFD_VFIO_DRIVER) == 0) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY,
+                  "%s (IOMMU group %d) is already on vfio-pci but was not bound by vfiod; leaving it alone",
+                  m->name, group);
+      vfd_host_unlock_journal(host);
+      return NULL;
+    }
+  }
+  vfd_host_unlock_journal(host);
+  if (owned == members->len) {
+    *ret_done = TRUE;
+    return g_steal_pointer(&members);
+  }
+  if (owned > 0) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "IOMMU group %d is partly bound for '%s'", group, owner);
+    return NULL;
+  }
+  if (!vfio_driver_loaded(host)) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_FAILED, "the vfio-pci driver is not loaded (modprobe vfio-pci)");
+    return NULL;
+  }
+  return g_steal_pointer(&members);
+}
+
+static gboolean
+bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner, GArray **ret_members,
+                  GError **error)
+{
+  g_autoptr(GArray) members = NULL;
+  g_autoptr(GError) local = NULL;
+  gboolean already = FALSE;
+  gboolean stuck = FALSE;
+  guint done;
+  const char *step = NULL;
+  int r;
+
+  members = bind_checks(host, group, owner, &already, error);
+  if (!members)
+    return FALSE;
+  if (already) {
+    if (ret_members)
+      *ret_members = member_bdfs(members);
+    return TRUE;
+  }
+
+  /* Stage 1: journal first, durably, before any sysfs write. */
+  vfd_host_lock_journal(host);
+  journal_members(host, members, group, VFD_DEVICE_STATE_BINDING, owner);
+  if (!commit_locked(host, error)) {
+    for (guint i = 0; i < members->len; i++)
+      vfd_journal_remove(host->journal, &g_array_index(members, Member, i).bdf);
+    vfd_host_unlock_journal(host);
+    return FALSE;
+  }
+  vfd_host_unlock_journal(host);
+
+  /* Stage 2: each member, in BDF order. */
+  for (done = 0; done < members->len; done++) {
+    Member *m = &g_array_index(members, Member, done);
+    r = bind_member(host, m, &step);
+    if (r < 0) {
+      g_autofree char *msg = step_message("binding", m, step, r);
+      stuck = r == -ETIMEDOUT;
+      g_set_error_literal(&local, VFD_ERROR,
+                          stuck ? VFD_ERROR_STUCK : (r == -ENXIO ? VFD_ERROR_FAILED : vfd_error_from_errno(r)), msg);
+      if (stuck) {
+        m->stuck = true;
+        vfd_host_lock_journal(host);
+        journal_set_state(host, &m->bdf, VFD_DEVICE_STATE_STUCK);
+        commit_locked(host, NULL);
+        vfd_host_unlock_journal(host);
+      }
+      done++; /* the failing member is partly done: roll it back too (unless stuck) */
+      break;
+    }
+  }
+
+  /* Stage 3: the group node. */
+  if (!local && !wait_vfio_node(host, group))
+    g_set_error(&local, VFD_ERROR, VFD_ERROR_FAILED, "%s/vfio/%d did not appear after binding IOMMU group %d",
+                vfd_sysfs_dev_root(host->sysfs), group, group);
+
+  if (local) {
+    /* Rollback: reverse order, only what was done; keep the first error. A
+     * stuck member is left as it is: nothing may touch it until an operator
+     * acts. */
+    g_autoptr(GString) left = g_string_new(NULL);
+    while (done-- > 0) {
+      Member *m = &g_array_index(members, Member, done);
+      if (m->stuck)
+        continue;
+      r = restore_member(host, m, false, &step);
+      vfd_host_lock_journal(host);
+      if (r < 0) {
+        g_string_append_printf(left, " %s (%s%s)", m->name, step, r == -ETIMEDOUT ? ", stuck" : "");
+        journal_set_state(host, &m->bdf, r == -ETIMEDOUT ? VFD_DEVICE_STATE_STUCK : VFD_DEVICE_STATE_RELEASING);
+      } else {
+        vfd_journal_remove(host->journal, &m->bdf);
+      }
+      vfd_host_unlock_journal(host);
+    }
+    vfd_host_lock_journal(host);
+    for (guint i = 0; i < members->len; i++) {
+      Member *m = &g_array_index(members, Member, i);
+      VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &m->bdf);
+      if (jd && jd->state == VFD_DEVICE_STATE_BINDING)
+        vfd_journal_remove(host->journal, &m->bdf); /* never touched */
+    }
+    commit_locked(host, NULL);
+    vfd_host_unlock_journal(host);
+    if (left->len)
+      g_prefix_error(&local, "rollback could not restore%s; ", left->str);
+    else
+      g_prefix_error(&local, "rolled back; ");
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+
+  /* Stage 4: journal the result. */
+  vfd_host_lock_journal(host);
+  journal_members(host, members, group, VFD_DEVICE_STATE_BOUND, owner);
+  if (!commit_locked(host, error)) {
+    /* The devices are bound; the journal on disk still says "binding",
+     * which start-up restores. */
+    vfd_host_unlock_journal(host);
+    return FALSE;
+  }
+  vfd_host_unlock_journal(host);
+  if (ret_members)
+    *ret_members = member_bdfs(members);
+  return TRUE;
+}
+
 gboolean
 vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members, int *ret_group,
                     GError **error)
 {
   char name[VFD_BDF_STRLEN];
-  g_autoptr(GArray) members = NULL;
-  g_autoptr(GError) local = NULL;
-  guint owned = 0, done;
+  VfdGroupLock *lock;
+  gboolean ok;
   int group, r;
-  const char *step = NULL;
 
   vfd_bdf_format(bdf, name);
   if (!owner || !*owner) {
     g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "an owner name is required");
     return FALSE;
   }
-  /* Stage 0: checks. Nothing is written until all of them pass. */
   if (!vfd_sysfs_device_exists(host->sysfs, bdf)) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no PCI device %s on this host", name);
     return FALSE;
@@ -463,145 +731,54 @@ vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray 
                 name);
     return FALSE;
   }
-  members = collect_group(host, group, error);
-  if (!members)
-    return FALSE;
-
-  for (guint i = 0; i < members->len; i++) {
-    Member *m = &g_array_index(members, Member, i);
-    VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &m->bdf);
-
-    if (jd && jd->state == VFD_DEVICE_STATE_BOUND && g_str_equal(jd->owner, owner)) {
-      owned++;
-      continue;
-    }
-    if (jd) {
-      g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "%s is %s for '%s'", m->name,
-                  vfd_device_state_to_string(jd->state), jd->owner);
-      return FALSE;
-    }
-    if (g_strcmp0(m->original_driver, VFD_VFIO_DRIVER) == 0) {
-      g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY,
-                  "%s (IOMMU group %d) is already on vfio-pci but was not bound by vfiod; leaving it alone",
-                  m->name, group);
-      return FALSE;
-    }
-  }
-  if (owned == members->len) {
-    if (ret_members)
-      *ret_members = member_bdfs(members);
-    if (ret_group)
-      *ret_group = group;
-    return TRUE;
-  }
-  if (owned > 0) {
-    g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "IOMMU group %d is partly bound for '%s'", group, owner);
-    return FALSE;
-  }
-  if (!vfio_driver_loaded(host)) {
-    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_FAILED,
-                        "the vfio-pci driver is not loaded (modprobe vfio-pci)");
-    return FALSE;
-  }
-
-  /* Stage 1: journal first, durably, before any sysfs write. */
-  journal_members(host, members, group, VFD_DEVICE_STATE_BINDING, owner);
-  if (!vfd_journal_commit(host->journal, error)) {
-    journal_forget(host, members);
-    return FALSE;
-  }
-
-  /* Stage 2: each member, in BDF order. */
-  for (done = 0; done < members->len; done++) {
-    Member *m = &g_array_index(members, Member, done);
-    r = bind_member(host, m, &step);
-    if (r < 0) {
-      g_set_error(&local, VFD_ERROR, r == -ENXIO ? VFD_ERROR_FAILED : vfd_error_from_errno(r),
-                  "binding %s to vfio-pci failed at %s: %s", m->name, step,
-                  r == -ENXIO ? "the device is not on vfio-pci" : g_strerror(-r));
-      done++; /* the failing member is partly done: roll it back too */
-      break;
-    }
-  }
-
-  /* Stage 3: the group node. */
-  if (!local && !wait_vfio_node(host, group))
-    g_set_error(&local, VFD_ERROR, VFD_ERROR_FAILED,
-                "%s/vfio/%d did not appear after binding IOMMU group %d", vfd_sysfs_dev_root(host->sysfs), group,
-                group);
-
-  if (local) {
-    /* Rollback: reverse order, only what was done; keep the first error. */
-    g_autoptr(GString) left = g_string_new(NULL);
-    while (done-- > 0) {
-      Member *m = &g_array_index(members, Member, done);
-      if (restore_member(host, m, false, &step) < 0) {
-        g_string_append_printf(left, " %s (%s)", m->name, step);
-        vfd_journal_lookup(host->journal, &m->bdf)->state = VFD_DEVICE_STATE_RELEASING;
-      } else {
-        vfd_journal_remove(host->journal, &m->bdf);
-      }
-    }
-    for (guint i = 0; i < members->len; i++) {
-      VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &g_array_index(members, Member, i).bdf);
-      if (jd && jd->state == VFD_DEVICE_STATE_BINDING)
-        vfd_journal_remove(host->journal, &jd->bdf);
-    }
-    vfd_journal_commit(host->journal, NULL);
-    if (left->len)
-      g_prefix_error(&local, "rollback could not restore%s; ", left->str);
-    else
-      g_prefix_error(&local, "rolled back; ");
-    g_propagate_error(error, g_steal_pointer(&local));
-    return FALSE;
-  }
-
-  /* Stage 4: journal the result. */
-  journal_members(host, members, group, VFD_DEVICE_STATE_BOUND, owner);
-  if (!vfd_journal_commit(host->journal, error))
-    return FALSE; /* the devices are bound; the journal still says "binding", which start-up finishes */
-  if (ret_members)
-    *ret_members = member_bdfs(members);
-  if (ret_group)
+  lock = vfd_host_lock_groups(host, &group, 1);
+  ok = bind_group_locked(host, bdf, group, owner, ret_members, error);
+  vfd_group_lock_release(lock);
+  if (ok && ret_group)
     *ret_group = group;
-  return TRUE;
+  return ok;
 }
 
-gboolean
-vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
-                       GError **error)
+static gboolean
+release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members, GError **error)
 {
   char name[VFD_BDF_STRLEN];
-  VfdJournalDevice *jd = vfd_journal_lookup(host->journal, bdf);
+  VfdJournalDevice *jd;
   g_autoptr(GArray) members = members_new();
   g_autoptr(GString) failed = g_string_new(NULL);
   g_autofree char *group_owner = NULL;
-  GPtrArray *all = vfd_journal_devices(host->journal);
+  GPtrArray *all;
   int group, first_err = 0;
+  gboolean any_stuck = FALSE;
 
   vfd_bdf_format(bdf, name);
+  vfd_host_lock_journal(host);
+  jd = vfd_journal_lookup(host->journal, bdf);
   if (!jd) {
+    vfd_host_unlock_journal(host);
     g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "%s is not bound by vfiod", name);
     return FALSE;
   }
   if (owner && !g_str_equal(jd->owner, owner)) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "%s is bound for '%s', not '%s'", name, jd->owner, owner);
-    return FALSE;
-  }
-  if (jd->state == VFD_DEVICE_STATE_STUCK) {
-    g_set_error(error, VFD_ERROR, VFD_ERROR_STUCK, "%s is stuck (a sysfs write never returned); see vfioctl list",
-                name);
+    vfd_host_unlock_journal(host);
     return FALSE;
   }
   group = jd->iommu_group;
   /* A copy: journal_members() below replaces the record jd points to. */
   group_owner = g_strdup(jd->owner);
   jd = NULL;
+  all = vfd_journal_devices(host->journal);
   for (guint i = 0; i < all->len; i++) {
     VfdJournalDevice *d = g_ptr_array_index(all, i);
     Member m = { .bdf = d->bdf };
     if (d->iommu_group != group)
       continue;
+    if (d->state == VFD_DEVICE_STATE_STUCK) {
+      g_string_append_printf(failed, "%s%s is stuck", failed->len ? "; " : "", vfd_bdf_format(&d->bdf, m.name));
+      any_stuck = TRUE;
+      continue;
+    }
     vfd_bdf_format(&d->bdf, m.name);
     m.original_driver = g_strdup(d->original_driver);
     m.original_override = g_strdup(d->original_override);
@@ -610,8 +787,11 @@ vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArr
 
   /* Stage 1: journal the transition. */
   journal_members(host, members, group, VFD_DEVICE_STATE_RELEASING, group_owner);
-  if (!vfd_journal_commit(host->journal, error))
+  if (!commit_locked(host, error)) {
+    vfd_host_unlock_journal(host);
     return FALSE;
+  }
+  vfd_host_unlock_journal(host);
 
   /* Stage 2: restore each member, reverse BDF order; go on past failures. */
   for (guint i = members->len; i-- > 0;) {
@@ -619,30 +799,57 @@ vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArr
     const char *step = NULL;
     int r = vfd_sysfs_device_exists(host->sysfs, &m->bdf) ? restore_member(host, m, true, &step) : -ENODEV;
 
+    vfd_host_lock_journal(host);
     if (r == -ENODEV && !step) {
       /* The device is gone (hot-unplugged): nothing left to restore. */
       vfd_journal_remove(host->journal, &m->bdf);
-      continue;
-    }
-    if (r < 0) {
-      g_string_append_printf(failed, "%s%s at %s: %s", failed->len ? "; " : "", m->name, step,
-                             r == -ENXIO ? "not back on its original driver" : g_strerror(-r));
+    } else if (r < 0) {
+      g_autofree char *msg = step_message("restoring", m, step, r);
+      g_string_append_printf(failed, "%s%s", failed->len ? "; " : "", msg);
+      if (r == -ETIMEDOUT) {
+        any_stuck = TRUE;
+        journal_set_state(host, &m->bdf, VFD_DEVICE_STATE_STUCK);
+      }
       if (!first_err)
         first_err = r;
-      continue;
+    } else {
+      vfd_journal_remove(host->journal, &m->bdf);
     }
-    vfd_journal_remove(host->journal, &m->bdf);
+    vfd_host_unlock_journal(host);
   }
 
   /* Stage 3: journal the result. */
-  if (!vfd_journal_commit(host->journal, error))
+  vfd_host_lock_journal(host);
+  if (!commit_locked(host, error)) {
+    vfd_host_unlock_journal(host);
     return FALSE;
-  if (first_err) {
-    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "release of IOMMU group %d incomplete: %s", group,
-                failed->str);
+  }
+  vfd_host_unlock_journal(host);
+  if (first_err || any_stuck) {
+    g_set_error(error, VFD_ERROR, any_stuck ? VFD_ERROR_STUCK : VFD_ERROR_FAILED,
+                "release of IOMMU group %d incomplete: %s", group, failed->str);
     return FALSE;
   }
   if (ret_members)
     *ret_members = member_bdfs(members);
   return TRUE;
+}
+
+gboolean
+vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
+                       GError **error)
+{
+  VfdJournalDevice *jd;
+  VfdGroupLock *lock;
+  gboolean ok;
+  int group;
+
+  vfd_host_lock_journal(host);
+  jd = vfd_journal_lookup(host->journal, bdf);
+  group = jd ? jd->iommu_group : -1;
+  vfd_host_unlock_journal(host);
+  lock = vfd_host_lock_groups(host, &group, 1);
+  ok = release_group_locked(host, bdf, owner, ret_members, error);
+  vfd_group_lock_release(lock);
+  return ok;
 }

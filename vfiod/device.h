@@ -52,6 +52,21 @@ VfdSysfs *vfd_host_sysfs(VfdHost *host);
 VfdJournal *vfd_host_journal(VfdHost *host);
 const VfdPolicy *vfd_host_policy(VfdHost *host);
 
+/* The journal is shared by concurrent operations: hold this lock while
+ * reading or changing it (recursive). Never held across a sysfs write. */
+void vfd_host_lock_journal(VfdHost *host);
+void vfd_host_unlock_journal(VfdHost *host);
+
+/* Per-IOMMU-group locks. Locks @groups (negative numbers ignored,
+ * duplicates folded) in ascending order, so that operations spanning
+ * several groups cannot deadlock; bind/release take their group's lock
+ * themselves (the locks are recursive). Operations on one group are
+ * serialised, on different groups they run in parallel. */
+typedef struct VfdGroupLock VfdGroupLock;
+VfdGroupLock *vfd_host_lock_groups(VfdHost *host, const int *groups, guint n_groups);
+void vfd_group_lock_release(VfdGroupLock *lock);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdGroupLock, vfd_group_lock_release)
+
 /* All PCI devices, enumerated with libpci from <sys_root>/bus/pci, sorted by
  * BDF; a GPtrArray of VfdPciDevice. VFD_ERROR_FAILED when libpci cannot scan. */
 GPtrArray *vfd_host_enumerate(VfdHost *host, GError **error);
@@ -66,7 +81,10 @@ VfdPciDevice *vfd_host_get_device(VfdHost *host, const VfdBdf *bdf, GError **err
  * bound for the same owner succeeds without writes. Errors: NOT_FOUND (no
  * such device), FAILED (no IOMMU group, a sysfs step failed: rolled back),
  * NOT_ALLOWED (a member the [devices] rules do not allow, named), BUSY (bound
- * for another owner, or already on vfio-pci outside vfiod). */
+ * for another owner, or already on vfio-pci outside vfiod), STUCK (a sysfs
+ * write did not return within the write timeout: that member is journaled
+ * "stuck" and left alone, the others are rolled back). Safe to call from
+ * any thread. */
 gboolean vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
                              int *ret_group, GError **error);
 
@@ -75,6 +93,8 @@ gboolean vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner
  * non-NULL, the group must be bound for that owner (else BUSY). On success
  * *@ret_members (may be NULL) receives the released BDFs. Errors: NOT_FOUND
  * (not bound by vfiod), FAILED (a member could not be restored; the others
- * are still restored, its journal record stays so that it can be retried). */
+ * are still restored, its journal record stays so that it can be retried),
+ * STUCK (a member is stuck, or a write timed out now: journaled "stuck",
+ * never retried by vfiod itself). Safe to call from any thread. */
 gboolean vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
                                 GError **error);
