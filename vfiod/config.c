@@ -37,6 +37,7 @@ systemd_dir(const char *env)
 static const char *const known_keys[] = {
   "daemon/state_dir", "daemon/runtime_dir", "daemon/allowed_group",
   "devices/ids", "devices/classes",
+  "devices/write_timeout",
   "qemu/binary", "qemu/accel", "qemu/stop_timeout",
   "testing/sys_root", "testing/dev_root",
   NULL,
@@ -67,6 +68,26 @@ take_string(GKeyFile *kf, const char *group, const char *key, char **field)
     return;
   g_free(*field);
   *field = g_strstrip(v);
+}
+
+/* Reads [group] key as a number of seconds in 1..3600 into *@field when
+ * present. */
+static gboolean
+take_seconds(GKeyFile *kf, const char *group, const char *key, guint *field, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  gint v;
+
+  if (!g_key_file_has_key(kf, group, key, NULL))
+    return TRUE;
+  v = g_key_file_get_integer(kf, group, key, &local);
+  if (local || v < 1 || v > 3600) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "config key [%s] %s must be a number of seconds from 1 to 3600", group, key);
+    return FALSE;
+  }
+  *field = (guint) v;
+  return TRUE;
 }
 
 static gboolean
@@ -100,6 +121,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   c->qemu_binary = g_strdup("qemu-system-x86_64");
   c->qemu_accel = g_strdup("kvm");
   c->qemu_stop_timeout_s = 10;
+  c->write_timeout_s = 15;
   c->sys_root = g_strdup("/sys");
   c->dev_root = g_strdup("/dev");
 
@@ -118,16 +140,9 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "qemu", "accel", &c->qemu_accel);
     take_string(kf, "testing", "sys_root", &c->sys_root);
     take_string(kf, "testing", "dev_root", &c->dev_root);
-    if (g_key_file_has_key(kf, "qemu", "stop_timeout", NULL)) {
-      g_autoptr(GError) local = NULL;
-      gint v = g_key_file_get_integer(kf, "qemu", "stop_timeout", &local);
-      if (local || v < 1 || v > 3600) {
-        g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
-                    "config key [qemu] stop_timeout must be a number of seconds from 1 to 3600");
-        return NULL;
-      }
-      c->qemu_stop_timeout_s = (guint) v;
-    }
+    if (!take_seconds(kf, "qemu", "stop_timeout", &c->qemu_stop_timeout_s, error) ||
+        !take_seconds(kf, "devices", "write_timeout", &c->write_timeout_s, error))
+      return NULL;
   }
 
   if (!check_dir("[daemon] state_dir", c->state_dir, error) ||

@@ -13,6 +13,8 @@ typedef struct {
   char *allowed_group; /* [daemon] allowed_group, default "vfiod"; "" = root only */
   char *ids;           /* [devices] ids, default VFD_POLICY_DEFAULT_IDS */
   char *classes;       /* [devices] classes, default VFD_POLICY_DEFAULT_CLASSES */
+  guint write_timeout_s; /* [devices] write_timeout: seconds one sysfs write may take, default 15;
+                          * a write still blocked then marks its device "stuck" */
   char *qemu_binary;   /* [qemu] binary, default qemu-system-x86_64 */
   char *qemu_accel;    /* [qemu] accel: "kvm" (default) or "tcg" */
   guint qemu_stop_timeout_s; /* [qemu] stop_timeout, seconds from SIGTERM to SIGKILL, default 10 */

@@ -109,15 +109,19 @@ bdf_strv(GArray *bdfs)
 static gboolean
 sandbox_release_devices(Sandbox *s, GError **error)
 {
-  VfdJournal *j = vfd_host_journal(s->manager->host);
+  VfdHost *host = s->manager->host;
   gboolean ok = TRUE;
 
   for (guint i = 0; i < s->devices->len; i++) {
     const VfdBdf *bdf = &g_array_index(s->devices, VfdBdf, i);
     g_autoptr(GError) local = NULL;
     char name[VFD_BDF_STRLEN];
+    gboolean journaled;
 
-    if (!vfd_journal_lookup(j, bdf))
+    vfd_host_lock_journal(host);
+    journaled = vfd_journal_lookup(vfd_host_journal(host), bdf) != NULL;
+    vfd_host_unlock_journal(host);
+    if (!journaled)
       continue; /* released together with an earlier member of its group */
     if (!vfd_host_release_group(s->manager->host, bdf, s->id, NULL, &local)) {
       g_warning("sandbox %s: cannot release %s: %s", s->id, vfd_bdf_format(bdf, name), local->message);
@@ -141,9 +145,11 @@ journal_sandbox(VfdManager *m, Sandbox *s)
 
   vfd_proc_start_time(s->pid, &start);
   js.start_time = start;
+  vfd_host_lock_journal(m->host);
   vfd_journal_put_sandbox(vfd_host_journal(m->host), &js);
   if (!vfd_journal_commit(vfd_host_journal(m->host), &error))
     g_warning("sandbox %s: %s", s->id, error->message);
+  vfd_host_unlock_journal(m->host);
 }
 
 static void
@@ -164,14 +170,141 @@ remove_dir_tree(const char *dir)
   g_rmdir(dir);
 }
 
-/* QEMU is gone: give the devices back, drop the journal record, answer
- * pending deletes. */
+/* ---- device work off the main loop --------------------------------------
+ * Binds and releases can block in the kernel (up to the write timeout, or
+ * forever for the parked write itself); they run on worker threads so that
+ * the API keeps answering. `work` runs on a worker, `done` back on the main
+ * loop with the error (NULL on success). */
+typedef struct Op Op;
+typedef gboolean (*OpWork)(Op *op, GError **error);
+typedef void (*OpDone)(Op *op, GError *error);
+
+struct Op {
+  VfdManager *m;
+  GDBusMethodInvocation *inv; /* may be NULL */
+  OpWork work;
+  OpDone done;
+  VfdBdf bdf;
+  char *owner;
+  GArray *members; /* result: VfdBdf */
+  int group;
+  Sandbox *sandbox;
+  char *kernel;
+  char *initrd;
+  GArray *requested; /* VfdBdf */
+};
+
+static void
+op_free(gpointer p)
+{
+  Op *op = p;
+
+  g_clear_object(&op->inv);
+  g_free(op->owner);
+  g_clear_pointer(&op->members, g_array_unref);
+  g_clear_pointer(&op->requested, g_array_unref);
+  g_free(op->kernel);
+  g_free(op->initrd);
+  g_free(op);
+}
+
+static Op *
+op_new(VfdManager *m, GDBusMethodInvocation *inv, OpWork work, OpDone done)
+{
+  Op *op = g_new0(Op, 1);
+
+  op->m = m;
+  op->inv = inv ? g_object_ref(inv) : NULL;
+  op->work = work;
+  op->done = done;
+  op->group = -1;
+  return op;
+}
+
+static void
+op_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  Op *op = data;
+  GError *error = NULL;
+
+  if (op->work(op, &error))
+    g_task_return_boolean(task, TRUE);
+  else
+    g_task_return_error(task, error);
+}
+
+static void
+op_finished(GObject *source, GAsyncResult *res, gpointer data)
+{
+  Op *op = g_task_get_task_data(G_TASK(res));
+  g_autoptr(GError) error = NULL;
+
+  g_task_propagate_boolean(G_TASK(res), &error);
+  op->done(op, error);
+}
+
+static void
+op_run(Op *op)
+{
+  g_autoptr(GTask) task = g_task_new(NULL, NULL, op_finished, NULL);
+
+  g_task_set_task_data(task, op, op_free);
+  g_task_run_in_thread(task, op_thread);
+}
+
+static void
+return_error(GDBusMethodInvocation *inv, GError *error);
+
+static gboolean
+release_sandbox_work(Op *op, GError **error)
+{
+  return sandbox_release_devices(op->sandbox, error);
+}
+
+/* Answers the pending deletes of @s; on success the sandbox is gone. */
+static void
+finish_deletes(Sandbox *s, GError *error)
+{
+  VfdManager *m = s->manager;
+  g_autoptr(GPtrArray) waiters = g_steal_pointer(&s->waiters);
+
+  s->waiters = g_ptr_array_new_with_free_func(g_object_unref);
+  for (guint i = 0; i < waiters->len; i++) {
+    GDBusMethodInvocation *inv = g_object_ref(g_ptr_array_index(waiters, i));
+    if (!error)
+      vfd_manager1_complete_delete_sandbox(m->skeleton, inv);
+    else
+      return_error(inv, error);
+  }
+  if (!error && waiters->len > 0) {
+    g_message("sandbox %s: deleted", s->id);
+    remove_dir_tree(s->dir);
+    g_hash_table_remove(m->sandboxes, s->id);
+  }
+}
+
+static void
+exit_release_done(Op *op, GError *error)
+{
+  Sandbox *s = op->sandbox;
+  VfdManager *m = s->manager;
+
+  s->state = SANDBOX_STOPPED;
+  vfd_host_lock_journal(m->host);
+  vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
+  vfd_journal_commit(vfd_host_journal(m->host), NULL);
+  vfd_host_unlock_journal(m->host);
+  if (!error)
+    g_message("sandbox %s: devices released", s->id);
+  finish_deletes(s, error);
+}
+
+/* QEMU is gone: give the devices back (on a worker), drop the journal
+ * record, answer pending deletes. */
 static void
 sandbox_exited(Sandbox *s, int exit_status)
 {
-  VfdManager *m = s->manager;
-  g_autoptr(GError) error = NULL;
-  gboolean released;
+  Op *op;
 
   if (s->kill_timeout) {
     g_source_remove(s->kill_timeout);
@@ -182,28 +315,11 @@ sandbox_exited(Sandbox *s, int exit_status)
     s->pidfd_source = 0;
   }
   g_message("sandbox %s: QEMU (pid %" G_GINT64_FORMAT ") exited with status %d", s->id, s->pid, exit_status);
-  s->state = SANDBOX_STOPPED;
+  s->state = SANDBOX_STOPPING;
   s->exit_status = exit_status;
-  released = sandbox_release_devices(s, &error);
-  vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
-  vfd_journal_commit(vfd_host_journal(m->host), NULL);
-
-  if (s->waiters->len > 0) {
-    /* A delete was asked for: finish it. */
-    g_autoptr(GPtrArray) waiters = g_steal_pointer(&s->waiters);
-    s->waiters = g_ptr_array_new_with_free_func(g_object_unref);
-    for (guint i = 0; i < waiters->len; i++) {
-      GDBusMethodInvocation *inv = g_object_ref(g_ptr_array_index(waiters, i));
-      if (released)
-        vfd_manager1_complete_delete_sandbox(m->skeleton, inv);
-      else
-        g_dbus_method_invocation_return_gerror(inv, error);
-    }
-    if (released) {
-      remove_dir_tree(s->dir);
-      g_hash_table_remove(m->sandboxes, s->id);
-    }
-  }
+  op = op_new(s->manager, NULL, release_sandbox_work, exit_release_done);
+  op->sandbox = s;
+  op_run(op);
 }
 
 static void
@@ -379,8 +495,10 @@ handle_list_devices(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
     return TRUE;
   }
   g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+  vfd_host_lock_journal(m->host);
   for (guint i = 0; i < devs->len; i++)
     g_variant_builder_add_value(&b, device_to_variant(m, g_ptr_array_index(devs, i)));
+  vfd_host_unlock_journal(m->host);
   vfd_manager1_complete_list_devices(sk, inv, g_variant_builder_end(&b));
   return TRUE;
 }
@@ -389,9 +507,36 @@ handle_list_devices(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
 static Sandbox *
 owning_sandbox(VfdManager *m, const VfdBdf *bdf)
 {
-  VfdJournalDevice *jd = vfd_journal_lookup(vfd_host_journal(m->host), bdf);
+  VfdJournalDevice *jd;
+  Sandbox *s;
 
-  return jd ? g_hash_table_lookup(m->sandboxes, jd->owner) : NULL;
+  vfd_host_lock_journal(m->host);
+  jd = vfd_journal_lookup(vfd_host_journal(m->host), bdf);
+  s = jd ? g_hash_table_lookup(m->sandboxes, jd->owner) : NULL;
+  vfd_host_unlock_journal(m->host);
+  return s;
+}
+
+static gboolean
+bind_work(Op *op, GError **error)
+{
+  return vfd_host_bind_group(op->m->host, &op->bdf, op->owner, &op->members, &op->group, error);
+}
+
+static void
+bind_done(Op *op, GError *error)
+{
+  g_auto(GStrv) names = NULL;
+  char b[VFD_BDF_STRLEN];
+
+  if (error) {
+    return_error(g_steal_pointer(&op->inv), error);
+    return;
+  }
+  names = bdf_strv(op->members);
+  g_message("bound IOMMU group %d (%s) for '%s'", op->group, vfd_bdf_format(&op->bdf, b), op->owner);
+  vfd_manager1_complete_bind_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names,
+                                    op->group);
 }
 
 static gboolean
@@ -400,22 +545,41 @@ handle_bind_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *bdf_
 {
   VfdManager *m = data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GArray) members = NULL;
-  g_auto(GStrv) names = NULL;
   VfdBdf bdf;
-  int group = -1;
+  Op *op;
 
   if (!*owner)
     owner = "vfioctl";
-  if (!parse_bdf_arg(bdf_s, &bdf, &error) || !check_owner_name(owner, &error) ||
-      !vfd_host_bind_group(m->host, &bdf, owner, &members, &group, &error)) {
+  if (!parse_bdf_arg(bdf_s, &bdf, &error) || !check_owner_name(owner, &error)) {
     return_error(inv, error);
     return TRUE;
   }
-  names = bdf_strv(members);
-  g_message("bound IOMMU group %d (%s) for '%s'", group, bdf_s, owner);
-  vfd_manager1_complete_bind_device(sk, inv, (const char *const *) names, group);
+  op = op_new(m, inv, bind_work, bind_done);
+  op->bdf = bdf;
+  op->owner = g_strdup(owner);
+  op_run(op);
   return TRUE;
+}
+
+static gboolean
+release_work(Op *op, GError **error)
+{
+  return vfd_host_release_group(op->m->host, &op->bdf, NULL, &op->members, error);
+}
+
+static void
+release_done(Op *op, GError *error)
+{
+  g_auto(GStrv) names = NULL;
+  char b[VFD_BDF_STRLEN];
+
+  if (error) {
+    return_error(g_steal_pointer(&op->inv), error);
+    return;
+  }
+  names = bdf_strv(op->members);
+  g_message("released %s", vfd_bdf_format(&op->bdf, b));
+  vfd_manager1_complete_release_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names);
 }
 
 static gboolean
@@ -423,29 +587,24 @@ handle_release_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *b
 {
   VfdManager *m = data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GArray) members = NULL;
-  g_auto(GStrv) names = NULL;
   Sandbox *owner;
   VfdBdf bdf;
+  Op *op;
 
   if (!parse_bdf_arg(bdf_s, &bdf, &error)) {
     return_error(inv, error);
     return TRUE;
   }
   owner = owning_sandbox(m, &bdf);
-  if (owner && owner->state != SANDBOX_STOPPED) {
-    g_set_error(&error, VFD_ERROR, VFD_ERROR_BUSY, "%s is in use by sandbox %s; delete the sandbox instead",
-                bdf_s, owner->id);
+  if (owner) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_BUSY, "%s is in use by sandbox %s; delete the sandbox instead", bdf_s,
+                owner->id);
     return_error(inv, error);
     return TRUE;
   }
-  if (!vfd_host_release_group(m->host, &bdf, NULL, &members, &error)) {
-    return_error(inv, error);
-    return TRUE;
-  }
-  names = bdf_strv(members);
-  g_message("released %s", bdf_s);
-  vfd_manager1_complete_release_device(sk, inv, (const char *const *) names);
+  op = op_new(m, inv, release_work, release_done);
+  op->bdf = bdf;
+  op_run(op);
   return TRUE;
 }
 
@@ -454,11 +613,116 @@ new_sandbox_id(VfdManager *m)
 {
   for (;;) {
     char *id = g_strdup_printf("sb-%08x", g_random_int());
-    if (!g_hash_table_contains(m->sandboxes, id) &&
-        !vfd_journal_lookup_sandbox(vfd_host_journal(m->host), id))
+    gboolean journaled;
+
+    vfd_host_lock_journal(m->host);
+    journaled = vfd_journal_lookup_sandbox(vfd_host_journal(m->host), id) != NULL;
+    vfd_host_unlock_journal(m->host);
+    if (!g_hash_table_contains(m->sandboxes, id) && !journaled)
       return id;
     g_free(id);
   }
+}
+
+/* Worker: stages 1-3 of a create, with reverse-order rollback of the stages
+ * done when one fails. */
+static gboolean
+create_work(Op *op, GError **error)
+{
+  VfdManager *m = op->m;
+  Sandbox *s = op->sandbox;
+  g_autoptr(GArray) groups = g_array_new(FALSE, FALSE, sizeof(int));
+  g_autoptr(GArray) passed = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autoptr(VfdGroupLock) lock = NULL;
+  g_autofree char *qmp = g_build_filename(s->dir, "qmp.sock", NULL);
+  g_autofree char *qemu_log = g_build_filename(s->dir, "qemu.log", NULL);
+  guint bound = 0;
+
+  /* Stage 1: per-sandbox directory. */
+  if (g_mkdir_with_parents(s->dir, 0750) < 0) {
+    int e = errno;
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot create %s: %s", s->dir, g_strerror(e));
+    return FALSE;
+  }
+
+  /* Stage 2: every requested device's IOMMU group, groups locked in
+   * ascending order for the whole stage. */
+  for (guint i = 0; i < op->requested->len; i++) {
+    int g = -1;
+    if (vfd_sysfs_iommu_group(vfd_host_sysfs(m->host), &g_array_index(op->requested, VfdBdf, i), &g) == 0)
+      g_array_append_val(groups, g);
+  }
+  lock = vfd_host_lock_groups(m->host, (const int *) (void *) groups->data, groups->len);
+  for (guint i = 0; i < op->requested->len; i++) {
+    g_autoptr(GArray) members = NULL;
+    const VfdBdf *bdf = &g_array_index(op->requested, VfdBdf, i);
+    gboolean mine = FALSE;
+
+    for (guint k = 0; k < passed->len; k++)
+      mine = mine || vfd_bdf_equal(&g_array_index(passed, VfdBdf, k), bdf);
+    if (mine)
+      continue; /* same group as an earlier request */
+    if (!vfd_host_bind_group(m->host, bdf, s->id, &members, NULL, error))
+      goto rollback;
+    bound++;
+    g_array_append_vals(passed, members->data, members->len);
+  }
+  g_array_sort(passed, vfd_bdf_compare);
+  g_array_append_vals(s->devices, passed->data, passed->len);
+
+  /* Stage 3: QEMU. */
+  {
+    VfdQemuConfig qc = {
+      .id = s->id,
+      .qemu_binary = m->config->qemu_binary,
+      .accel = m->config->qemu_accel,
+      .memory_mib = s->memory_mib,
+      .vcpus = s->vcpus,
+      .kernel = op->kernel,
+      .initrd = op->initrd,
+      .serial_log = s->serial_log,
+      .qmp_socket = qmp,
+      .devices = (const VfdBdf *) (void *) passed->data,
+      .n_devices = passed->len,
+    };
+    s->proc = vfd_qemu_spawn(&qc, qemu_log, error);
+  }
+  if (!s->proc)
+    goto rollback;
+  s->pid = g_ascii_strtoll(g_subprocess_get_identifier(s->proc), NULL, 10);
+  return TRUE;
+
+rollback:
+  /* Reverse order: QEMU did not start; release the groups bound so far
+   * (the sandbox owns exactly those), then the directory. The first error
+   * is the one reported. */
+  if (bound > 0) {
+    g_array_set_size(s->devices, 0);
+    g_array_append_vals(s->devices, passed->data, passed->len);
+    sandbox_release_devices(s, NULL);
+    g_array_set_size(s->devices, 0);
+  }
+  remove_dir_tree(s->dir);
+  return FALSE;
+}
+
+static void
+create_done(Op *op, GError *error)
+{
+  VfdManager *m = op->m;
+  Sandbox *s = g_steal_pointer(&op->sandbox);
+
+  if (error) {
+    sandbox_free(s);
+    return_error(g_steal_pointer(&op->inv), error);
+    return;
+  }
+  s->state = SANDBOX_RUNNING;
+  g_hash_table_insert(m->sandboxes, s->id, s);
+  g_subprocess_wait_async(s->proc, NULL, on_qemu_wait, m);
+  journal_sandbox(m, s);
+  g_message("sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", s->id, s->pid, s->devices->len);
+  vfd_manager1_complete_create_sandbox(m->skeleton, g_steal_pointer(&op->inv), sandbox_to_variant(s));
 }
 
 static gboolean
@@ -466,18 +730,14 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
 {
   VfdManager *m = data;
   g_autoptr(GError) error = NULL;
-  GVariantDict opts;
+  g_autoptr(GArray) requested = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
   g_autofree const char **dev_strs = NULL;
+  g_autofree char *id = NULL;
   const char *kernel = NULL, *initrd = NULL;
   guint memory = 512, vcpus = 1;
-  g_autofree char *id = NULL;
-  g_autofree char *qmp = NULL;
-  g_autofree char *qemu_log = NULL;
-  g_autoptr(GArray) requested = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
-  g_autoptr(GArray) passed = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
-  Sandbox *s;
-  guint bound_groups = 0;
+  GVariantDict opts;
   GVariant *v;
+  Op *op;
 
   g_variant_dict_init(&opts, options);
   if ((v = g_variant_dict_lookup_value(&opts, "devices", G_VARIANT_TYPE_STRING_ARRAY))) {
@@ -493,103 +753,41 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   for (const char **d = dev_strs; d && *d; d++) {
     VfdBdf bdf;
     if (!parse_bdf_arg(*d, &bdf, &error))
-      goto fail_validation;
+      break;
+    if (!vfd_sysfs_device_exists(vfd_host_sysfs(m->host), &bdf)) {
+      g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no PCI device %s on this host", *d);
+      break;
+    }
     g_array_append_val(requested, bdf);
   }
-  if (!vfd_check_image_path("kernel", kernel, &error) || !vfd_check_image_path("initrd", initrd, &error))
-    goto fail_validation;
-  if (memory < 64 || memory > 1024 * 1024) {
+  if (!error && vfd_check_image_path("kernel", kernel, &error))
+    vfd_check_image_path("initrd", initrd, &error);
+  if (!error && (memory < 64 || memory > 1024 * 1024))
     g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "memory_mib must be 64 to 1048576, got %u", memory);
-    goto fail_validation;
-  }
-  if (vcpus < 1 || vcpus > 255) {
+  if (!error && (vcpus < 1 || vcpus > 255))
     g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "vcpus must be 1 to 255, got %u", vcpus);
-    goto fail_validation;
-  }
-  for (guint i = 0; i < requested->len; i++)
-    if (!vfd_sysfs_device_exists(vfd_host_sysfs(m->host), &g_array_index(requested, VfdBdf, i))) {
-      char b[VFD_BDF_STRLEN];
-      g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no PCI device %s on this host",
-                  vfd_bdf_format(&g_array_index(requested, VfdBdf, i), b));
-      goto fail_validation;
-    }
-
-  id = new_sandbox_id(m);
-  s = sandbox_new(m, id);
-  s->memory_mib = memory;
-  s->vcpus = vcpus;
-
-  /* Stage 1: per-sandbox directory. */
-  if (g_mkdir_with_parents(s->dir, 0750) < 0) {
-    int e = errno;
-    g_set_error(&error, VFD_ERROR, VFD_ERROR_FAILED, "cannot create %s: %s", s->dir, g_strerror(e));
-    sandbox_free(s);
+  if (error) {
     return_error(inv, error);
     return TRUE;
   }
 
-  /* Stage 2: bind each requested device's IOMMU group for this sandbox. */
-  for (guint i = 0; i < requested->len; i++) {
-    g_autoptr(GArray) members = NULL;
-    const VfdBdf *bdf = &g_array_index(requested, VfdBdf, i);
-    VfdJournalDevice *jd = vfd_journal_lookup(vfd_host_journal(m->host), bdf);
-
-    if (jd && g_str_equal(jd->owner, id))
-      continue; /* same group as an earlier request */
-    if (!vfd_host_bind_group(m->host, bdf, id, &members, NULL, &error))
-      goto rollback;
-    bound_groups++;
-    g_array_append_vals(passed, members->data, members->len);
-  }
-  g_array_sort(passed, vfd_bdf_compare);
-  g_array_append_vals(s->devices, passed->data, passed->len);
-
-  /* Stage 3: QEMU. */
-  qmp = g_build_filename(s->dir, "qmp.sock", NULL);
-  qemu_log = g_build_filename(s->dir, "qemu.log", NULL);
-  {
-    VfdQemuConfig qc = {
-      .id = id,
-      .qemu_binary = m->config->qemu_binary,
-      .accel = m->config->qemu_accel,
-      .memory_mib = memory,
-      .vcpus = vcpus,
-      .kernel = kernel,
-      .initrd = initrd,
-      .serial_log = s->serial_log,
-      .qmp_socket = qmp,
-      .devices = (const VfdBdf *) (void *) passed->data,
-      .n_devices = passed->len,
-    };
-    s->proc = vfd_qemu_spawn(&qc, qemu_log, &error);
-  }
-  if (!s->proc)
-    goto rollback;
-  s->pid = g_ascii_strtoll(g_subprocess_get_identifier(s->proc), NULL, 10);
-  s->state = SANDBOX_RUNNING;
-  g_hash_table_insert(m->sandboxes, s->id, s);
-  g_subprocess_wait_async(s->proc, NULL, on_qemu_wait, m);
-  journal_sandbox(m, s);
-  g_message("sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", id, s->pid, passed->len);
-  vfd_manager1_complete_create_sandbox(sk, inv, sandbox_to_variant(s));
+  id = new_sandbox_id(m);
+  op = op_new(m, inv, create_work, create_done);
+  op->sandbox = sandbox_new(m, id);
+  op->sandbox->memory_mib = memory;
+  op->sandbox->vcpus = vcpus;
+  op->kernel = g_strdup(kernel);
+  op->initrd = g_strdup(initrd);
+  op->requested = g_steal_pointer(&requested);
+  op_run(op);
   return TRUE;
+}
 
-rollback:
-  /* Reverse order: QEMU never started here; release what was bound, then
-   * the directory. The first error is the one reported. */
-  if (bound_groups > 0) {
-    g_array_set_size(s->devices, 0);
-    g_array_append_vals(s->devices, passed->data, passed->len);
-    sandbox_release_devices(s, NULL);
-  }
-  remove_dir_tree(s->dir);
-  sandbox_free(s);
-  return_error(inv, error);
-  return TRUE;
-
-fail_validation:
-  return_error(inv, error);
-  return TRUE;
+static void
+delete_stopped_done(Op *op, GError *error)
+{
+  op->sandbox->state = SANDBOX_STOPPED;
+  finish_deletes(op->sandbox, error);
 }
 
 static gboolean
@@ -604,20 +802,15 @@ handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *i
     return_error(inv, error);
     return TRUE;
   }
-  if (s->state == SANDBOX_STOPPED) {
-    /* QEMU already gone; devices were released when it exited. Retry any
-     * release that failed then. */
-    if (!sandbox_release_devices(s, &error)) {
-      return_error(inv, error);
-      return TRUE;
-    }
-    remove_dir_tree(s->dir);
-    g_hash_table_remove(m->sandboxes, id);
-    vfd_manager1_complete_delete_sandbox(sk, inv);
-    return TRUE;
-  }
   g_ptr_array_add(s->waiters, g_object_ref(inv));
-  if (s->state == SANDBOX_RUNNING) {
+  if (s->state == SANDBOX_STOPPED && s->waiters->len == 1) {
+    /* QEMU is gone and its devices were released then; retry any release
+     * that failed, then forget the sandbox. */
+    Op *op = op_new(m, NULL, release_sandbox_work, delete_stopped_done);
+    op->sandbox = s;
+    s->state = SANDBOX_STOPPING;
+    op_run(op);
+  } else if (s->state == SANDBOX_RUNNING) {
     s->state = SANDBOX_STOPPING;
     g_message("sandbox %s: stopping QEMU pid %" G_GINT64_FORMAT, s->id, s->pid);
     sandbox_signal(s, SIGTERM);
@@ -874,6 +1067,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   policy = vfd_policy_new(config->ids, config->classes, error);
   if (!policy)
     return NULL;
+  vfd_sysfs_set_write_timeout(sysfs, config->write_timeout_s * 1000);
   m->host = vfd_host_new(g_steal_pointer(&sysfs), policy, g_steal_pointer(&journal));
 
   m->observer = g_dbus_auth_observer_new();
