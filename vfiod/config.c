@@ -18,6 +18,7 @@ vfd_config_free(VfdConfig *c)
   g_free(c->qemu_accel);
   g_free(c->sys_root);
   g_free(c->dev_root);
+  g_free(c->proc_root);
   g_free(c);
 }
 
@@ -37,9 +38,10 @@ systemd_dir(const char *env)
 static const char *const known_keys[] = {
   "daemon/state_dir", "daemon/runtime_dir", "daemon/allowed_group",
   "devices/ids", "devices/classes",
-  "devices/write_timeout",
+  "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
+  "devices/reset_on_release",
   "qemu/binary", "qemu/accel", "qemu/stop_timeout",
-  "testing/sys_root", "testing/dev_root",
+  "testing/sys_root", "testing/dev_root", "testing/proc_root",
   NULL,
 };
 
@@ -68,6 +70,25 @@ take_string(GKeyFile *kf, const char *group, const char *key, char **field)
     return;
   g_free(*field);
   *field = g_strstrip(v);
+}
+
+/* Reads [group] key as a boolean into *@field when present. */
+static gboolean
+take_bool(GKeyFile *kf, const char *group, const char *key, bool *field, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  gboolean v;
+
+  if (!g_key_file_has_key(kf, group, key, NULL))
+    return TRUE;
+  v = g_key_file_get_boolean(kf, group, key, &local);
+  if (local) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "config key [%s] %s must be true or false", group,
+                key);
+    return FALSE;
+  }
+  *field = v;
+  return TRUE;
 }
 
 /* Reads [group] key as a number of seconds in 1..3600 into *@field when
@@ -124,6 +145,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   c->write_timeout_s = 15;
   c->sys_root = g_strdup("/sys");
   c->dev_root = g_strdup("/dev");
+  c->proc_root = g_strdup("/proc");
 
   if (path) {
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error)) {
@@ -140,15 +162,21 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "qemu", "accel", &c->qemu_accel);
     take_string(kf, "testing", "sys_root", &c->sys_root);
     take_string(kf, "testing", "dev_root", &c->dev_root);
+    take_string(kf, "testing", "proc_root", &c->proc_root);
     if (!take_seconds(kf, "qemu", "stop_timeout", &c->qemu_stop_timeout_s, error) ||
-        !take_seconds(kf, "devices", "write_timeout", &c->write_timeout_s, error))
+        !take_seconds(kf, "devices", "write_timeout", &c->write_timeout_s, error) ||
+        !take_bool(kf, "devices", "allow_boot_vga", &c->allow_boot_vga, error) ||
+        !take_bool(kf, "devices", "allow_storage", &c->allow_storage, error) ||
+        !take_bool(kf, "devices", "allow_network", &c->allow_network, error) ||
+        !take_bool(kf, "devices", "reset_on_release", &c->reset_on_release, error))
       return NULL;
   }
 
   if (!check_dir("[daemon] state_dir", c->state_dir, error) ||
       !check_dir("[daemon] runtime_dir", c->runtime_dir, error) ||
       !check_dir("[testing] sys_root", c->sys_root, error) ||
-      !check_dir("[testing] dev_root", c->dev_root, error))
+      !check_dir("[testing] dev_root", c->dev_root, error) ||
+      !check_dir("[testing] proc_root", c->proc_root, error))
     return NULL;
   if (!g_str_equal(c->qemu_accel, "kvm") && !g_str_equal(c->qemu_accel, "tcg")) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <stdbool.h>
 
 /* vfiod's configuration, from a GLib key file (see README "Configuration").
  * Precedence for directories: the key in the file, else systemd's
@@ -13,6 +14,10 @@ typedef struct {
   char *allowed_group; /* [daemon] allowed_group, default "vfiod"; "" = root only */
   char *ids;           /* [devices] ids, default VFD_POLICY_DEFAULT_IDS */
   char *classes;       /* [devices] classes, default VFD_POLICY_DEFAULT_CLASSES */
+  bool allow_boot_vga;   /* [devices] allow_boot_vga, default false */
+  bool allow_storage;    /* [devices] allow_storage: storage controllers (class 01), default false */
+  bool allow_network;    /* [devices] allow_network: network controllers (class 02), default false */
+  bool reset_on_release; /* [devices] reset_on_release: function reset before giving a device back, default false */
   guint write_timeout_s; /* [devices] write_timeout: seconds one sysfs write may take, default 15;
                           * a write still blocked then marks its device "stuck" */
   char *qemu_binary;   /* [qemu] binary, default qemu-system-x86_64 */
@@ -22,6 +27,7 @@ typedef struct {
    * /dev (a fake sysfs tree). Default "/sys" and "/dev". */
   char *sys_root;
   char *dev_root;
+  char *proc_root; /* [testing] proc_root, default "/proc" (TEST ONLY) */
 } VfdConfig;
 
 /* Loads @path (NULL: defaults only). Unknown groups/keys are ignored with a

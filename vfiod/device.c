@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "nvidia.h"
 
 struct VfdHost {
   VfdSysfs *sysfs;
@@ -16,6 +17,8 @@ struct VfdHost {
   GRecMutex journal_lock; /* the journal, in memory and on disk */
   GMutex table_lock;      /* group_locks */
   GHashTable *group_locks; /* IOMMU group number -> GRecMutex* */
+  char *proc_root;
+  bool reset_on_release;
 };
 
 struct VfdGroupLock {
@@ -57,6 +60,7 @@ vfd_host_new(VfdSysfs *sysfs, VfdPolicy *policy, VfdJournal *journal)
   g_rec_mutex_init(&h->journal_lock);
   g_mutex_init(&h->table_lock);
   h->group_locks = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, rec_mutex_free);
+  h->proc_root = g_strdup("/proc");
   return h;
 }
 
@@ -69,6 +73,7 @@ vfd_host_free(VfdHost *host)
   vfd_policy_free(host->policy);
   vfd_journal_free(host->journal);
   g_hash_table_unref(host->group_locks);
+  g_free(host->proc_root);
   g_rec_mutex_clear(&host->journal_lock);
   g_mutex_clear(&host->table_lock);
   g_free(host);
@@ -90,6 +95,19 @@ const VfdPolicy *
 vfd_host_policy(VfdHost *host)
 {
   return host->policy;
+}
+
+void
+vfd_host_set_proc_root(VfdHost *host, const char *proc_root)
+{
+  g_free(host->proc_root);
+  host->proc_root = g_strdup(proc_root);
+}
+
+void
+vfd_host_set_reset_on_release(VfdHost *host, bool reset)
+{
+  host->reset_on_release = reset;
 }
 
 void
@@ -256,6 +274,11 @@ vfd_host_enumerate(VfdHost *host, GError **error)
   g_mutex_unlock(&pci_lock);
   if (!ok)
     return NULL;
+  for (guint i = 0; i < devs->len; i++) {
+    VfdPciDevice *d = g_ptr_array_index(devs, i);
+    g_autofree char *bv = NULL;
+    d->boot_vga = vfd_sysfs_read_attr(host->sysfs, &d->bdf, "boot_vga", &bv) == 0 && g_strcmp0(bv, "1") == 0;
+  }
   g_ptr_array_sort(devs, pci_device_cmp);
   return g_steal_pointer(&devs);
 }
@@ -288,6 +311,10 @@ vfd_host_get_device(VfdHost *host, const VfdBdf *bdf, GError **error)
   if (vfd_sysfs_iommu_group(host->sysfs, bdf, &dev->iommu_group) < 0)
     dev->iommu_group = -1;
   dev->numa_node = -1;
+  {
+    g_autofree char *bv = NULL;
+    dev->boot_vga = vfd_sysfs_read_attr(host->sysfs, bdf, "boot_vga", &bv) == 0 && g_strcmp0(bv, "1") == 0;
+  }
   if (vfd_sysfs_read_attr(host->sysfs, bdf, "numa_node", &numa) == 0)
     dev->numa_node = (int) g_ascii_strtoll(numa, NULL, 10);
   return g_steal_pointer(&dev);
@@ -360,6 +387,16 @@ restore_member(VfdHost *host, Member *m, bool all, const char **ret_step)
       return r;
     }
     g_clear_pointer(&drv, g_free);
+    if (all && host->reset_on_release) {
+      g_autofree char *methods = NULL;
+      bool can_reset = vfd_sysfs_read_attr(host->sysfs, &m->bdf, "reset_method", &methods) < 0 || *methods;
+      /* Best effort: a device that cannot reset is still given back; only a
+       * reset that never returns (stuck) stops the release. */
+      if (can_reset && vfd_sysfs_write_attr(host->sysfs, &m->bdf, "reset", "1") == -ETIMEDOUT) {
+        *ret_step = "function reset";
+        return -ETIMEDOUT;
+      }
+    }
   }
   if (all || m->override_written) {
     const char *value = m->original_override && *m->original_override ? m->original_override : "\n";
@@ -485,10 +522,18 @@ collect_group(VfdHost *host, int group, GError **error)
     if (vfd_pci_class_is_bridge(dev->class_code))
       continue;
     vfd_bdf_format(bdf, m.name);
-    if (!vfd_policy_allows(host->policy, dev->vendor, dev->device, dev->class_code)) {
-      g_string_append_printf(refused, "%s%s (%04x:%04x, class %06x)", refused->len ? ", " : "", m.name,
-                             dev->vendor, dev->device, dev->class_code);
-      continue;
+    {
+      g_autofree char *boot_vga = NULL;
+      const char *why;
+      bool is_boot_vga = vfd_sysfs_read_attr(host->sysfs, bdf, "boot_vga", &boot_vga) == 0 &&
+                         g_strcmp0(boot_vga, "1") == 0;
+
+      why = vfd_policy_refusal(host->policy, dev->vendor, dev->device, dev->class_code, is_boot_vga);
+      if (why) {
+        g_string_append_printf(refused, "%s%s (%04x:%04x, class %06x: %s)", refused->len ? ", " : "", m.name,
+                               dev->vendor, dev->device, dev->class_code, why);
+        continue;
+      }
     }
     r = vfd_sysfs_read_attr(host->sysfs, bdf, "driver_override", &m.original_override);
     if (r < 0) {
@@ -501,7 +546,7 @@ collect_group(VfdHost *host, int group, GError **error)
   }
   if (refused->len) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED,
-                "IOMMU group %d contains %s, which the [devices] rules do not allow; "
+                "IOMMU group %d contains %s, which vfiod may not take; "
                 "the whole group must be bound together, so the bind is refused",
                 group, refused->str);
     return NULL;
@@ -548,8 +593,32 @@ commit_locked(VfdHost *host, GError **error)
 
 /* Stage 0 of a bind: checks that change nothing. Returns the members, or
  * NULL with *@ret_done set when the group is already bound for @owner. */
+/* Refuses members on the nvidia driver whose /dev/nvidia* node is open. */
+static gboolean
+check_nvidia_holders(VfdHost *host, GArray *members, GError **error)
+{
+  for (guint i = 0; i < members->len; i++) {
+    Member *m = &g_array_index(members, Member, i);
+    g_autoptr(GPtrArray) holders = NULL;
+    g_autofree char *who = NULL;
+
+    if (g_strcmp0(m->original_driver, "nvidia") != 0)
+      continue;
+    if (vfd_nvidia_find_holders(host->proc_root, vfd_sysfs_dev_root(host->sysfs), &m->bdf, &holders) < 0 ||
+        holders->len == 0)
+      continue;
+    who = vfd_nvidia_holders_describe(holders);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY,
+                "%s is in use: %s hold%s %s open; unbinding nvidia now would block until they close it. "
+                "Stop them first (or bind with --force)",
+                m->name, who, holders->len == 1 ? "s" : "", ((VfdNvidiaHolder *) holders->pdata[0])->node);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static GArray *
-bind_checks(VfdHost *host, int group, const char *owner, gboolean *ret_done, GError **error)
+bind_checks(VfdHost *host, int group, const char *owner, VfdBindFlags flags, gboolean *ret_done, GError **error)
 {
   g_autoptr(GArray) members = collect_group(host, group, error);
   guint owned = 0;
@@ -593,12 +662,14 @@ bind_checks(VfdHost *host, int group, const char *owner, gboolean *ret_done, GEr
     g_set_error_literal(error, VFD_ERROR, VFD_ERROR_FAILED, "the vfio-pci driver is not loaded (modprobe vfio-pci)");
     return NULL;
   }
+  if (!(flags & VFD_BIND_FORCE) && !check_nvidia_holders(host, members, error))
+    return NULL;
   return g_steal_pointer(&members);
 }
 
 static gboolean
-bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner, GArray **ret_members,
-                  GError **error)
+bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner, VfdBindFlags flags,
+                  GArray **ret_members, GError **error)
 {
   g_autoptr(GArray) members = NULL;
   g_autoptr(GError) local = NULL;
@@ -608,7 +679,7 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
   const char *step = NULL;
   int r;
 
-  members = bind_checks(host, group, owner, &already, error);
+  members = bind_checks(host, group, owner, flags, &already, error);
   if (!members)
     return FALSE;
   if (already) {
@@ -709,6 +780,13 @@ gboolean
 vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members, int *ret_group,
                     GError **error)
 {
+  return vfd_host_bind_group_full(host, bdf, owner, VFD_BIND_NONE, ret_members, ret_group, error);
+}
+
+gboolean
+vfd_host_bind_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, VfdBindFlags flags,
+                         GArray **ret_members, int *ret_group, GError **error)
+{
   char name[VFD_BDF_STRLEN];
   VfdGroupLock *lock;
   gboolean ok;
@@ -732,7 +810,7 @@ vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray 
     return FALSE;
   }
   lock = vfd_host_lock_groups(host, &group, 1);
-  ok = bind_group_locked(host, bdf, group, owner, ret_members, error);
+  ok = bind_group_locked(host, bdf, group, owner, flags, ret_members, error);
   vfd_group_lock_release(lock);
   if (ok && ret_group)
     *ret_group = group;

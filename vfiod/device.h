@@ -33,6 +33,7 @@ typedef struct {
   int numa_node;      /* -1: unknown */
   char *driver;       /* NULL: unbound */
   char *name;         /* "Vendor Device" from pci.ids, may be NULL */
+  bool boot_vga;      /* sysfs boot_vga reads 1: the firmware's console device */
 } VfdPciDevice;
 
 void vfd_pci_device_free(VfdPciDevice *dev);
@@ -75,6 +76,22 @@ GPtrArray *vfd_host_enumerate(VfdHost *host, GError **error);
  * VFD_ERROR_NOT_FOUND when there is no such device. */
 VfdPciDevice *vfd_host_get_device(VfdHost *host, const VfdBdf *bdf, GError **error);
 
+/* Where /proc is (default "/proc"; tests use a fake tree). */
+void vfd_host_set_proc_root(VfdHost *host, const char *proc_root);
+
+/* When set, release resets each function (writes 1 to its sysfs `reset`)
+ * after unbinding it from vfio-pci and before giving it back; skipped for a
+ * device whose `reset_method` is empty (no reset method). A failed reset is
+ * not fatal: the device is still given back. Default off. */
+void vfd_host_set_reset_on_release(VfdHost *host, bool reset);
+
+typedef enum {
+  VFD_BIND_NONE = 0,
+  /* Bind even when processes hold the GPU's /dev/nvidia* node open (the
+   * unbind from nvidia may then block until they close it). */
+  VFD_BIND_FORCE = 1 << 0,
+} VfdBindFlags;
+
 /* Binds @bdf's whole IOMMU group to vfio-pci for @owner (non-empty).
  * On success *@ret_members (may be NULL) receives the bound BDFs (GArray of
  * VfdBdf, sorted) and *@ret_group the group number. Binding a group already
@@ -83,8 +100,14 @@ VfdPciDevice *vfd_host_get_device(VfdHost *host, const VfdBdf *bdf, GError **err
  * NOT_ALLOWED (a member the [devices] rules do not allow, named), BUSY (bound
  * for another owner, or already on vfio-pci outside vfiod), STUCK (a sysfs
  * write did not return within the write timeout: that member is journaled
- * "stuck" and left alone, the others are rolled back). Safe to call from
- * any thread. */
+ * "stuck" and left alone, the others are rolled back; or, without
+ * VFD_BIND_FORCE, a member on the nvidia driver whose /dev/nvidia* node is
+ * held open: BUSY naming the pids and commands, nothing written). Safe to
+ * call from any thread. */
+gboolean vfd_host_bind_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, VfdBindFlags flags,
+                                  GArray **ret_members, int *ret_group, GError **error);
+
+/* vfd_host_bind_group_full() with VFD_BIND_NONE. */
 gboolean vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
                              int *ret_group, GError **error);
 

@@ -447,8 +447,9 @@ device_to_variant(VfdManager *m, const VfdPciDevice *d)
   if (jd)
     g_variant_dict_insert(&dict, "owner", "s", jd->owner);
   g_variant_dict_insert(&dict, "managed", "b",
-                        vfd_policy_allows(vfd_host_policy(m->host), d->vendor, d->device, d->class_code) &&
-                            !vfd_pci_class_is_bridge(d->class_code));
+                        !vfd_pci_class_is_bridge(d->class_code) &&
+                            !vfd_policy_refusal(vfd_host_policy(m->host), d->vendor, d->device, d->class_code,
+                                                d->boot_vga));
   if (d->name)
     g_variant_dict_insert(&dict, "name", "s", d->name);
   return g_variant_dict_end(&dict);
@@ -1067,8 +1068,13 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   policy = vfd_policy_new(config->ids, config->classes, error);
   if (!policy)
     return NULL;
+  vfd_policy_set_guards(policy, &(VfdPolicyGuards){ .allow_boot_vga = config->allow_boot_vga,
+                                                    .allow_storage = config->allow_storage,
+                                                    .allow_network = config->allow_network });
   vfd_sysfs_set_write_timeout(sysfs, config->write_timeout_s * 1000);
   m->host = vfd_host_new(g_steal_pointer(&sysfs), policy, g_steal_pointer(&journal));
+  vfd_host_set_proc_root(m->host, config->proc_root);
+  vfd_host_set_reset_on_release(m->host, config->reset_on_release);
 
   m->observer = g_dbus_auth_observer_new();
   g_signal_connect(m->observer, "authorize-authenticated-peer", G_CALLBACK(on_authorize_peer), m);

@@ -16,6 +16,7 @@ typedef struct {
 struct VfdPolicy {
   GArray *ids;     /* IdRule */
   GArray *classes; /* ClassRule */
+  VfdPolicyGuards guards;
 };
 
 static bool
@@ -129,4 +130,26 @@ vfd_policy_allows(const VfdPolicy *policy, guint16 vendor, guint16 device, guint
     class_ok = ((class_code & 0xffffff) >> (4 * (6 - r->digits))) == r->prefix;
   }
   return id_ok && class_ok;
+}
+
+void
+vfd_policy_set_guards(VfdPolicy *policy, const VfdPolicyGuards *guards)
+{
+  policy->guards = *guards;
+}
+
+const char *
+vfd_policy_refusal(const VfdPolicy *policy, guint16 vendor, guint16 device, guint32 class_code, bool boot_vga)
+{
+  guint8 base = (class_code >> 16) & 0xff;
+
+  if (!vfd_policy_allows(policy, vendor, device, class_code))
+    return "not matched by [devices] ids/classes";
+  if (boot_vga && !policy->guards.allow_boot_vga)
+    return "the boot VGA device (set [devices] allow_boot_vga=true to allow)";
+  if (base == 0x01 && !policy->guards.allow_storage)
+    return "a storage controller (set [devices] allow_storage=true to allow)";
+  if (base == 0x02 && !policy->guards.allow_network)
+    return "a network controller (set [devices] allow_network=true to allow)";
+  return NULL;
 }

@@ -24,6 +24,24 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdPolicy, vfd_policy_free)
  * prog-if), e.g. 0x030000 for a VGA controller. */
 bool vfd_policy_allows(const VfdPolicy *policy, guint16 vendor, guint16 device, guint32 class_code);
 
+/* Host-safety guards on top of the match rules ([devices] allow_* keys).
+ * All false by default: the boot VGA device (sysfs boot_vga = 1, the
+ * console), storage controllers (class 01) and network controllers
+ * (class 02) are refused even when the rules match, because taking them
+ * away can cut the host off its disk, network or screen. */
+typedef struct {
+  bool allow_boot_vga;
+  bool allow_storage;
+  bool allow_network;
+} VfdPolicyGuards;
+
+void vfd_policy_set_guards(VfdPolicy *policy, const VfdPolicyGuards *guards);
+
+/* Why a device may not be bound: NULL when it may; otherwise a short
+ * reason naming the config key that would allow it (static string). */
+const char *vfd_policy_refusal(const VfdPolicy *policy, guint16 vendor, guint16 device, guint32 class_code,
+                               bool boot_vga);
+
 /* Default rules: NVIDIA (10de:*) display (03), audio (0403), USB (0c03) and
  * serial-bus/UCSI (0c80) functions. */
 #define VFD_POLICY_DEFAULT_IDS "10de:*"

@@ -3,6 +3,7 @@
  * release with journal-first ordering, rollback on every failing step. */
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include "device.h"
 #include "error.h"
 #include "fake-sysfs.h"
+#include "nvidia.h"
 
 /* A GPU-like group 12: VGA 01:00.0 on nvidia with its HDMI audio 01:00.1 on
  * snd_hda_intel, behind bridge 00:01.0 (also group 12, must be skipped);
@@ -475,6 +477,128 @@ test_journal_failure_writes_nothing(void **state)
   assert_host_state(f);
 }
 
+static void
+test_guards(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VfdBdf gpu = bdf("0000:01:00.0"), nic = bdf("0000:02:00.0");
+  VfdHost *any;
+
+  /* The boot VGA device is refused by default, with the key that allows it. */
+  fake_sysfs_set_attr(f->fs, "0000:01:00.0", "boot_vga", "1\n");
+  assert_false(vfd_host_bind_group(f->host, &gpu, "op", NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED));
+  assert_non_null(strstr(error->message, "allow_boot_vga"));
+  g_clear_error(&error);
+  vfd_policy_set_guards((VfdPolicy *) vfd_host_policy(f->host), &(VfdPolicyGuards){ .allow_boot_vga = true });
+  assert_true(vfd_host_bind_group(f->host, &gpu, "op", NULL, NULL, &error));
+  assert_true(vfd_host_release_group(f->host, &gpu, NULL, NULL, &error));
+
+  /* Rules that match anything still refuse a network controller... */
+  fake_sysfs_clear_log(f->fs);
+  vfd_host_free(f->host);
+  f->host = any = open_host(f, "", "");
+  assert_false(vfd_host_bind_group(any, &nic, "op", NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED));
+  assert_non_null(strstr(error->message, "allow_network"));
+  g_clear_error(&error);
+  /* ...and a storage controller in a GPU's group blocks the group. */
+  fake_sysfs_add_device(f->fs, "0000:01:00.2", 0x1b4b, 0x9215, 0x010601, 12, "ahci", "ahci");
+  vfd_policy_set_guards((VfdPolicy *) vfd_host_policy(any), &(VfdPolicyGuards){ .allow_boot_vga = true });
+  assert_false(vfd_host_bind_group(any, &gpu, "op", NULL, NULL, &error));
+  assert_non_null(strstr(error->message, "0000:01:00.2"));
+  assert_non_null(strstr(error->message, "allow_storage"));
+  g_clear_error(&error);
+  assert_int_equal(fake_sysfs_write_count(f->fs), 0);
+  vfd_policy_set_guards((VfdPolicy *) vfd_host_policy(any),
+                        &(VfdPolicyGuards){ .allow_network = true, .allow_boot_vga = true, .allow_storage = true });
+  assert_true(vfd_host_bind_group(any, &nic, "op", NULL, NULL, &error));
+  assert_true(vfd_host_release_group(any, &nic, NULL, NULL, &error));
+}
+
+static void
+test_nvidia_holders(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *proc = g_dir_make_tmp("vfiod-proc-XXXXXX", NULL);
+  g_autofree char *gpu_dir = g_build_filename(proc, "driver", "nvidia", "gpus", "0000:01:00.0", NULL);
+  g_autofree char *info = g_build_filename(gpu_dir, "information", NULL);
+  g_autofree char *fd_dir = g_build_filename(proc, "4242", "fd", NULL);
+  g_autofree char *fd_link = g_build_filename(fd_dir, "7", NULL);
+  g_autofree char *comm = g_build_filename(proc, "4242", "comm", NULL);
+  g_autofree char *other_dir = g_build_filename(proc, "77", "fd", NULL);
+  g_autofree char *other_link = g_build_filename(other_dir, "3", NULL);
+  g_autofree char *node = g_strdup_printf("%s/nvidia1", fake_sysfs_dev_root(f->fs));
+  g_autofree char *other_node = g_strdup_printf("%s/nvidia0", fake_sysfs_dev_root(f->fs));
+  g_autoptr(GPtrArray) holders = NULL;
+  VfdBdf gpu = bdf("0000:01:00.0");
+
+  assert_int_equal(g_mkdir_with_parents(gpu_dir, 0755), 0);
+  assert_int_equal(g_mkdir_with_parents(fd_dir, 0755), 0);
+  assert_int_equal(g_mkdir_with_parents(other_dir, 0755), 0);
+  assert_true(g_file_set_contents(info, "Model: \t NVIDIA GeForce RTX 3090\nIRQ: 130\nDevice Minor: \t 1\n", -1, NULL));
+  assert_true(g_file_set_contents(comm, "nvidia-persiste\n", -1, NULL));
+  assert_int_equal(symlink(node, fd_link), 0);
+  assert_int_equal(symlink(other_node, other_link), 0); /* another GPU's node: not a holder */
+
+  assert_int_equal(vfd_nvidia_find_holders(proc, fake_sysfs_dev_root(f->fs), &gpu, &holders), 0);
+  assert_int_equal(holders->len, 1);
+  assert_int_equal(((VfdNvidiaHolder *) holders->pdata[0])->pid, 4242);
+
+  vfd_host_set_proc_root(f->host, proc);
+  assert_false(vfd_host_bind_group(f->host, &gpu, "op", NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_BUSY));
+  assert_non_null(strstr(error->message, "pid 4242 (nvidia-persiste)"));
+  assert_non_null(strstr(error->message, "--force"));
+  g_clear_error(&error);
+  assert_int_equal(fake_sysfs_write_count(f->fs), 0);
+
+  /* The operator overrides. */
+  assert_true(vfd_host_bind_group_full(f->host, &gpu, "op", VFD_BIND_FORCE, NULL, NULL, &error));
+  assert_true(vfd_host_release_group(f->host, &gpu, NULL, NULL, &error));
+
+  g_unlink(fd_link);
+  g_unlink(other_link);
+  g_unlink(comm);
+  g_unlink(info);
+  g_rmdir(gpu_dir);
+  g_rmdir(fd_dir);
+  g_rmdir(other_dir);
+  {
+    g_autofree char *d1 = g_build_filename(proc, "4242", NULL);
+    g_autofree char *d2 = g_build_filename(proc, "77", NULL);
+    g_autofree char *d3 = g_build_filename(proc, "driver", "nvidia", "gpus", NULL);
+    g_autofree char *d4 = g_build_filename(proc, "driver", "nvidia", NULL);
+    g_autofree char *d5 = g_build_filename(proc, "driver", NULL);
+    g_rmdir(d1), g_rmdir(d2), g_rmdir(d3), g_rmdir(d4), g_rmdir(d5), g_rmdir(proc);
+  }
+}
+
+static void
+test_reset_on_release(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VfdBdf gpu = bdf("0000:01:00.0");
+
+  /* Off by default. */
+  assert_true(vfd_host_bind_group(f->host, &gpu, "op", NULL, NULL, &error));
+  assert_true(vfd_host_release_group(f->host, &gpu, NULL, NULL, &error));
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/devices/*/reset", NULL), 0);
+
+  /* On: each function with a reset method is reset while off vfio-pci. */
+  vfd_host_set_reset_on_release(f->host, true);
+  fake_sysfs_set_attr(f->fs, "0000:01:00.1", "reset_method", "\n");
+  fake_sysfs_clear_log(f->fs);
+  assert_true(vfd_host_bind_group(f->host, &gpu, "op", NULL, NULL, &error));
+  assert_true(vfd_host_release_group(f->host, &gpu, NULL, NULL, &error));
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/devices/0000:01:00.0/reset", "1"), 1);
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/devices/0000:01:00.1/reset", NULL), 0);
+  assert_host_state(f);
+}
+
 int
 main(void)
 {
@@ -492,6 +616,9 @@ main(void)
     cmocka_unit_test_setup_teardown(test_release_failure_keeps_record, setup, teardown),
     cmocka_unit_test_setup_teardown(test_journal_written_before_first_write, setup, teardown),
     cmocka_unit_test_setup_teardown(test_journal_failure_writes_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_guards, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_nvidia_holders, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_reset_on_release, setup, teardown),
   };
   return cmocka_run_group_tests_name("device", tests, NULL, NULL);
 }
