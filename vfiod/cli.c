@@ -23,8 +23,12 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  list                          PCI devices, their IOMMU groups, drivers and vfiod state\n"
-    "  bind BDF [--owner NAME]       bind BDF's whole IOMMU group to vfio-pci\n"
+    "  bind BDF [--owner NAME] [--force]  bind BDF's whole IOMMU group to vfio-pci\n"
+    "                                (--force: even when processes hold the GPU's /dev/nvidia* open)\n"
     "  release BDF                   give BDF's IOMMU group back to its original drivers\n"
+    "  reconcile [--force]           settle devices left half-way, restore those of gone sandboxes,\n"
+    "                                report devices on vfio-pci vfiod does not know\n"
+    "                                (--force: after a corrupt journal, start a new one)\n"
     "  sandbox create --kernel PATH --initrd PATH [--device BDF]... [--memory MiB] [--vcpus N]\n"
     "  sandbox list                  sandboxes and their state\n"
     "  sandbox show ID               one sandbox\n"
@@ -321,18 +325,25 @@ cmd_bind(Cli *cli, int argc, char **argv)
   g_autoptr(VfdManager1) api = NULL;
   g_autofree char *owner = NULL;
   g_auto(GStrv) devs = NULL;
+  gboolean force = FALSE;
   GOptionEntry entries[] = {
     { "owner", 0, 0, G_OPTION_ARG_STRING, &owner, "Who holds the devices (default: vfioctl)", "NAME" },
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force, "Bind even when processes hold the GPU's /dev/nvidia* node", NULL },
     { NULL },
   };
+  GVariantDict opts;
   const char *bdf = NULL;
   gint32 group = -1;
   int r = parse_options("bind", "BDF", entries, &cli->json, &argc, &argv);
 
   if (r >= 0 || (r = check_bdf_arg("bind", argc, argv, &bdf)) >= 0)
     return r;
+  g_variant_dict_init(&opts, NULL);
+  if (force)
+    g_variant_dict_insert(&opts, "force", "b", TRUE);
   if (!(api = connect_api(cli, &error)) ||
-      !vfd_manager1_call_bind_device_sync(api, bdf, owner ? owner : "", &devs, &group, NULL, &error))
+      !vfd_manager1_call_bind_device_full_sync(api, bdf, owner ? owner : "", g_variant_dict_end(&opts), &devs,
+                                               &group, NULL, &error))
     return report_error(error);
   print_bdf_result(cli, "bound", (const char *const *) devs, group);
   return VFD_EXIT_OK;
@@ -531,6 +542,53 @@ cmd_sandbox(Cli *cli, int argc, char **argv)
   return usage_error("unknown sandbox subcommand '%s'", argv[1]);
 }
 
+static const char *const report_keys[] = { "subject", "action", "detail", NULL };
+
+static int
+cmd_reconcile(Cli *cli, int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdManager1) api = NULL;
+  g_autoptr(GVariant) report = NULL;
+  gboolean force = FALSE;
+  GOptionEntry entries[] = {
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force, "After a corrupt journal: keep it aside and start a new one", NULL },
+    { NULL },
+  };
+  GVariantDict opts;
+  GVariantIter it;
+  GVariant *child;
+  int r = parse_options("reconcile", "", entries, &cli->json, &argc, &argv);
+
+  if (r >= 0)
+    return r;
+  if (argc > 1)
+    return usage_error("reconcile takes no arguments");
+  g_variant_dict_init(&opts, NULL);
+  if (force)
+    g_variant_dict_insert(&opts, "force", "b", TRUE);
+  if (!(api = connect_api(cli, &error)))
+    return report_error(error);
+  g_dbus_proxy_set_default_timeout(G_DBUS_PROXY(api), 10 * 60 * 1000);
+  if (!vfd_manager1_call_reconcile_sync(api, g_variant_dict_end(&opts), &report, NULL, &error))
+    return report_error(error);
+  if (cli->json) {
+    print_object_list(report, report_keys);
+    return VFD_EXIT_OK;
+  }
+  if (g_variant_n_children(report) == 0)
+    printf("nothing to reconcile\n");
+  g_variant_iter_init(&it, report);
+  while ((child = g_variant_iter_next_value(&it))) {
+    GVariantDict d;
+    g_variant_dict_init(&d, child);
+    printf("%-12s  %-9s  %s\n", dict_str(&d, "subject", "?"), dict_str(&d, "action", "?"), dict_str(&d, "detail", ""));
+    g_variant_dict_clear(&d);
+    g_variant_unref(child);
+  }
+  return VFD_EXIT_OK;
+}
+
 static int
 cmd_initramfs(Cli *cli, int argc, char **argv)
 {
@@ -607,6 +665,8 @@ vfd_cli_main(int argc, char **argv)
     return cmd_release(&cli, argc, argv);
   if (g_str_equal(argv[0], "sandbox"))
     return cmd_sandbox(&cli, argc, argv);
+  if (g_str_equal(argv[0], "reconcile"))
+    return cmd_reconcile(&cli, argc, argv);
   if (g_str_equal(argv[0], "initramfs"))
     return cmd_initramfs(&cli, argc, argv);
   if (g_str_equal(argv[0], "help"))

@@ -216,17 +216,24 @@ parse_document(VfdJournal *j, JsonNode *root, GError **error)
 }
 
 VfdJournal *
-vfd_journal_open(const char *state_dir, GError **error)
+vfd_journal_new_empty(const char *state_dir)
 {
-  g_autoptr(VfdJournal) j = g_new0(VfdJournal, 1);
-  g_autofree char *contents = NULL;
-  gsize len = 0;
-  g_autoptr(GError) local = NULL;
+  VfdJournal *j = g_new0(VfdJournal, 1);
 
   j->dir = g_strdup(state_dir);
   j->path = g_build_filename(state_dir, "journal.json", NULL);
   j->devices = g_ptr_array_new_with_free_func(device_free);
   j->sandboxes = g_ptr_array_new_with_free_func(sandbox_free);
+  return j;
+}
+
+VfdJournal *
+vfd_journal_open(const char *state_dir, GError **error)
+{
+  g_autoptr(VfdJournal) j = vfd_journal_new_empty(state_dir);
+  g_autofree char *contents = NULL;
+  gsize len = 0;
+  g_autoptr(GError) local = NULL;
 
   if (g_mkdir_with_parents(state_dir, 0700) < 0) {
     int e = errno;

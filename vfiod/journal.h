@@ -58,6 +58,11 @@ typedef struct VfdJournal VfdJournal;
  * as journal.json.corrupt-<unix time> and the message names that copy. */
 VfdJournal *vfd_journal_open(const char *state_dir, GError **error);
 void vfd_journal_free(VfdJournal *journal);
+
+/* An empty journal for @state_dir that has not read the file there: the
+ * next commit replaces it. For starting over after a corrupt journal
+ * (the corrupt file was kept aside by vfd_journal_open). */
+VfdJournal *vfd_journal_new_empty(const char *state_dir);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdJournal, vfd_journal_free)
 
 const char *vfd_journal_path(const VfdJournal *journal);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "reconcile.h"
 #include "sandbox.h"
 #include "vfd-dbus.h"
 
@@ -54,7 +55,20 @@ struct VfdManager {
   GPtrArray *connections;
   gid_t allowed_gid;
   gboolean have_allowed_gid;
+  char *journal_corrupt; /* non-NULL: the journal could not be read; no device is touched */
 };
+
+/* Refuses device work while the journal is corrupt. */
+static gboolean
+check_journal_ok(VfdManager *m, GError **error)
+{
+  if (!m->journal_corrupt)
+    return TRUE;
+  g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT,
+              "%s. Inspect the devices (vfioctl list), then run 'vfioctl reconcile --force' to start a new journal",
+              m->journal_corrupt);
+  return FALSE;
+}
 
 /* ---- sandboxes ---------------------------------------------------------- */
 
@@ -143,7 +157,8 @@ journal_sandbox(VfdManager *m, Sandbox *s)
   };
   g_autoptr(GError) error = NULL;
 
-  vfd_proc_start_time(s->pid, &start);
+  if (s->pid > 0)
+    vfd_proc_start_time(s->pid, &start);
   js.start_time = start;
   vfd_host_lock_journal(m->host);
   vfd_journal_put_sandbox(vfd_host_journal(m->host), &js);
@@ -192,6 +207,10 @@ struct Op {
   char *kernel;
   char *initrd;
   GArray *requested; /* VfdBdf */
+  VfdBindFlags flags;
+  GHashTable *live; /* reconcile: ids of running sandboxes */
+  GPtrArray *report; /* reconcile: VfdReconcileItem */
+  gboolean force;
 };
 
 static void
@@ -205,6 +224,8 @@ op_free(gpointer p)
   g_clear_pointer(&op->requested, g_array_unref);
   g_free(op->kernel);
   g_free(op->initrd);
+  g_clear_pointer(&op->live, g_hash_table_unref);
+  g_clear_pointer(&op->report, g_ptr_array_unref);
   g_free(op);
 }
 
@@ -521,7 +542,7 @@ owning_sandbox(VfdManager *m, const VfdBdf *bdf)
 static gboolean
 bind_work(Op *op, GError **error)
 {
-  return vfd_host_bind_group(op->m->host, &op->bdf, op->owner, &op->members, &op->group, error);
+  return vfd_host_bind_group_full(op->m->host, &op->bdf, op->owner, op->flags, &op->members, &op->group, error);
 }
 
 static void
@@ -541,25 +562,47 @@ bind_done(Op *op, GError *error)
 }
 
 static gboolean
-handle_bind_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *bdf_s, const char *owner,
-                   gpointer data)
+start_bind(VfdManager *m, GDBusMethodInvocation *inv, const char *bdf_s, const char *owner, VfdBindFlags flags)
 {
-  VfdManager *m = data;
   g_autoptr(GError) error = NULL;
   VfdBdf bdf;
   Op *op;
 
   if (!*owner)
     owner = "vfioctl";
-  if (!parse_bdf_arg(bdf_s, &bdf, &error) || !check_owner_name(owner, &error)) {
+  if (!parse_bdf_arg(bdf_s, &bdf, &error) || !check_owner_name(owner, &error) || !check_journal_ok(m, &error)) {
     return_error(inv, error);
     return TRUE;
   }
   op = op_new(m, inv, bind_work, bind_done);
   op->bdf = bdf;
   op->owner = g_strdup(owner);
+  op->flags = flags;
   op_run(op);
   return TRUE;
+}
+
+static gboolean
+handle_bind_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *bdf_s, const char *owner,
+                   gpointer data)
+{
+  VfdManager *m = data;
+
+  return start_bind(m, inv, bdf_s, owner, VFD_BIND_NONE);
+}
+
+static gboolean
+handle_bind_device_full(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *bdf_s, const char *owner,
+                        GVariant *options, gpointer data)
+{
+  VfdManager *m = data;
+  GVariantDict opts;
+  gboolean force = FALSE;
+
+  g_variant_dict_init(&opts, options);
+  g_variant_dict_lookup(&opts, "force", "b", &force);
+  g_variant_dict_clear(&opts);
+  return start_bind(m, inv, bdf_s, owner, force ? VFD_BIND_FORCE : VFD_BIND_NONE);
 }
 
 static gboolean
@@ -592,7 +635,7 @@ handle_release_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *b
   VfdBdf bdf;
   Op *op;
 
-  if (!parse_bdf_arg(bdf_s, &bdf, &error)) {
+  if (!parse_bdf_arg(bdf_s, &bdf, &error) || !check_journal_ok(m, &error)) {
     return_error(inv, error);
     return TRUE;
   }
@@ -671,9 +714,13 @@ create_work(Op *op, GError **error)
   g_array_sort(passed, vfd_bdf_compare);
   g_array_append_vals(s->devices, passed->data, passed->len);
 
-  /* Stage 3: QEMU. */
+  /* Stage 3: QEMU. The sandbox is journaled first (pid 0: starting), so
+   * that a crash from here on finds its devices and its QEMU (by pidfile). */
+  journal_sandbox(m, s);
   {
+    g_autofree char *pidfile = g_build_filename(s->dir, "qemu.pid", NULL);
     VfdQemuConfig qc = {
+      .pidfile = pidfile,
       .id = s->id,
       .qemu_binary = m->config->qemu_binary,
       .accel = m->config->qemu_accel,
@@ -694,9 +741,15 @@ create_work(Op *op, GError **error)
   return TRUE;
 
 rollback:
-  /* Reverse order: QEMU did not start; release the groups bound so far
-   * (the sandbox owns exactly those), then the directory. The first error
-   * is the one reported. */
+  /* Reverse order: QEMU did not start; drop the sandbox record, release the
+   * groups bound so far (the sandbox owns exactly those), then the
+   * directory. The first error is the one reported. */
+  vfd_host_lock_journal(m->host);
+  if (vfd_journal_lookup_sandbox(vfd_host_journal(m->host), s->id)) {
+    vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
+    vfd_journal_commit(vfd_host_journal(m->host), NULL);
+  }
+  vfd_host_unlock_journal(m->host);
   if (bound > 0) {
     g_array_set_size(s->devices, 0);
     g_array_append_vals(s->devices, passed->data, passed->len);
@@ -767,6 +820,8 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
     g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "memory_mib must be 64 to 1048576, got %u", memory);
   if (!error && (vcpus < 1 || vcpus > 255))
     g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "vcpus must be 1 to 255, got %u", vcpus);
+  if (!error)
+    check_journal_ok(m, &error);
   if (error) {
     return_error(inv, error);
     return TRUE;
@@ -857,19 +912,43 @@ handle_list_sandboxes(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data
   return TRUE;
 }
 
-/* ---- start-up reconciliation (minimal; see issue on reconciliation) ----- */
+/* ---- reconciliation ------------------------------------------------------ */
 
+/* Kills a QEMU that was started for a sandbox no client ever learnt about
+ * (vfiod died before answering), and waits up to 5 s for it to go. */
 static void
-reconcile(VfdManager *m)
+kill_orphan_qemu(const char *id, gint64 pid)
+{
+  int pidfd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0);
+
+  if (pidfd < 0)
+    return;
+  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+  for (int i = 0; i < 500; i++) {
+    GPollFD pfd = { .fd = pidfd, .events = G_IO_IN };
+    if (g_poll(&pfd, 1, 10) > 0)
+      break;
+  }
+  close(pidfd);
+}
+
+/* Start-up, main thread: adopt sandboxes whose QEMU still runs (pid and
+ * start time match), restore the devices of the others. */
+static void
+reconcile_sandboxes(VfdManager *m, GPtrArray *report)
 {
   VfdJournal *j = vfd_host_journal(m->host);
-  g_autoptr(GPtrArray) sbs = g_ptr_array_copy(vfd_journal_sandboxes(j), NULL, NULL);
-  GPtrArray *devs;
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
 
-  for (guint i = 0; i < sbs->len; i++) {
-    VfdJournalSandbox *js = g_ptr_array_index(sbs, i);
+  for (guint i = 0; i < vfd_journal_sandboxes(j)->len; i++)
+    g_ptr_array_add(ids, g_strdup(((VfdJournalSandbox *) g_ptr_array_index(vfd_journal_sandboxes(j), i))->id));
+
+  for (guint i = 0; i < ids->len; i++) {
+    VfdJournalSandbox *js = vfd_journal_lookup_sandbox(j, g_ptr_array_index(ids, i));
+    g_autofree char *pidfile = NULL;
     guint64 start = 0;
     Sandbox *s = sandbox_new(m, js->id);
+    gint64 orphan;
 
     g_free(s->dir);
     s->dir = g_strdup(js->dir);
@@ -881,37 +960,128 @@ reconcile(VfdManager *m)
       if (vfd_bdf_parse(*d, &bdf) == 0)
         g_array_append_val(s->devices, bdf);
     }
-    if (vfd_proc_start_time(js->pid, &start) == 0 && start == js->start_time &&
+    if (js->pid > 0 && vfd_proc_start_time(js->pid, &start) == 0 && start == js->start_time &&
         (s->pidfd = (int) syscall(SYS_pidfd_open, (pid_t) js->pid, 0)) >= 0) {
       s->state = SANDBOX_RUNNING;
       s->pidfd_source = g_unix_fd_add(s->pidfd, G_IO_IN, on_pidfd_ready, s);
       g_hash_table_insert(m->sandboxes, s->id, s);
-      g_message("sandbox %s: adopted running QEMU pid %" G_GINT64_FORMAT, s->id, s->pid);
+      vfd_reconcile_add(report, s->id, "adopted", "QEMU pid %" G_GINT64_FORMAT " still runs; adopted as it is",
+                        s->pid);
       continue;
     }
-    g_message("sandbox %s: QEMU pid %" G_GINT64_FORMAT " is gone; restoring its devices", s->id, s->pid);
-    sandbox_release_devices(s, NULL);
+    pidfile = g_build_filename(s->dir, "qemu.pid", NULL);
+    orphan = js->pid == 0 ? vfd_qemu_find_pid(pidfile, s->id) : 0;
+    if (orphan > 0)
+      kill_orphan_qemu(s->id, orphan);
+    {
+      g_autoptr(GError) error = NULL;
+      gboolean ok = sandbox_release_devices(s, &error);
+      vfd_reconcile_add(report, s->id, ok ? "restored" : "failed", "%s%s%s",
+                        js->pid == 0 ? (orphan > 0 ? "its QEMU was starting when vfiod stopped; killed it"
+                                                   : "it was starting when vfiod stopped")
+                                     : "its QEMU is gone",
+                        ok ? "; its devices are back on their original drivers" : "; ",
+                        ok ? "" : error->message);
+    }
     vfd_journal_remove_sandbox(j, s->id);
     remove_dir_tree(s->dir);
     sandbox_free(s);
   }
-
-  /* Devices caught half-way by a crash go back to their original drivers. */
-  devs = vfd_journal_devices(j);
-  for (guint i = devs->len; i-- > 0;) {
-    VfdJournalDevice *d = g_ptr_array_index(devs, i);
-    g_autoptr(GError) error = NULL;
-    char b[VFD_BDF_STRLEN];
-    VfdBdf bdf = d->bdf;
-
-    if (d->state != VFD_DEVICE_STATE_BINDING && d->state != VFD_DEVICE_STATE_RELEASING)
-      continue;
-    if (!vfd_host_release_group(m->host, &bdf, NULL, NULL, &error))
-      g_warning("cannot restore %s: %s", vfd_bdf_format(&bdf, b), error->message);
-    if (i > devs->len)
-      i = devs->len;
-  }
   vfd_journal_commit(j, NULL);
+}
+
+static GHashTable *
+live_sandbox_ids(VfdManager *m)
+{
+  GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  GHashTableIter it;
+  Sandbox *s;
+
+  g_hash_table_iter_init(&it, m->sandboxes);
+  while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s))
+    if (s->state != SANDBOX_STOPPED)
+      g_hash_table_add(live, g_strdup(s->id));
+  return live;
+}
+
+static void
+log_report(GPtrArray *report)
+{
+  for (guint i = 0; i < report->len; i++) {
+    VfdReconcileItem *it = g_ptr_array_index(report, i);
+    g_message("reconcile: %s %s: %s", it->subject, it->action, it->detail);
+  }
+}
+
+static GVariant *
+report_to_variant(GPtrArray *report)
+{
+  GVariantBuilder b;
+
+  g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+  for (guint i = 0; i < report->len; i++) {
+    VfdReconcileItem *it = g_ptr_array_index(report, i);
+    GVariantDict d;
+    g_variant_dict_init(&d, NULL);
+    g_variant_dict_insert(&d, "subject", "s", it->subject);
+    g_variant_dict_insert(&d, "action", "s", it->action);
+    g_variant_dict_insert(&d, "detail", "s", it->detail);
+    g_variant_builder_add_value(&b, g_variant_dict_end(&d));
+  }
+  return g_variant_builder_end(&b);
+}
+
+static gboolean
+reconcile_work(Op *op, GError **error)
+{
+  vfd_reconcile_devices(op->m->host, op->live, op->report);
+  return TRUE;
+}
+
+static void
+reconcile_done(Op *op, GError *error)
+{
+  log_report(op->report);
+  vfd_manager1_complete_reconcile(op->m->skeleton, g_steal_pointer(&op->inv), report_to_variant(op->report));
+}
+
+static gboolean
+handle_reconcile(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options, gpointer data)
+{
+  VfdManager *m = data;
+  GVariantDict opts;
+  gboolean force = FALSE;
+  g_autoptr(GError) error = NULL;
+  Op *op;
+
+  g_variant_dict_init(&opts, options);
+  g_variant_dict_lookup(&opts, "force", "b", &force);
+  g_variant_dict_clear(&opts);
+  op = op_new(m, inv, reconcile_work, reconcile_done);
+  op->report = vfd_reconcile_report_new();
+  if (m->journal_corrupt) {
+    if (!force) {
+      check_journal_ok(m, &error);
+      op_free(op);
+      return_error(inv, error);
+      return TRUE;
+    }
+    /* The operator has looked: start over with an empty journal. The
+     * corrupt file was kept aside when it was found. */
+    vfd_host_lock_journal(m->host);
+    if (!vfd_journal_commit(vfd_host_journal(m->host), &error)) {
+      vfd_host_unlock_journal(m->host);
+      op_free(op);
+      return_error(inv, error);
+      return TRUE;
+    }
+    vfd_host_unlock_journal(m->host);
+    vfd_reconcile_add(op->report, "journal", "reset", "%s; started a new, empty journal", m->journal_corrupt);
+    g_clear_pointer(&m->journal_corrupt, g_free);
+  }
+  op->live = live_sandbox_ids(m);
+  op_run(op);
+  return TRUE;
 }
 
 /* ---- D-Bus server ------------------------------------------------------- */
@@ -1062,9 +1232,19 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
                 config->runtime_dir, g_strerror(e));
     return NULL;
   }
-  journal = vfd_journal_open(config->state_dir, error);
-  if (!journal)
-    return NULL;
+  {
+    g_autoptr(GError) jerror = NULL;
+    journal = vfd_journal_open(config->state_dir, &jerror);
+    if (!journal && g_error_matches(jerror, VFD_ERROR, VFD_ERROR_CORRUPT)) {
+      /* Serve the API, but touch no device until an operator acts. */
+      g_warning("%s", jerror->message);
+      m->journal_corrupt = g_strdup(jerror->message);
+      journal = vfd_journal_new_empty(config->state_dir);
+    } else if (!journal) {
+      g_propagate_error(error, g_steal_pointer(&jerror));
+      return NULL;
+    }
+  }
   policy = vfd_policy_new(config->ids, config->classes, error);
   if (!policy)
     return NULL;
@@ -1088,8 +1268,18 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   g_signal_connect(m->skeleton, "handle-delete-sandbox", G_CALLBACK(handle_delete_sandbox), m);
   g_signal_connect(m->skeleton, "handle-get-sandbox", G_CALLBACK(handle_get_sandbox), m);
   g_signal_connect(m->skeleton, "handle-list-sandboxes", G_CALLBACK(handle_list_sandboxes), m);
+  g_signal_connect(m->skeleton, "handle-bind-device-full", G_CALLBACK(handle_bind_device_full), m);
+  g_signal_connect(m->skeleton, "handle-reconcile", G_CALLBACK(handle_reconcile), m);
 
-  reconcile(m);
+  if (!m->journal_corrupt) {
+    g_autoptr(GPtrArray) report = vfd_reconcile_report_new();
+    g_autoptr(GHashTable) live = NULL;
+
+    reconcile_sandboxes(m, report);
+    live = live_sandbox_ids(m);
+    vfd_reconcile_devices(m->host, live, report);
+    log_report(report);
+  }
   return g_steal_pointer(&m);
 }
 
@@ -1114,5 +1304,6 @@ vfd_manager_free(VfdManager *m)
   vfd_config_free(m->config);
   g_free(m->socket_path);
   g_free(m->sandboxes_dir);
+  g_free(m->journal_corrupt);
   g_free(m);
 }

@@ -37,6 +37,10 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
                           NULL);
   g_strv_builder_add(b, "-serial");
   add_printf(b, "file:%s", c->serial_log);
+  if (c->pidfile) {
+    g_strv_builder_add(b, "-pidfile");
+    g_strv_builder_add(b, c->pidfile);
+  }
   g_strv_builder_add(b, "-qmp");
   add_printf(b, "unix:%s,server=on,wait=off", c->qmp_socket);
   g_strv_builder_add_many(b, "-kernel", c->kernel, "-initrd", c->initrd, "-append", append, NULL);
@@ -48,6 +52,31 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
     add_printf(b, "vfio-pci,host=%s,bus=rp%u", vfd_bdf_format(&c->devices[i], bdf), i);
   }
   return g_strv_builder_end(b);
+}
+
+gint64
+vfd_qemu_find_pid(const char *pidfile, const char *id)
+{
+  g_autofree char *contents = NULL;
+  g_autofree char *cmdline_path = NULL;
+  g_autofree char *cmdline = NULL;
+  g_autofree char *needle = g_strdup_printf("vfiod.sandbox=%s", id);
+  gsize len = 0;
+  gint64 pid;
+
+  if (!g_file_get_contents(pidfile, &contents, NULL, NULL))
+    return 0;
+  pid = g_ascii_strtoll(g_strstrip(contents), NULL, 10);
+  if (pid <= 0)
+    return 0;
+  cmdline_path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/cmdline", pid);
+  if (!g_file_get_contents(cmdline_path, &cmdline, &len, NULL))
+    return 0;
+  /* NUL-separated arguments: look at each. */
+  for (gsize off = 0; off < len; off += strlen(cmdline + off) + 1)
+    if (strstr(cmdline + off, needle))
+      return pid;
+  return 0;
 }
 
 guint64

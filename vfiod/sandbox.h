@@ -16,6 +16,7 @@ typedef struct {
   const char *initrd;      /* absolute path */
   const char *serial_log;  /* file receiving the guest's serial console */
   const char *qmp_socket;  /* Unix socket path for QMP (server, nowait) */
+  const char *pidfile;     /* QEMU writes its pid here (-pidfile) */
   const VfdBdf *devices;   /* functions passed through, each on its own root port */
   guint n_devices;
 } VfdQemuConfig;
@@ -25,6 +26,10 @@ typedef struct {
  * "console=ttyS0 panic=-1 pci=realloc vfiod.sandbox=<id>", serial console to
  * @serial_log, no display, no default devices, no reboot. */
 GStrv vfd_qemu_build_argv(const VfdQemuConfig *config);
+
+/* The pid QEMU wrote to @pidfile, if that process is alive and is the QEMU
+ * of sandbox @id (its command line holds "vfiod.sandbox=<id>"); else 0. */
+gint64 vfd_qemu_find_pid(const char *pidfile, const char *id);
 
 /* RLIMIT_MEMLOCK for a guest of @memory_mib: all guest RAM (VFIO pins it for
  * DMA) plus 256 MiB for QEMU's own pinned buffers; in bytes. */
