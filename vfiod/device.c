@@ -734,7 +734,8 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
       Member *m = &g_array_index(members, Member, done);
       if (m->stuck)
         continue;
-      r = restore_member(host, m, false, &step);
+      /* Hot-unplugged meanwhile: nothing left to restore. */
+      r = vfd_sysfs_device_exists(host->sysfs, &m->bdf) ? restore_member(host, m, false, &step) : 0;
       vfd_host_lock_journal(host);
       if (r < 0) {
         g_string_append_printf(left, " %s (%s%s)", m->name, step, r == -ETIMEDOUT ? ", stuck" : "");

@@ -599,6 +599,28 @@ test_reset_on_release(void **state)
   assert_host_state(f);
 }
 
+static void
+test_vanish_mid_bind(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VfdBdf gpu = bdf("0000:01:00.0");
+
+  /* The audio function is hot-unplugged right after its override write. */
+  fake_sysfs_vanish_after(f->fs, "0000:01:00.1", FAKE_OP_OVERRIDE);
+  assert_false(vfd_host_bind_group(f->host, &gpu, "sb-x", NULL, NULL, &error));
+  assert_non_null(strstr(error->message, "0000:01:00.1"));
+  /* The function still there is back on nvidia; the journal forgets the
+   * vanished one (nothing left to restore) and holds nothing else. */
+  assert_driver(f, "0000:01:00.0", "nvidia");
+  assert_override(f, "0000:01:00.0", "");
+  assert_false(fake_sysfs_has_device(f->fs, "0000:01:00.1"));
+  {
+    g_autoptr(VfdJournal) j = reread_journal(f);
+    assert_int_equal(vfd_journal_devices(j)->len, 0);
+  }
+}
+
 int
 main(void)
 {
@@ -617,6 +639,7 @@ main(void)
     cmocka_unit_test_setup_teardown(test_journal_written_before_first_write, setup, teardown),
     cmocka_unit_test_setup_teardown(test_journal_failure_writes_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_guards, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_vanish_mid_bind, setup, teardown),
     cmocka_unit_test_setup_teardown(test_nvidia_holders, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reset_on_release, setup, teardown),
   };
