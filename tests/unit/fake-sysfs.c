@@ -17,9 +17,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifndef FAKE_SYSFS_NO_CMOCKA
 #include <cmocka.h>
+#endif
 
 #include "bdf.h"
+
+/* Set-up helpers fail loudly: inside a cmocka test they fail the test;
+ * built with -DFAKE_SYSFS_NO_CMOCKA (test programs that are not cmocka
+ * tests, e.g. tests/crash/vfiod-fake) they abort with g_error(). */
+#ifndef FAKE_SYSFS_NO_CMOCKA
+#define FAKE_FAIL(...) fail_msg(__VA_ARGS__)
+#else
+#define FAKE_FAIL(...) g_error(__VA_ARGS__)
+#endif
+#define FAKE_ASSERT(cond)                                                                                        \
+  do {                                                                                                           \
+    if (!(cond))                                                                                                 \
+      FAKE_FAIL("fake-sysfs: %s:%d: %s", __FILE__, __LINE__, #cond);                                             \
+  } while (0)
+/* @r: 0 or -errno. */
+#define FAKE_ASSERT_OK(r, what)                                                                                  \
+  do {                                                                                                           \
+    int fake_r_ = (r);                                                                                           \
+    if (fake_r_ < 0)                                                                                             \
+      FAKE_FAIL("fake-sysfs: %s:%d: %s: %s", __FILE__, __LINE__, (what), g_strerror(-fake_r_));                  \
+  } while (0)
 
 /* The kernel refuses driver_override values that do not fit in a page with
  * the newline sysfs_emit() adds. */
@@ -74,7 +97,15 @@ struct FakeSysfs {
   guint64 unhang_serial;
   guint in_flight;
   gboolean closing;
+  gboolean keep;       /* free leaves the tree on disk */
+  char *model_path;    /* <tmp>/model.ini */
+  char *writes_path;   /* <tmp>/writes.log */
 };
+
+#define MODEL_FILE "model.ini"
+#define WRITES_FILE "writes.log"
+#define MODEL_FORMAT "vfiod-fake-sysfs"
+#define MODEL_VERSION 1
 
 static void
 fake_device_free(FakeDevice *d)
@@ -307,6 +338,110 @@ device_remove(FakeSysfs *fs, FakeDevice *d)
   return update_vfio_node(fs, group);
 }
 
+/* ---- persistence: <tmp>/model.ini, rewritten after every change ---- */
+
+static gint
+str_ptr_cmp(gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* Keys of @table, sorted (the strings belong to the table). */
+static GPtrArray *
+sorted_keys(GHashTable *table)
+{
+  GPtrArray *keys = g_ptr_array_new();
+  GHashTableIter it;
+  gpointer k;
+
+  g_hash_table_iter_init(&it, table);
+  while (g_hash_table_iter_next(&it, &k, NULL))
+    g_ptr_array_add(keys, k);
+  g_ptr_array_sort(keys, str_ptr_cmp);
+  return keys;
+}
+
+/* Writes the whole model to <tmp>/model.ini: temp file + rename, so that a
+ * process killed at any point leaves the old or the new model, never a torn
+ * one (no fsync: this guards against SIGKILL, not power loss). Lock held. */
+static int
+save_model_locked(FakeSysfs *fs)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GPtrArray) drivers = sorted_keys(fs->drivers);
+  g_autoptr(GPtrArray) devices = sorted_keys(fs->devices);
+  g_autofree char *data = NULL;
+  g_autofree char *tmp = NULL;
+  gsize len = 0;
+  int r;
+
+  g_key_file_set_string(kf, "fake-sysfs", "format", MODEL_FORMAT);
+  g_key_file_set_integer(kf, "fake-sysfs", "version", MODEL_VERSION);
+  for (guint i = 0; i < drivers->len; i++) {
+    FakeDriver *drv = g_hash_table_lookup(fs->drivers, g_ptr_array_index(drivers, i));
+    g_autofree char *group = g_strconcat("driver ", drv->name, NULL);
+    g_autoptr(GString) ids = g_string_new(NULL);
+
+    for (guint k = 0; k < drv->dynids->len; k++) {
+      guint32 id = g_array_index(drv->dynids, guint32, k);
+      g_string_append_printf(ids, "%s%04x:%04x", k ? ";" : "", id >> 16, id & 0xffff);
+    }
+    g_key_file_set_string(kf, group, "dynids", ids->str);
+  }
+  for (guint i = 0; i < devices->len; i++) {
+    FakeDevice *d = g_hash_table_lookup(fs->devices, g_ptr_array_index(devices, i));
+    g_autofree char *group = g_strconcat("device ", d->bdf, NULL);
+    g_autofree char *vendor = g_strdup_printf("0x%04x", d->vendor);
+    g_autofree char *device = g_strdup_printf("0x%04x", d->device);
+    g_autofree char *cls = g_strdup_printf("0x%06x", d->class_code);
+
+    g_key_file_set_string(kf, group, "dir", d->dir_rel);
+    g_key_file_set_string(kf, group, "vendor", vendor);
+    g_key_file_set_string(kf, group, "device", device);
+    g_key_file_set_string(kf, group, "class", cls);
+    g_key_file_set_integer(kf, group, "iommu_group", d->group);
+    if (d->native_driver)
+      g_key_file_set_string(kf, group, "native_driver", d->native_driver);
+    if (d->driver)
+      g_key_file_set_string(kf, group, "driver", d->driver);
+    if (d->override)
+      g_key_file_set_string(kf, group, "override", d->override);
+  }
+  data = g_key_file_to_data(kf, &len, NULL);
+  tmp = g_strconcat(fs->model_path, ".tmp", NULL);
+  if ((r = write_file(tmp, data, len)) < 0)
+    return r;
+  return rename(tmp, fs->model_path) < 0 ? -errno : 0;
+}
+
+/* After a change made outside the writer; lock held. Never asserts. */
+static int
+persist_locked(FakeSysfs *fs)
+{
+  int r = save_model_locked(fs);
+
+  if (r < 0)
+    g_printerr("fake-sysfs: cannot save %s: %s\n", fs->model_path, g_strerror(-r));
+  return r;
+}
+
+/* Appends one line per write to <tmp>/writes.log: "<pid> path=value -> r"
+ * (value escaped as in C; r 0 or -errno), for post-mortems. Lock held. */
+static void
+append_writes_log(FakeSysfs *fs, const char *path, const char *value, int r)
+{
+  g_autofree char *escaped = g_strescape(value ? value : "(null)", NULL);
+  g_autofree char *line = g_strdup_printf("%d %s=%s -> %d\n", (int) getpid(), path ? path : "(null)", escaped, r);
+  int fd = open(fs->writes_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+
+  if (fd < 0)
+    return;
+  if (write(fd, line, strlen(line)) < 0) {
+    /* best effort */
+  }
+  close(fd);
+}
+
 /* ---- faults ---- */
 
 /* Removes and returns the first fault of @kind for @bdf/@op (@op ignored
@@ -330,7 +465,7 @@ add_fault(FakeSysfs *fs, FaultKind kind, const char *bdf, FakeOp op, int err, co
   VfdBdf parsed;
   char buf[VFD_BDF_STRLEN];
 
-  assert_int_equal(vfd_bdf_parse(bdf, &parsed), 0);
+  FAKE_ASSERT(vfd_bdf_parse(bdf, &parsed) == 0);
   f->kind = kind;
   f->bdf = g_strdup(vfd_bdf_format(&parsed, buf));
   f->op = op;
@@ -701,6 +836,11 @@ fake_sysfs_writer(const char *path, const char *value, void *fake)
   g_mutex_lock(&fs->lock);
   fs->in_flight++;
   r = handle_write(fs, path, value);
+  {
+    g_autofree char *prefix = g_strconcat(fs->sys_root, "/", NULL);
+    append_writes_log(fs, path && g_str_has_prefix(path, prefix) ? path + strlen(prefix) : path, value, r);
+  }
+  persist_locked(fs);
   fs->in_flight--;
   g_cond_broadcast(&fs->cond);
   g_mutex_unlock(&fs->lock);
@@ -709,44 +849,122 @@ fake_sysfs_writer(const char *path, const char *value, void *fake)
 
 /* ---- public API ---- */
 
-FakeSysfs *
-fake_sysfs_new(void)
+/* A FakeSysfs for the canonical directory @tmp (taken), empty model. */
+static FakeSysfs *
+fake_alloc(char *tmp)
 {
-  g_autofree char *tmpl = g_build_filename(g_get_tmp_dir(), "vfiod-fake-sysfs-XXXXXX", NULL);
   FakeSysfs *fs = g_new0(FakeSysfs, 1);
-  static const char *const dirs[] = {
-    "sys/bus/pci/devices", "sys/bus/pci/drivers", "sys/bus/pci/slots", "sys/kernel/iommu_groups",
-    "sys/devices", "dev/vfio",
-  };
 
-  assert_non_null(g_mkdtemp(tmpl));
-  fs->tmp = realpath(tmpl, NULL);
-  assert_non_null(fs->tmp);
-  assert_true(strlen(fs->tmp) > 1);
+  fs->tmp = tmp;
   fs->sys_root = g_build_filename(fs->tmp, "sys", NULL);
   fs->dev_root = g_build_filename(fs->tmp, "dev", NULL);
+  fs->model_path = g_build_filename(fs->tmp, MODEL_FILE, NULL);
+  fs->writes_path = g_build_filename(fs->tmp, WRITES_FILE, NULL);
   g_mutex_init(&fs->lock);
   g_cond_init(&fs->cond);
   fs->devices = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) fake_device_free);
   fs->drivers = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) fake_driver_free);
   fs->faults = g_ptr_array_new_with_free_func((GDestroyNotify) fault_free);
   fs->log = g_ptr_array_new_with_free_func(g_free);
+  return fs;
+}
+
+/* The fixed part of the tree (directories, bus files, /dev/vfio/vfio). */
+static int
+make_skeleton(FakeSysfs *fs)
+{
+  static const char *const dirs[] = {
+    "sys/bus/pci/devices", "sys/bus/pci/drivers", "sys/bus/pci/slots", "sys/kernel/iommu_groups",
+    "sys/devices", "dev/vfio",
+  };
+  static const struct {
+    const char *rel, *text;
+  } files[] = {
+    { "sys/bus/pci/drivers_probe", "" },
+    { "sys/bus/pci/drivers_autoprobe", "1\n" },
+    { "sys/bus/pci/rescan", "" },
+    { "dev/vfio/vfio", "" },
+  };
 
   for (guint i = 0; i < G_N_ELEMENTS(dirs); i++) {
     g_autofree char *p = g_build_filename(fs->tmp, dirs[i], NULL);
-    assert_int_equal(g_mkdir_with_parents(p, 0755), 0);
+    if (g_mkdir_with_parents(p, 0755) < 0)
+      return -errno;
   }
-  {
-    g_autofree char *probe = g_build_filename(fs->sys_root, "bus/pci/drivers_probe", NULL);
-    g_autofree char *autoprobe = g_build_filename(fs->sys_root, "bus/pci/drivers_autoprobe", NULL);
-    g_autofree char *rescan = g_build_filename(fs->sys_root, "bus/pci/rescan", NULL);
-    g_autofree char *vfio = g_build_filename(fs->dev_root, "vfio/vfio", NULL);
-    assert_int_equal(write_text(probe, ""), 0);
-    assert_int_equal(write_text(autoprobe, "1\n"), 0);
-    assert_int_equal(write_text(rescan, ""), 0);
-    assert_int_equal(write_text(vfio, ""), 0);
+  for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+    g_autofree char *p = g_build_filename(fs->tmp, files[i].rel, NULL);
+    int r;
+    if (!g_file_test(p, G_FILE_TEST_EXISTS) && (r = write_text(p, files[i].text)) < 0)
+      return r;
   }
+  return 0;
+}
+
+/* Canonical form of existing directory @dir; NULL for "/" or on error. */
+static char *
+canonical_dir(const char *dir)
+{
+  char *real = realpath(dir, NULL);
+
+  if (real && (strlen(real) <= 1 || !g_file_test(real, G_FILE_TEST_IS_DIR))) {
+    free(real);
+    return NULL;
+  }
+  return real;
+}
+
+static FakeSysfs *
+new_in_existing(const char *dir)
+{
+  char *real = canonical_dir(dir);
+  FakeSysfs *fs;
+
+  if (!real)
+    FAKE_FAIL("fake-sysfs: %s is not a usable directory", dir);
+  fs = fake_alloc(real);
+  FAKE_ASSERT_OK(make_skeleton(fs), fs->tmp);
+  g_mutex_lock(&fs->lock);
+  FAKE_ASSERT_OK(save_model_locked(fs), fs->model_path);
+  g_mutex_unlock(&fs->lock);
   return fs;
+}
+
+FakeSysfs *
+fake_sysfs_new(void)
+{
+  g_autofree char *tmpl = g_build_filename(g_get_tmp_dir(), "vfiod-fake-sysfs-XXXXXX", NULL);
+
+  if (!g_mkdtemp(tmpl))
+    FAKE_FAIL("fake-sysfs: mkdtemp %s: %s", tmpl, g_strerror(errno));
+  return new_in_existing(tmpl);
+}
+
+FakeSysfs *
+fake_sysfs_new_in(const char *dir)
+{
+  g_autoptr(GDir) it = NULL;
+
+  FAKE_ASSERT(dir && g_path_is_absolute(dir));
+  if (g_mkdir_with_parents(dir, 0755) < 0)
+    FAKE_FAIL("fake-sysfs: cannot create %s: %s", dir, g_strerror(errno));
+  it = g_dir_open(dir, 0, NULL);
+  if (!it || g_dir_read_name(it))
+    FAKE_FAIL("fake-sysfs: %s must be a new or empty directory", dir);
+  return new_in_existing(dir);
+}
+
+const char *
+fake_sysfs_dir(FakeSysfs *fs)
+{
+  return fs->tmp;
+}
+
+void
+fake_sysfs_set_keep(FakeSysfs *fs, gboolean keep)
+{
+  g_mutex_lock(&fs->lock);
+  fs->keep = keep;
+  g_mutex_unlock(&fs->lock);
 }
 
 void
@@ -762,7 +980,7 @@ fake_sysfs_free(FakeSysfs *fs)
     g_cond_wait(&fs->cond, &fs->lock);
   g_mutex_unlock(&fs->lock);
 
-  if (rm_rf(fs, fs->tmp) < 0)
+  if (!fs->keep && rm_rf(fs, fs->tmp) < 0)
     g_printerr("fake-sysfs: could not remove %s\n", fs->tmp);
   g_hash_table_unref(fs->devices);
   g_hash_table_unref(fs->drivers);
@@ -772,6 +990,8 @@ fake_sysfs_free(FakeSysfs *fs)
   g_cond_clear(&fs->cond);
   g_free(fs->sys_root);
   g_free(fs->dev_root);
+  g_free(fs->model_path);
+  g_free(fs->writes_path);
   free(fs->tmp);
   g_free(fs);
 }
@@ -842,8 +1062,10 @@ fake_sysfs_add_driver(FakeSysfs *fs, const char *name)
 
   g_mutex_lock(&fs->lock);
   r = add_driver_locked(fs, name);
+  if (r == 0)
+    r = persist_locked(fs);
   g_mutex_unlock(&fs->lock);
-  assert_int_equal(r, 0);
+  FAKE_ASSERT_OK(r, name ? name : "(null driver)");
 }
 
 /* Canonical lower-case form of @bdf; fails the test when it is not a BDF. */
@@ -853,8 +1075,9 @@ canonical_bdf(const char *bdf)
   VfdBdf parsed;
   char buf[VFD_BDF_STRLEN];
 
-  assert_non_null(bdf);
-  assert_int_equal(vfd_bdf_parse(bdf, &parsed), 0);
+  FAKE_ASSERT(bdf != NULL);
+  if (vfd_bdf_parse(bdf, &parsed) < 0)
+    FAKE_FAIL("fake-sysfs: '%s' is not a BDF", bdf);
   return g_strdup(vfd_bdf_format(&parsed, buf));
 }
 
@@ -966,8 +1189,8 @@ fake_sysfs_add_device(FakeSysfs *fs, const char *bdf, guint16 vendor, guint16 de
   gboolean exists;
   int r = 0;
 
-  assert_int_equal(vfd_bdf_parse(b, &parsed), 0);
-  assert_true(class_code <= 0xffffff);
+  FAKE_ASSERT(vfd_bdf_parse(b, &parsed) == 0);
+  FAKE_ASSERT(class_code <= 0xffffff);
   g_mutex_lock(&fs->lock);
   exists = g_hash_table_contains(fs->devices, b);
   if (!exists) {
@@ -981,10 +1204,13 @@ fake_sysfs_add_device(FakeSysfs *fs, const char *bdf, guint16 vendor, guint16 de
     d->native_driver = g_strdup(native_driver);
     g_hash_table_insert(fs->devices, d->bdf, d);
     r = add_device_locked(fs, d, driver);
+    if (r == 0)
+      r = persist_locked(fs);
   }
   g_mutex_unlock(&fs->lock);
-  assert_false(exists);
-  assert_int_equal(r, 0);
+  if (exists)
+    FAKE_FAIL("fake-sysfs: device %s added twice", b);
+  FAKE_ASSERT_OK(r, b);
 }
 
 /* Runs @fn on device @bdf under the lock; fails the test when there is no
@@ -999,8 +1225,10 @@ with_device(FakeSysfs *fs, const char *bdf, int (*fn)(FakeSysfs *, FakeDevice *,
   g_mutex_lock(&fs->lock);
   d = g_hash_table_lookup(fs->devices, b);
   r = d ? fn(fs, d, data) : -ENODEV;
+  if (r == 0)
+    r = persist_locked(fs);
   g_mutex_unlock(&fs->lock);
-  assert_int_equal(r, 0);
+  FAKE_ASSERT_OK(r, b);
 }
 
 static int
@@ -1047,14 +1275,14 @@ fake_sysfs_set_attr(FakeSysfs *fs, const char *bdf, const char *attr, const char
 {
   AttrArgs args = { attr, contents };
 
-  assert_true(attr && *attr && !strchr(attr, '/') && contents);
+  FAKE_ASSERT(attr && *attr && !strchr(attr, '/') && contents);
   with_device(fs, bdf, set_attr_cb, &args);
 }
 
 void
 fake_sysfs_fail_next(FakeSysfs *fs, const char *bdf, FakeOp op, int err)
 {
-  assert_true(err > 0);
+  FAKE_ASSERT(err > 0);
   add_fault(fs, FAULT_FAIL, bdf, op, err, NULL);
 }
 
@@ -1236,4 +1464,266 @@ fake_sysfs_outside_writes(FakeSysfs *fs)
   n = fs->outside;
   g_mutex_unlock(&fs->lock);
   return n;
+}
+
+/* ---- loading a tree that another process saved ---- */
+
+/* Parses the hex number in key @key ("0x10de" or "10de"), at most @max. */
+static gboolean
+model_hex(GKeyFile *kf, const char *group, const char *key, guint64 max, guint64 *ret, GError **error)
+{
+  g_autofree char *v = g_key_file_get_string(kf, group, key, error);
+  const char *digits;
+  char *end = NULL;
+  guint64 n;
+
+  if (!v)
+    return FALSE;
+  digits = g_str_has_prefix(v, "0x") || g_str_has_prefix(v, "0X") ? v + 2 : v;
+  n = g_ascii_strtoull(digits, &end, 16);
+  if (!*digits || !g_ascii_isxdigit(*digits) || *end || n > max) {
+    g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE, "[%s] %s: '%s' is not a hex number <= %#" G_GINT64_MODIFIER "x",
+                group, key, v, max);
+    return FALSE;
+  }
+  *ret = n;
+  return TRUE;
+}
+
+/* Optional string key: NULL when absent; "" counts as absent. */
+static char *
+model_opt_string(GKeyFile *kf, const char *group, const char *key)
+{
+  char *v = g_key_file_get_string(kf, group, key, NULL);
+
+  if (v && !*v)
+    g_clear_pointer(&v, g_free);
+  return v;
+}
+
+/* Creates driver @name's directory and files where missing. Lock held. */
+static int
+mirror_driver_locked(FakeSysfs *fs, const char *name)
+{
+  static const char *const files[] = { "bind", "unbind", "new_id", "remove_id", "uevent" };
+  g_autofree char *dir = g_build_filename(fs->sys_root, "bus/pci/drivers", name, NULL);
+
+  TRY(mkdir_p(dir));
+  for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+    g_autofree char *f = g_build_filename(dir, files[i], NULL);
+    if (!g_file_test(f, G_FILE_TEST_EXISTS))
+      TRY(write_text(f, ""));
+  }
+  return 0;
+}
+
+/* Makes the tree show @d's driver and override as the model says (repairs
+ * a tree that diverged, e.g. a process killed between the two). Lock held. */
+static int
+mirror_device_locked(FakeSysfs *fs, FakeDevice *d)
+{
+  g_autofree char *dir = sys_path(fs, d->dir_rel);
+  g_autofree char *link = g_build_filename(dir, "driver", NULL);
+  g_autofree char *driver = g_steal_pointer(&d->driver);
+  g_autofree char *override = g_strdup(d->override);
+  GHashTableIter it;
+  FakeDriver *drv;
+
+  if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+    TRY(add_device_locked(fs, d, NULL));
+  TRY(remove_link(link));
+  g_hash_table_iter_init(&it, fs->drivers);
+  while (g_hash_table_iter_next(&it, NULL, (gpointer *) &drv)) {
+    g_autofree char *back = g_build_filename(fs->sys_root, "bus/pci/drivers", drv->name, d->bdf, NULL);
+    TRY(remove_link(back));
+  }
+  if (driver) {
+    TRY(add_driver_locked(fs, driver));
+    TRY(device_bind(fs, d, driver));
+  }
+  return device_set_override(fs, d, override);
+}
+
+/* Drops <dev root>/vfio/<N> nodes that no vfio-pci device justifies. */
+static int
+mirror_vfio_nodes_locked(FakeSysfs *fs)
+{
+  g_autofree char *vdir = g_build_filename(fs->dev_root, "vfio", NULL);
+  g_autoptr(GDir) it = g_dir_open(vdir, 0, NULL);
+  g_autoptr(GPtrArray) groups = g_ptr_array_new_with_free_func(g_free);
+  const char *name;
+
+  while (it && (name = g_dir_read_name(it)))
+    if (g_ascii_isdigit(*name))
+      g_ptr_array_add(groups, g_strdup(name));
+  for (guint i = 0; i < groups->len; i++)
+    TRY(update_vfio_node(fs, (int) g_ascii_strtoll(g_ptr_array_index(groups, i), NULL, 10)));
+  return 0;
+}
+
+static gboolean
+load_locked(FakeSysfs *fs, GKeyFile *kf, GError **error)
+{
+  g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+  g_autoptr(GPtrArray) loaded = g_ptr_array_new();
+  int r;
+
+  /* Drivers first: devices refer to them. */
+  for (char **g = groups; *g; g++) {
+    g_autofree char *ids = NULL;
+    g_auto(GStrv) parts = NULL;
+    const char *name;
+    FakeDriver *drv;
+
+    if (!g_str_has_prefix(*g, "driver "))
+      continue;
+    name = *g + strlen("driver ");
+    if (!*name || strchr(name, '/') || g_str_equal(name, ".") || g_str_equal(name, "..")) {
+      g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE, "[%s]: bad driver name", *g);
+      return FALSE;
+    }
+    if (find_driver(fs, name))
+      continue;
+    drv = g_new0(FakeDriver, 1);
+    drv->name = g_strdup(name);
+    drv->dynids = g_array_new(FALSE, FALSE, sizeof(guint32));
+    g_hash_table_insert(fs->drivers, drv->name, drv);
+    ids = g_key_file_get_string(kf, *g, "dynids", NULL);
+    parts = g_strsplit(ids ? ids : "", ";", -1);
+    for (char **p = parts; *p; p++) {
+      unsigned int vendor, device;
+      guint32 id;
+      if (!**p)
+        continue;
+      if (sscanf(*p, "%x:%x", &vendor, &device) != 2 || vendor > 0xffff || device > 0xffff) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE, "[%s] dynids: bad entry '%s'", *g, *p);
+        return FALSE;
+      }
+      id = vendor << 16 | device;
+      g_array_append_val(drv->dynids, id);
+    }
+  }
+
+  for (char **g = groups; *g; g++) {
+    const char *bdf_s;
+    VfdBdf parsed;
+    char buf[VFD_BDF_STRLEN];
+    guint64 vendor, device, cls;
+    gint group;
+    g_autoptr(GError) local = NULL;
+    FakeDevice *d;
+
+    if (!g_str_has_prefix(*g, "device "))
+      continue;
+    bdf_s = *g + strlen("device ");
+    if (vfd_bdf_parse(bdf_s, &parsed) < 0 || !g_str_equal(vfd_bdf_format(&parsed, buf), bdf_s)) {
+      g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE, "[%s]: not a canonical BDF", *g);
+      return FALSE;
+    }
+    if (g_hash_table_contains(fs->devices, bdf_s))
+      continue; /* GKeyFile merges duplicate groups anyway */
+    if (!model_hex(kf, *g, "vendor", 0xffff, &vendor, error) || !model_hex(kf, *g, "device", 0xffff, &device, error) ||
+        !model_hex(kf, *g, "class", 0xffffff, &cls, error))
+      return FALSE;
+    group = g_key_file_get_integer(kf, *g, "iommu_group", &local);
+    if (local) {
+      g_propagate_prefixed_error(error, g_steal_pointer(&local), "[%s] iommu_group: ", *g);
+      return FALSE;
+    }
+    d = g_new0(FakeDevice, 1);
+    d->bdf = g_strdup(bdf_s);
+    d->dir_rel = model_opt_string(kf, *g, "dir");
+    if (!d->dir_rel || g_path_is_absolute(d->dir_rel) || strstr(d->dir_rel, "..")) {
+      g_free(d->dir_rel);
+      d->dir_rel = g_strdup_printf("devices/pci%04x:00/%s", parsed.domain, d->bdf);
+    }
+    d->vendor = (guint16) vendor;
+    d->device = (guint16) device;
+    d->class_code = (guint32) cls;
+    d->group = group < 0 ? -1 : group;
+    d->native_driver = model_opt_string(kf, *g, "native_driver");
+    d->driver = model_opt_string(kf, *g, "driver");
+    d->override = model_opt_string(kf, *g, "override");
+    g_hash_table_insert(fs->devices, d->bdf, d);
+    g_ptr_array_add(loaded, d);
+  }
+
+  /* The model is complete and valid: only now touch the tree. */
+  if ((r = make_skeleton(fs)) < 0) {
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-r), "%s: %s", fs->tmp, g_strerror(-r));
+    return FALSE;
+  }
+  {
+    g_autoptr(GPtrArray) names = sorted_keys(fs->drivers);
+    for (guint i = 0; i < names->len; i++)
+      if ((r = mirror_driver_locked(fs, g_ptr_array_index(names, i))) < 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-r), "cannot restore driver %s in the tree: %s",
+                    (const char *) g_ptr_array_index(names, i), g_strerror(-r));
+        return FALSE;
+      }
+  }
+  for (guint i = 0; i < loaded->len; i++) {
+    FakeDevice *d = g_ptr_array_index(loaded, i);
+    if ((r = mirror_device_locked(fs, d)) < 0) {
+      g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-r), "cannot restore %s in the tree: %s", d->bdf,
+                  g_strerror(-r));
+      return FALSE;
+    }
+  }
+  if ((r = mirror_vfio_nodes_locked(fs)) < 0 || (r = save_model_locked(fs)) < 0) {
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(-r), "cannot update %s: %s", fs->tmp, g_strerror(-r));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+FakeSysfs *
+fake_sysfs_try_load(const char *dir, GError **error)
+{
+  char *real = dir ? canonical_dir(dir) : NULL;
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *format = NULL;
+  g_autofree char *model = NULL;
+  FakeSysfs *fs;
+  gboolean ok;
+
+  if (!real) {
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "%s is not a fake sysfs directory", dir ? dir : "(null)");
+    return NULL;
+  }
+  model = g_build_filename(real, MODEL_FILE, NULL);
+  if (!g_key_file_load_from_file(kf, model, G_KEY_FILE_NONE, error)) {
+    g_prefix_error(error, "%s: ", model);
+    free(real);
+    return NULL;
+  }
+  format = g_key_file_get_string(kf, "fake-sysfs", "format", NULL);
+  if (g_strcmp0(format, MODEL_FORMAT) != 0 || g_key_file_get_integer(kf, "fake-sysfs", "version", NULL) != MODEL_VERSION) {
+    g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE, "%s: not a %s version %d model", model,
+                MODEL_FORMAT, MODEL_VERSION);
+    free(real);
+    return NULL;
+  }
+  fs = fake_alloc(real);
+  fs->keep = TRUE;
+  g_mutex_lock(&fs->lock);
+  ok = load_locked(fs, kf, error);
+  g_mutex_unlock(&fs->lock);
+  if (!ok) {
+    g_prefix_error(error, "%s: ", model);
+    fake_sysfs_free(fs);
+    return NULL;
+  }
+  return fs;
+}
+
+FakeSysfs *
+fake_sysfs_load(const char *dir)
+{
+  g_autoptr(GError) error = NULL;
+  FakeSysfs *fs = fake_sysfs_try_load(dir, &error);
+
+  if (!fs)
+    FAKE_FAIL("fake-sysfs: cannot load: %s", error->message);
+  return fs;
 }

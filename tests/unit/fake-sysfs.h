@@ -27,8 +27,31 @@
  *   dev/vfio/vfio                             (always; empty regular file)
  *   dev/vfio/<N>   exists exactly while at least one device of group N is
  *                  bound to vfio-pci (empty regular file)
+ *   model.ini      the model (see "Persistence" below)
+ *   writes.log     every write through the writer, appended
  * libpci (method PCI_ACCESS_SYS_BUS_PCI, param "sysfs.path" =
  * "<sys root>/bus/pci") enumerates this tree.
+ *
+ * Persistence (for tests where the daemon is a separate process that is
+ * killed and started again, tests/crash): the in-memory model is the source
+ * of truth, and after every change (each write through the writer, each
+ * set-up helper) it is saved to <tmp>/model.ini, a GLib key file written to
+ * a temp file and renamed, so a process killed at any instant leaves the
+ * old or the new model, never a torn one:
+ *   [fake-sysfs]           format=vfiod-fake-sysfs, version=1
+ *   [driver <name>]        dynids=VVVV:DDDD;...  (new_id entries)
+ *   [device <BDF>]         dir=devices/pci0000:00/<BDF>, vendor=0x10de,
+ *                          device=0x2204, class=0x030000, iommu_group=12,
+ *                          native_driver=, driver=, override= (absent: none)
+ * fake_sysfs_load() rebuilds a FakeSysfs from an existing tree: the model
+ * from model.ini, and it re-mirrors drivers, overrides and /dev/vfio/<N>
+ * into the tree (a device directory that is missing is recreated). Faults,
+ * the in-memory write log and its counters are per process and start empty.
+ * <tmp>/writes.log gets one line per write, "<pid> <path>=<value> -> <r>"
+ * (path relative to the sys root, value C-escaped, r 0 or -errno), across
+ * processes, for post-mortems. Only one process at a time may use a tree
+ * through a FakeSysfs; others may read the tree (links, driver_override
+ * files) meanwhile.
  *
  * Kernel semantics of the writer (path relative to the sys root; a value may
  * end in "\n" or not, both are accepted, as by the kernel):
@@ -67,7 +90,8 @@
  * also writes that then fail. All functions are thread-safe (the writer may
  * run on worker threads); the helpers that set up the tree fail the current
  * cmocka test when something goes wrong and must be called from the test's
- * thread. */
+ * thread. Built with -DFAKE_SYSFS_NO_CMOCKA (programs that are not cmocka
+ * tests, such as tests/crash/vfiod-fake) they abort with g_error() instead. */
 
 #include <glib.h>
 
@@ -86,8 +110,23 @@ typedef enum {
 
 /* Creates the empty tree (mkdtemp under g_get_tmp_dir()). */
 FakeSysfs *fake_sysfs_new(void);
+/* Creates the empty tree at @dir (absolute; created if missing, and must
+ * be empty). Like fake_sysfs_new(), freeing removes it unless kept. */
+FakeSysfs *fake_sysfs_new_in(const char *dir);
+/* Rebuilds the fake from the tree at @dir (the <tmp> of an earlier fake,
+ * possibly of another, dead process): see "Persistence". The result keeps
+ * the tree on free (fake_sysfs_set_keep(TRUE)). Fails like the set-up
+ * helpers when @dir holds no valid model; fake_sysfs_try_load() returns
+ * NULL with @error instead. */
+FakeSysfs *fake_sysfs_load(const char *dir);
+FakeSysfs *fake_sysfs_try_load(const char *dir, GError **error);
+/* Whether fake_sysfs_free() leaves the tree on disk (default: FALSE for
+ * new trees, TRUE for loaded ones). */
+void fake_sysfs_set_keep(FakeSysfs *fs, gboolean keep);
+/* The tree's directory <tmp> (canonical, absolute). */
+const char *fake_sysfs_dir(FakeSysfs *fs);
 /* Releases any hung writer, waits for writers still running, removes the
- * whole tree. NULL is allowed. */
+ * whole tree (unless kept). NULL is allowed. */
 void fake_sysfs_free(FakeSysfs *fs);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FakeSysfs, fake_sysfs_free)
 
@@ -150,7 +189,8 @@ void fake_sysfs_unhang(FakeSysfs *fs);
 /* Waits until at least @n writes are hung, up to @timeout_ms. */
 gboolean fake_sysfs_wait_hung(FakeSysfs *fs, guint n, guint timeout_ms);
 
-/* Model state (not re-read from the tree; the tree is kept identical). */
+/* Model state (not re-read from the tree; the tree is kept identical; to
+ * see what another process did, fake_sysfs_load() the tree again). */
 gboolean fake_sysfs_has_device(FakeSysfs *fs, const char *bdf);
 /* Bound driver, NULL if unbound or no such device. */
 char *fake_sysfs_get_driver(FakeSysfs *fs, const char *bdf);
