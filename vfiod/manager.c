@@ -988,6 +988,21 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
     sandbox_free(s);
   }
   vfd_journal_commit(j, NULL);
+
+  /* Directories of sandboxes that never reached the journal (vfiod died
+   * while creating them): nothing refers to them. */
+  {
+    g_autoptr(GDir) dir = g_dir_open(m->sandboxes_dir, 0, NULL);
+    const char *name;
+
+    while (dir && (name = g_dir_read_name(dir))) {
+      g_autofree char *path = g_build_filename(m->sandboxes_dir, name, NULL);
+      if (g_hash_table_contains(m->sandboxes, name) || !g_str_has_prefix(name, "sb-"))
+        continue;
+      remove_dir_tree(path);
+      vfd_reconcile_add(report, name, "restored", "removed the directory of a sandbox that was never started");
+    }
+  }
 }
 
 static GHashTable *

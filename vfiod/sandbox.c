@@ -54,28 +54,48 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
   return g_strv_builder_end(b);
 }
 
+/* True when an argument of process @pid contains @needle. */
+static gboolean
+cmdline_has(gint64 pid, const char *needle)
+{
+  g_autofree char *path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/cmdline", pid);
+  g_autofree char *cmdline = NULL;
+  gsize len = 0;
+
+  if (!g_file_get_contents(path, &cmdline, &len, NULL))
+    return FALSE;
+  /* NUL-separated arguments: look at each. */
+  for (gsize off = 0; off < len; off += strlen(cmdline + off) + 1)
+    if (strstr(cmdline + off, needle))
+      return TRUE;
+  return FALSE;
+}
+
 gint64
 vfd_qemu_find_pid(const char *pidfile, const char *id)
 {
   g_autofree char *contents = NULL;
-  g_autofree char *cmdline_path = NULL;
-  g_autofree char *cmdline = NULL;
   g_autofree char *needle = g_strdup_printf("vfiod.sandbox=%s", id);
-  gsize len = 0;
   gint64 pid;
 
-  if (!g_file_get_contents(pidfile, &contents, NULL, NULL))
-    return 0;
-  pid = g_ascii_strtoll(g_strstrip(contents), NULL, 10);
-  if (pid <= 0)
-    return 0;
-  cmdline_path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/cmdline", pid);
-  if (!g_file_get_contents(cmdline_path, &cmdline, &len, NULL))
-    return 0;
-  /* NUL-separated arguments: look at each. */
-  for (gsize off = 0; off < len; off += strlen(cmdline + off) + 1)
-    if (strstr(cmdline + off, needle))
+  if (g_file_get_contents(pidfile, &contents, NULL, NULL)) {
+    pid = g_ascii_strtoll(g_strstrip(contents), NULL, 10);
+    if (pid > 0 && cmdline_has(pid, needle))
       return pid;
+  }
+  /* QEMU may not have written its pidfile yet when vfiod died: look for
+   * it by its command line. */
+  {
+    g_autoptr(GDir) proc = g_dir_open("/proc", 0, NULL);
+    const char *name;
+
+    while (proc && (name = g_dir_read_name(proc))) {
+      char *end = NULL;
+      pid = g_ascii_strtoll(name, &end, 10);
+      if (end && !*end && pid > 0 && pid != getpid() && cmdline_has(pid, needle))
+        return pid;
+    }
+  }
   return 0;
 }
 

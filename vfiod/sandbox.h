@@ -27,8 +27,10 @@ typedef struct {
  * @serial_log, no display, no default devices, no reboot. */
 GStrv vfd_qemu_build_argv(const VfdQemuConfig *config);
 
-/* The pid QEMU wrote to @pidfile, if that process is alive and is the QEMU
- * of sandbox @id (its command line holds "vfiod.sandbox=<id>"); else 0. */
+/* The QEMU of sandbox @id (a live process whose command line holds
+ * "vfiod.sandbox=<id>"): the pid in @pidfile when it is that process, else
+ * the first such process found in /proc (QEMU may not have written the
+ * pidfile yet); 0 when there is none. */
 gint64 vfd_qemu_find_pid(const char *pidfile, const char *id);
 
 /* RLIMIT_MEMLOCK for a guest of @memory_mib: all guest RAM (VFIO pins it for

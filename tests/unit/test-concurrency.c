@@ -49,6 +49,15 @@ teardown(void **state)
   vfd_host_free(f->host);
   fake_sysfs_free(f->fs); /* waits for writers still running */
   g_unlink(journal);
+  {
+    /* corrupt copies and the like */
+    g_autoptr(GDir) d = g_dir_open(f->state_dir, 0, NULL);
+    const char *n;
+    while (d && (n = g_dir_read_name(d))) {
+      g_autofree char *q = g_build_filename(f->state_dir, n, NULL);
+      g_unlink(q);
+    }
+  }
   g_rmdir(f->state_dir);
   g_free(f->state_dir);
   g_free(f);
