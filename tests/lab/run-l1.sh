@@ -17,6 +17,8 @@
 #   LAB_LOG      default for --log (default $LAB_CACHE/logs/l1-<time>.log)
 #   LAB_KEEP     ':'-separated extra paths to keep visible in L1 (see --keep)
 #   LAB_MEM, LAB_SMP, LAB_APPEND   L1 memory (MiB), vCPUs, extra kernel args
+#   LAB_QEMU_EXTRA  extra QEMU options for L1 (split on blanks)
+#   LAB_L1_DEVICES  replaces the stand-in device options (split on blanks)
 #   LAB_*        every LAB_ variable is also exported to SCRIPT inside L1
 # Inside L1 SCRIPT also sees LAB_L1=1, LAB_CACHE, LAB_KERNEL_RELEASE,
 # LAB_VMLINUZ (the guest kernel, usable for L2).
@@ -211,6 +213,10 @@ else
     )
 fi
 qemu_args+=("${devs[@]}")
+if [[ -n ${LAB_QEMU_EXTRA:-} ]]; then
+    read -r -a extra <<<"$LAB_QEMU_EXTRA"
+    qemu_args+=("${extra[@]}")
+fi
 
 echo "$prog: booting L1 (timeout ${timeout}s, log $log): $script${*:+ $*}" >&2
 mkfifo "$work/console"

@@ -8,7 +8,11 @@
 #     /dev/vfio/<group> appears; restore them to e1000e / virtio-pci
 #  3. bind again and boot an L2 (nested QEMU, TCG) with both functions passed
 #     through; its kernel enumerates 8086:10d3; restore after it powers off
-# Set SELFTEST_NO_L2=1 to skip step 3 (it takes about a minute).
+#  4. modules: modprobe works in the chroot, the kernel autoloads modules
+# Environment (LAB_* variables pass from the host into L1):
+#   LAB_SELFTEST_NO_L2=1        skip step 3 (it takes one to two minutes)
+#   LAB_SELFTEST_L2_EXTRA=...   extra QEMU options for L2 (e.g. -bios ...)
+#   LAB_SELFTEST_L2_APPEND=...  extra L2 kernel options (e.g. quiet)
 set -euo pipefail
 
 [[ ${LAB_L1:-} == 1 ]] || { echo "selftest-l1.sh: run me inside L1 (tests/lab/run-l1.sh)" >&2; exit 2; }
@@ -74,7 +78,7 @@ check "driver_override of $B is (null)" test "$(<$dev/"$B"/driver_override)" = "
 check "/dev/vfio/$ga gone" test ! -e "/dev/vfio/$ga"
 
 # 3. L2
-if [[ -z ${SELFTEST_NO_L2:-} ]]; then
+if [[ -z ${LAB_SELFTEST_NO_L2:-} ]]; then
     l2=/tmp/selftest-l2
     rm -rf "$l2" && mkdir -p "$l2/root"/{bin,proc,sys,dev}
     cp /bin/busybox "$l2/root/bin/busybox"
@@ -99,12 +103,13 @@ EOF
     ulimit -l unlimited
     t=$(now)
     rc=0
-    timeout 300 qemu-system-x86_64 -accel tcg -M q35 -m 256 -nographic -nodefaults -no-reboot \
+    read -r -a extra <<<"${LAB_SELFTEST_L2_EXTRA:-}"
+    timeout 300 qemu-system-x86_64 -accel tcg -M q35 -m 256 -nographic -nodefaults -no-reboot ${extra[@]+"${extra[@]}"} \
         -serial "file:$l2/serial.log" \
         -device pcie-root-port,id=rp0,chassis=1 -device "vfio-pci,host=$A,bus=rp0" \
         -device pcie-root-port,id=rp1,chassis=2 -device "vfio-pci,host=$B,bus=rp1" \
         -kernel "$LAB_VMLINUZ" -initrd "$l2/initrd.cpio.gz" \
-        -append "console=ttyS0 panic=-1" </dev/null >"$l2/qemu.out" 2>&1 || rc=$?
+        -append "console=ttyS0 panic=-1 ${LAB_SELFTEST_L2_APPEND:-}" </dev/null >"$l2/qemu.out" 2>&1 || rc=$?
     echo "# L2 run took $(ms_since "$t") ms (QEMU exit status $rc), L2 kernel uptime at init end: $(sed -n 's/^L2-UPTIME \([0-9.]*\).*/\1/p' "$l2/serial.log" | tr -d '\r') s"
     [[ ! -s $l2/qemu.out ]] || sed 's/^/# qemu: /' "$l2/qemu.out"
     grep -a -E '\[(8086|1af4):[0-9a-f]{4}\] type|^L2-PCI' "$l2/serial.log" | tr -d '\r' | sed 's/^/# L2: /'
@@ -116,6 +121,17 @@ EOF
     check "$A back on e1000e after L2" test "$(driver_of "$A")" = e1000e
     check "$B back on virtio-pci after L2" test "$(driver_of "$B")" = virtio-pci
 fi
+
+# 4. modules
+check "modprobe in the chroot knows the guest kernel's modules" modprobe -n vhost_net
+if ip link add lab-dummy0 type dummy 2>/dev/null; then
+    ok "the kernel autoloads a module (dummy, for ip link add)"
+    ip link del lab-dummy0
+else
+    nok "the kernel autoloads a module (dummy, for ip link add)"
+fi
+check "/dev/vhost-vsock exists" test -c /dev/vhost-vsock
+check "/dev/net/tun exists" test -c /dev/net/tun
 
 echo "# selftest: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -1,0 +1,136 @@
+#!/bin/bash
+# l1-lib.sh: shared by checks-l1.sh and demo-l1.sh (sourced, inside L1).
+# Usage: . l1-lib.sh BUILD_DIR CACHE_DIR
+# shellcheck disable=SC2034  # variables are used by the sourcing scripts
+
+# These scripts write to sysfs: never on the machine that runs the build.
+if [[ ${LAB_L1:-} != 1 ]]; then
+    echo "${0##*/}: refusing to run outside the lab VM (run it with tests/lab/run-l1.sh)" >&2
+    exit 2
+fi
+[[ $(id -u) -eq 0 ]] || { echo "${0##*/}: must run as root" >&2; exit 2; }
+
+build=$1
+cache=$2
+VFIOD=$build/vfiod/vfiod
+VFIOCTL=$build/vfiod/vfioctl
+KERNEL=$cache/vmlinuz
+INITRD=$cache/guest.cpio.gz
+
+# The stand-in GPU (run-l1.sh): two functions behind one root port.
+A=${LAB_DEV_PRIMARY:-0000:01:00.0}   # e1000e, 8086:10d3 ("the GPU")
+B=${LAB_DEV_COMPANION:-0000:01:00.1} # virtio-rng ("its audio function")
+READY_TIMEOUT=${LAB_READY_TIMEOUT:-180}
+
+work=/tmp/vfiod-lab
+state=$work/state
+runtime=/run/vfiod
+sock=$runtime/vfiod.sock
+conf=$work/vfiod.conf
+vlog=$work/vfiod.log
+dev=/sys/bus/pci/devices
+
+now_ms() { date +%s%3N; }
+driver_of() {
+    local l
+    l=$(readlink "$dev/$1/driver" 2>/dev/null) || { echo "(none)"; return 0; }
+    echo "${l##*/}"
+}
+override_of() { cat "$dev/$1/driver_override" 2>/dev/null || echo "(unreadable)"; }
+group_of() {
+    local l
+    l=$(readlink "$dev/$1/iommu_group" 2>/dev/null) || { echo "(none)"; return 0; }
+    echo "${l##*/}"
+}
+hexid() {
+    local v d
+    v=$(<"$dev/$1/vendor") d=$(<"$dev/$1/device")
+    echo "${v#0x}:${d#0x}"
+}
+# alive PID: running and not a zombie
+alive() {
+    local s
+    s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+    [[ -n $s && $s != Z ]]
+}
+
+# json FILE PYTHON-EXPR: evaluate EXPR with d = the parsed JSON of FILE and
+# print the result (str as is, anything else as JSON). python3 is there
+# wherever meson is.
+json() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+with open(sys.argv[1]) as f:
+    d = json.load(f)
+r = eval(sys.argv[2], {"d": d, "json": json})
+print(r if isinstance(r, str) else json.dumps(r))
+EOF
+}
+
+# Fresh state and runtime dirs, and the lab's config: it allows exactly the
+# device pair (a wider pattern such as 1af4:* would also cover L1's own
+# virtio-9p root device), and network-class devices (the e1000e).
+write_config() {
+    rm -rf "$work" "$runtime"
+    mkdir -p "$work" "$state"
+    cat >"$conf" <<EOF
+[daemon]
+state_dir=$state
+runtime_dir=$runtime
+allowed_group=
+[devices]
+ids=$(hexid "$A");$(hexid "$B")
+classes=
+# the stand-in GPU is a NIC, which vfiod refuses to take by default
+allow_network=true
+[qemu]
+binary=qemu-system-x86_64
+accel=tcg
+EOF
+}
+
+# start_vfiod: vfiod in the background (log in $vlog), then wait up to 10 s
+# for `vfioctl list` to answer. Sets vfiod_pid; returns 1 if not ready.
+vfiod_pid=
+start_vfiod() {
+    "$VFIOD" --config "$conf" </dev/null >>"$vlog" 2>&1 &
+    vfiod_pid=$!
+    local _
+    for _ in $(seq 50); do
+        alive "$vfiod_pid" || return 1
+        if timeout 10 "$VFIOCTL" --socket "$sock" list >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+# stop_vfiod: SIGTERM, up to 10 s, then SIGKILL. Returns 1 if it needed KILL.
+stop_vfiod() {
+    local _
+    [[ -n $vfiod_pid ]] && alive "$vfiod_pid" || return 0
+    kill -TERM "$vfiod_pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        alive "$vfiod_pid" || return 0
+        sleep 0.2
+    done
+    kill -KILL "$vfiod_pid" 2>/dev/null || true
+    return 1
+}
+
+# wait_ready SERIAL_LOG QEMU_PID: print the guest's VFIOD_READY line once it
+# appears (up to READY_TIMEOUT s); returns 1 if it does not or QEMU exits.
+wait_ready() {
+    local line deadline=$((SECONDS + READY_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        line=$(grep -a -o 'VFIOD_READY {.*}' "$1" 2>/dev/null | head -n 1 | tr -d '\r' || true)
+        if [[ -n $line ]]; then
+            echo "$line"
+            return 0
+        fi
+        alive "$2" || return 1
+        sleep 1
+    done
+    return 1
+}
