@@ -40,7 +40,7 @@ static const char *const known_keys[] = {
   "devices/ids", "devices/classes",
   "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
   "devices/reset_on_release",
-  "qemu/binary", "qemu/accel", "qemu/stop_timeout",
+  "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp",
   "testing/sys_root", "testing/dev_root", "testing/proc_root",
   NULL,
 };
@@ -142,6 +142,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   c->qemu_binary = g_strdup("qemu-system-x86_64");
   c->qemu_accel = g_strdup("kvm");
   c->qemu_stop_timeout_s = 10;
+  c->qemu_seccomp = true;
   c->write_timeout_s = 15;
   c->sys_root = g_strdup("/sys");
   c->dev_root = g_strdup("/dev");
@@ -168,7 +169,9 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
         !take_bool(kf, "devices", "allow_boot_vga", &c->allow_boot_vga, error) ||
         !take_bool(kf, "devices", "allow_storage", &c->allow_storage, error) ||
         !take_bool(kf, "devices", "allow_network", &c->allow_network, error) ||
-        !take_bool(kf, "devices", "reset_on_release", &c->reset_on_release, error))
+        !take_bool(kf, "devices", "reset_on_release", &c->reset_on_release, error) ||
+        !take_bool(kf, "qemu", "hugepages", &c->qemu_hugepages, error) ||
+        !take_bool(kf, "qemu", "seccomp", &c->qemu_seccomp, error))
       return NULL;
   }
 

@@ -22,6 +22,8 @@ typedef struct {
                           * a write still blocked then marks its device "stuck" */
   char *qemu_binary;   /* [qemu] binary, default qemu-system-x86_64 */
   char *qemu_accel;    /* [qemu] accel: "kvm" (default) or "tcg" */
+  bool qemu_hugepages; /* [qemu] hugepages: guest RAM on hugetlbfs, default false */
+  bool qemu_seccomp;   /* [qemu] seccomp: run QEMU with -sandbox on, default true */
   guint qemu_stop_timeout_s; /* [qemu] stop_timeout, seconds from SIGTERM to SIGKILL, default 10 */
   /* [testing] sys_root / dev_root: TEST-ONLY roots standing in for /sys and
    * /dev (a fake sysfs tree). Default "/sys" and "/dev". */

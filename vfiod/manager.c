@@ -732,6 +732,8 @@ create_work(Op *op, GError **error)
       .qmp_socket = qmp,
       .devices = (const VfdBdf *) (void *) passed->data,
       .n_devices = passed->len,
+      .hugepages = m->config->qemu_hugepages,
+      .seccomp = m->config->qemu_seccomp,
     };
     s->proc = vfd_qemu_spawn(&qc, qemu_log, error);
   }

@@ -26,15 +26,39 @@ GStrv
 vfd_qemu_build_argv(const VfdQemuConfig *c)
 {
   g_autoptr(GStrvBuilder) b = g_strv_builder_new();
-  g_autofree char *append = g_strdup_printf("console=ttyS0 panic=-1 pci=realloc vfiod.sandbox=%s", c->id);
+  g_autoptr(GString) append = g_string_new("console=ttyS0 panic=-1");
+  gboolean microvm = c->n_devices == 0;
 
-  g_strv_builder_add_many(b, c->qemu_binary, "-name", c->id, "-accel", c->accel, "-M", "q35", NULL);
+  /* microvm: no PCI, no firmware tables to walk: the quick CPU-only
+   * machine. q35 when functions are passed through, each behind its own
+   * PCIe root port so that BARs are sized per device. */
+  if (!microvm)
+    g_string_append(append, " pci=realloc");
+  g_string_append_printf(append, " vfiod.sandbox=%s", c->id);
+  for (guint i = 0; c->extra_append && c->extra_append[i]; i++)
+    g_string_append_printf(append, " %s", c->extra_append[i]);
+
+  g_strv_builder_add_many(b, c->qemu_binary, "-name", c->id, "-accel", c->accel, NULL);
+  g_strv_builder_add(b, "-M");
+  /* microvm needs its legacy PIT/PIC/RTC: without a PIT the guest kernel
+   * cannot calibrate its TSC under TCG and stalls at boot. */
+  add_printf(b, "%s,memory-backend=mem", microvm ? "microvm,pit=on,pic=on,rtc=on" : "q35");
+  /* Guest RAM from a memfd (sealable, shareable with vhost-user later),
+   * optionally on hugepages. */
+  g_strv_builder_add(b, "-object");
+  add_printf(b, "memory-backend-memfd,id=mem,size=%uM,share=on%s", c->memory_mib, c->hugepages ? ",hugetlb=on" : "");
   g_strv_builder_add(b, "-m");
   add_printf(b, "%u", c->memory_mib);
   g_strv_builder_add(b, "-smp");
   add_printf(b, "%u", c->vcpus);
-  g_strv_builder_add_many(b, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", "-vga", "none",
-                          NULL);
+  g_strv_builder_add_many(b, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", NULL);
+  if (!microvm)
+    g_strv_builder_add_many(b, "-vga", "none", NULL);
+  if (c->seccomp)
+    /* QEMU's seccomp filter: no exec, no privilege changes, no scheduler
+     * or resource games from inside the emulator. */
+    g_strv_builder_add_many(b, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+                            NULL);
   g_strv_builder_add(b, "-serial");
   add_printf(b, "file:%s", c->serial_log);
   if (c->pidfile) {
@@ -43,7 +67,7 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
   }
   g_strv_builder_add(b, "-qmp");
   add_printf(b, "unix:%s,server=on,wait=off", c->qmp_socket);
-  g_strv_builder_add_many(b, "-kernel", c->kernel, "-initrd", c->initrd, "-append", append, NULL);
+  g_strv_builder_add_many(b, "-kernel", c->kernel, "-initrd", c->initrd, "-append", append->str, NULL);
   for (guint i = 0; i < c->n_devices; i++) {
     char bdf[VFD_BDF_STRLEN];
     g_strv_builder_add(b, "-device");
@@ -51,6 +75,8 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
     g_strv_builder_add(b, "-device");
     add_printf(b, "vfio-pci,host=%s,bus=rp%u", vfd_bdf_format(&c->devices[i], bdf), i);
   }
+  for (guint i = 0; c->extra_args && c->extra_args[i]; i++)
+    g_strv_builder_add(b, c->extra_args[i]);
   return g_strv_builder_end(b);
 }
 

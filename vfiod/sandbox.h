@@ -19,12 +19,19 @@ typedef struct {
   const char *pidfile;     /* QEMU writes its pid here (-pidfile) */
   const VfdBdf *devices;   /* functions passed through, each on its own root port */
   guint n_devices;
+  gboolean hugepages;      /* guest RAM on hugetlbfs pages ([qemu] hugepages) */
+  gboolean seccomp;        /* -sandbox on,... ([qemu] seccomp) */
+  const char *const *extra_append; /* more kernel command line words (vfiod.* keys), NULL-terminated */
+  const char *const *extra_args;   /* more QEMU arguments (network, vsock devices), NULL-terminated */
 } VfdQemuConfig;
 
-/* The QEMU command line: Q35 (`-M q35`), one `pcie-root-port` per passed
- * function with `vfio-pci,host=<BDF>` behind it, direct kernel boot with
- * "console=ttyS0 panic=-1 pci=realloc vfiod.sandbox=<id>", serial console to
- * @serial_log, no display, no default devices, no reboot. */
+/* The QEMU command line: `-M microvm` when no function is passed through,
+ * else Q35 with one `pcie-root-port` per passed function and
+ * `vfio-pci,host=<BDF>` behind it; guest RAM from a memfd backend
+ * (hugetlb when asked); `-sandbox on` (seccomp) when asked; direct kernel
+ * boot with "console=ttyS0 panic=-1 [pci=realloc] vfiod.sandbox=<id>" plus
+ * @extra_append; serial console to @serial_log, QMP on @qmp_socket, no
+ * display, no default devices, no reboot. */
 GStrv vfd_qemu_build_argv(const VfdQemuConfig *config);
 
 /* The QEMU of sandbox @id (a live process whose command line holds

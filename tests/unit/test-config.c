@@ -141,7 +141,10 @@ test_qemu_argv(void **state)
   assert_int_equal(vfd_bdf_parse("0000:00:04.1", &devs[1]), 0);
   argv = vfd_qemu_build_argv(&c);
   assert_string_equal(argv[0], "qemu-system-x86_64");
-  assert_string_equal(argv[argv_index(argv, "-M") + 1], "q35");
+  assert_string_equal(argv[argv_index(argv, "-M") + 1], "q35,memory-backend=mem");
+  assert_string_equal(argv[argv_index(argv, "-object") + 1], "memory-backend-memfd,id=mem,size=256M,share=on");
+  assert_non_null(strstr(argv[argv_index(argv, "-append") + 1], "pci=realloc"));
+  assert_int_equal(argv_index(argv, "-sandbox"), -1); /* not asked for */
   assert_string_equal(argv[argv_index(argv, "-accel") + 1], "tcg");
   assert_string_equal(argv[argv_index(argv, "-m") + 1], "256");
   assert_string_equal(argv[argv_index(argv, "-smp") + 1], "2");
@@ -159,6 +162,32 @@ test_qemu_argv(void **state)
   assert_true(i > 0);
   assert_string_equal(argv[i + 2], "vfio-pci,host=0000:00:04.1,bus=rp1");
   assert_int_equal(vfd_qemu_memlock_bytes(256), (guint64) 512 * 1024 * 1024);
+}
+
+static void
+test_qemu_argv_microvm(void **state)
+{
+  const char *append[] = { "vfiod.ip=10.0.128.2/30", NULL };
+  const char *extra[] = { "-device", "vhost-vsock-device,guest-cid=3", NULL };
+  g_auto(GStrv) argv = NULL;
+  VfdQemuConfig c = {
+    .id = "sb-00000002", .qemu_binary = "qemu-system-x86_64", .accel = "kvm", .memory_mib = 512, .vcpus = 1,
+    .kernel = "/k/vmlinuz", .initrd = "/k/initrd", .serial_log = "/s", .qmp_socket = "/q", .hugepages = TRUE,
+    .seccomp = TRUE, .extra_append = append, .extra_args = extra,
+  };
+
+  /* No device passed through: microvm, no PCI root ports, no pci=realloc. */
+  argv = vfd_qemu_build_argv(&c);
+  assert_string_equal(argv[argv_index(argv, "-M") + 1], "microvm,pit=on,pic=on,rtc=on,memory-backend=mem");
+  assert_string_equal(argv[argv_index(argv, "-object") + 1],
+                      "memory-backend-memfd,id=mem,size=512M,share=on,hugetlb=on");
+  assert_null(strstr(argv[argv_index(argv, "-append") + 1], "pci=realloc"));
+  assert_non_null(strstr(argv[argv_index(argv, "-append") + 1], " vfiod.ip=10.0.128.2/30"));
+  assert_non_null(strstr(argv[argv_index(argv, "-sandbox") + 1], "spawn=deny"));
+  assert_string_equal(argv[argv_index(argv, "vhost-vsock-device,guest-cid=3") - 1], "-device");
+  assert_int_equal(argv_index(argv, "-vga"), -1);
+  for (int i = 0; argv[i]; i++)
+    assert_null(strstr(argv[i], "pcie-root-port"));
 }
 
 static void
@@ -189,7 +218,8 @@ main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_defaults),     cmocka_unit_test(test_systemd_dirs), cmocka_unit_test(test_values),
-    cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_qemu_argv),    cmocka_unit_test(test_image_paths),
+    cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_qemu_argv),
+    cmocka_unit_test(test_qemu_argv_microvm),    cmocka_unit_test(test_image_paths),
   };
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
