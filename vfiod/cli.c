@@ -9,8 +9,6 @@
 #include "error.h"
 #include "initramfs.h"
 #include "manager.h"
-#include "pins.h"
-#include "stage.h"
 #include "vfd-dbus.h"
 
 #define DEFAULT_SOCKET "/run/vfiod/" VFD_SOCKET_NAME
@@ -36,10 +34,6 @@ static const char usage_text[] =
     "  sandbox show ID               one sandbox\n"
     "  sandbox delete ID             stop the sandbox's QEMU and release its devices\n"
     "  initramfs build --guest-init PATH --output PATH   pack a guest initramfs (local, no daemon)\n"
-    "      [--modules-dir DIR] [--module NAME]... [--param MOD:KEY=VAL]... [--gpu [--firmware-dir DIR]]\n"
-    "      [--cache-dir DIR] [--kernel-release R | --pins FILE] [--nvidia-version V | --versions FILE]\n"
-    "                                stage modules (dependencies first, vermagic checked), NVIDIA firmware\n"
-    "                                and /etc/vfiod/manifest; --cache-dir reuses an image by content stamp\n"
     "\n"
     "Options:\n"
     "  --socket PATH   vfiod's API socket (default $VFIOD_SOCKET or " DEFAULT_SOCKET ")\n"
@@ -595,121 +589,14 @@ cmd_reconcile(Cli *cli, int argc, char **argv)
   return VFD_EXIT_OK;
 }
 
-/* ---- initramfs build ---------------------------------------------------- */
-
-/* Reads KEY from a pins file given by @path_opt, else $@env, else the
- * compiled-in @builtin (NULL when none). Returns a new string, or NULL
- * with *@error set when a file was named but cannot be used; NULL without
- * error when no file is known. */
-static char *
-pin_value(const char *path_opt, const char *env, const char *builtin, const char *key, GError **error)
-{
-  const char *path = path_opt;
-  g_autoptr(GHashTable) pins = NULL;
-  const char *v;
-
-  if (!path || !*path)
-    path = g_getenv(env);
-  if (!path || !*path)
-    path = builtin;
-  if (!path)
-    return NULL;
-  if (!vfd_pins_load(path, &pins, error)) {
-    g_prefix_error(error, "cannot use %s as %s: ", path, key);
-    return NULL;
-  }
-  v = vfd_pins_require(pins, key, path, error);
-  return v ? g_strdup(v) : NULL;
-}
-
-#ifdef VFIOD_PINS_FILE
-#define DEFAULT_PINS_FILE VFIOD_PINS_FILE
-#else
-#define DEFAULT_PINS_FILE NULL
-#endif
-#ifdef VFIOD_VERSIONS_FILE
-#define DEFAULT_VERSIONS_FILE VFIOD_VERSIONS_FILE
-#else
-#define DEFAULT_VERSIONS_FILE NULL
-#endif
-
-static int
-initramfs_error(const GError *error)
-{
-  fprintf(stderr, "vfioctl: %s\n", error->message);
-  return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT) ||
-                 g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA) ||
-                 g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)
-             ? VFD_EXIT_USAGE
-             : VFD_EXIT_FAILED;
-}
-
-static void
-print_stage_result(Cli *cli, const char *output, const VfdStageResult *res)
-{
-  if (cli->json) {
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    g_autoptr(JsonNode) root = NULL;
-
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "output");
-    json_builder_add_string_value(b, output);
-    json_builder_set_member_name(b, "stamp");
-    if (res)
-      json_builder_add_string_value(b, res->stamp);
-    else
-      json_builder_add_null_value(b);
-    json_builder_set_member_name(b, "cached");
-    json_builder_add_boolean_value(b, res && res->cached);
-    json_builder_set_member_name(b, "modules");
-    json_builder_begin_array(b);
-    for (char **m = res ? res->modules : NULL; m && *m; m++)
-      json_builder_add_string_value(b, *m);
-    json_builder_end_array(b);
-    json_builder_end_object(b);
-    root = json_builder_get_root(b);
-    print_json(root);
-    return;
-  }
-  if (!res) {
-    printf("wrote %s\n", output);
-    return;
-  }
-  printf("%s %s (stamp %s)\n", res->cached ? "reused" : "wrote", output, res->stamp);
-  for (char **m = res->modules; m && *m; m++)
-    printf("  module %s\n", *m);
-}
-
 static int
 cmd_initramfs(Cli *cli, int argc, char **argv)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *init = NULL, *output = NULL, *modules_dir = NULL, *firmware_dir = NULL;
-  g_autofree char *cache_dir = NULL, *release = NULL, *nvidia_version = NULL;
-  g_autofree char *pins = NULL, *versions = NULL;
-  g_auto(GStrv) modules = NULL, params = NULL;
-  g_autoptr(VfdStageResult) res = NULL;
-  gboolean gpu = FALSE, want_modules;
+  g_autofree char *init = NULL, *output = NULL;
   GOptionEntry entries[] = {
     { "guest-init", 0, 0, G_OPTION_ARG_FILENAME, &init, "The static guest-init binary (stored as /init)", "PATH" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to write the gzip'd cpio image", "PATH" },
-    { "modules-dir", 0, 0, G_OPTION_ARG_FILENAME, &modules_dir,
-      "The guest kernel's lib/modules/<release> tree (depmod'ed)", "DIR" },
-    { "module", 0, 0, G_OPTION_ARG_STRING_ARRAY, &modules, "Stage this module and its dependencies (repeatable)",
-      "NAME" },
-    { "param", 0, 0, G_OPTION_ARG_STRING_ARRAY, &params, "A parameter for a staged module (repeatable)",
-      "MOD:KEY=VAL" },
-    { "gpu", 0, 0, G_OPTION_ARG_NONE, &gpu, "Stage nvidia.ko (+ nvidia-modeset, nvidia-uvm) and its firmware", NULL },
-    { "firmware-dir", 0, 0, G_OPTION_ARG_FILENAME, &firmware_dir,
-      "Firmware tree holding nvidia/<version>/ (default with --gpu: /lib/firmware)", "DIR" },
-    { "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &cache_dir, "Keep images here by content stamp and reuse them",
-      "DIR" },
-    { "kernel-release", 0, 0, G_OPTION_ARG_STRING, &release,
-      "Guest kernel release (default: GUEST_KERNEL_RELEASE from the pins file)", "R" },
-    { "nvidia-version", 0, 0, G_OPTION_ARG_STRING, &nvidia_version,
-      "NVIDIA driver version (default: NVIDIA_DRIVER_VERSION from the versions file)", "V" },
-    { "pins", 0, 0, G_OPTION_ARG_FILENAME, &pins, "pins.env to read (default $VFIOD_PINS)", "FILE" },
-    { "versions", 0, 0, G_OPTION_ARG_FILENAME, &versions, "versions.env to read (default $VFIOD_VERSIONS)", "FILE" },
     { NULL },
   };
   int r;
@@ -720,63 +607,19 @@ cmd_initramfs(Cli *cli, int argc, char **argv)
   r = parse_options("initramfs build", "", entries, &cli->json, &argc, &argv);
   if (r >= 0)
     return r;
-  if (argc > 1)
-    return usage_error("initramfs build: unexpected argument '%s'", argv[1]);
-  if (!init || (!output && !cache_dir))
-    return usage_error("initramfs build needs --guest-init PATH and --output PATH (or --cache-dir DIR)");
-  want_modules = gpu || (modules && modules[0]);
-  if (!want_modules && (params || modules_dir))
-    return usage_error("initramfs build: --param and --modules-dir need --module or --gpu");
-  if (want_modules && !modules_dir)
-    return usage_error("initramfs build: --module and --gpu need --modules-dir DIR (the guest kernel's modules)");
-  if (firmware_dir && !gpu)
-    return usage_error("initramfs build: --firmware-dir is only used with --gpu");
-
-  if (!release) {
-    release = pin_value(pins, "VFIOD_PINS", DEFAULT_PINS_FILE, "GUEST_KERNEL_RELEASE", &error);
-    if (error)
-      return initramfs_error(error);
+  if (!init || !output || argc > 1)
+    return usage_error("initramfs build needs --guest-init PATH and --output PATH");
+  if (!vfd_initramfs_build(output, init, NULL, 0, &error)) {
+    fprintf(stderr, "vfioctl: %s\n", error->message);
+    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT) ||
+                   g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)
+               ? VFD_EXIT_USAGE
+               : VFD_EXIT_FAILED;
   }
-  if (gpu && !nvidia_version) {
-    nvidia_version = pin_value(versions, "VFIOD_VERSIONS", DEFAULT_VERSIONS_FILE, "NVIDIA_DRIVER_VERSION", &error);
-    if (error)
-      return initramfs_error(error);
-    if (!nvidia_version)
-      return usage_error("initramfs build --gpu needs the NVIDIA driver version: --nvidia-version V or "
-                         "--versions FILE (or $VFIOD_VERSIONS)");
-  }
-  if (!release) {
-    if (want_modules || cache_dir)
-      return usage_error("initramfs build needs the guest kernel release: --kernel-release R or --pins FILE "
-                         "(or $VFIOD_PINS)");
-    /* Nothing to stage and no pins: the plain image of before, /init only. */
-    fprintf(stderr, "vfioctl: note: no guest kernel release known (--kernel-release, --pins or $VFIOD_PINS): "
-                    "the image has no /etc/vfiod/manifest\n");
-    if (!vfd_initramfs_build(output, init, NULL, 0, &error))
-      return initramfs_error(error);
-    print_stage_result(cli, output, NULL);
-    return VFD_EXIT_OK;
-  }
-  if (gpu && !firmware_dir)
-    firmware_dir = g_strdup("/lib/firmware");
-
-  {
-    VfdStageRequest req = {
-      .guest_init = init,
-      .kernel_release = release,
-      .modules_dir = modules_dir,
-      .modules = (const char *const *) modules,
-      .params = (const char *const *) params,
-      .gpu = gpu,
-      .nvidia_version = nvidia_version,
-      .firmware_dir = firmware_dir,
-      .cache_dir = cache_dir,
-      .output = output,
-    };
-    if (!vfd_stage_build(&req, &res, &error))
-      return initramfs_error(error);
-  }
-  print_stage_result(cli, res->path, res);
+  if (cli->json)
+    printf("{\"output\": \"%s\"}\n", output);
+  else
+    printf("wrote %s\n", output);
   return VFD_EXIT_OK;
 }
 

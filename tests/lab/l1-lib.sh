@@ -20,10 +20,6 @@ INITRD=$cache/guest.cpio.gz
 # The stand-in GPU (run-l1.sh): two functions behind one root port.
 A=${LAB_DEV_PRIMARY:-0000:01:00.0}   # e1000e, 8086:10d3 ("the GPU")
 B=${LAB_DEV_COMPANION:-0000:01:00.1} # virtio-rng ("its audio function")
-# A second, identical pair behind another root port, for a second sandbox.
-C=${LAB_DEV2_PRIMARY:-0000:02:00.0}   # e1000e
-D=${LAB_DEV2_COMPANION:-0000:02:00.1} # virtio-rng
-VFIO_HOLD=$build/tests/lab/vfio-hold
 READY_TIMEOUT=${LAB_READY_TIMEOUT:-180}
 
 work=/tmp/vfiod-lab
@@ -58,36 +54,6 @@ alive() {
     [[ -n $s && $s != Z ]]
 }
 
-# start_time_of PID: field 22 of /proc/PID/stat (start time in clock ticks
-# after boot); with the pid it names one process for good. Empty if gone.
-start_time_of() {
-    local st f
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    st=${st##*) } # the command name (field 2) may hold blanks and ')'
-    read -r -a f <<<"$st"
-    echo "${f[19]}" # f[0] is field 3
-}
-
-# has_open PID PATH: PID has PATH open (one of its /proc/PID/fd links).
-has_open() {
-    local fd
-    for fd in /proc/"$1"/fd/*; do
-        [[ $(readlink "$fd" 2>/dev/null) == "$2" ]] && return 0
-    done
-    return 1
-}
-
-# d_threads PID: "TID:wchan" of each thread of PID in D state (uninterruptible).
-d_threads() {
-    local t st out=()
-    for t in /proc/"$1"/task/*; do
-        st=$(cat "$t/stat" 2>/dev/null) || continue
-        st=${st##*) }
-        [[ ${st:0:1} == D ]] && out+=("${t##*/}:$(cat "$t/wchan" 2>/dev/null)")
-    done
-    echo "${out[*]}"
-}
-
 # json FILE PYTHON-EXPR: evaluate EXPR with d = the parsed JSON of FILE and
 # print the result (str as is, anything else as JSON). python3 is there
 # wherever meson is.
@@ -104,13 +70,9 @@ EOF
 # Fresh state and runtime dirs, and the lab's config: it allows exactly the
 # device pair (a wider pattern such as 1af4:* would also cover L1's own
 # virtio-9p root device), and network-class devices (the e1000e).
-# Extra lines for [devices] come as arguments (e.g. write_timeout=3).
 write_config() {
     rm -rf "$work" "$runtime"
     mkdir -p "$work" "$state"
-    write_config_file "$@"
-}
-write_config_file() {
     cat >"$conf" <<EOF
 [daemon]
 state_dir=$state
@@ -121,7 +83,6 @@ ids=$(hexid "$A");$(hexid "$B")
 classes=
 # the stand-in GPU is a NIC, which vfiod refuses to take by default
 allow_network=true
-$(printf '%s\n' "$@")
 [qemu]
 binary=qemu-system-x86_64
 accel=tcg
