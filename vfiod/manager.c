@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "qmp.h"
 #include "reconcile.h"
 #include "sandbox.h"
 #include "vfd-dbus.h"
@@ -40,6 +41,7 @@ typedef struct {
   int pidfd;         /* adopted: watched for exit */
   guint pidfd_source;
   guint kill_timeout;
+  guint stop_stage; /* 0: asked the guest; 1: asked QEMU to quit; 2: SIGKILL sent */
   GPtrArray *waiters; /* GDBusMethodInvocation of pending DeleteSandbox calls */
 } Sandbox;
 
@@ -276,6 +278,92 @@ op_run(Op *op)
 static void
 return_error(GDBusMethodInvocation *inv, GError *error);
 
+static void sandbox_signal(Sandbox *s, int sig);
+static gboolean on_kill_timeout(gpointer data);
+
+static char *
+qmp_path(Sandbox *s)
+{
+  return g_build_filename(s->dir, "qmp.sock", NULL);
+}
+
+/* Worker: ask the guest to power off. Fails when QMP cannot be reached. */
+static gboolean
+powerdown_work(Op *op, GError **error)
+{
+  g_autofree char *path = qmp_path(op->sandbox);
+  g_autoptr(GError) key_error = NULL;
+
+  if (!vfd_qmp_execute(path, "system_powerdown", 2000, error))
+    return FALSE;
+  /* guest-init powers off on Ctrl-Alt-Del too, which needs no ACPI button
+   * driver in the guest; a machine without a keyboard just refuses it. */
+  vfd_qmp_execute(path,
+                  "{\"execute\":\"send-key\",\"arguments\":{\"keys\":[{\"type\":\"qcode\",\"data\":\"ctrl\"},"
+                  "{\"type\":\"qcode\",\"data\":\"alt\"},{\"type\":\"qcode\",\"data\":\"delete\"}]}}",
+                  2000, &key_error);
+  return TRUE;
+}
+
+static gboolean
+quit_work(Op *op, GError **error)
+{
+  g_autofree char *path = qmp_path(op->sandbox);
+
+  return vfd_qmp_execute(path, "quit", 2000, error);
+}
+
+/* Main loop: the QMP request is done; if QMP failed, fall back to a signal
+ * now, else wait for the next step. */
+static void
+stop_step_done(Op *op, GError *error)
+{
+  Sandbox *s = op->sandbox;
+  VfdManager *m = s->manager;
+
+  if (s->state != SANDBOX_STOPPING || s->exit_status != -1 || s->kill_timeout)
+    return; /* already gone, or a later step is armed */
+  if (error)
+    g_message("sandbox %s: QMP: %s; using signals", s->id, error->message);
+  if (s->stop_stage == 0) {
+    if (error)
+      sandbox_signal(s, SIGTERM); /* QEMU exits cleanly on SIGTERM */
+    s->kill_timeout = g_timeout_add_seconds(m->config->qemu_stop_timeout_s, on_kill_timeout, s);
+  } else {
+    if (error)
+      sandbox_signal(s, SIGTERM);
+    s->kill_timeout = g_timeout_add_seconds(5, on_kill_timeout, s);
+  }
+}
+
+static void
+stop_begin(Sandbox *s)
+{
+  Op *op = op_new(s->manager, NULL, powerdown_work, stop_step_done);
+
+  g_message("sandbox %s: stopping (asking the guest to power off)", s->id);
+  s->stop_stage = 0;
+  op->sandbox = s;
+  op_run(op);
+}
+
+static void
+stop_escalate(Sandbox *s)
+{
+  if (s->stop_stage == 0) {
+    Op *op = op_new(s->manager, NULL, quit_work, stop_step_done);
+    g_message("sandbox %s: the guest did not power off within %u s; asking QEMU to quit", s->id,
+              s->manager->config->qemu_stop_timeout_s);
+    s->stop_stage = 1;
+    op->sandbox = s;
+    op_run(op);
+  } else {
+    g_warning("sandbox %s: QEMU did not quit; sending SIGKILL", s->id);
+    s->stop_stage = 2;
+    sandbox_signal(s, SIGKILL);
+  }
+}
+
 static gboolean
 release_sandbox_work(Op *op, GError **error)
 {
@@ -382,15 +470,19 @@ sandbox_signal(Sandbox *s, int sig)
     syscall(SYS_pidfd_send_signal, s->pidfd, sig, NULL, 0);
 }
 
+static void stop_escalate(Sandbox *s);
+
+/* Graceful stop, step by step: the guest is asked to power off (ACPI power
+ * button and Ctrl-Alt-Del, which guest-init turns into a clean power-off);
+ * after [qemu] stop_timeout QEMU is asked to quit over QMP; 5 s later it is
+ * killed. Each step runs only if QEMU is still there. */
 static gboolean
 on_kill_timeout(gpointer data)
 {
   Sandbox *s = data;
 
   s->kill_timeout = 0;
-  g_warning("sandbox %s: QEMU did not stop within %u s; sending SIGKILL", s->id,
-            s->manager->config->qemu_stop_timeout_s);
-  sandbox_signal(s, SIGKILL);
+  stop_escalate(s);
   return G_SOURCE_REMOVE;
 }
 
@@ -870,9 +962,7 @@ handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *i
     op_run(op);
   } else if (s->state == SANDBOX_RUNNING) {
     s->state = SANDBOX_STOPPING;
-    g_message("sandbox %s: stopping QEMU pid %" G_GINT64_FORMAT, s->id, s->pid);
-    sandbox_signal(s, SIGTERM);
-    s->kill_timeout = g_timeout_add_seconds(m->config->qemu_stop_timeout_s, on_kill_timeout, s);
+    stop_begin(s);
   }
   return TRUE;
 }
