@@ -9,6 +9,8 @@
 #include "error.h"
 #include "initramfs.h"
 #include "manager.h"
+#include "pins.h"
+#include "stage.h"
 #include "vfd-dbus.h"
 
 #define DEFAULT_SOCKET "/run/vfiod/" VFD_SOCKET_NAME
@@ -30,10 +32,15 @@ static const char usage_text[] =
     "                                report devices on vfio-pci vfiod does not know\n"
     "                                (--force: after a corrupt journal, start a new one)\n"
     "  sandbox create --kernel PATH --initrd PATH [--device BDF]... [--memory MiB] [--vcpus N]\n"
+    "                 [--wait [--timeout SEC]]   (--wait: until the guest reports ready)\n"
     "  sandbox list                  sandboxes and their state\n"
     "  sandbox show ID               one sandbox\n"
     "  sandbox delete ID             stop the sandbox's QEMU and release its devices\n"
     "  initramfs build --guest-init PATH --output PATH   pack a guest initramfs (local, no daemon)\n"
+    "      [--modules-dir DIR] [--module NAME]... [--param MOD:KEY=VAL]... [--gpu [--firmware-dir DIR]]\n"
+    "      [--cache-dir DIR] [--kernel-release R | --pins FILE] [--nvidia-version V | --versions FILE]\n"
+    "                                stage modules (dependencies first, vermagic checked), NVIDIA firmware\n"
+    "                                and /etc/vfiod/manifest; --cache-dir reuses an image by content stamp\n"
     "\n"
     "Options:\n"
     "  --socket PATH   vfiod's API socket (default $VFIOD_SOCKET or " DEFAULT_SOCKET ")\n"
@@ -89,7 +96,8 @@ connect_api(Cli *cli, GError **error)
     return NULL;
   }
   return vfd_manager1_proxy_new_sync(conn, G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES |
-                                               G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS,
+                                               G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS |
+                                               G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
                                      NULL, VFD_MANAGER_OBJECT_PATH, NULL, error);
 }
 
@@ -142,8 +150,9 @@ add_member(JsonBuilder *b, GVariantDict *dict, const char *key, gboolean null_if
 
 static const char *const device_keys[] = { "bdf", "vendor", "device", "class", "iommu_group", "numa_node",
                                            "driver", "state", "owner", "managed", "name", NULL };
-static const char *const sandbox_keys[] = { "id", "state", "pid", "devices", "memory_mib", "vcpus",
-                                            "serial_log", "dir", "exit_status", NULL };
+static const char *const sandbox_keys[] = { "id",  "state",       "pid",      "devices",     "memory_mib",
+                                            "vcpus", "serial_log", "dir",    "exit_status", "ready",
+                                            "ready_ms", "ready_report", NULL };
 
 static void
 add_object(JsonBuilder *b, GVariant *dict_v, const char *const *keys)
@@ -162,6 +171,19 @@ add_object(JsonBuilder *b, GVariant *dict_v, const char *const *keys)
         json_builder_add_null_value(b);
       else
         json_builder_add_int_value(b, g);
+      continue;
+    }
+    /* The guest's report is JSON itself: embed it as an object. */
+    if (g_str_equal(*k, "ready_report")) {
+      const char *text = NULL;
+      g_autoptr(JsonParser) parser = json_parser_new();
+      if (!g_variant_dict_lookup(&dict, *k, "&s", &text))
+        continue;
+      json_builder_set_member_name(b, *k);
+      if (json_parser_load_from_data(parser, text, -1, NULL))
+        json_builder_add_value(b, json_node_copy(json_parser_get_root(parser)));
+      else
+        json_builder_add_string_value(b, text);
       continue;
     }
     add_member(b, &dict, *k,
@@ -406,6 +428,109 @@ absolute_path(const char *path)
   return g_build_filename(cwd, path, NULL);
 }
 
+typedef struct {
+  GMainLoop *loop;
+  const char *id;
+  gboolean ready;
+  gboolean ended; /* stopped or failed */
+  char *state;
+} WaitState;
+
+static void
+on_state_changed(GDBusConnection *conn, const char *sender, const char *path, const char *iface,
+                 const char *signal, GVariant *params, gpointer data)
+{
+  WaitState *w = data;
+  const char *id, *state;
+  gboolean ready;
+
+  g_variant_get(params, "(&s&sb)", &id, &state, &ready);
+  if (!g_str_equal(id, w->id))
+    return;
+  g_free(w->state);
+  w->state = g_strdup(state);
+  w->ready = ready;
+  w->ended = g_str_equal(state, "stopped") || g_str_equal(state, "failed");
+  if (w->ready || w->ended)
+    g_main_loop_quit(w->loop);
+}
+
+static gboolean
+on_wait_tick(gpointer data)
+{
+  WaitState *w = data;
+  static int seconds;
+
+  seconds++;
+  if (isatty(STDERR_FILENO))
+    fprintf(stderr, "\rwaiting for sandbox %s to report ready... %d s", w->id, seconds);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_wait_timeout(gpointer data)
+{
+  g_main_loop_quit(((WaitState *) data)->loop);
+  return G_SOURCE_REMOVE;
+}
+
+/* Waits until sandbox @id reports ready, stops, or @timeout_s passes:
+ * subscribe, check, then wait (the signal may come before we listen).
+ * Returns the final GetSandbox dictionary in *@ret_sb. */
+static int
+wait_ready(VfdManager1 *api, const char *id, int timeout_s, GVariant **ret_sb)
+{
+  GDBusConnection *conn = g_dbus_proxy_get_connection(G_DBUS_PROXY(api));
+  g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+  g_autoptr(GError) error = NULL;
+  WaitState w = { .loop = loop, .id = id };
+  guint sub, tick, timeout;
+  gboolean ready = FALSE;
+  const char *state = NULL;
+  g_autoptr(GVariant) sb = NULL;
+  GVariantDict d;
+
+  sub = g_dbus_connection_signal_subscribe(conn, NULL, "org.vfiod.Manager1", "SandboxStateChanged",
+                                           VFD_MANAGER_OBJECT_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_state_changed,
+                                           &w, NULL);
+  if (!vfd_manager1_call_get_sandbox_sync(api, id, &sb, NULL, &error))
+    return report_error(error);
+  g_variant_dict_init(&d, sb);
+  g_variant_dict_lookup(&d, "ready", "b", &ready);
+  g_variant_dict_lookup(&d, "state", "&s", &state);
+  if (!ready && g_strcmp0(state, "stopped") != 0 && g_strcmp0(state, "failed") != 0) {
+    tick = g_timeout_add_seconds(1, on_wait_tick, &w);
+    timeout = g_timeout_add_seconds((guint) timeout_s, on_wait_timeout, &w);
+    g_main_loop_run(loop);
+    g_source_remove(tick);
+    if (!w.ready && !w.ended)
+      ; /* timed out: the source has fired and is gone */
+    else
+      g_source_remove(timeout);
+    if (isatty(STDERR_FILENO))
+      fprintf(stderr, "\n");
+    g_clear_pointer(&sb, g_variant_unref);
+    if (!vfd_manager1_call_get_sandbox_sync(api, id, &sb, NULL, &error))
+      return report_error(error);
+  }
+  g_variant_dict_clear(&d);
+  g_dbus_connection_signal_unsubscribe(conn, sub);
+  g_free(w.state);
+  *ret_sb = g_steal_pointer(&sb);
+  g_variant_dict_init(&d, *ret_sb);
+  ready = FALSE;
+  g_variant_dict_lookup(&d, "ready", "b", &ready);
+  g_variant_dict_lookup(&d, "state", "&s", &state);
+  if (!ready) {
+    fprintf(stderr, "vfioctl: sandbox %s did not report ready (%s)\n", id,
+            g_strcmp0(state, "running") == 0 ? "timed out" : state);
+    g_variant_dict_clear(&d);
+    return VFD_EXIT_FAILED;
+  }
+  g_variant_dict_clear(&d);
+  return VFD_EXIT_OK;
+}
+
 static int
 cmd_sandbox_create(Cli *cli, int argc, char **argv)
 {
@@ -415,8 +540,12 @@ cmd_sandbox_create(Cli *cli, int argc, char **argv)
   g_autofree char *kernel = NULL, *initrd = NULL;
   g_autofree char *kernel_abs = NULL, *initrd_abs = NULL;
   gint memory = 512, vcpus = 1;
+  gboolean wait = FALSE;
+  gint timeout_s = 300;
   GOptionEntry entries[] = {
     { "device", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &devices, "Pass BDF's IOMMU group through (repeatable)", "BDF" },
+    { "wait", 'w', 0, G_OPTION_ARG_NONE, &wait, "Wait until the guest reports ready", NULL },
+    { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_s, "With --wait: give up after SEC seconds (default 300)", "SEC" },
     { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel, "Guest kernel (direct boot)", "PATH" },
     { "initrd", 'i', 0, G_OPTION_ARG_FILENAME, &initrd, "Guest initramfs", "PATH" },
     { "memory", 'm', 0, G_OPTION_ARG_INT, &memory, "Guest RAM in MiB (default 512)", "MiB" },
@@ -453,9 +582,32 @@ cmd_sandbox_create(Cli *cli, int argc, char **argv)
   g_variant_dict_insert(&opts, "initrd", "s", initrd_abs);
   g_variant_dict_insert(&opts, "memory_mib", "u", (guint32) memory);
   g_variant_dict_insert(&opts, "vcpus", "u", (guint32) vcpus);
-  if (!(api = connect_api(cli, &error)) ||
-      !vfd_manager1_call_create_sandbox_sync(api, g_variant_dict_end(&opts), &sb, NULL, &error))
+  if (wait && timeout_s < 1)
+    return usage_error("sandbox create: --timeout must be at least 1 second");
+  if (!(api = connect_api(cli, &error)))
     return report_error(error);
+  /* Binding devices and starting QEMU can take a while on a busy host. */
+  g_dbus_proxy_set_default_timeout(G_DBUS_PROXY(api), 5 * 60 * 1000);
+  if (!vfd_manager1_call_create_sandbox_sync(api, g_variant_dict_end(&opts), &sb, NULL, &error))
+    return report_error(error);
+  if (wait) {
+    g_autoptr(GVariant) final = NULL;
+    const char *id = NULL;
+    int r2;
+    GVariantDict d;
+
+    g_variant_dict_init(&d, sb);
+    g_variant_dict_lookup(&d, "id", "&s", &id);
+    r2 = wait_ready(api, id, timeout_s, &final);
+    g_variant_dict_clear(&d);
+    if (final) {
+      if (cli->json)
+        print_object(final, sandbox_keys);
+      else
+        print_sandbox_text(final);
+    }
+    return r2;
+  }
   if (cli->json)
     print_object(sb, sandbox_keys);
   else
@@ -589,14 +741,121 @@ cmd_reconcile(Cli *cli, int argc, char **argv)
   return VFD_EXIT_OK;
 }
 
+/* ---- initramfs build ---------------------------------------------------- */
+
+/* Reads KEY from a pins file given by @path_opt, else $@env, else the
+ * compiled-in @builtin (NULL when none). Returns a new string, or NULL
+ * with *@error set when a file was named but cannot be used; NULL without
+ * error when no file is known. */
+static char *
+pin_value(const char *path_opt, const char *env, const char *builtin, const char *key, GError **error)
+{
+  const char *path = path_opt;
+  g_autoptr(GHashTable) pins = NULL;
+  const char *v;
+
+  if (!path || !*path)
+    path = g_getenv(env);
+  if (!path || !*path)
+    path = builtin;
+  if (!path)
+    return NULL;
+  if (!vfd_pins_load(path, &pins, error)) {
+    g_prefix_error(error, "cannot use %s as %s: ", path, key);
+    return NULL;
+  }
+  v = vfd_pins_require(pins, key, path, error);
+  return v ? g_strdup(v) : NULL;
+}
+
+#ifdef VFIOD_PINS_FILE
+#define DEFAULT_PINS_FILE VFIOD_PINS_FILE
+#else
+#define DEFAULT_PINS_FILE NULL
+#endif
+#ifdef VFIOD_VERSIONS_FILE
+#define DEFAULT_VERSIONS_FILE VFIOD_VERSIONS_FILE
+#else
+#define DEFAULT_VERSIONS_FILE NULL
+#endif
+
+static int
+initramfs_error(const GError *error)
+{
+  fprintf(stderr, "vfioctl: %s\n", error->message);
+  return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT) ||
+                 g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA) ||
+                 g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)
+             ? VFD_EXIT_USAGE
+             : VFD_EXIT_FAILED;
+}
+
+static void
+print_stage_result(Cli *cli, const char *output, const VfdStageResult *res)
+{
+  if (cli->json) {
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) root = NULL;
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "output");
+    json_builder_add_string_value(b, output);
+    json_builder_set_member_name(b, "stamp");
+    if (res)
+      json_builder_add_string_value(b, res->stamp);
+    else
+      json_builder_add_null_value(b);
+    json_builder_set_member_name(b, "cached");
+    json_builder_add_boolean_value(b, res && res->cached);
+    json_builder_set_member_name(b, "modules");
+    json_builder_begin_array(b);
+    for (char **m = res ? res->modules : NULL; m && *m; m++)
+      json_builder_add_string_value(b, *m);
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    root = json_builder_get_root(b);
+    print_json(root);
+    return;
+  }
+  if (!res) {
+    printf("wrote %s\n", output);
+    return;
+  }
+  printf("%s %s (stamp %s)\n", res->cached ? "reused" : "wrote", output, res->stamp);
+  for (char **m = res->modules; m && *m; m++)
+    printf("  module %s\n", *m);
+}
+
 static int
 cmd_initramfs(Cli *cli, int argc, char **argv)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *init = NULL, *output = NULL;
+  g_autofree char *init = NULL, *output = NULL, *modules_dir = NULL, *firmware_dir = NULL;
+  g_autofree char *cache_dir = NULL, *release = NULL, *nvidia_version = NULL;
+  g_autofree char *pins = NULL, *versions = NULL;
+  g_auto(GStrv) modules = NULL, params = NULL;
+  g_autoptr(VfdStageResult) res = NULL;
+  gboolean gpu = FALSE, want_modules;
   GOptionEntry entries[] = {
     { "guest-init", 0, 0, G_OPTION_ARG_FILENAME, &init, "The static guest-init binary (stored as /init)", "PATH" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to write the gzip'd cpio image", "PATH" },
+    { "modules-dir", 0, 0, G_OPTION_ARG_FILENAME, &modules_dir,
+      "The guest kernel's lib/modules/<release> tree (depmod'ed)", "DIR" },
+    { "module", 0, 0, G_OPTION_ARG_STRING_ARRAY, &modules, "Stage this module and its dependencies (repeatable)",
+      "NAME" },
+    { "param", 0, 0, G_OPTION_ARG_STRING_ARRAY, &params, "A parameter for a staged module (repeatable)",
+      "MOD:KEY=VAL" },
+    { "gpu", 0, 0, G_OPTION_ARG_NONE, &gpu, "Stage nvidia.ko (+ nvidia-modeset, nvidia-uvm) and its firmware", NULL },
+    { "firmware-dir", 0, 0, G_OPTION_ARG_FILENAME, &firmware_dir,
+      "Firmware tree holding nvidia/<version>/ (default with --gpu: /lib/firmware)", "DIR" },
+    { "cache-dir", 0, 0, G_OPTION_ARG_FILENAME, &cache_dir, "Keep images here by content stamp and reuse them",
+      "DIR" },
+    { "kernel-release", 0, 0, G_OPTION_ARG_STRING, &release,
+      "Guest kernel release (default: GUEST_KERNEL_RELEASE from the pins file)", "R" },
+    { "nvidia-version", 0, 0, G_OPTION_ARG_STRING, &nvidia_version,
+      "NVIDIA driver version (default: NVIDIA_DRIVER_VERSION from the versions file)", "V" },
+    { "pins", 0, 0, G_OPTION_ARG_FILENAME, &pins, "pins.env to read (default $VFIOD_PINS)", "FILE" },
+    { "versions", 0, 0, G_OPTION_ARG_FILENAME, &versions, "versions.env to read (default $VFIOD_VERSIONS)", "FILE" },
     { NULL },
   };
   int r;
@@ -607,19 +866,63 @@ cmd_initramfs(Cli *cli, int argc, char **argv)
   r = parse_options("initramfs build", "", entries, &cli->json, &argc, &argv);
   if (r >= 0)
     return r;
-  if (!init || !output || argc > 1)
-    return usage_error("initramfs build needs --guest-init PATH and --output PATH");
-  if (!vfd_initramfs_build(output, init, NULL, 0, &error)) {
-    fprintf(stderr, "vfioctl: %s\n", error->message);
-    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT) ||
-                   g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)
-               ? VFD_EXIT_USAGE
-               : VFD_EXIT_FAILED;
+  if (argc > 1)
+    return usage_error("initramfs build: unexpected argument '%s'", argv[1]);
+  if (!init || (!output && !cache_dir))
+    return usage_error("initramfs build needs --guest-init PATH and --output PATH (or --cache-dir DIR)");
+  want_modules = gpu || (modules && modules[0]);
+  if (!want_modules && (params || modules_dir))
+    return usage_error("initramfs build: --param and --modules-dir need --module or --gpu");
+  if (want_modules && !modules_dir)
+    return usage_error("initramfs build: --module and --gpu need --modules-dir DIR (the guest kernel's modules)");
+  if (firmware_dir && !gpu)
+    return usage_error("initramfs build: --firmware-dir is only used with --gpu");
+
+  if (!release) {
+    release = pin_value(pins, "VFIOD_PINS", DEFAULT_PINS_FILE, "GUEST_KERNEL_RELEASE", &error);
+    if (error)
+      return initramfs_error(error);
   }
-  if (cli->json)
-    printf("{\"output\": \"%s\"}\n", output);
-  else
-    printf("wrote %s\n", output);
+  if (gpu && !nvidia_version) {
+    nvidia_version = pin_value(versions, "VFIOD_VERSIONS", DEFAULT_VERSIONS_FILE, "NVIDIA_DRIVER_VERSION", &error);
+    if (error)
+      return initramfs_error(error);
+    if (!nvidia_version)
+      return usage_error("initramfs build --gpu needs the NVIDIA driver version: --nvidia-version V or "
+                         "--versions FILE (or $VFIOD_VERSIONS)");
+  }
+  if (!release) {
+    if (want_modules || cache_dir)
+      return usage_error("initramfs build needs the guest kernel release: --kernel-release R or --pins FILE "
+                         "(or $VFIOD_PINS)");
+    /* Nothing to stage and no pins: the plain image of before, /init only. */
+    fprintf(stderr, "vfioctl: note: no guest kernel release known (--kernel-release, --pins or $VFIOD_PINS): "
+                    "the image has no /etc/vfiod/manifest\n");
+    if (!vfd_initramfs_build(output, init, NULL, 0, &error))
+      return initramfs_error(error);
+    print_stage_result(cli, output, NULL);
+    return VFD_EXIT_OK;
+  }
+  if (gpu && !firmware_dir)
+    firmware_dir = g_strdup("/lib/firmware");
+
+  {
+    VfdStageRequest req = {
+      .guest_init = init,
+      .kernel_release = release,
+      .modules_dir = modules_dir,
+      .modules = (const char *const *) modules,
+      .params = (const char *const *) params,
+      .gpu = gpu,
+      .nvidia_version = nvidia_version,
+      .firmware_dir = firmware_dir,
+      .cache_dir = cache_dir,
+      .output = output,
+    };
+    if (!vfd_stage_build(&req, &res, &error))
+      return initramfs_error(error);
+  }
+  print_stage_result(cli, res->path, res);
   return VFD_EXIT_OK;
 }
 

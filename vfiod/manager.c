@@ -19,12 +19,14 @@
 #include "vfd-dbus.h"
 
 typedef enum {
+  SANDBOX_CREATING,
   SANDBOX_RUNNING,
   SANDBOX_STOPPING,
   SANDBOX_STOPPED,
+  SANDBOX_FAILED, /* QEMU exited by itself with an error */
 } SandboxState;
 
-static const char *const sandbox_state_names[] = { "running", "stopping", "stopped" };
+static const char *const sandbox_state_names[] = { "creating", "running", "stopping", "stopped", "failed" };
 
 typedef struct {
   VfdManager *manager;
@@ -43,6 +45,15 @@ typedef struct {
   guint kill_timeout;
   guint stop_stage; /* 0: asked the guest; 1: asked QEMU to quit; 2: SIGKILL sent */
   GPtrArray *waiters; /* GDBusMethodInvocation of pending DeleteSandbox calls */
+  gint64 created_us;  /* monotonic */
+  gboolean ready;     /* guest-init printed VFIOD_READY */
+  char *ready_report; /* its JSON */
+  gint64 ready_ms;
+  GFileMonitor *serial_monitor;
+  guint serial_recheck; /* fallback timer next to the monitor */
+  goffset serial_offset;
+  GString *serial_pending;
+  gboolean deleting; /* a delete asked for the stop */
 } Sandbox;
 
 struct VfdManager {
@@ -86,6 +97,13 @@ sandbox_free(gpointer p)
   if (s->pidfd >= 0)
     close(s->pidfd);
   g_clear_object(&s->proc);
+  if (s->serial_monitor)
+    g_file_monitor_cancel(s->serial_monitor);
+  g_clear_object(&s->serial_monitor);
+  if (s->serial_recheck)
+    g_source_remove(s->serial_recheck);
+  g_free(s->ready_report);
+  g_string_free(s->serial_pending, TRUE);
   g_free(s->id);
   g_free(s->dir);
   g_free(s->serial_log);
@@ -107,7 +125,93 @@ sandbox_new(VfdManager *m, const char *id)
   s->pidfd = -1;
   s->exit_status = -1;
   s->waiters = g_ptr_array_new_with_free_func(g_object_unref);
+  s->created_us = g_get_monotonic_time();
+  s->serial_pending = g_string_new(NULL);
   return s;
+}
+
+/* Sets the state and tells subscribed clients. */
+static void
+sandbox_set_state(Sandbox *s, SandboxState state)
+{
+  s->state = state;
+  if (s->manager->skeleton)
+    vfd_manager1_emit_sandbox_state_changed(s->manager->skeleton, s->id, sandbox_state_names[state], s->ready);
+}
+
+/* Reads what QEMU appended to the serial log since last time and looks
+ * for guest-init's ready line. */
+static void
+sandbox_check_serial(Sandbox *s)
+{
+  g_autoptr(GFile) file = NULL;
+  g_autoptr(GFileInputStream) in = NULL;
+  char buf[16384];
+  gssize n;
+
+  if (s->ready)
+    return;
+  file = g_file_new_for_path(s->serial_log);
+  in = g_file_read(file, NULL, NULL);
+  if (!in || !g_seekable_seek(G_SEEKABLE(in), s->serial_offset, G_SEEK_SET, NULL, NULL))
+    return;
+  while ((n = g_input_stream_read(G_INPUT_STREAM(in), buf, sizeof buf, NULL, NULL)) > 0) {
+    g_autofree char *report = NULL;
+    s->serial_offset += n;
+    if (vfd_serial_scan(s->serial_pending, buf, (gsize) n, &report)) {
+      s->ready = TRUE;
+      s->ready_report = g_steal_pointer(&report);
+      s->ready_ms = (g_get_monotonic_time() - s->created_us) / 1000;
+      g_message("sandbox %s: guest ready after %" G_GINT64_FORMAT " ms", s->id, s->ready_ms);
+      if (s->serial_monitor)
+        g_file_monitor_cancel(s->serial_monitor);
+      if (s->serial_recheck) {
+        g_source_remove(s->serial_recheck);
+        s->serial_recheck = 0;
+      }
+      sandbox_set_state(s, s->state);
+      return;
+    }
+  }
+}
+
+static void
+on_serial_changed(GFileMonitor *monitor, GFile *file, GFile *other, GFileMonitorEvent event, gpointer data)
+{
+  sandbox_check_serial(data);
+}
+
+static gboolean
+on_serial_recheck(gpointer data)
+{
+  Sandbox *s = data;
+
+  sandbox_check_serial(s);
+  if (s->ready || s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED) {
+    s->serial_recheck = 0;
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+/* Check, subscribe, check again: the line may come before the monitor. A
+ * slow re-check backs the monitor up (a log file created after the watch
+ * was set up has been seen to go unnoticed). */
+static void
+sandbox_watch_serial(Sandbox *s)
+{
+  g_autoptr(GFile) file = g_file_new_for_path(s->serial_log);
+
+  sandbox_check_serial(s);
+  if (s->ready)
+    return;
+  s->serial_monitor = g_file_monitor_file(file, G_FILE_MONITOR_NONE, NULL, NULL);
+  if (s->serial_monitor) {
+    g_file_monitor_set_rate_limit(s->serial_monitor, 100);
+    g_signal_connect(s->serial_monitor, "changed", G_CALLBACK(on_serial_changed), s);
+  }
+  s->serial_recheck = g_timeout_add_seconds(2, on_serial_recheck, s);
+  sandbox_check_serial(s);
 }
 
 static GStrv
@@ -398,7 +502,8 @@ exit_release_done(Op *op, GError *error)
   Sandbox *s = op->sandbox;
   VfdManager *m = s->manager;
 
-  s->state = SANDBOX_STOPPED;
+  /* Stopped on request, or it powered off cleanly: stopped; else failed. */
+  sandbox_set_state(s, s->deleting || s->exit_status == 0 ? SANDBOX_STOPPED : SANDBOX_FAILED);
   vfd_host_lock_journal(m->host);
   vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
   vfd_journal_commit(vfd_host_journal(m->host), NULL);
@@ -424,7 +529,7 @@ sandbox_exited(Sandbox *s, int exit_status)
     s->pidfd_source = 0;
   }
   g_message("sandbox %s: QEMU (pid %" G_GINT64_FORMAT ") exited with status %d", s->id, s->pid, exit_status);
-  s->state = SANDBOX_STOPPING;
+  sandbox_set_state(s, SANDBOX_STOPPING);
   s->exit_status = exit_status;
   op = op_new(s->manager, NULL, release_sandbox_work, exit_release_done);
   op->sandbox = s;
@@ -583,8 +688,13 @@ sandbox_to_variant(Sandbox *s)
   g_variant_dict_insert(&dict, "vcpus", "u", s->vcpus);
   g_variant_dict_insert(&dict, "serial_log", "s", s->serial_log);
   g_variant_dict_insert(&dict, "dir", "s", s->dir);
-  if (s->state == SANDBOX_STOPPED)
+  if (s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED)
     g_variant_dict_insert(&dict, "exit_status", "i", s->exit_status);
+  g_variant_dict_insert(&dict, "ready", "b", s->ready);
+  if (s->ready_report)
+    g_variant_dict_insert(&dict, "ready_report", "s", s->ready_report);
+  if (s->ready)
+    g_variant_dict_insert(&dict, "ready_ms", "x", s->ready_ms);
   return g_variant_dict_end(&dict);
 }
 
@@ -861,14 +971,16 @@ create_done(Op *op, GError *error)
   Sandbox *s = g_steal_pointer(&op->sandbox);
 
   if (error) {
+    sandbox_set_state(s, SANDBOX_FAILED);
     sandbox_free(s);
     return_error(g_steal_pointer(&op->inv), error);
     return;
   }
-  s->state = SANDBOX_RUNNING;
   g_hash_table_insert(m->sandboxes, s->id, s);
+  sandbox_set_state(s, SANDBOX_RUNNING);
   g_subprocess_wait_async(s->proc, NULL, on_qemu_wait, m);
   journal_sandbox(m, s);
+  sandbox_watch_serial(s);
   g_message("sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", s->id, s->pid, s->devices->len);
   vfd_manager1_complete_create_sandbox(m->skeleton, g_steal_pointer(&op->inv), sandbox_to_variant(s));
 }
@@ -929,6 +1041,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   op->kernel = g_strdup(kernel);
   op->initrd = g_strdup(initrd);
   op->requested = g_steal_pointer(&requested);
+  sandbox_set_state(op->sandbox, SANDBOX_CREATING);
   op_run(op);
   return TRUE;
 }
@@ -936,7 +1049,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
 static void
 delete_stopped_done(Op *op, GError *error)
 {
-  op->sandbox->state = SANDBOX_STOPPED;
+  sandbox_set_state(op->sandbox, SANDBOX_STOPPED);
   finish_deletes(op->sandbox, error);
 }
 
@@ -953,15 +1066,16 @@ handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *i
     return TRUE;
   }
   g_ptr_array_add(s->waiters, g_object_ref(inv));
-  if (s->state == SANDBOX_STOPPED && s->waiters->len == 1) {
+  s->deleting = TRUE;
+  if ((s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED) && s->waiters->len == 1) {
     /* QEMU is gone and its devices were released then; retry any release
      * that failed, then forget the sandbox. */
     Op *op = op_new(m, NULL, release_sandbox_work, delete_stopped_done);
     op->sandbox = s;
-    s->state = SANDBOX_STOPPING;
+    sandbox_set_state(s, SANDBOX_STOPPING);
     op_run(op);
   } else if (s->state == SANDBOX_RUNNING) {
-    s->state = SANDBOX_STOPPING;
+    sandbox_set_state(s, SANDBOX_STOPPING);
     stop_begin(s);
   }
   return TRUE;
@@ -1057,6 +1171,7 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
       s->state = SANDBOX_RUNNING;
       s->pidfd_source = g_unix_fd_add(s->pidfd, G_IO_IN, on_pidfd_ready, s);
       g_hash_table_insert(m->sandboxes, s->id, s);
+      sandbox_watch_serial(s);
       vfd_reconcile_add(report, s->id, "adopted", "QEMU pid %" G_GINT64_FORMAT " still runs; adopted as it is",
                         s->pid);
       continue;
@@ -1106,7 +1221,7 @@ live_sandbox_ids(VfdManager *m)
 
   g_hash_table_iter_init(&it, m->sandboxes);
   while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s))
-    if (s->state != SANDBOX_STOPPED)
+    if (s->state != SANDBOX_STOPPED && s->state != SANDBOX_FAILED)
       g_hash_table_add(live, g_strdup(s->id));
   return live;
 }

@@ -232,3 +232,26 @@ vfd_check_image_path(const char *what, const char *path, GError **error)
   }
   return TRUE;
 }
+
+gboolean
+vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report)
+{
+  static const char tag[] = "VFIOD_READY ";
+  const char *nl;
+
+  g_string_append_len(pending, data, (gssize) len);
+  while ((nl = memchr(pending->str, '\n', pending->len))) {
+    gsize line_len = (gsize) (nl - pending->str);
+    g_autofree char *line = g_strndup(pending->str, line_len);
+    const char *at = strstr(line, tag);
+
+    g_string_erase(pending, 0, (gssize) line_len + 1);
+    if (at) {
+      *ret_report = g_strchomp(g_strdup(at + strlen(tag)));
+      return TRUE;
+    }
+  }
+  if (pending->len > 64 * 1024)
+    g_string_erase(pending, 0, (gssize) (pending->len - 64 * 1024));
+  return FALSE;
+}

@@ -56,3 +56,9 @@ int vfd_proc_start_time(gint64 pid, guint64 *ret);
  * component, an existing readable regular file. @what names it in the
  * error (VFD_ERROR_INVALID_ARGUMENT / VFD_ERROR_NOT_FOUND). */
 gboolean vfd_check_image_path(const char *what, const char *path, GError **error);
+
+/* Scans console output for guest-init's readiness line. @pending holds the
+ * partial last line between calls (at most 64 KiB are kept); @data/@len is
+ * the new output. Returns TRUE and the JSON text after "VFIOD_READY " in
+ * *@ret_report (newly allocated) when a complete ready line is found. */
+gboolean vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report);

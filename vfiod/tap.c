@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "tap.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "error.h"
+
+typedef struct nl_sock NlSock;
+typedef struct nl_cache NlCache;
+typedef struct rtnl_link RtnlLink;
+typedef struct rtnl_addr RtnlAddr;
+typedef struct nl_addr NlAddr;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NlSock, nl_socket_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NlCache, nl_cache_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(RtnlLink, rtnl_link_put)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(RtnlAddr, rtnl_addr_put)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NlAddr, nl_addr_put)
+
+/* libnl's own error codes (positive NLE_*) to a negative errno. */
+static int
+nle_to_errno(int nle)
+{
+  switch (nle < 0 ? -nle : nle) {
+  case 0:
+    return 0;
+  case NLE_NOMEM:
+    return -ENOMEM;
+  case NLE_EXIST:
+    return -EEXIST;
+  case NLE_INVAL:
+  case NLE_RANGE:
+    return -EINVAL;
+  case NLE_OBJ_NOTFOUND:
+  case NLE_NODEV:
+    return -ENOENT;
+  case NLE_BUSY:
+    return -EBUSY;
+  case NLE_PERM:
+  case NLE_NOACCESS:
+    return -EPERM;
+  case NLE_OPNOTSUPP:
+    return -EOPNOTSUPP;
+  case NLE_AGAIN:
+    return -EAGAIN;
+  case NLE_INTR:
+    return -EINTR;
+  default:
+    return -EIO;
+  }
+}
+
+/* A route netlink socket bound to the calling thread's namespace. */
+static int
+route_socket(NlSock **ret)
+{
+  g_autoptr(NlSock) sock = nl_socket_alloc();
+  int r;
+
+  if (!sock)
+    return -ENOMEM;
+  r = nl_connect(sock, NETLINK_ROUTE);
+  if (r < 0)
+    return nle_to_errno(r);
+  *ret = g_steal_pointer(&sock);
+  return 0;
+}
+
+/* ---- names ---- */
+
+static bool
+is_lower_hex(const char *s, gsize min, gsize max)
+{
+  gsize n = strlen(s);
+
+  if (n < min || n > max)
+    return false;
+  for (; *s; s++)
+    if (!g_ascii_isdigit(*s) && !(*s >= 'a' && *s <= 'f'))
+      return false;
+  return true;
+}
+
+bool
+vfd_tap_name_valid(const char *name)
+{
+  const char *suffix;
+  gsize n;
+
+  if (!name || !g_str_has_prefix(name, VFD_TAP_PREFIX))
+    return false;
+  suffix = name + strlen(VFD_TAP_PREFIX);
+  n = strlen(suffix);
+  if (n < 1 || n > IFNAMSIZ - 1 - strlen(VFD_TAP_PREFIX))
+    return false;
+  for (; *suffix; suffix++)
+    if (!g_ascii_isdigit(*suffix) && !(*suffix >= 'a' && *suffix <= 'z'))
+      return false;
+  return true;
+}
+
+int
+vfd_tap_name_for(const char *sandbox_id, char ret[IFNAMSIZ])
+{
+  const gsize room = IFNAMSIZ - 1 - strlen(VFD_TAP_PREFIX); /* 12 */
+  g_autofree char *hash = NULL;
+
+  if (!sandbox_id || !*sandbox_id)
+    return -EINVAL;
+  if (g_str_has_prefix(sandbox_id, "sb-") && is_lower_hex(sandbox_id + 3, 1, room)) {
+    g_snprintf(ret, IFNAMSIZ, VFD_TAP_PREFIX "%s", sandbox_id + 3);
+    return 0;
+  }
+  hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256, sandbox_id, -1);
+  g_snprintf(ret, IFNAMSIZ, VFD_TAP_PREFIX "h%.*s", (int) (room - 1), hash);
+  return 0;
+}
+
+int
+vfd_guest_mac_for(const char *sandbox_id, char ret[VFD_MAC_STRLEN])
+{
+  g_autoptr(GChecksum) sum = NULL;
+  guint8 digest[32];
+  gsize len = sizeof digest;
+
+  if (!sandbox_id || !*sandbox_id)
+    return -EINVAL;
+  sum = g_checksum_new(G_CHECKSUM_SHA256);
+  g_checksum_update(sum, (const guchar *) sandbox_id, -1);
+  g_checksum_get_digest(sum, digest, &len);
+  /* 0x02: locally administered (bit 1), unicast (bit 0 clear). */
+  g_snprintf(ret, VFD_MAC_STRLEN, "02:%02x:%02x:%02x:%02x:%02x", digest[0], digest[1], digest[2], digest[3],
+             digest[4]);
+  return 0;
+}
+
+/* ---- links ---- */
+
+int
+vfd_tap_exists(const char *name)
+{
+  g_autoptr(NlSock) sock = NULL;
+  g_autoptr(RtnlLink) link = NULL;
+  int r;
+
+  if ((r = route_socket(&sock)) < 0)
+    return r;
+  r = rtnl_link_get_kernel(sock, 0, name, &link);
+  if (r >= 0)
+    return 1;
+  r = nle_to_errno(r);
+  return r == -ENOENT ? 0 : r;
+}
+
+static bool
+link_is_tun(struct rtnl_link *link)
+{
+  const char *kind = rtnl_link_get_type(link);
+
+  return kind && g_str_equal(kind, "tun");
+}
+
+static void
+set_error_errno(GError **error, int negative_errno, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+static void
+set_error_errno(GError **error, int negative_errno, const char *fmt, ...)
+{
+  g_autofree char *msg = NULL;
+  va_list ap;
+
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_set_error(error, VFD_ERROR, vfd_error_from_errno(negative_errno), "%s: %s", msg, g_strerror(-negative_errno));
+}
+
+/* Stage 5: the host address on the TAP and the link up, through libnl. */
+static gboolean
+configure_link(const char *name, const VfdSubnet *subnet, GError **error)
+{
+  g_autoptr(NlSock) sock = NULL;
+  g_autoptr(RtnlLink) link = NULL;
+  g_autoptr(RtnlLink) change = NULL;
+  g_autoptr(RtnlAddr) addr = NULL;
+  g_autoptr(NlAddr) local = NULL;
+  g_autoptr(NlAddr) bcast = NULL;
+  guint32 be_host = htonl(subnet->host);
+  guint32 be_bcast = htonl(subnet->network | ~(0xffffffffu << (32 - subnet->prefix)));
+  g_autofree char *cidr = vfd_subnet_to_string(subnet);
+  int r;
+
+  if ((r = route_socket(&sock)) < 0) {
+    set_error_errno(error, r, "TAP %s: cannot open a netlink socket", name);
+    return FALSE;
+  }
+  if ((r = rtnl_link_get_kernel(sock, 0, name, &link)) < 0) {
+    set_error_errno(error, nle_to_errno(r), "TAP %s: vanished after creation", name);
+    return FALSE;
+  }
+
+  addr = rtnl_addr_alloc();
+  local = nl_addr_build(AF_INET, &be_host, 4);
+  bcast = nl_addr_build(AF_INET, &be_bcast, 4);
+  if (!addr || !local || !bcast) {
+    set_error_errno(error, -ENOMEM, "TAP %s", name);
+    return FALSE;
+  }
+  nl_addr_set_prefixlen(local, (int) subnet->prefix);
+  rtnl_addr_set_ifindex(addr, rtnl_link_get_ifindex(link));
+  rtnl_addr_set_local(addr, local);
+  rtnl_addr_set_prefixlen(addr, (int) subnet->prefix);
+  rtnl_addr_set_broadcast(addr, bcast);
+  if ((r = rtnl_addr_add(sock, addr, 0)) < 0) {
+    char a[VFD_IPV4_STRLEN];
+    set_error_errno(error, nle_to_errno(r), "TAP %s: cannot add address %s/%u (subnet %s)", name,
+                    vfd_ipv4_format(subnet->host, a), subnet->prefix, cidr);
+    return FALSE;
+  }
+
+  change = rtnl_link_alloc();
+  if (!change) {
+    set_error_errno(error, -ENOMEM, "TAP %s", name);
+    return FALSE;
+  }
+  rtnl_link_set_flags(change, IFF_UP);
+  if ((r = rtnl_link_change(sock, link, change, 0)) < 0) {
+    set_error_errno(error, nle_to_errno(r), "TAP %s: cannot set the link up", name);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+vfd_tap_create(const char *name, uid_t owner, gid_t group, const VfdSubnet *subnet, GError **error)
+{
+  struct ifreq ifr = { 0 };
+  int fd, r;
+
+  if (!vfd_tap_name_valid(name)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "'%s' is not a vfiod TAP name (" VFD_TAP_PREFIX " + up to 12 of [0-9a-z])", name ? name : "");
+    return FALSE;
+  }
+  if (subnet->prefix < 1 || subnet->prefix > 30) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "TAP %s: subnet prefix /%u is not in 1..30", name,
+                subnet->prefix);
+    return FALSE;
+  }
+
+  /* 1. A link of that name, of any kind, is someone else's. */
+  r = vfd_tap_exists(name);
+  if (r < 0) {
+    set_error_errno(error, r, "TAP %s: cannot look up links", name);
+    return FALSE;
+  }
+  if (r > 0) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "TAP %s: a network link with that name already exists", name);
+    return FALSE;
+  }
+
+  /* 2. Create. IFF_TUN_EXCL makes the kernel refuse (EBUSY) instead of
+   * attaching to a device that appeared since the check. */
+  fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    set_error_errno(error, -errno, "TAP %s: cannot open /dev/net/tun", name);
+    return FALSE;
+  }
+  g_strlcpy(ifr.ifr_name, name, sizeof ifr.ifr_name);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    r = -errno;
+    close(fd);
+    if (r == -EBUSY)
+      g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "TAP %s: a network link with that name already exists", name);
+    else
+      set_error_errno(error, r, "TAP %s: TUNSETIFF failed", name);
+    return FALSE;
+  }
+
+  /* 3. Owner and group: who may attach (QEMU's user). 4. Persist. Before
+   * TUNSETPERSIST, closing the fd destroys the device: the rollback. */
+  if ((owner != (uid_t) -1 && ioctl(fd, TUNSETOWNER, (unsigned long) owner) < 0) ||
+      (group != (gid_t) -1 && ioctl(fd, TUNSETGROUP, (unsigned long) group) < 0) ||
+      ioctl(fd, TUNSETPERSIST, 1UL) < 0) {
+    r = -errno;
+    close(fd);
+    set_error_errno(error, r, "TAP %s: setting owner %d, group %d or persistence failed", name, (int) owner,
+                    (int) group);
+    return FALSE;
+  }
+  close(fd);
+
+  /* 5. Address and link state; on failure the persistent device goes. */
+  if (!configure_link(name, subnet, error)) {
+    r = vfd_tap_delete(name);
+    if (r < 0 && r != -ENOENT)
+      g_prefix_error(error, "(and removing the half-made TAP failed: %s) ", g_strerror(-r));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+int
+vfd_tap_delete(const char *name)
+{
+  g_autoptr(NlSock) sock = NULL;
+  g_autoptr(RtnlLink) link = NULL;
+  int r;
+
+  if (!name || !*name || strlen(name) >= IFNAMSIZ)
+    return -EINVAL;
+  if ((r = route_socket(&sock)) < 0)
+    return r;
+  if ((r = rtnl_link_get_kernel(sock, 0, name, &link)) < 0)
+    return nle_to_errno(r);
+  if (!link_is_tun(link))
+    return -EMEDIUMTYPE;
+  if ((r = rtnl_link_delete(sock, link)) < 0)
+    return nle_to_errno(r);
+  return 0;
+}
+
+static int
+cmp_strv(gconstpointer a, gconstpointer b)
+{
+  return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int
+vfd_tap_list_stale(const char *prefix, const char *const *keep, GStrv *ret_names)
+{
+  g_autoptr(NlSock) sock = NULL;
+  g_autoptr(NlCache) cache = NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+  int r;
+
+  if ((r = route_socket(&sock)) < 0)
+    return r;
+  if ((r = rtnl_link_alloc_cache(sock, AF_UNSPEC, &cache)) < 0)
+    return nle_to_errno(r);
+  for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
+    struct rtnl_link *link = (struct rtnl_link *) o;
+    const char *name = rtnl_link_get_name(link);
+
+    if (!name || !g_str_has_prefix(name, prefix ? prefix : "") || !link_is_tun(link))
+      continue;
+    if (keep && g_strv_contains(keep, name))
+      continue;
+    g_ptr_array_add(names, g_strdup(name));
+  }
+  g_ptr_array_sort(names, cmp_strv);
+  g_ptr_array_add(names, NULL);
+  *ret_names = (GStrv) g_ptr_array_free(g_steal_pointer(&names), FALSE);
+  return 0;
+}
+
+int
+vfd_tap_list(const char *prefix, GStrv *ret_names)
+{
+  return vfd_tap_list_stale(prefix, NULL, ret_names);
+}
