@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "cmdline.h"
 
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The kernel's isspace() set, without depending on the C locale. */
@@ -72,13 +75,37 @@ token_scan(const char **p, Token *t)
   *p = s;
 }
 
+static const struct {
+  const char *name;           /* without the "vfiod." prefix */
+  GiCmdlineKey id;
+} known_keys[] = {
+  { "sandbox", GI_CMDLINE_KEY_SANDBOX },
+  { "ready", GI_CMDLINE_KEY_READY },
+  { "report", GI_CMDLINE_KEY_REPORT },
+  { "ip", GI_CMDLINE_KEY_IP },
+  { "gw", GI_CMDLINE_KEY_GW },
+  { "dns", GI_CMDLINE_KEY_DNS },
+  { "if", GI_CMDLINE_KEY_IF },
+  { "cmd", GI_CMDLINE_KEY_CMD },
+  { "arg", GI_CMDLINE_KEY_ARG },
+  { "root", GI_CMDLINE_KEY_ROOT },
+  { "rootfstype", GI_CMDLINE_KEY_ROOTFSTYPE },
+  { "rootflags", GI_CMDLINE_KEY_ROOTFLAGS },
+  { "gpu", GI_CMDLINE_KEY_GPU },
+  { "nvidia", GI_CMDLINE_KEY_NVIDIA },
+  { "timeout", GI_CMDLINE_KEY_TIMEOUT },
+};
+
 static GiCmdlineKey
 key_lookup(const char *key)
 {
-  if (strcmp(key, GI_CMDLINE_PREFIX "sandbox") == 0)
-    return GI_CMDLINE_KEY_SANDBOX;
-  if (strcmp(key, GI_CMDLINE_PREFIX "ready") == 0)
-    return GI_CMDLINE_KEY_READY;
+  size_t plen = strlen(GI_CMDLINE_PREFIX);
+
+  if (strncmp(key, GI_CMDLINE_PREFIX, plen) != 0)
+    return GI_CMDLINE_KEY_UNKNOWN;
+  for (size_t i = 0; i < sizeof(known_keys) / sizeof(known_keys[0]); i++)
+    if (strcmp(key + plen, known_keys[i].name) == 0)
+      return known_keys[i].id;
   return GI_CMDLINE_KEY_UNKNOWN;
 }
 
@@ -96,21 +123,260 @@ token_status(const Token *t)
   return GI_CMDLINE_OK;
 }
 
+/* Parses a decimal number without sign, leading zeros allowed, into
+ * *@ret when it is in [@min, @max]. Returns false otherwise. */
+static bool
+parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *ret)
+{
+  unsigned long v = 0;
+
+  if (*s == '\0')
+    return false;
+  for (; *s != '\0'; s++) {
+    if (*s < '0' || *s > '9')
+      return false;
+    if (v > (max - (unsigned long) (*s - '0')) / 10)
+      return false;
+    v = v * 10 + (unsigned long) (*s - '0');
+  }
+  if (v < min)
+    return false;
+  *ret = v;
+  return true;
+}
+
+/* An IPv4 address in dotted-quad form, as inet_pton() takes it. */
+static bool
+is_ipv4(const char *s)
+{
+  struct in_addr a;
+
+  return strlen(s) < 16 && inet_pton(AF_INET, s, &a) == 1;
+}
+
+static bool
+is_ip_any(const char *s)
+{
+  struct in6_addr a;
+
+  return is_ipv4(s) || (strlen(s) < 46 && inet_pton(AF_INET6, s, &a) == 1);
+}
+
+/* "A.B.C.D/N", N in 1..32. */
+static bool
+parse_ip_prefix(const char *v, char ret_ip[16], unsigned *ret_prefix)
+{
+  const char *slash = strchr(v, '/');
+  char ip[16];
+  unsigned long prefix;
+
+  if (!slash || (size_t) (slash - v) >= sizeof(ip))
+    return false;
+  memcpy(ip, v, (size_t) (slash - v));
+  ip[slash - v] = '\0';
+  if (!is_ipv4(ip) || !parse_uint(slash + 1, 1, 32, &prefix) || strlen(slash + 1) > 2)
+    return false;
+  memcpy(ret_ip, ip, sizeof(ip));
+  *ret_prefix = (unsigned) prefix;
+  return true;
+}
+
+/* "A[,B[,C]]": IPv4 or IPv6 name server addresses. */
+static bool
+parse_dns(const char *v, GiCmdline *ret)
+{
+  char dns[GI_CMDLINE_MAX_DNS][46];
+  size_t n = 0;
+
+  for (const char *p = v;; ) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t) (comma - p) : strlen(p);
+
+    if (n == GI_CMDLINE_MAX_DNS || len == 0 || len >= sizeof(dns[0]))
+      return false;
+    memcpy(dns[n], p, len);
+    dns[n][len] = '\0';
+    if (!is_ip_any(dns[n]))
+      return false;
+    n++;
+    if (!comma)
+      break;
+    p = comma + 1;
+  }
+  memcpy(ret->dns, dns, sizeof(dns));
+  ret->n_dns = n;
+  return true;
+}
+
+/* A network interface name as the kernel takes it (dev_valid_name()). */
+static bool
+is_ifname(const char *v)
+{
+  size_t len = strlen(v);
+
+  if (len == 0 || len >= 16 || strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
+    return false;
+  for (const char *p = v; *p != '\0'; p++)
+    if (*p == '/' || *p == ':' || *p == ' ')
+      return false;
+  return true;
+}
+
+/* An absolute path without "." or ".." components or empty components. */
+static bool
+is_clean_abs_path(const char *v)
+{
+  if (v[0] != '/' || v[1] == '\0')
+    return false;
+  for (const char *p = v + 1;; ) {
+    const char *slash = strchr(p, '/');
+    size_t len = slash ? (size_t) (slash - p) : strlen(p);
+
+    if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+      return false;
+    if (!slash)
+      return true;
+    p = slash + 1;
+  }
+}
+
+/* "console" or "vsock:PORT". */
+static bool
+parse_report(const char *v, GiReportTarget *ret_target, unsigned *ret_port)
+{
+  unsigned long port;
+
+  if (strcmp(v, "console") == 0) {
+    *ret_target = GI_REPORT_CONSOLE;
+    *ret_port = 0;
+    return true;
+  }
+  if (strncmp(v, "vsock:", 6) == 0 && parse_uint(v + 6, 1, 0xfffffffeUL, &port)) {
+    *ret_target = GI_REPORT_VSOCK;
+    *ret_port = (unsigned) port;
+    return true;
+  }
+  return false;
+}
+
+/* "none" or a comma-separated subset of uvm, modeset, drm, peermem. */
+static bool
+parse_nvidia(const char *v, unsigned *ret)
+{
+  unsigned mask = 0;
+
+  if (strcmp(v, "none") == 0) {
+    *ret = 0;
+    return true;
+  }
+  for (const char *p = v;; ) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t) (comma - p) : strlen(p);
+
+    if (len == 3 && strncmp(p, "uvm", 3) == 0)
+      mask |= GI_NVIDIA_UVM;
+    else if (len == 7 && strncmp(p, "modeset", 7) == 0)
+      mask |= GI_NVIDIA_MODESET;
+    else if (len == 3 && strncmp(p, "drm", 3) == 0)
+      mask |= GI_NVIDIA_DRM | GI_NVIDIA_MODESET;
+    else if (len == 7 && strncmp(p, "peermem", 7) == 0)
+      mask |= GI_NVIDIA_PEERMEM;
+    else
+      return false;
+    if (!comma)
+      break;
+    p = comma + 1;
+  }
+  *ret = mask;
+  return true;
+}
+
+static bool
+is_fstype(const char *v)
+{
+  size_t len = strlen(v);
+
+  if (len == 0 || len >= 32)
+    return false;
+  for (const char *p = v; *p != '\0'; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '.'))
+      return false;
+  return true;
+}
+
 /* Checks a known key's value and applies it to @ret; returns the status. */
 static GiCmdlineStatus
 apply_known(GiCmdline *ret, const GiCmdlineEntry *e)
 {
+  const char *v = e->value;
+  unsigned long n;
+
   switch (e->id) {
   case GI_CMDLINE_KEY_SANDBOX:
-    if (e->value[0] == '\0')
+    if (v[0] == '\0')
       return GI_CMDLINE_BAD_VALUE;
-    memcpy(ret->sandbox, e->value, sizeof(ret->sandbox));
+    memcpy(ret->sandbox, v, sizeof(ret->sandbox));
     ret->has_sandbox = true;
     return GI_CMDLINE_OK;
   case GI_CMDLINE_KEY_READY:
-    if (strcmp(e->value, "console") != 0)
+  case GI_CMDLINE_KEY_REPORT:
+    if (!parse_report(v, &ret->report, &ret->report_port))
       return GI_CMDLINE_BAD_VALUE;
-    ret->ready = GI_READY_CONSOLE;
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_IP:
+    if (!parse_ip_prefix(v, ret->ip, &ret->prefix))
+      return GI_CMDLINE_BAD_VALUE;
+    ret->has_ip = true;
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_GW:
+    if (!is_ipv4(v))
+      return GI_CMDLINE_BAD_VALUE;
+    memcpy(ret->gw, v, strlen(v) + 1);
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_DNS:
+    return parse_dns(v, ret) ? GI_CMDLINE_OK : GI_CMDLINE_BAD_VALUE;
+  case GI_CMDLINE_KEY_IF:
+    if (!is_ifname(v))
+      return GI_CMDLINE_BAD_VALUE;
+    memcpy(ret->ifname, v, strlen(v) + 1);
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_CMD:
+    if (!is_clean_abs_path(v))
+      return GI_CMDLINE_BAD_VALUE;
+    memcpy(ret->cmd, v, sizeof(ret->cmd));
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_ARG:
+    /* Any printable value, the empty string included. */
+    if (ret->n_args == GI_CMDLINE_MAX_ARGS)
+      return GI_CMDLINE_TOO_MANY;
+    memcpy(ret->args[ret->n_args++], v, sizeof(ret->args[0]));
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_ROOT:
+    if (strncmp(v, "/dev/", 5) != 0 || !is_clean_abs_path(v))
+      return GI_CMDLINE_BAD_VALUE;
+    memcpy(ret->root, v, sizeof(ret->root));
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_ROOTFSTYPE:
+    if (!is_fstype(v))
+      return GI_CMDLINE_BAD_VALUE;
+    memcpy(ret->rootfstype, v, strlen(v) + 1);
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_ROOTFLAGS:
+    if (strcmp(v, "ro") != 0 && strcmp(v, "rw") != 0)
+      return GI_CMDLINE_BAD_VALUE;
+    ret->root_ro = strcmp(v, "ro") == 0;
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_GPU:
+    if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+      return GI_CMDLINE_BAD_VALUE;
+    ret->gpu = strcmp(v, "on") == 0;
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_NVIDIA:
+    return parse_nvidia(v, &ret->nvidia) ? GI_CMDLINE_OK : GI_CMDLINE_BAD_VALUE;
+  case GI_CMDLINE_KEY_TIMEOUT:
+    if (!parse_uint(v, 0, GI_CMDLINE_MAX_TIMEOUT, &n))
+      return GI_CMDLINE_BAD_VALUE;
+    ret->timeout_s = (unsigned) n;
     return GI_CMDLINE_OK;
   case GI_CMDLINE_KEY_UNKNOWN:
   default:
@@ -124,7 +390,10 @@ gi_cmdline_parse(const char *cmdline, GiCmdline *ret)
   const char *p = cmdline ? cmdline : "";
 
   memset(ret, 0, sizeof(*ret));
-  ret->ready = GI_READY_CONSOLE;
+  ret->report = GI_REPORT_CONSOLE;
+  memcpy(ret->rootfstype, "ext4", sizeof("ext4"));
+  ret->gpu = true;
+  ret->nvidia = GI_NVIDIA_DEFAULT;
 
   for (;;) {
     Token t;
@@ -177,6 +446,8 @@ gi_cmdline_status_to_string(GiCmdlineStatus status)
     return "unterminated double quote";
   case GI_CMDLINE_BAD_VALUE:
     return "value not accepted";
+  case GI_CMDLINE_TOO_MANY:
+    return "given too many times";
   default:
     return "invalid status";
   }

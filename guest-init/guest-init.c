@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* guest-init: the sandbox guest's PID 1. Static, libc only.
+/* guest-init: the sandbox guest's PID 1. Static: libc, plus libnl-route-3
+ * linked in.
  *
- * Mounts /dev (devtmpfs), /proc and /sys, reads the vfiod.* keys of the
- * kernel command line, prints one VFIOD_READY line listing the PCI functions
- * it sees, then waits for a termination signal or an ACPI power button press
- * and powers the VM off. It never returns from main(). The console protocol
- * is described in guest-init/README.md. */
+ * Mounts the API file systems, reads the vfiod.* keys of the kernel command
+ * line, loads the modules the stager put into the image (in manifest order),
+ * sets up NVIDIA GPUs when staged, configures the network, optionally mounts
+ * a root file system for the workload, reports readiness (console, and vsock
+ * when asked), then runs the workload if there is one and waits: it reaps
+ * every child, forwards termination signals, and powers the VM off (never
+ * returning) when the workload ends, on a termination signal without a
+ * workload, or on an ACPI power button press. The console protocol and the
+ * command line keys are described in guest-init/README.md. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +26,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -30,114 +36,156 @@
 #include <unistd.h>
 
 #include "cmdline.h"
+#include "manifest.h"
+#include "modules.h"
+#include "net.h"
+#include "procstat.h"
 #include "report.h"
+#include "util.h"
+#include "vsock.h"
 
-/* The guest's own sysfs, devtmpfs and procfs; guest-init only reads them.
- * (In --test mode on a development machine, --pci-root can point elsewhere.) */
+/* The guest's own sysfs, devtmpfs and procfs. (In --test mode on a
+ * development machine, --pci-root can point elsewhere.) */
 #define GUEST_PCI_ROOT "/sys/bus/pci/devices"
 #define GUEST_INPUT_ROOT "/dev/input"
 #define GUEST_CMDLINE_PATH "/proc/cmdline"
+#define GUEST_RESOLV_CONF "/etc/resolv.conf"
+#define NEWROOT "/newroot"          /* where vfiod.root= is mounted */
 
 #define CMDLINE_BUF_SIZE 16384      /* x86 COMMAND_LINE_SIZE is 2048 */
+#define MANIFEST_BUF_SIZE 65536
 #define MAX_POWER_BUTTONS 8
+#define MAX_TIMINGS 8
 
-/* --test: run as an ordinary process (no mounts, no reboot; exits instead of
- * powering off). For trying guest-init on a development machine. */
+#define ROOT_WAIT_MS 10000          /* for the vfiod.root= block device to appear */
+#define STOP_GRACE_MS 10000         /* workload: SIGTERM to its group, then SIGKILL */
+#define CLEANUP_TERM_MS 3000        /* leftovers after the workload: SIGTERM, then SIGKILL */
+#define CLEANUP_KILL_MS 5000        /* after SIGKILL: give up waiting */
+#define REPORT_ATTEMPTS 3           /* vsock attempts for the ready and exit lines */
+
+/* --test: run as an ordinary process (no mounts, no modules, no network, no
+ * reboot; exits instead of powering off). For trying guest-init on a
+ * development machine. */
 static bool test_mode;
 
-/* Writes all of @buf to @fd in as few write(2) calls as possible (one, for a
- * console line, so that kernel messages do not cut it). Errors are dropped:
- * there is nowhere else to report them. */
+static GiCmdline cmdline;           /* large: kept off the stack */
+
+/* What set-up did, for the ready report. */
+static struct {
+  GiManifest manifest;
+  bool has_manifest;
+  GiModules modules;
+  bool has_nvidia;
+  GiNvidiaState nvidia;
+  bool has_net;
+  GiNet net;
+  GiTiming timings[MAX_TIMINGS];
+  size_t n_timings;
+} boot;
+
+/* The workload (vfiod.cmd), while PID 1 waits. */
+typedef struct {
+  pid_t pid;              /* > 0 once started; its process group id too */
+  bool done;              /* it has exited: status is valid */
+  int status;             /* wait status */
+  uint64_t started_ms, ended_ms;
+  uint64_t timeout_at;    /* vfiod.timeout deadline, 0 for none */
+  uint64_t kill_at;       /* SIGKILL deadline once a stop was asked, else 0 */
+  const char *stop_reason;/* why it was stopped, or NULL */
+  int forwarded;          /* the last termination signal forwarded to it, or 0 */
+} Workload;
+
+static Workload workload;
+static unsigned n_reaped;   /* children other than the workload reaped so far */
+
 static void
-write_all(int fd, const char *buf, size_t len)
+add_timing(const char *name)
 {
-  while (len > 0) {
-    ssize_t n = write(fd, buf, len);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return;
-    }
-    buf += n;
-    len -= (size_t) n;
-  }
-}
-
-static void __attribute__((format(printf, 1, 2)))
-warn(const char *fmt, ...)
-{
-  char buf[512];
-  va_list ap;
-  int n;
-
-  /* Leading newline: see emit_line(). */
-  n = snprintf(buf, sizeof(buf), "\nguest-init: warning: ");
-  va_start(ap, fmt);
-  n += vsnprintf(buf + n, sizeof(buf) - (size_t) n, fmt, ap);
-  va_end(ap);
-  if ((size_t) n >= sizeof(buf) - 1)
-    n = sizeof(buf) - 2;
-  buf[n++] = '\n';
-  write_all(STDERR_FILENO, buf, (size_t) n);
+  if (boot.n_timings < MAX_TIMINGS)
+    boot.timings[boot.n_timings++] = (GiTiming) { name, gi_now_ms() };
 }
 
 /* Console lines: a formatter from report.h writes into @buf + 1, and the
  * line goes out with a newline in front, in one write(2). The newline makes
- * it start at column 0 even after firmware output without a final newline
- * (SeaBIOS leaves terminal escapes there). @len: the formatter's result. */
+ * it start at column 0 even after firmware output without one (SeaBIOS
+ * leaves terminal escapes there). @len: the formatter's result. */
 static void
 emit_line(char *buf, size_t size, size_t len)
 {
   buf[0] = '\n';
-  write_all(STDOUT_FILENO, buf, 1 + (len < size - 1 ? len : size - 2));
+  gi_write_all(STDOUT_FILENO, buf, 1 + (len < size - 1 ? len : size - 2));
+}
+
+/* Sends a complete line (@line, @len bytes, "\n"-terminated, no leading
+ * newline) to the host when vfiod.report=vsock:PORT, and prints a
+ * VFIOD_REPORT line saying how that went. The console has the line already. */
+static void
+send_to_host(const char *line, size_t len, const char *tag, unsigned attempts)
+{
+  char to[32], err[256], status[512];
+  unsigned made = 0;
+  int r;
+
+  if (cmdline.report != GI_REPORT_VSOCK || test_mode)
+    return;
+  snprintf(to, sizeof(to), "vsock:%u", cmdline.report_port);
+  r = gi_vsock_send(GI_VSOCK_CID_HOST, cmdline.report_port, line, len, attempts, &made, err, sizeof(err));
+  emit_line(status, sizeof(status),
+            gi_format_report_status(status + 1, sizeof(status) - 1, to, tag, r == 0, made, r == 0 ? NULL : err));
+  if (r < 0)
+    gi_warn("could not send %s to the host: %s; the console line above is the report", tag, err);
 }
 
 static void __attribute__((noreturn))
-power_off(void)
+power_off(int test_exit_code)
 {
   sync();
   if (test_mode)
-    exit(0);
+    exit(test_exit_code);
   reboot(RB_POWER_OFF);
-  warn("reboot(RB_POWER_OFF) failed: %s; halting here", strerror(errno));
+  gi_warn("reboot(RB_POWER_OFF) failed: %s; halting here", strerror(errno));
   for (;;)
     sleep(3600);
 }
 
 static void __attribute__((noreturn))
-power_off_because(const char *reason)
+power_off_because(const char *reason, int test_exit_code)
 {
   char line[256];
 
   emit_line(line, sizeof(line), gi_format_poweroff(line + 1, sizeof(line) - 1, reason));
-  power_off();
+  power_off(test_exit_code);
 }
 
-/* Prints VFIOD_FATAL with the formatted message and powers off (in --test
- * mode: exits 1). */
+/* Prints VFIOD_FATAL with the formatted message, tries once to send it to
+ * the host, and powers off (in --test mode: exits 1). */
 static void __attribute__((noreturn, format(printf, 1, 2)))
 fatal(const char *fmt, ...)
 {
   char msg[512], line[1024];
   va_list ap;
+  size_t len;
 
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  emit_line(line, sizeof(line), gi_format_fatal(line + 1, sizeof(line) - 1, msg));
-  if (test_mode)
-    exit(1);
-  power_off();
+  len = gi_format_fatal(line + 1, sizeof(line) - 1, msg);
+  emit_line(line, sizeof(line), len);
+  if (len < sizeof(line) - 1)
+    send_to_host(line + 1, len, "VFIOD_FATAL", 1);
+  power_off_because("fatal", 1);
 }
 
-/* True when something is mounted on @dir (a directory directly below "/"):
- * it is then on another device than "/". */
+/* True when something is mounted on @dir: it is on another device than its
+ * parent directory. */
 static bool
 is_mountpoint(const char *dir)
 {
-  struct stat st, root;
+  char parent[256];
+  struct stat st, pst;
 
-  return stat(dir, &st) == 0 && stat("/", &root) == 0 && st.st_dev != root.st_dev;
+  snprintf(parent, sizeof(parent), "%s/..", dir);
+  return stat(dir, &st) == 0 && stat(parent, &pst) == 0 && st.st_dev != pst.st_dev;
 }
 
 /* Creates @target if needed and mounts @type on it, unless something is
@@ -181,6 +229,22 @@ setup_console(void)
   return 0;
 }
 
+/* The file systems every guest gets, in mount order (after /dev). */
+static const struct {
+  const char *type;
+  const char *target;
+  unsigned long flags;
+  const char *data;
+} api_mounts[] = {
+  { "proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+  { "sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+  { "tmpfs", "/run", MS_NOSUID | MS_NODEV, "mode=0755" },
+  { "tmpfs", "/tmp", MS_NOSUID | MS_NODEV, "mode=1777" },
+  { "cgroup2", "/sys/fs/cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+  { "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666" },
+  { "tmpfs", "/dev/shm", MS_NOSUID | MS_NODEV, "mode=1777" },
+};
+
 static void
 setup_pid1(void)
 {
@@ -188,7 +252,7 @@ setup_pid1(void)
 
   /* Ctrl-Alt-Del becomes SIGINT to us instead of an immediate reboot. */
   if (reboot(RB_DISABLE_CAD) < 0)
-    warn("reboot(RB_DISABLE_CAD) failed: %s", strerror(errno));
+    gi_warn("reboot(RB_DISABLE_CAD) failed: %s", strerror(errno));
 
   /* /dev first, so that a console exists for the error messages. */
   r = mount_fs("devtmpfs", "/dev", MS_NOSUID, "mode=0755");
@@ -196,80 +260,61 @@ setup_pid1(void)
   (void) setup_console();
   if (r < 0)
     fatal("mount devtmpfs on /dev: %s", strerror(-r));
-  r = mount_fs("proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-  if (r < 0)
-    fatal("mount proc on /proc: %s", strerror(-r));
-  r = mount_fs("sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-  if (r < 0)
-    fatal("mount sysfs on /sys: %s", strerror(-r));
-}
-
-/* Reads @path into @buf (NUL-terminated, at most @size - 1 bytes). Returns
- * the length, or -errno. *@truncated says whether the file was longer. */
-static ssize_t
-read_file(const char *path, char *buf, size_t size, bool *truncated)
-{
-  size_t len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-  if (fd < 0)
-    return -errno;
-  *truncated = false;
-  for (;;) {
-    ssize_t n;
-    char extra;
-
-    if (len == size - 1) {
-      n = read(fd, &extra, 1);
-      *truncated = n > 0;
-      break;
-    }
-    n = read(fd, buf + len, size - 1 - len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return -e;
-    }
-    if (n == 0)
-      break;
-    len += (size_t) n;
+  for (size_t i = 0; i < sizeof(api_mounts) / sizeof(api_mounts[0]); i++) {
+    r = mount_fs(api_mounts[i].type, api_mounts[i].target, api_mounts[i].flags, api_mounts[i].data);
+    if (r < 0)
+      fatal("mount %s on %s: %s", api_mounts[i].type, api_mounts[i].target, strerror(-r));
   }
-  close(fd);
-  buf[len] = '\0';
-  return (ssize_t) len;
 }
 
-/* Parses a sysfs ID attribute ("0x10de\n") into @ret. Returns 0 or -EINVAL. */
+/* Parses a sysfs hex attribute ("0x10de\n") into @ret. Returns 0 or -EINVAL. */
 static int
-parse_id(const char *s, uint16_t *ret)
+parse_hex(const char *s, uint32_t max, uint32_t *ret)
 {
   char *end;
   unsigned long v;
 
   errno = 0;
   v = strtoul(s, &end, 16);
-  if (errno != 0 || end == s || v > 0xffff || (*end != '\0' && *end != '\n'))
+  if (errno != 0 || end == s || v > max || (*end != '\0' && *end != '\n'))
     return -EINVAL;
-  *ret = (uint16_t) v;
+  *ret = (uint32_t) v;
   return 0;
 }
 
 static int
-read_id(const char *root, const char *bdf, const char *attr, uint16_t *ret)
+read_hex(const char *root, const char *bdf, const char *attr, uint32_t max, uint32_t *ret)
 {
   char path[512], buf[32];
   bool truncated;
   ssize_t n;
 
   snprintf(path, sizeof(path), "%s/%s/%s", root, bdf, attr);
-  n = read_file(path, buf, sizeof(buf), &truncated);
+  n = gi_read_file(path, buf, sizeof(buf), &truncated);
   if (n < 0)
     return (int) n;
   if (truncated)
     return -EINVAL;
-  return parse_id(buf, ret);
+  return parse_hex(buf, max, ret);
+}
+
+/* The name of the driver bound to @bdf ("" for none). */
+static void
+read_driver(const char *root, const char *bdf, char *buf, size_t size)
+{
+  char path[512], target[512];
+  const char *base;
+  ssize_t n;
+
+  buf[0] = '\0';
+  snprintf(path, sizeof(path), "%s/%s/driver", root, bdf);
+  n = readlink(path, target, sizeof(target) - 1);
+  if (n <= 0)
+    return;
+  target[n] = '\0';
+  base = strrchr(target, '/');
+  base = base ? base + 1 : target;
+  snprintf(buf, size, "%.*s", (int) size - 1, base);
 }
 
 /* Lists the PCI functions under @root (the guest's PCI devices directory),
@@ -294,22 +339,29 @@ pci_scan(const char *root, GiPciDevice **ret_devices, size_t *ret_n)
   while ((de = readdir(d)) != NULL) {
     GiPciDevice dev = { 0 };
     GiPciDevice *grown;
+    uint32_t vendor, device, class_code = 0;
     int r;
 
     if (de->d_name[0] == '.')
       continue;
     if (strlen(de->d_name) >= sizeof(dev.bdf)) {
-      warn("skipping PCI entry with an overlong name");
+      gi_warn("skipping PCI entry with an overlong name");
       continue;
     }
     strcpy(dev.bdf, de->d_name);
-    r = read_id(root, dev.bdf, "vendor", &dev.vendor);
+    r = read_hex(root, dev.bdf, "vendor", 0xffff, &vendor);
     if (r == 0)
-      r = read_id(root, dev.bdf, "device", &dev.device);
+      r = read_hex(root, dev.bdf, "device", 0xffff, &device);
     if (r < 0) {
-      warn("skipping PCI function %s: cannot read its IDs: %s", dev.bdf, strerror(-r));
+      gi_warn("skipping PCI function %s: cannot read its IDs: %s", dev.bdf, strerror(-r));
       continue;
     }
+    if (read_hex(root, dev.bdf, "class", 0xffffff, &class_code) < 0)
+      gi_warn("PCI function %s: cannot read its class", dev.bdf);
+    dev.vendor = (uint16_t) vendor;
+    dev.device = (uint16_t) device;
+    dev.class_code = class_code;
+    read_driver(root, dev.bdf, dev.driver, sizeof(dev.driver));
     grown = realloc(devices, (n + 1) * sizeof(*devices));
     if (!grown) {
       free(devices);
@@ -328,46 +380,252 @@ pci_scan(const char *root, GiPciDevice **ret_devices, size_t *ret_n)
 }
 
 static void
-report_cmdline_problems(const GiCmdline *cmdline)
+report_cmdline_problems(void)
 {
-  for (size_t i = 0; i < cmdline->n_entries; i++) {
-    const GiCmdlineEntry *e = &cmdline->entries[i];
+  for (size_t i = 0; i < cmdline.n_entries; i++) {
+    const GiCmdlineEntry *e = &cmdline.entries[i];
 
     if (e->status != GI_CMDLINE_OK)
-      warn("kernel command line: %s: %s", e->key, gi_cmdline_status_to_string(e->status));
+      gi_warn("kernel command line: %s: %s", e->key, gi_cmdline_status_to_string(e->status));
   }
-  if (cmdline->n_dropped > 0)
-    warn("kernel command line: %zu vfiod.* keys beyond the first %d ignored",
-         cmdline->n_dropped, GI_CMDLINE_MAX_ENTRIES);
+  if (cmdline.n_dropped > 0)
+    gi_warn("kernel command line: %zu vfiod.* keys beyond the first %d ignored",
+            cmdline.n_dropped, GI_CMDLINE_MAX_ENTRIES);
+  if (!cmdline.has_ip && cmdline.gw[0] != '\0')
+    gi_warn("kernel command line: vfiod.gw without vfiod.ip is ignored");
+  if (cmdline.cmd[0] == '\0' && cmdline.n_args > 0)
+    gi_warn("kernel command line: vfiod.arg without vfiod.cmd is ignored");
+  if (cmdline.cmd[0] == '\0' && cmdline.root[0] != '\0')
+    gi_warn("kernel command line: vfiod.root without vfiod.cmd: the disk is mounted on %s only", NEWROOT);
+}
+
+/* Reads and checks the staged manifest, points firmware_class at the staged
+ * firmware, and loads the modules. No manifest (an image packed without the
+ * stager) means nothing to load. */
+static void
+setup_modules(void)
+{
+  static char text[MANIFEST_BUF_SIZE];
+  struct utsname uts;
+  char err[512];
+  bool truncated;
+  ssize_t n;
+  int r;
+
+  n = gi_read_file(GI_MANIFEST_PATH, text, sizeof(text), &truncated);
+  if (n == -ENOENT)
+    return;
+  if (n < 0)
+    fatal("read %s: %s", GI_MANIFEST_PATH, strerror((int) -n));
+  if (truncated)
+    fatal("%s is larger than %d bytes", GI_MANIFEST_PATH, MANIFEST_BUF_SIZE - 1);
+  if (gi_manifest_parse(text, &boot.manifest, err, sizeof(err)) < 0)
+    fatal("%s: %s", GI_MANIFEST_PATH, err);
+  boot.has_manifest = true;
+  for (size_t i = 0; i < boot.manifest.n_unknown && i < GI_MANIFEST_MAX_UNKNOWN; i++)
+    gi_warn("%s: line %u: unknown entry kind, ignored", GI_MANIFEST_PATH, boot.manifest.unknown_lines[i]);
+
+  if (uname(&uts) < 0)
+    fatal("uname: %s", strerror(errno));
+  if (strcmp(boot.manifest.kernel, uts.release) != 0)
+    fatal("%s: staged for kernel %s, but this kernel is %s", GI_MANIFEST_PATH, boot.manifest.kernel,
+          uts.release);
+
+  if (boot.manifest.firmware) {
+    struct stat st;
+
+    if (stat(boot.manifest.firmware, &st) < 0)
+      fatal("staged firmware directory %s: %s", boot.manifest.firmware, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+      fatal("staged firmware directory %s: not a directory", boot.manifest.firmware);
+    r = gi_firmware_set_path(boot.manifest.firmware);
+    if (r < 0)
+      fatal("write %s to %s: %s", boot.manifest.firmware, GI_FIRMWARE_CLASS_PATH, strerror(-r));
+  }
+
+  r = gi_modules_load(&boot.manifest, &cmdline, &boot.modules, err, sizeof(err));
+  if (r < 0)
+    fatal("%s", err);
+}
+
+/* NVIDIA: when the manifest stages a driver, vfiod.gpu is on and nvidia.ko
+ * was loaded, create the device nodes and start the user-space helpers. */
+static void
+setup_nvidia(void)
+{
+  char err[512];
+
+  if (!boot.has_manifest || !boot.manifest.nvidia_driver || !cmdline.gpu)
+    return;
+  if (!boot.modules.nvidia) {
+    gi_warn("%s names NVIDIA driver %s but stages no nvidia.ko; no GPU set-up", GI_MANIFEST_PATH,
+            boot.manifest.nvidia_driver);
+    return;
+  }
+  if (gi_nvidia_setup(boot.modules.nvidia_modeset, &boot.nvidia, err, sizeof(err)) < 0)
+    fatal("NVIDIA set-up: %s", err);
+  boot.has_nvidia = true;
+  add_timing("gpu");
 }
 
 static void
-print_ready(const GiCmdline *cmdline, const char *pci_root)
+setup_network(void)
 {
+  char err[512];
+  int r;
+
+  r = gi_net_loopback_up(err, sizeof(err));
+  if (r < 0)
+    fatal("network: %s", err);
+  if (cmdline.has_ip) {
+    r = gi_net_configure(&cmdline, &boot.net, err, sizeof(err));
+    if (r < 0)
+      fatal("network: %s", err);
+    boot.has_net = true;
+  }
+  if (cmdline.n_dns > 0) {
+    r = gi_mkdir_p("/etc", 0755);
+    if (r == 0)
+      r = gi_net_write_resolv_conf(GUEST_RESOLV_CONF, &cmdline);
+    if (r < 0)
+      fatal("write %s: %s", GUEST_RESOLV_CONF, strerror(-r));
+  }
+}
+
+/* Gives the workload the name servers in the new root: bind-mounts our
+ * resolv.conf over its own, or writes one where there is none. Not fatal:
+ * the workload may not need DNS. */
+static void
+root_resolv_conf(void)
+{
+  static const char path[] = NEWROOT GUEST_RESOLV_CONF;
+  struct stat st;
+  int r;
+
+  if (lstat(path, &st) == 0) {
+    if (!S_ISREG(st.st_mode)) {
+      gi_warn("%s is not a regular file (a symlink?): left alone, vfiod.dns not applied there", path);
+      return;
+    }
+    if (mount(GUEST_RESOLV_CONF, path, NULL, MS_BIND, NULL) < 0)
+      gi_warn("bind-mount %s on %s: %s", GUEST_RESOLV_CONF, path, strerror(errno));
+    return;
+  }
+  r = gi_net_write_resolv_conf(path, &cmdline);
+  if (r < 0)
+    gi_warn("write %s: %s", path, strerror(-r));
+}
+
+/* vfiod.root=: waits for the block device, mounts it on NEWROOT and
+ * bind-mounts /dev, /proc, /sys, /run and /tmp into it. The workload is
+ * chroot()ed there; guest-init itself stays in the initramfs (see README). */
+static void
+setup_root(void)
+{
+  static const char *const binds[] = { "/dev", "/proc", "/sys", "/run", "/tmp" };
+  uint64_t deadline = gi_now_ms() + ROOT_WAIT_MS;
+  unsigned long flags = cmdline.root_ro ? MS_RDONLY : 0;
+  struct stat st;
+
+  if (cmdline.root[0] == '\0')
+    return;
+  while (stat(cmdline.root, &st) < 0 || !S_ISBLK(st.st_mode)) {
+    if (gi_now_ms() >= deadline)
+      fatal("root device %s did not appear within %d ms (is its driver module staged?)", cmdline.root,
+            ROOT_WAIT_MS);
+    usleep(50 * 1000);
+  }
+  if (mkdir(NEWROOT, 0755) < 0 && errno != EEXIST)
+    fatal("mkdir %s: %s", NEWROOT, strerror(errno));
+  if (mount(cmdline.root, NEWROOT, cmdline.rootfstype, flags, NULL) < 0)
+    fatal("mount %s (%s) on %s: %s", cmdline.root, cmdline.rootfstype, NEWROOT, strerror(errno));
+  for (size_t i = 0; i < sizeof(binds) / sizeof(binds[0]); i++) {
+    char target[64];
+
+    snprintf(target, sizeof(target), NEWROOT "%s", binds[i]);
+    if (mkdir(target, 0755) < 0 && errno != EEXIST)
+      fatal("mkdir %s: %s", target, strerror(errno));
+    if (mount(binds[i], target, NULL, MS_BIND | MS_REC, NULL) < 0)
+      fatal("bind-mount %s on %s: %s", binds[i], target, strerror(errno));
+  }
+  if (cmdline.n_dns > 0)
+    root_resolv_conf();
+  add_timing("root");
+}
+
+static void
+print_ready(const char *pci_root)
+{
+  const char *modules[GI_MANIFEST_MAX_MODULES], *nodes[GI_MAX_NVIDIA_NODES], *gpus[GI_MAX_GPUS];
+  const char *dns[GI_CMDLINE_MAX_DNS];
   GiPciDevice *devices = NULL;
   size_t n_devices = 0, len;
   struct utsname uts;
-  struct timespec ts;
-  uint64_t uptime_ms;
+  char report[32];
+  GiReady r = { 0 };
   char *line;
-  int r;
+  int e;
 
-  r = pci_scan(pci_root, &devices, &n_devices);
-  if (r < 0)
-    fatal("cannot list PCI devices in %s: %s", pci_root, strerror(-r));
+  e = pci_scan(pci_root, &devices, &n_devices);
+  if (e < 0)
+    fatal("cannot list PCI devices in %s: %s", pci_root, strerror(-e));
   if (uname(&uts) < 0)
     fatal("uname: %s", strerror(errno));
-  if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
-    fatal("clock_gettime(CLOCK_BOOTTIME): %s", strerror(errno));
-  uptime_ms = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+  if (cmdline.report == GI_REPORT_VSOCK)
+    snprintf(report, sizeof(report), "vsock:%u", cmdline.report_port);
+  else
+    snprintf(report, sizeof(report), "console");
 
-  len = gi_format_ready(NULL, 0, cmdline->sandbox, uts.release, uptime_ms, devices, n_devices);
+  for (size_t i = 0; i < boot.modules.n_loaded; i++)
+    modules[i] = boot.modules.loaded[i];
+  for (size_t i = 0; i < boot.nvidia.n_nodes; i++)
+    nodes[i] = boot.nvidia.nodes[i];
+  for (size_t i = 0; i < boot.nvidia.n_gpus; i++)
+    gpus[i] = boot.nvidia.gpus[i];
+  for (size_t i = 0; i < cmdline.n_dns; i++)
+    dns[i] = cmdline.dns[i];
+
+  add_timing("ready");
+  r.sandbox = cmdline.sandbox;
+  r.kernel = uts.release;
+  r.uptime_ms = boot.timings[boot.n_timings - 1].ms;
+  r.report = report;
+  r.modules = modules;
+  r.n_modules = boot.modules.n_loaded;
+  r.pci = devices;
+  r.n_pci = n_devices;
+  if (boot.has_nvidia) {
+    r.nvidia_driver = boot.manifest.nvidia_driver;
+    r.nvidia_nodes = nodes;
+    r.n_nvidia_nodes = boot.nvidia.n_nodes;
+    r.persistenced = boot.nvidia.persistenced;
+    r.smi = boot.nvidia.smi;
+    r.gpus = gpus;
+    r.n_gpus = boot.nvidia.n_gpus;
+  }
+  if (boot.has_net) {
+    r.net_if = boot.net.ifname;
+    r.net_mac = boot.net.mac[0] != '\0' ? boot.net.mac : NULL;
+    r.net_ip = boot.net.ip;
+    r.net_gw = cmdline.gw[0] != '\0' ? cmdline.gw : NULL;
+    r.dns = dns;
+    r.n_dns = cmdline.n_dns;
+  }
+  if (cmdline.root[0] != '\0') {
+    r.root_dev = cmdline.root;
+    r.root_fstype = cmdline.rootfstype;
+  }
+  r.workload = cmdline.cmd[0] != '\0' ? cmdline.cmd : NULL;
+  r.timings = boot.timings;
+  r.n_timings = boot.n_timings;
+
+  len = gi_format_ready(NULL, 0, &r);
   line = malloc(len + 2);
   if (!line)
     fatal("out of memory formatting the ready line");
-  gi_format_ready(line + 1, len + 1, cmdline->sandbox, uts.release, uptime_ms, devices, n_devices);
-  /* GI_READY_CONSOLE is the only target: our stdout is the console. */
+  gi_format_ready(line + 1, len + 1, &r);
   emit_line(line, len + 2, len);
+  send_to_host(line + 1, len, "VFIOD_READY", REPORT_ATTEMPTS);
   free(line);
   free(devices);
 }
@@ -411,6 +669,8 @@ signal_name(int sig)
     return "signal:SIGTERM";
   case SIGINT:
     return "signal:SIGINT";
+  case SIGHUP:
+    return "signal:SIGHUP";
   case SIGPWR:
     return "signal:SIGPWR";
   case SIGUSR1:
@@ -422,56 +682,334 @@ signal_name(int sig)
   }
 }
 
+/* Reaps every child that has exited, without blocking. The workload's
+ * status is kept; the others are counted. */
 static void
 reap_children(void)
 {
-  while (waitpid(-1, NULL, WNOHANG) > 0)
-    ;
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+
+    if (pid <= 0)
+      return;
+    if (workload.pid > 0 && pid == workload.pid && !workload.done) {
+      workload.done = true;
+      workload.status = status;
+      workload.ended_ms = gi_now_ms();
+    } else {
+      n_reaped++;
+    }
+  }
 }
 
-/* Drains the signalfd. Powers off on a termination signal. */
+/* Counts the processes that are left: as PID 1, every user-space process but
+ * ourselves; in --test mode, our own children. *@ret_zombies (may be NULL):
+ * how many of those are zombies (they are not in the return value). */
+static unsigned
+count_processes(unsigned *ret_zombies)
+{
+  unsigned alive = 0, zombies = 0;
+  pid_t self = getpid();
+  struct dirent *de;
+  DIR *d = opendir("/proc");
+
+  if (!d) {
+    gi_warn("cannot list /proc: %s", strerror(errno));
+    if (ret_zombies)
+      *ret_zombies = 0;
+    return 0;
+  }
+  while ((de = readdir(d)) != NULL) {
+    char path[64], text[1024];
+    GiProcStat st;
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+
+    if (*end != '\0' || pid <= 0 || pid == self)
+      continue;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if (gi_read_file(path, text, sizeof(text), NULL) < 0 || gi_proc_stat_parse(text, &st) < 0)
+      continue;  /* gone meanwhile */
+    if (!gi_proc_stat_is_user(&st) || (test_mode && st.ppid != self))
+      continue;
+    if (st.state == 'Z' || st.state == 'X')
+      zombies++;
+    else
+      alive++;
+  }
+  closedir(d);
+  if (ret_zombies)
+    *ret_zombies = zombies;
+  return alive;
+}
+
+/* Sends @sig to what count_processes() counts: kill(-1) as PID 1 (every
+ * process but us), our children one by one in --test mode. */
+static void
+signal_leftovers(int sig)
+{
+  struct dirent *de;
+  DIR *d;
+
+  if (!test_mode) {
+    kill(-1, sig);
+    return;
+  }
+  d = opendir("/proc");
+  if (!d)
+    return;
+  while ((de = readdir(d)) != NULL) {
+    char path[64], text[1024];
+    GiProcStat st;
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+
+    if (*end != '\0' || pid <= 0)
+      continue;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if (gi_read_file(path, text, sizeof(text), NULL) < 0 || gi_proc_stat_parse(text, &st) < 0)
+      continue;
+    if (st.ppid == getpid())
+      kill((pid_t) pid, sig);
+  }
+  closedir(d);
+}
+
+/* Drains the signalfd without acting on anything but SIGCHLD (reaping). */
+static void
+drain_signals(int sfd)
+{
+  struct signalfd_siginfo si;
+
+  while (read(sfd, &si, sizeof(si)) == (ssize_t) sizeof(si))
+    ;
+  reap_children();
+}
+
+/* Reaps until no process is left or @ms have passed. Returns how many are
+ * left. */
+static unsigned
+wait_for_leftovers(int sfd, int ms)
+{
+  uint64_t deadline = gi_now_ms() + (uint64_t) ms;
+  unsigned left;
+
+  for (;;) {
+    struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+    uint64_t now;
+
+    reap_children();
+    left = count_processes(NULL);
+    now = gi_now_ms();
+    if (left == 0 || now >= deadline)
+      return left;
+    /* SIGCHLD wakes us; /proc is looked at again every 50 ms anyway, for
+     * processes that are not our children yet. */
+    (void) poll(&pfd, 1, deadline - now < 50 ? (int) (deadline - now) : 50);
+    drain_signals(sfd);
+  }
+}
+
+/* The workload has exited: SIGTERM to everything left (with SIGCONT, for
+ * stopped processes), SIGKILL after CLEANUP_TERM_MS, reap all, report, power
+ * off. */
+static void __attribute__((noreturn))
+finish_workload(int sfd)
+{
+  GiExit e = { 0 };
+  char line[512];
+  size_t len;
+
+  reap_children();
+  e.killed = count_processes(NULL);
+  if (e.killed > 0) {
+    signal_leftovers(SIGTERM);
+    signal_leftovers(SIGCONT);
+    e.sigkilled = wait_for_leftovers(sfd, CLEANUP_TERM_MS);
+    if (e.sigkilled > 0) {
+      signal_leftovers(SIGKILL);
+      (void) wait_for_leftovers(sfd, CLEANUP_KILL_MS);
+    }
+  }
+  reap_children();
+  e.left = count_processes(&e.zombies);
+
+  if (WIFEXITED(workload.status)) {
+    e.status = WEXITSTATUS(workload.status);
+  } else if (WIFSIGNALED(workload.status)) {
+    e.signal = WTERMSIG(workload.status);
+    e.status = 128 + e.signal;
+  }
+  if (workload.stop_reason)
+    e.reason = workload.stop_reason;
+  else if (workload.forwarded)
+    e.reason = signal_name(workload.forwarded);
+  else
+    e.reason = "exit";
+  e.runtime_ms = workload.ended_ms - workload.started_ms;
+  e.reaped = n_reaped;
+
+  len = gi_format_exit(line + 1, sizeof(line) - 1, &e);
+  emit_line(line, sizeof(line), len);
+  if (len < sizeof(line) - 1)
+    send_to_host(line + 1, len, "VFIOD_EXIT", REPORT_ATTEMPTS);
+  power_off_because(workload.stop_reason ? workload.stop_reason : "workload-exit", e.status);
+}
+
+/* Before the ready report: the workload must be an executable file (in the
+ * root file system with vfiod.root), or the sandbox is not ready. execve()
+ * can still fail (e.g. a missing ELF interpreter): start_workload() says so. */
+static void
+check_workload(void)
+{
+  char path[sizeof(NEWROOT) + GI_CMDLINE_MAX_VALUE + 1];
+  struct stat st;
+
+  snprintf(path, sizeof(path), "%s%s", cmdline.root[0] != '\0' ? NEWROOT : "", cmdline.cmd);
+  if (stat(path, &st) < 0)
+    fatal("workload %s: %s", path, strerror(errno));
+  if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0)
+    fatal("workload %s: not an executable file", path);
+}
+
+static void
+start_workload(void)
+{
+  char *argv[GI_CMDLINE_MAX_ARGS + 2];
+  pid_t pid;
+
+  argv[0] = cmdline.cmd;
+  for (size_t i = 0; i < cmdline.n_args; i++)
+    argv[1 + i] = cmdline.args[i];
+  argv[1 + cmdline.n_args] = NULL;
+
+  if (test_mode && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+    gi_warn("PR_SET_CHILD_SUBREAPER: %s; orphans will not come back to us", strerror(errno));
+  workload.started_ms = gi_now_ms();
+  pid = gi_spawn(argv, cmdline.root[0] != '\0' ? NEWROOT : NULL, -1);
+  if (pid < 0)
+    fatal("start workload %s%s: %s", cmdline.root[0] != '\0' ? NEWROOT : "", cmdline.cmd, strerror(-pid));
+  workload.pid = pid;
+  if (cmdline.timeout_s > 0)
+    workload.timeout_at = workload.started_ms + (uint64_t) cmdline.timeout_s * 1000;
+}
+
+/* Asks the workload to stop: SIGTERM to its process group now, SIGKILL after
+ * STOP_GRACE_MS. The first reason given is the one reported. */
+static void
+stop_workload(const char *reason)
+{
+  if (!workload.stop_reason)
+    workload.stop_reason = reason;
+  kill(-workload.pid, SIGTERM);
+  kill(-workload.pid, SIGCONT);
+  if (workload.kill_at == 0)
+    workload.kill_at = gi_now_ms() + STOP_GRACE_MS;
+}
+
+static bool
+workload_running(void)
+{
+  return workload.pid > 0 && !workload.done;
+}
+
+/* Drains the signalfd. Without a workload, termination signals power off;
+ * with one, SIGTERM/SIGINT/SIGHUP are forwarded to its process group and
+ * SIGPWR/SIGUSR1/SIGUSR2 stop it (SIGTERM, then SIGKILL). */
 static void
 handle_signals(int sfd)
 {
   struct signalfd_siginfo si;
 
   while (read(sfd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
-    if (si.ssi_signo == SIGCHLD)
+    int sig = (int) si.ssi_signo;
+
+    if (sig == SIGCHLD) {
       reap_children();
-    else
-      power_off_because(signal_name((int) si.ssi_signo));
+      continue;
+    }
+    if (workload_running()) {
+      if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+        kill(-workload.pid, sig);
+        workload.forwarded = sig;
+      } else {
+        stop_workload(signal_name(sig));
+      }
+      continue;
+    }
+    if (workload.pid > 0)
+      continue;  /* it has ended: the exit report is on its way */
+    if (sig == SIGHUP) {
+      gi_warn("SIGHUP without a workload: ignored");
+      continue;
+    }
+    power_off_because(signal_name(sig), 0);
   }
 }
 
 /* Drains an evdev fd. Returns -errno when the device is gone (stop polling
- * it), 0 otherwise. Powers off on a KEY_POWER press. */
+ * it), 1 on a KEY_POWER press, 0 otherwise. */
 static int
 handle_button(int fd)
 {
   struct input_event ev[16];
+  bool pressed = false;
   ssize_t n;
 
   while ((n = read(fd, ev, sizeof(ev))) > 0)
     for (size_t i = 0; i < (size_t) n / sizeof(ev[0]); i++)
       if (ev[i].type == EV_KEY && ev[i].code == KEY_POWER && ev[i].value == 1)
-        power_off_because("power-button");
+        pressed = true;
   if (n < 0 && errno != EAGAIN && errno != EINTR)
     return -errno;
-  return 0;
+  return pressed ? 1 : 0;
 }
 
-/* The PID 1 loop: termination signals and power button presses power off,
- * SIGCHLD reaps. Never returns. */
+/* Milliseconds until the next workload deadline, or -1 for none. */
+static int
+next_timeout(void)
+{
+  uint64_t now = gi_now_ms(), next = 0;
+
+  if (!workload_running())
+    return -1;
+  if (workload.kill_at)
+    next = workload.kill_at;
+  if (workload.timeout_at && (!next || workload.timeout_at < next))
+    next = workload.timeout_at;
+  if (!next)
+    return -1;
+  return next <= now ? 0 : (next - now > 60000 ? 60000 : (int) (next - now));
+}
+
+static void
+check_deadlines(void)
+{
+  uint64_t now = gi_now_ms();
+
+  if (!workload_running())
+    return;
+  if (workload.kill_at && now >= workload.kill_at) {
+    gi_warn("workload did not stop within %d ms of SIGTERM: SIGKILL", STOP_GRACE_MS);
+    kill(-workload.pid, SIGKILL);
+    workload.kill_at = 0;
+  }
+  if (workload.timeout_at && now >= workload.timeout_at) {
+    gi_warn("workload ran past vfiod.timeout=%u: stopping it", cmdline.timeout_s);
+    workload.timeout_at = 0;
+    stop_workload("timeout");
+  }
+}
+
+/* The PID 1 loop, watching the signalfd and the power buttons (@buttons,
+ * opened before the ready report so that no press after it is missed).
+ * Never returns. */
 static void __attribute__((noreturn))
-run_loop(int sfd)
+run_loop(int sfd, const int *buttons, size_t n_buttons)
 {
   struct pollfd pfds[1 + MAX_POWER_BUTTONS];
-  int buttons[MAX_POWER_BUTTONS];
-  size_t n_buttons = test_mode ? 0 : open_power_buttons(buttons, MAX_POWER_BUTTONS);
 
-  if (!test_mode && n_buttons == 0)
-    warn("no ACPI power button input device (modules button, evdev not loaded?); "
-         "powering off on signals only");
   pfds[0] = (struct pollfd) { .fd = sfd, .events = POLLIN };
   for (size_t i = 0; i < n_buttons; i++)
     pfds[1 + i] = (struct pollfd) { .fd = buttons[i], .events = POLLIN };
@@ -479,20 +1017,31 @@ run_loop(int sfd)
   /* A child may have exited before the signalfd existed. */
   reap_children();
   for (;;) {
-    if (poll(pfds, 1 + n_buttons, -1) < 0) {
+    if (workload.done)
+      finish_workload(sfd);
+    if (poll(pfds, 1 + n_buttons, next_timeout()) < 0) {
       if (errno == EINTR)
         continue;
       fatal("poll: %s", strerror(errno));
     }
+    check_deadlines();
     if (pfds[0].revents & POLLIN)
       handle_signals(sfd);
     for (size_t i = 0; i < n_buttons; i++) {
+      int r;
+
       if (pfds[1 + i].revents == 0)
         continue;
-      if ((pfds[1 + i].revents & (POLLERR | POLLHUP | POLLNVAL)) || handle_button(pfds[1 + i].fd) < 0) {
-        warn("power button device went away; no longer watching it");
+      r = (pfds[1 + i].revents & (POLLERR | POLLHUP | POLLNVAL)) ? -ENODEV : handle_button(pfds[1 + i].fd);
+      if (r < 0) {
+        gi_warn("power button device went away; no longer watching it");
         close(pfds[1 + i].fd);
         pfds[1 + i].fd = -1;  /* poll() ignores negative fds */
+      } else if (r > 0) {
+        if (workload_running())
+          stop_workload("power-button");
+        else if (workload.pid == 0)
+          power_off_because("power-button", 0);
       }
     }
   }
@@ -505,9 +1054,10 @@ usage(FILE *f)
           "Usage: guest-init                       (as the guest's PID 1)\n"
           "       guest-init --test [--cmdline STRING] [--pci-root DIR]\n"
           "\n"
-          "--test runs as an ordinary process: no mounts, no power-off; prints the\n"
-          "ready line, then waits for SIGTERM/SIGINT/SIGPWR/SIGUSR1/SIGUSR2 and\n"
-          "exits 0 after printing the power-off line.\n");
+          "--test runs as an ordinary process: no mounts, modules, network or\n"
+          "power-off; prints the ready line, runs vfiod.cmd if given (as a child\n"
+          "subreaper), then waits for it or for SIGTERM/SIGINT/SIGPWR/SIGUSR1/SIGUSR2\n"
+          "and exits after printing the power-off line (with the workload's status).\n");
 }
 
 int
@@ -522,7 +1072,8 @@ main(int argc, char **argv)
   };
   static char cmdline_buf[CMDLINE_BUF_SIZE];
   const char *cmdline_arg = NULL, *pci_root = GUEST_PCI_ROOT;
-  GiCmdline cmdline;
+  int buttons[MAX_POWER_BUTTONS];
+  size_t n_buttons = 0;
   sigset_t all, wanted;
   int opt, sfd;
 
@@ -530,6 +1081,7 @@ main(int argc, char **argv)
    * signals are still queued for PID 1 and read from the signalfd. */
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, NULL);
+  add_timing("init_start");
 
   /* As PID 1, argv holds whatever the kernel passed on (command line words
    * it did not know): never parse it, never exit. */
@@ -561,10 +1113,12 @@ main(int argc, char **argv)
 
   if (!test_mode)
     setup_pid1();
+  add_timing("mounts");
 
   sigemptyset(&wanted);
   sigaddset(&wanted, SIGTERM);
   sigaddset(&wanted, SIGINT);
+  sigaddset(&wanted, SIGHUP);
   sigaddset(&wanted, SIGPWR);
   sigaddset(&wanted, SIGUSR1);
   sigaddset(&wanted, SIGUSR2);
@@ -575,17 +1129,37 @@ main(int argc, char **argv)
 
   if (!cmdline_arg) {
     bool truncated;
-    ssize_t n = read_file(GUEST_CMDLINE_PATH, cmdline_buf, sizeof(cmdline_buf), &truncated);
+    ssize_t n = gi_read_file(GUEST_CMDLINE_PATH, cmdline_buf, sizeof(cmdline_buf), &truncated);
 
     if (n < 0)
       fatal("cannot read %s: %s", GUEST_CMDLINE_PATH, strerror((int) -n));
     if (truncated)
-      warn("%s longer than %d bytes; the rest is ignored", GUEST_CMDLINE_PATH, CMDLINE_BUF_SIZE - 1);
+      gi_warn("%s longer than %d bytes; the rest is ignored", GUEST_CMDLINE_PATH, CMDLINE_BUF_SIZE - 1);
     cmdline_arg = cmdline_buf;
   }
   gi_cmdline_parse(cmdline_arg, &cmdline);
-  report_cmdline_problems(&cmdline);
+  report_cmdline_problems();
 
-  print_ready(&cmdline, pci_root);
-  run_loop(sfd);
+  if (!test_mode) {
+    setup_modules();
+    add_timing("modules");
+    setup_nvidia();
+    setup_network();
+    add_timing("network");
+    setup_root();
+  }
+
+  if (!test_mode) {
+    n_buttons = open_power_buttons(buttons, MAX_POWER_BUTTONS);
+    if (n_buttons == 0)
+      gi_warn("no ACPI power button input device (modules button, evdev not loaded?); "
+              "powering off on signals only");
+  }
+
+  if (cmdline.cmd[0] != '\0')
+    check_workload();
+  print_ready(pci_root);
+  if (cmdline.cmd[0] != '\0')
+    start_workload();
+  run_loop(sfd, buttons, n_buttons);
 }

@@ -7,30 +7,23 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A bounded output that keeps counting once full, like snprintf(). */
-typedef struct {
-  char *buf;
-  size_t size;
-  size_t len;
-} Out;
-
 static void
-out_putc(Out *o, char c)
+out_putc(GiOut *o, char c)
 {
   if (o->len + 1 < o->size)
     o->buf[o->len] = c;
   o->len++;
 }
 
-static void
-out_puts(Out *o, const char *s)
+void
+gi_out_puts(GiOut *o, const char *s)
 {
   for (; *s != '\0'; s++)
     out_putc(o, *s);
 }
 
 static void __attribute__((format(printf, 2, 3)))
-out_printf(Out *o, const char *fmt, ...)
+out_printf(GiOut *o, const char *fmt, ...)
 {
   char tmp[64];
   va_list ap;
@@ -38,12 +31,11 @@ out_printf(Out *o, const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(tmp, sizeof(tmp), fmt, ap);  /* only used for short numbers */
   va_end(ap);
-  out_puts(o, tmp);
+  gi_out_puts(o, tmp);
 }
 
-/* Appends @s as a JSON string, quotes included. */
-static void
-out_json_string(Out *o, const char *s)
+void
+gi_out_json_string(GiOut *o, const char *s)
 {
   out_putc(o, '"');
   for (const unsigned char *p = (const unsigned char *) (s ? s : ""); *p != '\0'; p++) {
@@ -51,11 +43,11 @@ out_json_string(Out *o, const char *s)
       out_putc(o, '\\');
       out_putc(o, (char) *p);
     } else if (*p == '\n') {
-      out_puts(o, "\\n");
+      gi_out_puts(o, "\\n");
     } else if (*p < 0x20 || *p == 0x7f) {
       out_printf(o, "\\u%04x", *p);
     } else if (*p >= 0x80) {
-      out_puts(o, "\\ufffd");
+      gi_out_puts(o, "\\ufffd");
     } else {
       out_putc(o, (char) *p);
     }
@@ -63,13 +55,45 @@ out_json_string(Out *o, const char *s)
   out_putc(o, '"');
 }
 
-static size_t
-out_finish(Out *o)
+void
+gi_out_json_string_or_null(GiOut *o, const char *s)
+{
+  if (s)
+    gi_out_json_string(o, s);
+  else
+    gi_out_puts(o, "null");
+}
+
+size_t
+gi_out_finish(GiOut *o)
 {
   out_putc(o, '\n');
   if (o->size > 0)
     o->buf[o->len < o->size ? o->len : o->size - 1] = '\0';
   return o->len;
+}
+
+/* ,"<key>": */
+static void
+out_key(GiOut *o, const char *key, bool first)
+{
+  if (!first)
+    out_putc(o, ',');
+  gi_out_json_string(o, key);
+  out_putc(o, ':');
+}
+
+/* A JSON array of strings. */
+static void
+out_string_array(GiOut *o, const char *const *v, size_t n)
+{
+  out_putc(o, '[');
+  for (size_t i = 0; i < n; i++) {
+    if (i > 0)
+      out_putc(o, ',');
+    gi_out_json_string(o, v[i]);
+  }
+  out_putc(o, ']');
 }
 
 /* Parses "DDDD:BB:DD.F" (hex, any number of domain digits); 0 on success. */
@@ -100,43 +124,165 @@ gi_pci_device_compare(const void *a, const void *b)
 }
 
 size_t
-gi_format_ready(char *buf, size_t size, const char *sandbox, const char *kernel,
-                uint64_t uptime_ms, const GiPciDevice *devices, size_t n_devices)
+gi_format_ready(char *buf, size_t size, const GiReady *r)
 {
-  Out o = { buf, size, 0 };
+  GiOut o = { buf, size, 0 };
 
-  out_puts(&o, "VFIOD_READY {\"v\":1,\"sandbox\":");
-  out_json_string(&o, sandbox);
-  out_puts(&o, ",\"kernel\":");
-  out_json_string(&o, kernel);
-  out_printf(&o, ",\"uptime_ms\":%" PRIu64 ",\"pci\":[", uptime_ms);
-  for (size_t i = 0; i < n_devices; i++) {
-    char id[16];
+  gi_out_puts(&o, "VFIOD_READY {\"v\":1");
+  out_key(&o, "sandbox", false);
+  gi_out_json_string(&o, r->sandbox);
+  out_key(&o, "kernel", false);
+  gi_out_json_string(&o, r->kernel);
+  out_key(&o, "uptime_ms", false);
+  out_printf(&o, "%" PRIu64, r->uptime_ms);
+  out_key(&o, "report", false);
+  gi_out_json_string(&o, r->report);
+  out_key(&o, "modules", false);
+  out_string_array(&o, r->modules, r->n_modules);
 
-    snprintf(id, sizeof(id), "%04x:%04x", devices[i].vendor, devices[i].device);
-    out_puts(&o, i == 0 ? "{\"bdf\":" : ",{\"bdf\":");
-    out_json_string(&o, devices[i].bdf);
-    out_puts(&o, ",\"id\":");
-    out_json_string(&o, id);
+  out_key(&o, "pci", false);
+  out_putc(&o, '[');
+  for (size_t i = 0; i < r->n_pci; i++) {
+    const GiPciDevice *d = &r->pci[i];
+    char id[16], class_code[16];
+
+    snprintf(id, sizeof(id), "%04x:%04x", d->vendor, d->device);
+    snprintf(class_code, sizeof(class_code), "%06x", d->class_code & 0xffffffu);
+    gi_out_puts(&o, i == 0 ? "{" : ",{");
+    out_key(&o, "bdf", true);
+    gi_out_json_string(&o, d->bdf);
+    out_key(&o, "id", false);
+    gi_out_json_string(&o, id);
+    out_key(&o, "class", false);
+    gi_out_json_string(&o, class_code);
+    out_key(&o, "driver", false);
+    gi_out_json_string_or_null(&o, d->driver[0] != '\0' ? d->driver : NULL);
     out_putc(&o, '}');
   }
-  out_puts(&o, "]}");
-  return out_finish(&o);
+  out_putc(&o, ']');
+
+  out_key(&o, "nvidia", false);
+  if (r->nvidia_driver) {
+    out_putc(&o, '{');
+    out_key(&o, "driver", true);
+    gi_out_json_string(&o, r->nvidia_driver);
+    out_key(&o, "nodes", false);
+    out_string_array(&o, r->nvidia_nodes, r->n_nvidia_nodes);
+    out_key(&o, "persistenced", false);
+    gi_out_json_string_or_null(&o, r->persistenced);
+    out_key(&o, "smi", false);
+    gi_out_json_string_or_null(&o, r->smi);
+    out_putc(&o, '}');
+  } else {
+    gi_out_puts(&o, "null");
+  }
+  out_key(&o, "gpus", false);
+  out_string_array(&o, r->gpus, r->n_gpus);
+
+  out_key(&o, "net", false);
+  if (r->net_if) {
+    out_putc(&o, '{');
+    out_key(&o, "if", true);
+    gi_out_json_string(&o, r->net_if);
+    out_key(&o, "mac", false);
+    gi_out_json_string_or_null(&o, r->net_mac);
+    out_key(&o, "ip", false);
+    gi_out_json_string_or_null(&o, r->net_ip);
+    out_key(&o, "gw", false);
+    gi_out_json_string_or_null(&o, r->net_gw);
+    out_key(&o, "dns", false);
+    out_string_array(&o, r->dns, r->n_dns);
+    out_putc(&o, '}');
+  } else {
+    gi_out_puts(&o, "null");
+  }
+
+  out_key(&o, "root", false);
+  if (r->root_dev) {
+    out_putc(&o, '{');
+    out_key(&o, "dev", true);
+    gi_out_json_string(&o, r->root_dev);
+    out_key(&o, "fstype", false);
+    gi_out_json_string_or_null(&o, r->root_fstype);
+    out_putc(&o, '}');
+  } else {
+    gi_out_puts(&o, "null");
+  }
+  out_key(&o, "workload", false);
+  gi_out_json_string_or_null(&o, r->workload);
+
+  out_key(&o, "timings_ms", false);
+  out_putc(&o, '{');
+  for (size_t i = 0; i < r->n_timings; i++) {
+    out_key(&o, r->timings[i].name, i == 0);
+    out_printf(&o, "%" PRIu64, r->timings[i].ms);
+  }
+  gi_out_puts(&o, "}}");
+  return gi_out_finish(&o);
+}
+
+size_t
+gi_format_exit(char *buf, size_t size, const GiExit *e)
+{
+  GiOut o = { buf, size, 0 };
+
+  gi_out_puts(&o, "VFIOD_EXIT {");
+  out_key(&o, "status", true);
+  out_printf(&o, "%d", e->status);
+  out_key(&o, "signal", false);
+  out_printf(&o, "%d", e->signal);
+  out_key(&o, "reason", false);
+  gi_out_json_string(&o, e->reason);
+  out_key(&o, "runtime_ms", false);
+  out_printf(&o, "%" PRIu64, e->runtime_ms);
+  out_key(&o, "reaped", false);
+  out_printf(&o, "%u", e->reaped);
+  out_key(&o, "killed", false);
+  out_printf(&o, "%u", e->killed);
+  out_key(&o, "sigkilled", false);
+  out_printf(&o, "%u", e->sigkilled);
+  out_key(&o, "left", false);
+  out_printf(&o, "%u", e->left);
+  out_key(&o, "zombies", false);
+  out_printf(&o, "%u", e->zombies);
+  out_putc(&o, '}');
+  return gi_out_finish(&o);
+}
+
+size_t
+gi_format_report_status(char *buf, size_t size, const char *to, const char *line_tag, bool ok,
+                        unsigned attempts, const char *error)
+{
+  GiOut o = { buf, size, 0 };
+
+  gi_out_puts(&o, "VFIOD_REPORT {");
+  out_key(&o, "to", true);
+  gi_out_json_string(&o, to);
+  out_key(&o, "line", false);
+  gi_out_json_string(&o, line_tag);
+  out_key(&o, "ok", false);
+  gi_out_puts(&o, ok ? "true" : "false");
+  out_key(&o, "attempts", false);
+  out_printf(&o, "%u", attempts);
+  out_key(&o, "error", false);
+  gi_out_json_string_or_null(&o, error);
+  out_putc(&o, '}');
+  return gi_out_finish(&o);
 }
 
 /* "<tag> {"<field>":"<value>"}" */
 static size_t
 format_one(char *buf, size_t size, const char *tag, const char *field, const char *value)
 {
-  Out o = { buf, size, 0 };
+  GiOut o = { buf, size, 0 };
 
-  out_puts(&o, tag);
-  out_puts(&o, " {");
-  out_json_string(&o, field);
+  gi_out_puts(&o, tag);
+  gi_out_puts(&o, " {");
+  gi_out_json_string(&o, field);
   out_putc(&o, ':');
-  out_json_string(&o, value);
+  gi_out_json_string(&o, value);
   out_putc(&o, '}');
-  return out_finish(&o);
+  return gi_out_finish(&o);
 }
 
 size_t

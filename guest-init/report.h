@@ -1,23 +1,42 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* The machine-readable lines guest-init prints on the console (see
- * guest-init/README.md). Pure formatting: no I/O, no allocation. Every
- * formatter works like snprintf(): it writes at most @size bytes including
- * the NUL into @buf (which may be NULL when @size is 0) and returns the
- * length the whole line needs, without the NUL; the line is complete only
- * when the return value is < @size. Lines end with "\n". Strings are JSON
- * escaped: '"', '\\' and control bytes as escapes, any byte >= 0x80 as
- * "\ufffd", so the JSON is valid whatever the input bytes. */
+/* The machine-readable lines guest-init prints on the console and sends to
+ * the host (see guest-init/README.md). Pure formatting: no I/O, no
+ * allocation. Every formatter works like snprintf(): it writes at most @size
+ * bytes including the NUL into @buf (which may be NULL when @size is 0) and
+ * returns the length the whole line needs, without the NUL; the line is
+ * complete only when the return value is < @size. Lines end with "\n".
+ * Strings are JSON escaped: '"', '\\' and control bytes as escapes, any byte
+ * >= 0x80 as "\ufffd", so the JSON is valid whatever the input bytes. */
+
+/* A bounded output that keeps counting once full, like snprintf(). */
+typedef struct {
+  char *buf;
+  size_t size;
+  size_t len;
+} GiOut;
+
+/* Appends raw text. */
+void gi_out_puts(GiOut *o, const char *s);
+/* Appends @s (NULL is taken as "") as a JSON string, quotes included. */
+void gi_out_json_string(GiOut *o, const char *s);
+/* Appends @s as a JSON string, or null when @s is NULL. */
+void gi_out_json_string_or_null(GiOut *o, const char *s);
+/* Appends "\n" and NUL-terminates; returns the length the line needs. */
+size_t gi_out_finish(GiOut *o);
 
 /* One PCI function as seen in the guest's sysfs. */
 typedef struct {
   char bdf[32];        /* directory name under the PCI devices root, e.g. "0000:00:01.0" */
   uint16_t vendor;     /* from its `vendor` attribute */
   uint16_t device;     /* from its `device` attribute */
+  uint32_t class_code; /* from its `class` attribute, e.g. 0x030000 */
+  char driver[64];     /* name of the bound driver (its `driver` link), "" for none */
 } GiPciDevice;
 
 /* Orders "DDDD:BB:DD.F" addresses numerically (domain, bus, device,
@@ -25,12 +44,76 @@ typedef struct {
  * the ones that do, by strcmp(). */
 int gi_pci_device_compare(const void *a, const void *b);
 
-/* VFIOD_READY {"v":1,"sandbox":"<sandbox>","kernel":"<kernel>",
- *   "uptime_ms":<uptime_ms>,"pci":[{"bdf":"...","id":"vvvv:dddd"},...]}
- * IDs are 4 lower-case hex digits each. @devices is printed in the given
- * order (sort it first); it may be NULL when @n_devices is 0. */
-size_t gi_format_ready(char *buf, size_t size, const char *sandbox, const char *kernel,
-                       uint64_t uptime_ms, const GiPciDevice *devices, size_t n_devices);
+/* One named time, in milliseconds of CLOCK_BOOTTIME (since the guest kernel
+ * started). */
+typedef struct {
+  const char *name;
+  uint64_t ms;
+} GiTiming;
+
+/* Everything in the ready report. Strings that may be NULL are printed as
+ * null; arrays may be NULL when their count is 0. */
+typedef struct {
+  const char *sandbox;             /* "" when not given */
+  const char *kernel;              /* uname -r */
+  uint64_t uptime_ms;              /* CLOCK_BOOTTIME when the report was made */
+  const char *report;              /* "console" or "vsock:PORT" */
+  const char *const *modules;      /* module names loaded, in load order */
+  size_t n_modules;
+  const GiPciDevice *pci;          /* sorted by BDF */
+  size_t n_pci;
+  /* NVIDIA: nvidia_driver NULL prints "nvidia":null (none staged, or
+   * vfiod.gpu=off); then the other nvidia_* fields are not printed. */
+  const char *nvidia_driver;       /* the manifest's nvidia-driver version */
+  const char *const *nvidia_nodes; /* /dev nodes created */
+  size_t n_nvidia_nodes;
+  const char *persistenced;        /* "running", "absent", "failed: ..." */
+  const char *smi;                 /* "ok", "absent", "exit:N", "timeout", "failed: ..." */
+  const char *const *gpus;         /* `nvidia-smi -L` lines */
+  size_t n_gpus;
+  /* Network: net_if NULL prints "net":null. */
+  const char *net_if;
+  const char *net_mac;             /* may be NULL */
+  const char *net_ip;              /* "10.0.2.15/24" as read back from the kernel */
+  const char *net_gw;              /* may be NULL */
+  const char *const *dns;
+  size_t n_dns;
+  /* Root file system: root_dev NULL prints "root":null. */
+  const char *root_dev;
+  const char *root_fstype;
+  const char *workload;            /* vfiod.cmd, or NULL */
+  const GiTiming *timings;         /* printed as the "timings_ms" object, in order */
+  size_t n_timings;
+} GiReady;
+
+/* VFIOD_READY {"v":1,"sandbox":...,"kernel":...,"uptime_ms":N,"report":...,
+ *   "modules":[...],"pci":[{"bdf":"...","id":"vvvv:dddd","class":"cccccc",
+ *   "driver":"..."|null},...],"nvidia":null|{...},"gpus":[...],
+ *   "net":null|{...},"root":null|{...},"workload":...,"timings_ms":{...}}
+ * IDs are 4 lower-case hex digits each, the class 6. */
+size_t gi_format_ready(char *buf, size_t size, const GiReady *r);
+
+/* How the workload ended and what was cleaned up after it. */
+typedef struct {
+  int status;          /* exit status, or 128 + signal when killed by a signal */
+  int signal;          /* the signal that killed it, 0 when it exited */
+  const char *reason;  /* "exit", "timeout", "signal:SIGPWR", "power-button", ... */
+  uint64_t runtime_ms; /* from exec to exit */
+  unsigned reaped;     /* other processes (orphans) reaped by PID 1, whole run */
+  unsigned killed;     /* processes still alive when the workload ended, sent SIGTERM */
+  unsigned sigkilled;  /* of those, still alive after the grace time: sent SIGKILL */
+  unsigned left;       /* processes still alive when giving up (should be 0) */
+  unsigned zombies;    /* zombies in /proc after the last reap (should be 0) */
+} GiExit;
+
+/* VFIOD_EXIT {"status":N,"signal":S,"reason":"...","runtime_ms":N,
+ *   "reaped":N,"killed":N,"sigkilled":N,"left":N,"zombies":N} */
+size_t gi_format_exit(char *buf, size_t size, const GiExit *e);
+
+/* VFIOD_REPORT {"to":"<to>","ok":true|false,"attempts":N,"error":"..."|null}:
+ * the outcome of sending a line to the host. */
+size_t gi_format_report_status(char *buf, size_t size, const char *to, const char *line_tag, bool ok,
+                               unsigned attempts, const char *error);
 
 /* VFIOD_POWEROFF {"reason":"<reason>"}, e.g. reason "signal:SIGTERM" or
  * "power-button". */

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include "error.h"
+#include "firewall.h"
+#include "netpool.h"
 #include "policy.h"
 
 void
@@ -19,6 +21,10 @@ vfd_config_free(VfdConfig *c)
   g_free(c->sys_root);
   g_free(c->dev_root);
   g_free(c->proc_root);
+  g_free(c->net_pool);
+  g_free(c->net_host_ports);
+  g_free(c->net_nat_uplink);
+  g_free(c->net_dns);
   g_free(c);
 }
 
@@ -41,6 +47,8 @@ static const char *const known_keys[] = {
   "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
   "devices/reset_on_release",
   "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp",
+  "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
+  "network/report_port",
   "testing/sys_root", "testing/dev_root", "testing/proc_root",
   NULL,
 };
@@ -147,6 +155,13 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   c->sys_root = g_strdup("/sys");
   c->dev_root = g_strdup("/dev");
   c->proc_root = g_strdup("/proc");
+  c->net_enabled = true;
+  c->net_pool = g_strdup(VFD_SUBNET_POOL_DEFAULT);
+  c->net_prefix = VFD_SUBNET_PREFIX_DEFAULT;
+  c->net_host_ports = g_strdup("");
+  c->net_nat_uplink = g_strdup("");
+  c->net_dns = g_strdup("");
+  c->report_port = 10000;
 
   if (path) {
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error)) {
@@ -164,6 +179,32 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "testing", "sys_root", &c->sys_root);
     take_string(kf, "testing", "dev_root", &c->dev_root);
     take_string(kf, "testing", "proc_root", &c->proc_root);
+    take_string(kf, "network", "pool", &c->net_pool);
+    take_string(kf, "network", "host_ports", &c->net_host_ports);
+    take_string(kf, "network", "nat_uplink", &c->net_nat_uplink);
+    take_string(kf, "network", "dns", &c->net_dns);
+    if (!take_bool(kf, "network", "enabled", &c->net_enabled, error))
+      return NULL;
+    if (g_key_file_has_key(kf, "network", "prefix", NULL)) {
+      g_autoptr(GError) local = NULL;
+      gint v = g_key_file_get_integer(kf, "network", "prefix", &local);
+      if (local || v < 1 || v > 30) {
+        g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                            "config key [network] prefix must be a prefix length from 1 to 30");
+        return NULL;
+      }
+      c->net_prefix = (guint) v;
+    }
+    if (g_key_file_has_key(kf, "network", "report_port", NULL)) {
+      g_autoptr(GError) local = NULL;
+      gint v = g_key_file_get_integer(kf, "network", "report_port", &local);
+      if (local || v < 1 || v > 65535) {
+        g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                            "config key [network] report_port must be a port number from 1 to 65535");
+        return NULL;
+      }
+      c->report_port = (guint) v;
+    }
     if (!take_seconds(kf, "qemu", "stop_timeout", &c->qemu_stop_timeout_s, error) ||
         !take_seconds(kf, "devices", "write_timeout", &c->write_timeout_s, error) ||
         !take_bool(kf, "devices", "allow_boot_vga", &c->allow_boot_vga, error) ||
@@ -193,6 +234,29 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   policy = vfd_policy_new(c->ids, c->classes, error);
   if (!policy)
     return NULL;
+  {
+    g_autoptr(VfdSubnetPool) pool = vfd_subnet_pool_new(c->net_pool, c->net_prefix, error);
+    g_autoptr(VfdFirewallState) fw = vfd_firewall_state_new();
+    if (!pool) {
+      g_prefix_error(error, "config key [network] pool/prefix: ");
+      return NULL;
+    }
+    if (!vfd_firewall_state_set_ports(fw, c->net_host_ports, error)) {
+      g_prefix_error(error, "config key [network] host_ports: ");
+      return NULL;
+    }
+    {
+      g_auto(GStrv) servers = g_strsplit(c->net_dns, ",", -1);
+      for (char **it = servers; *it; it++) {
+        guint32 a;
+        if (*g_strstrip(*it) && vfd_ipv4_parse(*it, &a) < 0) {
+          g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                      "config key [network] dns: '%s' is not an IPv4 address", *it);
+          return NULL;
+        }
+      }
+    }
+  }
 
   if (ret_warnings)
     *ret_warnings = g_steal_pointer(&warnings);

@@ -25,6 +25,13 @@ typedef struct {
   bool qemu_hugepages; /* [qemu] hugepages: guest RAM on hugetlbfs, default false */
   bool qemu_seccomp;   /* [qemu] seccomp: run QEMU with -sandbox on, default true */
   guint qemu_stop_timeout_s; /* [qemu] stop_timeout, seconds from SIGTERM to SIGKILL, default 10 */
+  bool net_enabled;     /* [network] enabled: TAP + subnet + firewall + vsock per sandbox, default true */
+  char *net_pool;       /* [network] pool, default 10.0.128.0/17 */
+  guint net_prefix;     /* [network] prefix, default 30 */
+  char *net_host_ports; /* [network] host_ports: ';'-separated TCP ports guests may reach on their gateway */
+  char *net_nat_uplink; /* [network] nat_uplink: interface for egress NAT; empty: NAT unavailable */
+  char *net_dns;        /* [network] dns: ','-separated resolvers handed to guests; empty: none */
+  guint report_port;    /* [network] report_port: AF_VSOCK port guests report readiness to, default 10000 */
   /* [testing] sys_root / dev_root: TEST-ONLY roots standing in for /sys and
    * /dev (a fake sysfs tree). Default "/sys" and "/dev". */
   char *sys_root;

@@ -72,6 +72,9 @@ sandbox_free(gpointer p)
   g_free(s->id);
   g_strfreev(s->devices);
   g_free(s->dir);
+  g_free(s->subnet);
+  g_free(s->tap);
+  g_free(s->mac);
   g_free(s);
 }
 
@@ -84,6 +87,9 @@ sandbox_copy(const VfdJournalSandbox *s)
   c->id = g_strdup(s->id);
   c->devices = g_strdupv(s->devices);
   c->dir = g_strdup(s->dir);
+  c->subnet = g_strdup(s->subnet);
+  c->tap = g_strdup(s->tap);
+  c->mac = g_strdup(s->mac);
   return c;
 }
 
@@ -198,6 +204,11 @@ parse_document(VfdJournal *j, JsonNode *root, GError **error)
       return FALSE;
     }
     s.pid = json_object_get_int_member_with_default(so, "pid", 0);
+    s.subnet = (char *) json_object_get_string_member_with_default(so, "subnet", NULL);
+    s.tap = (char *) json_object_get_string_member_with_default(so, "tap", NULL);
+    s.mac = (char *) json_object_get_string_member_with_default(so, "mac", NULL);
+    s.cid = (guint32) json_object_get_int_member_with_default(so, "cid", 0);
+    s.nat = json_object_get_boolean_member_with_default(so, "nat", FALSE);
     s.start_time = (guint64) json_object_get_int_member_with_default(so, "start_time", 0);
     for (guint k = 0; k < json_array_get_length(sdevs); k++) {
       const char *bdf = json_array_get_string_element(sdevs, k);
@@ -318,6 +329,26 @@ build_document(VfdJournal *j)
     json_builder_end_array(b);
     json_builder_set_member_name(b, "dir");
     json_builder_add_string_value(b, s->dir);
+    if (s->subnet) {
+      json_builder_set_member_name(b, "subnet");
+      json_builder_add_string_value(b, s->subnet);
+    }
+    if (s->tap) {
+      json_builder_set_member_name(b, "tap");
+      json_builder_add_string_value(b, s->tap);
+    }
+    if (s->mac) {
+      json_builder_set_member_name(b, "mac");
+      json_builder_add_string_value(b, s->mac);
+    }
+    if (s->cid) {
+      json_builder_set_member_name(b, "cid");
+      json_builder_add_int_value(b, s->cid);
+    }
+    if (s->subnet) {
+      json_builder_set_member_name(b, "nat");
+      json_builder_add_boolean_value(b, s->nat);
+    }
     json_builder_end_object(b);
   }
   json_builder_end_array(b);

@@ -15,7 +15,9 @@
  *                "owner":"sb-1a2b3c4d","original_driver":"nvidia"|null,
  *                "original_override":""}],
  *    "sandboxes":[{"id":"sb-1a2b3c4d","pid":1234,"start_time":5678,
- *                  "devices":["0000:01:00.0"],"dir":"/run/vfiod/sandboxes/sb-1a2b3c4d"}]}
+ *                  "devices":["0000:01:00.0"],"dir":"/run/vfiod/sandboxes/sb-1a2b3c4d",
+ *                  "subnet":"10.0.128.4/30","tap":"vfd1a2b3c4d","mac":"02:..","cid":3,"nat":false}]}
+ * (the network members are optional: absent when the sandbox has none).
  *
  * Commit writes a temp file, fsyncs it, renames it over the journal and
  * fsyncs the directory, so a reader sees either the old or the new state. */
@@ -48,6 +50,12 @@ typedef struct {
   guint64 start_time; /* /proc/<pid>/stat field 22, clock ticks since boot */
   GStrv devices;      /* BDFs passed through, sorted */
   char *dir;          /* per-sandbox runtime directory */
+  /* Network ([network] enabled); NULL / 0 when the sandbox has none. */
+  char *subnet; /* "10.0.128.4/30": host gets .5, guest .6 */
+  char *tap;    /* "vfd1a2b3c4d" */
+  char *mac;    /* the guest side's MAC, "02:..." */
+  guint32 cid;  /* vsock CID, 0: none */
+  gboolean nat; /* egress NAT through [network] nat_uplink */
 } VfdJournalSandbox;
 
 typedef struct VfdJournal VfdJournal;

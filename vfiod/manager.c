@@ -9,11 +9,16 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <linux/vm_sockets.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "firewall.h"
+#include "netpool.h"
 #include "qmp.h"
+#include "tap.h"
 #include "reconcile.h"
 #include "sandbox.h"
 #include "vfd-dbus.h"
@@ -54,6 +59,13 @@ typedef struct {
   goffset serial_offset;
   GString *serial_pending;
   gboolean deleting; /* a delete asked for the stop */
+  /* network ([network] enabled) */
+  gboolean has_net;
+  VfdSubnet subnet;
+  char tap[IFNAMSIZ];
+  char mac[VFD_MAC_STRLEN];
+  guint32 cid; /* 0: no vsock */
+  gboolean tap_created;
 } Sandbox;
 
 struct VfdManager {
@@ -69,6 +81,13 @@ struct VfdManager {
   gid_t allowed_gid;
   gboolean have_allowed_gid;
   char *journal_corrupt; /* non-NULL: the journal could not be read; no device is touched */
+  /* network: pools and firewall state, shared with worker threads */
+  GMutex net_lock;
+  VfdSubnetPool *pool;
+  VfdCidPool *cids;
+  VfdFirewallState *fw;
+  gboolean have_vsock;   /* /dev/vhost-vsock exists: CIDs, vsock device, report listener */
+  GSocketService *report_service;
 };
 
 /* Refuses device work while the journal is corrupt. */
@@ -139,6 +158,27 @@ sandbox_set_state(Sandbox *s, SandboxState state)
     vfd_manager1_emit_sandbox_state_changed(s->manager->skeleton, s->id, sandbox_state_names[state], s->ready);
 }
 
+/* guest-init reported ready (@report: its JSON, taken) on @channel. */
+static void
+sandbox_mark_ready(Sandbox *s, char *report, const char *channel)
+{
+  if (s->ready) {
+    g_free(report);
+    return;
+  }
+  s->ready = TRUE;
+  s->ready_report = report;
+  s->ready_ms = (g_get_monotonic_time() - s->created_us) / 1000;
+  g_message("sandbox %s: guest ready after %" G_GINT64_FORMAT " ms (%s)", s->id, s->ready_ms, channel);
+  if (s->serial_monitor)
+    g_file_monitor_cancel(s->serial_monitor);
+  if (s->serial_recheck) {
+    g_source_remove(s->serial_recheck);
+    s->serial_recheck = 0;
+  }
+  sandbox_set_state(s, s->state);
+}
+
 /* Reads what QEMU appended to the serial log since last time and looks
  * for guest-init's ready line. */
 static void
@@ -159,17 +199,7 @@ sandbox_check_serial(Sandbox *s)
     g_autofree char *report = NULL;
     s->serial_offset += n;
     if (vfd_serial_scan(s->serial_pending, buf, (gsize) n, &report)) {
-      s->ready = TRUE;
-      s->ready_report = g_steal_pointer(&report);
-      s->ready_ms = (g_get_monotonic_time() - s->created_us) / 1000;
-      g_message("sandbox %s: guest ready after %" G_GINT64_FORMAT " ms", s->id, s->ready_ms);
-      if (s->serial_monitor)
-        g_file_monitor_cancel(s->serial_monitor);
-      if (s->serial_recheck) {
-        g_source_remove(s->serial_recheck);
-        s->serial_recheck = 0;
-      }
-      sandbox_set_state(s, s->state);
+      sandbox_mark_ready(s, g_steal_pointer(&report), "console");
       return;
     }
   }
@@ -258,8 +288,10 @@ journal_sandbox(VfdManager *m, Sandbox *s)
 {
   g_auto(GStrv) devs = bdf_strv(s->devices);
   guint64 start = 0;
+  g_autofree char *subnet = s->has_net ? vfd_subnet_to_string(&s->subnet) : NULL;
   VfdJournalSandbox js = {
     .id = s->id, .pid = s->pid, .devices = devs, .dir = s->dir,
+    .subnet = subnet, .tap = s->has_net ? s->tap : NULL, .mac = s->has_net ? s->mac : NULL, .cid = s->cid,
   };
   g_autoptr(GError) error = NULL;
 
@@ -468,9 +500,107 @@ stop_escalate(Sandbox *s)
   }
 }
 
+/* Network of a sandbox, part 1 (worker): subnet, CID, names. Nothing on
+ * the host changes yet; the caller journals the result first. */
+static gboolean
+net_allocate(VfdManager *m, Sandbox *s, GError **error)
+{
+  gboolean ok;
+
+  if (!m->config->net_enabled)
+    return TRUE;
+  if (vfd_tap_name_for(s->id, s->tap) < 0 || vfd_guest_mac_for(s->id, s->mac) < 0) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot derive network names for %s", s->id);
+    return FALSE;
+  }
+  g_mutex_lock(&m->net_lock);
+  ok = vfd_subnet_pool_alloc(m->pool, &s->subnet, error);
+  if (ok && m->have_vsock && !vfd_cid_pool_alloc(m->cids, &s->cid, error)) {
+    vfd_subnet_pool_release(m->pool, &s->subnet);
+    ok = FALSE;
+  }
+  g_mutex_unlock(&m->net_lock);
+  s->has_net = ok;
+  return ok;
+}
+
+/* Part 2 (worker): the TAP with the host address, and the firewall. */
+static gboolean
+net_setup(VfdManager *m, Sandbox *s, GError **error)
+{
+  gboolean ok;
+
+  if (!s->has_net)
+    return TRUE;
+  if (!vfd_tap_create(s->tap, 0, (gid_t) -1, &s->subnet, error))
+    return FALSE;
+  s->tap_created = TRUE;
+  g_mutex_lock(&m->net_lock);
+  ok = vfd_firewall_state_add(m->fw, s->tap, &s->subnet, FALSE, error) && vfd_firewall_apply(m->fw, error);
+  g_mutex_unlock(&m->net_lock);
+  return ok;
+}
+
+/* Undoes net_allocate/net_setup, whatever of it was done (worker). */
+static void
+net_teardown(VfdManager *m, Sandbox *s)
+{
+  g_autoptr(GError) error = NULL;
+  int r;
+
+  if (!s->has_net)
+    return;
+  g_mutex_lock(&m->net_lock);
+  if (vfd_firewall_state_remove(m->fw, s->tap) && !vfd_firewall_apply(m->fw, &error))
+    g_warning("sandbox %s: firewall: %s", s->id, error->message);
+  g_mutex_unlock(&m->net_lock);
+  r = vfd_tap_delete(s->tap);
+  if (r < 0 && r != -ENODEV && r != -ENOENT)
+    g_warning("sandbox %s: cannot delete TAP %s: %s", s->id, s->tap, g_strerror(-r));
+  g_mutex_lock(&m->net_lock);
+  vfd_subnet_pool_release(m->pool, &s->subnet);
+  if (s->cid)
+    vfd_cid_pool_release(m->cids, s->cid);
+  g_mutex_unlock(&m->net_lock);
+  s->has_net = FALSE;
+  s->tap_created = FALSE;
+}
+
+/* QEMU arguments and kernel command line words for the sandbox's network
+ * and vsock device. */
+static void
+net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder *args, GStrvBuilder *append)
+{
+  char host[VFD_IPV4_STRLEN], guest[VFD_IPV4_STRLEN];
+
+  if (s->has_net) {
+    g_autofree char *netdev = g_strdup_printf("tap,id=net0,ifname=%s,script=no,downscript=no%s", s->tap,
+                                              g_file_test("/dev/vhost-net", G_FILE_TEST_EXISTS) ? ",vhost=on" : "");
+    g_autofree char *nic = g_strdup_printf("%s,netdev=net0,mac=%s", microvm ? "virtio-net-device" : "virtio-net-pci",
+                                           s->mac);
+    g_autofree char *ip = g_strdup_printf("vfiod.ip=%s/%u", vfd_ipv4_format(s->subnet.guest, guest), s->subnet.prefix);
+    g_autofree char *gw = g_strdup_printf("vfiod.gw=%s", vfd_ipv4_format(s->subnet.host, host));
+
+    g_strv_builder_add_many(args, "-netdev", netdev, "-device", nic, NULL);
+    g_strv_builder_add_many(append, ip, gw, NULL);
+    if (*m->config->net_dns) {
+      g_autofree char *dns = g_strdup_printf("vfiod.dns=%s", m->config->net_dns);
+      g_strv_builder_add(append, dns);
+    }
+  }
+  if (s->cid) {
+    g_autofree char *vsock = g_strdup_printf("%s,guest-cid=%u", microvm ? "vhost-vsock-device" : "vhost-vsock-pci",
+                                             s->cid);
+    g_autofree char *report = g_strdup_printf("vfiod.report=vsock:%u", m->config->report_port);
+    g_strv_builder_add_many(args, "-device", vsock, NULL);
+    g_strv_builder_add(append, report);
+  }
+}
+
 static gboolean
 release_sandbox_work(Op *op, GError **error)
 {
+  net_teardown(op->m, op->sandbox);
   return sandbox_release_devices(op->sandbox, error);
 }
 
@@ -916,12 +1046,31 @@ create_work(Op *op, GError **error)
   g_array_sort(passed, vfd_bdf_compare);
   g_array_append_vals(s->devices, passed->data, passed->len);
 
-  /* Stage 3: QEMU. The sandbox is journaled first (pid 0: starting), so
-   * that a crash from here on finds its devices and its QEMU (by pidfile). */
+  /* Stage 3: network names and addresses. The sandbox is journaled then
+   * (pid 0: starting), so that a crash from here on finds its devices, its
+   * TAP and its QEMU (by pidfile). */
+  if (!net_allocate(m, s, error))
+    goto rollback;
   journal_sandbox(m, s);
+
+  /* Stage 4: TAP and firewall. */
+  if (!net_setup(m, s, error))
+    goto rollback;
+
+  /* Stage 5: QEMU. */
   {
     g_autofree char *pidfile = g_build_filename(s->dir, "qemu.pid", NULL);
+    g_autoptr(GStrvBuilder) args = g_strv_builder_new();
+    g_autoptr(GStrvBuilder) append = g_strv_builder_new();
+    g_auto(GStrv) extra_args = NULL;
+    g_auto(GStrv) extra_append = NULL;
+
+    net_qemu_args(m, s, passed->len == 0, args, append);
+    extra_args = g_strv_builder_end(args);
+    extra_append = g_strv_builder_end(append);
     VfdQemuConfig qc = {
+      .extra_args = (const char *const *) extra_args,
+      .extra_append = (const char *const *) extra_append,
       .pidfile = pidfile,
       .id = s->id,
       .qemu_binary = m->config->qemu_binary,
@@ -954,6 +1103,7 @@ rollback:
     vfd_journal_commit(vfd_host_journal(m->host), NULL);
   }
   vfd_host_unlock_journal(m->host);
+  net_teardown(m, s);
   if (bound > 0) {
     g_array_set_size(s->devices, 0);
     g_array_append_vals(s->devices, passed->data, passed->len);
@@ -1166,12 +1316,29 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
       if (vfd_bdf_parse(*d, &bdf) == 0)
         g_array_append_val(s->devices, bdf);
     }
+    if (js->subnet && js->tap && vfd_subnet_parse(js->subnet, &s->subnet) == 0 &&
+        strlen(js->tap) < sizeof s->tap) {
+      s->has_net = TRUE;
+      g_strlcpy(s->tap, js->tap, sizeof s->tap);
+      g_strlcpy(s->mac, js->mac ? js->mac : "", sizeof s->mac);
+      s->cid = js->cid;
+    }
     if (js->pid > 0 && vfd_proc_start_time(js->pid, &start) == 0 && start == js->start_time &&
         (s->pidfd = (int) syscall(SYS_pidfd_open, (pid_t) js->pid, 0)) >= 0) {
       s->state = SANDBOX_RUNNING;
       s->pidfd_source = g_unix_fd_add(s->pidfd, G_IO_IN, on_pidfd_ready, s);
       g_hash_table_insert(m->sandboxes, s->id, s);
       sandbox_watch_serial(s);
+      if (s->has_net && m->pool) {
+        g_autoptr(GError) nerr = NULL;
+        if (vfd_subnet_pool_mark(m->pool, &s->subnet) < 0)
+          g_warning("sandbox %s: its subnet %s is outside the pool or taken twice", s->id, js->subnet);
+        if (s->cid)
+          vfd_cid_pool_mark(m->cids, s->cid);
+        if (!vfd_firewall_state_add(m->fw, s->tap, &s->subnet, FALSE, &nerr))
+          g_warning("sandbox %s: %s", s->id, nerr->message);
+        s->tap_created = TRUE;
+      }
       vfd_reconcile_add(report, s->id, "adopted", "QEMU pid %" G_GINT64_FORMAT " still runs; adopted as it is",
                         s->pid);
       continue;
@@ -1180,6 +1347,8 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
     orphan = js->pid == 0 ? vfd_qemu_find_pid(pidfile, s->id) : 0;
     if (orphan > 0)
       kill_orphan_qemu(s->id, orphan);
+    if (s->has_net && m->pool)
+      net_teardown(m, s);
     {
       g_autoptr(GError) error = NULL;
       gboolean ok = sandbox_release_devices(s, &error);
@@ -1253,10 +1422,34 @@ report_to_variant(GPtrArray *report)
   return g_variant_builder_end(&b);
 }
 
+/* Removes vfd* TAPs and firewall rules that belong to no live sandbox
+ * (the firewall state holds exactly the live ones). */
+static void
+reconcile_network(VfdManager *m, GPtrArray *report)
+{
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) taps = NULL;
+  g_auto(GStrv) rules = NULL;
+  gboolean ok;
+
+  if (!m->config->net_enabled)
+    return;
+  g_mutex_lock(&m->net_lock);
+  ok = vfd_net_reconcile(m->fw, &taps, &rules, &error);
+  g_mutex_unlock(&m->net_lock);
+  for (char **t = taps; t && *t; t++)
+    vfd_reconcile_add(report, *t, "restored", "TAP of no live sandbox: deleted");
+  for (char **r = rules; r && *r; r++)
+    vfd_reconcile_add(report, *r, "restored", "firewall rules of no live sandbox: removed");
+  if (!ok)
+    vfd_reconcile_add(report, "network", "failed", "%s", error->message);
+}
+
 static gboolean
 reconcile_work(Op *op, GError **error)
 {
   vfd_reconcile_devices(op->m->host, op->live, op->report);
+  reconcile_network(op->m, op->report);
   return TRUE;
 }
 
@@ -1371,6 +1564,108 @@ on_new_connection(GDBusServer *server, GDBusConnection *conn, gpointer data)
   return TRUE;
 }
 
+/* ---- guest reports over vsock --------------------------------------------- */
+
+typedef struct {
+  VfdManager *m;
+  guint32 cid;
+  GSocketConnection *conn;
+  GDataInputStream *in;
+  guint lines; /* a guest sends a few lines; more is noise: hang up */
+} ReportConn;
+
+static void
+report_conn_free(ReportConn *rc)
+{
+  g_clear_object(&rc->in);
+  g_clear_object(&rc->conn);
+  g_free(rc);
+}
+
+static Sandbox *
+sandbox_by_cid(VfdManager *m, guint32 cid)
+{
+  GHashTableIter it;
+  Sandbox *s;
+
+  g_hash_table_iter_init(&it, m->sandboxes);
+  while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s))
+    if (s->cid == cid && cid != 0)
+      return s;
+  return NULL;
+}
+
+static void
+on_report_line(GObject *source, GAsyncResult *res, gpointer data)
+{
+  ReportConn *rc = data;
+  gsize len = 0;
+  g_autofree char *line = g_data_input_stream_read_line_finish_utf8(rc->in, res, &len, NULL);
+  const char *at;
+  Sandbox *s;
+
+  if (!line || ++rc->lines > 64) {
+    report_conn_free(rc);
+    return;
+  }
+  /* The peer's CID says which sandbox is talking: a guest cannot speak
+   * for another. */
+  s = sandbox_by_cid(rc->m, rc->cid);
+  at = strstr(line, "VFIOD_READY ");
+  if (s && at)
+    sandbox_mark_ready(s, g_strchomp(g_strdup(at + strlen("VFIOD_READY "))), "vsock");
+  g_data_input_stream_read_line_async(rc->in, G_PRIORITY_DEFAULT, NULL, on_report_line, rc);
+}
+
+static gboolean
+on_report_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
+{
+  ReportConn *rc = g_new0(ReportConn, 1);
+  struct sockaddr_vm peer = { 0 };
+  socklen_t len = sizeof peer;
+
+  rc->m = data;
+  rc->conn = g_object_ref(conn);
+  if (getpeername(g_socket_get_fd(g_socket_connection_get_socket(conn)), (struct sockaddr *) &peer, &len) == 0)
+    rc->cid = peer.svm_cid;
+  rc->in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
+  g_data_input_stream_set_newline_type(rc->in, G_DATA_STREAM_NEWLINE_TYPE_LF);
+  g_data_input_stream_read_line_async(rc->in, G_PRIORITY_DEFAULT, NULL, on_report_line, rc);
+  return TRUE;
+}
+
+/* Listens on AF_VSOCK (any CID, [network] report_port) for guest-init's
+ * reports. Failure is not fatal: the console remains. */
+static void
+start_report_listener(VfdManager *m)
+{
+  struct sockaddr_vm addr = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = m->config->report_port };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) sock = NULL;
+  int fd;
+
+  if (!m->have_vsock)
+    return;
+  fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *) &addr, sizeof addr) < 0 || listen(fd, 64) < 0) {
+    g_warning("cannot listen for guest reports on vsock port %u: %s; using the console only",
+              m->config->report_port, g_strerror(errno));
+    if (fd >= 0)
+      close(fd);
+    return;
+  }
+  sock = g_socket_new_from_fd(fd, &error);
+  m->report_service = g_socket_service_new();
+  if (!sock || !g_socket_listener_add_socket(G_SOCKET_LISTENER(m->report_service), sock, NULL, &error)) {
+    g_warning("cannot listen for guest reports: %s", error->message);
+    g_clear_object(&m->report_service);
+    return;
+  }
+  g_signal_connect(m->report_service, "incoming", G_CALLBACK(on_report_incoming), m);
+  g_socket_service_start(m->report_service);
+  g_message("listening for guest reports on vsock port %u", m->config->report_port);
+}
+
 /* True when something accepts connections on @path. */
 static gboolean
 socket_in_use(const char *path)
@@ -1410,6 +1705,7 @@ vfd_manager_start(VfdManager *m, GError **error)
       (m->have_allowed_gid && chown(m->socket_path, 0, m->allowed_gid) < 0 && geteuid() == 0))
     g_warning("cannot set permissions of %s: %s", m->socket_path, g_strerror(errno));
   g_message("serving the API on %s", m->socket_path);
+  start_report_listener(m);
   return TRUE;
 }
 
@@ -1473,6 +1769,30 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   vfd_policy_set_guards(policy, &(VfdPolicyGuards){ .allow_boot_vga = config->allow_boot_vga,
                                                     .allow_storage = config->allow_storage,
                                                     .allow_network = config->allow_network });
+  g_mutex_init(&m->net_lock);
+  m->fw = vfd_firewall_state_new();
+  m->cids = vfd_cid_pool_new(VFD_CID_FIRST, VFD_CID_LAST);
+  if (config->net_enabled) {
+    if (!vfd_firewall_state_set_ports(m->fw, config->net_host_ports, error)) {
+      vfd_policy_free(policy);
+      return NULL;
+    }
+    g_free(m->fw->nat_uplink);
+    m->fw->nat_uplink = g_strdup(config->net_nat_uplink);
+    g_free(m->fw->proc_root);
+    m->fw->proc_root = g_strdup(config->proc_root);
+    m->pool = vfd_subnet_pool_new(config->net_pool, config->net_prefix, error);
+    /* A pool that overlaps an address of the host would route sandboxes
+     * into the host's own networks: refuse to start. */
+    if (!m->pool || !vfd_subnet_pool_check_host_overlap(m->pool, VFD_TAP_PREFIX, error)) {
+      g_prefix_error(error, "[network] pool %s: ", config->net_pool);
+      vfd_policy_free(policy);
+      return NULL;
+    }
+    m->have_vsock = g_file_test("/dev/vhost-vsock", G_FILE_TEST_EXISTS);
+    if (m->have_vsock)
+      vfd_cid_pool_set_probe(m->cids, vfd_cid_probe_vhost_vsock, NULL);
+  }
   vfd_sysfs_set_write_timeout(sysfs, config->write_timeout_s * 1000);
   m->host = vfd_host_new(g_steal_pointer(&sysfs), policy, g_steal_pointer(&journal));
   vfd_host_set_proc_root(m->host, config->proc_root);
@@ -1500,6 +1820,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
     reconcile_sandboxes(m, report);
     live = live_sandbox_ids(m);
     vfd_reconcile_devices(m->host, live, report);
+    reconcile_network(m, report);
     log_report(report);
   }
   return g_steal_pointer(&m);
@@ -1527,5 +1848,13 @@ vfd_manager_free(VfdManager *m)
   g_free(m->socket_path);
   g_free(m->sandboxes_dir);
   g_free(m->journal_corrupt);
+  if (m->report_service) {
+    g_socket_service_stop(m->report_service);
+    g_object_unref(m->report_service);
+  }
+  vfd_subnet_pool_free(m->pool);
+  vfd_cid_pool_free(m->cids);
+  vfd_firewall_state_free(m->fw);
+  g_mutex_clear(&m->net_lock);
   g_free(m);
 }

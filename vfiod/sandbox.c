@@ -192,6 +192,9 @@ vfd_proc_start_time(gint64 pid, guint64 *ret)
   /* fields[0] is field 3 (state); field 22 is fields[19]. */
   if (g_strv_length(fields) < 20)
     return -EINVAL;
+  /* A zombie (Z) or dead (X) process has exited: not alive to adopt. */
+  if (g_str_equal(fields[0], "Z") || g_str_equal(fields[0], "X"))
+    return -ESRCH;
   *ret = g_ascii_strtoull(fields[19], NULL, 10);
   return 0;
 }

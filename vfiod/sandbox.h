@@ -49,7 +49,8 @@ guint64 vfd_qemu_memlock_bytes(guint memory_mib);
 GSubprocess *vfd_qemu_spawn(const VfdQemuConfig *config, const char *log_path, GError **error);
 
 /* Start time of @pid: /proc/<pid>/stat field 22 (clock ticks after boot),
- * which together with the pid identifies a process. -ESRCH when gone. */
+ * which together with the pid identifies a process. -ESRCH when gone or a
+ * zombie (exited, not yet reaped). */
 int vfd_proc_start_time(gint64 pid, guint64 *ret);
 
 /* Checks a guest image path given by a client: absolute, no "." or ".."

@@ -571,6 +571,9 @@ env_new(GError **error)
   conf = g_strdup_printf("# crash-matrix case (TEST ONLY)\n"
                          "[daemon]\nstate_dir=%s/state\nruntime_dir=%s/run\nallowed_group=%s\n"
                          "[qemu]\nbinary=%s\naccel=tcg\nstop_timeout=2\n"
+                         /* This runs in the machine's own network namespace:
+                          * no TAPs, no firewall rules. */
+                         "[network]\nenabled=false\n"
                          "[testing]\nsys_root=%s\ndev_root=%s\n",
                          e->base, e->base, T.allowed_group, qemu, e->sys_root, e->dev_root);
   if (!g_file_get_contents(T.qemu_src, &qemu_script, NULL, error) ||

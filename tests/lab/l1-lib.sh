@@ -86,6 +86,9 @@ allow_network=true
 [qemu]
 binary=qemu-system-x86_64
 accel=tcg
+# The L2 image stages no NIC driver yet: no TAP/subnet/vsock for sandboxes.
+[network]
+enabled=false
 EOF
 }
 

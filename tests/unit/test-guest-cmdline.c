@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* guest-init's kernel command line parser and console line formatters. */
+/* guest-init's kernel command line parser (the vfiod.* keys). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include "cmdline.h"
-#include "report.h"
 
 static GiCmdline cl;  /* large: keep it off the stack */
 
@@ -40,12 +39,22 @@ assert_sane(void)
     assert_printable(cl.entries[i].key, GI_CMDLINE_MAX_KEY);
     assert_printable(cl.entries[i].value, GI_CMDLINE_MAX_VALUE);
     assert_int_equal(strncmp(cl.entries[i].key, "vfiod.", 6), 0);
-    if (gi_cmdline_status_is_error(cl.entries[i].status))
+    if (gi_cmdline_status_is_error(cl.entries[i].status) && cl.entries[i].status != GI_CMDLINE_BAD_VALUE &&
+        cl.entries[i].status != GI_CMDLINE_TOO_MANY)
       assert_string_equal(cl.entries[i].value, "");
   }
   assert_printable(cl.sandbox, GI_CMDLINE_MAX_VALUE);
   assert_true(cl.has_sandbox == (cl.sandbox[0] != '\0'));
-  assert_int_equal(cl.ready, GI_READY_CONSOLE);
+  assert_true(cl.n_args <= GI_CMDLINE_MAX_ARGS);
+  for (size_t i = 0; i < cl.n_args; i++)
+    assert_printable(cl.args[i], GI_CMDLINE_MAX_VALUE);
+  assert_printable(cl.cmd, GI_CMDLINE_MAX_VALUE);
+  assert_true(cl.cmd[0] == '\0' || cl.cmd[0] == '/');
+  assert_true(cl.root[0] == '\0' || strncmp(cl.root, "/dev/", 5) == 0);
+  assert_true(cl.n_dns <= GI_CMDLINE_MAX_DNS);
+  assert_true(!cl.has_ip || (cl.prefix >= 1 && cl.prefix <= 32));
+  assert_true(cl.report != GI_REPORT_VSOCK || cl.report_port > 0);
+  assert_true(cl.timeout_s <= GI_CMDLINE_MAX_TIMEOUT);
 }
 
 static void
@@ -59,7 +68,7 @@ test_empty(void **state)
     assert_int_equal(cl.n_dropped, 0);
     assert_false(cl.has_sandbox);
     assert_string_equal(cl.sandbox, "");
-    assert_int_equal(cl.ready, GI_READY_CONSOLE);
+    assert_int_equal(cl.report, GI_REPORT_CONSOLE);
   }
 }
 
@@ -207,7 +216,7 @@ test_known_values(void **state)
   parse("vfiod.ready=serial");
   assert_int_equal(cl.entries[0].status, GI_CMDLINE_BAD_VALUE);
   assert_string_equal(cl.entries[0].value, "serial");
-  assert_int_equal(cl.ready, GI_READY_CONSOLE);
+  assert_int_equal(cl.report, GI_REPORT_CONSOLE);
 
   /* The last accepted value wins, as with kernel parameters. */
   parse("vfiod.sandbox=first vfiod.sandbox=second");
@@ -290,74 +299,235 @@ test_garbage(void **state)
 static void
 test_status_strings(void **state)
 {
-  for (int st = GI_CMDLINE_OK; st <= GI_CMDLINE_BAD_VALUE; st++)
+  for (int st = GI_CMDLINE_OK; st <= GI_CMDLINE_TOO_MANY; st++)
     assert_non_null(gi_cmdline_status_to_string((GiCmdlineStatus) st));
   assert_string_equal(gi_cmdline_status_to_string(GI_CMDLINE_NO_VALUE), "missing '='");
   assert_string_equal(gi_cmdline_status_to_string((GiCmdlineStatus) 999), "invalid status");
 }
 
 static void
-test_format_ready(void **state)
+test_defaults(void **state)
 {
-  const GiPciDevice devs[] = {
-    { "0000:00:01.0", 0x1af4, 0x1044 },
-    { "0000:00:1f.3", 0x8086, 0x293e },
-  };
-  char buf[512];
-  size_t n;
+  parse("console=ttyS0");
+  assert_int_equal(cl.report, GI_REPORT_CONSOLE);
+  assert_int_equal(cl.report_port, 0);
+  assert_false(cl.has_ip);
+  assert_string_equal(cl.gw, "");
+  assert_int_equal(cl.n_dns, 0);
+  assert_string_equal(cl.ifname, "");
+  assert_string_equal(cl.cmd, "");
+  assert_int_equal(cl.n_args, 0);
+  assert_string_equal(cl.root, "");
+  assert_string_equal(cl.rootfstype, "ext4");
+  assert_false(cl.root_ro);
+  assert_true(cl.gpu);
+  assert_int_equal(cl.nvidia, GI_NVIDIA_UVM);
+  assert_int_equal(cl.timeout_s, 0);
+}
 
-  n = gi_format_ready(buf, sizeof(buf), "sb-1", "6.1.0-56-amd64", 1234, devs, 2);
-  assert_string_equal(buf,
-                      "VFIOD_READY {\"v\":1,\"sandbox\":\"sb-1\",\"kernel\":\"6.1.0-56-amd64\","
-                      "\"uptime_ms\":1234,\"pci\":[{\"bdf\":\"0000:00:01.0\",\"id\":\"1af4:1044\"},"
-                      "{\"bdf\":\"0000:00:1f.3\",\"id\":\"8086:293e\"}]}\n");
-  assert_int_equal(n, strlen(buf));
-
-  n = gi_format_ready(buf, sizeof(buf), "", "k", 0, NULL, 0);
-  assert_string_equal(buf, "VFIOD_READY {\"v\":1,\"sandbox\":\"\",\"kernel\":\"k\",\"uptime_ms\":0,\"pci\":[]}\n");
-
-  /* Escaping: whatever the bytes, the JSON stays valid. */
-  gi_format_ready(buf, sizeof(buf), "a\"b\\c\nd\x01" "e\xc3\xa9", "k", 1, NULL, 0);
-  assert_non_null(strstr(buf, "\"sandbox\":\"a\\\"b\\\\c\\nd\\u0001e\\ufffd\\ufffd\""));
-
-  /* snprintf-like: a short buffer gets a NUL-terminated prefix and the
-   * return value says how much was needed. */
-  n = gi_format_ready(buf, 10, "sb-1", "6.1.0-56-amd64", 1234, devs, 2);
-  assert_int_equal(strlen(buf), 9);
-  assert_true(n > 100);
-  assert_int_equal(gi_format_ready(NULL, 0, "sb-1", "6.1.0-56-amd64", 1234, devs, 2), n);
+/* Parses @s, which must hold exactly one vfiod.* token, and returns its status. */
+static GiCmdlineStatus
+one(const char *s)
+{
+  parse(s);
+  assert_sane();
+  assert_int_equal(cl.n_entries, 1);
+  return cl.entries[0].status;
 }
 
 static void
-test_format_poweroff_fatal(void **state)
+test_report_key(void **state)
 {
-  char buf[128];
+  assert_int_equal(one("vfiod.report=vsock:1024"), GI_CMDLINE_OK);
+  assert_int_equal(cl.entries[0].id, GI_CMDLINE_KEY_REPORT);
+  assert_int_equal(cl.report, GI_REPORT_VSOCK);
+  assert_int_equal(cl.report_port, 1024);
+  assert_int_equal(one("vfiod.report=vsock:4294967294"), GI_CMDLINE_OK);
+  assert_int_equal(cl.report_port, 4294967294u);
+  assert_int_equal(one("vfiod.report=console"), GI_CMDLINE_OK);
+  assert_int_equal(cl.report, GI_REPORT_CONSOLE);
+  /* The older key takes the same values. */
+  assert_int_equal(one("vfiod.ready=vsock:9"), GI_CMDLINE_OK);
+  assert_int_equal(cl.report, GI_REPORT_VSOCK);
+  assert_int_equal(cl.report_port, 9);
 
-  gi_format_poweroff(buf, sizeof(buf), "signal:SIGTERM");
-  assert_string_equal(buf, "VFIOD_POWEROFF {\"reason\":\"signal:SIGTERM\"}\n");
-  gi_format_poweroff(buf, sizeof(buf), "power-button");
-  assert_string_equal(buf, "VFIOD_POWEROFF {\"reason\":\"power-button\"}\n");
-  gi_format_fatal(buf, sizeof(buf), "mount \"proc\": No such device");
-  assert_string_equal(buf, "VFIOD_FATAL {\"error\":\"mount \\\"proc\\\": No such device\"}\n");
+  const char *bad[] = { "vfiod.report=vsock:", "vfiod.report=vsock:0", "vfiod.report=vsock:4294967295",
+                        "vfiod.report=vsock:99999999999", "vfiod.report=vsock:-1", "vfiod.report=vsock:12a",
+                        "vfiod.report=vsock", "vfiod.report=VSOCK:1", "vfiod.report=", "vfiod.report=tcp:1" };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_int_equal(one(bad[i]), GI_CMDLINE_BAD_VALUE);
+    assert_int_equal(cl.report, GI_REPORT_CONSOLE);
+  }
+  /* A refused value leaves the earlier one. */
+  parse("vfiod.report=vsock:5 vfiod.report=vsock:0");
+  assert_int_equal(cl.report, GI_REPORT_VSOCK);
+  assert_int_equal(cl.report_port, 5);
 }
 
 static void
-test_pci_sort(void **state)
+test_network_keys(void **state)
 {
-  GiPciDevice devs[] = {
-    { "0000:00:1f.3", 0, 0 },
-    { "10000:00:00.0", 0, 0 },  /* VMD domains have 5 digits */
-    { "garbage", 0, 0 },
-    { "0000:00:02.0", 0, 0 },
-    { "0000:0a:00.1", 0, 0 },
-    { "0000:0a:00.0", 0, 0 },
-  };
-  const char *want[] = { "0000:00:02.0", "0000:00:1f.3", "0000:0a:00.0", "0000:0a:00.1",
-                         "10000:00:00.0", "garbage" };
+  parse("vfiod.ip=10.0.2.15/24 vfiod.gw=10.0.2.2 vfiod.dns=10.0.2.3,1.1.1.1,2001:db8::1 vfiod.if=eth1");
+  assert_sane();
+  for (size_t i = 0; i < cl.n_entries; i++)
+    assert_int_equal(cl.entries[i].status, GI_CMDLINE_OK);
+  assert_true(cl.has_ip);
+  assert_string_equal(cl.ip, "10.0.2.15");
+  assert_int_equal(cl.prefix, 24);
+  assert_string_equal(cl.gw, "10.0.2.2");
+  assert_int_equal(cl.n_dns, 3);
+  assert_string_equal(cl.dns[0], "10.0.2.3");
+  assert_string_equal(cl.dns[1], "1.1.1.1");
+  assert_string_equal(cl.dns[2], "2001:db8::1");
+  assert_string_equal(cl.ifname, "eth1");
 
-  qsort(devs, 6, sizeof(devs[0]), gi_pci_device_compare);
-  for (size_t i = 0; i < 6; i++)
-    assert_string_equal(devs[i].bdf, want[i]);
+  assert_int_equal(one("vfiod.ip=192.168.100.2/32"), GI_CMDLINE_OK);
+  assert_int_equal(cl.prefix, 32);
+  assert_int_equal(one("vfiod.ip=10.1.2.3/1"), GI_CMDLINE_OK);
+
+  const char *bad_ip[] = { "vfiod.ip=10.0.2.15", "vfiod.ip=10.0.2.15/", "vfiod.ip=10.0.2.15/0",
+                           "vfiod.ip=10.0.2.15/33", "vfiod.ip=10.0.2.15/024", "vfiod.ip=10.0.2/24",
+                           "vfiod.ip=10.0.2.256/24", "vfiod.ip=host/24", "vfiod.ip=::1/64",
+                           "vfiod.ip=10.0.2.15/24/1", "vfiod.ip=/24", "vfiod.ip=10.0.2.15/x",
+                           "vfiod.ip= 10.0.2.15/24", "vfiod.ip=010.000.002.015/24" };
+  for (size_t i = 0; i < sizeof(bad_ip) / sizeof(bad_ip[0]); i++) {
+    assert_int_equal(one(bad_ip[i]), GI_CMDLINE_BAD_VALUE);
+    assert_false(cl.has_ip);
+  }
+
+  const char *bad_gw[] = { "vfiod.gw=", "vfiod.gw=10.0.2", "vfiod.gw=10.0.2.2/24", "vfiod.gw=fe80::1",
+                           "vfiod.gw=gateway" };
+  for (size_t i = 0; i < sizeof(bad_gw) / sizeof(bad_gw[0]); i++) {
+    assert_int_equal(one(bad_gw[i]), GI_CMDLINE_BAD_VALUE);
+    assert_string_equal(cl.gw, "");
+  }
+
+  const char *bad_dns[] = { "vfiod.dns=", "vfiod.dns=1.1.1.1,", "vfiod.dns=,1.1.1.1", "vfiod.dns=1.1.1.1,,8.8.8.8",
+                            "vfiod.dns=1.1.1.1,8.8.8.8,9.9.9.9,1.0.0.1", "vfiod.dns=dns.example",
+                            "vfiod.dns=1.1.1.1;8.8.8.8" };
+  for (size_t i = 0; i < sizeof(bad_dns) / sizeof(bad_dns[0]); i++) {
+    assert_int_equal(one(bad_dns[i]), GI_CMDLINE_BAD_VALUE);
+    assert_int_equal(cl.n_dns, 0);
+  }
+
+  const char *bad_if[] = { "vfiod.if=", "vfiod.if=a/b", "vfiod.if=eth0:1", "vfiod.if=.", "vfiod.if=..",
+                           "vfiod.if=0123456789abcdef", "\"vfiod.if=a b\"" };
+  for (size_t i = 0; i < sizeof(bad_if) / sizeof(bad_if[0]); i++) {
+    assert_int_equal(one(bad_if[i]), GI_CMDLINE_BAD_VALUE);
+    assert_string_equal(cl.ifname, "");
+  }
+  assert_int_equal(one("vfiod.if=0123456789abcde"), GI_CMDLINE_OK);  /* 15 bytes: IFNAMSIZ - 1 */
+}
+
+static void
+test_workload_keys(void **state)
+{
+  parse("vfiod.cmd=/bin/sh vfiod.arg=-c \"vfiod.arg=(sleep 1; sleep 30) & exit 7\" vfiod.arg= vfiod.arg=\"a  b\"");
+  assert_sane();
+  assert_string_equal(cl.cmd, "/bin/sh");
+  assert_int_equal(cl.n_args, 4);
+  assert_string_equal(cl.args[0], "-c");
+  assert_string_equal(cl.args[1], "(sleep 1; sleep 30) & exit 7");
+  assert_string_equal(cl.args[2], "");     /* an empty argument is an argument */
+  assert_string_equal(cl.args[3], "a  b");
+
+  /* Arguments keep command line order, wherever vfiod.cmd is. */
+  parse("vfiod.arg=1 vfiod.cmd=/x vfiod.arg=2");
+  assert_string_equal(cl.cmd, "/x");
+  assert_int_equal(cl.n_args, 2);
+  assert_string_equal(cl.args[0], "1");
+  assert_string_equal(cl.args[1], "2");
+
+  const char *bad_cmd[] = { "vfiod.cmd=", "vfiod.cmd=sh", "vfiod.cmd=./sh", "vfiod.cmd=/", "vfiod.cmd=/bin/",
+                            "vfiod.cmd=/bin//sh", "vfiod.cmd=/bin/../sh", "vfiod.cmd=/./sh", "vfiod.cmd=/bin/.." };
+  for (size_t i = 0; i < sizeof(bad_cmd) / sizeof(bad_cmd[0]); i++) {
+    assert_int_equal(one(bad_cmd[i]), GI_CMDLINE_BAD_VALUE);
+    assert_string_equal(cl.cmd, "");
+  }
+  assert_int_equal(one("vfiod.cmd=/usr/bin/..hidden/.x"), GI_CMDLINE_OK);  /* names that only start with dots */
+
+  /* At most GI_CMDLINE_MAX_ARGS arguments: the rest are refused. */
+  {
+    char s[1024];
+    char *p = s;
+
+    for (int i = 0; i < GI_CMDLINE_MAX_ARGS + 2; i++)
+      p += sprintf(p, "vfiod.arg=a%d ", i);
+    parse(s);
+    assert_sane();
+    assert_int_equal(cl.n_args, GI_CMDLINE_MAX_ARGS);
+    assert_string_equal(cl.args[GI_CMDLINE_MAX_ARGS - 1], "a15");
+    assert_int_equal(cl.entries[GI_CMDLINE_MAX_ARGS].status, GI_CMDLINE_TOO_MANY);
+    assert_string_equal(cl.entries[GI_CMDLINE_MAX_ARGS].value, "a16");
+    assert_true(gi_cmdline_status_is_error(GI_CMDLINE_TOO_MANY));
+  }
+}
+
+static void
+test_root_keys(void **state)
+{
+  parse("vfiod.root=/dev/vda vfiod.rootfstype=ext2 vfiod.rootflags=ro");
+  assert_sane();
+  assert_string_equal(cl.root, "/dev/vda");
+  assert_string_equal(cl.rootfstype, "ext2");
+  assert_true(cl.root_ro);
+  parse("vfiod.rootflags=ro vfiod.rootflags=rw");
+  assert_false(cl.root_ro);
+  assert_int_equal(one("vfiod.root=/dev/disk/by-id/virtio-root"), GI_CMDLINE_OK);
+
+  const char *bad[] = { "vfiod.root=vda", "vfiod.root=/vda", "vfiod.root=/dev/", "vfiod.root=/dev/../etc/x",
+                        "vfiod.root=/devx/vda", "vfiod.rootfstype=", "vfiod.rootfstype=ext4,ro",
+                        "vfiod.rootfstype=EXT4", "vfiod.rootfstype=a/b", "vfiod.rootflags=", "vfiod.rootflags=noexec" };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_int_equal(one(bad[i]), GI_CMDLINE_BAD_VALUE);
+    assert_string_equal(cl.root, "");
+    assert_string_equal(cl.rootfstype, "ext4");
+  }
+}
+
+static void
+test_gpu_keys(void **state)
+{
+  assert_int_equal(one("vfiod.gpu=off"), GI_CMDLINE_OK);
+  assert_false(cl.gpu);
+  assert_int_equal(one("vfiod.gpu=on"), GI_CMDLINE_OK);
+  assert_true(cl.gpu);
+  assert_int_equal(one("vfiod.gpu=0"), GI_CMDLINE_BAD_VALUE);
+  assert_true(cl.gpu);
+
+  assert_int_equal(one("vfiod.nvidia=uvm,modeset"), GI_CMDLINE_OK);
+  assert_int_equal(cl.nvidia, GI_NVIDIA_UVM | GI_NVIDIA_MODESET);
+  assert_int_equal(one("vfiod.nvidia=drm"), GI_CMDLINE_OK);
+  assert_int_equal(cl.nvidia, GI_NVIDIA_DRM | GI_NVIDIA_MODESET);  /* drm needs modeset */
+  assert_int_equal(one("vfiod.nvidia=peermem,uvm"), GI_CMDLINE_OK);
+  assert_int_equal(cl.nvidia, GI_NVIDIA_PEERMEM | GI_NVIDIA_UVM);
+  assert_int_equal(one("vfiod.nvidia=none"), GI_CMDLINE_OK);
+  assert_int_equal(cl.nvidia, 0);
+
+  const char *bad[] = { "vfiod.nvidia=", "vfiod.nvidia=uvm,", "vfiod.nvidia=,uvm", "vfiod.nvidia=uvm,none",
+                        "vfiod.nvidia=UVM", "vfiod.nvidia=uvmx", "vfiod.nvidia=nvidia" };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_int_equal(one(bad[i]), GI_CMDLINE_BAD_VALUE);
+    assert_int_equal(cl.nvidia, GI_NVIDIA_DEFAULT);
+  }
+}
+
+static void
+test_timeout_key(void **state)
+{
+  assert_int_equal(one("vfiod.timeout=30"), GI_CMDLINE_OK);
+  assert_int_equal(cl.timeout_s, 30);
+  assert_int_equal(one("vfiod.timeout=0"), GI_CMDLINE_OK);
+  assert_int_equal(cl.timeout_s, 0);
+  assert_int_equal(one("vfiod.timeout=31536000"), GI_CMDLINE_OK);
+  assert_int_equal(cl.timeout_s, GI_CMDLINE_MAX_TIMEOUT);
+
+  const char *bad[] = { "vfiod.timeout=", "vfiod.timeout=-1", "vfiod.timeout=1s", "vfiod.timeout=31536001",
+                        "vfiod.timeout=18446744073709551617", "vfiod.timeout=+5", "vfiod.timeout=0x10" };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    assert_int_equal(one(bad[i]), GI_CMDLINE_BAD_VALUE);
+    assert_int_equal(cl.timeout_s, 0);
+  }
 }
 
 int
@@ -375,9 +545,13 @@ main(void)
     cmocka_unit_test(test_long_input),
     cmocka_unit_test(test_garbage),
     cmocka_unit_test(test_status_strings),
-    cmocka_unit_test(test_format_ready),
-    cmocka_unit_test(test_format_poweroff_fatal),
-    cmocka_unit_test(test_pci_sort),
+    cmocka_unit_test(test_defaults),
+    cmocka_unit_test(test_report_key),
+    cmocka_unit_test(test_network_keys),
+    cmocka_unit_test(test_workload_keys),
+    cmocka_unit_test(test_root_keys),
+    cmocka_unit_test(test_gpu_keys),
+    cmocka_unit_test(test_timeout_key),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

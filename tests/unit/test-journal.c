@@ -48,7 +48,8 @@ test_round_trip(void **state)
     VfdJournalDevice d2 = { .bdf = a, .iommu_group = 7, .state = VFD_DEVICE_STATE_BOUND, .owner = "sb-1",
                             .original_driver = "nvidia", .original_override = "nvidia" };
     VfdJournalSandbox s = { .id = "sb-1", .pid = 4242, .start_time = 123456789, .devices = devs,
-                            .dir = "/run/vfiod/sandboxes/sb-1" };
+                            .dir = "/run/vfiod/sandboxes/sb-1", .subnet = "10.0.128.4/30", .tap = "vfd1",
+                            .mac = "02:00:00:00:00:01", .cid = 7, .nat = TRUE };
     assert_non_null(j);
     assert_int_equal(vfd_journal_devices(j)->len, 0);
     vfd_journal_put(j, &d1);
@@ -83,6 +84,11 @@ test_round_trip(void **state)
     assert_int_equal(s->start_time, 123456789);
     assert_int_equal(g_strv_length(s->devices), 2);
     assert_string_equal(s->dir, "/run/vfiod/sandboxes/sb-1");
+    assert_string_equal(s->subnet, "10.0.128.4/30");
+    assert_string_equal(s->tap, "vfd1");
+    assert_string_equal(s->mac, "02:00:00:00:00:01");
+    assert_int_equal(s->cid, 7);
+    assert_true(s->nat);
 
     vfd_journal_remove(j, &a);
     vfd_journal_remove_sandbox(j, "sb-1");

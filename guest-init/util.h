@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Small helpers of the guest-init binary (not of the pure, unit-tested
+ * parsers): console output, files, time, child processes. Errors are
+ * returned as -errno; nothing here logs except gi_warn(). */
+
+/* Writes all of @buf to @fd in as few write(2) calls as possible (one, for a
+ * console line, so that kernel messages do not cut it). Errors are dropped:
+ * there is nowhere else to report them. */
+void gi_write_all(int fd, const char *buf, size_t len);
+
+/* "\nguest-init: warning: <message>\n" on stderr (the console), one write. */
+void gi_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "\nguest-init: <message>\n" on stderr: progress worth a line. */
+void gi_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* CLOCK_BOOTTIME in milliseconds: time since the guest kernel started. */
+uint64_t gi_now_ms(void);
+
+/* Reads @path into @buf (NUL-terminated, at most @size - 1 bytes). Returns
+ * the length, or -errno. *@truncated (may be NULL) says whether the file was
+ * longer. */
+ssize_t gi_read_file(const char *path, char *buf, size_t size, bool *truncated);
+
+/* Writes @s to @path (created with @mode, truncated), in one write(2) when
+ * possible, and closes it. Returns 0 or -errno. */
+int gi_write_file(const char *path, const char *s, mode_t mode);
+
+/* mkdir -p: creates @path and its missing parents with @mode. Returns 0 or
+ * -errno. */
+int gi_mkdir_p(const char *path, mode_t mode);
+
+/* The environment every process guest-init starts gets: PATH, HOME=/root,
+ * TERM=linux, nothing else. */
+extern char *const gi_clean_env[];
+
+/* Starts @argv[0] (an absolute path) with @argv and gi_clean_env, in a new
+ * session (so its process group id is its pid), with all signals unblocked.
+ * @root: when not NULL, the child chroot()s there first. @stdout_fd: when
+ * >= 0, becomes the child's stdout; otherwise it inherits guest-init's (the
+ * console). stdin and stderr are inherited. Returns the child's pid when
+ * execve() succeeded (checked through a close-on-exec pipe), or -errno of the
+ * failed step (the child has been reaped then). */
+pid_t gi_spawn(char *const argv[], const char *root, int stdout_fd);
+
+/* Runs @argv like gi_spawn() and waits for it at most @timeout_ms. When @out
+ * is not NULL, the child's stdout is collected there (NUL-terminated, cut at
+ * @out_size - 1 bytes; the rest is read and dropped). On return 0,
+ * *@ret_status is the wait status. -ETIMEDOUT: the child was killed with
+ * SIGKILL after @timeout_ms (and reaped when it died within a second more).
+ * Other -errno: it could not be started. */
+int gi_run(char *const argv[], int timeout_ms, char *out, size_t out_size, int *ret_status);
