@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "failpoint.h"
 
+#include "error.h"
+
 #include <glib.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,4 +36,15 @@ vfd_failpoint(const char *name)
     fprintf(stderr, "vfiod: VFIOD_CRASH_AT=%d reached at '%s': SIGKILL\n", n, name);
     kill(getpid(), SIGKILL);
   }
+}
+
+gboolean
+vfd_fail_stage(const char *name, GError **error)
+{
+  const char *v = g_getenv("VFIOD_FAIL_STAGE");
+
+  if (!v || g_strcmp0(v, name) != 0)
+    return FALSE;
+  g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "injected failure at %s (VFIOD_FAIL_STAGE)", name);
+  return TRUE;
 }

@@ -9,3 +9,10 @@
  * VFIOD_CRASH_LOG=PATH appends "N name" per crash point passed, so a test
  * can count them. */
 void vfd_failpoint(const char *name);
+
+/* Injected failures for tests (TEST ONLY): returns TRUE (and sets @error,
+ * VFD_ERROR_FAILED "injected failure at <name>") when the environment
+ * variable VFIOD_FAIL_STAGE equals @name. Used at each stage of sandbox
+ * creation so a test can check that a failure there leaves nothing behind. */
+#include <glib.h>
+gboolean vfd_fail_stage(const char *name, GError **error);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "failpoint.h"
 #include "firewall.h"
 #include "netpool.h"
 #include "qmp.h"
@@ -1015,6 +1016,8 @@ create_work(Op *op, GError **error)
   guint bound = 0;
 
   /* Stage 1: per-sandbox directory. */
+  if (vfd_fail_stage("dir", error))
+    return FALSE;
   if (g_mkdir_with_parents(s->dir, 0750) < 0) {
     int e = errno;
     g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot create %s: %s", s->dir, g_strerror(e));
@@ -1045,16 +1048,20 @@ create_work(Op *op, GError **error)
   }
   g_array_sort(passed, vfd_bdf_compare);
   g_array_append_vals(s->devices, passed->data, passed->len);
+  if (vfd_fail_stage("devices", error))
+    goto rollback;
 
   /* Stage 3: network names and addresses. The sandbox is journaled then
    * (pid 0: starting), so that a crash from here on finds its devices, its
    * TAP and its QEMU (by pidfile). */
-  if (!net_allocate(m, s, error))
+  if (!net_allocate(m, s, error) || vfd_fail_stage("network-allocate", error))
     goto rollback;
   journal_sandbox(m, s);
+  if (vfd_fail_stage("journal", error))
+    goto rollback;
 
   /* Stage 4: TAP and firewall. */
-  if (!net_setup(m, s, error))
+  if (!net_setup(m, s, error) || vfd_fail_stage("network", error))
     goto rollback;
 
   /* Stage 5: QEMU. */
@@ -1091,6 +1098,13 @@ create_work(Op *op, GError **error)
   if (!s->proc)
     goto rollback;
   s->pid = g_ascii_strtoll(g_subprocess_get_identifier(s->proc), NULL, 10);
+  if (vfd_fail_stage("qemu", error)) {
+    /* QEMU runs: stop it before undoing the rest. */
+    g_subprocess_force_exit(s->proc);
+    g_subprocess_wait(s->proc, NULL, NULL);
+    g_clear_object(&s->proc);
+    goto rollback;
+  }
   return TRUE;
 
 rollback:
