@@ -932,3 +932,76 @@ vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArr
   vfd_group_lock_release(lock);
   return ok;
 }
+
+typedef struct {
+  VfdBdf bdf; /* lowest member */
+  int group;
+  int numa;
+} Unit;
+
+static gint
+unit_cmp(gconstpointer a, gconstpointer b)
+{
+  return vfd_bdf_compare(&((const Unit *) a)->bdf, &((const Unit *) b)->bdf);
+}
+
+gboolean
+vfd_host_select_units(VfdHost *host, guint n, GArray **ret_bdfs, int *ret_numa_node, GError **error)
+{
+  g_autoptr(GPtrArray) devs = vfd_host_enumerate(host, error);
+  g_autoptr(GHashTable) bad = g_hash_table_new(g_direct_hash, g_direct_equal); /* groups not assignable */
+  g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+  g_autoptr(GArray) units = g_array_new(FALSE, FALSE, sizeof(Unit));
+  g_autoptr(GArray) picked = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  int node = -1;
+
+  if (!devs)
+    return FALSE;
+  vfd_host_lock_journal(host);
+  for (guint i = 0; i < devs->len; i++) {
+    VfdPciDevice *d = g_ptr_array_index(devs, i);
+    if (d->iommu_group < 0 || vfd_pci_class_is_bridge(d->class_code))
+      continue;
+    if (vfd_policy_refusal(host->policy, d->vendor, d->device, d->class_code, d->boot_vga) ||
+        vfd_journal_lookup(host->journal, &d->bdf) || g_strcmp0(d->driver, VFD_VFIO_DRIVER) == 0)
+      g_hash_table_add(bad, GINT_TO_POINTER(d->iommu_group));
+  }
+  vfd_host_unlock_journal(host);
+  /* devs is sorted by BDF: the first member seen names the group. */
+  for (guint i = 0; i < devs->len; i++) {
+    VfdPciDevice *d = g_ptr_array_index(devs, i);
+    Unit u = { .bdf = d->bdf, .group = d->iommu_group, .numa = d->numa_node };
+    if (d->iommu_group < 0 || vfd_pci_class_is_bridge(d->class_code) ||
+        g_hash_table_contains(bad, GINT_TO_POINTER(d->iommu_group)) ||
+        g_hash_table_contains(seen, GINT_TO_POINTER(d->iommu_group)))
+      continue;
+    g_hash_table_add(seen, GINT_TO_POINTER(d->iommu_group));
+    g_array_append_val(units, u);
+  }
+  g_array_sort(units, unit_cmp);
+  if (n == 0 || units->len < n) {
+    g_set_error(error, VFD_ERROR, n == 0 ? VFD_ERROR_INVALID_ARGUMENT : VFD_ERROR_BUSY,
+                "asked for %u device(s), %u free (an IOMMU group counts once; see vfioctl list)", n, units->len);
+    return FALSE;
+  }
+  /* The lowest NUMA node with enough units, if any. */
+  {
+    g_autoptr(GHashTable) per_node = g_hash_table_new(g_direct_hash, g_direct_equal);
+    for (guint i = 0; i < units->len; i++) {
+      int nd = g_array_index(units, Unit, i).numa;
+      guint c = GPOINTER_TO_UINT(g_hash_table_lookup(per_node, GINT_TO_POINTER(nd))) + 1;
+      g_hash_table_insert(per_node, GINT_TO_POINTER(nd), GUINT_TO_POINTER(c));
+      if (nd >= 0 && c >= n && (node < 0 || nd < node))
+        node = nd;
+    }
+  }
+  for (guint i = 0; i < units->len && picked->len < n; i++) {
+    Unit *u = &g_array_index(units, Unit, i);
+    if (node < 0 || u->numa == node)
+      g_array_append_val(picked, u->bdf);
+  }
+  if (ret_numa_node)
+    *ret_numa_node = node;
+  *ret_bdfs = g_steal_pointer(&picked);
+  return TRUE;
+}

@@ -111,6 +111,17 @@ gboolean vfd_host_bind_group_full(VfdHost *host, const VfdBdf *bdf, const char *
 gboolean vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
                              int *ret_group, GError **error);
 
+/* Picks @n assignable units for a sandbox that asks for "any N devices":
+ * a unit is an IOMMU group whose non-bridge members all may be bound (rules
+ * and guards), none held by vfiod or already on vfio-pci; it is named by
+ * its lowest BDF. Deterministic: units sorted by BDF; when one NUMA node
+ * has at least @n units, the lowest such node is used (its first @n units),
+ * else the first @n overall. *@ret_bdfs: GArray of VfdBdf, sorted.
+ * *@ret_numa_node: the node when all picked units are on one, else -1.
+ * VFD_ERROR_BUSY when fewer than @n units are free (the message says how
+ * many are). Changes nothing. */
+gboolean vfd_host_select_units(VfdHost *host, guint n, GArray **ret_bdfs, int *ret_numa_node, GError **error);
+
 /* Releases the IOMMU group of @bdf, which vfiod must have bound; each member
  * goes back to its original driver and driver_override. @owner: when
  * non-NULL, the group must be bound for that owner (else BUSY). On success

@@ -630,6 +630,55 @@ test_vanish_mid_bind(void **state)
   }
 }
 
+static void
+test_select_units(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) one = NULL;
+  g_autoptr(GArray) two = NULL;
+  int node = -2;
+
+  /* Three more GPU groups: 02:00.0 on node 1 (after the NIC's group 3, which
+   * the default rules refuse), 03:00.0 + its audio on node 1, 04:00.0 on node 0.
+   * Group 12 (01:00.x) sits on node -1 (unknown). */
+  fake_sysfs_add_device(f->fs, "0000:03:00.0", 0x10de, 0x2204, 0x030000, 21, "nvidia", "nvidia");
+  fake_sysfs_add_device(f->fs, "0000:03:00.1", 0x10de, 0x1aef, 0x040300, 21, "snd_hda_intel", "snd_hda_intel");
+  fake_sysfs_add_device(f->fs, "0000:04:00.0", 0x10de, 0x2204, 0x030000, 22, "nvidia", "nvidia");
+  fake_sysfs_add_device(f->fs, "0000:05:00.0", 0x10de, 0x2204, 0x030000, 23, "nvidia", "nvidia");
+  fake_sysfs_set_attr(f->fs, "0000:03:00.0", "numa_node", "1\n");
+  fake_sysfs_set_attr(f->fs, "0000:03:00.1", "numa_node", "1\n");
+  fake_sysfs_set_attr(f->fs, "0000:04:00.0", "numa_node", "0\n");
+  fake_sysfs_set_attr(f->fs, "0000:05:00.0", "numa_node", "1\n");
+
+  /* One unit: node 0 is the lowest node that has one: 04:00.0. */
+  assert_true(vfd_host_select_units(f->host, 1, &one, &node, &error));
+  assert_int_equal(one->len, 1);
+  assert_true(vfd_bdf_equal(&g_array_index(one, VfdBdf, 0), &(VfdBdf){ 0, 4, 0, 0 }));
+  assert_int_equal(node, 0);
+  /* Two: only node 1 has two (groups 21 and 23); a group counts once. */
+  assert_true(vfd_host_select_units(f->host, 2, &two, &node, &error));
+  assert_int_equal(two->len, 2);
+  assert_true(vfd_bdf_equal(&g_array_index(two, VfdBdf, 0), &(VfdBdf){ 0, 3, 0, 0 }));
+  assert_true(vfd_bdf_equal(&g_array_index(two, VfdBdf, 1), &(VfdBdf){ 0, 5, 0, 0 }));
+  assert_int_equal(node, 1);
+  g_clear_pointer(&two, g_array_unref);
+
+  /* A unit held by vfiod is not free; four are left, five is too many. */
+  {
+    VfdBdf b = bdf("0000:05:00.0");
+    assert_true(vfd_host_bind_group(f->host, &b, "sb-1", NULL, NULL, &error));
+  }
+  assert_true(vfd_host_select_units(f->host, 2, &two, &node, &error));
+  assert_int_equal(node, -1); /* no node has two free now: first two by BDF */
+  assert_true(vfd_bdf_equal(&g_array_index(two, VfdBdf, 0), &(VfdBdf){ 0, 1, 0, 0 }));
+  g_clear_pointer(&two, g_array_unref);
+  assert_false(vfd_host_select_units(f->host, 4, &two, &node, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_BUSY));
+  assert_non_null(strstr(error->message, "3 free"));
+  g_clear_error(&error);
+}
+
 int
 main(void)
 {
@@ -648,6 +697,7 @@ main(void)
     cmocka_unit_test_setup_teardown(test_journal_written_before_first_write, setup, teardown),
     cmocka_unit_test_setup_teardown(test_journal_failure_writes_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_guards, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_select_units, setup, teardown),
     cmocka_unit_test_setup_teardown(test_vanish_mid_bind, setup, teardown),
     cmocka_unit_test_setup_teardown(test_nvidia_holders, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reset_on_release, setup, teardown),
