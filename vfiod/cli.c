@@ -28,10 +28,12 @@ static const char usage_text[] =
     "  bind BDF [--owner NAME] [--force]  bind BDF's whole IOMMU group to vfio-pci\n"
     "                                (--force: even when processes hold the GPU's /dev/nvidia* open)\n"
     "  release BDF                   give BDF's IOMMU group back to its original drivers\n"
+    "  capabilities                  host facts (accel, vsock, hugepages) and the device inventory\n"
     "  reconcile [--force]           settle devices left half-way, restore those of gone sandboxes,\n"
     "                                report devices on vfio-pci vfiod does not know\n"
     "                                (--force: after a corrupt journal, start a new one)\n"
-    "  sandbox create --kernel PATH --initrd PATH [--device BDF]... [--memory MiB] [--vcpus N]\n"
+    "  sandbox create [--kernel PATH --initrd PATH] [--device BDF... | --gpus N] [--memory MiB]\n"
+    "                 [--vcpus N] [--disk IMG] [--cmd PATH [--arg A]...]\n"
     "                 [--wait [--timeout SEC]]   (--wait: until the guest reports ready)\n"
     "  sandbox list                  sandboxes and their state\n"
     "  sandbox show ID               one sandbox\n"
@@ -136,6 +138,8 @@ add_member(JsonBuilder *b, GVariantDict *dict, const char *key, gboolean null_if
     json_builder_add_int_value(b, g_variant_get_uint32(v));
   else if (g_variant_is_of_type(v, G_VARIANT_TYPE_INT64))
     json_builder_add_int_value(b, g_variant_get_int64(v));
+  else if (g_variant_is_of_type(v, G_VARIANT_TYPE_UINT64))
+    json_builder_add_int_value(b, (gint64) g_variant_get_uint64(v));
   else if (g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
     json_builder_add_boolean_value(b, g_variant_get_boolean(v));
   else if (g_variant_is_of_type(v, G_VARIANT_TYPE_STRING_ARRAY)) {
@@ -150,9 +154,9 @@ add_member(JsonBuilder *b, GVariantDict *dict, const char *key, gboolean null_if
 
 static const char *const device_keys[] = { "bdf", "vendor", "device", "class", "iommu_group", "numa_node",
                                            "driver", "state", "owner", "managed", "name", NULL };
-static const char *const sandbox_keys[] = { "id",  "state",       "pid",      "devices",     "memory_mib",
-                                            "vcpus", "serial_log", "dir",    "exit_status", "ready",
-                                            "ready_ms", "ready_report", NULL };
+static const char *const sandbox_keys[] = { "id",    "state",      "pid",       "devices",     "memory_mib",
+                                            "vcpus", "numa_node",  "serial_log", "dir",       "exit_status",
+                                            "ready", "ready_ms",   "ready_report", NULL };
 
 static void
 add_object(JsonBuilder *b, GVariant *dict_v, const char *const *keys)
@@ -541,9 +545,15 @@ cmd_sandbox_create(Cli *cli, int argc, char **argv)
   g_autofree char *kernel_abs = NULL, *initrd_abs = NULL;
   gint memory = 512, vcpus = 1;
   gboolean wait = FALSE;
-  gint timeout_s = 300;
+  gint timeout_s = 300, gpus = 0;
+  g_autofree char *disk = NULL, *cmd = NULL;
+  g_auto(GStrv) cmd_args = NULL;
   GOptionEntry entries[] = {
     { "device", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &devices, "Pass BDF's IOMMU group through (repeatable)", "BDF" },
+    { "gpus", 'g', 0, G_OPTION_ARG_INT, &gpus, "Pass any N free devices (IOMMU groups) through", "N" },
+    { "disk", 0, 0, G_OPTION_ARG_FILENAME, &disk, "Raw root disk image for the workload", "PATH" },
+    { "cmd", 0, 0, G_OPTION_ARG_STRING, &cmd, "Workload guest-init runs (absolute path in the guest)", "PATH" },
+    { "arg", 0, 0, G_OPTION_ARG_STRING_ARRAY, &cmd_args, "An argument for the workload (repeatable)", "ARG" },
     { "wait", 'w', 0, G_OPTION_ARG_NONE, &wait, "Wait until the guest reports ready", NULL },
     { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_s, "With --wait: give up after SEC seconds (default 300)", "SEC" },
     { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel, "Guest kernel (direct boot)", "PATH" },
@@ -560,8 +570,10 @@ cmd_sandbox_create(Cli *cli, int argc, char **argv)
     return r;
   if (argc > 1)
     return usage_error("sandbox create: unexpected argument '%s'", argv[1]);
-  if (!kernel || !initrd)
-    return usage_error("sandbox create needs --kernel and --initrd");
+  if (gpus < 0 || gpus > 64)
+    return usage_error("sandbox create: --gpus must be 0 to 64");
+  if (gpus > 0 && devices && devices[0])
+    return usage_error("sandbox create: give --device or --gpus, not both");
   if (memory < 64 || vcpus < 1)
     return usage_error("sandbox create: --memory must be >= 64 and --vcpus >= 1");
   for (char **d = devices; d && *d; d++) {
@@ -573,13 +585,28 @@ cmd_sandbox_create(Cli *cli, int argc, char **argv)
     }
   }
   /* The daemon wants absolute paths; resolve relative ones here. */
-  kernel_abs = absolute_path(kernel);
-  initrd_abs = absolute_path(initrd);
   g_variant_dict_init(&opts, NULL);
   g_variant_dict_insert_value(&opts, "devices",
                               g_variant_new_strv((const char *const *) devices, devices ? -1 : 0));
-  g_variant_dict_insert(&opts, "kernel", "s", kernel_abs);
-  g_variant_dict_insert(&opts, "initrd", "s", initrd_abs);
+  /* Without --kernel/--initrd the daemon uses its [qemu] kernel/initrd. */
+  if (kernel) {
+    kernel_abs = absolute_path(kernel);
+    g_variant_dict_insert(&opts, "kernel", "s", kernel_abs);
+  }
+  if (initrd) {
+    initrd_abs = absolute_path(initrd);
+    g_variant_dict_insert(&opts, "initrd", "s", initrd_abs);
+  }
+  if (gpus > 0)
+    g_variant_dict_insert(&opts, "gpus", "u", (guint32) gpus);
+  if (disk) {
+    g_autofree char *disk_abs = absolute_path(disk);
+    g_variant_dict_insert(&opts, "disk", "s", disk_abs);
+  }
+  if (cmd)
+    g_variant_dict_insert(&opts, "cmd", "s", cmd);
+  if (cmd_args)
+    g_variant_dict_insert_value(&opts, "args", g_variant_new_strv((const char *const *) cmd_args, -1));
   g_variant_dict_insert(&opts, "memory_mib", "u", (guint32) memory);
   g_variant_dict_insert(&opts, "vcpus", "u", (guint32) vcpus);
   if (wait && timeout_s < 1)
@@ -692,6 +719,75 @@ cmd_sandbox(Cli *cli, int argc, char **argv)
   if (g_str_equal(argv[1], "show") || g_str_equal(argv[1], "delete"))
     return cmd_sandbox_id(cli, argv[1], argc - 1, argv + 1);
   return usage_error("unknown sandbox subcommand '%s'", argv[1]);
+}
+
+static int
+cmd_capabilities(Cli *cli, int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdManager1) api = NULL;
+  g_autoptr(GVariant) caps = NULL;
+  g_autoptr(GVariant) devs = NULL;
+  g_autoptr(GVariant) host = NULL;
+  int r = parse_options("capabilities", "", NULL, &cli->json, &argc, &argv);
+  static const char *const host_keys[] = { "version", "accel", "kvm", "vsock", "network", "hugepages_total",
+                                           "hugepages_free", "hugepage_kib", "memory_mib", "cpus",
+                                           "free_units", NULL };
+
+  if (r >= 0)
+    return r;
+  if (argc > 1)
+    return usage_error("capabilities takes no arguments");
+  if (!(api = connect_api(cli, &error)) || !vfd_manager1_call_get_capabilities_sync(api, &caps, NULL, &error))
+    return report_error(error);
+  devs = g_variant_lookup_value(caps, "devices", G_VARIANT_TYPE("aa{sv}"));
+  host = g_variant_lookup_value(caps, "host", G_VARIANT_TYPE_VARDICT);
+  if (cli->json) {
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) root = NULL;
+    GVariantIter it;
+    GVariant *child;
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "host");
+    add_object(b, host, host_keys);
+    json_builder_set_member_name(b, "devices");
+    json_builder_begin_array(b);
+    g_variant_iter_init(&it, devs);
+    while ((child = g_variant_iter_next_value(&it))) {
+      add_object(b, child, device_keys);
+      g_variant_unref(child);
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    root = json_builder_get_root(b);
+    print_json(root);
+    return VFD_EXIT_OK;
+  }
+  {
+    GVariantDict d;
+    guint32 cpus = 0, free_units = 0;
+    guint64 mem = 0, hp_total = 0, hp_free = 0;
+    gboolean kvm = FALSE, vsock = FALSE, net = FALSE;
+
+    g_variant_dict_init(&d, host);
+    g_variant_dict_lookup(&d, "cpus", "u", &cpus);
+    g_variant_dict_lookup(&d, "free_units", "u", &free_units);
+    g_variant_dict_lookup(&d, "memory_mib", "t", &mem);
+    g_variant_dict_lookup(&d, "hugepages_total", "t", &hp_total);
+    g_variant_dict_lookup(&d, "hugepages_free", "t", &hp_free);
+    g_variant_dict_lookup(&d, "kvm", "b", &kvm);
+    g_variant_dict_lookup(&d, "vsock", "b", &vsock);
+    g_variant_dict_lookup(&d, "network", "b", &net);
+    printf("vfiod %s, accel %s (kvm %s), %u CPUs, %" G_GUINT64_FORMAT " MiB, hugepages %" G_GUINT64_FORMAT
+           "/%" G_GUINT64_FORMAT " free\n",
+           dict_str(&d, "version", "?"), dict_str(&d, "accel", "?"), kvm ? "usable" : "not usable", cpus, mem,
+           hp_free, hp_total);
+    printf("network %s, vsock %s, %u free device unit(s)\n", net ? "on" : "off", vsock ? "yes" : "no",
+           free_units);
+    g_variant_dict_clear(&d);
+  }
+  return VFD_EXIT_OK;
 }
 
 static const char *const report_keys[] = { "subject", "action", "detail", NULL };
@@ -970,6 +1066,8 @@ vfd_cli_main(int argc, char **argv)
     return cmd_sandbox(&cli, argc, argv);
   if (g_str_equal(argv[0], "reconcile"))
     return cmd_reconcile(&cli, argc, argv);
+  if (g_str_equal(argv[0], "capabilities"))
+    return cmd_capabilities(&cli, argc, argv);
   if (g_str_equal(argv[0], "initramfs"))
     return cmd_initramfs(&cli, argc, argv);
   if (g_str_equal(argv[0], "help"))

@@ -945,18 +945,17 @@ unit_cmp(gconstpointer a, gconstpointer b)
   return vfd_bdf_compare(&((const Unit *) a)->bdf, &((const Unit *) b)->bdf);
 }
 
-gboolean
-vfd_host_select_units(VfdHost *host, guint n, GArray **ret_bdfs, int *ret_numa_node, GError **error)
+/* The free assignable units (see vfd_host_select_units), sorted by BDF. */
+static GArray *
+collect_units(VfdHost *host, GError **error)
 {
   g_autoptr(GPtrArray) devs = vfd_host_enumerate(host, error);
   g_autoptr(GHashTable) bad = g_hash_table_new(g_direct_hash, g_direct_equal); /* groups not assignable */
   g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
   g_autoptr(GArray) units = g_array_new(FALSE, FALSE, sizeof(Unit));
-  g_autoptr(GArray) picked = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
-  int node = -1;
 
   if (!devs)
-    return FALSE;
+    return NULL;
   vfd_host_lock_journal(host);
   for (guint i = 0; i < devs->len; i++) {
     VfdPciDevice *d = g_ptr_array_index(devs, i);
@@ -979,6 +978,26 @@ vfd_host_select_units(VfdHost *host, guint n, GArray **ret_bdfs, int *ret_numa_n
     g_array_append_val(units, u);
   }
   g_array_sort(units, unit_cmp);
+  return g_steal_pointer(&units);
+}
+
+int
+vfd_host_count_free_units(VfdHost *host, GError **error)
+{
+  g_autoptr(GArray) units = collect_units(host, error);
+
+  return units ? (int) units->len : -1;
+}
+
+gboolean
+vfd_host_select_units(VfdHost *host, guint n, GArray **ret_bdfs, int *ret_numa_node, GError **error)
+{
+  g_autoptr(GArray) units = collect_units(host, error);
+  g_autoptr(GArray) picked = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  int node = -1;
+
+  if (!units)
+    return FALSE;
   if (n == 0 || units->len < n) {
     g_set_error(error, VFD_ERROR, n == 0 ? VFD_ERROR_INVALID_ARGUMENT : VFD_ERROR_BUSY,
                 "asked for %u device(s), %u free (an IOMMU group counts once; see vfioctl list)", n, units->len);

@@ -122,6 +122,9 @@ gboolean vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner
  * many are). Changes nothing. */
 gboolean vfd_host_select_units(VfdHost *host, guint n, GArray **ret_bdfs, int *ret_numa_node, GError **error);
 
+/* How many such units are free now; -1 with @error when enumeration fails. */
+int vfd_host_count_free_units(VfdHost *host, GError **error);
+
 /* Releases the IOMMU group of @bdf, which vfiod must have bound; each member
  * goes back to its original driver and driver_override. @owner: when
  * non-NULL, the group must be bound for that owner (else BUSY). On success

@@ -2,6 +2,7 @@
 #include "manager.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
@@ -67,6 +68,7 @@ typedef struct {
   char mac[VFD_MAC_STRLEN];
   guint32 cid; /* 0: no vsock */
   gboolean tap_created;
+  int numa_node; /* all passed devices on this node, else -1 */
 } Sandbox;
 
 struct VfdManager {
@@ -147,6 +149,7 @@ sandbox_new(VfdManager *m, const char *id)
   s->waiters = g_ptr_array_new_with_free_func(g_object_unref);
   s->created_us = g_get_monotonic_time();
   s->serial_pending = g_string_new(NULL);
+  s->numa_node = -1;
   return s;
 }
 
@@ -347,6 +350,10 @@ struct Op {
   char *initrd;
   GArray *requested; /* VfdBdf */
   VfdBindFlags flags;
+  guint gpus;   /* create: pick this many units */
+  char *disk;   /* create: root disk image */
+  char *cmd;    /* create: workload */
+  GStrv args;
   GHashTable *live; /* reconcile: ids of running sandboxes */
   GPtrArray *report; /* reconcile: VfdReconcileItem */
   gboolean force;
@@ -364,6 +371,9 @@ op_free(gpointer p)
   g_free(op->kernel);
   g_free(op->initrd);
   g_clear_pointer(&op->live, g_hash_table_unref);
+  g_free(op->disk);
+  g_free(op->cmd);
+  g_strfreev(op->args);
   g_clear_pointer(&op->report, g_ptr_array_unref);
   g_free(op);
 }
@@ -822,6 +832,7 @@ sandbox_to_variant(Sandbox *s)
   if (s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED)
     g_variant_dict_insert(&dict, "exit_status", "i", s->exit_status);
   g_variant_dict_insert(&dict, "ready", "b", s->ready);
+  g_variant_dict_insert(&dict, "numa_node", "i", s->numa_node);
   if (s->ready_report)
     g_variant_dict_insert(&dict, "ready_report", "s", s->ready_report);
   if (s->ready)
@@ -1025,7 +1036,15 @@ create_work(Op *op, GError **error)
   }
 
   /* Stage 2: every requested device's IOMMU group, groups locked in
-   * ascending order for the whole stage. */
+   * ascending order for the whole stage. "Any N": pick them first. */
+  if (op->gpus > 0) {
+    g_autoptr(GArray) picked = NULL;
+    int node = -1;
+    if (!vfd_host_select_units(m->host, op->gpus, &picked, &node, error))
+      goto rollback;
+    g_array_append_vals(op->requested, picked->data, picked->len);
+    s->numa_node = node;
+  }
   for (guint i = 0; i < op->requested->len; i++) {
     int g = -1;
     if (vfd_sysfs_iommu_group(vfd_host_sysfs(m->host), &g_array_index(op->requested, VfdBdf, i), &g) == 0)
@@ -1073,6 +1092,21 @@ create_work(Op *op, GError **error)
     g_auto(GStrv) extra_append = NULL;
 
     net_qemu_args(m, s, passed->len == 0, args, append);
+    if (op->disk) {
+      g_autofree char *drive = g_strdup_printf("file=%s,if=none,id=root,format=raw", op->disk);
+      g_strv_builder_add_many(args, "-drive", drive, "-device",
+                              passed->len == 0 ? "virtio-blk-device,drive=root" : "virtio-blk-pci,drive=root",
+                              NULL);
+      g_strv_builder_add(append, "vfiod.root=/dev/vda");
+    }
+    if (op->cmd) {
+      g_autofree char *c = g_strdup_printf("vfiod.cmd=%s", op->cmd);
+      g_strv_builder_add(append, c);
+      for (char **a = op->args; a && *a; a++) {
+        g_autofree char *w = g_strdup_printf("\"vfiod.arg=%s\"", *a);
+        g_strv_builder_add(append, w);
+      }
+    }
     extra_args = g_strv_builder_end(args);
     extra_append = g_strv_builder_end(append);
     VfdQemuConfig qc = {
@@ -1091,6 +1125,7 @@ create_work(Op *op, GError **error)
       .devices = (const VfdBdf *) (void *) passed->data,
       .n_devices = passed->len,
       .hugepages = m->config->qemu_hugepages,
+      .tsc_khz = g_str_equal(m->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
       .seccomp = m->config->qemu_seccomp,
     };
     s->proc = vfd_qemu_spawn(&qc, qemu_log, error);
@@ -1149,6 +1184,48 @@ create_done(Op *op, GError *error)
   vfd_manager1_complete_create_sandbox(m->skeleton, g_steal_pointer(&op->inv), sandbox_to_variant(s));
 }
 
+/* The workload travels on the guest's kernel command line (vfiod.cmd=,
+ * vfiod.arg=, double-quoted): refuse what cannot travel there. */
+static gboolean
+check_workload(const char *cmd, const char *const *args, GError **error)
+{
+  gsize total = 0;
+
+  if (!cmd) {
+    if (args && args[0]) {
+      g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "args need a cmd");
+      return FALSE;
+    }
+    return TRUE;
+  }
+  if (!g_path_is_absolute(cmd) || strstr(cmd, "/..") || strpbrk(cmd, " \"\t\n")) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "cmd must be an absolute path without '..', blanks or quotes, got '%.64s'", cmd);
+    return FALSE;
+  }
+  total = strlen(cmd);
+  for (guint i = 0; args && args[i]; i++) {
+    const char *a = args[i];
+    if (i >= 16 || strchr(a, '"') || strpbrk(a, "\n\r\t")) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                  "args: at most 16, without double quotes or control characters");
+      return FALSE;
+    }
+    for (const char *c = a; *c; c++)
+      if ((unsigned char) *c < 0x20 || (unsigned char) *c >= 0x7f) {
+        g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "args must be printable ASCII");
+        return FALSE;
+      }
+    total += strlen(a) + 14;
+  }
+  if (total > 1024) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                        "cmd and args are too long for the kernel command line (1 KiB)");
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options, gpointer data)
 {
@@ -1157,13 +1234,21 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   g_autoptr(GArray) requested = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
   g_autofree const char **dev_strs = NULL;
   g_autofree char *id = NULL;
-  const char *kernel = NULL, *initrd = NULL;
-  guint memory = 512, vcpus = 1;
+  const char *kernel = NULL, *initrd = NULL, *disk = NULL, *cmd = NULL;
+  g_autofree const char **args = NULL;
+  guint memory = 512, vcpus = 1, gpus = 0;
   GVariantDict opts;
   GVariant *v;
   Op *op;
 
   g_variant_dict_init(&opts, options);
+  g_variant_dict_lookup(&opts, "gpus", "u", &gpus);
+  g_variant_dict_lookup(&opts, "disk", "&s", &disk);
+  g_variant_dict_lookup(&opts, "cmd", "&s", &cmd);
+  if ((v = g_variant_dict_lookup_value(&opts, "args", G_VARIANT_TYPE_STRING_ARRAY))) {
+    args = g_variant_get_strv(v, NULL);
+    g_variant_unref(v);
+  }
   if ((v = g_variant_dict_lookup_value(&opts, "devices", G_VARIANT_TYPE_STRING_ARRAY))) {
     dev_strs = g_variant_get_strv(v, NULL);
     g_variant_unref(v);
@@ -1172,9 +1257,21 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   g_variant_dict_lookup(&opts, "initrd", "&s", &initrd);
   g_variant_dict_lookup(&opts, "memory_mib", "u", &memory);
   g_variant_dict_lookup(&opts, "vcpus", "u", &vcpus);
+  if (!kernel)
+    kernel = m->config->qemu_kernel;
+  if (!initrd)
+    initrd = m->config->qemu_initrd;
 
   /* Stage 0: validate everything before touching anything. */
-  for (const char **d = dev_strs; d && *d; d++) {
+  if (gpus > 0 && dev_strs && dev_strs[0])
+    g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "give devices or gpus, not both");
+  if (!error && gpus > 64)
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "gpus must be at most 64, got %u", gpus);
+  if (!error && disk)
+    vfd_check_image_path("disk", disk, &error);
+  if (!error)
+    check_workload(cmd, args, &error);
+  for (const char **d = dev_strs; !error && d && *d; d++) {
     VfdBdf bdf;
     if (!parse_bdf_arg(*d, &bdf, &error))
       break;
@@ -1205,6 +1302,10 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   op->kernel = g_strdup(kernel);
   op->initrd = g_strdup(initrd);
   op->requested = g_steal_pointer(&requested);
+  op->gpus = gpus;
+  op->disk = g_strdup(disk);
+  op->cmd = g_strdup(cmd);
+  op->args = g_strdupv((char **) args);
   sandbox_set_state(op->sandbox, SANDBOX_CREATING);
   op_run(op);
   return TRUE;
@@ -1258,6 +1359,67 @@ handle_get_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, 
     return TRUE;
   }
   vfd_manager1_complete_get_sandbox(sk, inv, sandbox_to_variant(s));
+  return TRUE;
+}
+
+/* Reads "Key: N kB"-style values from /proc/meminfo. */
+static guint64
+meminfo_value(const char *key)
+{
+  g_autofree char *contents = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  if (!g_file_get_contents("/proc/meminfo", &contents, NULL, NULL))
+    return 0;
+  lines = g_strsplit(contents, "\n", -1);
+  for (char **l = lines; *l; l++)
+    if (g_str_has_prefix(*l, key) && (*l)[strlen(key)] == ':')
+      return g_ascii_strtoull(*l + strlen(key) + 1, NULL, 10);
+  return 0;
+}
+
+static gboolean
+handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) devs = vfd_host_enumerate(m->host, &error);
+  GVariantBuilder db;
+  GVariantDict host, caps;
+  guint free_units;
+  int fd;
+
+  if (!devs) {
+    return_error(inv, error);
+    return TRUE;
+  }
+  g_variant_builder_init(&db, G_VARIANT_TYPE("aa{sv}"));
+  vfd_host_lock_journal(m->host);
+  for (guint i = 0; i < devs->len; i++)
+    g_variant_builder_add_value(&db, device_to_variant(m, g_ptr_array_index(devs, i)));
+  vfd_host_unlock_journal(m->host);
+  free_units = MAX(0, vfd_host_count_free_units(m->host, NULL));
+
+  g_variant_dict_init(&host, NULL);
+  g_variant_dict_insert(&host, "version", "s", VFIOD_VERSION);
+  g_variant_dict_insert(&host, "accel", "s", m->config->qemu_accel);
+  fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  g_variant_dict_insert(&host, "kvm", "b", fd >= 0);
+  if (fd >= 0)
+    close(fd);
+  g_variant_dict_insert(&host, "vsock", "b", m->have_vsock);
+  g_variant_dict_insert(&host, "network", "b", m->config->net_enabled);
+  g_variant_dict_insert(&host, "hugepages_total", "t", meminfo_value("HugePages_Total"));
+  g_variant_dict_insert(&host, "hugepages_free", "t", meminfo_value("HugePages_Free"));
+  g_variant_dict_insert(&host, "hugepage_kib", "t", meminfo_value("Hugepagesize"));
+  g_variant_dict_insert(&host, "memory_mib", "t", meminfo_value("MemTotal") / 1024);
+  g_variant_dict_insert(&host, "cpus", "u", g_get_num_processors());
+  g_variant_dict_insert(&host, "free_units", "u", free_units);
+
+  g_variant_dict_init(&caps, NULL);
+  g_variant_dict_insert_value(&caps, "devices", g_variant_builder_end(&db));
+  g_variant_dict_insert_value(&caps, "host", g_variant_dict_end(&host));
+  vfd_manager1_complete_get_capabilities(sk, inv, g_variant_dict_end(&caps));
   return TRUE;
 }
 
@@ -1826,6 +1988,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   g_signal_connect(m->skeleton, "handle-list-sandboxes", G_CALLBACK(handle_list_sandboxes), m);
   g_signal_connect(m->skeleton, "handle-bind-device-full", G_CALLBACK(handle_bind_device_full), m);
   g_signal_connect(m->skeleton, "handle-reconcile", G_CALLBACK(handle_reconcile), m);
+  g_signal_connect(m->skeleton, "handle-get-capabilities", G_CALLBACK(handle_get_capabilities), m);
 
   if (!m->journal_corrupt) {
     g_autoptr(GPtrArray) report = vfd_reconcile_report_new();

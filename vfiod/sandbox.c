@@ -34,6 +34,8 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
    * PCIe root port so that BARs are sized per device. */
   if (!microvm)
     g_string_append(append, " pci=realloc");
+  if (c->tsc_khz)
+    g_string_append_printf(append, " tsc_early_khz=%u", c->tsc_khz);
   g_string_append_printf(append, " vfiod.sandbox=%s", c->id);
   for (guint i = 0; c->extra_append && c->extra_append[i]; i++)
     g_string_append_printf(append, " %s", c->extra_append[i]);
@@ -121,6 +123,23 @@ vfd_qemu_find_pid(const char *pidfile, const char *id)
       if (end && !*end && pid > 0 && pid != getpid() && cmdline_has(pid, needle))
         return pid;
     }
+  }
+  return 0;
+}
+
+guint
+vfd_host_tsc_khz(void)
+{
+  g_autofree char *contents = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  if (!g_file_get_contents("/proc/cpuinfo", &contents, NULL, NULL))
+    return 0;
+  lines = g_strsplit(contents, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    const char *colon = strchr(*l, ':');
+    if (g_str_has_prefix(*l, "cpu MHz") && colon)
+      return (guint) (g_ascii_strtod(colon + 1, NULL) * 1000.0);
   }
   return 0;
 }

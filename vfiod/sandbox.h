@@ -22,6 +22,7 @@ typedef struct {
   gboolean hugepages;      /* guest RAM on hugetlbfs pages ([qemu] hugepages) */
   gboolean seccomp;        /* -sandbox on,... ([qemu] seccomp) */
   const char *const *extra_append; /* more kernel command line words (vfiod.* keys), NULL-terminated */
+  guint tsc_khz;           /* TCG: guest TSC rate handed to the kernel (tsc_early_khz); 0: none */
   const char *const *extra_args;   /* more QEMU arguments (network, vsock devices), NULL-terminated */
 } VfdQemuConfig;
 
@@ -39,6 +40,12 @@ GStrv vfd_qemu_build_argv(const VfdQemuConfig *config);
  * the first such process found in /proc (QEMU may not have written the
  * pidfile yet); 0 when there is none. */
 gint64 vfd_qemu_find_pid(const char *pidfile, const char *id);
+
+/* The host's TSC rate in kHz, from /proc/cpuinfo ("cpu MHz"); 0 when
+ * unknown. Under TCG the guest's TSC runs at the host's rate; telling the
+ * guest kernel (tsc_early_khz=) spares it the PIT calibration, which times
+ * out on a busy host and stalls a microvm guest at boot. */
+guint vfd_host_tsc_khz(void);
 
 /* RLIMIT_MEMLOCK for a guest of @memory_mib: all guest RAM (VFIO pins it for
  * DMA) plus 256 MiB for QEMU's own pinned buffers; in bytes. */

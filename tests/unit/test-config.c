@@ -173,7 +173,7 @@ test_qemu_argv_microvm(void **state)
   VfdQemuConfig c = {
     .id = "sb-00000002", .qemu_binary = "qemu-system-x86_64", .accel = "kvm", .memory_mib = 512, .vcpus = 1,
     .kernel = "/k/vmlinuz", .initrd = "/k/initrd", .serial_log = "/s", .qmp_socket = "/q", .hugepages = TRUE,
-    .seccomp = TRUE, .extra_append = append, .extra_args = extra,
+    .seccomp = TRUE, .extra_append = append, .extra_args = extra, .tsc_khz = 2300000,
   };
 
   /* No device passed through: microvm, no PCI root ports, no pci=realloc. */
@@ -183,6 +183,7 @@ test_qemu_argv_microvm(void **state)
                       "memory-backend-memfd,id=mem,size=512M,share=on,hugetlb=on");
   assert_null(strstr(argv[argv_index(argv, "-append") + 1], "pci=realloc"));
   assert_non_null(strstr(argv[argv_index(argv, "-append") + 1], " vfiod.ip=10.0.128.2/30"));
+  assert_non_null(strstr(argv[argv_index(argv, "-append") + 1], " tsc_early_khz=2300000 "));
   assert_non_null(strstr(argv[argv_index(argv, "-sandbox") + 1], "spawn=deny"));
   assert_string_equal(argv[argv_index(argv, "vhost-vsock-device,guest-cid=3") - 1], "-device");
   assert_int_equal(argv_index(argv, "-vga"), -1);
