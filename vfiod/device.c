@@ -19,6 +19,7 @@ struct VfdHost {
   GHashTable *group_locks; /* IOMMU group number -> GRecMutex* */
   char *proc_root;
   bool reset_on_release;
+  GPtrArray *old_policies; /* replaced by reloads; freed with the host */
 };
 
 struct VfdGroupLock {
@@ -61,6 +62,7 @@ vfd_host_new(VfdSysfs *sysfs, VfdPolicy *policy, VfdJournal *journal)
   g_mutex_init(&h->table_lock);
   h->group_locks = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, rec_mutex_free);
   h->proc_root = g_strdup("/proc");
+  h->old_policies = g_ptr_array_new_with_free_func((GDestroyNotify) vfd_policy_free);
   return h;
 }
 
@@ -74,6 +76,7 @@ vfd_host_free(VfdHost *host)
   vfd_journal_free(host->journal);
   g_hash_table_unref(host->group_locks);
   g_free(host->proc_root);
+  g_ptr_array_unref(host->old_policies);
   g_rec_mutex_clear(&host->journal_lock);
   g_mutex_clear(&host->table_lock);
   g_free(host);
@@ -95,6 +98,18 @@ const VfdPolicy *
 vfd_host_policy(VfdHost *host)
 {
   return host->policy;
+}
+
+void
+vfd_host_set_policy(VfdHost *host, VfdPolicy *policy)
+{
+  VfdPolicy *old;
+
+  vfd_host_lock_journal(host);
+  old = host->policy;
+  g_atomic_pointer_set(&host->policy, policy);
+  g_ptr_array_add(host->old_policies, old);
+  vfd_host_unlock_journal(host);
 }
 
 void

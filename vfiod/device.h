@@ -76,6 +76,11 @@ GPtrArray *vfd_host_enumerate(VfdHost *host, GError **error);
  * VFD_ERROR_NOT_FOUND when there is no such device. */
 VfdPciDevice *vfd_host_get_device(VfdHost *host, const VfdBdf *bdf, GError **error);
 
+/* Replaces the device rules (config reload). Takes @policy; the previous
+ * one stays alive until the host is freed, since an operation on a worker
+ * thread may still read it. */
+void vfd_host_set_policy(VfdHost *host, VfdPolicy *policy);
+
 /* Where /proc is (default "/proc"; tests use a fake tree). */
 void vfd_host_set_proc_root(VfdHost *host, const char *proc_root);
 

@@ -91,6 +91,7 @@ struct VfdManager {
   VfdFirewallState *fw;
   gboolean have_vsock;   /* /dev/vhost-vsock exists: CIDs, vsock device, report listener */
   GSocketService *report_service;
+  GPtrArray *old_configs; /* replaced by reloads; workers may still read them */
 };
 
 /* Refuses device work while the journal is corrupt. */
@@ -1885,6 +1886,59 @@ vfd_manager_start(VfdManager *m, GError **error)
   return TRUE;
 }
 
+gboolean
+vfd_manager_reload(VfdManager *m, const char *path, GError **error)
+{
+  g_autoptr(VfdConfig) c = vfd_config_load(path, NULL, error);
+  VfdPolicy *policy;
+  const VfdConfig *o = m->config;
+  const char *fixed = NULL;
+
+  if (!c)
+    return FALSE;
+  if (g_strcmp0(c->state_dir, o->state_dir))
+    fixed = "[daemon] state_dir";
+  else if (g_strcmp0(c->runtime_dir, o->runtime_dir))
+    fixed = "[daemon] runtime_dir";
+  else if (g_strcmp0(c->allowed_group, o->allowed_group))
+    fixed = "[daemon] allowed_group";
+  else if (c->net_enabled != o->net_enabled || g_strcmp0(c->net_pool, o->net_pool) || c->net_prefix != o->net_prefix ||
+           g_strcmp0(c->net_nat_uplink, o->net_nat_uplink) || c->report_port != o->report_port)
+    fixed = "[network] enabled/pool/prefix/nat_uplink/report_port";
+  else if (g_strcmp0(c->sys_root, o->sys_root) || g_strcmp0(c->dev_root, o->dev_root) ||
+           g_strcmp0(c->proc_root, o->proc_root))
+    fixed = "[testing] roots";
+  if (fixed) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s changed: that needs a restart; nothing reloaded",
+                fixed);
+    return FALSE;
+  }
+  policy = vfd_policy_new(c->ids, c->classes, error);
+  if (!policy)
+    return FALSE;
+  vfd_policy_set_guards(policy, &(VfdPolicyGuards){ .allow_boot_vga = c->allow_boot_vga,
+                                                    .allow_storage = c->allow_storage,
+                                                    .allow_network = c->allow_network });
+  if (c->net_enabled) {
+    g_mutex_lock(&m->net_lock);
+    if (!vfd_firewall_state_set_ports(m->fw, c->net_host_ports, error) || !vfd_firewall_apply(m->fw, error)) {
+      g_mutex_unlock(&m->net_lock);
+      vfd_policy_free(policy);
+      return FALSE;
+    }
+    g_mutex_unlock(&m->net_lock);
+  }
+  vfd_host_set_policy(m->host, policy);
+  vfd_host_set_reset_on_release(m->host, c->reset_on_release);
+  vfd_sysfs_set_write_timeout(vfd_host_sysfs(m->host), c->write_timeout_s * 1000);
+  if (!m->old_configs)
+    m->old_configs = g_ptr_array_new_with_free_func((GDestroyNotify) vfd_config_free);
+  g_ptr_array_add(m->old_configs, m->config);
+  m->config = g_steal_pointer(&c);
+  g_message("configuration reloaded from %s", path);
+  return TRUE;
+}
+
 const char *
 vfd_manager_socket_path(VfdManager *m)
 {
@@ -2033,5 +2087,7 @@ vfd_manager_free(VfdManager *m)
   vfd_cid_pool_free(m->cids);
   vfd_firewall_state_free(m->fw);
   g_mutex_clear(&m->net_lock);
+  if (m->old_configs)
+    g_ptr_array_unref(m->old_configs);
   g_free(m);
 }

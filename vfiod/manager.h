@@ -32,6 +32,13 @@ gboolean vfd_manager_start(VfdManager *manager, GError **error);
 /* Path of the API socket. */
 const char *vfd_manager_socket_path(VfdManager *manager);
 
+/* Re-reads the configuration from @path (SIGHUP). Applied at once: device
+ * rules and guards, reset_on_release, write_timeout, [qemu] settings,
+ * [network] host_ports. The rest (directories, allowed_group, the network
+ * pool) needs a restart: those changes are refused with the key named, and
+ * nothing is applied. */
+gboolean vfd_manager_reload(VfdManager *manager, const char *path, GError **error);
+
 /* Stops serving; sandboxes keep running (they are adopted at next start). */
 void vfd_manager_free(VfdManager *manager);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdManager, vfd_manager_free)
