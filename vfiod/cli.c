@@ -7,6 +7,7 @@
 
 #include "bdf.h"
 #include "error.h"
+#include "doctor.h"
 #include "initramfs.h"
 #include "manager.h"
 #include "pins.h"
@@ -14,6 +15,24 @@
 #include "vfd-dbus.h"
 
 #define DEFAULT_SOCKET "/run/vfiod/" VFD_SOCKET_NAME
+
+/* pins.env / versions.env: the installed copies (<datadir>/vfiod), else
+ * the source tree's (a build that is not installed). */
+static const char *
+default_pins_path(const char *name)
+{
+  static char *found[2];
+  int i = g_str_equal(name, "pins.env") ? 0 : 1;
+
+  if (!found[i]) {
+    g_autofree char *installed = g_build_filename(VFIOD_DATADIR, name, NULL);
+    g_autofree char *source = g_build_filename(VFIOD_SOURCE_ROOT, name, NULL);
+    found[i] = g_strdup(g_file_test(installed, G_FILE_TEST_IS_REGULAR) ? installed : source);
+  }
+  return found[i];
+}
+#define DEFAULT_PINS_FILE default_pins_path("pins.env")
+#define DEFAULT_VERSIONS_FILE default_pins_path("versions.env")
 
 typedef struct {
   const char *socket_path;
@@ -28,6 +47,8 @@ static const char usage_text[] =
     "  bind BDF [--owner NAME] [--force]  bind BDF's whole IOMMU group to vfio-pci\n"
     "                                (--force: even when processes hold the GPU's /dev/nvidia* open)\n"
     "  release BDF                   give BDF's IOMMU group back to its original drivers\n"
+    "  doctor                        check this host: IOMMU, vfio-pci, memlock, hugepages, QEMU, KVM,\n"
+    "                                vhost-vsock, pins (local, no daemon; exit 1 when a check fails)\n"
     "  capabilities                  host facts (accel, vsock, hugepages) and the device inventory\n"
     "  reconcile [--force]           settle devices left half-way, restore those of gone sandboxes,\n"
     "                                report devices on vfio-pci vfiod does not know\n"
@@ -790,6 +811,57 @@ cmd_capabilities(Cli *cli, int argc, char **argv)
   return VFD_EXIT_OK;
 }
 
+static int
+cmd_doctor(Cli *cli, int argc, char **argv)
+{
+  g_autofree char *pins = NULL, *versions = NULL, *qemu = NULL;
+  GOptionEntry entries[] = {
+    { "qemu", 0, 0, G_OPTION_ARG_STRING, &qemu, "QEMU binary to check (default qemu-system-x86_64)", "PATH" },
+    { "pins", 0, 0, G_OPTION_ARG_FILENAME, &pins, "pins.env to check", "FILE" },
+    { "versions", 0, 0, G_OPTION_ARG_FILENAME, &versions, "versions.env to check", "FILE" },
+    { NULL },
+  };
+  g_autoptr(GPtrArray) checks = NULL;
+  VfdDoctorOptions o = { .sys_root = "/sys", .dev_root = "/dev", .proc_root = "/proc" };
+  int r = parse_options("doctor", "", entries, &cli->json, &argc, &argv);
+  gboolean failed = FALSE;
+
+  if (r >= 0)
+    return r;
+  if (argc > 1)
+    return usage_error("doctor takes no arguments");
+  o.qemu_binary = qemu ? qemu : "qemu-system-x86_64";
+  o.pins_file = pins ? pins : DEFAULT_PINS_FILE;
+  o.versions_file = versions ? versions : DEFAULT_VERSIONS_FILE;
+  checks = vfd_doctor_run(&o);
+  if (cli->json) {
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) root = NULL;
+    json_builder_begin_array(b);
+    for (guint i = 0; i < checks->len; i++) {
+      VfdDoctorCheck *c = g_ptr_array_index(checks, i);
+      json_builder_begin_object(b);
+      json_builder_set_member_name(b, "check");
+      json_builder_add_string_value(b, c->name);
+      json_builder_set_member_name(b, "status");
+      json_builder_add_string_value(b, vfd_doctor_status_to_string(c->status));
+      json_builder_set_member_name(b, "detail");
+      json_builder_add_string_value(b, c->detail);
+      json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    root = json_builder_get_root(b);
+    print_json(root);
+  }
+  for (guint i = 0; i < checks->len; i++) {
+    VfdDoctorCheck *c = g_ptr_array_index(checks, i);
+    failed = failed || c->status == VFD_DOCTOR_FAIL;
+    if (!cli->json)
+      printf("%-5s %-12s %s\n", vfd_doctor_status_to_string(c->status), c->name, c->detail);
+  }
+  return failed ? VFD_EXIT_FAILED : VFD_EXIT_OK;
+}
+
 static const char *const report_keys[] = { "subject", "action", "detail", NULL };
 
 static int
@@ -864,16 +936,6 @@ pin_value(const char *path_opt, const char *env, const char *builtin, const char
   return v ? g_strdup(v) : NULL;
 }
 
-#ifdef VFIOD_PINS_FILE
-#define DEFAULT_PINS_FILE VFIOD_PINS_FILE
-#else
-#define DEFAULT_PINS_FILE NULL
-#endif
-#ifdef VFIOD_VERSIONS_FILE
-#define DEFAULT_VERSIONS_FILE VFIOD_VERSIONS_FILE
-#else
-#define DEFAULT_VERSIONS_FILE NULL
-#endif
 
 static int
 initramfs_error(const GError *error)
@@ -1068,6 +1130,8 @@ vfd_cli_main(int argc, char **argv)
     return cmd_reconcile(&cli, argc, argv);
   if (g_str_equal(argv[0], "capabilities"))
     return cmd_capabilities(&cli, argc, argv);
+  if (g_str_equal(argv[0], "doctor"))
+    return cmd_doctor(&cli, argc, argv);
   if (g_str_equal(argv[0], "initramfs"))
     return cmd_initramfs(&cli, argc, argv);
   if (g_str_equal(argv[0], "help"))

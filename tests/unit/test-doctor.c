@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vfioctl doctor over fake /sys, /dev and /proc roots. */
+#include <glib/gstdio.h>
+#include <stdlib.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "doctor.h"
+
+static void
+put(const char *root, const char *rel, const char *contents)
+{
+  g_autofree char *path = g_build_filename(root, rel, NULL);
+  g_autofree char *dir = g_path_get_dirname(path);
+
+  assert_int_equal(g_mkdir_with_parents(dir, 0755), 0);
+  if (contents)
+    assert_true(g_file_set_contents(path, contents, -1, NULL));
+  else
+    assert_int_equal(g_mkdir_with_parents(path, 0755), 0);
+}
+
+static const VfdDoctorCheck *
+find(GPtrArray *checks, const char *name)
+{
+  for (guint i = 0; i < checks->len; i++) {
+    const VfdDoctorCheck *c = g_ptr_array_index(checks, i);
+    if (g_str_equal(c->name, name))
+      return c;
+  }
+  fail_msg("no check %s", name);
+  return NULL;
+}
+
+static void
+rm_rf(const char *path)
+{
+  g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", path);
+  assert_int_equal(system(cmd), 0);
+}
+
+static void
+test_good_and_bad_host(void **state)
+{
+  g_autofree char *root = g_dir_make_tmp("vfiod-doctor-XXXXXX", NULL);
+  g_autofree char *sys = g_build_filename(root, "sys", NULL);
+  g_autofree char *dev = g_build_filename(root, "dev", NULL);
+  g_autofree char *proc = g_build_filename(root, "proc", NULL);
+  g_autofree char *qemu = g_build_filename(root, "qemu", NULL);
+  g_autofree char *pins = g_build_filename(root, "pins.env", NULL);
+  g_autofree char *bad_pins = g_build_filename(root, "bad.env", NULL);
+  VfdDoctorOptions o = { .sys_root = sys, .dev_root = dev, .proc_root = proc, .qemu_binary = qemu,
+                         .pins_file = pins };
+
+  /* A bare host: no IOMMU, no vfio-pci, no hugepages, no vsock, no QEMU. */
+  put(root, "sys/kernel/x", "");
+  put(root, "proc/meminfo", "MemTotal: 1000 kB\nHugePages_Total:       0\n");
+  put(root, "dev/null-ish", "");
+  put(root, "pins.env", "GUEST_KERNEL_RELEASE=6.1.0-56-amd64\n");
+  put(root, "bad.env", "GUEST KERNEL=x\n");
+  {
+    g_autoptr(GPtrArray) c = vfd_doctor_run(&o);
+    assert_int_equal(find(c, "iommu")->status, VFD_DOCTOR_FAIL);
+    assert_non_null(strstr(find(c, "iommu")->detail, "intel_iommu=on"));
+    assert_int_equal(find(c, "vfio-pci")->status, VFD_DOCTOR_FAIL);
+    assert_int_equal(find(c, "hugepages")->status, VFD_DOCTOR_WARN);
+    assert_int_equal(find(c, "vhost-vsock")->status, VFD_DOCTOR_WARN);
+    assert_int_equal(find(c, "qemu")->status, VFD_DOCTOR_FAIL);
+    assert_int_equal(find(c, "kvm")->status, VFD_DOCTOR_WARN);
+    assert_int_equal(find(c, "pins")->status, VFD_DOCTOR_OK);
+    assert_non_null(strstr(find(c, "pins")->detail, "6.1.0-56-amd64"));
+  }
+
+  /* A ready host. */
+  put(root, "sys/kernel/iommu_groups/0", NULL);
+  put(root, "sys/kernel/iommu_groups/1", NULL);
+  put(root, "sys/bus/pci/drivers/vfio-pci", NULL);
+  put(root, "proc/meminfo", "MemTotal: 1000 kB\nHugePages_Total:      64\nHugePages_Free:       60\nHugepagesize:    2048 kB\n");
+  put(root, "dev/vhost-vsock", "");
+  put(root, "qemu", "#!/bin/sh\necho 'QEMU emulator version 8.2.1 (Debian)'\n");
+  g_chmod(qemu, 0755);
+  {
+    g_autoptr(GPtrArray) c = vfd_doctor_run(&o);
+    assert_int_equal(find(c, "iommu")->status, VFD_DOCTOR_OK);
+    assert_non_null(strstr(find(c, "iommu")->detail, "2 IOMMU groups"));
+    assert_int_equal(find(c, "vfio-pci")->status, VFD_DOCTOR_OK);
+    assert_int_equal(find(c, "hugepages")->status, VFD_DOCTOR_OK);
+    assert_non_null(strstr(find(c, "hugepages")->detail, "60 of 64"));
+    assert_int_equal(find(c, "vhost-vsock")->status, VFD_DOCTOR_OK);
+    assert_int_equal(find(c, "qemu")->status, VFD_DOCTOR_OK);
+    assert_non_null(strstr(find(c, "qemu")->detail, "8.2"));
+  }
+
+  /* An old QEMU warns; a malformed pins file fails, naming the file. */
+  put(root, "qemu", "#!/bin/sh\necho 'QEMU emulator version 6.2.0'\n");
+  g_chmod(qemu, 0755); /* the rewrite replaced the file */
+  o.pins_file = bad_pins;
+  {
+    g_autoptr(GPtrArray) c = vfd_doctor_run(&o);
+    assert_int_equal(find(c, "qemu")->status, VFD_DOCTOR_WARN);
+    assert_int_equal(find(c, "pins")->status, VFD_DOCTOR_FAIL);
+    assert_non_null(strstr(find(c, "pins")->detail, "bad.env"));
+  }
+  rm_rf(root);
+}
+
+int
+main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_good_and_bad_host),
+  };
+  return cmocka_run_group_tests_name("doctor", tests, NULL, NULL);
+}
