@@ -19,6 +19,7 @@ vfd_config_free(VfdConfig *c)
   g_free(c->qemu_binary);
   g_free(c->qemu_accel);
   g_free(c->qemu_kernel);
+  g_free(c->qemu_user);
   g_free(c->qemu_initrd);
   g_free(c->sys_root);
   g_free(c->dev_root);
@@ -48,7 +49,7 @@ static const char *const known_keys[] = {
   "devices/ids", "devices/classes",
   "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
   "devices/reset_on_release",
-  "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd",
+  "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/user",
   "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
   "network/report_port",
   "testing/sys_root", "testing/dev_root", "testing/proc_root",
@@ -179,6 +180,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "qemu", "binary", &c->qemu_binary);
     take_string(kf, "qemu", "accel", &c->qemu_accel);
     take_string(kf, "qemu", "kernel", &c->qemu_kernel);
+    take_string(kf, "qemu", "user", &c->qemu_user);
     take_string(kf, "qemu", "initrd", &c->qemu_initrd);
     take_string(kf, "testing", "sys_root", &c->sys_root);
     take_string(kf, "testing", "dev_root", &c->dev_root);

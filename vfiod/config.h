@@ -22,6 +22,7 @@ typedef struct {
                           * a write still blocked then marks its device "stuck" */
   char *qemu_binary;   /* [qemu] binary, default qemu-system-x86_64 */
   char *qemu_accel;    /* [qemu] accel: "kvm" (default) or "tcg" */
+  char *qemu_user;     /* [qemu] user: QEMU runs as this user; empty: as vfiod (root) */
   char *qemu_kernel;   /* [qemu] kernel: default guest kernel for sandboxes that name none */
   char *qemu_initrd;   /* [qemu] initrd: default guest initramfs (e.g. a staged image) */
   bool qemu_hugepages; /* [qemu] hugepages: guest RAM on hugetlbfs, default false */

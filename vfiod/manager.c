@@ -92,6 +92,8 @@ struct VfdManager {
   gboolean have_vsock;   /* /dev/vhost-vsock exists: CIDs, vsock device, report listener */
   GSocketService *report_service;
   GPtrArray *old_configs; /* replaced by reloads; workers may still read them */
+  uid_t qemu_uid;         /* [qemu] user, 0: root */
+  gid_t qemu_gid;
 };
 
 /* Refuses device work while the journal is corrupt. */
@@ -544,7 +546,7 @@ net_setup(VfdManager *m, Sandbox *s, GError **error)
 
   if (!s->has_net)
     return TRUE;
-  if (!vfd_tap_create(s->tap, 0, (gid_t) -1, &s->subnet, error))
+  if (!vfd_tap_create(s->tap, m->qemu_uid, (gid_t) -1, &s->subnet, error))
     return FALSE;
   s->tap_created = TRUE;
   g_mutex_lock(&m->net_lock);
@@ -1013,6 +1015,33 @@ new_sandbox_id(VfdManager *m)
   }
 }
 
+/* Gives the QEMU user its sandbox directory and /dev/vfio/<group> nodes. */
+static gboolean
+hand_over(VfdManager *m, Sandbox *s, GError **error)
+{
+  if (chown(s->dir, m->qemu_uid, m->qemu_gid) < 0) {
+    int e = errno;
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot hand %s to the QEMU user: %s", s->dir, g_strerror(e));
+    return FALSE;
+  }
+  for (guint i = 0; i < s->devices->len; i++) {
+    int group;
+    g_autofree char *node = NULL;
+    char num[16];
+
+    if (vfd_sysfs_iommu_group(vfd_host_sysfs(m->host), &g_array_index(s->devices, VfdBdf, i), &group) < 0)
+      continue;
+    g_snprintf(num, sizeof num, "%d", group);
+    node = g_build_filename(vfd_sysfs_dev_root(vfd_host_sysfs(m->host)), "vfio", num, NULL);
+    if (chown(node, m->qemu_uid, m->qemu_gid) < 0 || chmod(node, 0600) < 0) {
+      int e = errno;
+      g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot hand %s to the QEMU user: %s", node, g_strerror(e));
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 /* Worker: stages 1-3 of a create, with reverse-order rollback of the stages
  * done when one fails. */
 static gboolean
@@ -1084,7 +1113,11 @@ create_work(Op *op, GError **error)
   if (!net_setup(m, s, error) || vfd_fail_stage("network", error))
     goto rollback;
 
-  /* Stage 5: QEMU. */
+  /* Stage 5: QEMU, as [qemu] user when set: it gets its own directory (for
+   * the serial log, QMP socket, pidfile) and its IOMMU groups' /dev/vfio
+   * nodes, nothing else (the node goes when the group leaves vfio-pci). */
+  if (m->qemu_uid != 0 && !hand_over(m, s, error))
+    goto rollback;
   {
     g_autofree char *pidfile = g_build_filename(s->dir, "qemu.pid", NULL);
     g_autoptr(GStrvBuilder) args = g_strv_builder_new();
@@ -1127,6 +1160,8 @@ create_work(Op *op, GError **error)
       .n_devices = passed->len,
       .hugepages = m->config->qemu_hugepages,
       .tsc_khz = g_str_equal(m->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
+      .run_uid = m->qemu_uid,
+      .run_gid = m->qemu_gid,
       .seccomp = m->config->qemu_seccomp,
     };
     s->proc = vfd_qemu_spawn(&qc, qemu_log, error);
@@ -1974,7 +2009,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
       g_warning("allowed_group '%s' does not exist; only root may use the API", config->allowed_group);
     }
   }
-  if (g_mkdir_with_parents(config->runtime_dir, 0755) < 0 || g_mkdir_with_parents(m->sandboxes_dir, 0750) < 0) {
+  if (g_mkdir_with_parents(config->runtime_dir, 0755) < 0 || g_mkdir_with_parents(m->sandboxes_dir, 0711) < 0) {
     int e = errno;
     g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot create runtime directory %s: %s",
                 config->runtime_dir, g_strerror(e));
@@ -1999,6 +2034,16 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   vfd_policy_set_guards(policy, &(VfdPolicyGuards){ .allow_boot_vga = config->allow_boot_vga,
                                                     .allow_storage = config->allow_storage,
                                                     .allow_network = config->allow_network });
+  if (config->qemu_user && *config->qemu_user) {
+    struct passwd *pw = getpwnam(config->qemu_user);
+    if (!pw) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "[qemu] user '%s' does not exist", config->qemu_user);
+      vfd_policy_free(policy);
+      return NULL;
+    }
+    m->qemu_uid = pw->pw_uid;
+    m->qemu_gid = pw->pw_gid;
+  }
   g_mutex_init(&m->net_lock);
   m->fw = vfd_firewall_state_new();
   m->cids = vfd_cid_pool_new(VFD_CID_FIRST, VFD_CID_LAST);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <grp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -152,6 +153,8 @@ vfd_qemu_memlock_bytes(guint memory_mib)
 
 typedef struct {
   guint64 memlock;
+  uid_t uid;
+  gid_t gid;
 } ChildSetup;
 
 /* Runs in the child between fork and exec: only async-signal-safe calls. */
@@ -170,6 +173,10 @@ child_setup(gpointer data)
   (void) setrlimit(RLIMIT_MEMLOCK, &rl);
   /* Own process group: signals to vfiod's group don't reach the guest. */
   (void) setpgid(0, 0);
+  /* Drop to the QEMU user last (the limit above needs privilege). Exit if
+   * that fails: QEMU must never run as root by accident. */
+  if (cs->uid != 0 && (setgroups(0, NULL) < 0 || setgid(cs->gid) < 0 || setuid(cs->uid) < 0))
+    _exit(126);
 }
 
 GSubprocess *
@@ -179,7 +186,8 @@ vfd_qemu_spawn(const VfdQemuConfig *config, const char *log_path, GError **error
   g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE);
   /* Lives as long as the process: the launcher copies nothing, but the
    * child setup runs before spawn returns, so a stack copy is enough. */
-  ChildSetup cs = { .memlock = vfd_qemu_memlock_bytes(config->memory_mib) };
+  ChildSetup cs = { .memlock = vfd_qemu_memlock_bytes(config->memory_mib), .uid = config->run_uid,
+                    .gid = config->run_gid };
   GSubprocess *p;
 
   g_subprocess_launcher_set_stdout_file_path(l, log_path);

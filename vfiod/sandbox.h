@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <sys/types.h>
 
 #include "bdf.h"
 
@@ -23,6 +24,8 @@ typedef struct {
   gboolean seccomp;        /* -sandbox on,... ([qemu] seccomp) */
   const char *const *extra_append; /* more kernel command line words (vfiod.* keys), NULL-terminated */
   guint tsc_khz;           /* TCG: guest TSC rate handed to the kernel (tsc_early_khz); 0: none */
+  uid_t run_uid;           /* QEMU runs as this user ([qemu] user); 0: as vfiod (root) */
+  gid_t run_gid;
   const char *const *extra_args;   /* more QEMU arguments (network, vsock devices), NULL-terminated */
 } VfdQemuConfig;
 
@@ -51,8 +54,10 @@ guint vfd_host_tsc_khz(void);
  * DMA) plus 256 MiB for QEMU's own pinned buffers; in bytes. */
 guint64 vfd_qemu_memlock_bytes(guint memory_mib);
 
-/* Starts QEMU with @config; stdout/stderr go to @log_path. RLIMIT_MEMLOCK
- * of the child is set from vfd_qemu_memlock_bytes() before exec. */
+/* Starts QEMU with @config; stdout/stderr go to @log_path. In the child,
+ * before exec: RLIMIT_MEMLOCK from vfd_qemu_memlock_bytes() (while still
+ * privileged), its own process group, then, when @run_uid is not 0,
+ * supplementary groups dropped and gid/uid set to @run_gid/@run_uid. */
 GSubprocess *vfd_qemu_spawn(const VfdQemuConfig *config, const char *log_path, GError **error);
 
 /* Start time of @pid: /proc/<pid>/stat field 22 (clock ticks after boot),
