@@ -851,24 +851,36 @@ sandbox_id_cmp(gconstpointer a, gconstpointer b)
 
 /* ---- method handlers ---------------------------------------------------- */
 
-static gboolean
-handle_list_devices(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
+/* Every PCI device with vfiod's view of it (aa{sv}, floating); NULL when
+ * enumeration fails. */
+static GVariant *
+device_inventory(VfdManager *m, GError **error)
 {
-  VfdManager *m = data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) devs = vfd_host_enumerate(m->host, &error);
+  g_autoptr(GPtrArray) devs = vfd_host_enumerate(m->host, error);
   GVariantBuilder b;
 
-  if (!devs) {
-    return_error(inv, error);
-    return TRUE;
-  }
+  if (!devs)
+    return NULL;
   g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
   vfd_host_lock_journal(m->host);
   for (guint i = 0; i < devs->len; i++)
     g_variant_builder_add_value(&b, device_to_variant(m, g_ptr_array_index(devs, i)));
   vfd_host_unlock_journal(m->host);
-  vfd_manager1_complete_list_devices(sk, inv, g_variant_builder_end(&b));
+  return g_variant_builder_end(&b);
+}
+
+static gboolean
+handle_list_devices(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  GVariant *devs = device_inventory(m, &error);
+
+  if (!devs) {
+    return_error(inv, error);
+    return TRUE;
+  }
+  vfd_manager1_complete_list_devices(sk, inv, devs);
   return TRUE;
 }
 
@@ -1419,8 +1431,7 @@ handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer da
 {
   VfdManager *m = data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) devs = vfd_host_enumerate(m->host, &error);
-  GVariantBuilder db;
+  GVariant *devs = device_inventory(m, &error);
   GVariantDict host, caps;
   guint free_units;
   int fd;
@@ -1429,11 +1440,6 @@ handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer da
     return_error(inv, error);
     return TRUE;
   }
-  g_variant_builder_init(&db, G_VARIANT_TYPE("aa{sv}"));
-  vfd_host_lock_journal(m->host);
-  for (guint i = 0; i < devs->len; i++)
-    g_variant_builder_add_value(&db, device_to_variant(m, g_ptr_array_index(devs, i)));
-  vfd_host_unlock_journal(m->host);
   free_units = MAX(0, vfd_host_count_free_units(m->host, NULL));
 
   g_variant_dict_init(&host, NULL);
@@ -1453,7 +1459,7 @@ handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer da
   g_variant_dict_insert(&host, "free_units", "u", free_units);
 
   g_variant_dict_init(&caps, NULL);
-  g_variant_dict_insert_value(&caps, "devices", g_variant_builder_end(&db));
+  g_variant_dict_insert_value(&caps, "devices", devs);
   g_variant_dict_insert_value(&caps, "host", g_variant_dict_end(&host));
   vfd_manager1_complete_get_capabilities(sk, inv, g_variant_dict_end(&caps));
   return TRUE;
