@@ -1109,6 +1109,15 @@ create_work(Op *op, GError **error)
   }
   g_array_sort(passed, vfd_bdf_compare);
   g_array_append_vals(s->devices, passed->data, passed->len);
+  /* One NUMA node for all passed functions: bind guest RAM and vCPUs to it. */
+  for (guint i = 0; i < passed->len; i++) {
+    g_autoptr(VfdPciDevice) d = vfd_host_get_device(m->host, &g_array_index(passed, VfdBdf, i), NULL);
+    int nd = d ? d->numa_node : -1;
+    if (i == 0)
+      s->numa_node = nd;
+    else if (nd != s->numa_node)
+      s->numa_node = -1;
+  }
   if (vfd_fail_stage("devices", error))
     goto rollback;
 
@@ -1172,6 +1181,8 @@ create_work(Op *op, GError **error)
       .n_devices = passed->len,
       .hugepages = m->config->qemu_hugepages,
       .tsc_khz = g_str_equal(m->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
+      .numa_bind = s->numa_node >= 0,
+      .numa_node = (guint) MAX(s->numa_node, 0),
       .run_uid = m->qemu_uid,
       .run_gid = m->qemu_gid,
       .seccomp = m->config->qemu_seccomp,

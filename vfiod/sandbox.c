@@ -2,6 +2,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <grp.h>
 #include <sys/resource.h>
@@ -49,7 +50,11 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
   /* Guest RAM from a memfd (sealable, shareable with vhost-user later),
    * optionally on hugepages. */
   g_strv_builder_add(b, "-object");
-  add_printf(b, "memory-backend-memfd,id=mem,size=%uM,share=on%s", c->memory_mib, c->hugepages ? ",hugetlb=on" : "");
+  if (c->numa_bind)
+    add_printf(b, "memory-backend-memfd,id=mem,size=%uM,share=on%s,host-nodes=%u,policy=bind", c->memory_mib,
+               c->hugepages ? ",hugetlb=on" : "", c->numa_node);
+  else
+    add_printf(b, "memory-backend-memfd,id=mem,size=%uM,share=on%s", c->memory_mib, c->hugepages ? ",hugetlb=on" : "");
   g_strv_builder_add(b, "-m");
   add_printf(b, "%u", c->memory_mib);
   g_strv_builder_add(b, "-smp");
@@ -128,6 +133,38 @@ vfd_qemu_find_pid(const char *pidfile, const char *id)
   return 0;
 }
 
+gboolean
+vfd_numa_node_cpus(const char *sys_root, int node, GArray **ret_cpus)
+{
+  g_autofree char *num = g_strdup_printf("node%d", node);
+  g_autofree char *path = g_build_filename(sys_root, "devices", "system", "node", num, "cpulist", NULL);
+  g_autofree char *list = NULL;
+  g_autoptr(GArray) cpus = g_array_new(FALSE, FALSE, sizeof(guint));
+  g_auto(GStrv) ranges = NULL;
+
+  if (node < 0 || !g_file_get_contents(path, &list, NULL, NULL))
+    return FALSE;
+  ranges = g_strsplit(g_strstrip(list), ",", -1);
+  for (char **r = ranges; *r; r++) {
+    char *end = NULL;
+    guint64 lo, hi;
+    if (!**r)
+      continue;
+    lo = g_ascii_strtoull(*r, &end, 10);
+    hi = (end && *end == '-') ? g_ascii_strtoull(end + 1, &end, 10) : lo;
+    if (!end || *end || hi < lo || hi >= 65536)
+      return FALSE;
+    for (guint64 c = lo; c <= hi; c++) {
+      guint v = (guint) c;
+      g_array_append_val(cpus, v);
+    }
+  }
+  if (cpus->len == 0)
+    return FALSE;
+  *ret_cpus = g_steal_pointer(&cpus);
+  return TRUE;
+}
+
 guint
 vfd_host_tsc_khz(void)
 {
@@ -155,6 +192,8 @@ typedef struct {
   guint64 memlock;
   uid_t uid;
   gid_t gid;
+  cpu_set_t cpus; /* empty: no affinity */
+  gboolean pin;
 } ChildSetup;
 
 /* Runs in the child between fork and exec: only async-signal-safe calls. */
@@ -173,6 +212,9 @@ child_setup(gpointer data)
   (void) setrlimit(RLIMIT_MEMLOCK, &rl);
   /* Own process group: signals to vfiod's group don't reach the guest. */
   (void) setpgid(0, 0);
+  /* vCPU threads inherit this: the node of the passed devices. */
+  if (cs->pin)
+    (void) sched_setaffinity(0, sizeof cs->cpus, &cs->cpus);
   /* Drop to the QEMU user last (the limit above needs privilege). Exit if
    * that fails: QEMU must never run as root by accident. */
   if (cs->uid != 0 && (setgroups(0, NULL) < 0 || setgid(cs->gid) < 0 || setuid(cs->uid) < 0))
@@ -188,6 +230,15 @@ vfd_qemu_spawn(const VfdQemuConfig *config, const char *log_path, GError **error
    * child setup runs before spawn returns, so a stack copy is enough. */
   ChildSetup cs = { .memlock = vfd_qemu_memlock_bytes(config->memory_mib), .uid = config->run_uid,
                     .gid = config->run_gid };
+  g_autoptr(GArray) cpus = NULL;
+
+  CPU_ZERO(&cs.cpus);
+  if (config->numa_bind && vfd_numa_node_cpus("/sys", (int) config->numa_node, &cpus)) {
+    for (guint i = 0; i < cpus->len; i++)
+      if (g_array_index(cpus, guint, i) < CPU_SETSIZE)
+        CPU_SET(g_array_index(cpus, guint, i), &cs.cpus);
+    cs.pin = CPU_COUNT(&cs.cpus) > 0;
+  }
   GSubprocess *p;
 
   g_subprocess_launcher_set_stdout_file_path(l, log_path);

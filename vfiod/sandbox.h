@@ -24,6 +24,9 @@ typedef struct {
   gboolean seccomp;        /* -sandbox on,... ([qemu] seccomp) */
   const char *const *extra_append; /* more kernel command line words (vfiod.* keys), NULL-terminated */
   guint tsc_khz;           /* TCG: guest TSC rate handed to the kernel (tsc_early_khz); 0: none */
+  gboolean numa_bind;      /* bind guest RAM (memory backend host-nodes, policy=bind) and QEMU's
+                            * threads (CPU affinity) to host node @numa_node */
+  guint numa_node;
   uid_t run_uid;           /* QEMU runs as this user ([qemu] user); 0: as vfiod (root) */
   gid_t run_gid;
   const char *const *extra_args;   /* more QEMU arguments (network, vsock devices), NULL-terminated */
@@ -43,6 +46,10 @@ GStrv vfd_qemu_build_argv(const VfdQemuConfig *config);
  * the first such process found in /proc (QEMU may not have written the
  * pidfile yet); 0 when there is none. */
 gint64 vfd_qemu_find_pid(const char *pidfile, const char *id);
+
+/* CPUs of host NUMA node @node (sysfs devices/system/node/node<N>/cpulist
+ * under @sys_root), as a CPU list; FALSE when unknown. */
+gboolean vfd_numa_node_cpus(const char *sys_root, int node, GArray **ret_cpus);
 
 /* The host's TSC rate in kHz, from /proc/cpuinfo ("cpu MHz"); 0 when
  * unknown. Under TCG the guest's TSC runs at the host's rate; telling the

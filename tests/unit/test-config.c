@@ -162,6 +162,42 @@ test_qemu_argv(void **state)
   assert_true(i > 0);
   assert_string_equal(argv[i + 2], "vfio-pci,host=0000:00:04.1,bus=rp1");
   assert_int_equal(vfd_qemu_memlock_bytes(256), (guint64) 512 * 1024 * 1024);
+
+  /* Devices on one NUMA node: guest RAM bound to it. */
+  c.numa_bind = TRUE;
+  c.numa_node = 1;
+  g_strfreev(argv);
+  argv = vfd_qemu_build_argv(&c);
+  assert_string_equal(argv[argv_index(argv, "-object") + 1],
+                      "memory-backend-memfd,id=mem,size=256M,share=on,host-nodes=1,policy=bind");
+}
+
+static void
+test_numa_cpulist(void **state)
+{
+  g_autofree char *root = g_dir_make_tmp("vfiod-numa-XXXXXX", NULL);
+  g_autofree char *dir = g_build_filename(root, "devices", "system", "node", "node1", NULL);
+  g_autofree char *file = g_build_filename(dir, "cpulist", NULL);
+  g_autoptr(GArray) cpus = NULL;
+
+  assert_int_equal(g_mkdir_with_parents(dir, 0755), 0);
+  assert_true(g_file_set_contents(file, "0-2,8,10-11\n", -1, NULL));
+  assert_true(vfd_numa_node_cpus(root, 1, &cpus));
+  assert_int_equal(cpus->len, 6);
+  assert_int_equal(g_array_index(cpus, guint, 3), 8);
+  assert_int_equal(g_array_index(cpus, guint, 5), 11);
+  assert_false(vfd_numa_node_cpus(root, 0, &cpus)); /* no such node */
+  assert_true(g_file_set_contents(file, "3-1\n", -1, NULL));
+  g_clear_pointer(&cpus, g_array_unref);
+  assert_false(vfd_numa_node_cpus(root, 1, &cpus)); /* malformed */
+  g_unlink(file);
+  g_rmdir(dir);
+  {
+    g_autofree char *p1 = g_build_filename(root, "devices", "system", "node", NULL);
+    g_autofree char *p2 = g_build_filename(root, "devices", "system", NULL);
+    g_autofree char *p3 = g_build_filename(root, "devices", NULL);
+    g_rmdir(p1), g_rmdir(p2), g_rmdir(p3), g_rmdir(root);
+  }
 }
 
 static void
@@ -220,7 +256,8 @@ main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_defaults),     cmocka_unit_test(test_systemd_dirs), cmocka_unit_test(test_values),
     cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_qemu_argv),
-    cmocka_unit_test(test_qemu_argv_microvm),    cmocka_unit_test(test_image_paths),
+    cmocka_unit_test(test_qemu_argv_microvm),
+    cmocka_unit_test(test_numa_cpulist),    cmocka_unit_test(test_image_paths),
   };
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
