@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "cmdline.h"
 
+#include <ctype.h>
+
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -88,6 +90,7 @@ static const struct {
   { "if", GI_CMDLINE_KEY_IF },
   { "cmd", GI_CMDLINE_KEY_CMD },
   { "arg", GI_CMDLINE_KEY_ARG },
+  { "env", GI_CMDLINE_KEY_ENV },
   { "root", GI_CMDLINE_KEY_ROOT },
   { "rootfstype", GI_CMDLINE_KEY_ROOTFSTYPE },
   { "rootflags", GI_CMDLINE_KEY_ROOTFLAGS },
@@ -351,6 +354,18 @@ apply_known(GiCmdline *ret, const GiCmdlineEntry *e)
       return GI_CMDLINE_TOO_MANY;
     memcpy(ret->args[ret->n_args++], v, sizeof(ret->args[0]));
     return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_ENV: {
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || !(isalpha((unsigned char) v[0]) || v[0] == '_'))
+      return GI_CMDLINE_BAD_VALUE;
+    for (const char *c = v; c < eq; c++)
+      if (!isalnum((unsigned char) *c) && *c != '_')
+        return GI_CMDLINE_BAD_VALUE;
+    if (ret->n_env == GI_CMDLINE_MAX_ENV)
+      return GI_CMDLINE_TOO_MANY;
+    memcpy(ret->env[ret->n_env++], v, sizeof(ret->env[0]));
+    return GI_CMDLINE_OK;
+  }
   case GI_CMDLINE_KEY_ROOT:
     if (strncmp(v, "/dev/", 5) != 0 || !is_clean_abs_path(v))
       return GI_CMDLINE_BAD_VALUE;

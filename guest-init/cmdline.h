@@ -21,6 +21,7 @@
 #define GI_CMDLINE_MAX_KEY 64       /* bytes of a key, "vfiod." included */
 #define GI_CMDLINE_MAX_VALUE 256    /* bytes of a value (after quote removal) */
 #define GI_CMDLINE_MAX_ARGS 16      /* vfiod.arg= tokens (workload arguments after argv[0]) */
+#define GI_CMDLINE_MAX_ENV 16       /* vfiod.env= tokens (workload environment) */
 #define GI_CMDLINE_MAX_DNS 3        /* name servers in vfiod.dns= (resolv.conf's MAXNS) */
 #define GI_CMDLINE_MAX_TIMEOUT 31536000u  /* vfiod.timeout= upper bound, seconds (a year) */
 
@@ -35,6 +36,7 @@ typedef enum {
   GI_CMDLINE_KEY_IF,          /* vfiod.if=NAME */
   GI_CMDLINE_KEY_CMD,         /* vfiod.cmd=/ABSOLUTE/PATH */
   GI_CMDLINE_KEY_ARG,         /* vfiod.arg=ARG, repeatable, appended in order */
+  GI_CMDLINE_KEY_ENV,         /* vfiod.env=NAME=VALUE, repeatable: the workload's environment */
   GI_CMDLINE_KEY_ROOT,        /* vfiod.root=/dev/NAME */
   GI_CMDLINE_KEY_ROOTFSTYPE,  /* vfiod.rootfstype=ext4 */
   GI_CMDLINE_KEY_ROOTFLAGS,   /* vfiod.rootflags=ro|rw */
@@ -113,6 +115,10 @@ typedef struct {
   char cmd[GI_CMDLINE_MAX_VALUE + 1];
   size_t n_args;
   char args[GI_CMDLINE_MAX_ARGS][GI_CMDLINE_MAX_VALUE + 1];
+  /* NAME=VALUE entries added to (or replacing in) the workload's clean
+   * environment; NAME is [A-Za-z_][A-Za-z0-9_]*. */
+  size_t n_env;
+  char env[GI_CMDLINE_MAX_ENV][GI_CMDLINE_MAX_VALUE + 1];
 
   /* Root file system for the workload: "" (run it from the initramfs) or a
    * /dev/... path. */

@@ -886,8 +886,26 @@ start_workload(void)
 
   if (test_mode && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
     gi_warn("PR_SET_CHILD_SUBREAPER: %s; orphans will not come back to us", strerror(errno));
+  /* The clean environment with vfiod.env= entries added or replacing. */
+  {
+    static char *envp[8 + GI_CMDLINE_MAX_ENV + 1];
+    size_t n = 0;
+    for (size_t i = 0; gi_clean_env[i]; i++) {
+      size_t name_len = strcspn(gi_clean_env[i], "=") + 1;
+      bool replaced = false;
+      for (size_t k = 0; k < cmdline.n_env && !replaced; k++)
+        replaced = strncmp(cmdline.env[k], gi_clean_env[i], name_len) == 0;
+      if (!replaced)
+        envp[n++] = gi_clean_env[i];
+    }
+    for (size_t k = 0; k < cmdline.n_env; k++)
+      envp[n++] = cmdline.env[k];
+    envp[n] = NULL;
+    gi_spawn_env = envp;
+  }
   workload.started_ms = gi_now_ms();
   pid = gi_spawn(argv, cmdline.root[0] != '\0' ? NEWROOT : NULL, -1);
+  gi_spawn_env = gi_clean_env;
   if (pid < 0)
     fatal("start workload %s%s: %s", cmdline.root[0] != '\0' ? NEWROOT : "", cmdline.cmd, strerror(-pid));
   workload.pid = pid;

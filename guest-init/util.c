@@ -22,6 +22,8 @@ char *const gi_clean_env[] = {
   NULL,
 };
 
+char *const *gi_spawn_env = gi_clean_env;
+
 void
 gi_write_all(int fd, const char *buf, size_t len)
 {
@@ -203,7 +205,7 @@ gi_spawn(char *const argv[], const char *root, int stdout_fd)
       goto fail;
     if (chdir("/") < 0)
       goto fail;
-    execve(argv[0], argv, gi_clean_env);
+    execve(argv[0], argv, gi_spawn_env);
   fail:
     err = errno;
     (void) !write(pipefd[1], &err, sizeof(err));

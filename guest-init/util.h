@@ -41,6 +41,9 @@ int gi_mkdir_p(const char *path, mode_t mode);
  * TERM=linux, nothing else. */
 extern char *const gi_clean_env[];
 
+/* The environment gi_spawn() gives children: gi_clean_env unless set. */
+extern char *const *gi_spawn_env;
+
 /* Starts @argv[0] (an absolute path) with @argv and gi_clean_env, in a new
  * session (so its process group id is its pid), with all signals unblocked.
  * @root: when not NULL, the child chroot()s there first. @stdout_fd: when

@@ -54,7 +54,7 @@ static const char usage_text[] =
     "                                report devices on vfio-pci vfiod does not know\n"
     "                                (--force: after a corrupt journal, start a new one)\n"
     "  sandbox create [--kernel PATH --initrd PATH] [--device BDF... | --gpus N] [--memory MiB]\n"
-    "                 [--vcpus N] [--disk IMG] [--cmd PATH [--arg A]...]\n"
+    "                 [--vcpus N] [--disk IMG] [--cmd PATH [--arg A]... [--env NAME=VALUE]...]\n"
     "                 [--wait [--timeout SEC]]   (--wait: until the guest reports ready)\n"
     "  sandbox list                  sandboxes and their state\n"
     "  sandbox show ID               one sandbox\n"
@@ -569,12 +569,15 @@ cmd_sandbox_create(Cli *cli, int argc, char **argv)
   gint timeout_s = 300, gpus = 0;
   g_autofree char *disk = NULL, *cmd = NULL;
   g_auto(GStrv) cmd_args = NULL;
+  g_auto(GStrv) env = NULL;
   GOptionEntry entries[] = {
     { "device", 'd', 0, G_OPTION_ARG_STRING_ARRAY, &devices, "Pass BDF's IOMMU group through (repeatable)", "BDF" },
     { "gpus", 'g', 0, G_OPTION_ARG_INT, &gpus, "Pass any N free devices (IOMMU groups) through", "N" },
     { "disk", 0, 0, G_OPTION_ARG_FILENAME, &disk, "Raw root disk image for the workload", "PATH" },
     { "cmd", 0, 0, G_OPTION_ARG_STRING, &cmd, "Workload guest-init runs (absolute path in the guest)", "PATH" },
     { "arg", 0, 0, G_OPTION_ARG_STRING_ARRAY, &cmd_args, "An argument for the workload (repeatable)", "ARG" },
+    { "env", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &env, "NAME=VALUE in the workload's environment (repeatable)",
+      "NAME=VALUE" },
     { "wait", 'w', 0, G_OPTION_ARG_NONE, &wait, "Wait until the guest reports ready", NULL },
     { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_s, "With --wait: give up after SEC seconds (default 300)", "SEC" },
     { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel, "Guest kernel (direct boot)", "PATH" },
@@ -628,6 +631,20 @@ cmd_sandbox_create(Cli *cli, int argc, char **argv)
     g_variant_dict_insert(&opts, "cmd", "s", cmd);
   if (cmd_args)
     g_variant_dict_insert_value(&opts, "args", g_variant_new_strv((const char *const *) cmd_args, -1));
+  if (env) {
+    GVariantBuilder eb;
+    g_variant_builder_init(&eb, G_VARIANT_TYPE("a{ss}"));
+    for (char **e = env; *e; e++) {
+      g_auto(GStrv) kv = g_strsplit(*e, "=", 2);
+      if (!kv[0] || !kv[1] || !*kv[0]) {
+        g_variant_builder_clear(&eb);
+        g_variant_dict_clear(&opts);
+        return usage_error("sandbox create: --env wants NAME=VALUE, got '%s'", *e);
+      }
+      g_variant_builder_add(&eb, "{ss}", kv[0], kv[1]);
+    }
+    g_variant_dict_insert_value(&opts, "env", g_variant_builder_end(&eb));
+  }
   g_variant_dict_insert(&opts, "memory_mib", "u", (guint32) memory);
   g_variant_dict_insert(&opts, "vcpus", "u", (guint32) vcpus);
   if (wait && timeout_s < 1)

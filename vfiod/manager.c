@@ -357,6 +357,7 @@ struct Op {
   char *disk;   /* create: root disk image */
   char *cmd;    /* create: workload */
   GStrv args;
+  GVariant *env; /* create: a{ss} for the workload */
   GHashTable *live; /* reconcile: ids of running sandboxes */
   GPtrArray *report; /* reconcile: VfdReconcileItem */
   gboolean force;
@@ -377,6 +378,7 @@ op_free(gpointer p)
   g_free(op->disk);
   g_free(op->cmd);
   g_strfreev(op->args);
+  g_clear_pointer(&op->env, g_variant_unref);
   g_clear_pointer(&op->report, g_ptr_array_unref);
   g_free(op);
 }
@@ -1162,6 +1164,15 @@ create_work(Op *op, GError **error)
         g_strv_builder_add(append, w);
       }
     }
+    if (op->env) {
+      GVariantIter it;
+      const char *k, *v;
+      g_variant_iter_init(&it, op->env);
+      while (g_variant_iter_next(&it, "{&s&s}", &k, &v)) {
+        g_autofree char *w = g_strdup_printf("\"vfiod.env=%s=%s\"", k, v);
+        g_strv_builder_add(append, w);
+      }
+    }
     extra_args = g_strv_builder_end(args);
     extra_append = g_strv_builder_end(append);
     VfdQemuConfig qc = {
@@ -1245,6 +1256,35 @@ create_done(Op *op, GError *error)
 
 /* The workload travels on the guest's kernel command line (vfiod.cmd=,
  * vfiod.arg=, double-quoted): refuse what cannot travel there. */
+/* NAME=VALUE for the workload's environment: NAME [A-Za-z_][A-Za-z0-9_]*,
+ * VALUE printable ASCII without double quotes (it travels quoted on the
+ * kernel command line). */
+static gboolean
+check_env(GVariant *env, GError **error)
+{
+  GVariantIter it;
+  const char *k, *v;
+  guint n = 0;
+
+  if (!env)
+    return TRUE;
+  g_variant_iter_init(&it, env);
+  while (g_variant_iter_next(&it, "{&s&s}", &k, &v)) {
+    gboolean ok = (g_ascii_isalpha(k[0]) || k[0] == '_') && ++n <= 16;
+    for (const char *c = k; ok && *c; c++)
+      ok = g_ascii_isalnum(*c) || *c == '_';
+    for (const char *c = v; ok && *c; c++)
+      ok = (unsigned char) *c >= 0x20 && (unsigned char) *c < 0x7f && *c != '"';
+    if (!ok || strlen(k) + strlen(v) > 200) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                  "env: at most 16 NAME=VALUE entries, NAME [A-Za-z_][A-Za-z0-9_]*, VALUE printable without "
+                  "double quotes, 200 bytes each; refused '%.32s'", k);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 static gboolean
 check_workload(const char *cmd, const char *const *args, GError **error)
 {
@@ -1295,6 +1335,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   g_autofree char *id = NULL;
   const char *kernel = NULL, *initrd = NULL, *disk = NULL, *cmd = NULL;
   g_autofree const char **args = NULL;
+  g_autoptr(GVariant) env = NULL;
   guint memory = 512, vcpus = 1, gpus = 0;
   GVariantDict opts;
   GVariant *v;
@@ -1304,6 +1345,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   g_variant_dict_lookup(&opts, "gpus", "u", &gpus);
   g_variant_dict_lookup(&opts, "disk", "&s", &disk);
   g_variant_dict_lookup(&opts, "cmd", "&s", &cmd);
+  env = g_variant_dict_lookup_value(&opts, "env", G_VARIANT_TYPE("a{ss}"));
   if ((v = g_variant_dict_lookup_value(&opts, "args", G_VARIANT_TYPE_STRING_ARRAY))) {
     args = g_variant_get_strv(v, NULL);
     g_variant_unref(v);
@@ -1330,6 +1372,8 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
     vfd_check_image_path("disk", disk, &error);
   if (!error)
     check_workload(cmd, args, &error);
+  if (!error)
+    check_env(env, &error);
   for (const char **d = dev_strs; !error && d && *d; d++) {
     VfdBdf bdf;
     if (!parse_bdf_arg(*d, &bdf, &error))
@@ -1365,6 +1409,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   op->disk = g_strdup(disk);
   op->cmd = g_strdup(cmd);
   op->args = g_strdupv((char **) args);
+  op->env = env ? g_variant_ref(env) : NULL;
   sandbox_set_state(op->sandbox, SANDBOX_CREATING);
   op_run(op);
   return TRUE;

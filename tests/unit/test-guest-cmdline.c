@@ -530,6 +530,31 @@ test_timeout_key(void **state)
   }
 }
 
+static void
+test_env_key(void **state)
+{
+  parse("vfiod.env=A=1 \"vfiod.env=GREETING=hello world\" vfiod.env=_X= vfiod.env==v vfiod.env=1A=x "
+        "vfiod.env=NO_EQUALS vfiod.env=BAD-NAME=x");
+  assert_sane();
+  assert_int_equal(cl.n_env, 3);
+  assert_string_equal(cl.env[0], "A=1");
+  assert_string_equal(cl.env[1], "GREETING=hello world");
+  assert_string_equal(cl.env[2], "_X=");
+
+  /* At most GI_CMDLINE_MAX_ENV entries. */
+  {
+    char buf[2048] = "";
+    for (int i = 0; i < GI_CMDLINE_MAX_ENV + 3; i++) {
+      char tok[32];
+      snprintf(tok, sizeof tok, "vfiod.env=V%d=%d ", i, i);
+      strcat(buf, tok);
+    }
+    parse(buf);
+    assert_sane();
+    assert_int_equal(cl.n_env, GI_CMDLINE_MAX_ENV);
+  }
+}
+
 int
 main(void)
 {
@@ -552,6 +577,7 @@ main(void)
     cmocka_unit_test(test_root_keys),
     cmocka_unit_test(test_gpu_keys),
     cmocka_unit_test(test_timeout_key),
+    cmocka_unit_test(test_env_key),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
