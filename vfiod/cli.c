@@ -115,6 +115,16 @@ connect_api(Cli *cli, GError **error)
   conn = g_dbus_connection_new_for_address_sync(address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT, NULL,
                                                 NULL, error);
   if (!conn) {
+    /* vfiod refuses a peer during authentication: the client only sees
+     * the connection end. Say what that means. */
+    if (g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT) ||
+        strstr((*error)->message, "Unexpected lack of content")) {
+      g_clear_error(error);
+      g_set_error(error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED,
+                  "vfiod at %s refused this user: only root and members of its allowed_group may use it",
+                  cli->socket_path);
+      return NULL;
+    }
     g_prefix_error(error, "cannot reach vfiod at %s (is it running, and may you use it?): ", cli->socket_path);
     return NULL;
   }

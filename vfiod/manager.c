@@ -1819,6 +1819,10 @@ on_connection_closed(GDBusConnection *conn, gboolean remote_peer_vanished, GErro
 {
   VfdManager *m = data;
 
+  /* The skeleton holds the connection while exported on it: without this
+   * every client would leave a socket behind. */
+  g_dbus_interface_skeleton_unexport_from_connection(G_DBUS_INTERFACE_SKELETON(m->skeleton), conn);
+  g_signal_handlers_disconnect_by_func(conn, on_connection_closed, m);
   g_ptr_array_remove(m->connections, conn);
 }
 
@@ -2071,7 +2075,9 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
       g_warning("allowed_group '%s' does not exist; only root may use the API", config->allowed_group);
     }
   }
-  if (g_mkdir_with_parents(config->runtime_dir, 0755) < 0 || g_mkdir_with_parents(m->sandboxes_dir, 0711) < 0) {
+  /* 0755 even when it existed: members of allowed_group must reach the
+   * socket (which itself is 0660 root:group). */
+  if (g_mkdir_with_parents(config->runtime_dir, 0755) < 0 || chmod(config->runtime_dir, 0755) < 0 || g_mkdir_with_parents(m->sandboxes_dir, 0711) < 0) {
     int e = errno;
     g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot create runtime directory %s: %s",
                 config->runtime_dir, g_strerror(e));
@@ -2175,7 +2181,10 @@ vfd_manager_free(VfdManager *m)
     g_object_unref(m->server);
   }
   if (m->skeleton) {
-    g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(m->skeleton));
+    /* Only the connections still open: unexport() on none is a CRITICAL. */
+    for (guint i = 0; i < m->connections->len; i++)
+      g_dbus_interface_skeleton_unexport_from_connection(G_DBUS_INTERFACE_SKELETON(m->skeleton),
+                                                         g_ptr_array_index(m->connections, i));
     g_object_unref(m->skeleton);
   }
   g_clear_object(&m->observer);

@@ -1,0 +1,119 @@
+#!/bin/bash
+# integration suite: who may use vfiod's API. The real vfiod with
+# `allowed_group=vfiod-itest` (a group this test creates), in a network
+# namespace of its own:
+#  1. the socket is 0660 root:vfiod-itest, and the runtime dir vfiod
+#     created is traversable (0755), so that members reach the socket;
+#  2. a user not in the group (nobody, no supplementary group) is refused:
+#     vfioctl exits 1 with a clear message (the socket's mode stops it);
+#  3. a process holding the group's gid as a supplementary group but whose
+#     user is not a member (nobody; and a uid without a passwd entry) gets
+#     through the socket's mode and is refused by vfiod itself: exit 1, and
+#     vfiod's log says it refused that uid; refused clients leak no fd;
+#  4. a member of the group (a system user this test creates, its groups
+#     from the group database) may: `vfioctl list` and `sandbox list` exit
+#     0, via setpriv --init-groups and via runuser;
+#  5. root may.
+# Users and groups this test creates are removed at the end.
+# Usage: permissions.sh BUILD_DIR SOURCE_DIR. Exit 77 when not root.
+set -u
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+itest_init permissions "$@"
+for tool in setpriv runuser useradd userdel groupadd groupdel; do
+  command -v "$tool" > /dev/null || { nok "$tool missing"; exit 1; }
+done
+
+group=vfiod-itest member=vfiod-itest-m outsider=nobody nouid=54321
+made_group='' made_member=''
+remove_accounts() {
+  [ -n "$made_member" ] && userdel "$member" 2> /dev/null
+  [ -n "$made_group" ] && groupdel "$group" 2> /dev/null
+  made_member='' made_group=''
+}
+itest_extra_cleanup=remove_accounts
+if ! getent group "$group" > /dev/null; then
+  groupadd -r "$group" || { nok "groupadd $group"; exit 1; }
+  made_group=1
+fi
+if ! getent passwd "$member" > /dev/null; then
+  useradd -r -M -N -g nogroup -G "$group" -s /usr/sbin/nologin -d /nonexistent "$member" || { nok "useradd $member"; exit 1; }
+  made_member=1
+fi
+gid=$(getent group "$group" | cut -d: -f3)
+id -nG "$outsider" | tr ' ' '\n' | grep -qx "$group" && { nok "$outsider is in $group"; exit 1; }
+note "group $group (gid $gid); member $member ($(id "$member")); outsider $outsider ($(id "$outsider"))"
+
+d=$work/d
+write_conf "$d" "allowed_group=$group"
+start_vfiod "$d" || exit 1
+S=(--socket "$sock")
+
+# ---- 1. socket and runtime dir ------------------------------------------
+mode=$(stat -c '%a %U:%G' "$sock")
+[ "$mode" = "660 root:$group" ] && ok "1: the socket is $mode" || nok "1: the socket is '$mode', want 660 root:$group"
+rmode=$(stat -c '%a' "$d/run")
+[ "$rmode" = 755 ] && ok "1: vfiod created the runtime dir $rmode (members can reach the socket)" ||
+  nok "1: runtime dir mode $rmode: group members cannot reach the socket"
+
+# as UID GID GROUPS -- COMMAND...: run as another user (GROUPS: a gid list,
+# or 'init' for the user's groups from the group database, or 'none').
+as() {
+  local uid=$1 gid=$2 groups=$3
+  shift 4
+  case $groups in
+    init) setpriv --reuid="$uid" --regid="$gid" --init-groups -- "$@" ;;
+    none) setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@" ;;
+    *) setpriv --reuid="$uid" --regid="$gid" --groups="$groups" -- "$@" ;;
+  esac
+}
+fd0=$(fd_count "$vp")
+
+# ---- 2. not in the group: the socket's mode refuses ----------------------
+out=$(as "$outsider" nogroup none -- "$vfioctl" "${S[@]}" list 2>&1)
+rc=$?
+[ "$rc" = 1 ] && [[ $out == *"cannot reach vfiod"*"Permission denied"* ]] &&
+  ok "2: $outsider without the group: exit 1: $out" || nok "2: $outsider without the group: exit $rc: $out"
+
+# ---- 3. the gid without membership: vfiod refuses ------------------------
+out=$(as "$outsider" nogroup "$gid" -- "$vfioctl" "${S[@]}" list 2>&1)
+rc=$?
+[ "$rc" = 1 ] && [[ $out == *"may you use it?"* ]] && ok "3: $outsider holding gid $gid but not a member: exit 1: $out" ||
+  nok "3: $outsider with gid $gid: exit $rc: $out"
+grep -q "refused API client uid $(id -u "$outsider"): not root and not in group '$group'" "$vlog" &&
+  ok "3: vfiod's log: $(grep "refused API client uid $(id -u "$outsider")" "$vlog" | head -1 | sed 's/^.*: refused/refused/')" ||
+  nok "3: vfiod's log does not say it refused uid $(id -u "$outsider")"
+out=$(as "$nouid" "$nouid" "$gid" -- "$vfioctl" "${S[@]}" sandbox list 2>&1)
+rc=$?
+[ "$rc" = 1 ] && grep -q "refused API client uid $nouid:" "$vlog" &&
+  ok "3: uid $nouid (no passwd entry) holding gid $gid: exit 1, refused in vfiod's log" ||
+  nok "3: uid $nouid: exit $rc: $out; log: $(grep "uid $nouid" "$vlog")"
+for _ in $(seq 10); do as "$outsider" nogroup "$gid" -- "$vfioctl" "${S[@]}" list > /dev/null 2>&1; done
+sleep 0.3
+fd1=$(fd_count "$vp")
+[ "$fd1" -le $((fd0 + 2)) ] && ok "3: 12 refused clients: vfiod fds $fd0 -> $fd1 (<= +2)" ||
+  nok "3: 12 refused clients leave vfiod with $fd1 fds, $fd0 before"
+
+# ---- 4. a member may ----------------------------------------------------
+out=$(as "$member" nogroup init -- "$vfioctl" "${S[@]}" list --json 2>&1)
+rc=$?
+[ "$rc" = 0 ] && echo "$out" | python3 -c 'import json,sys; assert isinstance(json.load(sys.stdin), list)' 2> /dev/null &&
+  ok "4: member $member (setpriv --init-groups): vfioctl list exits 0" || nok "4: member: vfioctl list: exit $rc: $out"
+out=$(runuser -u "$member" -- "$vfioctl" "${S[@]}" sandbox list --json 2>&1)
+rc=$?
+[ "$rc" = 0 ] && [ "$(echo "$out" | tr -d ' \n')" = "[]" ] && ok "4: member $member (runuser): sandbox list exits 0: $out" ||
+  nok "4: member via runuser: sandbox list: exit $rc: $out"
+grep -q "refused API client uid $(id -u "$member")" "$vlog" && nok "4: vfiod's log refuses the member" ||
+  ok "4: vfiod's log refuses no member"
+
+# ---- 5. root may --------------------------------------------------------
+out=$("$vfioctl" "${S[@]}" sandbox list --json 2>&1)
+rc=$?
+[ "$rc" = 0 ] && ok "5: root: sandbox list exits 0" || nok "5: root: exit $rc: $out"
+
+stop_vfiod "end"
+had_group=$made_group had_member=$made_member
+remove_accounts
+{ [ -z "$had_member" ] || ! getent passwd "$member" > /dev/null; } && { [ -z "$had_group" ] || ! getent group "$group" > /dev/null; } &&
+  ok "the user and group this test made are removed" || nok "user $member or group $group still there"
+itest_finish
