@@ -90,6 +90,7 @@ static const struct {
   { "if", GI_CMDLINE_KEY_IF },
   { "cmd", GI_CMDLINE_KEY_CMD },
   { "arg", GI_CMDLINE_KEY_ARG },
+  { "mac", GI_CMDLINE_KEY_MAC },
   { "env", GI_CMDLINE_KEY_ENV },
   { "root", GI_CMDLINE_KEY_ROOT },
   { "rootfstype", GI_CMDLINE_KEY_ROOTFSTYPE },
@@ -353,6 +354,17 @@ apply_known(GiCmdline *ret, const GiCmdlineEntry *e)
     if (ret->n_args == GI_CMDLINE_MAX_ARGS)
       return GI_CMDLINE_TOO_MANY;
     memcpy(ret->args[ret->n_args++], v, sizeof(ret->args[0]));
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_MAC:
+    /* six hex pairs separated by ':' */
+    if (strlen(v) != 17)
+      return GI_CMDLINE_BAD_VALUE;
+    for (int i = 0; i < 17; i++)
+      if ((i % 3 == 2) ? v[i] != ':' : !isxdigit((unsigned char) v[i]))
+        return GI_CMDLINE_BAD_VALUE;
+    for (int i = 0; i < 17; i++)
+      ret->mac[i] = (char) tolower((unsigned char) v[i]);
+    ret->mac[17] = '\0';
     return GI_CMDLINE_OK;
   case GI_CMDLINE_KEY_ENV: {
     const char *eq = strchr(v, '=');

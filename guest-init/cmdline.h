@@ -34,6 +34,7 @@ typedef enum {
   GI_CMDLINE_KEY_GW,          /* vfiod.gw=A.B.C.D */
   GI_CMDLINE_KEY_DNS,         /* vfiod.dns=ADDR[,ADDR[,ADDR]] */
   GI_CMDLINE_KEY_IF,          /* vfiod.if=NAME */
+  GI_CMDLINE_KEY_MAC,         /* vfiod.mac=xx:xx:xx:xx:xx:xx: configure the interface with this MAC */
   GI_CMDLINE_KEY_CMD,         /* vfiod.cmd=/ABSOLUTE/PATH */
   GI_CMDLINE_KEY_ARG,         /* vfiod.arg=ARG, repeatable, appended in order */
   GI_CMDLINE_KEY_ENV,         /* vfiod.env=NAME=VALUE, repeatable: the workload's environment */
@@ -109,6 +110,7 @@ typedef struct {
   size_t n_dns;
   char dns[GI_CMDLINE_MAX_DNS][46];
   char ifname[16];            /* "" (first ethernet link) or an interface name */
+  char mac[18];               /* "" or the lower-case MAC of the interface to configure */
 
   /* The workload: cmd is an absolute path ("" for none), args[] its
    * arguments after argv[0], in command line order. */

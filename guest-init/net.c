@@ -139,8 +139,18 @@ is_candidate(struct rtnl_link *link)
 
 /* Finds the interface to configure; returns a reference (rtnl_link_put()) or
  * NULL with -ENODEV when none appeared in time. */
+/* True when @link's hardware address is @mac ("02:ab:..", lower case). */
+static bool
+has_mac(struct rtnl_link *link, const char *mac)
+{
+  struct nl_addr *a = rtnl_link_get_addr(link);
+  char buf[32];
+
+  return a && nl_addr_get_len(a) == 6 && strcmp(nl_addr2str(a, buf, sizeof(buf)), mac) == 0;
+}
+
 static struct rtnl_link *
-find_link(struct nl_sock *sk, const char *ifname, char *err, size_t err_size, int *ret_r)
+find_link(struct nl_sock *sk, const char *ifname, const char *mac, char *err, size_t err_size, int *ret_r)
 {
   uint64_t deadline = gi_now_ms() + GI_NET_LINK_WAIT_MS;
 
@@ -155,6 +165,14 @@ find_link(struct nl_sock *sk, const char *ifname, char *err, size_t err_size, in
     }
     if (ifname[0] != '\0') {
       best = rtnl_link_get_by_name(cache, ifname);
+    } else if (mac[0] != '\0') {
+      /* vfiod names the sandbox NIC by the MAC it gave it: a passed-through
+       * NIC may well come first. */
+      for (struct nl_object *o = nl_cache_get_first(cache); o && !best; o = nl_cache_get_next(o))
+        if (has_mac((struct rtnl_link *) o, mac))
+          best = (struct rtnl_link *) o;
+      if (best)
+        nl_object_get((struct nl_object *) best);
     } else {
       for (struct nl_object *o = nl_cache_get_first(cache); o; o = nl_cache_get_next(o)) {
         struct rtnl_link *l = (struct rtnl_link *) o;
@@ -174,6 +192,9 @@ find_link(struct nl_sock *sk, const char *ifname, char *err, size_t err_size, in
   }
   if (ifname[0] != '\0')
     snprintf(err, err_size, "no network interface '%s' (after %d ms)", ifname, GI_NET_LINK_WAIT_MS);
+  else if (mac[0] != '\0')
+    snprintf(err, err_size, "no network interface with MAC %s (after %d ms; is its driver module staged?)", mac,
+             GI_NET_LINK_WAIT_MS);
   else
     snprintf(err, err_size, "no ethernet interface (after %d ms; is its driver module staged?)",
              GI_NET_LINK_WAIT_MS);
@@ -302,7 +323,7 @@ gi_net_configure(const GiCmdline *c, GiNet *ret, char *err, size_t err_size)
   sk = open_rtnl(err, err_size, &r);
   if (!sk)
     return r;
-  link = find_link(sk, c->ifname, err, err_size, &r);
+  link = find_link(sk, c->ifname, c->mac, err, err_size, &r);
   if (!link)
     goto out;
   ifindex = rtnl_link_get_ifindex(link);

@@ -583,34 +583,63 @@ net_teardown(VfdManager *m, Sandbox *s)
 }
 
 /* QEMU arguments and kernel command line words for the sandbox's network
- * and vsock device. */
-static void
-net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder *args, GStrvBuilder *append)
+ * and vsock device. The device files are opened here, as root, and handed
+ * to QEMU as fds 3, 4, ... (appended to @fds): QEMU, possibly unprivileged,
+ * needs no access to /dev/net/tun, /dev/vhost-net or /dev/vhost-vsock. */
+static gboolean
+net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder *args, GStrvBuilder *append, GArray *fds,
+              GError **error)
 {
   char host[VFD_IPV4_STRLEN], guest[VFD_IPV4_STRLEN];
 
   if (s->has_net) {
-    g_autofree char *netdev = g_strdup_printf("tap,id=net0,ifname=%s,script=no,downscript=no%s", s->tap,
-                                              g_file_test("/dev/vhost-net", G_FILE_TEST_EXISTS) ? ",vhost=on" : "");
+    g_autofree char *netdev = NULL;
     g_autofree char *nic = g_strdup_printf("%s,netdev=net0,mac=%s", microvm ? "virtio-net-device" : "virtio-net-pci",
                                            s->mac);
     g_autofree char *ip = g_strdup_printf("vfiod.ip=%s/%u", vfd_ipv4_format(s->subnet.guest, guest), s->subnet.prefix);
     g_autofree char *gw = g_strdup_printf("vfiod.gw=%s", vfd_ipv4_format(s->subnet.host, host));
+    g_autofree char *mac = g_strdup_printf("vfiod.mac=%s", s->mac);
+    int tap_fd = vfd_tap_open(s->tap);
+    int vhost_fd = g_file_test("/dev/vhost-net", G_FILE_TEST_EXISTS) ? open("/dev/vhost-net", O_RDWR | O_CLOEXEC)
+                                                                       : -1;
 
+    if (tap_fd < 0) {
+      if (vhost_fd >= 0)
+        close(vhost_fd);
+      g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot open TAP %s: %s", s->tap, g_strerror(-tap_fd));
+      return FALSE;
+    }
+    g_array_append_val(fds, tap_fd);
+    if (vhost_fd >= 0) {
+      netdev = g_strdup_printf("tap,id=net0,fd=%u,vhost=on,vhostfd=%u", 3 + fds->len - 1, 3 + fds->len);
+      g_array_append_val(fds, vhost_fd);
+    } else {
+      netdev = g_strdup_printf("tap,id=net0,fd=%u", 3 + fds->len - 1);
+    }
     g_strv_builder_add_many(args, "-netdev", netdev, "-device", nic, NULL);
-    g_strv_builder_add_many(append, ip, gw, NULL);
+    g_strv_builder_add_many(append, ip, gw, mac, NULL);
     if (*m->config->net_dns) {
       g_autofree char *dns = g_strdup_printf("vfiod.dns=%s", m->config->net_dns);
       g_strv_builder_add(append, dns);
     }
   }
   if (s->cid) {
-    g_autofree char *vsock = g_strdup_printf("%s,guest-cid=%u", microvm ? "vhost-vsock-device" : "vhost-vsock-pci",
-                                             s->cid);
+    int vsock_fd = open("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
+    g_autofree char *vsock = NULL;
     g_autofree char *report = g_strdup_printf("vfiod.report=vsock:%u", m->config->report_port);
+
+    if (vsock_fd < 0) {
+      int e = errno;
+      g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot open /dev/vhost-vsock: %s", g_strerror(e));
+      return FALSE;
+    }
+    g_array_append_val(fds, vsock_fd);
+    vsock = g_strdup_printf("%s,guest-cid=%u,vhostfd=%u", microvm ? "vhost-vsock-device" : "vhost-vsock-pci", s->cid,
+                            3 + fds->len - 1);
     g_strv_builder_add_many(args, "-device", vsock, NULL);
     g_strv_builder_add(append, report);
   }
+  return TRUE;
 }
 
 static gboolean
@@ -1148,7 +1177,13 @@ create_work(Op *op, GError **error)
     g_auto(GStrv) extra_args = NULL;
     g_auto(GStrv) extra_append = NULL;
 
-    net_qemu_args(m, s, passed->len == 0, args, append);
+    g_autoptr(GArray) fds = g_array_new(FALSE, FALSE, sizeof(int));
+
+    if (!net_qemu_args(m, s, passed->len == 0, args, append, fds, error)) {
+      for (guint i = 0; i < fds->len; i++)
+        close(g_array_index(fds, int, i));
+      goto rollback;
+    }
     if (op->disk) {
       g_autofree char *drive = g_strdup_printf("file=%s,if=none,id=root,format=raw", op->disk);
       g_strv_builder_add_many(args, "-drive", drive, "-device",
@@ -1178,6 +1213,8 @@ create_work(Op *op, GError **error)
     VfdQemuConfig qc = {
       .extra_args = (const char *const *) extra_args,
       .extra_append = (const char *const *) extra_append,
+      .pass_fds = (const int *) (void *) fds->data,
+      .n_pass_fds = fds->len,
       .pidfile = pidfile,
       .id = s->id,
       .qemu_binary = m->config->qemu_binary,

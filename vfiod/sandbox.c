@@ -244,6 +244,8 @@ vfd_qemu_spawn(const VfdQemuConfig *config, const char *log_path, GError **error
   g_subprocess_launcher_set_stdout_file_path(l, log_path);
   g_subprocess_launcher_set_stderr_file_path(l, log_path);
   g_subprocess_launcher_set_child_setup(l, child_setup, &cs, NULL);
+  for (guint i = 0; i < config->n_pass_fds; i++)
+    g_subprocess_launcher_take_fd(l, config->pass_fds[i], (gint) (3 + i));
   p = g_subprocess_launcher_spawnv(l, (const char *const *) argv, error);
   if (!p)
     g_prefix_error(error, "cannot start %s: ", config->qemu_binary);

@@ -30,6 +30,8 @@ typedef struct {
   uid_t run_uid;           /* QEMU runs as this user ([qemu] user); 0: as vfiod (root) */
   gid_t run_gid;
   const char *const *extra_args;   /* more QEMU arguments (network, vsock devices), NULL-terminated */
+  const int *pass_fds;     /* open fds handed to QEMU as fds 3, 4, ... in order (taken: closed here) */
+  guint n_pass_fds;
 } VfdQemuConfig;
 
 /* The QEMU command line: `-M microvm` when no function is passed through,

@@ -367,3 +367,24 @@ vfd_tap_list(const char *prefix, GStrv *ret_names)
 {
   return vfd_tap_list_stale(prefix, NULL, ret_names);
 }
+
+int
+vfd_tap_open(const char *name)
+{
+  struct ifreq ifr = { 0 };
+  int fd;
+
+  if (!vfd_tap_name_valid(name))
+    return -EINVAL;
+  fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  g_strlcpy(ifr.ifr_name, name, sizeof ifr.ifr_name);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}

@@ -68,6 +68,12 @@ gboolean vfd_tap_create(const char *name, uid_t owner, gid_t group, const VfdSub
  * link is not a tun/tap device (left alone); other -errno from netlink. */
 int vfd_tap_delete(const char *name);
 
+/* Opens a queue of the existing TAP @name (/dev/net/tun, TUNSETIFF with the
+ * flags it was created with), for handing to QEMU (-netdev tap,fd=N): QEMU
+ * then needs no access to /dev/net/tun. Returns the fd (O_CLOEXEC) or
+ * -errno. */
+int vfd_tap_open(const char *name);
+
 /* 1 when a link (of any kind) named @name exists, 0 when not, -errno. */
 int vfd_tap_exists(const char *name);
 

@@ -531,6 +531,16 @@ test_timeout_key(void **state)
 }
 
 static void
+test_mac_key(void **state)
+{
+  parse("vfiod.mac=02:AB:cd:00:11:22");
+  assert_string_equal(cl.mac, "02:ab:cd:00:11:22");
+  parse("vfiod.mac=02:ab:cd:00:11 vfiod.mac=02-ab-cd-00-11-22 vfiod.mac=02:ab:cd:00:11:2g");
+  assert_sane();
+  assert_string_equal(cl.mac, "");
+}
+
+static void
 test_env_key(void **state)
 {
   parse("vfiod.env=A=1 \"vfiod.env=GREETING=hello world\" vfiod.env=_X= vfiod.env==v vfiod.env=1A=x "
@@ -578,6 +588,7 @@ main(void)
     cmocka_unit_test(test_gpu_keys),
     cmocka_unit_test(test_timeout_key),
     cmocka_unit_test(test_env_key),
+    cmocka_unit_test(test_mac_key),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
