@@ -389,7 +389,8 @@ op_new(VfdManager *m, GDBusMethodInvocation *inv, OpWork work, OpDone done)
   Op *op = g_new0(Op, 1);
 
   op->m = m;
-  op->inv = inv ? g_object_ref(inv) : NULL;
+  /* Takes the handler's reference: completing the call consumes it. */
+  op->inv = inv;
   op->work = work;
   op->done = done;
   op->group = -1;
@@ -1471,7 +1472,7 @@ handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *i
     return_error(inv, error);
     return TRUE;
   }
-  g_ptr_array_add(s->waiters, g_object_ref(inv));
+  g_ptr_array_add(s->waiters, inv); /* the handler's reference */
   s->deleting = TRUE;
   if ((s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED) && s->waiters->len == 1) {
     /* QEMU is gone and its devices were released then; retry any release
@@ -1788,6 +1789,7 @@ handle_reconcile(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options,
   if (m->journal_corrupt) {
     if (!force) {
       check_journal_ok(m, &error);
+      op->inv = NULL;
       op_free(op);
       return_error(inv, error);
       return TRUE;
@@ -1797,6 +1799,7 @@ handle_reconcile(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options,
     vfd_host_lock_journal(m->host);
     if (!vfd_journal_commit(vfd_host_journal(m->host), &error)) {
       vfd_host_unlock_journal(m->host);
+      op->inv = NULL;
       op_free(op);
       return_error(inv, error);
       return TRUE;

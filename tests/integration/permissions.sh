@@ -78,7 +78,7 @@ rc=$?
 # ---- 3. the gid without membership: vfiod refuses ------------------------
 out=$(as "$outsider" nogroup "$gid" -- "$vfioctl" "${S[@]}" list 2>&1)
 rc=$?
-[ "$rc" = 1 ] && [[ $out == *"may you use it?"* ]] && ok "3: $outsider holding gid $gid but not a member: exit 1: $out" ||
+[ "$rc" = 1 ] && [[ $out == *"refused this user"* ]] && ok "3: $outsider holding gid $gid but not a member: exit 1: $out" ||
   nok "3: $outsider with gid $gid: exit $rc: $out"
 grep -q "refused API client uid $(id -u "$outsider"): not root and not in group '$group'" "$vlog" &&
   ok "3: vfiod's log: $(grep "refused API client uid $(id -u "$outsider")" "$vlog" | head -1 | sed 's/^.*: refused/refused/')" ||
