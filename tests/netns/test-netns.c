@@ -1100,21 +1100,8 @@ test_reconcile_after_sigkill(void **state)
   assert_false(fwd("up0"));
 }
 
-/* TODO(daemon integration): the same scenario with the real vfiod: start
- * it in this test's H namespace (state/runtime dirs in a tmpdir, a config
- * with [network] nat_uplink=up0, host_ports=8080, [qemu] binary pointing to
- * tests/crash/fake-qemu.sh), create two sandboxes through vfioctl, check
- * their TAPs and table, SIGKILL vfiod, start it again, delete one sandbox's
- * fake QEMU, run `vfioctl reconcile`, and check with vfd_tap_list,
- * vfd_firewall_dump and fwd() that only the live sandbox remains. Until
- * vfiod calls vfd_net_reconcile at start-up this is covered by
- * test_reconcile_after_sigkill above. */
-static void
-test_daemon_sigkill_restart(void **state)
-{
-  print_message("SKIP: needs vfiod's network integration (TODO in tests/netns/test-netns.c)\n");
-  skip();
-}
+/* The real daemon surviving SIGKILL with nothing left behind is checked by
+ * tests/netns/daemon-restart.sh (the netns-daemon test). */
 
 int
 main(void)
@@ -1126,7 +1113,6 @@ main(void)
     cmocka_unit_test_setup_teardown(test_isolation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_nat, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reconcile_after_sigkill, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_daemon_sigkill_restart, setup, teardown),
   };
   struct stat st;
 
