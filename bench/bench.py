@@ -1,0 +1,915 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""vfiod benchmarks (issue 7). Started by bench/run, which installs and builds
+what is needed first; see bench/README.md.
+
+    bench.py --source DIR --build DIR [--out FILE] [--repeats N] [--only 1,2,..]
+
+Six groups of figures, each the median of repeated runs; variants that are
+compared run side by side in the same run, interleaved (A,B,B,A,...) so that
+a ratio holds on a noisy machine:
+
+ 1 sandbox create-to-ready: vfiod vs the same QEMU command line run by hand
+ 2 guest boot, kernel start to ready: guest-init vs a busybox shell init
+ 3 bind + release in the lab VM: vfiod vs a shell script vs virsh
+ 4 vfiod RSS: idle, and per sandbox with 16 and 64 (stand-in QEMU)
+ 5 start-up reconciliation: 1000 fake devices, a journal of 500 sandboxes
+ 6 API latency (ListSandboxes, GetCapabilities), 64 sandboxes, a bind hung
+
+Prints a table (figure, value, n, conditions) and writes JSON (--out).
+Nothing here writes to this machine's /sys: the daemons run over fake sysfs
+trees (tests/unit/fake-sysfs) or with CPU-only sandboxes; real sysfs writes
+happen only inside the lab VM (figure 3). vfiod runs with [network]
+enabled=false: no TAP, address or firewall rule is made anywhere.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+GROUP_NAMES = {
+    1: "sandbox create-to-ready",
+    2: "guest boot: guest-init vs busybox init",
+    3: "bind + release cycle (lab, real kernel)",
+    4: "daemon footprint (RSS)",
+    5: "start-up reconciliation at scale",
+    6: "API latency under a hung bind",
+}
+
+# Short conditions for the Markdown table (README); the full ones are in the
+# printed table and the JSON.
+SHORT = {
+    "create_vfiod_client_s": "`vfioctl sandbox create --wait`; CPU-only microvm, 512 MiB, 1 vCPU, TCG; network off",
+    "create_vfiod_ready_s": "`ready_ms` as vfiod measured it",
+    "create_raw_s": "vfiod's QEMU command line run by hand, spawn to `VFIOD_READY` in the serial file",
+    "create_ratio": "median of per-pair ratios",
+    "create_overhead_s": "median of per-pair differences",
+    "create_guest_uptime_s": "guest clock; the rest is QEMU start and kernel loading before it",
+    "boot_gi_ready_s": "microvm + virtio-net; same kernel, modules, address, route; guest clock",
+    "boot_bb_ready_s": "`bench/busybox-init.sh` in the same image",
+    "boot_ready_ratio": "median of per-pair ratios",
+    "boot_gi_init_s": "mounts, 8 modules, network, PCI list, report",
+    "boot_bb_init_s": "the same steps in busybox sh (`/proc/uptime`, 10 ms)",
+    "boot_init_ratio": "median of per-pair ratios",
+    "lab_vfiod_cycle_ms": "lab VM (TCG, intel-iommu), 2-function group; one process per step",
+    "lab_shell_cycle_ms": "driver_override, unbind, drivers_probe and back, in bash",
+    "lab_virsh_cycle_ms": "libvirtd (Debian 12) started in the lab VM",
+    "lab_ratio_vfiod_shell": "median of per-round ratios",
+    "lab_ratio_vfiod_virsh": "median of per-round ratios",
+    "rss_idle_kib": "real vfiod, network off, stand-in QEMU; VmRSS",
+    "rss_16_kib": "",
+    "rss_64_kib": "",
+    "rss_per_sb_16_kib": "",
+    "rss_per_sb_64_kib": "",
+    "reconcile_adopt_s": "1000 fake devices on vfio-pci, 500 sandboxes, every QEMU alive; spawn to first API answer",
+    "reconcile_mixed_fake_write_s": "test harness cost",
+    "reconcile_mixed_fake_load": "test harness cost",
+    "reconcile_per_gone_ms": "2 devices each; the whole journal rewritten and fsynced per step",
+    "reconcile_empty_s": "same tree, empty journal",
+    "api_ListSandboxes_p50_ms": "64 sandboxes, a `vfioctl bind` hung in the fake kernel's unbind; one connection",
+    "api_ListSandboxes_idle_ms": "identical daemon without the bind, calls interleaved",
+    "api_GetCapabilities_p50_ms": "as above; the answer lists 16 devices",
+    "api_GetCapabilities_idle_ms": "as above, no bind",
+}
+
+
+def now():
+    return time.monotonic()
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.src = os.path.abspath(args.source)
+        self.build = os.path.abspath(args.build)
+        self.tools = os.path.join(self.build, "bench")
+        self.vfiod = os.path.join(self.build, "vfiod", "vfiod")
+        self.vfioctl = os.path.join(self.build, "vfiod", "vfioctl")
+        self.guest_init = os.path.join(self.build, "guest-init", "guest-init")
+        self.cache = os.path.abspath(args.cache)
+        self.work = tempfile.mkdtemp(prefix="vfiod-bench-")
+        os.chmod(self.work, 0o755)
+        self.procs = []          # Popen objects we started
+        self.pid_files = []      # files where stand-in QEMUs note their pid
+        self.figures = []
+        self.errors = []
+        self.pins = dict(l.strip().split("=", 1) for l in open(os.path.join(self.src, "pins.env"))
+                         if "=" in l and not l.lstrip().startswith("#"))
+        self.release = self.pins["GUEST_KERNEL_RELEASE"]
+        self.kernel = os.path.join(self.cache, "vmlinuz")
+        self.fake_qemu = os.path.join(self.work, "fake-qemu")
+        shutil.copy(os.path.join(self.src, "tests", "crash", "fake-qemu.sh"), self.fake_qemu)
+        os.chmod(self.fake_qemu, 0o755)
+        self.tsc_khz = self.host_tsc_khz()
+
+    # ---- helpers ---------------------------------------------------------
+    def fig(self, group, key, name, value, unit, n, conditions, samples=None, extra=None):
+        f = {"group": group, "key": key, "figure": name, "value": value, "unit": unit, "n": n,
+             "conditions": conditions}
+        if samples is not None:
+            f["samples"] = samples
+        if extra:
+            f.update(extra)
+        self.figures.append(f)
+        shown = "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else value)
+        log(f"  [{group}] {name}: {shown} {unit} (n={n})")
+        return f
+
+    def error(self, group, msg):
+        log(f"  [{group}] ERROR: {msg}")
+        self.errors.append({"group": group, "error": msg})
+
+    def spawn(self, argv, **kw):
+        p = subprocess.Popen(argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=10):
+        if p.poll() is None:
+            try:
+                p.send_signal(sig)
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def kill_stand_ins(self):
+        for f in self.pid_files:
+            try:
+                pids = [int(x) for x in open(f).read().split()]
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            os.unlink(f)
+        self.pid_files = []
+
+    def cleanup(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+        self.kill_stand_ins()
+        if not self.args.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
+        else:
+            log(f"work dir kept: {self.work}")
+
+    @staticmethod
+    def host_tsc_khz():
+        # as vfiod does (vfd_host_tsc_khz): "cpu MHz" of /proc/cpuinfo
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("cpu MHz"):
+                return int(float(line.split(":")[1]) * 1000)
+        return 0
+
+    def tool(self, name):
+        return os.path.join(self.tools, name)
+
+    def mk_fake_host(self, path, groups, bound=0):
+        out = subprocess.run([self.tool("mk-fake-host"), path, str(groups), str(bound)], check=True,
+                             capture_output=True, text=True).stdout
+        return [line.split() for line in out.splitlines()]
+
+    def write_conf(self, d, fake=None, extra=""):
+        """A vfiod config with its own state/runtime dirs under d."""
+        os.makedirs(d, exist_ok=True)
+        conf = os.path.join(d, "vfiod.conf")
+        text = textwrap.dedent(f"""\
+            [daemon]
+            state_dir={d}/state
+            runtime_dir={d}/run
+            allowed_group=
+            [devices]
+            write_timeout=3600
+            [qemu]
+            accel=tcg
+            stop_timeout=2
+            [network]
+            enabled=false
+            """)
+        if fake:
+            text += f"[testing]\nsys_root={fake}/sys\ndev_root={fake}/dev\n"
+        text = text.replace("[qemu]\n", "[qemu]\n" + extra) if extra else text
+        with open(conf, "w") as f:
+            f.write(text)
+        return conf
+
+    def wait_api(self, sock, timeout_ms=60000):
+        """Blocks until vfiod answers on sock; returns (monotonic s, sandboxes)."""
+        out = subprocess.run([self.tool("api-latency"), "wait", sock, str(timeout_ms)], capture_output=True,
+                             text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"no API answer on {sock}: {out.stderr.strip()}")
+        _, t_us, n = out.stdout.split()
+        return int(t_us) / 1e6, int(n)
+
+    def vfioctl_json(self, sock, *args, check=True):
+        r = subprocess.run([self.vfioctl, "--socket", sock, *args, "--json"], capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"vfioctl {' '.join(args)}: {r.stderr.strip()}")
+        return json.loads(r.stdout) if r.stdout.strip() else None
+
+    @staticmethod
+    def rss_kib(pid):
+        vals = {}
+        for line in open(f"/proc/{pid}/status"):
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                vals[k] = int(v.split()[0])
+        return vals
+
+    def start_vfiod(self, conf, binary=None, extra_args=(), env=None, log_path=None):
+        log_f = open(log_path or conf + ".log", "ab")
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        p = self.spawn([binary or self.vfiod, "--config", conf, *extra_args], stdout=log_f, stderr=log_f,
+                       stdin=subprocess.DEVNULL, env=e)
+        return p
+
+    # ---- the guest images -------------------------------------------------
+    def images(self):
+        if hasattr(self, "gi_image"):
+            return
+        moddir = os.path.join(self.cache, "modules", self.release)
+        self.gi_image = os.path.join(self.work, "guest-init.cpio.gz")
+        subprocess.run([self.vfioctl, "initramfs", "build", "--guest-init", self.guest_init,
+                        "--output", self.gi_image, "--modules-dir", moddir,
+                        "--module", "virtio_mmio", "--module", "virtio_net", "--module", "button",
+                        "--module", "evdev", "--pins", os.path.join(self.src, "pins.env")],
+                       check=True, capture_output=True)
+        # busybox variant: the very same tree, /init replaced by a shell
+        # script, busybox added.
+        tree = os.path.join(self.work, "bb-tree")
+        os.makedirs(tree)
+        subprocess.run(["bsdtar", "-xf", self.gi_image, "-C", tree], check=True)
+        os.unlink(os.path.join(tree, "init"))
+        shutil.copy(os.path.join(self.src, "bench", "busybox-init.sh"), os.path.join(tree, "init"))
+        os.chmod(os.path.join(tree, "init"), 0o755)
+        os.makedirs(os.path.join(tree, "bin"), exist_ok=True)
+        shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(tree, "bin", "busybox"))
+        os.symlink("busybox", os.path.join(tree, "bin", "sh"))
+        self.bb_image = os.path.join(self.work, "busybox.cpio.gz")
+        names = sorted(os.listdir(tree))
+        with open(self.bb_image, "wb") as out:
+            tar = subprocess.Popen(["bsdtar", "-cf", "-", "--format", "newc", "--uid", "0", "--gid", "0",
+                                    "-C", tree, *names], stdout=subprocess.PIPE)
+            subprocess.run(["gzip", "-9n"], stdin=tar.stdout, stdout=out, check=True)
+            tar.wait()
+        self.image_sizes = {"guest-init": os.path.getsize(self.gi_image),
+                            "busybox": os.path.getsize(self.bb_image)}
+
+    # ---- raw QEMU runs ----------------------------------------------------
+    def run_qemu_until(self, argv, serial, pattern, timeout=600):
+        """Starts QEMU, polls the serial file every 5 ms until a line matches
+        pattern; returns (seconds from spawn to match, the line). Kills QEMU."""
+        if os.path.exists(serial):
+            os.unlink(serial)
+        rx = re.compile(pattern)
+        t0 = now()
+        p = self.spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        buf, off, found = "", 0, None
+        try:
+            while found is None:
+                if now() - t0 > timeout:
+                    raise RuntimeError(f"no {pattern!r} within {timeout} s")
+                if p.poll() is not None:
+                    raise RuntimeError(f"QEMU exited ({p.returncode}) before {pattern!r}")
+                try:
+                    with open(serial, "rb") as f:
+                        f.seek(off)
+                        data = f.read()
+                except FileNotFoundError:
+                    data = b""
+                if data:
+                    off += len(data)
+                    buf += data.decode("utf-8", "replace")
+                    lines = buf.split("\n")
+                    buf = lines.pop()
+                    for line in lines:
+                        if rx.search(line):
+                            found = (now() - t0, line.strip())
+                            break
+                else:
+                    time.sleep(0.005)
+        finally:
+            self.stop(p)
+        return found
+
+    def microvm_argv(self, initrd, append, serial, nic=False):
+        """A CPU-only sandbox's command line as vfd_qemu_build_argv() makes it."""
+        a = ["qemu-system-x86_64", "-name", "bench", "-accel", "tcg",
+             "-M", "microvm,pit=on,pic=on,rtc=on,memory-backend=mem",
+             "-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-m", "512", "-smp", "1",
+             "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
+             "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+             "-serial", f"file:{serial}", "-kernel", self.kernel, "-initrd", initrd, "-append", append]
+        if nic:
+            a += ["-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"]
+        return a
+
+    # ---- 1: create-to-ready -------------------------------------------------
+    def bench_create(self):
+        n = self.args.repeats
+        self.images()
+        d = os.path.join(self.work, "g1")
+        fake = os.path.join(d, "fake")
+        os.makedirs(d)
+        self.mk_fake_host(fake, 2)
+        conf = self.write_conf(d, fake)
+        sock = os.path.join(d, "run", "vfiod.sock")
+        vp = self.start_vfiod(conf)
+        self.wait_api(sock)
+        raw_dir = os.path.join(d, "raw")
+        os.makedirs(raw_dir)
+
+        def via_vfiod():
+            t0 = now()
+            sb = self.vfioctl_json(sock, "sandbox", "create", "--kernel", self.kernel, "--initrd", self.gi_image,
+                                   "--wait", "--timeout", "600")
+            wall = now() - t0
+            if not sb or not sb.get("ready"):
+                raise RuntimeError(f"sandbox not ready: {sb}")
+            with open(f"/proc/{sb['pid']}/cmdline", "rb") as f:
+                argv = [a.decode() for a in f.read().split(b"\0")[:-1]]
+            uptime = sb["ready_report"].get("uptime_ms")
+            subprocess.run([self.vfioctl, "--socket", sock, "sandbox", "delete", sb["id"]], capture_output=True)
+            return wall, sb["ready_ms"] / 1000.0, uptime / 1000.0, argv, sb
+
+        # warm-up (page cache, and the exact command line vfiod runs)
+        log("1: warm-up sandbox through vfiod (gives the QEMU command line)")
+        _, _, _, argv, sb = via_vfiod()
+        sbdir = sb["dir"]
+        raw_argv = [a.replace(sbdir, raw_dir) for a in argv]
+        serial = os.path.join(raw_dir, "serial.log")
+        self.raw_create_argv = raw_argv
+
+        def via_raw():
+            for f in ("qmp.sock", "qemu.pid"):
+                p = os.path.join(raw_dir, f)
+                if os.path.exists(p):
+                    os.unlink(p)
+            secs, line = self.run_qemu_until(raw_argv, serial, r"VFIOD_READY \{")
+            rep = json.loads(line[line.index("{"):])
+            return secs, rep["uptime_ms"] / 1000.0
+
+        res = {"vfiod_wall": [], "vfiod_ready_ms": [], "vfiod_guest": [], "raw_wall": [], "raw_guest": []}
+        for i in range(n):
+            order = ("vfiod", "raw") if i % 2 == 0 else ("raw", "vfiod")
+            for v in order:
+                log(f"1: run {i + 1}/{n} {v}")
+                if v == "vfiod":
+                    wall, ready, guest, _, _ = via_vfiod()
+                    res["vfiod_wall"].append(wall)
+                    res["vfiod_ready_ms"].append(ready)
+                    res["vfiod_guest"].append(guest)
+                else:
+                    wall, guest = via_raw()
+                    res["raw_wall"].append(wall)
+                    res["raw_guest"].append(guest)
+        self.stop(vp)
+        ratios = [a / b for a, b in zip(res["vfiod_wall"], res["raw_wall"])]
+        cond = (f"CPU-only microvm, 512 MiB, 1 vCPU, TCG, pinned kernel {self.release}, guest-init image "
+                f"(virtio_mmio virtio_net button evdev); ready = VFIOD_READY on the serial console; "
+                f"vfiod: [network] enabled=false, fake sysfs; {n} runs interleaved vfiod/raw")
+        self.fig(1, "create_vfiod_client_s", "create-to-ready via vfiod (client wall, vfioctl sandbox create --wait)",
+                 median(res["vfiod_wall"]), "s", n, cond, res["vfiod_wall"])
+        self.fig(1, "create_vfiod_ready_s", "create-to-ready via vfiod (ready_ms, measured by vfiod)",
+                 median(res["vfiod_ready_ms"]), "s", n, cond, res["vfiod_ready_ms"])
+        self.fig(1, "create_raw_s", "same QEMU command line by hand, spawn to VFIOD_READY (5 ms polling)",
+                 median(res["raw_wall"]), "s", n, cond + "; raw argv = vfiod's, read from /proc/<pid>/cmdline",
+                 res["raw_wall"], {"argv": raw_argv})
+        self.fig(1, "create_ratio", "ratio vfiod (client wall) / raw", median(ratios), "x", n,
+                 "median of the per-pair ratios", ratios)
+        self.fig(1, "create_overhead_s", "vfiod overhead (client wall - raw, per pair)",
+                 median([a - b for a, b in zip(res["vfiod_wall"], res["raw_wall"])]), "s", n,
+                 "median of per-pair differences",
+                 [a - b for a, b in zip(res["vfiod_wall"], res["raw_wall"])])
+        self.fig(1, "create_guest_uptime_s", "of which guest kernel start to ready (vfiod / raw)",
+                 f"{median(res['vfiod_guest']):.2f} / {median(res['raw_guest']):.2f}", "s", n,
+                 "guest CLOCK_BOOTTIME at VFIOD_READY (uptime_ms); the rest is QEMU start, kernel load and "
+                 "decompression before the guest clock starts",
+                 {"vfiod": res["vfiod_guest"], "raw": res["raw_guest"]})
+
+    # ---- 2: guest-init vs busybox --------------------------------------------
+    def bench_boot(self):
+        n = self.args.repeats
+        self.images()
+        d = os.path.join(self.work, "g2")
+        os.makedirs(d)
+        serial = os.path.join(d, "serial.log")
+        append = (f"console=ttyS0 panic=-1 tsc_early_khz={self.tsc_khz} vfiod.sandbox=bench "
+                  "vfiod.ip=10.0.2.15/24 vfiod.gw=10.0.2.2")
+        res = {"gi_ready": [], "gi_init": [], "gi_start": [], "bb_ready": [], "bb_init": [], "bb_start": [],
+               "gi_phases": [], "bb_phases": []}
+        for i in range(n):
+            order = ("guest-init", "busybox") if i % 2 == 0 else ("busybox", "guest-init")
+            for v in order:
+                log(f"2: run {i + 1}/{n} {v}")
+                if v == "guest-init":
+                    _, line = self.run_qemu_until(self.microvm_argv(self.gi_image, append, serial, nic=True),
+                                                  serial, r"VFIOD_READY \{")
+                    t = json.loads(line[line.index("{"):])["timings_ms"]
+                    t = {k: v / 1000.0 for k, v in t.items()}
+                    res["gi_phases"].append(t)
+                    res["gi_ready"].append(t["ready"])
+                    res["gi_start"].append(t["init_start"])
+                    res["gi_init"].append(t["ready"] - t["init_start"])
+                else:
+                    _, line = self.run_qemu_until(self.microvm_argv(self.bb_image, append, serial, nic=True),
+                                                  serial, r"BUSYBOX_READY ")
+                    t = {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", line)}
+                    res["bb_phases"].append(t)
+                    res["bb_ready"].append(t["ready"])
+                    res["bb_start"].append(t["init_start"])
+                    res["bb_init"].append(t["ready"] - t["init_start"])
+        cond = (f"microvm, 512 MiB, 1 vCPU, TCG, virtio-net-device (user net, restrict=on), kernel {self.release}; "
+                "same modules (virtio_ring virtio virtio_mmio failover net_failover virtio_net button evdev), "
+                f"same address/route; guest clock (guest-init: CLOCK_BOOTTIME ms; busybox: /proc/uptime, 10 ms); "
+                f"images {self.image_sizes['guest-init'] // 1024} KiB vs {self.image_sizes['busybox'] // 1024} KiB; "
+                f"{n} boots each, interleaved")
+        self.fig(2, "boot_gi_ready_s", "kernel start to ready, guest-init", median(res["gi_ready"]), "s", n, cond,
+                 res["gi_ready"], {"phases": res["gi_phases"]})
+        self.fig(2, "boot_bb_ready_s", "kernel start to ready, busybox sh init", median(res["bb_ready"]), "s", n,
+                 cond, res["bb_ready"], {"phases": res["bb_phases"]})
+        ratios = [a / b for a, b in zip(res["gi_ready"], res["bb_ready"])]
+        self.fig(2, "boot_ready_ratio", "ratio guest-init / busybox (kernel start to ready)", median(ratios), "x", n,
+                 "median of per-pair ratios", ratios)
+        self.fig(2, "boot_gi_init_s", "init's own part (init start to ready), guest-init",
+                 median(res["gi_init"]), "s", n, "mounts + modules + network + PCI list + report", res["gi_init"])
+        self.fig(2, "boot_bb_init_s", "init's own part (init start to ready), busybox",
+                 median(res["bb_init"]), "s", n, "first /proc/uptime read (after mounting proc) to marker",
+                 res["bb_init"])
+        r2 = [a / b for a, b in zip(res["gi_init"], res["bb_init"]) if b > 0]
+        self.fig(2, "boot_init_ratio", "ratio guest-init / busybox (init's own part)", median(r2), "x", len(r2),
+                 "median of per-pair ratios", r2)
+
+    # ---- 3: the lab ------------------------------------------------------------
+    def bench_lab(self):
+        rounds = self.args.lab_rounds
+        env = dict(os.environ, LAB_CACHE=self.cache)
+        logf = os.path.join(self.work, "lab.log")
+        log(f"3: booting the lab VM (L1) for {rounds} rounds of vfiod / shell / virsh")
+        t0 = now()
+        with open(logf, "w") as out:
+            r = subprocess.run([os.path.join(self.src, "tests", "lab", "run-l1.sh"), "--timeout", "1200",
+                                "--log", os.path.join(self.work, "l1-console.log"),
+                                os.path.join(self.src, "bench", "lab-bind.sh"), self.build, str(rounds)],
+                               stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.src)
+        text = open(logf, errors="replace").read()
+        info = {}
+        for m in re.finditer(r"^BENCH-LAB-INFO (.*)$", text, re.M):
+            info.update(dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv))
+        errs = re.findall(r"^BENCH-LAB-ERROR (.*)$", text, re.M)
+        for e in errs:
+            self.error(3, e)
+        rows = [dict(kv.split("=", 1) for kv in m.group(1).split())
+                for m in re.finditer(r"^BENCH-LAB (round=.*)$", text, re.M)]
+        if r.returncode != 0:
+            tail = " | ".join(l for l in text.splitlines()[-12:] if l.strip())
+            self.error(3, f"run-l1.sh exited {r.returncode} after {now() - t0:.0f} s; last lines: {tail}")
+        data = {}
+        for row in rows:
+            if row["ok"] != "1":
+                continue
+            d = data.setdefault(row["tool"], {"bind": [], "release": [], "cycle": [], "round": []})
+            b, rl = float(row["bind_ms"]), float(row["release_ms"])
+            d["bind"].append(b)
+            d["release"].append(rl)
+            d["cycle"].append(b + rl)
+            d["round"].append(int(row["round"]))
+        cond = (f"inside the lab VM (Q35 + intel-iommu, TCG, 2 vCPUs, kernel {info.get('kernel', '?')}): "
+                f"IOMMU group {info.get('group', '?')} = {info.get('A', '?')} + {info.get('B', '?')}; "
+                "one process per step, timed in bash; order rotated each round")
+        names = {"vfiod": "vfiod (vfioctl bind + release, whole group)",
+                 "shell": "shell script (sysfs-bind.sh, same sysfs writes, both functions)",
+                 "virsh": f"virsh nodedev-detach/-reattach, both functions (libvirt {info.get('libvirt', '?')})"}
+        for tool in ("vfiod", "shell", "virsh"):
+            d = data.get(tool)
+            if not d:
+                self.fig(3, f"lab_{tool}_cycle_ms", f"bind+release, {names[tool]}", None, "ms", 0,
+                         "not measured (see errors)")
+                continue
+            c = cond + (f"; libvirtd started in L1 in {info.get('libvirtd_start_ms', '?')} ms, tmpfs on "
+                        "/etc/libvirt (minimal config), /var/lib/libvirt, /var/cache/libvirt" if tool == "virsh" else "")
+            split = f"bind {median(d['bind']):.0f} ms + release {median(d['release']):.0f} ms (medians)"
+            self.fig(3, f"lab_{tool}_cycle_ms", f"bind+release, {names[tool]}", median(d["cycle"]), "ms",
+                     len(d["cycle"]), c + "; " + split, d["cycle"],
+                     {"bind_ms": median(d["bind"]), "release_ms": median(d["release"]),
+                      "bind_samples": d["bind"], "release_samples": d["release"],
+                      "short": SHORT[f"lab_{tool}_cycle_ms"] + "; " + split})
+        for tool in ("shell", "virsh"):
+            if "vfiod" in data and tool in data:
+                by_round = {r: c for r, c in zip(data[tool]["round"], data[tool]["cycle"])}
+                ratios = [c / by_round[r] for r, c in zip(data["vfiod"]["round"], data["vfiod"]["cycle"])
+                          if r in by_round]
+                self.fig(3, f"lab_ratio_vfiod_{tool}", f"ratio vfiod / {tool} (cycle)", median(ratios), "x",
+                         len(ratios), "median of per-round ratios", ratios)
+        self.lab_info = info
+
+    # ---- 4: footprint ----------------------------------------------------------
+    def bench_footprint(self):
+        n = self.args.daemon_runs
+        d = os.path.join(self.work, "g4")
+        fake = os.path.join(d, "fake")
+        os.makedirs(d)
+        self.mk_fake_host(fake, 8)
+        conf = self.write_conf(d, fake, extra=f"binary={self.fake_qemu}\n")
+        sock = os.path.join(d, "run", "vfiod.sock")
+        k = os.path.join(d, "kernel")
+        i_ = os.path.join(d, "initrd")
+        for f in (k, i_):
+            open(f, "w").write("x\n")
+        res = {"idle": [], "16": [], "64": [], "per16": [], "per64": [], "detail": []}
+        for r in range(n):
+            pids = os.path.join(d, f"qemu-{r}.pids")
+            self.pid_files.append(pids)
+            shutil.rmtree(os.path.join(d, "state"), ignore_errors=True)
+            shutil.rmtree(os.path.join(d, "run"), ignore_errors=True)
+            vp = self.start_vfiod(conf, env={"VFIOD_FAKE_QEMU_PIDS": pids})
+            self.wait_api(sock)
+            time.sleep(0.5)
+            self.vfioctl_json(sock, "sandbox", "list")
+            idle = self.rss_kib(vp.pid)
+            row = {"idle": idle}
+            for target in (16, 64):
+                have = len(self.vfioctl_json(sock, "sandbox", "list"))
+                for _ in range(target - have):
+                    self.vfioctl_json(sock, "sandbox", "create", "--kernel", k, "--initrd", i_)
+                time.sleep(2.5)   # past the first serial re-check of each (2 s timer)
+                got = len(self.vfioctl_json(sock, "sandbox", "list"))
+                if got != target:
+                    raise RuntimeError(f"{got} sandboxes, want {target}")
+                row[str(target)] = self.rss_kib(vp.pid)
+            self.stop(vp, signal.SIGKILL)
+            self.kill_stand_ins()
+            res["detail"].append(row)
+            res["idle"].append(idle["VmRSS"])
+            res["16"].append(row["16"]["VmRSS"])
+            res["64"].append(row["64"]["VmRSS"])
+            res["per16"].append((row["16"]["VmRSS"] - idle["VmRSS"]) / 16)
+            res["per64"].append((row["64"]["VmRSS"] - idle["VmRSS"]) / 64)
+        cond = (f"real vfiod binary, [network] enabled=false, stand-in QEMU (tests/crash/fake-qemu.sh), fake sysfs "
+                f"of 16 devices; VmRSS of /proc/<pid>/status; {n} fresh daemons")
+        self.fig(4, "rss_idle_kib", "vfiod RSS, idle (after start + 1 API call)", median(res["idle"]), "KiB", n,
+                 cond, res["idle"], {"detail": res["detail"]})
+        self.fig(4, "rss_16_kib", "vfiod RSS with 16 sandboxes", median(res["16"]), "KiB", n, cond, res["16"])
+        self.fig(4, "rss_64_kib", "vfiod RSS with 64 sandboxes", median(res["64"]), "KiB", n, cond, res["64"])
+        self.fig(4, "rss_per_sb_16_kib", "per sandbox, (RSS16 - idle) / 16", median(res["per16"]), "KiB", n,
+                 cond, res["per16"])
+        self.fig(4, "rss_per_sb_64_kib", "per sandbox, (RSS64 - idle) / 64", median(res["per64"]), "KiB", n,
+                 cond, res["per64"])
+
+    # ---- 5: reconcile at scale ------------------------------------------------
+    def bench_reconcile(self):
+        n = self.args.reconcile_runs
+        groups = sandboxes = 500
+        gone = self.args.reconcile_gone
+        d = os.path.join(self.work, "g5")
+        os.makedirs(d)
+        log(f"5: fake hosts of {groups * 2} devices, journals of {sandboxes} sandboxes")
+        full_groups = self.mk_fake_host(os.path.join(d, "fake-bound"), groups, sandboxes)
+        self.mk_fake_host(os.path.join(d, "fake-free"), groups, 0)
+        pids_file = os.path.join(d, "qemu.pids")
+        self.pid_files.append(pids_file)
+        dead = subprocess.Popen(["true"])   # a pid that is gone: a child that has exited
+        dead.wait()
+        run = os.path.join(d, "run")        # runtime_dir of every start-up (sandbox dirs live here)
+        env = dict(os.environ, VFIOD_FAKE_QEMU_PIDS=pids_file)
+        live = []                           # (pid, start time) of a stand-in QEMU per sandbox
+        for i in range(sandboxes):
+            sid = f"sb-{i:08x}"
+            p = subprocess.Popen([self.fake_qemu, "-name", sid, "-append", f"console=ttyS0 vfiod.sandbox={sid}"],
+                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            live.append(p.pid)
+        starts = []
+        for pid in live:
+            st = None
+            for _ in range(400):        # until bash has exec'd the stand-in
+                try:
+                    if "fake-qemu" in open(f"/proc/{pid}/cmdline").read():
+                        stat = open(f"/proc/{pid}/stat").read()
+                        st = int(stat[stat.rindex(")") + 2:].split()[19])
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.005)
+            if st is None:
+                raise RuntimeError(f"stand-in QEMU {pid} did not start")
+            starts.append(st)
+
+        def journal(n_gone):
+            j = {"format": "vfiod-journal", "version": 1, "devices": [], "sandboxes": []}
+            for i, (grp, gpu, audio) in enumerate(full_groups):
+                sid = f"sb-{i:08x}"
+                alive = i < sandboxes - n_gone
+                j["sandboxes"].append({"id": sid, "pid": live[i] if alive else dead.pid,
+                                       "start_time": starts[i] if alive else 1, "devices": [gpu, audio],
+                                       "dir": os.path.join(run, "sandboxes", sid)})
+                for bdf, drv in ((gpu, "nvidia"), (audio, "snd_hda_intel")):
+                    j["devices"].append({"bdf": bdf, "iommu_group": int(grp), "state": "bound", "owner": sid,
+                                         "original_driver": drv, "original_override": ""})
+            j["devices"].sort(key=lambda x: x["bdf"])
+            return j
+
+        variants = {"adopt": ("fake-bound", journal(0)), "mixed": ("fake-bound", journal(gone)),
+                    "empty": ("fake-free", None)}
+
+        def one(variant):
+            tree, jr = variants[variant]
+            cur = os.path.join(d, "cur")
+            shutil.rmtree(cur, ignore_errors=True)
+            shutil.rmtree(run, ignore_errors=True)
+            os.makedirs(os.path.join(cur, "state"))
+            subprocess.run(["cp", "-a", os.path.join(d, tree), os.path.join(cur, "fake")], check=True)
+            if jr:
+                with open(os.path.join(cur, "state", "journal.json"), "w") as f:
+                    json.dump(jr, f, indent=2)
+                for s in jr["sandboxes"]:
+                    os.makedirs(s["dir"])
+                    open(os.path.join(s["dir"], "serial.log"), "w").write("boot...\n")
+            conf = os.path.join(cur, "vfiod.conf")
+            with open(conf, "w") as f:
+                f.write(textwrap.dedent(f"""\
+                    [daemon]
+                    state_dir={cur}/state
+                    runtime_dir={run}
+                    allowed_group=
+                    [qemu]
+                    binary={self.fake_qemu}
+                    accel=tcg
+                    [network]
+                    enabled=false
+                    [testing]
+                    sys_root={cur}/fake/sys
+                    dev_root={cur}/fake/dev
+                    """))
+            subprocess.run(["sync"])
+            logp = os.path.join(cur, "daemon.log")
+            t_spawn = now()
+            with open(logp, "wb") as lf:
+                p = self.spawn([self.tool("bench-daemon"), "--config", conf], stdout=lf, stderr=lf,
+                               stdin=subprocess.DEVNULL)
+            t_ready, nsb = self.wait_api(os.path.join(run, "vfiod.sock"), 900000)
+            self.stop(p, signal.SIGKILL)
+            text = open(logp).read()
+            ms = {m.group(1): int(m.group(2)) / 1e6 for m in re.finditer(r"^BENCH (\w+) (\d+)$", text, re.M)}
+            fw = re.search(r"^BENCH fake_writes (\d+) (\d+)$", text, re.M)
+            writes, fake_s = (int(fw.group(1)), int(fw.group(2)) / 1e6) if fw else (0, 0.0)
+            acts = {a: len(re.findall(rf"reconcile: \S+ {a}:", text)) for a in ("adopted", "restored", "in-use")}
+            return {"total": t_ready - t_spawn, "exec": ms["main"] - t_spawn, "fake_load": ms["loaded"] - ms["main"],
+                    "reconcile": ms["reconciled"] - ms["loaded"], "fake_write_s": fake_s, "fake_writes": writes,
+                    "vfiod_own": ms["reconciled"] - ms["loaded"] - fake_s,
+                    "listen": ms["serving"] - ms["reconciled"], "first_answer": t_ready - ms["serving"],
+                    "sandboxes_listed": nsb, "report": acts}
+
+        rows = {v: [] for v in variants}
+        order = list(variants)
+        for i in range(n):
+            for v in (order if i % 2 == 0 else order[::-1]):
+                log(f"5: run {i + 1}/{n} {v}")
+                rows[v].append(one(v))
+        self.kill_stand_ins()
+        shutil.rmtree(run, ignore_errors=True)
+        for v, want in (("adopt", sandboxes), ("mixed", sandboxes - gone), ("empty", 0)):
+            got = [r["sandboxes_listed"] for r in rows[v]]
+            if any(x != want for x in got):
+                self.error(5, f"{v}: sandboxes listed after start-up {got}, want {want}")
+        base = (f"bench-daemon (vfiod-fake + milestones), fake sysfs of {groups * 2} devices ({groups} GPU+audio "
+                f"IOMMU groups); spawn to first API answer; {n} runs, the three variants interleaved")
+        med = lambda v, k: median([r[k] for r in rows[v]])
+        self.fig(5, "reconcile_adopt_s", f"start-up, journal of {sandboxes} live sandboxes (all adopted)",
+                 med("adopt", "total"), "s", n,
+                 base + f"; all {groups * 2} devices on vfio-pci, owned by the sandboxes; each sandbox's stand-in "
+                        "QEMU alive (pid + start time match): adopted, no sysfs write",
+                 [r["total"] for r in rows["adopt"]], {"runs": rows["adopt"]})
+        self.fig(5, "reconcile_mixed_s", f"start-up, {sandboxes} sandboxes of which {gone} gone (restored)",
+                 med("mixed", "total"), "s", n,
+                 base + f"; same tree, {sandboxes - gone} adopted, {gone} whose QEMU is gone: their "
+                        f"{2 * gone} devices released through the fake kernel (journal fsynced per step)",
+                 [r["total"] for r in rows["mixed"]],
+                 {"runs": rows["mixed"],
+                  "short": f"same, {gone} QEMUs gone: {2 * gone} devices restored through the fake kernel"})
+        mixed = rows["mixed"]
+        parts = (("reconcile", "  of which reconciliation (vfd_manager_new: journal, adopt, restore)"),
+                 ("fake_write_s", f"    of that, inside the fake kernel's {mixed[0]['fake_writes']} sysfs writes "
+                                  "(harness: it saves its whole model after each write)"),
+                 ("vfiod_own", "    of that, vfiod's own part"),
+                 ("fake_load", "  of which fake kernel load (harness, not vfiod)"),
+                 ("exec", "  of which exec to main()"),
+                 ("listen", "  of which API socket set-up"),
+                 ("first_answer", "  of which listening to first answer"))
+        for k, what in parts:
+            self.fig(5, f"reconcile_mixed_{k}", what, med("mixed", k), "s", n,
+                     "milestones printed by bench-daemon (CLOCK_MONOTONIC); fake writes timed around the writer",
+                     [r[k] for r in mixed])
+        per = [(r["vfiod_own"] - a["vfiod_own"]) / gone for r, a in zip(rows["mixed"], rows["adopt"])]
+        self.fig(5, "reconcile_per_gone_ms", "vfiod's own time per restored sandbox (mixed - adopt, per pair)",
+                 median(per) * 1000, "ms", n, f"2 devices each; journal of {groups * 2} devices, rewritten and "
+                 "fsynced per step", [x * 1000 for x in per])
+        self.fig(5, "reconcile_empty_s", "baseline: same 1000 devices, empty journal",
+                 med("empty", "total"), "s", n, "same daemon, no device bound, no sandbox",
+                 [r["total"] for r in rows["empty"]], {"runs": rows["empty"]})
+
+    # ---- 6: API latency ----------------------------------------------------------
+    def bench_api(self):
+        calls = self.args.api_calls
+        d = os.path.join(self.work, "g6")
+        os.makedirs(d)
+        targets, daemons, socks = [], [], {}
+        k = os.path.join(d, "kernel")
+        i_ = os.path.join(d, "initrd")
+        for f in (k, i_):
+            open(f, "w").write("x\n")
+        for label in ("busy", "idle"):
+            dd = os.path.join(d, label)
+            fake = os.path.join(dd, "fake")
+            os.makedirs(dd)
+            groups = self.mk_fake_host(fake, 8)
+            conf = self.write_conf(dd, fake, extra=f"binary={self.fake_qemu}\n")
+            pids = os.path.join(dd, "qemu.pids")
+            self.pid_files.append(pids)
+            extra = ["--hang-unbind", groups[0][1]] if label == "busy" else []
+            logp = os.path.join(dd, "daemon.log")
+            p = self.start_vfiod(conf, binary=self.tool("bench-daemon"), extra_args=extra,
+                                 env={"VFIOD_FAKE_QEMU_PIDS": pids}, log_path=logp)
+            sock = os.path.join(dd, "run", "vfiod.sock")
+            self.wait_api(sock)
+            for _ in range(64):
+                self.vfioctl_json(sock, "sandbox", "create", "--kernel", k, "--initrd", i_)
+            socks[label] = sock
+            daemons.append(p)
+            targets.append(f"{label}={sock}")
+            if label == "busy":
+                bind = self.spawn([self.vfioctl, "--socket", sock, "bind", groups[0][1]],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                t0 = now()
+                while "BENCH hung" not in open(logp).read():
+                    if now() - t0 > 30 or bind.poll() is not None:
+                        raise RuntimeError("the bind did not hang in the fake kernel")
+                    time.sleep(0.02)
+                busy_bdf = groups[0][1]
+        devs = self.vfioctl_json(socks["busy"], "list")
+        states = sorted({x["state"] for x in devs if x["bdf"] == busy_bdf})
+        log(f"6: {calls} calls of each method on each daemon (bind of {busy_bdf}: {states})")
+        out = subprocess.run([self.tool("api-latency"), "measure", str(calls), *targets], capture_output=True,
+                             text=True, check=True)
+        res = json.loads(out.stdout)
+        after = sorted({x["state"] for x in self.vfioctl_json(socks["busy"], "list") if x["bdf"] == busy_bdf})
+        if after != ["binding"] or "BENCH hung" not in open(os.path.join(d, "busy", "daemon.log")).read():
+            self.error(6, f"the bind of {busy_bdf} was not in progress for the whole measurement (now {after})")
+        for p in daemons:
+            self.stop(p, signal.SIGKILL)
+        self.stop(bind, signal.SIGKILL)
+        self.kill_stand_ins()
+        cond = (f"bench-daemon (vfiod-fake), 64 sandboxes (stand-in QEMU), fake sysfs of 16 devices; busy: "
+                f"'vfioctl bind {busy_bdf}' parked in the fake kernel's unbind (state {'/'.join(states)}) for the "
+                f"whole measurement; one D-Bus connection per daemon; {calls} calls per method, interleaved "
+                f"busy/idle, after 10 warm-up rounds")
+        for m in ("ListSandboxes", "GetCapabilities"):
+            b, i = res["busy"][m], res["idle"][m]
+            self.fig(6, f"api_{m}_p50_ms", f"{m} p50 / p99, bind in progress", f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f}",
+                     "ms", calls, cond + f"; answer holds {b['items']} items", extra={"busy": b, "idle": i})
+            self.fig(6, f"api_{m}_idle_ms", f"{m} p50 / p99, no bind (same run)", f"{i['p50_ms']:.2f} / {i['p99_ms']:.2f}",
+                     "ms", calls, "second daemon, identical but idle")
+
+    # ---- output ------------------------------------------------------------------
+    @staticmethod
+    def shown(f):
+        v = f["value"]
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            v = f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+        return f"{v} {f['unit']}"
+
+    def table(self):
+        lines = []
+        w = min(max([len(f["figure"]) for f in self.figures] + [10]), 96)
+        hdr = f"{'#':<2} {'figure':<{w}} {'median':>18} {'n':>4}  conditions"
+        lines.append(hdr)
+        lines.append("-" * len(hdr))
+        last, last_cond = None, None
+        for f in self.figures:
+            if f["group"] != last:
+                lines.append(f"{f['group']}  {GROUP_NAMES[f['group']]}")
+                last = f["group"]
+            cond = "(as above)" if f["conditions"] == last_cond else f["conditions"]
+            last_cond = f["conditions"]
+            lines.append(f"{'':<2} {f['figure'][:w]:<{w}} {self.shown(f):>18} {f['n']:>4}  {cond}")
+        return "\n".join(lines)
+
+    def markdown(self):
+        out = ["| # | figure | median | n | conditions |", "|---|---|---|---|---|"]
+        last_cond = None
+        for f in self.figures:
+            cond = f.get("short", SHORT.get(f["key"], "" if f["conditions"] == last_cond else f["conditions"]))
+            last_cond = f["conditions"]
+            name = f["figure"].strip()
+            indent = len(f["figure"]) - len(f["figure"].lstrip())
+            name = "&nbsp;" * indent + name if indent else name
+            out.append(f"| {f['group']} | {name} | {self.shown(f)} | {f['n']} | {cond} |")
+        return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--source", required=True)
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--cache", required=True, help="guest kernel cache (tests/lab/fetch-kernel.sh)")
+    ap.add_argument("--out", required=True, help="JSON results")
+    ap.add_argument("--repeats", type=int, default=7, help="boots per variant (figures 1, 2)")
+    ap.add_argument("--daemon-runs", type=int, default=3, help="fresh daemons (figure 4)")
+    ap.add_argument("--reconcile-runs", type=int, default=5, help="start-ups per variant (figure 5)")
+    ap.add_argument("--reconcile-gone", type=int, default=100, help="sandboxes of 500 whose QEMU is gone (figure 5)")
+    ap.add_argument("--lab-rounds", type=int, default=9, help="rounds per tool in the lab (figure 3)")
+    ap.add_argument("--api-calls", type=int, default=500, help="calls per method (figure 6)")
+    ap.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated figure groups")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--command", default="", help="the command line to record")
+    args = ap.parse_args()
+    only = [int(x) for x in args.only.split(",") if x]
+    b = Bench(args)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load0 = os.getloadavg()
+    t0 = now()
+    runners = {1: b.bench_create, 2: b.bench_boot, 3: b.bench_lab, 4: b.bench_footprint, 5: b.bench_reconcile,
+               6: b.bench_api}
+    group_s = {}
+    try:
+        for g in (4, 5, 6, 3, 1, 2):   # quick ones first
+            if g in only:
+                log(f"--- {g}: {GROUP_NAMES[g]}")
+                tg = now()
+                try:
+                    runners[g]()
+                except Exception as e:  # report and go on with the next group
+                    b.error(g, f"{type(e).__name__}: {e}")
+                group_s[g] = round(now() - tg, 1)
+                log(f"--- {g} took {group_s[g]} s")
+    finally:
+        b.cleanup()
+    b.figures.sort(key=lambda f: f["group"])
+    elapsed = now() - t0
+    qemu_ver = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    meta = {
+        "date": started.isoformat(timespec="seconds"),
+        "command": args.command,
+        "elapsed_s": round(elapsed, 1),
+        "group_elapsed_s": group_s,
+        "host": {"cpus": os.cpu_count(), "kernel": platform.release(), "qemu": qemu_ver,
+                 "loadavg_start": load0, "loadavg_end": os.getloadavg(),
+                 "cpu_model": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                                    if l.startswith("model name")), "?")},
+        "guest_kernel": b.release,
+        "repeats": {"boots": args.repeats, "daemon_runs": args.daemon_runs, "reconcile_runs": args.reconcile_runs,
+                    "lab_rounds": args.lab_rounds, "api_calls": args.api_calls},
+    }
+    result = {"meta": meta, "figures": b.figures, "errors": b.errors}
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    md = os.path.splitext(args.out)[0] + ".md"
+    with open(md, "w") as f:
+        f.write(f"Measured {meta['date']} with `{args.command}` ({elapsed / 60:.1f} min; {meta['host']['cpus']} CPUs, "
+                f"{meta['host']['cpu_model']}, load average {load0[0]:.1f} at start).\n\n")
+        f.write(b.markdown() + "\n")
+    print()
+    print(f"vfiod benchmarks, {meta['date']}, {elapsed / 60:.1f} min, {os.cpu_count()} CPUs, load average "
+          f"{load0[0]:.1f} -> {os.getloadavg()[0]:.1f}; each value the median of n runs")
+    print(b.table())
+    if b.errors:
+        print("\nerrors:")
+        for e in b.errors:
+            print(f"  [{e['group']}] {e['error']}")
+    print(f"\nJSON: {args.out}\nMarkdown table: {md}")
+    return 1 if b.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
