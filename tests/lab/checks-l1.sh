@@ -6,11 +6,15 @@
 # They drive the project's vfiod/vfioctl against the real kernel: bind and
 # release of a two-function device (one IOMMU group) through vfio-pci, a
 # sandbox (nested L2 QEMU) whose guest-init reports the passed-through
-# devices, bad input that must change nothing.
+# devices; vfiod killed by SIGKILL and restarted, adopting its sandboxes;
+# sandbox QEMUs killed by SIGKILL (devices back within 2 s); bad input that
+# must change nothing; an unbind that really hangs (a VFIO device fd held by
+# tests/lab/vfio-hold), which must leave the device stuck, not the daemon.
 # Output: one "ok - ..." / "not ok - ..." line per check, "# ..." diagnostics,
 # and "# lab: N passed, N failed". Exit 0 only if every check passed.
 #
-# Expects from BUILD_DIR: vfiod/vfiod, vfiod/vfioctl; from CACHE_DIR: vmlinuz
+# Expects from BUILD_DIR: vfiod/vfiod, vfiod/vfioctl, tests/lab/vfio-hold;
+# from CACHE_DIR: vmlinuz
 # (fetch-kernel.sh) and guest.cpio.gz (vfioctl initramfs build, made by
 # run-lab.sh on the host since BUILD_DIR and CACHE_DIR are read-only here).
 set -euo pipefail
@@ -24,8 +28,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MISSING=0000:00:1f.7 # no such device in L1
 
 pass=0 fail=0
-ok() { echo "ok - $*"; pass=$((pass + 1)); }
-nok() { echo "not ok - $*"; fail=$((fail + 1)); }
+progress=/run/lab-checks.progress
+ok() { echo "ok - $*"; pass=$((pass + 1)); : >"$progress"; }
+nok() { echo "not ok - $*"; fail=$((fail + 1)); : >"$progress"; }
 note() { echo "# $*"; }
 indent() { sed -e 's/\r$//' -e "s/^/#   $1/"; }
 
@@ -46,9 +51,44 @@ show_call() {
     [[ ! -s $work/err ]] || indent "err: " <"$work/err"
 }
 
+# Stall watchdog: when no check has reported for LAB_STALL_DUMP seconds
+# (default 420: longer than any single wait here), dump every process with
+# its state, wait channel and kernel stack to the console, once per stall,
+# so that a hang in CI says where it hangs before run-l1.sh's timeout.
+watchdog() {
+    local limit=${LAB_STALL_DUMP:-420} m now p top
+    while sleep 15; do
+        m=$(stat -c %Y "$progress" 2>/dev/null) || continue
+        now=$(date +%s)
+        ((now - m >= limit)) || continue
+        echo "# STALL: no check reported for $((now - m)) s; processes:"
+        ps -eo pid,ppid,stat,wchan:32,etime,args 2>&1 | cut -c1-220 | sed 's/^/#   /' || true
+        for p in /proc/[0-9]*; do
+            case $(awk '{print $3}' "$p/stat" 2>/dev/null) in
+                D | S) ;;
+                *) continue ;;
+            esac
+            [[ $(cat "$p/comm" 2>/dev/null) =~ ^(kworker|ksoftirq|rcu_|migration|cpuhp|idle_inject|kthreadd) ]] && continue
+            top=$(head -n 1 "$p/stack" 2>/dev/null) || continue
+            [[ -n $top && ! $top =~ (do_wait|do_sys_poll|ep_poll|do_select|hrtimer_nanosleep|futex_wait|pipe_read|wait_woken|do_sigtimedwait|smpboot_thread_fn|worker_thread|kthread) ]] || continue
+            echo "#   stack of ${p#/proc/} ($(cat "$p/comm" 2>/dev/null)):"
+            sed 's/^/#     /' "$p/stack" 2>/dev/null | head -n 12 || true
+        done
+        : >"$progress"
+    done
+}
+: >"$progress"
+watchdog &
+watchdog_pid=$!
+
 # shellcheck disable=SC2317  # (invoked by the trap)
 cleanup() {
     local rc=$?
+    local p
+    kill "$watchdog_pid" 2>/dev/null || true
+    for p in ${hold_pid:-} ${rel_pid:-}; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
     stop_vfiod || note "vfiod did not exit within 10 s of SIGTERM; killed it"
     if [[ $fail -gt 0 || $rc -ne 0 ]] && [[ -s $vlog ]]; then
         note "vfiod log ($vlog):"
@@ -211,6 +251,235 @@ else
     nok "c: sandbox create exits 0 with id, pid and serial_log (got exit $vrc)"
 fi
 
+# --- c1-c3: a second sandbox; SIGKILL vfiod and restart it; kill -9 QEMUs -------------
+# A second device pair ($C, $D: its own IOMMU group) for the second sandbox.
+pair2=''
+if [[ -e $dev/$C && -e $dev/$D && $(group_of "$C") == "$(group_of "$D")" && $(group_of "$C") != "$group" ]]; then
+    pair2=1
+    group2=$(group_of "$C")
+    drv_c=$(driver_of "$C") drv_d=$(driver_of "$D")
+    note "second pair: $C ($(hexid "$C")) on $drv_c, $D ($(hexid "$D")) on $drv_d, IOMMU group $group2"
+else
+    note "no second device pair $C + $D in an IOMMU group of its own (LAB_DEV2_PRIMARY, LAB_DEV2_COMPANION)"
+fi
+
+# sandbox_state ID: the state `sandbox show --json` reports ("(error)" if none).
+sandbox_state() {
+    vfioctl sandbox show "$1" --json
+    if [[ $vrc -eq 0 ]]; then json "$work/out" "d['state']" 2>/dev/null || echo "(bad json)"; else echo "(exit $vrc)"; fi
+}
+
+# start_sandbox LABEL BDF: sandbox create with BDF (256 MiB, the lab's kernel
+# and initrd); then wait (up to 60 s) until `sandbox show` says running and
+# its QEMU holds /dev/vfio/<group> open: QEMU opens it while it sets up the
+# machine, before the guest runs, so the guest need not boot. Sets new_id,
+# new_pid; returns 1 on failure.
+new_id='' new_pid='' new_created=''
+start_sandbox() {
+    local label=$1 bdf=$2 g t0 t1 t2 st='' _
+    new_id='' new_pid=''
+    g=$(group_of "$bdf")
+    t0=$(now_ms)
+    VFIOCTL_TIMEOUT=120 vfioctl sandbox create --device "$bdf" --kernel "$KERNEL" --initrd "$INITRD" --memory 256 --json
+    t1=$(now_ms)
+    if [[ $vrc -ne 0 ]] || ! new_id=$(json "$work/out" "d['id']") || ! new_pid=$(json "$work/out" "d['pid']"); then
+        show_call sandbox create --device "$bdf" --kernel "$KERNEL" --initrd "$INITRD" --memory 256 --json
+        nok "$label: sandbox create --device $bdf exits 0 with id and pid (got exit $vrc)"
+        new_id='' new_pid=''
+        return 1
+    fi
+    ok "$label: sandbox create --device $bdf: $new_id, QEMU pid $new_pid ($((t1 - t0)) ms)"
+    new_created=$t1
+    for _ in $(seq 600); do
+        has_open "$new_pid" "/dev/vfio/$g" && break
+        alive "$new_pid" || break
+        sleep 0.1
+    done
+    t2=$(now_ms)
+    st=$(sandbox_state "$new_id")
+    if [[ $st == running ]] && has_open "$new_pid" "/dev/vfio/$g"; then
+        ok "$label: $new_id is running and QEMU $new_pid has /dev/vfio/$g open ($((t2 - t1)) ms after create returned)"
+        # Then QEMU maps (pins) all guest RAM for DMA before the guest runs.
+        # A QEMU killed in the middle of that takes the kernel ~2 s to tear
+        # down under TCG, before vfiod can do anything: wait for the end of
+        # it (VmLck, where vfio's type1 IOMMU accounts pinned pages, reaches
+        # the guest RAM) so that the kill checks time vfiod, not the kernel.
+        for _ in $(seq 300); do
+            (($(vmlck_kb "$new_pid") >= 256 * 1024)) && break
+            alive "$new_pid" || break
+            nap 0.1
+        done
+        stamp t2
+        note "$label: QEMU $new_pid has pinned the guest RAM for DMA (VmLck $(vmlck_kb "$new_pid") kB) $((t2 - t1)) ms after create returned"
+    else
+        nok "$label: $new_id is running and QEMU $new_pid has /dev/vfio/$g open (state $st, QEMU $(alive "$new_pid" && echo alive || echo gone))"
+        tail -n 20 "$runtime/sandboxes/$new_id/qemu.log" 2>/dev/null | indent "qemu.log: " || true
+        vfioctl sandbox delete "$new_id"
+        show_call sandbox delete "$new_id"
+        new_id='' new_pid=''
+        return 1
+    fi
+}
+
+# log_ms_since HH:MM:SS.mmm REGEX: ms from that time of day to the first
+# vfiod log line matching REGEX ("?" if none).
+log_ms_since() {
+    local line ts a b
+    line=$(grep -a -m 1 -E "$2" "$vlog" || true)
+    ts=$(sed -n 's/.*Message: \([0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9]\):.*/\1/p' <<<"$line")
+    [[ -n $ts ]] || { echo "?"; return 0; }
+    to_ms() { local t=$1; echo $(((10#${t:0:2} * 3600 + 10#${t:3:2} * 60 + 10#${t:6:2}) * 1000 + 10#${t:9:3})); }
+    a=$(to_ms "$1") b=$(to_ms "$ts")
+    echo $((b - a))
+}
+
+# kill_qemu LABEL ID PID: kill -9 the QEMU of sandbox ID, which holds the
+# second pair. Both functions must be back on their original drivers within
+# 2 s (polled every 50 ms), `sandbox show` must say stopped, and
+# `sandbox delete` must clean it up.
+kill_qemu() {
+    local label=$1 id=$2 pid=$3 created=${4:-} t0 t1 ms back='' st _ clock0 seen rel dead='' pst age=''
+    stamp t0 clock0
+    [[ -z $created ]] || age=", $((t0 - created)) ms after create"
+    kill -KILL "$pid" || true
+    while :; do
+        if [[ -z $dead ]]; then
+            # QEMU's own end: a zombie (or gone) once the kernel has torn it down
+            pst=''
+            read -r pst <"/proc/$pid/stat" 2>/dev/null || true
+            pst=${pst##*) }
+            if [[ -z $pst || ${pst:0:1} == Z || ${pst:0:1} == X ]]; then stamp dead; dead=$((dead - t0)); fi
+        fi
+        if on_driver "$C" "$drv_c" && on_driver "$D" "$drv_d"; then
+            stamp t1
+            back=1
+            break
+        fi
+        stamp t1
+        ((t1 - t0 < 10000)) || break
+        nap 0.05
+    done
+    ms=$((t1 - t0))
+    # where the time went, from vfiod's log: QEMU's exit seen, devices released
+    seen=$(log_ms_since "$clock0" "sandbox $id: QEMU .* exited")
+    rel=$(log_ms_since "$clock0" "sandbox $id: devices released")
+    if [[ -n $back && $ms -le 2000 ]]; then
+        ok "$label: kill -9 of QEMU $pid$age: $C back on $drv_c and $D on $drv_d after $ms ms (limit 2000; QEMU dead at +${dead:-?} ms, vfiod saw it at +$seen ms, released at +$rel ms)"
+    elif [[ -n $back ]]; then
+        nok "$label: kill -9 of QEMU $pid$age: $C back on $drv_c and $D on $drv_d within 2000 ms (took $ms ms; QEMU dead at +${dead:-?} ms, vfiod saw it at +$seen ms, released at +$rel ms)"
+    else
+        nok "$label: kill -9 of QEMU $pid$age: $C back on $drv_c and $D on $drv_d (after 10 s: $(driver_of "$C"), $(driver_of "$D"))"
+    fi
+    # vfiod calls a sandbox whose QEMU ended with an error (not through a
+    # delete) "failed", one that ended cleanly "stopped": both are final.
+    for _ in $(seq 50); do
+        st=$(sandbox_state "$id")
+        [[ $st == stopped || $st == failed ]] && break
+        sleep 0.1
+    done
+    if [[ $st == stopped || $st == failed ]]; then
+        ok "$label: sandbox show $id says $st (exit_status $(json "$work/out" "d.get('exit_status')"))"
+    else
+        show_call sandbox show "$id" --json
+        nok "$label: sandbox show $id says stopped or failed (got $st)"
+    fi
+    if alive "$pid"; then nok "$label: QEMU $pid is gone"; fi
+    { grep -a "sandbox $id:" "$vlog" || true; } | tail -n 3 | indent "vfiod: "
+    vfioctl sandbox delete "$id"
+    if [[ $vrc -eq 0 ]]; then ok "$label: sandbox delete $id exits 0"; else show_call sandbox delete "$id"; nok "$label: sandbox delete $id exits 0 (got $vrc)"; fi
+    vfioctl sandbox list --json
+    if [[ $vrc -eq 0 ]] && [[ $(json "$work/out" "'$id' in [s['id'] for s in d]" 2>&1) == false ]] &&
+        [[ ! -e $runtime/sandboxes/$id ]] &&
+        [[ $(driver_of "$C") == "$drv_c" && $(driver_of "$D") == "$drv_d" ]] &&
+        [[ $(override_of "$C") == "(null)" && $(override_of "$D") == "(null)" ]]; then
+        ok "$label: $id is gone (list, $runtime/sandboxes/$id); $C and $D stay on their drivers, overrides (null)"
+    else
+        show_call sandbox list --json
+        nok "$label: $id is gone (list, $runtime/sandboxes/$id); $C and $D stay on their drivers, overrides (null) (got $(driver_of "$C") '$(override_of "$C")', $(driver_of "$D") '$(override_of "$D")')"
+    fi
+}
+
+# c1. The sandbox of c (booted) and a second one on the second pair (just
+# started) run; vfiod dies by SIGKILL and is restarted with the same config.
+sb2_id='' sb2_pid='' sb2_created=''
+if [[ -n $sb_id ]] && alive "$sb_pid"; then
+    start1=$(start_time_of "$sb_pid")
+    if [[ -n $pair2 ]] && start_sandbox c1 "$C"; then
+        sb2_id=$new_id sb2_pid=$new_pid sb2_created=$new_created
+        start2=$(start_time_of "$sb2_pid")
+    fi
+    off=$(stat -c %s "$vlog")
+    old_vfiod=$vfiod_pid
+    kill -KILL "$vfiod_pid" || true
+    wait "$vfiod_pid" 2>/dev/null || true
+    t0=$(now_ms)
+    if start_vfiod; then
+        ok "c1: vfiod SIGKILLed (pid $old_vfiod), restarted with the same config (pid $vfiod_pid), answers in $(($(now_ms) - t0)) ms"
+    else
+        nok "c1: vfiod SIGKILLed (pid $old_vfiod), restarted with the same config, answers within 10 s"
+    fi
+    reconcile_log=$(tail -c +$((off + 1)) "$vlog" | grep -a 'reconcile: ' || true)
+    [[ -z $reconcile_log ]] || indent "vfiod: " <<<"$reconcile_log"
+
+    want="$sb_id,running,$sb_pid"
+    [[ -z $sb2_id ]] || want="$want $sb2_id,running,$sb2_pid"
+    want=$(tr ' ' '\n' <<<"$want" | LC_ALL=C sort | tr '\n' ' ')
+    vfioctl sandbox list --json
+    got=$( ([[ $vrc -eq 0 ]] && json "$work/out" "' '.join('%s,%s,%s' % (s['id'], s['state'], s['pid']) for s in d)") || echo "(exit $vrc)")
+    if [[ "$got " == "$want" ]]; then
+        ok "c1: sandbox list after the restart: ${want% } (same QEMU pids)"
+    else
+        show_call sandbox list --json
+        nok "c1: sandbox list after the restart: ${want% } (got: $got)"
+    fi
+    for pair in "$sb_id $sb_pid ${start1:-?}" ${sb2_id:+"$sb2_id $sb2_pid ${start2:-?}"}; do
+        read -r i p s0 <<<"$pair"
+        s1=$(start_time_of "$p")
+        if alive "$p" && [[ $s1 == "$s0" ]]; then
+            ok "c1: QEMU of $i still runs untouched: pid $p, start time $s1 (stat field 22) as before"
+        else
+            nok "c1: QEMU of $i still runs untouched: pid $p, start time $s0 (now: $(alive "$p" && echo alive || echo gone), start time '$s1')"
+        fi
+        if grep -q -E "reconcile: $i adopted" <<<"$reconcile_log"; then
+            ok "c1: vfiod's log: reconcile: $i adopted"
+        else
+            nok "c1: vfiod's log says reconcile: $i adopted"
+        fi
+    done
+    want_drv="$A=vfio-pci $B=vfio-pci"
+    [[ -z $sb2_id ]] || want_drv="$want_drv $C=vfio-pci $D=vfio-pci"
+    got_drv=''
+    for b in $want_drv; do got_drv="$got_drv ${b%%=*}=$(driver_of "${b%%=*}")"; done
+    if [[ ${got_drv# } == "$want_drv" ]]; then ok "c1: still on vfio-pci: ${want_drv//=vfio-pci/}"; else nok "c1: still on vfio-pci (got:$got_drv)"; fi
+    vfioctl list --json
+    want_own="$A,bound,$sb_id $B,bound,$sb_id"
+    [[ -z $sb2_id ]] || want_own="$want_own $C,bound,$sb2_id $D,bound,$sb2_id"
+    got_own=$(json "$work/out" "' '.join('%s,%s,%s' % (e['bdf'], e['state'], e['owner']) for b in '$want_own'.split() for e in d if e['bdf'] == b.split(',')[0])" 2>&1 || true)
+    if [[ $got_own == "$want_own" ]]; then ok "c1: list --json: the devices are bound, owned by their sandboxes"; else nok "c1: list --json: $want_own (got: $got_own)"; fi
+    if grep -q -E 'reconcile: .* (restored|finished|failed|stuck):' <<<"$reconcile_log"; then
+        nok "c1: reconcile restored or changed nothing"
+    else
+        ok "c1: reconcile restored or changed nothing"
+    fi
+else
+    nok "c1: SIGKILL vfiod while a sandbox runs (skipped: no sandbox from c)"
+fi
+
+# c2. kill -9 of the adopted sandbox's QEMU: vfiod learns of it through the
+# pidfd it opened when it adopted it (QEMU is no longer its child).
+if [[ -n $sb2_id ]]; then
+    kill_qemu "c2 (adopted)" "$sb2_id" "$sb2_pid" "$sb2_created"
+else
+    nok "c2: kill -9 of an adopted sandbox's QEMU (skipped: no second sandbox)"
+fi
+
+# c3. The same for a sandbox that this vfiod started (its child).
+if [[ -n $pair2 ]] && start_sandbox c3 "$C"; then
+    kill_qemu "c3 (child)" "$new_id" "$new_pid" "$new_created"
+else
+    nok "c3: kill -9 of a sandbox's QEMU (skipped)"
+fi
+
 # --- d. sandbox delete --------------------------------------------------------------
 if [[ -n $sb_id ]]; then
     t0=$(now_ms)
@@ -278,14 +547,203 @@ for bad in "$MISSING" "../../x"; do
 done
 
 # --- f. still alive ------------------------------------------------------------------
+t0=$(now_ms)
 vfioctl list --json
+t1=$(now_ms)
 if [[ $vrc -eq 0 ]] && json "$work/out" "len(d)" >/dev/null 2>&1; then
-    ok "f: vfioctl list --json still answers"
+    ok "f: vfioctl list --json still answers ($((t1 - t0)) ms)"
 else
     show_call list --json
     nok "f: vfioctl list --json still answers"
 fi
 if alive "$vfiod_pid"; then ok "f: vfiod (pid $vfiod_pid) is still running"; else nok "f: vfiod (pid $vfiod_pid) is still running"; fi
+
+# --- g. an unbind that really hangs ------------------------------------------------
+# vfio-hold holds a VFIO device fd of $A without a request channel, so the
+# kernel parks the unbind from vfio-pci until the fd is closed. vfiod runs with
+# write_timeout=3: the release must fail after about 3 s with $A stuck, while
+# the API keeps answering. Last check: it leaves the lab in disorder and puts
+# it back by hand.
+hold_pid='' rel_pid=''
+stop_vfiod || note "vfiod did not exit within 10 s of SIGTERM; killed it"
+write_config_file "write_timeout=3"
+t0=$(now_ms)
+if start_vfiod; then
+    ok "g: vfiod restarted with [devices] write_timeout=3 ($(($(now_ms) - t0)) ms)"
+else
+    nok "g: vfiod restarted with [devices] write_timeout=3"
+fi
+vfioctl bind "$A"
+if [[ $vrc -eq 0 && $(driver_of "$A") == vfio-pci && $(driver_of "$B") == vfio-pci ]]; then
+    ok "g: vfioctl bind $A: both on vfio-pci"
+else
+    show_call bind "$A"
+    nok "g: vfioctl bind $A: both on vfio-pci (exit $vrc; $(driver_of "$A"), $(driver_of "$B"))"
+fi
+
+if [[ ! -x $VFIO_HOLD ]]; then
+    nok "g: $VFIO_HOLD is built"
+else
+    "$VFIO_HOLD" "$A" >"$work/hold.out" 2>"$work/hold.err" &
+    hold_pid=$!
+    for _ in $(seq 100); do
+        grep -q '^holding' "$work/hold.out" && break
+        alive "$hold_pid" || break
+        sleep 0.1
+    done
+    if grep -q '^holding' "$work/hold.out"; then
+        ok "g: vfio-hold (pid $hold_pid): $(head -n 1 "$work/hold.out")"
+    else
+        indent "vfio-hold: " <"$work/hold.err"
+        nok "g: vfio-hold holds a VFIO device fd of $A"
+        hold_pid=''
+    fi
+fi
+
+if [[ -n $hold_pid ]]; then
+    blocked_before=$(dmesg | grep -c 'blocked until released by user' || true)
+    # for comparison: the same call with nothing pending
+    stamp t1
+    timeout 10 "$VFIOCTL" --socket "$sock" list --json >/dev/null 2>&1 || true
+    stamp t2
+    base_ms=$((t2 - t1))
+    rm -f "$work/rel.rc"
+    stamp t0
+    (
+        r=0
+        timeout 60 "$VFIOCTL" --socket "$sock" release "$A" >"$work/rel.out" 2>"$work/rel.err" || r=$?
+        stamp te
+        echo "$r $te" >"$work/rel.rc.tmp" && mv "$work/rel.rc.tmp" "$work/rel.rc"
+    ) &
+    rel_pid=$!
+
+    # The release restores $B first (reverse BDF order), then writes $A's
+    # driver/unbind, which the kernel parks. Wait for that (a vfiod thread in
+    # vfio_unregister_group_dev), then the API must answer at once. Nothing
+    # here may read $A's driver_override or other attributes that take the
+    # device lock: the parked unbind holds it.
+    parked=''
+    while [[ ! -e $work/rel.rc ]] && (($(now_ms) - t0 < 20000)); do
+        parked=$(parked_writers "$vfiod_pid")
+        [[ -z $parked ]] || break
+        nap 0.05
+    done
+    stamp t_parked
+    # Up to 3 calls while it is parked; one answer in under 1 s that arrives
+    # before the release ends proves the API is not held up by it (a blocked
+    # API could not answer before the write gave up). All times are printed,
+    # with the same call's time with nothing pending: on a loaded 2-core host
+    # a single vfioctl call under nested TCG can itself take a second.
+    times='' fast='' lrc=0 first_t1=''
+    for _ in 1 2 3; do
+        [[ ! -e $work/rel.rc ]] || break
+        lrc=0
+        stamp t1
+        first_t1=${first_t1:-$t1}
+        timeout 10 "$VFIOCTL" --socket "$sock" list --json >"$work/list-during.json" 2>"$work/err" || lrc=$?
+        stamp t2
+        times="$times${times:+, }$((t2 - t1)) ms"
+        [[ $lrc -eq 0 ]] || { times="$times (exit $lrc)"; continue; }
+        if [[ ! -e $work/rel.rc ]] && ((t2 - t1 < 1000)); then
+            fast=1
+            break
+        fi
+    done
+    if [[ -n $parked ]]; then
+        ok "g: the unbind of $A really hangs: vfiod thread (tid:state:wchan) $parked, seen $((t_parked - t0)) ms after the release started"
+    else
+        nok "g: the unbind of $A really hangs: a vfiod thread in vfio_unregister_group_dev (none seen; release $([[ -e $work/rel.rc ]] && echo finished || echo pending))"
+    fi
+    during=$( ([[ $lrc -eq 0 ]] && json "$work/list-during.json" "' '.join('%s=%s' % (e['bdf'], e['state']) for b in ('$A', '$B') for e in d if e['bdf'] == b)") || echo "(exit $lrc)")
+    if [[ -n $fast ]]; then
+        ok "g: list --json answers while the release is pending: ${times} (first call $((first_t1 - t0)) ms after the release started; $base_ms ms with nothing pending; states $during)"
+    else
+        nok "g: list --json answers in under 1000 ms while the release is pending (calls: ${times:-none}, first $((${first_t1:-$t0} - t0)) ms after the release started; $base_ms ms with nothing pending; release $([[ -e $work/rel.rc ]] && echo finished || echo pending); states $during)"
+    fi
+
+    while [[ ! -e $work/rel.rc ]] && (($(now_ms) - t0 < 65000)); do sleep 0.05; done
+    rrc='(none)' t3=$(now_ms)
+    [[ ! -e $work/rel.rc ]] || read -r rrc t3 <"$work/rel.rc"
+    ms=$((t3 - t0))
+    indent "release err: " <"$work/rel.err"
+    if [[ $rrc == 1 && $ms -ge 2500 && $ms -le 10000 ]] && grep -q stuck "$work/rel.err"; then
+        ok "g: vfioctl release $A fails (exit 1, 'stuck' in its message) after $ms ms (2500-10000)"
+    else
+        nok "g: vfioctl release $A fails (exit 1, 'stuck' in its message) after 2500-10000 ms (exit $rrc after $ms ms)"
+    fi
+    vfioctl list --json
+    after=$( ([[ $vrc -eq 0 ]] && json "$work/out" "' '.join('%s=%s' % (e['bdf'], e['state']) for b in ('$A', '$B') for e in d if e['bdf'] == b)") || echo "(exit $vrc)")
+    # (not $A's driver_override: reading it waits for the parked unbind)
+    note "list --json: $after; drivers: $A $(driver_of "$A"), $B $(driver_of "$B") (override '$(override_of "$B")')"
+    if [[ " $after " == *" $A=stuck "* ]]; then ok "g: list --json shows $A stuck"; else nok "g: list --json shows $A stuck (got: $after)"; fi
+    blocked=$(dmesg | grep 'blocked until released by user' | tail -n 1 || true)
+    if [[ -n $blocked && $(dmesg | grep -c 'blocked until released by user' || true) -gt $blocked_before ]]; then
+        ok "g: dmesg: ${blocked}"
+    else
+        nok "g: dmesg shows the kernel's 'blocked until released by user' line"
+    fi
+
+    # The holder lets go: the parked unbind completes by itself.
+    t0=$(now_ms)
+    kill -TERM "$hold_pid" || true
+    hrc=0
+    wait "$hold_pid" || hrc=$?
+    hold_pid=''
+    done_=''
+    for _ in $(seq 200); do
+        if [[ -z $(parked_writers "$vfiod_pid") && $(driver_of "$A") != vfio-pci ]]; then done_=1; break; fi
+        sleep 0.05
+    done
+    t1=$(now_ms)
+    node="/dev/vfio/$group $([[ -e /dev/vfio/$group ]] && echo exists || echo gone)"
+    if [[ -n $done_ ]]; then
+        ok "g: vfio-hold exited ($hrc); the parked unbind completed by itself within $((t1 - t0)) ms: no vfiod thread parked, $A on $(driver_of "$A"), $node"
+    else
+        nok "g: after vfio-hold exits ($hrc) the parked unbind completes (parked: '$(parked_writers "$vfiod_pid")', $A on $(driver_of "$A"), $node)"
+    fi
+    { dmesg | grep -E "vfio|$A|$B" || true; } | tail -n 6 | indent "dmesg: "
+
+    # vfiod never retries a stuck device: not by itself, not on a restart.
+    sleep 2
+    vfioctl list --json
+    s1=$( ([[ $vrc -eq 0 ]] && json "$work/out" "[e['state'] for e in d if e['bdf'] == '$A'][0]") || echo "(exit $vrc)")
+    stop_vfiod || note "vfiod did not exit within 10 s of SIGTERM; killed it"
+    off=$(stat -c %s "$vlog")
+    start_vfiod || true
+    vfioctl list --json
+    s2=$( ([[ $vrc -eq 0 ]] && json "$work/out" "[e['state'] for e in d if e['bdf'] == '$A'][0]") || echo "(exit $vrc)")
+    rlog=$(tail -c +$((off + 1)) "$vlog" | grep -a "reconcile: " || true)
+    [[ -z $rlog ]] || indent "vfiod: " <<<"$rlog"
+    if [[ $s1 == stuck && $s2 == stuck && $(driver_of "$A") != vfio-pci && $(override_of "$A") == vfio-pci ]] &&
+        grep -q "reconcile: $A stuck" <<<"$rlog"; then
+        ok "g: vfiod does not retry: $A stays stuck (2 s later, and after a restart: 'reconcile: $A stuck'), on $(driver_of "$A"), driver_override still vfio-pci"
+    else
+        nok "g: vfiod does not retry: $A stays stuck (2 s later: $s1; after a restart: $s2; driver $(driver_of "$A"), override '$(override_of "$A")')"
+    fi
+fi
+
+# Put the lab back by hand: no holder, no vfiod, empty state, original drivers.
+if [[ -n $hold_pid ]]; then
+    kill -TERM "$hold_pid" 2>/dev/null || true
+    wait "$hold_pid" 2>/dev/null || true
+    hold_pid=''
+fi
+stop_vfiod || note "vfiod did not exit within 10 s of SIGTERM; killed it"
+rm -rf "${state:?}"/*
+for b in "$B" "$A"; do
+    printf '\n' >"$dev/$b/driver_override"
+    cur=$(driver_of "$b")
+    if [[ $cur != "(none)" ]]; then
+        case $b in "$A") want=$drv_a ;; *) want=$drv_b ;; esac
+        [[ $cur == "$want" ]] || echo "$b" >"$dev/$b/driver/unbind"
+    fi
+    [[ $(driver_of "$b") != "(none)" ]] || echo "$b" >/sys/bus/pci/drivers_probe 2>/dev/null || true
+done
+if [[ $(driver_of "$A") == "$drv_a" && $(driver_of "$B") == "$drv_b" && $(override_of "$A") == "(null)" && $(override_of "$B") == "(null)" ]]; then
+    ok "g: lab restored by hand: $A on $drv_a, $B on $drv_b, overrides (null), vfiod stopped, state dir empty"
+else
+    nok "g: lab restored by hand (got $(driver_of "$A") '$(override_of "$A")', $(driver_of "$B") '$(override_of "$B")')"
+fi
 
 echo "# lab: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -20,7 +20,11 @@ INITRD=$cache/guest.cpio.gz
 # The stand-in GPU (run-l1.sh): two functions behind one root port.
 A=${LAB_DEV_PRIMARY:-0000:01:00.0}   # e1000e, 8086:10d3 ("the GPU")
 B=${LAB_DEV_COMPANION:-0000:01:00.1} # virtio-rng ("its audio function")
-READY_TIMEOUT=${LAB_READY_TIMEOUT:-180}
+# A second, identical pair behind another root port, for a second sandbox.
+C=${LAB_DEV2_PRIMARY:-0000:02:00.0}   # e1000e
+D=${LAB_DEV2_COMPANION:-0000:02:00.1} # virtio-rng
+VFIO_HOLD=$build/tests/lab/vfio-hold
+READY_TIMEOUT=${LAB_READY_TIMEOUT:-300}
 
 work=/tmp/vfiod-lab
 state=$work/state
@@ -31,6 +35,31 @@ vlog=$work/vfiod.log
 dev=/sys/bus/pci/devices
 
 now_ms() { date +%s%3N; }
+# stamp VAR [CLOCK_VAR]: now, in ms since the epoch, into VAR, and the time
+# of day as HH:MM:SS.mmm (how vfiod's log stamps its lines) into CLOCK_VAR.
+# No fork: for measurements under load.
+stamp() {
+    local us=${EPOCHREALTIME/[.,]/} hms
+    printf -v "$1" '%s' $((us / 1000))
+    if [[ -n ${2:-} ]]; then
+        printf -v hms '%(%T)T' $((us / 1000000))
+        printf -v "$2" '%s.%03d' "$hms" $((us / 1000 % 1000))
+    fi
+}
+# nap SECONDS: sleep without a fork (read with a timeout on a private FIFO).
+nap_fd=
+nap() {
+    if [[ -z $nap_fd ]]; then
+        local f
+        f=$(mktemp -u /run/l1-nap.XXXXXX)
+        mkfifo -m 600 "$f"
+        exec {nap_fd}<>"$f"
+        rm -f "$f"
+    fi
+    read -r -t "$1" -u "$nap_fd" _ || true
+}
+# on_driver BDF DRIVER: BDF is bound to DRIVER (no fork).
+on_driver() { [[ -n $2 && $dev/$1/driver -ef /sys/bus/pci/drivers/$2 ]]; }
 driver_of() {
     local l
     l=$(readlink "$dev/$1/driver" 2>/dev/null) || { echo "(none)"; return 0; }
@@ -54,6 +83,54 @@ alive() {
     [[ -n $s && $s != Z ]]
 }
 
+# start_time_of PID: field 22 of /proc/PID/stat (start time in clock ticks
+# after boot); with the pid it names one process for good. Empty if gone.
+start_time_of() {
+    local st f
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    st=${st##*) } # the command name (field 2) may hold blanks and ')'
+    read -r -a f <<<"$st"
+    echo "${f[19]}" # f[0] is field 3
+}
+
+# has_open PID PATH: PID has PATH open (one of its /proc/PID/fd links).
+has_open() {
+    local fd
+    for fd in /proc/"$1"/fd/*; do
+        [[ $(readlink "$fd" 2>/dev/null) == "$2" ]] && return 0
+    done
+    return 1
+}
+
+# vmlck_kb PID: VmLck of PID in kB (0 if none or gone): locked memory,
+# where vfio's type1 IOMMU driver accounts the pages it pins for DMA.
+vmlck_kb() {
+    local k v _
+    while read -r k v _; do
+        [[ $k == VmLck: ]] && { echo "$v"; return 0; }
+    done 2>/dev/null <"/proc/$1/status" || true
+    echo 0
+}
+
+# parked_writers PID: "TID:state:wchan" of each thread of PID that sits in
+# the kernel's vfio_unregister_group_dev(), i.e. a driver/unbind write that
+# waits for a user of the VFIO device to let go (its wchan; the wait is
+# interruptible, state S, until the writer gets a signal). Shell builtins
+# only: it is polled.
+parked_writers() {
+    local t w st out=()
+    for t in /proc/"$1"/task/*; do
+        w=''
+        read -r w <"$t/wchan" 2>/dev/null || true
+        [[ $w == vfio_unregister_group_dev ]] || continue
+        st=''
+        read -r st <"$t/stat" 2>/dev/null || true
+        st=${st##*) }
+        out+=("${t##*/}:${st:0:1}:$w")
+    done
+    echo "${out[*]}"
+}
+
 # json FILE PYTHON-EXPR: evaluate EXPR with d = the parsed JSON of FILE and
 # print the result (str as is, anything else as JSON). python3 is there
 # wherever meson is.
@@ -70,9 +147,13 @@ EOF
 # Fresh state and runtime dirs, and the lab's config: it allows exactly the
 # device pair (a wider pattern such as 1af4:* would also cover L1's own
 # virtio-9p root device), and network-class devices (the e1000e).
+# Extra lines for [devices] come as arguments (e.g. write_timeout=3).
 write_config() {
     rm -rf "$work" "$runtime"
     mkdir -p "$work" "$state"
+    write_config_file "$@"
+}
+write_config_file() {
     cat >"$conf" <<EOF
 [daemon]
 state_dir=$state
@@ -83,6 +164,7 @@ ids=$(hexid "$A");$(hexid "$B")
 classes=
 # the stand-in GPU is a NIC, which vfiod refuses to take by default
 allow_network=true
+$(printf '%s\n' "$@")
 [qemu]
 binary=qemu-system-x86_64
 accel=tcg

@@ -206,10 +206,17 @@ else
     # port (it has ACS) in its own. On the root bus they would not share a
     # group whatever multifunction says: Linux treats Intel root-complex
     # integrated endpoints as isolated (pci_quirk_rciep_acs).
+    # A second, identical "GPU" behind another root port (0000:02:00.0 and
+    # 0000:02:00.1, a group of their own) lets the checks run a second
+    # sandbox next to the first.
     devs=(
         -device pcie-root-port,id=rp4,chassis=4,addr=04.0
         -device e1000e,bus=rp4,addr=00.0,multifunction=on,netdev=n0
         -device virtio-rng-pci,bus=rp4,addr=00.1
+        -netdev user,id=n1,restrict=on
+        -device pcie-root-port,id=rp5,chassis=5,addr=05.0
+        -device e1000e,bus=rp5,addr=00.0,multifunction=on,netdev=n1
+        -device virtio-rng-pci,bus=rp5,addr=00.1
     )
 fi
 qemu_args+=("${devs[@]}")
