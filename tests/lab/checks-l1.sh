@@ -299,18 +299,21 @@ start_sandbox() {
     st=$(sandbox_state "$new_id")
     if [[ $st == running ]] && has_open "$new_pid" "/dev/vfio/$g"; then
         ok "$label: $new_id is running and QEMU $new_pid has /dev/vfio/$g open ($((t2 - t1)) ms after create returned)"
-        # Then QEMU maps (pins) all guest RAM for DMA before the guest runs.
-        # A QEMU killed in the middle of that takes the kernel ~2 s to tear
-        # down under TCG, before vfiod can do anything: wait for the end of
-        # it (VmLck, where vfio's type1 IOMMU accounts pinned pages, reaches
-        # the guest RAM) so that the kill checks time vfiod, not the kernel.
+        # Then QEMU pins all guest RAM for DMA (VmLck, where vfio's type1
+        # IOMMU driver accounts pinned pages) and resets the devices (a bus
+        # reset: ~2 s in the kernel, uninterruptible) before the guest runs.
+        # A QEMU killed during that reset exits only when it is over, ~2 s
+        # later, before vfiod can see anything. So wait until the guest runs
+        # (its vCPU thread has used CPU time): the kill checks then time the
+        # teardown and vfiod, not QEMU's start-up. (QEMU names no threads
+        # unless asked: they are told apart by CPU time, see vcpu_ticks.)
         for _ in $(seq 300); do
-            (($(vmlck_kb "$new_pid") >= 256 * 1024)) && break
+            (($(vmlck_kb "$new_pid") >= 256 * 1024 && $(vcpu_ticks "$new_pid") >= 5)) && break
             alive "$new_pid" || break
             nap 0.1
         done
         stamp t2
-        note "$label: QEMU $new_pid has pinned the guest RAM for DMA (VmLck $(vmlck_kb "$new_pid") kB) $((t2 - t1)) ms after create returned"
+        note "$label: QEMU $new_pid: guest RAM pinned for DMA (VmLck $(vmlck_kb "$new_pid") kB), guest running (vCPU threads: $(vcpu_ticks "$new_pid") ticks) $((t2 - t1)) ms after create returned"
     else
         nok "$label: $new_id is running and QEMU $new_pid has /dev/vfio/$g open (state $st, QEMU $(alive "$new_pid" && echo alive || echo gone))"
         tail -n 20 "$runtime/sandboxes/$new_id/qemu.log" 2>/dev/null | indent "qemu.log: " || true

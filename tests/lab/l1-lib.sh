@@ -112,6 +112,23 @@ vmlck_kb() {
     echo 0
 }
 
+# vcpu_ticks PID: CPU time (clock ticks: utime + stime) used by PID's
+# threads other than the main one. In a QEMU those are the vCPU threads
+# (and a few helpers that hardly run): it grows once the guest runs, i.e.
+# after QEMU's start-up device reset, during which the main thread sleeps.
+vcpu_ticks() {
+    local t st f sum=0
+    for t in /proc/"$1"/task/*; do
+        [[ ${t##*/} != "$1" ]] || continue
+        st=''
+        read -r st 2>/dev/null <"$t/stat" || continue
+        st=${st##*) }
+        read -r -a f <<<"$st"
+        sum=$((sum + ${f[11]:-0} + ${f[12]:-0})) # fields 14, 15; f[0] is field 3
+    done
+    echo "$sum"
+}
+
 # parked_writers PID: "TID:state:wchan" of each thread of PID that sits in
 # the kernel's vfio_unregister_group_dev(), i.e. a driver/unbind write that
 # waits for a user of the VFIO device to let go (its wchan; the wait is
