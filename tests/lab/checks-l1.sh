@@ -341,17 +341,19 @@ log_ms_since() {
 # 2 s (polled every 50 ms), `sandbox show` must say stopped, and
 # `sandbox delete` must clean it up.
 kill_qemu() {
-    local label=$1 id=$2 pid=$3 created=${4:-} t0 t1 ms back='' st _ clock0 seen rel dead='' pst age=''
+    local label=$1 id=$2 pid=$3 created=${4:-} t0 t1 ms back='' st _ clock0 seen rel dead='' pst age='' tasks
     stamp t0 clock0
     [[ -z $created ]] || age=", $((t0 - created)) ms after create"
     kill -KILL "$pid" || true
     while :; do
         if [[ -z $dead ]]; then
-            # QEMU's own end: a zombie (or gone) once the kernel has torn it down
+            # QEMU's own end: gone, or a zombie with no thread left (its
+            # other threads close the VFIO devices, which resets them)
             pst=''
-            read -r pst <"/proc/$pid/stat" 2>/dev/null || true
+            read -r pst 2>/dev/null <"/proc/$pid/stat" || true
             pst=${pst##*) }
-            if [[ -z $pst || ${pst:0:1} == Z || ${pst:0:1} == X ]]; then stamp dead; dead=$((dead - t0)); fi
+            tasks=(/proc/"$pid"/task/*)
+            if [[ -z $pst ]] || [[ ${pst:0:1} == [ZX] && ${#tasks[@]} -le 1 ]]; then stamp dead; dead=$((dead - t0)); fi
         fi
         if on_driver "$C" "$drv_c" && on_driver "$D" "$drv_d"; then
             stamp t1
@@ -613,7 +615,7 @@ if [[ -n $hold_pid ]]; then
     rm -f "$work/rel.rc"
     stamp t0
     (
-        r=0
+        r=0 te=''
         timeout 60 "$VFIOCTL" --socket "$sock" release "$A" >"$work/rel.out" 2>"$work/rel.err" || r=$?
         stamp te
         echo "$r $te" >"$work/rel.rc.tmp" && mv "$work/rel.rc.tmp" "$work/rel.rc"
@@ -625,7 +627,7 @@ if [[ -n $hold_pid ]]; then
     # vfio_unregister_group_dev), then the API must answer at once. Nothing
     # here may read $A's driver_override or other attributes that take the
     # device lock: the parked unbind holds it.
-    parked=''
+    parked='' t_parked=''
     while [[ ! -e $work/rel.rc ]] && (($(now_ms) - t0 < 20000)); do
         parked=$(parked_writers "$vfiod_pid")
         [[ -z $parked ]] || break

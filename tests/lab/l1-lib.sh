@@ -165,6 +165,7 @@ EOF
 # device pair (a wider pattern such as 1af4:* would also cover L1's own
 # virtio-9p root device), and network-class devices (the e1000e).
 # Extra lines for [devices] come as arguments (e.g. write_timeout=3).
+# shellcheck disable=SC2120  # (the arguments are optional)
 write_config() {
     rm -rf "$work" "$runtime"
     mkdir -p "$work" "$state"
