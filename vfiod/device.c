@@ -537,6 +537,21 @@ collect_group(VfdHost *host, int group, GError **error)
     if (vfd_pci_class_is_bridge(dev->class_code))
       continue;
     vfd_bdf_format(bdf, m.name);
+    /* A stuck member first: reading its attributes can block while the
+     * kernel holds its device lock for the parked unbind. */
+    {
+      VfdJournalDevice *jd;
+      gboolean stuck;
+      vfd_host_lock_journal(host);
+      jd = vfd_journal_lookup(host->journal, bdf);
+      stuck = jd && jd->state == VFD_DEVICE_STATE_STUCK;
+      vfd_host_unlock_journal(host);
+      if (stuck) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_STUCK,
+                    "%s is stuck (a sysfs write to it never returned); see vfioctl list", m.name);
+        return NULL;
+      }
+    }
     {
       g_autofree char *boot_vga = NULL;
       const char *why;
