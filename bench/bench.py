@@ -111,7 +111,10 @@ class Bench:
         self.pid_files = []      # files where stand-in QEMUs note their pid
         self.figures = []
         self.errors = []
-        self.pins = dict(l.strip().split("=", 1) for l in open(os.path.join(self.src, "pins.env"))
+        # the kernel fetch-kernel.sh put in the cache: the pins resolved
+        # against the archive (scripts/archive.sh)
+        self.kernel_env = os.path.join(self.cache, "kernel.env")
+        self.pins = dict(l.strip().split("=", 1) for l in open(self.kernel_env)
                          if "=" in l and not l.lstrip().startswith("#"))
         self.release = self.pins["GUEST_KERNEL_RELEASE"]
         self.kernel = os.path.join(self.cache, "vmlinuz")
@@ -261,7 +264,7 @@ class Bench:
         subprocess.run([self.vfioctl, "initramfs", "build", "--guest-init", self.guest_init,
                         "--output", self.gi_image, "--modules-dir", moddir,
                         "--module", "virtio_mmio", "--module", "virtio_net", "--module", "button",
-                        "--module", "evdev", "--pins", os.path.join(self.src, "pins.env")],
+                        "--module", "evdev", "--pins", self.kernel_env],
                        check=True, capture_output=True)
         # busybox variant: the very same tree, /init replaced by a shell
         # script, busybox added.

@@ -49,7 +49,6 @@ die() { echo "$prog: error: $*" >&2; exit 1; }
 usage_die() { echo "$prog: $*" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-pins=${VFIOD_PINS:-$here/../pins.env}
 versions=${VFIOD_VERSIONS:-$here/../versions.env}
 
 source_arg= out=nvidia-modules work= kernel_tree= jobs=$(nproc 2>/dev/null || echo 2)
@@ -67,13 +66,14 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || usage_die "-j wants a positive number, not '$jobs'"
 
-[[ -r $pins ]] || usage_die "cannot read $pins"
 [[ -r $versions ]] || usage_die "cannot read $versions"
-# shellcheck source=../pins.env
-. "$pins"
+# The guest kernel: the pins resolved against the archive (scripts/archive.sh).
+# shellcheck source=../scripts/archive.sh
+. "$here/../scripts/archive.sh"
+pins_load || die "cannot resolve the guest kernel"
 # shellcheck source=../versions.env
 . "$versions"
-rel=${GUEST_KERNEL_RELEASE:?GUEST_KERNEL_RELEASE missing from $pins}
+rel=$GUEST_KERNEL_RELEASE
 ver=${NVIDIA_DRIVER_VERSION:?NVIDIA_DRIVER_VERSION missing from $versions}
 
 for tool in tar xz make modinfo depmod sha256sum; do
@@ -183,6 +183,7 @@ src_ver=$(sed -n 's/.*-DNV_VERSION_STRING=\\"\([^\\"]*\)\\".*/\1/p' "$kbuild" | 
     usage_die "$src is NVIDIA driver $src_ver, but versions.env pins $ver (use the matching source, or change versions.env)"
 
 # ---- 2. the pinned kernel's headers -----------------------------------------
+pins_export "$work/pins.env" || die "cannot write $work/pins.env"
 kdir=$("$here/fetch-kernel-headers.sh" "$work/headers") ||
     die "cannot fetch the headers of $rel (linux-headers-$rel; see above)"
 common=$(sed -n 's|^include \(.*\)/Makefile$|\1|p' "$kdir/Makefile" | head -n1)

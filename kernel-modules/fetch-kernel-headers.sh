@@ -1,16 +1,17 @@
 #!/bin/bash
 # fetch-kernel-headers.sh DIR
 #
-# Fetches the build headers of the pinned guest kernel (pins.env:
-# GUEST_KERNEL_RELEASE) without installing them: `apt-get download` of
-# linux-headers-<release>, the -common headers and linux-kbuild it depends
-# on (all at the headers' exact version), `dpkg -x` into DIR/root, and points
-# the arch Makefile (which includes the -common one by an absolute /usr/src
-# path) at the unpacked copy. Prints the kbuild directory (for
-# `make -C KDIR M=...`) on stdout:
+# Fetches the build headers of the guest kernel (the pins resolved against
+# the archive by scripts/archive.sh: GUEST_KERNEL_RELEASE) without installing
+# them: `apt-get download` of linux-headers-<release> and the -common headers
+# and linux-kbuild it depends on, each at the highest version the archive has
+# that satisfies the dependency's own relation ("=" or ">="), `dpkg -x` into
+# DIR/root, and points the arch Makefile (which includes the -common one by an
+# absolute /usr/src path) at the unpacked copy. Prints the kbuild directory
+# (for `make -C KDIR M=...`) on stdout:
 #   DIR/root/usr/src/linux-headers-<release>
 # Idempotent: does nothing when DIR/headers.stamp matches. Runs apt-get
-# update once when apt does not know the package.
+# update once when apt does not know a package.
 # Exit status: 0 ok, 1 failure (no network, package gone), 2 usage.
 # Environment: VFIOD_PINS (default: the repository's pins.env).
 set -euo pipefail
@@ -21,11 +22,10 @@ die() { echo "$prog: error: $*" >&2; exit 1; }
 [[ $# -eq 1 ]] || { echo "usage: $prog DIR" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-pins=${VFIOD_PINS:-$here/../pins.env}
-[[ -r $pins ]] || die "cannot read $pins"
-# shellcheck source=../pins.env
-. "$pins"
-rel=${GUEST_KERNEL_RELEASE:?GUEST_KERNEL_RELEASE missing from $pins}
+# shellcheck source=../scripts/archive.sh
+. "$here/../scripts/archive.sh"
+pins_load || die "cannot resolve the guest kernel"
+rel=$GUEST_KERNEL_RELEASE
 pkg=linux-headers-$rel
 
 for tool in apt-get apt-cache dpkg flock; do
@@ -44,28 +44,27 @@ if [[ -f $dir/headers.stamp && $(<"$dir/headers.stamp") == "$pkg" && -f $kdir/Ma
     exit 0
 fi
 
-show() { apt-cache show --no-all-versions "$pkg" 2>/dev/null || true; }
-info=$(show)
-if ! grep -q '^Version:' <<<"$info"; then
-    echo "$prog: apt does not know $pkg; running apt-get update once" >&2
-    apt-get -q update >&2 || die "apt-get update failed"
-    info=$(show)
-fi
-ver=$(sed -n 's/^Version: //p' <<<"$info" | head -n1)
-[[ -n $ver ]] || die "no package $pkg in the configured apt archives (after a kernel ABI bump, update pins.env)"
-# Depends: linux-headers-<abi>-common (= V), linux-kbuild-6.1 (>= V), ...
-deps=$(sed -n 's/^Depends: //p' <<<"$info" | head -n1 | tr ',' '\n' |
-    sed -n 's/^ *\(linux-headers-[^ ]*-common\|linux-kbuild-[^ ]*\).*/\1/p')
-[[ $(wc -w <<<"$deps") -eq 2 ]] || die "cannot find the -common and kbuild packages in the dependencies of $pkg ($deps)"
+ver=$(archive_pick "$pkg") || { archive_update_once || die "apt-get update failed"; ver=$(archive_pick "$pkg"); } ||
+    die "the configured apt archives have no $pkg"
+# Depends: linux-headers-<abi>-common (= V), linux-kbuild-6.1 (>= V), ...:
+# each taken at the highest version that satisfies its relation.
+wanted=("$pkg=$ver")
+while read -r name op want; do
+    case $name in
+        linux-headers-*-common | linux-kbuild-*) ;;
+        *) continue ;;
+    esac
+    v=$(archive_pick "$name" "$op" "$want") ||
+        die "the archive has no $name ${op:+$op $want} (a dependency of $pkg $ver)"
+    wanted+=("$name=$v")
+done < <(archive_depends "$pkg" "$ver")
+[[ ${#wanted[@]} -eq 3 ]] || die "cannot find the -common and kbuild packages in the dependencies of $pkg $ver (${wanted[*]})"
 
-echo "$prog: fetching $pkg $ver and $(echo $deps) into $dir" >&2
+echo "$prog: fetching ${wanted[*]} into $dir" >&2
 rm -f "$dir/headers.stamp"
 tmp=$(mktemp -d "$dir/.download.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-wanted=("$pkg=$ver")
-for d in $deps; do wanted+=("$d=$ver"); done
-(cd "$tmp" && apt-get -q -o APT::Sandbox::User=root download "${wanted[@]}") >"$tmp/apt.log" 2>&1 ||
-    { cat "$tmp/apt.log" >&2; die "apt-get download ${wanted[*]} failed"; }
+archive_download "$tmp" "${wanted[@]}" || { cat "$tmp/apt.log" >&2; die "apt-get download ${wanted[*]} failed"; }
 for deb in "$tmp"/*.deb; do
     dpkg -x "$deb" "$tmp/root"
 done

@@ -4,8 +4,9 @@
 # Fetches the kernel module trees the stager's unit tests (tests/unit/
 # test-stage.c) run against, without installing anything: `apt-get download`
 # + `dpkg -x` + `depmod -b`. Leaves:
-#   DIR/pinned/lib/modules/<GUEST_KERNEL_RELEASE>/   the pinned guest kernel's
-#                                                     modules (pins.env), depmod'ed
+#   DIR/pinned/lib/modules/<GUEST_KERNEL_RELEASE>/   the guest kernel's modules
+#                                                     (the pins resolved against the
+#                                                     archive, scripts/archive.sh), depmod'ed
 #   DIR/other/lib/modules/<OTHER_RELEASE>/            the same kernel version in
 #                                                     another flavour (its modules'
 #                                                     vermagic must be refused)
@@ -23,7 +24,8 @@
 # other way round. Only lib/modules is kept (boot/ and usr/ are removed).
 #
 # Idempotent: a tree whose stamp matches its package is not fetched again.
-# apt-get update runs once when apt does not know a package.
+# apt-get update runs once when apt does not know a package. Packages are
+# taken at the highest version the archive has (scripts/archive.sh).
 # Needs gcc-12 and make for the stand-ins (installed with apt-get when
 # missing and running as root).
 # Environment: VFIOD_PINS, VFIOD_VERSIONS (default: the repository's files).
@@ -35,17 +37,16 @@ die() { echo "$prog: error: $*" >&2; exit 1; }
 [[ $# -eq 1 ]] || { echo "usage: $prog DIR" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-pins=${VFIOD_PINS:-$here/../../pins.env}
-[[ -r $pins ]] || die "cannot read $pins"
 versions=${VFIOD_VERSIONS:-$here/../../versions.env}
 [[ -r $versions ]] || die "cannot read $versions"
-# shellcheck source=../../pins.env
-. "$pins"
+# shellcheck source=../../scripts/archive.sh
+. "$here/../../scripts/archive.sh"
+pins_load || die "cannot resolve the guest kernel"
 # shellcheck source=../../versions.env
 . "$versions"
 nvver=${NVIDIA_DRIVER_VERSION:?NVIDIA_DRIVER_VERSION missing from $versions}
-pkg=${GUEST_KERNEL_PACKAGE:?GUEST_KERNEL_PACKAGE missing from $pins}
-rel=${GUEST_KERNEL_RELEASE:?GUEST_KERNEL_RELEASE missing from $pins}
+pkg=$GUEST_KERNEL_PACKAGE
+rel=$GUEST_KERNEL_RELEASE
 
 case $rel in
     *-cloud-amd64) other_rel=${rel%-cloud-amd64}-amd64 ;;
@@ -70,11 +71,10 @@ dir=$(cd "$1" && pwd)
 
 exec 9>"$dir/.fetch.lock"
 flock 9
-
-updated=0
-download() { # PKG DESTDIR
-    (cd "$2" && apt-get -q -o APT::Sandbox::User=root download "$1") >"$2/apt.log" 2>&1
-}
+# The resolution used, for the stager tests; the headers fetch (a child)
+# uses it too.
+pins_write "$dir/pins.env" || die "cannot write $dir/pins.env"
+export VFIOD_PINS=$dir/pins.env
 
 # fetch NAME PACKAGE RELEASE: DIR/NAME/lib/modules/RELEASE, depmod'ed.
 fetch() {
@@ -85,16 +85,14 @@ fetch() {
     echo "$prog: fetching $p into $dir/$name" >&2
     rm -f "$stamp"
     tmp=$(mktemp -d "$dir/.download.XXXXXX")
-    if ! download "$p" "$tmp"; then
-        if [[ $updated -eq 0 ]]; then
-            echo "$prog: apt-get download $p failed; running apt-get update once and retrying" >&2
-            apt-get -q update >"$tmp/update.log" 2>&1 || { cat "$tmp/update.log" >&2; rm -rf "$tmp"; die "apt-get update failed"; }
-            updated=1
-        fi
-        if ! download "$p" "$tmp"; then
-            cat "$tmp/apt.log" >&2
+    ver=''
+    if ! ver=$(archive_pick "$p") || ! archive_download "$tmp" "$p=$ver"; then
+        echo "$prog: cannot download $p${ver:+ $ver}; running apt-get update once and retrying" >&2
+        archive_update_once || { rm -rf "$tmp"; die "apt-get update failed"; }
+        if ! ver=$(archive_pick "$p") || ! archive_download "$tmp" "$p=$ver"; then
+            cat "$tmp/apt.log" >&2 2>/dev/null || true
             rm -rf "$tmp"
-            die "cannot download '$p' from the configured apt archives (after a kernel ABI bump, update pins.env)"
+            die "cannot download '$p' from the configured apt archives"
         fi
     fi
     debs=("$tmp"/*.deb)

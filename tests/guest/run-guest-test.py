@@ -47,6 +47,11 @@ def skip(why):
     sys.exit(SKIP)
 
 
+def fail(why):
+    print(f'not ok - {why}')
+    sys.exit(1)
+
+
 class Checks:
     """Prints one 'ok'/'not ok' line per check; remembers failures."""
 
@@ -126,38 +131,33 @@ class Env:
         for path in (args.guest_init, args.guest_image):
             if not os.access(path, os.X_OK):
                 skip(f'{path} not built')
-        self.release = self._pin('GUEST_KERNEL_RELEASE')
         self.cache = os.environ.get('VFIOD_KERNEL_CACHE') or os.path.join(self.build, 'lab-cache')
         self._ensure_kernel()
+        # the release fetch-kernel.sh fetched: the pins resolved against the archive
+        self.release = self._cached('GUEST_KERNEL_RELEASE')
         self.vmlinuz = os.path.join(self.cache, 'vmlinuz')
         self.moddir = os.path.realpath(os.path.join(self.cache, 'modules', self.release))
         self.moddep = self._read_modules_dep()
         self.n_boots = 0
         self.last_console = None
 
-    def _pin(self, key):
-        with open(os.path.join(self.source, 'pins.env')) as f:
+    def _cached(self, key):
+        path = os.path.join(self.cache, 'kernel.env')
+        with open(path) as f:
             for line in f:
                 line = line.strip()
                 if line.startswith(key + '='):
                     return line.split('=', 1)[1]
-        raise SystemExit(f'{key} missing from pins.env')
-
-    def _kernel_complete(self):
-        return (os.path.getsize(os.path.join(self.cache, 'vmlinuz')) > 0
-                if os.path.exists(os.path.join(self.cache, 'vmlinuz')) else False) and \
-            os.path.exists(os.path.join(self.cache, 'modules', self.release, 'modules.dep'))
+        raise SystemExit(f'{key} missing from {path}')
 
     def _ensure_kernel(self):
-        if self._kernel_complete():
-            return
+        """fetch-kernel.sh: a no-op when the cache holds the kernel that the
+        pins resolve to, a download otherwise."""
         fetch = os.path.join(self.source, 'tests', 'lab', 'fetch-kernel.sh')
-        print(f'# kernel cache {self.cache} is empty: running {fetch}')
         r = subprocess.run(['bash', fetch, self.cache], capture_output=True, text=True)
-        if r.returncode != 0 or not self._kernel_complete():
-            sys.stdout.write(r.stderr)
-            skip(f'cannot fetch the pinned guest kernel {self.release} into {self.cache} (fetch-kernel.sh exit '
-                 f'{r.returncode}); set VFIOD_KERNEL_CACHE to a filled cache')
+        sys.stdout.write(''.join('# ' + l + '\n' for l in r.stderr.splitlines()))
+        if r.returncode != 0:
+            fail(f'cannot fetch the guest kernel into {self.cache} (fetch-kernel.sh exit {r.returncode})')
 
     def _read_modules_dep(self):
         dep = {}
@@ -679,10 +679,12 @@ def build_fake_nvidia(env):
     for tool in ('make', 'gcc'):
         if not shutil.which(tool):
             skip(f'{tool} not found: cannot build the stand-in modules')
-    r = subprocess.run(['bash', fetch, os.path.join(env.cache, 'headers')], capture_output=True, text=True)
+    # the headers of the kernel in the cache, whatever the pins resolve to now
+    r = subprocess.run(['bash', fetch, os.path.join(env.cache, 'headers')], capture_output=True, text=True,
+                       env=dict(os.environ, VFIOD_PINS=os.path.join(env.cache, 'kernel.env')))
     if r.returncode != 0:
         sys.stdout.write(r.stderr)
-        skip('cannot fetch the pinned guest kernel headers (fetch-kernel-headers.sh exit %d)' % r.returncode)
+        fail('cannot fetch the guest kernel headers (fetch-kernel-headers.sh exit %d)' % r.returncode)
     kdir = r.stdout.strip().splitlines()[-1]
     src = os.path.join(env.work, 'fake-nvidia')
     shutil.copytree(os.path.join(env.source, 'tests', 'guest', 'fake-nvidia'), src)

@@ -33,8 +33,9 @@ itest_init() {
   fi
   cache=$VFIOD_KERNEL_CACHE
   vfiod=$build/vfiod/vfiod vfioctl=$build/vfiod/vfioctl guest_init=$build/guest-init/guest-init
+  # the release fetch-kernel.sh fetched (the pins resolved against the archive)
   # shellcheck disable=SC1091
-  . "$src/pins.env"
+  . "$cache/kernel.env"
   release=$GUEST_KERNEL_RELEASE
   kernel=$cache/vmlinuz
   # The work dir must be traversable by the unprivileged clients of
@@ -94,7 +95,7 @@ build_image() {
   image=$work/guest.cpio.gz
   "$vfioctl" initramfs build --guest-init "$guest_init" --output "$image" \
     --modules-dir "$cache/modules/$release" --module virtio_mmio --module virtio_net \
-    --module vmw_vsock_virtio_transport --module button --module evdev --pins "$src/pins.env" \
+    --module vmw_vsock_virtio_transport --module button --module evdev --pins "$cache/kernel.env" \
     > "$work/image.log" 2>&1 || { sed 's/^/# /' "$work/image.log"; return 1; }
 }
 

@@ -26,9 +26,11 @@ cache=$(cd "$1" && pwd)
 out=$2
 busybox=${LAB_BUSYBOX:-/bin/busybox}
 
-# shellcheck source=../../pins.env
-. "${LAB_PINS:-$here/../../pins.env}"
-rel=${GUEST_KERNEL_RELEASE:?}
+# The release fetch-kernel.sh put in the cache (the resolved pins).
+[[ -r $cache/kernel.env ]] || die "$cache/kernel.env is missing: run fetch-kernel.sh $cache first"
+# shellcheck source=/dev/null
+. "$cache/kernel.env"
+rel=${GUEST_KERNEL_RELEASE:?GUEST_KERNEL_RELEASE missing from $cache/kernel.env}
 
 for tool in bsdtar gzip modprobe; do
     command -v "$tool" >/dev/null || die "'$tool' not found"

@@ -82,8 +82,9 @@ cache=${LAB_CACHE:-$repo/build-lab-cache}
 mkdir -p "$cache"
 cache=$(realpath "$cache")
 "$here/fetch-kernel.sh" "$cache" || die "could not fetch the guest kernel"
-# shellcheck source=../../pins.env
-. "$repo/pins.env"
+# The release fetch-kernel.sh fetched (the pins resolved against the archive).
+# shellcheck source=/dev/null
+. "$cache/kernel.env"
 rel=$GUEST_KERNEL_RELEASE
 moddir=$(realpath "$cache/modules/$rel")
 
@@ -158,8 +159,10 @@ done >"$work/job/lab/keep.list"
     for v in ${!LAB_@}; do
         printf 'export %s=%q\n' "$v" "${!v}"
     done
-    printf 'export LAB_CACHE=%q LAB_KERNEL_RELEASE=%q LAB_VMLINUZ=%q\n' \
-        "$cache" "$rel" "$cache/vmlinuz"
+    # the release fetched (the pins resolved against the archive) and, for
+    # the record, the one the repository's pins.env names
+    printf 'export LAB_CACHE=%q LAB_KERNEL_RELEASE=%q LAB_VMLINUZ=%q LAB_PINNED_RELEASE=%q\n' \
+        "$cache" "$rel" "$cache/vmlinuz" "$(sed -n 's/^GUEST_KERNEL_RELEASE=//p' "$repo/pins.env")"
     printf 'cd %q 2>/dev/null || cd /\n' "$PWD"
     if [[ -x $script ]]; then
         printf 'exec %q' "$script"

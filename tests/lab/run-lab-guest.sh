@@ -49,8 +49,9 @@ export LAB_CACHE=$cache
 
 t0=$(date +%s%3N)
 "$here/fetch-kernel.sh" "$cache" || die "could not fetch the guest kernel"
-# shellcheck source=../../pins.env
-. "${LAB_PINS:-$repo/pins.env}"
+# The release fetch-kernel.sh fetched (the pins resolved against the archive).
+# shellcheck source=/dev/null
+. "$cache/kernel.env"
 moddir=$cache/kernel/lib/modules/$GUEST_KERNEL_RELEASE
 [[ -s $moddir/modules.dep ]] || die "$moddir has no modules.dep (fetch-kernel.sh runs depmod)"
 
@@ -62,7 +63,7 @@ stage=(initramfs build --guest-init "$guest_init" --output "$out.tmp" --modules-
 for m in ${LAB_GUEST_STAGE_MODULES:-e1000e virtio_pci virtio_net vmw_vsock_virtio_transport button evdev}; do
     stage+=(--module "$m")
 done
-stage+=(--pins "${LAB_PINS:-$repo/pins.env}" --json)
+stage+=(--pins "$cache/kernel.env" --json)
 echo "$prog: vfioctl ${stage[*]}" >&2
 rm -f "$out.tmp"
 if ! "$vfioctl" "${stage[@]}" >"$cache/guest-staged.json"; then

@@ -837,9 +837,23 @@ main(void)
             env ? env : "VFIOD_TEST_KERNELS is not set", src, kernels ? kernels : "BUILD/test-kernels");
     return 77;
   }
-  pins = g_build_filename(src, "pins.env", NULL);
+  /* The release of this run: the pins as resolved against the archive
+   * (scripts/archive.sh): $VFIOD_PINS when the run resolved them once
+   * (scripts/dev), else the copy the fetch wrote beside the trees. */
+  pins = g_strdup(g_getenv("VFIOD_PINS"));
+  if (!pins || !*pins) {
+    g_free(pins);
+    pins = g_build_filename(kernels, "pins.env", NULL);
+  }
   versions = g_build_filename(src, "versions.env", NULL);
   pinned_release = require_pin(pins, "GUEST_KERNEL_RELEASE");
+  {
+    g_autofree char *repo_pins = g_build_filename(src, "pins.env", NULL);
+    g_autofree char *named = require_pin(repo_pins, "GUEST_KERNEL_RELEASE");
+
+    printf("# stager tests use guest kernel %s (resolved pins %s; the repository's pins.env names %s)\n",
+           pinned_release, pins, named);
+  }
   nvidia_version = require_pin(versions, "NVIDIA_DRIVER_VERSION");
   kpinned = require_pin(env, "PINNED_RELEASE");
   kstub = require_pin(env, "STUB_NVIDIA_VERSION");
