@@ -103,8 +103,7 @@ fetch_debian() { # -> path of the .deb, or nothing
         grep -E "^([0-9]+:)?${ver//./\\.}-" | head -n1) || true
     [[ -n $v ]] || return 1
     mkdir -p "$work/download"
-    (cd "$work/download" && apt-get -q -o APT::Sandbox::User=root download "nvidia-open-kernel-source=$v") >&2 ||
-        return 1
+    archive_download "$work/download" "nvidia-open-kernel-source=$v" || { cat "$work/download/apt.log" >&2; return 1; }
     ls "$work"/download/nvidia-open-kernel-source_*.deb 2>/dev/null | head -n1
 }
 
