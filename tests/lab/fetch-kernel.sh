@@ -58,7 +58,7 @@ if ! ver=$(archive_pick "$pkg") || ! archive_download "$dl" "$pkg=$ver"; then
     echo "$prog: cannot download $pkg${ver:+ $ver}; running apt-get update once and retrying" >&2
     archive_update_once || die "apt-get update failed"
     ver=$(archive_pick "$pkg") || die "the archive has no $pkg (pins: $PINS_FILE)"
-    archive_download "$dl" "$pkg=$ver" || { cat "$dl/apt.log" >&2; die "apt-get download $pkg=$ver failed"; }
+    archive_download "$dl" "$pkg=$ver" || { cat "$dl/apt.log" >&2; die "cannot download $pkg $ver"; }
 fi
 echo "$prog: fetched $pkg $ver ($rel) into $cache" >&2
 
