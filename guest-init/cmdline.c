@@ -171,7 +171,7 @@ static bool
 parse_ip_prefix(const char *v, char ret_ip[16], unsigned *ret_prefix)
 {
   const char *slash = strchr(v, '/');
-  char ip[16];
+  char ip[16] = { 0 }; /* copied whole into @ret_ip: no stack bytes after the NUL */
   unsigned long prefix;
 
   if (!slash || (size_t) (slash - v) >= sizeof(ip))
@@ -189,7 +189,7 @@ parse_ip_prefix(const char *v, char ret_ip[16], unsigned *ret_prefix)
 static bool
 parse_dns(const char *v, GiCmdline *ret)
 {
-  char dns[GI_CMDLINE_MAX_DNS][46];
+  char dns[GI_CMDLINE_MAX_DNS][46] = { { 0 } }; /* copied whole into @ret: no stack bytes after the NULs */
   size_t n = 0;
 
   for (const char *p = v;; ) {

@@ -179,6 +179,13 @@ add_member(JsonBuilder *b, GVariantDict *dict, const char *key, gboolean null_if
     for (const char **s = strv; *s; s++)
       json_builder_add_string_value(b, *s);
     json_builder_end_array(b);
+  } else if (g_variant_is_of_type(v, G_VARIANT_TYPE("au"))) {
+    gsize n = 0;
+    const guint32 *u = g_variant_get_fixed_array(v, &n, sizeof(guint32));
+    json_builder_begin_array(b);
+    for (gsize i = 0; i < n; i++)
+      json_builder_add_int_value(b, u[i]);
+    json_builder_end_array(b);
   } else
     json_builder_add_null_value(b);
 }
@@ -215,7 +222,8 @@ add_object(JsonBuilder *b, GVariant *dict_v, const char *const *keys)
       if (!g_variant_dict_lookup(&dict, *k, "&s", &text))
         continue;
       json_builder_set_member_name(b, *k);
-      if (json_parser_load_from_data(parser, text, -1, NULL))
+      /* An empty or blank report parses with no root node. */
+      if (json_parser_load_from_data(parser, text, -1, NULL) && json_parser_get_root(parser))
         json_builder_add_value(b, json_node_copy(json_parser_get_root(parser)));
       else
         json_builder_add_string_value(b, text);
@@ -780,7 +788,9 @@ cmd_capabilities(Cli *cli, int argc, char **argv)
   int r = parse_options("capabilities", "", NULL, &cli->json, &argc, &argv);
   static const char *const host_keys[] = { "version", "accel", "kvm", "vsock", "network", "hugepages_total",
                                            "hugepages_free", "hugepage_kib", "memory_mib", "cpus",
-                                           "free_units", NULL };
+                                           "free_units", "phys_bits", "la57", NULL };
+  static const char *const hgx_keys[] = { "gpus", "nvswitches", "gpu_counts", NULL };
+  g_autoptr(GVariant) hgx = NULL;
 
   if (r >= 0)
     return r;
@@ -790,6 +800,7 @@ cmd_capabilities(Cli *cli, int argc, char **argv)
     return report_error(error);
   devs = g_variant_lookup_value(caps, "devices", G_VARIANT_TYPE("aa{sv}"));
   host = g_variant_lookup_value(caps, "host", G_VARIANT_TYPE_VARDICT);
+  hgx = g_variant_lookup_value(caps, "hgx", G_VARIANT_TYPE_VARDICT);
   if (cli->json) {
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonNode) root = NULL;
@@ -799,6 +810,10 @@ cmd_capabilities(Cli *cli, int argc, char **argv)
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "host");
     add_object(b, host, host_keys);
+    if (hgx) {
+      json_builder_set_member_name(b, "hgx");
+      add_object(b, hgx, hgx_keys);
+    }
     json_builder_set_member_name(b, "devices");
     json_builder_begin_array(b);
     g_variant_iter_init(&it, devs);
@@ -833,6 +848,26 @@ cmd_capabilities(Cli *cli, int argc, char **argv)
            hp_free, hp_total);
     printf("network %s, vsock %s, %u free device unit(s)\n", net ? "on" : "off", vsock ? "yes" : "no",
            free_units);
+    {
+      guint32 bits = 0;
+      gboolean la57 = FALSE;
+      if (g_variant_dict_lookup(&d, "phys_bits", "u", &bits)) {
+        g_variant_dict_lookup(&d, "la57", "b", &la57);
+        printf("address width %u bits physical, %s paging\n", bits, la57 ? "5-level" : "4-level");
+      }
+    }
+    g_variant_dict_clear(&d);
+  }
+  if (hgx) {
+    g_autofree const char **gpus = NULL;
+    g_autofree const char **switches = NULL;
+    GVariantDict d;
+
+    g_variant_dict_init(&d, hgx);
+    g_variant_dict_lookup(&d, "gpus", "^a&s", &gpus);
+    g_variant_dict_lookup(&d, "nvswitches", "^a&s", &switches);
+    printf("HGX board: %u GPUs, %u NVSwitches; a sandbox gets 1 GPU, or all GPUs with all NVSwitches\n",
+           gpus ? g_strv_length((char **) gpus) : 0, switches ? g_strv_length((char **) switches) : 0);
     g_variant_dict_clear(&d);
   }
   return VFD_EXIT_OK;

@@ -50,6 +50,7 @@ static const char *const known_keys[] = {
   "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
   "devices/reset_on_release",
   "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/user",
+  "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/prealloc_threads",
   "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
   "network/report_port",
   "testing/sys_root", "testing/dev_root", "testing/proc_root",
@@ -216,10 +217,46 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
         !take_bool(kf, "devices", "allow_boot_vga", &c->allow_boot_vga, error) ||
         !take_bool(kf, "devices", "allow_storage", &c->allow_storage, error) ||
         !take_bool(kf, "devices", "allow_network", &c->allow_network, error) ||
-        !take_bool(kf, "devices", "reset_on_release", &c->reset_on_release, error) ||
         !take_bool(kf, "qemu", "hugepages", &c->qemu_hugepages, error) ||
-        !take_bool(kf, "qemu", "seccomp", &c->qemu_seccomp, error))
+        !take_bool(kf, "qemu", "seccomp", &c->qemu_seccomp, error) ||
+        !take_bool(kf, "qemu", "pci_nocrs", &c->qemu_pci_nocrs, error))
       return NULL;
+    if (g_key_file_has_key(kf, "qemu", "hugepage_size", NULL)) {
+      g_autofree char *v = g_key_file_get_string(kf, "qemu", "hugepage_size", NULL);
+      const char *size = v ? g_strstrip(v) : "";
+      if (g_ascii_strcasecmp(size, "2M") == 0) {
+        c->qemu_hugepage_kib = 2048;
+      } else if (g_ascii_strcasecmp(size, "1G") == 0) {
+        c->qemu_hugepage_kib = 1024 * 1024;
+      } else if (*size) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                    "config key [qemu] hugepage_size must be 2M or 1G, got '%s'", size);
+        return NULL;
+      }
+    }
+    if (g_key_file_has_key(kf, "qemu", "prealloc_threads", NULL)) {
+      g_autoptr(GError) local = NULL;
+      gint v = g_key_file_get_integer(kf, "qemu", "prealloc_threads", &local);
+      if (local || v < 0 || v > 256) {
+        g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                            "config key [qemu] prealloc_threads must be a number of threads from 0 to 256");
+        return NULL;
+      }
+      c->qemu_prealloc_threads = (guint) v;
+    }
+    if (g_key_file_has_key(kf, "devices", "reset_on_release", NULL)) {
+      g_autofree char *v = g_key_file_get_string(kf, "devices", "reset_on_release", NULL);
+      bool on = false;
+      if (v && g_str_equal(g_strstrip(v), "auto")) {
+        c->reset_on_release = VFD_RESET_AUTO;
+      } else if (take_bool(kf, "devices", "reset_on_release", &on, NULL)) {
+        c->reset_on_release = on ? VFD_RESET_ALWAYS : VFD_RESET_NEVER;
+      } else {
+        g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                            "config key [devices] reset_on_release must be auto, true or false");
+        return NULL;
+      }
+    }
   }
 
   if (!check_dir("[daemon] state_dir", c->state_dir, error) ||

@@ -4,6 +4,8 @@
 #include <glib.h>
 #include <stdbool.h>
 
+#include "policy.h"
+
 /* vfiod's configuration, from a GLib key file (see README "Configuration").
  * Precedence for directories: the key in the file, else systemd's
  * STATE_DIRECTORY / RUNTIME_DIRECTORY (first path when several), else the
@@ -17,7 +19,8 @@ typedef struct {
   bool allow_boot_vga;   /* [devices] allow_boot_vga, default false */
   bool allow_storage;    /* [devices] allow_storage: storage controllers (class 01), default false */
   bool allow_network;    /* [devices] allow_network: network controllers (class 02), default false */
-  bool reset_on_release; /* [devices] reset_on_release: function reset before giving a device back, default false */
+  VfdResetPolicy reset_on_release; /* [devices] reset_on_release: function reset before giving a device back:
+                                    * "auto" (default: NVIDIA display/3D functions), true (all), false (none) */
   guint write_timeout_s; /* [devices] write_timeout: seconds one sysfs write may take, default 15;
                           * a write still blocked then marks its device "stuck" */
   char *qemu_binary;   /* [qemu] binary, default qemu-system-x86_64 */
@@ -26,7 +29,13 @@ typedef struct {
   char *qemu_kernel;   /* [qemu] kernel: default guest kernel for sandboxes that name none */
   char *qemu_initrd;   /* [qemu] initrd: default guest initramfs (e.g. a staged image) */
   bool qemu_hugepages; /* [qemu] hugepages: guest RAM on hugetlbfs, default false */
+  guint qemu_hugepage_kib;     /* [qemu] hugepage_size: "2M" or "1G" (implies hugepages); 0 (default):
+                                * the host's default hugepage size */
+  guint qemu_prealloc_threads; /* [qemu] prealloc_threads: preallocate guest RAM with N threads
+                                * (prealloc=on,prealloc-threads=N), 1-256; 0 (default): no preallocation */
   bool qemu_seccomp;   /* [qemu] seccomp: run QEMU with -sandbox on, default true */
+  bool qemu_pci_nocrs; /* [qemu] pci_nocrs: "pci=nocrs" for Q35 guests (ignore the firmware's PCI windows,
+                        * as Kata's NVIDIA profile does), default false */
   guint qemu_stop_timeout_s; /* [qemu] stop_timeout, seconds from SIGTERM to SIGKILL, default 10 */
   bool net_enabled;     /* [network] enabled: TAP + subnet + firewall + vsock per sandbox, default true */
   char *net_pool;       /* [network] pool, default 10.0.128.0/17 */

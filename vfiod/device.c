@@ -18,7 +18,7 @@ struct VfdHost {
   GMutex table_lock;      /* group_locks */
   GHashTable *group_locks; /* IOMMU group number -> GRecMutex* */
   char *proc_root;
-  bool reset_on_release;
+  VfdResetPolicy reset_policy;
   GPtrArray *old_policies; /* replaced by reloads; freed with the host */
 };
 
@@ -47,7 +47,35 @@ vfd_pci_device_free(VfdPciDevice *dev)
 bool
 vfd_pci_class_is_bridge(guint32 class_code)
 {
-  return ((class_code >> 16) & 0xff) == 0x06;
+  guint32 sub = (class_code >> 8) & 0xffff;
+
+  return sub == 0x0600 || sub == 0x0604 || sub == 0x0609;
+}
+
+bool
+vfd_pci_is_nvswitch(guint16 vendor, guint32 class_code)
+{
+  return vendor == 0x10de && ((class_code >> 8) & 0xffff) == 0x0680;
+}
+
+/* The NVIDIA entries of Linux's NO_BUS_RESET quirks (drivers/pci/quirks.c,
+ * quirk_nvidia_no_bus_reset: device & 0xffc0 == 0x2340, and 0x1eb8). */
+static const struct {
+  guint16 vendor;
+  guint16 first, last;
+} no_bus_reset_quirks[] = {
+  { 0x10de, 0x2340, 0x237f }, /* "bus reset leaves the device inoperable" */
+  { 0x10de, 0x1eb8, 0x1eb8 }, /* Tesla T4 */
+};
+
+bool
+vfd_pci_no_bus_reset(guint16 vendor, guint16 device)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(no_bus_reset_quirks); i++)
+    if (vendor == no_bus_reset_quirks[i].vendor && device >= no_bus_reset_quirks[i].first &&
+        device <= no_bus_reset_quirks[i].last)
+      return true;
+  return false;
 }
 
 VfdHost *
@@ -120,9 +148,15 @@ vfd_host_set_proc_root(VfdHost *host, const char *proc_root)
 }
 
 void
+vfd_host_set_reset_policy(VfdHost *host, VfdResetPolicy policy)
+{
+  host->reset_policy = policy;
+}
+
+void
 vfd_host_set_reset_on_release(VfdHost *host, bool reset)
 {
-  host->reset_on_release = reset;
+  host->reset_policy = reset ? VFD_RESET_ALWAYS : VFD_RESET_NEVER;
 }
 
 void
@@ -343,6 +377,11 @@ typedef struct {
   char name[VFD_BDF_STRLEN];
   char *original_driver;   /* NULL: unbound before */
   char *original_override; /* "" when none */
+  char *original_d3cold;       /* d3cold_allowed to write back; NULL: left alone */
+  char *original_reset_method; /* reset_method to write back; NULL: left alone */
+  char *reset_method;          /* what the bind writes to reset_method (bus resets taken out) */
+  bool d3cold_written;
+  bool reset_method_written;
   bool override_written;
   bool unbound;
   bool probed;
@@ -356,6 +395,9 @@ member_clear(gpointer p)
 
   g_free(m->original_driver);
   g_free(m->original_override);
+  g_free(m->original_d3cold);
+  g_free(m->original_reset_method);
+  g_free(m->reset_method);
 }
 
 static GArray *
@@ -386,11 +428,103 @@ current_driver(VfdHost *host, const VfdBdf *bdf)
   return drv;
 }
 
-/* Puts @m back to its original driver and override, undoing only what the
- * guard says was done (when @all, everything: the release path). Returns 0 or
- * -errno of the first failing step, with the step in *@ret_step. */
+/* Whether @list (a sysfs reset_method value, space-separated) names a bus
+ * reset. */
+static bool
+lists_bus_reset(const char *list)
+{
+  g_auto(GStrv) names = g_strsplit(list ? list : "", " ", -1);
+
+  return g_strv_contains((const char *const *) names, "bus") ||
+         g_strv_contains((const char *const *) names, "cxl_bus");
+}
+
+/* @list without its bus resets ("" when nothing is left). */
+static char *
+without_bus_reset(const char *list)
+{
+  g_auto(GStrv) names = g_strsplit(list ? list : "", " ", -1);
+  g_autoptr(GString) out = g_string_new(NULL);
+
+  for (char **n = names; *n; n++)
+    if (**n && !g_str_equal(*n, "bus") && !g_str_equal(*n, "cxl_bus"))
+      g_string_append_printf(out, "%s%s", out->len ? " " : "", *n);
+  return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+/* The release's function reset of @m, off any driver now, when the reset
+ * policy wants one and the kernel offers a method (never a bus reset for a
+ * NO_BUS_RESET device). What it skips goes to @notes. Returns 0 or the
+ * -errno of the reset write, with the step in *@ret_step. */
 static int
-restore_member(VfdHost *host, Member *m, bool all, const char **ret_step)
+reset_member(VfdHost *host, Member *m, GPtrArray *notes, const char **ret_step)
+{
+  guint32 vendor = 0, device = 0, cls = 0;
+  g_autofree char *methods = NULL;
+  bool quirk;
+  int r;
+
+  if (vfd_sysfs_read_hex_attr(host->sysfs, &m->bdf, "vendor", &vendor) < 0 ||
+      vfd_sysfs_read_hex_attr(host->sysfs, &m->bdf, "device", &device) < 0 ||
+      vfd_sysfs_read_hex_attr(host->sysfs, &m->bdf, "class", &cls) < 0)
+    vendor = device = cls = 0; /* unknown: only VFD_RESET_ALWAYS resets it */
+  if (!vfd_reset_policy_wants(host->reset_policy, (guint16) vendor, cls))
+    return 0;
+  quirk = vfd_pci_no_bus_reset((guint16) vendor, (guint16) device);
+  r = vfd_sysfs_read_attr(host->sysfs, &m->bdf, "reset_method", &methods);
+  if (r == -ENOENT) {
+    /* Kernels before 5.15 have no reset_method; `reset` exists when the
+     * kernel has a method for the device, but which one is not ours to pick. */
+    g_autofree char *reset = vfd_sysfs_device_path(host->sysfs, &m->bdf, "reset");
+    if (quirk) {
+      g_ptr_array_add(notes, g_strdup_printf("%s not reset: this kernel has no reset_method to keep a bus reset, "
+                                             "which this device does not survive (NO_BUS_RESET), out of it",
+                                             m->name));
+      return 0;
+    }
+    if (!g_file_test(reset, G_FILE_TEST_EXISTS)) {
+      g_ptr_array_add(notes, g_strdup_printf("%s not reset: the kernel has no reset method for it", m->name));
+      return 0;
+    }
+  } else if (r < 0 || !*methods) {
+    g_ptr_array_add(notes, g_strdup_printf("%s not reset: the kernel offers no reset method for it "
+                                           "(reset_method is empty)", m->name));
+    return 0;
+  } else if (quirk && lists_bus_reset(methods)) {
+    /* The bind took bus resets out; someone put them back. */
+    g_ptr_array_add(notes, g_strdup_printf("%s not reset: its reset_method \"%s\" lists a bus reset, which this "
+                                           "device does not survive (NO_BUS_RESET)", m->name, methods));
+    return 0;
+  }
+  r = vfd_sysfs_write_attr(host->sysfs, &m->bdf, "reset", "1");
+  if (r < 0) {
+    *ret_step = r == -ETIMEDOUT ? "function reset"
+                                : "function reset (the function stays off host drivers: its next driver could find "
+                                  "its firmware still running; retry the release, or give it back unreset with "
+                                  "[devices] reset_on_release=false)";
+    return r;
+  }
+  return 0;
+}
+
+/* Writes @value to attribute @attr of @m; a missing attribute (-ENOENT) is
+ * not an error: there is nothing to restore. */
+static int
+write_back(VfdHost *host, Member *m, const char *attr, const char *value)
+{
+  int r = vfd_sysfs_write_attr(host->sysfs, &m->bdf, attr, value);
+
+  return r == -ENOENT ? 0 : r;
+}
+
+/* Puts @m back to its original driver, override, reset methods and
+ * d3cold_allowed, undoing only what the guard says was done (when @all,
+ * everything the journal holds: the release path, which also resets the
+ * function, see reset_member()). What was skipped goes to @notes (may be
+ * NULL when !@all). Returns 0 or -errno of the first failing step, with the
+ * step in *@ret_step. */
+static int
+restore_member(VfdHost *host, Member *m, bool all, GPtrArray *notes, const char **ret_step)
 {
   g_autofree char *drv = current_driver(host, &m->bdf);
   int r;
@@ -402,16 +536,32 @@ restore_member(VfdHost *host, Member *m, bool all, const char **ret_step)
       return r;
     }
     g_clear_pointer(&drv, g_free);
-    if (all && host->reset_on_release) {
-      g_autofree char *methods = NULL;
-      bool can_reset = vfd_sysfs_read_attr(host->sysfs, &m->bdf, "reset_method", &methods) < 0 || *methods;
-      /* Best effort: a device that cannot reset is still given back; only a
-       * reset that never returns (stuck) stops the release. */
-      if (can_reset && vfd_sysfs_write_attr(host->sysfs, &m->bdf, "reset", "1") == -ETIMEDOUT) {
-        *ret_step = "function reset";
-        return -ETIMEDOUT;
-      }
+  }
+  /* Off every driver (also when an earlier, interrupted release got this
+   * far): reset before anything else of the host may take it. */
+  if (all && !drv) {
+    r = reset_member(host, m, notes, ret_step);
+    if (r < 0)
+      return r;
+  }
+  if (m->original_reset_method && (all || m->reset_method_written)) {
+    r = write_back(host, m, "reset_method", m->original_reset_method);
+    /* A method the kernel no longer offers: its own default list instead. */
+    if (r == -EINVAL)
+      r = write_back(host, m, "reset_method", "default");
+    if (r < 0) {
+      *ret_step = "restore reset_method";
+      return r;
     }
+    m->reset_method_written = false;
+  }
+  if (m->original_d3cold && (all || m->d3cold_written)) {
+    r = write_back(host, m, "d3cold_allowed", m->original_d3cold);
+    if (r < 0) {
+      *ret_step = "restore d3cold_allowed";
+      return r;
+    }
+    m->d3cold_written = false;
   }
   if (all || m->override_written) {
     const char *value = m->original_override && *m->original_override ? m->original_override : "\n";
@@ -436,12 +586,32 @@ restore_member(VfdHost *host, Member *m, bool all, const char **ret_step)
   return 0;
 }
 
-/* Moves @m to vfio-pci, recording each step done in the guard fields. */
+/* Moves @m to vfio-pci, recording each step done in the guard fields:
+ * first its power and reset attributes (while held, no D3cold and no bus
+ * reset for a NO_BUS_RESET device), then the driver. */
 static int
 bind_member(VfdHost *host, Member *m, const char **ret_step)
 {
   g_autofree char *drv = NULL;
   int r;
+
+  if (m->original_d3cold) {
+    r = vfd_sysfs_write_attr(host->sysfs, &m->bdf, "d3cold_allowed", "0");
+    if (r < 0 && r != -ENOENT) {
+      *ret_step = "write d3cold_allowed";
+      return r;
+    }
+    m->d3cold_written = r == 0;
+  }
+  if (m->original_reset_method) {
+    /* "\n" (an empty list) disables every method: nothing but a bus reset was offered. */
+    r = vfd_sysfs_write_attr(host->sysfs, &m->bdf, "reset_method", *m->reset_method ? m->reset_method : "\n");
+    if (r < 0 && r != -ENOENT) {
+      *ret_step = "write reset_method";
+      return r;
+    }
+    m->reset_method_written = r == 0;
+  }
 
   r = vfd_sysfs_write_attr(host->sysfs, &m->bdf, "driver_override", VFD_VFIO_DRIVER);
   if (r < 0) {
@@ -487,6 +657,8 @@ journal_members(VfdHost *host, GArray *members, int group, VfdDeviceState state,
       .owner = (char *) owner,
       .original_driver = m->original_driver,
       .original_override = m->original_override,
+      .original_d3cold = m->original_d3cold,
+      .original_reset_method = m->original_reset_method,
     };
     vfd_journal_put(host->journal, &d);
   }
@@ -570,6 +742,19 @@ collect_group(VfdHost *host, int group, GError **error)
       g_set_error(error, VFD_ERROR, vfd_error_from_errno(r), "cannot read driver_override of %s: %s", m.name,
                   g_strerror(-r));
       return NULL;
+    }
+    /* Power and reset while held (see bind_member()); an attribute that
+     * cannot be read is left alone. */
+    {
+      g_autofree char *d3cold = NULL;
+      g_autofree char *methods = NULL;
+      if (vfd_sysfs_read_attr(host->sysfs, bdf, "d3cold_allowed", &d3cold) == 0 && g_str_equal(d3cold, "1"))
+        m.original_d3cold = g_steal_pointer(&d3cold);
+      if (vfd_pci_no_bus_reset(dev->vendor, dev->device) &&
+          vfd_sysfs_read_attr(host->sysfs, bdf, "reset_method", &methods) == 0 && lists_bus_reset(methods)) {
+        m.reset_method = without_bus_reset(methods);
+        m.original_reset_method = g_steal_pointer(&methods);
+      }
     }
     m.original_driver = g_steal_pointer(&dev->driver);
     g_array_append_val(members, m);
@@ -765,7 +950,7 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
       if (m->stuck)
         continue;
       /* Hot-unplugged meanwhile: nothing left to restore. */
-      r = vfd_sysfs_device_exists(host->sysfs, &m->bdf) ? restore_member(host, m, false, &step) : 0;
+      r = vfd_sysfs_device_exists(host->sysfs, &m->bdf) ? restore_member(host, m, false, NULL, &step) : 0;
       vfd_host_lock_journal(host);
       if (r < 0) {
         g_string_append_printf(left, " %s (%s%s)", m->name, step, r == -ETIMEDOUT ? ", stuck" : "");
@@ -849,7 +1034,8 @@ vfd_host_bind_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, Vf
 }
 
 static gboolean
-release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members, GError **error)
+release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members, GPtrArray *notes,
+                     GError **error)
 {
   char name[VFD_BDF_STRLEN];
   VfdJournalDevice *jd;
@@ -891,6 +1077,8 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray
     vfd_bdf_format(&d->bdf, m.name);
     m.original_driver = g_strdup(d->original_driver);
     m.original_override = g_strdup(d->original_override);
+    m.original_d3cold = g_strdup(d->original_d3cold);
+    m.original_reset_method = g_strdup(d->original_reset_method);
     g_array_append_val(members, m);
   }
 
@@ -906,7 +1094,7 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray
   for (guint i = members->len; i-- > 0;) {
     Member *m = &g_array_index(members, Member, i);
     const char *step = NULL;
-    int r = vfd_sysfs_device_exists(host->sysfs, &m->bdf) ? restore_member(host, m, true, &step) : -ENODEV;
+    int r = vfd_sysfs_device_exists(host->sysfs, &m->bdf) ? restore_member(host, m, true, notes, &step) : -ENODEV;
 
     vfd_host_lock_journal(host);
     if (r == -ENODEV && !step) {
@@ -945,9 +1133,10 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray
 }
 
 gboolean
-vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
-                       GError **error)
+vfd_host_release_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
+                            GPtrArray **ret_notes, GError **error)
 {
+  g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
   VfdJournalDevice *jd;
   VfdGroupLock *lock;
   gboolean ok;
@@ -958,9 +1147,123 @@ vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArr
   group = jd ? jd->iommu_group : -1;
   vfd_host_unlock_journal(host);
   lock = vfd_host_lock_groups(host, &group, 1);
-  ok = release_group_locked(host, bdf, owner, ret_members, error);
+  ok = release_group_locked(host, bdf, owner, ret_members, notes, error);
   vfd_group_lock_release(lock);
+  if (ret_notes)
+    *ret_notes = g_steal_pointer(&notes);
   return ok;
+}
+
+gboolean
+vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
+                       GError **error)
+{
+  return vfd_host_release_group_full(host, bdf, owner, ret_members, NULL, error);
+}
+
+gboolean
+vfd_host_group_functions(VfdHost *host, const VfdBdf *bdf, GArray **ret_functions, GError **error)
+{
+  g_autoptr(GArray) functions = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autoptr(GArray) bdfs = NULL;
+  char name[VFD_BDF_STRLEN];
+  int group, r;
+
+  vfd_bdf_format(bdf, name);
+  if (!vfd_sysfs_device_exists(host->sysfs, bdf)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no PCI device %s on this host", name);
+    return FALSE;
+  }
+  if (vfd_sysfs_iommu_group(host->sysfs, bdf, &group) < 0 ||
+      vfd_sysfs_iommu_group_devices(host->sysfs, group, &bdfs) < 0) {
+    g_array_append_val(functions, *bdf);
+    *ret_functions = g_steal_pointer(&functions);
+    return TRUE;
+  }
+  for (guint i = 0; i < bdfs->len; i++) {
+    const VfdBdf *b = &g_array_index(bdfs, VfdBdf, i);
+    guint32 cls = 0;
+    if ((r = vfd_sysfs_read_hex_attr(host->sysfs, b, "class", &cls)) < 0) {
+      g_set_error(error, VFD_ERROR, vfd_error_from_errno(r), "cannot read the class of %s (IOMMU group %d): %s",
+                  vfd_bdf_format(b, name), group, g_strerror(-r));
+      return FALSE;
+    }
+    if (!vfd_pci_class_is_bridge(cls & 0xffffff))
+      g_array_append_val(functions, *b);
+  }
+  *ret_functions = g_steal_pointer(&functions);
+  return TRUE;
+}
+
+/* ---- HGX ------------------------------------------------------------------ */
+
+void
+vfd_hgx_board_free(VfdHgxBoard *board)
+{
+  if (!board)
+    return;
+  g_array_unref(board->gpus);
+  g_array_unref(board->nvswitches);
+  g_free(board);
+}
+
+VfdHgxBoard *
+vfd_hgx_board_find(GPtrArray *devices)
+{
+  g_autoptr(VfdHgxBoard) board = g_new0(VfdHgxBoard, 1);
+
+  board->gpus = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  board->nvswitches = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  for (guint i = 0; devices && i < devices->len; i++) {
+    const VfdPciDevice *d = g_ptr_array_index(devices, i);
+    if (vfd_pci_is_nvswitch(d->vendor, d->class_code))
+      g_array_append_val(board->nvswitches, d->bdf);
+    else if (d->vendor == 0x10de && ((d->class_code >> 16) & 0xff) == 0x03)
+      g_array_append_val(board->gpus, d->bdf);
+  }
+  if (board->nvswitches->len == 0)
+    return NULL;
+  g_array_sort(board->gpus, vfd_bdf_compare);
+  g_array_sort(board->nvswitches, vfd_bdf_compare);
+  return g_steal_pointer(&board);
+}
+
+/* How many of @set are in @functions; their names appended to @names. */
+static guint
+count_in(GArray *set, GArray *functions, GString *names)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < set->len; i++)
+    for (guint k = 0; k < functions->len; k++)
+      if (vfd_bdf_equal(&g_array_index(set, VfdBdf, i), &g_array_index(functions, VfdBdf, k))) {
+        char b[VFD_BDF_STRLEN];
+        vfd_bdf_format(&g_array_index(set, VfdBdf, i), b);
+        g_string_append_printf(names, "%s%s", names->len ? ", " : "", b);
+        n++;
+        break;
+      }
+  return n;
+}
+
+gboolean
+vfd_hgx_check_partition(const VfdHgxBoard *board, GArray *functions, GError **error)
+{
+  g_autoptr(GString) names = g_string_new(NULL);
+  guint gpus = count_in(board->gpus, functions, names);
+  guint switches = count_in(board->nvswitches, functions, names);
+  guint all_gpus = board->gpus->len, all_switches = board->nvswitches->len;
+
+  if ((gpus == 0 && switches == 0) || (gpus == 1 && switches == 0) ||
+      (gpus == all_gpus && switches == all_switches))
+    return TRUE;
+  g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED,
+              "HGX board (%u GPUs, %u NVSwitches): a sandbox gets 1 GPU, or all %u GPUs with all %u NVSwitches "
+              "(full passthrough, the fabric manager running in the guest); asked for %u GPU(s) and %u "
+              "NVSwitch(es) (%s). Other partitions need NVIDIA's shared NVSwitch model, which vfiod does not "
+              "support",
+              all_gpus, all_switches, all_gpus, all_switches, gpus, switches, names->str);
+  return FALSE;
 }
 
 typedef struct {
@@ -1000,7 +1303,9 @@ collect_units(VfdHost *host, GError **error)
   for (guint i = 0; i < devs->len; i++) {
     VfdPciDevice *d = g_ptr_array_index(devs, i);
     Unit u = { .bdf = d->bdf, .group = d->iommu_group, .numa = d->numa_node };
-    if (d->iommu_group < 0 || vfd_pci_class_is_bridge(d->class_code) ||
+    /* An NVSwitch is not a device a sandbox asks for by count: it comes
+     * with all the GPUs of its HGX board. */
+    if (d->iommu_group < 0 || vfd_pci_class_is_bridge(d->class_code) || vfd_pci_is_nvswitch(d->vendor, d->class_code) ||
         g_hash_table_contains(bad, GINT_TO_POINTER(d->iommu_group)) ||
         g_hash_table_contains(seen, GINT_TO_POINTER(d->iommu_group)))
       continue;

@@ -12,12 +12,15 @@
 /* The device layer: PCI inventory and IOMMU-group bind/release to vfio-pci.
  *
  * Bind of a device binds every non-bridge member of its IOMMU group:
- *   journal(binding, original driver + driver_override) -> for each member:
- *   driver_override="vfio-pci" -> driver/unbind (if bound) -> drivers_probe
- *   -> verify `driver` is vfio-pci; then verify /dev/vfio/<group>;
- *   journal(bound). Any failure rolls back, in reverse order, exactly the
- *   steps that were done (guard), and leaves the journal consistent.
- * Release undoes it: journal(releasing) -> unbind from vfio-pci -> restore
+ *   journal(binding, original driver + driver_override [+ d3cold_allowed,
+ *   reset_method]) -> for each member: d3cold_allowed=0 [-> reset_method
+ *   without bus resets] -> driver_override="vfio-pci" -> driver/unbind (if
+ *   bound) -> drivers_probe -> verify `driver` is vfio-pci; then verify
+ *   /dev/vfio/<group>; journal(bound). Any failure rolls back, in reverse
+ *   order, exactly the steps that were done (guard), and leaves the journal
+ *   consistent.
+ * Release undoes it: journal(releasing) -> unbind from vfio-pci -> function
+ *   reset (reset policy) -> restore reset_method and d3cold_allowed -> restore
  *   the original driver_override ("\n" when there was none) -> drivers_probe
  *   (when there was an original driver) -> verify -> drop from the journal.
  * Never uses new_id. Errors are GError VFD_ERROR_*, messages name the device. */
@@ -39,8 +42,24 @@ typedef struct {
 void vfd_pci_device_free(VfdPciDevice *dev);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdPciDevice, vfd_pci_device_free)
 
-/* True for bridges (class 06xxxx), which are never bound. */
+/* True for bridges, which are never bound: host bridges (class 0600xx)
+ * and PCI-to-PCI bridges (0604xx, 0609xx semi-transparent). Other class-06
+ * devices are endpoints like any other: an NVSwitch (0680xx "other bridge")
+ * is a function an HGX unit passes through, an ISA bridge (0601xx) is a
+ * host function the policy refuses. */
 bool vfd_pci_class_is_bridge(guint32 class_code);
+
+/* True for an NVIDIA NVSwitch: vendor 0x10de, class 0680xx (e.g. 10de:22a3
+ * on HGX H100/H200 boards). */
+bool vfd_pci_is_nvswitch(guint16 vendor, guint32 class_code);
+
+/* True when Linux must never bus-reset this device (the NVIDIA entries of
+ * the kernel's NO_BUS_RESET quirks, drivers/pci/quirks.c: 10de:2340-237f
+ * "leaves the device inoperable", 10de:1eb8 T4). vfiod then keeps "bus"
+ * out of the device's `reset_method` while it holds it, and resets it on
+ * release only by another method (flr, pm, ...), or not at all. Kernels
+ * with the quirk already leave "bus" out. */
+bool vfd_pci_no_bus_reset(guint16 vendor, guint16 device);
 
 typedef struct VfdHost VfdHost;
 
@@ -84,10 +103,18 @@ void vfd_host_set_policy(VfdHost *host, VfdPolicy *policy);
 /* Where /proc is (default "/proc"; tests use a fake tree). */
 void vfd_host_set_proc_root(VfdHost *host, const char *proc_root);
 
-/* When set, release resets each function (writes 1 to its sysfs `reset`)
- * after unbinding it from vfio-pci and before giving it back; skipped for a
- * device whose `reset_method` is empty (no reset method). A failed reset is
- * not fatal: the device is still given back. Default off. */
+/* Which functions a release resets (writes 1 to sysfs `reset`) after
+ * unbinding them from vfio-pci and before giving them back. Default
+ * VFD_RESET_AUTO (NVIDIA display/3D functions). Skipped, with a note
+ * (vfd_host_release_group_full()), when the kernel offers no method
+ * (`reset_method` empty) or only a bus reset for a NO_BUS_RESET device. A
+ * reset that fails stops the release of that function: it stays off host
+ * drivers (unbound, driver_override still vfio-pci, journaled "releasing")
+ * and the release fails naming it, so that a GPU whose firmware still runs
+ * is never handed back silently; a retry resets again. */
+void vfd_host_set_reset_policy(VfdHost *host, VfdResetPolicy policy);
+
+/* true: VFD_RESET_ALWAYS, false: VFD_RESET_NEVER. */
 void vfd_host_set_reset_on_release(VfdHost *host, bool reset);
 
 typedef enum {
@@ -96,6 +123,14 @@ typedef enum {
    * unbind from nvidia may then block until they close it). */
   VFD_BIND_FORCE = 1 << 0,
 } VfdBindFlags;
+
+/* Power state and reset while vfiod holds a function: the bind writes
+ * d3cold_allowed=0 (an idle function on vfio-pci otherwise goes to D3cold,
+ * from which some GPUs never come back), and for a NO_BUS_RESET device
+ * whose `reset_method` lists "bus" (or "cxl_bus"), the list without them
+ * ("\n", no method at all, when nothing else is left). Each original value
+ * is journaled first, like driver_override, and written back by the release;
+ * a device without the attribute is skipped. */
 
 /* Binds @bdf's whole IOMMU group to vfio-pci for @owner (non-empty).
  * On success *@ret_members (may be NULL) receives the bound BDFs (GArray of
@@ -119,7 +154,8 @@ gboolean vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner
 /* Picks @n assignable units for a sandbox that asks for "any N devices":
  * a unit is an IOMMU group whose non-bridge members all may be bound (rules
  * and guards), none held by vfiod or already on vfio-pci; it is named by
- * its lowest BDF. Deterministic: units sorted by BDF; when one NUMA node
+ * its lowest BDF, and never by an NVSwitch (those come with all the GPUs of
+ * their HGX board, see vfd_sandbox_plan_devices()). Deterministic: units sorted by BDF; when one NUMA node
  * has at least @n units, the lowest such node is used (its first @n units),
  * else the first @n overall. *@ret_bdfs: GArray of VfdBdf, sorted.
  * *@ret_numa_node: the node when all picked units are on one, else -1.
@@ -134,9 +170,51 @@ int vfd_host_count_free_units(VfdHost *host, GError **error);
  * goes back to its original driver and driver_override. @owner: when
  * non-NULL, the group must be bound for that owner (else BUSY). On success
  * *@ret_members (may be NULL) receives the released BDFs. Errors: NOT_FOUND
- * (not bound by vfiod), FAILED (a member could not be restored; the others
- * are still restored, its journal record stays so that it can be retried),
+ * (not bound by vfiod), FAILED (a member could not be restored, or its
+ * function reset failed (see vfd_host_set_reset_policy()); the others are
+ * still restored, its journal record stays so that it can be retried),
  * STUCK (a member is stuck, or a write timed out now: journaled "stuck",
  * never retried by vfiod itself). Safe to call from any thread. */
 gboolean vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
                                 GError **error);
+
+/* vfd_host_release_group(), and *@ret_notes (may be NULL; set on success
+ * and on failure, a GPtrArray of strings, possibly empty) receives what the
+ * release skipped without failing, one sentence each naming the function
+ * (e.g. a reset that the kernel offers no method for), for the caller to
+ * log or report. */
+gboolean vfd_host_release_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
+                                     GPtrArray **ret_notes, GError **error);
+
+/* The functions a bind of @bdf would pass through: the non-bridge members
+ * of its IOMMU group (sysfs kernel/iommu_groups/<N>/devices), a GArray of
+ * VfdBdf sorted by BDF; just @bdf when it has no IOMMU group (the bind then
+ * says why it cannot). Reads only. VFD_ERROR_NOT_FOUND when there is no
+ * such device; FAILED when a member cannot be read. */
+gboolean vfd_host_group_functions(VfdHost *host, const VfdBdf *bdf, GArray **ret_functions, GError **error);
+
+/* ---- HGX boards ----
+ * An HGX baseboard carries 8 GPUs (SXM) and their NVSwitches (4 on
+ * H100/H200). Passed through whole, a VM gets 1 GPU, or all 8 GPUs with all
+ * NVSwitches (the fabric manager then runs in the guest; Debian does not
+ * package it: the guest image must bring an operator-supplied one). Other
+ * partitions need NVIDIA's "shared NVSwitch" model (fabric manager on the
+ * host), which vfiod does not support. vfiod sees a host with at least one
+ * NVSwitch as one HGX board holding every NVIDIA display/3D function. */
+typedef struct {
+  GArray *gpus;       /* VfdBdf: NVIDIA (0x10de) functions of class 03xxxx, sorted */
+  GArray *nvswitches; /* VfdBdf: NVIDIA functions of class 0680xx, sorted */
+} VfdHgxBoard;
+
+void vfd_hgx_board_free(VfdHgxBoard *board);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdHgxBoard, vfd_hgx_board_free)
+
+/* The HGX board among @devices (a GPtrArray of VfdPciDevice, e.g. from
+ * vfd_host_enumerate()); NULL when there is no NVSwitch. */
+VfdHgxBoard *vfd_hgx_board_find(GPtrArray *devices);
+
+/* Checks that a sandbox getting @functions (GArray of VfdBdf) takes a
+ * supported share of @board: none of it, 1 GPU and no NVSwitch, or every
+ * GPU and every NVSwitch. Else VFD_ERROR_NOT_ALLOWED naming what was asked
+ * and what is supported. */
+gboolean vfd_hgx_check_partition(const VfdHgxBoard *board, GArray *functions, GError **error);

@@ -75,6 +75,174 @@ meminfo(const char *proc_root, const char *key)
   return 0;
 }
 
+/* Orders "node<N>" names by N (GPtrArray sort: pointers to the strings). */
+static gint
+node_name_cmp(gconstpointer a, gconstpointer b)
+{
+  guint64 x = g_ascii_strtoull(*(const char *const *) a + 4, NULL, 10);
+  guint64 y = g_ascii_strtoull(*(const char *const *) b + 4, NULL, 10);
+
+  return (x > y) - (x < y);
+}
+
+/* First line of @path, stripped; NULL when unreadable. */
+static char *
+read_line(const char *path)
+{
+  g_autofree char *contents = NULL;
+  char *nl;
+
+  if (!g_file_get_contents(path, &contents, NULL, NULL))
+    return NULL;
+  if ((nl = strchr(contents, '\n')))
+    *nl = '\0';
+  return g_strdup(g_strstrip(contents));
+}
+
+/* Checks that matter for large-BAR GPUs (issue 12): interrupt remapping,
+ * vfio_iommu_type1's allow_unsafe_interrupts, the IOMMU's default domain
+ * type, kernel and QEMU versions for mapping huge BARs, 1 GiB hugepages
+ * per NUMA node, vfio-pci's disable_idle_d3. @have_iommu: IOMMU groups
+ * exist; @qemu_major/@qemu_minor: -1 when unknown. */
+static void
+gpu_host_checks(GPtrArray *checks, const VfdDoctorOptions *o, gboolean have_iommu, int qemu_major, int qemu_minor)
+{
+  g_autofree char *interrupts = g_build_filename(o->proc_root, "interrupts", NULL);
+  g_autofree char *unsafe = g_build_filename(o->sys_root, "module", "vfio_iommu_type1", "parameters",
+                                             "allow_unsafe_interrupts", NULL);
+  g_autofree char *groups = g_build_filename(o->sys_root, "kernel", "iommu_groups", NULL);
+  g_autofree char *osrelease = g_build_filename(o->proc_root, "sys", "kernel", "osrelease", NULL);
+  g_autofree char *idle_d3 = g_build_filename(o->sys_root, "module", "vfio_pci", "parameters", "disable_idle_d3",
+                                              NULL);
+
+  /* Interrupt remapping: its IRQ domains show as IR-PCI-MSI, IR-IO-APIC... */
+  if (have_iommu) {
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents(interrupts, &text, NULL, NULL))
+      add(checks, "irq-remapping", VFD_DOCTOR_WARN, "cannot read %s: interrupt remapping not checked", interrupts);
+    else if (strstr(text, " IR-"))
+      add(checks, "irq-remapping", VFD_DOCTOR_OK, "interrupt remapping on (IR- interrupt domains in %s)",
+          interrupts);
+    else
+      add(checks, "irq-remapping", VFD_DOCTOR_FAIL,
+          "interrupt remapping is off (no IR- interrupt domains in %s): vfio refuses devices without it, and "
+          "allowing them anyway lets a guest forge MSIs; enable it in firmware (VT-d / AMD-Vi with x2APIC) and "
+          "do not boot with intremap=off",
+          interrupts);
+  }
+  {
+    g_autofree char *v = read_line(unsafe);
+    if (v && (g_str_equal(v, "Y") || g_str_equal(v, "1")))
+      add(checks, "unsafe-interrupts", VFD_DOCTOR_FAIL,
+          "vfio_iommu_type1 allow_unsafe_interrupts=%s: a guest can attack the host with MSIs; remove the option "
+          "(/etc/modprobe.d) and reload vfio_iommu_type1, and enable interrupt remapping instead",
+          v);
+    else if (v)
+      add(checks, "unsafe-interrupts", VFD_DOCTOR_OK, "vfio_iommu_type1 allow_unsafe_interrupts=%s", v);
+  }
+
+  /* The IOMMU's default domain: translated (DMA, DMA-FQ) or passthrough
+   * (identity, iommu=pt). vfio gives each group its own domain either way. */
+  if (have_iommu) {
+    g_autoptr(GDir) d = g_dir_open(groups, 0, NULL);
+    g_autoptr(GHashTable) types = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(GString) list = g_string_new(NULL);
+    g_autoptr(GList) keys = NULL;
+    const char *name;
+
+    while (d && (name = g_dir_read_name(d))) {
+      g_autofree char *path = g_build_filename(groups, name, "type", NULL);
+      char *t = read_line(path);
+      if (!t)
+        continue;
+      g_hash_table_insert(types, t, GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(types, t)) + 1));
+    }
+    keys = g_list_sort(g_hash_table_get_keys(types), (GCompareFunc) g_strcmp0);
+    for (GList *k = keys; k; k = k->next)
+      g_string_append_printf(list, "%s%u %s", list->len ? ", " : "",
+                             GPOINTER_TO_UINT(g_hash_table_lookup(types, k->data)), (const char *) k->data);
+    if (list->len)
+      add(checks, "iommu-mode", VFD_DOCTOR_OK, "IOMMU groups by default domain: %s (%s)", list->str,
+          g_hash_table_contains(types, "identity") ? "identity: passthrough, iommu=pt"
+                                                   : "DMA: translated for host drivers too");
+  }
+
+  /* Huge BARs map fast with huge pfnmap: kernel >= 6.12 with QEMU >= 9.2. */
+  {
+    g_autofree char *release = read_line(osrelease);
+    int kmaj = 0, kmin = 0;
+    gboolean kernel_ok = release && sscanf(release, "%d.%d", &kmaj, &kmin) == 2 &&
+                         (kmaj > 6 || (kmaj == 6 && kmin >= 12));
+    gboolean qemu_ok = qemu_major > 9 || (qemu_major == 9 && qemu_minor >= 2);
+    g_autofree char *qemu_text = qemu_major >= 0 ? g_strdup_printf("QEMU %d.%d", qemu_major, qemu_minor)
+                                                 : g_strdup("QEMU unknown");
+
+    if (!release)
+      add(checks, "large-bars", VFD_DOCTOR_WARN, "cannot read %s: kernel version not checked", osrelease);
+    else if (kernel_ok && qemu_ok)
+      add(checks, "large-bars", VFD_DOCTOR_OK, "kernel %s, %s: large BARs map with huge pages", release,
+          qemu_text);
+    else
+      add(checks, "large-bars", VFD_DOCTOR_WARN,
+          "kernel %s, %s: without both kernel >= 6.12 and QEMU >= 9.2 (huge pfnmap) a large GPU BAR is mapped "
+          "4 KiB at a time (seconds to minutes per GPU; 5+ minutes for a 64 GiB BAR in our lab); for large-BAR "
+          "GPUs use kernel >= 6.12 (trixie, bookworm-backports) and QEMU >= 9.2 (bookworm-backports)",
+          release, qemu_text);
+  }
+
+  /* 1 GiB hugepages, per NUMA node. */
+  {
+    g_autofree char *free_path = g_build_filename(o->sys_root, "kernel", "mm", "hugepages",
+                                                  "hugepages-1048576kB", "free_hugepages", NULL);
+    g_autofree char *total_path = g_build_filename(o->sys_root, "kernel", "mm", "hugepages",
+                                                   "hugepages-1048576kB", "nr_hugepages", NULL);
+    g_autofree char *nodes_dir = g_build_filename(o->sys_root, "devices", "system", "node", NULL);
+    g_autofree char *free_s = read_line(free_path);
+    g_autofree char *total_s = read_line(total_path);
+    g_autoptr(GDir) nodes = g_dir_open(nodes_dir, 0, NULL);
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GString) per_node = g_string_new(NULL);
+    const char *name;
+
+    while (nodes && (name = g_dir_read_name(nodes)))
+      if (g_str_has_prefix(name, "node") && g_ascii_isdigit(name[4]))
+        g_ptr_array_add(names, g_strdup(name));
+    g_ptr_array_sort(names, node_name_cmp);
+    for (guint i = 0; i < names->len; i++) {
+      g_autofree char *p = g_build_filename(nodes_dir, (const char *) g_ptr_array_index(names, i), "hugepages",
+                                            "hugepages-1048576kB", "free_hugepages", NULL);
+      g_autofree char *v = read_line(p);
+      if (v)
+        g_string_append_printf(per_node, "%s%s %s", per_node->len ? ", " : "",
+                               (const char *) g_ptr_array_index(names, i), v);
+    }
+    if (!free_s || !total_s || g_ascii_strtoull(total_s, NULL, 10) == 0)
+      add(checks, "hugepages-1g", VFD_DOCTOR_WARN,
+          "no 1 GiB hugepages%s (hugepagesz=1G hugepages=N on the kernel command line; the CPU needs pdpe1gb): "
+          "VFIO pins guest RAM at ~0.25 s/GiB with 4 KiB pages",
+          free_s ? " reserved" : "");
+    else if (g_ascii_strtoull(free_s, NULL, 10) == 0)
+      add(checks, "hugepages-1g", VFD_DOCTOR_WARN, "0 of %s 1 GiB hugepages free%s%s%s", total_s ? total_s : "?",
+          per_node->len ? " (" : "", per_node->str, per_node->len ? ")" : "");
+    else
+      add(checks, "hugepages-1g", VFD_DOCTOR_OK, "%s of %s 1 GiB hugepages free%s%s%s", free_s,
+          total_s ? total_s : "?", per_node->len ? " (" : "", per_node->str, per_node->len ? ")" : "");
+  }
+
+  /* vfio-pci puts idle functions in D3hot unless disable_idle_d3; vfiod
+   * keeps the functions it holds out of D3cold (d3cold_allowed=0). */
+  {
+    g_autofree char *v = read_line(idle_d3);
+    if (v && (g_str_equal(v, "Y") || g_str_equal(v, "1")))
+      add(checks, "vfio-idle-d3", VFD_DOCTOR_OK, "vfio-pci disable_idle_d3=%s: idle functions stay in D0", v);
+    else if (v)
+      add(checks, "vfio-idle-d3", VFD_DOCTOR_OK,
+          "vfio-pci disable_idle_d3=%s: idle functions go to D3hot; vfiod keeps the ones it holds out of D3cold "
+          "(d3cold_allowed=0); disable_idle_d3=1 keeps them in D0 if a GPU does not come back",
+          v);
+  }
+}
+
 GPtrArray *
 vfd_doctor_run(const VfdDoctorOptions *o)
 {
@@ -86,6 +254,7 @@ vfd_doctor_run(const VfdDoctorOptions *o)
   g_autofree char *kvm = g_build_filename(o->dev_root, "kvm", NULL);
   struct rlimit rl;
   guint n;
+  int qemu_major = -1, qemu_minor = -1; /* -1: unknown */
 
   /* IOMMU: without groups there is no passthrough at all. */
   n = count_entries(groups);
@@ -134,8 +303,10 @@ vfd_doctor_run(const VfdDoctorOptions *o)
         g_spawn_check_wait_status(status, NULL) && out) {
       int major = 0, minor = 0;
       const char *v = strstr(out, "version ");
-      if (v)
-        sscanf(v, "version %d.%d", &major, &minor);
+      if (v && sscanf(v, "version %d.%d", &major, &minor) == 2) {
+        qemu_major = major;
+        qemu_minor = minor;
+      }
       if (major > 7 || (major == 7 && minor >= 2))
         add(checks, "qemu", VFD_DOCTOR_OK, "%s %d.%d", o->qemu_binary, major, minor);
       else
@@ -167,6 +338,8 @@ vfd_doctor_run(const VfdDoctorOptions *o)
   else
     add(checks, "vhost-vsock", VFD_DOCTOR_WARN, "no %s (modprobe vhost_vsock): guests report on the console only",
         vsock);
+
+  gpu_host_checks(checks, o, n > 0, qemu_major, qemu_minor);
 
   if (o->pins_file) {
     g_autoptr(GHashTable) pins = NULL;

@@ -12,7 +12,11 @@ typedef enum {
 } VfdDoctorStatus;
 
 typedef struct {
-  char *name;   /* "iommu", "vfio-pci", "memlock", "hugepages", "qemu", "kvm", "vhost-vsock", "pins" */
+  char *name;   /* "iommu", "vfio-pci", "memlock", "hugepages", "qemu", "kvm", "vhost-vsock",
+                 * GPU hosts: "irq-remapping" (FAIL when off), "unsafe-interrupts" (FAIL when
+                 * vfio_iommu_type1 allow_unsafe_interrupts=Y), "iommu-mode", "large-bars" (WARN
+                 * below kernel 6.12 / QEMU 9.2), "hugepages-1g" (free per NUMA node),
+                 * "vfio-idle-d3"; then "pins" */
   VfdDoctorStatus status;
   char *detail; /* what was found, and what to do */
 } VfdDoctorCheck;

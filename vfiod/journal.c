@@ -49,6 +49,8 @@ device_free(gpointer p)
   g_free(d->owner);
   g_free(d->original_driver);
   g_free(d->original_override);
+  g_free(d->original_d3cold);
+  g_free(d->original_reset_method);
   g_free(d);
 }
 
@@ -61,6 +63,8 @@ device_copy(const VfdJournalDevice *d)
   c->owner = g_strdup(d->owner ? d->owner : "");
   c->original_driver = g_strdup(d->original_driver);
   c->original_override = g_strdup(d->original_override ? d->original_override : "");
+  c->original_d3cold = g_strdup(d->original_d3cold);
+  c->original_reset_method = g_strdup(d->original_reset_method);
   return c;
 }
 
@@ -125,26 +129,122 @@ sandbox_cmp(gconstpointer a, gconstpointer b)
   return g_strcmp0(x->id, y->id);
 }
 
-/* Parsing: every problem is reported as one message; the caller wraps it. */
+/* Parsing: every problem is reported as one message; the caller wraps it.
+ * The file may have been tampered with: a member of the wrong JSON type or
+ * out of range is refused, never read as a default (json-glib's getters
+ * return 0 or NULL for those, some with a critical). */
+
+/* json-glib parses recursively and overflows the stack at some 80,000
+ * levels; a journal is 4 deep. */
+#define JOURNAL_MAX_DEPTH 32
+
+/* Checks the JSON text @data/@len before json-glib sees it: arrays and
+ * objects nest at most @max deep (brackets inside strings do not count), and
+ * the text is one array or object with only whitespace around it (json-glib
+ * 1.6 accepts "{...} {...}" or "1 {...}", keeps the last value and leaks the
+ * others). Returns NULL, or what is wrong. */
+static const char *
+json_text_problem(const char *data, gsize len, guint max)
+{
+  gboolean in_string = FALSE, closed = FALSE;
+  guint depth = 0;
+
+  for (gsize i = 0; i < len; i++) {
+    char c = data[i];
+
+    if (in_string) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_string = FALSE;
+    } else if (depth == 0 && !g_ascii_isspace(c) && (closed || (c != '{' && c != '['))) {
+      return closed ? "data after the JSON document" : "not a JSON object";
+    } else if (c == '"') {
+      in_string = TRUE;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max)
+        return "nested too deep";
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      closed = --depth == 0;
+    }
+  }
+  return NULL;
+}
+
+/* Member @name of @o: TRUE with *@ret NULL when it is absent or null, TRUE
+ * with the node when it is a value of @type (G_TYPE_STRING, G_TYPE_INT64,
+ * G_TYPE_BOOLEAN), FALSE for any other type. */
+static gboolean
+get_value(JsonObject *o, const char *name, GType type, JsonNode **ret)
+{
+  JsonNode *n = json_object_get_member(o, name);
+
+  *ret = NULL;
+  if (!n || JSON_NODE_HOLDS_NULL(n))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != type)
+    return FALSE;
+  *ret = n;
+  return TRUE;
+}
+
+/* A string member; *@ret is @def when absent or null. Refused when not
+ * UTF-8 once unescaped (a lone "\ud800"): the journal written from it
+ * could not be read back. */
+static gboolean
+get_string(JsonObject *o, const char *name, const char *def, const char **ret)
+{
+  JsonNode *n;
+
+  if (!get_value(o, name, G_TYPE_STRING, &n) || (n && !g_utf8_validate(json_node_get_string(n), -1, NULL)))
+    return FALSE;
+  *ret = n ? json_node_get_string(n) : def;
+  return TRUE;
+}
+
+/* An integer member in [@min, @max]; *@ret is 0 when absent or null,
+ * which is refused when @required. */
+static gboolean
+get_int(JsonObject *o, const char *name, gboolean required, gint64 min, gint64 max, gint64 *ret)
+{
+  JsonNode *n;
+
+  if (!get_value(o, name, G_TYPE_INT64, &n) || (!n && required) ||
+      (n && (json_node_get_int(n) < min || json_node_get_int(n) > max)))
+    return FALSE;
+  *ret = n ? json_node_get_int(n) : 0;
+  return TRUE;
+}
+
+/* An array member, or NULL when absent or not an array. */
+static JsonArray *
+get_array(JsonObject *o, const char *name)
+{
+  JsonNode *n = json_object_get_member(o, name);
+
+  return n && JSON_NODE_HOLDS_ARRAY(n) ? json_node_get_array(n) : NULL;
+}
+
 static gboolean
 parse_device(JsonObject *o, VfdJournalDevice *ret, GError **error)
 {
-  const char *bdf = json_object_get_string_member_with_default(o, "bdf", NULL);
-  const char *state = json_object_get_string_member_with_default(o, "state", NULL);
+  const char *bdf = NULL, *state = NULL;
   JsonNode *drv = json_object_get_member(o, "original_driver");
+  gint64 group = 0;
 
-  if (!bdf || vfd_bdf_parse(bdf, &ret->bdf) < 0 || !state ||
-      vfd_device_state_from_string(state, &ret->state) < 0 ||
-      !json_object_has_member(o, "iommu_group") || !drv ||
-      (!JSON_NODE_HOLDS_NULL(drv) && json_node_get_value_type(drv) != G_TYPE_STRING)) {
+  if (!get_string(o, "bdf", NULL, &bdf) || !bdf || vfd_bdf_parse(bdf, &ret->bdf) < 0 ||
+      !get_string(o, "state", NULL, &state) || !state || vfd_device_state_from_string(state, &ret->state) < 0 ||
+      !get_int(o, "iommu_group", TRUE, -1, G_MAXINT, &group) ||
+      !drv || !get_string(o, "original_driver", NULL, (const char **) &ret->original_driver) ||
+      !get_string(o, "owner", "", (const char **) &ret->owner) ||
+      !get_string(o, "original_override", "", (const char **) &ret->original_override) ||
+      !get_string(o, "original_d3cold_allowed", NULL, (const char **) &ret->original_d3cold) ||
+      !get_string(o, "original_reset_method", NULL, (const char **) &ret->original_reset_method)) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "malformed device record%s%s",
                 bdf ? " for " : "", bdf ? bdf : "");
     return FALSE;
   }
-  ret->iommu_group = (int) json_object_get_int_member(o, "iommu_group");
-  ret->owner = (char *) json_object_get_string_member_with_default(o, "owner", "");
-  ret->original_driver = JSON_NODE_HOLDS_NULL(drv) ? NULL : (char *) json_node_get_string(drv);
-  ret->original_override = (char *) json_object_get_string_member_with_default(o, "original_override", "");
+  ret->iommu_group = (int) group;
   return TRUE;
 }
 
@@ -153,19 +253,21 @@ parse_document(VfdJournal *j, JsonNode *root, GError **error)
 {
   JsonObject *o;
   JsonArray *devs, *sbs;
+  const char *format = NULL;
+  gint64 version = 0;
 
   if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
     g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "not a JSON object");
     return FALSE;
   }
   o = json_node_get_object(root);
-  if (g_strcmp0(json_object_get_string_member_with_default(o, "format", ""), JOURNAL_FORMAT) != 0 ||
-      json_object_get_int_member_with_default(o, "version", -1) != JOURNAL_VERSION) {
+  if (!get_string(o, "format", NULL, &format) || g_strcmp0(format, JOURNAL_FORMAT) != 0 ||
+      !get_int(o, "version", TRUE, G_MININT64, G_MAXINT64, &version) || version != JOURNAL_VERSION) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "not a version %d vfiod journal", JOURNAL_VERSION);
     return FALSE;
   }
-  devs = json_object_get_array_member(o, "devices");
-  sbs = json_object_get_array_member(o, "sandboxes");
+  devs = get_array(o, "devices");
+  sbs = get_array(o, "sandboxes");
   if (!devs || !sbs) {
     g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "missing devices or sandboxes array");
     return FALSE;
@@ -188,6 +290,8 @@ parse_document(VfdJournal *j, JsonNode *root, GError **error)
     JsonNode *n = json_array_get_element(sbs, i);
     JsonObject *so;
     JsonArray *sdevs;
+    JsonNode *nat;
+    gint64 start_time, cid;
     VfdJournalSandbox s = { 0 };
     g_autoptr(GStrvBuilder) b = g_strv_builder_new();
 
@@ -196,22 +300,24 @@ parse_document(VfdJournal *j, JsonNode *root, GError **error)
       return FALSE;
     }
     so = json_node_get_object(n);
-    s.id = (char *) json_object_get_string_member_with_default(so, "id", NULL);
-    s.dir = (char *) json_object_get_string_member_with_default(so, "dir", NULL);
-    sdevs = json_object_has_member(so, "devices") ? json_object_get_array_member(so, "devices") : NULL;
-    if (!s.id || !*s.id || !s.dir || !sdevs) {
+    sdevs = get_array(so, "devices");
+    if (!get_string(so, "id", NULL, (const char **) &s.id) || !s.id || !*s.id ||
+        !get_string(so, "dir", NULL, (const char **) &s.dir) || !s.dir || !sdevs ||
+        !get_int(so, "pid", FALSE, 0, G_MAXINT32, &s.pid) ||
+        !get_int(so, "start_time", FALSE, 0, G_MAXINT64, &start_time) ||
+        !get_int(so, "cid", FALSE, 0, G_MAXUINT32, &cid) || !get_value(so, "nat", G_TYPE_BOOLEAN, &nat) ||
+        !get_string(so, "subnet", NULL, (const char **) &s.subnet) ||
+        !get_string(so, "tap", NULL, (const char **) &s.tap) ||
+        !get_string(so, "mac", NULL, (const char **) &s.mac)) {
       g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "malformed sandbox record");
       return FALSE;
     }
-    s.pid = json_object_get_int_member_with_default(so, "pid", 0);
-    s.subnet = (char *) json_object_get_string_member_with_default(so, "subnet", NULL);
-    s.tap = (char *) json_object_get_string_member_with_default(so, "tap", NULL);
-    s.mac = (char *) json_object_get_string_member_with_default(so, "mac", NULL);
-    s.cid = (guint32) json_object_get_int_member_with_default(so, "cid", 0);
-    s.nat = json_object_get_boolean_member_with_default(so, "nat", FALSE);
-    s.start_time = (guint64) json_object_get_int_member_with_default(so, "start_time", 0);
+    s.start_time = (guint64) start_time;
+    s.cid = (guint32) cid;
+    s.nat = nat ? json_node_get_boolean(nat) : FALSE;
     for (guint k = 0; k < json_array_get_length(sdevs); k++) {
-      const char *bdf = json_array_get_string_element(sdevs, k);
+      JsonNode *el = json_array_get_element(sdevs, k);
+      const char *bdf = JSON_NODE_HOLDS_VALUE(el) ? json_node_get_string(el) : NULL;
       VfdBdf tmp;
       if (!bdf || vfd_bdf_parse(bdf, &tmp) < 0) {
         g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "malformed device in sandbox %s", s.id);
@@ -263,7 +369,11 @@ vfd_journal_open(const char *state_dir, GError **error)
     g_autoptr(JsonParser) parser = json_parser_new();
     g_autoptr(GError) perr = NULL;
 
-    if (!json_parser_load_from_data(parser, contents, (gssize) len, &perr) ||
+    const char *problem = json_text_problem(contents, len, JOURNAL_MAX_DEPTH);
+
+    if (problem)
+      g_set_error_literal(&perr, VFD_ERROR, VFD_ERROR_CORRUPT, problem);
+    if (perr || !json_parser_load_from_data(parser, contents, (gssize) len, &perr) ||
         !parse_document(j, json_parser_get_root(parser), &perr)) {
       g_autofree char *copy = g_strdup_printf("%s.corrupt-%" G_GINT64_FORMAT, j->path, g_get_real_time() / G_USEC_PER_SEC);
       gboolean kept = g_file_set_contents(copy, contents, (gssize) len, NULL);
@@ -308,6 +418,14 @@ build_document(VfdJournal *j)
       json_builder_add_null_value(b);
     json_builder_set_member_name(b, "original_override");
     json_builder_add_string_value(b, d->original_override);
+    if (d->original_d3cold) {
+      json_builder_set_member_name(b, "original_d3cold_allowed");
+      json_builder_add_string_value(b, d->original_d3cold);
+    }
+    if (d->original_reset_method) {
+      json_builder_set_member_name(b, "original_reset_method");
+      json_builder_add_string_value(b, d->original_reset_method);
+    }
     json_builder_end_object(b);
   }
   json_builder_end_array(b);

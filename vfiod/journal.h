@@ -13,11 +13,14 @@
  *   {"format":"vfiod-journal","version":1,
  *    "devices":[{"bdf":"0000:01:00.0","iommu_group":12,"state":"bound",
  *                "owner":"sb-1a2b3c4d","original_driver":"nvidia"|null,
- *                "original_override":""}],
+ *                "original_override":"",
+ *                "original_d3cold_allowed":"1", "original_reset_method":"flr bus"}],
  *    "sandboxes":[{"id":"sb-1a2b3c4d","pid":1234,"start_time":5678,
  *                  "devices":["0000:01:00.0"],"dir":"/run/vfiod/sandboxes/sb-1a2b3c4d",
  *                  "subnet":"10.0.128.4/30","tap":"vfd1a2b3c4d","mac":"02:..","cid":3,"nat":false}]}
- * (the network members are optional: absent when the sandbox has none).
+ * (the network members are optional: absent when the sandbox has none;
+ * original_d3cold_allowed and original_reset_method are absent when the bind
+ * leaves that attribute as it is).
  *
  * Commit writes a temp file, fsyncs it, renames it over the journal and
  * fsyncs the directory, so a reader sees either the old or the new state. */
@@ -42,6 +45,9 @@ typedef struct {
   char *owner;             /* sandbox id or operator-given name; never NULL */
   char *original_driver;   /* NULL: the device had no driver */
   char *original_override; /* "" when there was none */
+  char *original_d3cold;   /* sysfs d3cold_allowed before the bind wrote 0 ("1"); NULL: not changed */
+  char *original_reset_method; /* sysfs reset_method before the bind took bus resets out of it
+                                * (NO_BUS_RESET device); NULL: not changed */
 } VfdJournalDevice;
 
 typedef struct {

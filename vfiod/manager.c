@@ -69,6 +69,7 @@ typedef struct {
   guint32 cid; /* 0: no vsock */
   gboolean tap_created;
   int numa_node; /* all passed devices on this node, else -1 */
+  VfdAddressPlan plan; /* Q35: the guest's 64-bit PCI window and address width */
 } Sandbox;
 
 struct VfdManager {
@@ -280,7 +281,12 @@ sandbox_release_devices(Sandbox *s, GError **error)
     vfd_host_unlock_journal(host);
     if (!journaled)
       continue; /* released together with an earlier member of its group */
-    if (!vfd_host_release_group(s->manager->host, bdf, s->id, NULL, &local)) {
+    g_autoptr(GPtrArray) notes = NULL;
+    gboolean released = vfd_host_release_group_full(s->manager->host, bdf, s->id, NULL, &notes, &local);
+
+    for (guint k = 0; notes && k < notes->len; k++)
+      g_warning("sandbox %s: %s", s->id, (const char *) g_ptr_array_index(notes, k));
+    if (!released) {
       g_warning("sandbox %s: cannot release %s: %s", s->id, vfd_bdf_format(bdf, name), local->message);
       if (ok && error)
         g_propagate_error(error, g_steal_pointer(&local));
@@ -999,7 +1005,13 @@ handle_bind_device_full(VfdManager1 *sk, GDBusMethodInvocation *inv, const char 
 static gboolean
 release_work(Op *op, GError **error)
 {
-  return vfd_host_release_group(op->m->host, &op->bdf, NULL, &op->members, error);
+  g_autoptr(GPtrArray) notes = NULL;
+  char b[VFD_BDF_STRLEN];
+  gboolean ok = vfd_host_release_group_full(op->m->host, &op->bdf, NULL, &op->members, &notes, error);
+
+  for (guint i = 0; notes && i < notes->len; i++)
+    g_warning("release %s: %s", vfd_bdf_format(&op->bdf, b), (const char *) g_ptr_array_index(notes, i));
+  return ok;
 }
 
 static void
@@ -1086,6 +1098,40 @@ hand_over(VfdManager *m, Sandbox *s, GError **error)
   return TRUE;
 }
 
+/* Stage 2a of a create, reads only: the functions the sandbox will get,
+ * the HGX partition rule and the guest address space (s->plan), see
+ * vfd_sandbox_plan_devices(); then whether hugepages can back its RAM on
+ * the node its functions share (vfd_hugepages_check()). A refusal here has
+ * changed nothing. */
+static gboolean
+plan_devices(VfdManager *m, Op *op, Sandbox *s, GError **error)
+{
+  g_autoptr(GArray) functions = NULL;
+  VfdHostCpu cpu = { 0 };
+  int node = -1;
+  int r;
+
+  if (op->requested->len > 0) {
+    r = vfd_host_cpu_read(m->config->proc_root, &cpu);
+    if (r < 0)
+      g_message("sandbox %s: the host's address width is unknown (%s/cpuinfo: %s); not checked", s->id,
+                m->config->proc_root, g_strerror(-r));
+    if (!vfd_sandbox_plan_devices(m->host, op->requested, op->gpus, s->memory_mib, m->config->qemu_accel, &cpu,
+                                  &functions, &s->plan, error))
+      return FALSE;
+    /* The node stage 2 binds guest RAM to: the one all functions share. */
+    for (guint i = 0; i < functions->len; i++) {
+      g_autoptr(VfdPciDevice) d = vfd_host_get_device(m->host, &g_array_index(functions, VfdBdf, i), NULL);
+      int nd = d ? d->numa_node : -1;
+      node = i == 0 ? nd : (nd == node ? node : -1);
+    }
+  }
+  if (m->config->qemu_hugepages || m->config->qemu_hugepage_kib)
+    return vfd_hugepages_check(m->config->sys_root, m->config->proc_root, s->memory_mib, m->config->qemu_hugepage_kib,
+                               node, error);
+  return TRUE;
+}
+
 /* Worker: stages 1-3 of a create, with reverse-order rollback of the stages
  * done when one fails. */
 static gboolean
@@ -1119,6 +1165,8 @@ create_work(Op *op, GError **error)
     g_array_append_vals(op->requested, picked->data, picked->len);
     s->numa_node = node;
   }
+  if (!plan_devices(m, op, s, error))
+    goto rollback;
   for (guint i = 0; i < op->requested->len; i++) {
     int g = -1;
     if (vfd_sysfs_iommu_group(vfd_host_sysfs(m->host), &g_array_index(op->requested, VfdBdf, i), &g) == 0)
@@ -1228,7 +1276,12 @@ create_work(Op *op, GError **error)
       .qmp_socket = qmp,
       .devices = (const VfdBdf *) (void *) passed->data,
       .n_devices = passed->len,
-      .hugepages = m->config->qemu_hugepages,
+      .pci_hole64_size = s->plan.pci_hole64_size,
+      .phys_bits = s->plan.phys_bits,
+      .pci_nocrs = m->config->qemu_pci_nocrs,
+      .hugepages = m->config->qemu_hugepages || m->config->qemu_hugepage_kib,
+      .hugepage_kib = m->config->qemu_hugepage_kib,
+      .prealloc_threads = m->config->qemu_prealloc_threads,
       .tsc_khz = g_str_equal(m->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
       .numa_bind = s->numa_node >= 0,
       .numa_node = (guint) MAX(s->numa_node, 0),
@@ -1551,9 +1604,37 @@ handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer da
   g_variant_dict_insert(&host, "memory_mib", "t", meminfo_value("MemTotal") / 1024);
   g_variant_dict_insert(&host, "cpus", "u", g_get_num_processors());
   g_variant_dict_insert(&host, "free_units", "u", free_units);
+  {
+    /* The guest address width vfiod can give (see vfd_qemu_address_plan()). */
+    VfdHostCpu cpu = { 0 };
+    if (vfd_host_cpu_read(m->config->proc_root, &cpu) == 0) {
+      g_variant_dict_insert(&host, "phys_bits", "u", cpu.phys_bits);
+      g_variant_dict_insert(&host, "la57", "b", cpu.la57);
+    }
+  }
 
   g_variant_dict_init(&caps, NULL);
   g_variant_dict_insert_value(&caps, "devices", devs);
+  {
+    /* An HGX board: which partitions a sandbox may take. */
+    g_autoptr(GPtrArray) all = vfd_host_enumerate(m->host, NULL);
+    g_autoptr(VfdHgxBoard) board = all ? vfd_hgx_board_find(all) : NULL;
+    if (board) {
+      g_auto(GStrv) gpus = bdf_strv(board->gpus);
+      g_auto(GStrv) switches = bdf_strv(board->nvswitches);
+      guint32 counts[2] = { 1, board->gpus->len };
+      GVariantDict hgx;
+
+      g_variant_dict_init(&hgx, NULL);
+      g_variant_dict_insert_value(&hgx, "gpus", g_variant_new_strv((const char *const *) gpus, -1));
+      g_variant_dict_insert_value(&hgx, "nvswitches", g_variant_new_strv((const char *const *) switches, -1));
+      /* GPUs per sandbox: 1, or all of them with every NVSwitch. */
+      g_variant_dict_insert_value(&hgx, "gpu_counts",
+                                  g_variant_new_fixed_array(G_VARIANT_TYPE_UINT32, counts,
+                                                            board->gpus->len > 1 ? 2 : 1, sizeof(guint32)));
+      g_variant_dict_insert_value(&caps, "hgx", g_variant_dict_end(&hgx));
+    }
+  }
   g_variant_dict_insert_value(&caps, "host", g_variant_dict_end(&host));
   vfd_manager1_complete_get_capabilities(sk, inv, g_variant_dict_end(&caps));
   return TRUE;
@@ -2070,7 +2151,7 @@ vfd_manager_reload(VfdManager *m, const char *path, GError **error)
     g_mutex_unlock(&m->net_lock);
   }
   vfd_host_set_policy(m->host, policy);
-  vfd_host_set_reset_on_release(m->host, c->reset_on_release);
+  vfd_host_set_reset_policy(m->host, c->reset_on_release);
   vfd_sysfs_set_write_timeout(vfd_host_sysfs(m->host), c->write_timeout_s * 1000);
   if (!m->old_configs)
     m->old_configs = g_ptr_array_new_with_free_func((GDestroyNotify) vfd_config_free);
@@ -2179,7 +2260,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   vfd_sysfs_set_write_timeout(sysfs, config->write_timeout_s * 1000);
   m->host = vfd_host_new(g_steal_pointer(&sysfs), policy, g_steal_pointer(&journal));
   vfd_host_set_proc_root(m->host, config->proc_root);
-  vfd_host_set_reset_on_release(m->host, config->reset_on_release);
+  vfd_host_set_reset_policy(m->host, config->reset_on_release);
 
   m->observer = g_dbus_auth_observer_new();
   g_signal_connect(m->observer, "authorize-authenticated-peer", G_CALLBACK(on_authorize_peer), m);

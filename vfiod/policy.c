@@ -153,3 +153,17 @@ vfd_policy_refusal(const VfdPolicy *policy, guint16 vendor, guint16 device, guin
     return "a network controller (set [devices] allow_network=true to allow)";
   return NULL;
 }
+
+bool
+vfd_reset_policy_wants(VfdResetPolicy policy, guint16 vendor, guint32 class_code)
+{
+  switch (policy) {
+  case VFD_RESET_ALWAYS:
+    return true;
+  case VFD_RESET_NEVER:
+    return false;
+  case VFD_RESET_AUTO:
+  default:
+    return vendor == 0x10de && ((class_code >> 16) & 0xff) == 0x03;
+  }
+}

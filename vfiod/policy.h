@@ -42,6 +42,20 @@ void vfd_policy_set_guards(VfdPolicy *policy, const VfdPolicyGuards *guards);
 const char *vfd_policy_refusal(const VfdPolicy *policy, guint16 vendor, guint16 device, guint32 class_code,
                                bool boot_vga);
 
+/* When a release resets a function before giving it back ([devices]
+ * reset_on_release: absent or "auto", true, false). */
+typedef enum {
+  VFD_RESET_AUTO,   /* NVIDIA (vendor 0x10de) display/3D functions (class 03xxxx) only: a GPU
+                     * whose GSP firmware still runs refuses its next driver ("WPR2 already up") */
+  VFD_RESET_ALWAYS, /* every function */
+  VFD_RESET_NEVER,  /* none */
+} VfdResetPolicy;
+
+/* Whether @policy resets a function of @vendor and 24-bit @class_code. The
+ * reset itself still needs a method the kernel offers (sysfs
+ * `reset_method`). */
+bool vfd_reset_policy_wants(VfdResetPolicy policy, guint16 vendor, guint32 class_code);
+
 /* Default rules: NVIDIA (10de:*) display (03), audio (0403), USB (0c03) and
  * serial-bus/UCSI (0c80) functions. */
 #define VFD_POLICY_DEFAULT_IDS "10de:*"

@@ -55,18 +55,25 @@ restore(VfdHost *host, const Snap *d, const char *ok_action, const char *why, GP
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) members = NULL;
+  g_autoptr(GPtrArray) notes = NULL;
+  g_autoptr(GString) noted = g_string_new(NULL);
   char b[VFD_BDF_STRLEN];
+  gboolean ok;
 
   vfd_bdf_format(&d->bdf, b);
-  if (!vfd_host_release_group(host, &d->bdf, NULL, &members, &error)) {
+  ok = vfd_host_release_group_full(host, &d->bdf, NULL, &members, &notes, &error);
+  /* What the release skipped (e.g. a reset with no method), said once. */
+  for (guint i = 0; notes && i < notes->len; i++)
+    g_string_append_printf(noted, " (%s)", (const char *) g_ptr_array_index(notes, i));
+  if (!ok) {
     vfd_reconcile_add(report, b, g_error_matches(error, VFD_ERROR, VFD_ERROR_STUCK) ? "stuck" : "failed",
-                      "%s, but restoring it failed: %s", why, error->message);
+                      "%s, but restoring it failed: %s%s", why, error->message, noted->str);
     return;
   }
   for (guint i = 0; i < members->len; i++) {
     char m[VFD_BDF_STRLEN];
     vfd_reconcile_add(report, vfd_bdf_format(&g_array_index(members, VfdBdf, i), m), ok_action,
-                      "%s; back on its original driver", why);
+                      "%s; back on its original driver%s", why, i == 0 ? noted->str : "");
   }
 }
 

@@ -5,10 +5,32 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The count of timed-out writes still running, shared with their threads:
+ * such a write may return after its VfdSysfs is gone. */
+typedef struct {
+  gatomicrefcount ref;
+  gint count; /* atomic */
+} HungCounter;
+
+static HungCounter *
+hung_counter_ref(HungCounter *c)
+{
+  g_atomic_ref_count_inc(&c->ref);
+  return c;
+}
+
+static void
+hung_counter_unref(HungCounter *c)
+{
+  if (c && g_atomic_ref_count_dec(&c->ref))
+    g_free(c);
+}
 
 struct VfdSysfs {
   char *sys_root;
@@ -16,7 +38,7 @@ struct VfdSysfs {
   VfdSysfsWriteFunc writer;
   void *writer_data;
   guint timeout_ms;
-  gint hung; /* atomic: timed-out writes still running */
+  HungCounter *hung; /* timed-out writes still running */
 };
 
 /* One write handed to a thread. Shared by the caller and the thread; the
@@ -32,7 +54,7 @@ typedef struct {
   char *value;
   VfdSysfsWriteFunc writer;
   void *writer_data;
-  gint *hung; /* decremented when an abandoned write finally returns */
+  HungCounter *hung; /* decremented when an abandoned write finally returns */
 } WriteJob;
 
 static void
@@ -44,6 +66,7 @@ write_job_unref(WriteJob *job)
   g_cond_clear(&job->cond);
   g_free(job->path);
   g_free(job->value);
+  hung_counter_unref(job->hung);
   g_free(job);
 }
 
@@ -57,7 +80,7 @@ write_thread(gpointer data)
   job->result = r;
   job->done = TRUE;
   if (job->abandoned)
-    g_atomic_int_dec_and_test(job->hung);
+    g_atomic_int_dec_and_test(&job->hung->count);
   g_cond_signal(&job->cond);
   g_mutex_unlock(&job->lock);
   write_job_unref(job);
@@ -81,7 +104,7 @@ write_with_timeout(VfdSysfs *sysfs, const char *path, const char *value)
   job->value = g_strdup(value);
   job->writer = sysfs->writer;
   job->writer_data = sysfs->writer_data;
-  job->hung = &sysfs->hung;
+  job->hung = hung_counter_ref(sysfs->hung);
 
   g_atomic_ref_count_inc(&job->ref); /* the thread's */
   thread = g_thread_try_new("vfiod-sysfs", write_thread, job, &error);
@@ -100,7 +123,7 @@ write_with_timeout(VfdSysfs *sysfs, const char *path, const char *value)
     r = job->result;
   } else {
     job->abandoned = TRUE;
-    g_atomic_int_inc(&sysfs->hung);
+    g_atomic_int_inc(&sysfs->hung->count);
     r = -ETIMEDOUT;
   }
   g_mutex_unlock(&job->lock);
@@ -130,6 +153,8 @@ vfd_sysfs_new(const char *sys_root, const char *dev_root)
   s->sys_root = g_strdup(sys_root ? sys_root : "/sys");
   s->dev_root = g_strdup(dev_root ? dev_root : "/dev");
   s->writer = default_writer;
+  s->hung = g_new0(HungCounter, 1);
+  g_atomic_ref_count_init(&s->hung->ref);
   return s;
 }
 
@@ -140,6 +165,7 @@ vfd_sysfs_free(VfdSysfs *sysfs)
     return;
   g_free(sysfs->sys_root);
   g_free(sysfs->dev_root);
+  hung_counter_unref(sysfs->hung);
   g_free(sysfs);
 }
 
@@ -246,7 +272,7 @@ vfd_sysfs_set_write_timeout(VfdSysfs *sysfs, guint timeout_ms)
 guint
 vfd_sysfs_hung_writes(const VfdSysfs *sysfs)
 {
-  return (guint) g_atomic_int_get(&sysfs->hung);
+  return (guint) g_atomic_int_get(&sysfs->hung->count);
 }
 
 static int
@@ -371,4 +397,51 @@ vfd_sysfs_vfio_group_exists(const VfdSysfs *sysfs, int group)
   g_autofree char *p = g_build_filename(sysfs->dev_root, "vfio", num, NULL);
 
   return g_file_test(p, G_FILE_TEST_EXISTS);
+}
+
+bool
+vfd_pci_bar_is_prefetch64(const VfdPciBar *bar)
+{
+  return bar->size > 0 && (bar->flags & VFD_IORESOURCE_MEM_64) && (bar->flags & VFD_IORESOURCE_PREFETCH);
+}
+
+int
+vfd_pci_resource_parse(const char *text, VfdPciBar *ret_bars)
+{
+  VfdPciBar bars[VFD_PCI_NUM_BARS] = { { 0 } };
+  g_auto(GStrv) lines = NULL;
+
+  if (!text)
+    return -EINVAL;
+  lines = g_strsplit(text, "\n", VFD_PCI_NUM_BARS + 1);
+  for (guint i = 0; i < VFD_PCI_NUM_BARS; i++) {
+    unsigned long long start, end, flags;
+    int used = -1;
+
+    /* "0x... 0x... 0x...": %llx takes the 0x prefix; nothing may follow. */
+    if (!lines[i] || strchr(lines[i], '-') ||
+        sscanf(lines[i], " %llx %llx %llx %n", &start, &end, &flags, &used) != 3 || used < 0 ||
+        lines[i][used] != '\0')
+      return -EINVAL;
+    if (end == 0)
+      continue; /* unused (or the upper half of a 64-bit BAR) */
+    if (end < start)
+      return -EINVAL;
+    bars[i].start = start;
+    bars[i].size = end - start + 1;
+    bars[i].flags = flags;
+  }
+  memcpy(ret_bars, bars, sizeof bars);
+  return 0;
+}
+
+int
+vfd_sysfs_read_bars(const VfdSysfs *sysfs, const VfdBdf *bdf, VfdPciBar *ret_bars)
+{
+  g_autofree char *text = NULL;
+  int r = vfd_sysfs_read_attr(sysfs, bdf, "resource", &text);
+
+  if (r < 0)
+    return r;
+  return vfd_pci_resource_parse(text, ret_bars);
 }

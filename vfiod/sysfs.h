@@ -89,3 +89,35 @@ int vfd_sysfs_iommu_group_devices(const VfdSysfs *sysfs, int group, GArray **ret
 
 /* True when <dev_root>/vfio/<group> exists. */
 bool vfd_sysfs_vfio_group_exists(const VfdSysfs *sysfs, int group);
+
+/* ---- BARs (sysfs `resource`) ----
+ * The kernel's `resource` file has one line per resource, "start end flags"
+ * as 0x-prefixed hex: lines 0-5 are the BARs, 6 the expansion ROM, then
+ * (SR-IOV) the VF BARs and (bridges) the bridge windows. A 64-bit BAR
+ * shows its whole range on its own line and zeros on the next one. Flags
+ * are the kernel's IORESOURCE_* bits. */
+#define VFD_PCI_NUM_BARS 6
+#define VFD_IORESOURCE_MEM 0x00000200ULL
+#define VFD_IORESOURCE_PREFETCH 0x00002000ULL
+#define VFD_IORESOURCE_MEM_64 0x00100000ULL
+
+typedef struct {
+  guint64 start; /* host physical address */
+  guint64 size;  /* bytes (end - start + 1); 0: no such BAR */
+  guint64 flags; /* IORESOURCE_* */
+} VfdPciBar;
+
+/* True for a 64-bit prefetchable memory BAR (IORESOURCE_MEM_64 and
+ * IORESOURCE_PREFETCH set): what a guest places in its 64-bit PCI window. */
+bool vfd_pci_bar_is_prefetch64(const VfdPciBar *bar);
+
+/* Parses the text of a `resource` file into its 6 BARs (@ret_bars: an array
+ * of VFD_PCI_NUM_BARS, written only on success; a BAR whose end is 0 has
+ * size 0). Lines after the sixth (ROM, VF BARs, bridge windows) are
+ * ignored. -EINVAL when one of the first 6 lines is missing or is not three
+ * hex numbers, or end < start. */
+int vfd_pci_resource_parse(const char *text, VfdPciBar *ret_bars);
+
+/* Reads and parses <BDF>/resource (see vfd_pci_resource_parse()). -ENOENT
+ * when the device does not exist. */
+int vfd_sysfs_read_bars(const VfdSysfs *sysfs, const VfdBdf *bdf, VfdPciBar *ret_bars);

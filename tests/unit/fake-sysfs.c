@@ -686,6 +686,7 @@ typedef enum {
   W_REMOVE_ID,
   W_OVERRIDE,
   W_REMOVE,
+  W_RESET,
 } WriteKind;
 
 static int
@@ -738,9 +739,9 @@ handle_write(FakeSysfs *fs, const char *path, const char *value)
       kind = W_NEW_ID;
     else if (g_str_equal(last, "remove_id"))
       kind = W_REMOVE_ID;
-  } else if ((g_str_equal(last, "driver_override") || g_str_equal(last, "remove")) &&
+  } else if ((g_str_equal(last, "driver_override") || g_str_equal(last, "remove") || g_str_equal(last, "reset")) &&
              (d = device_of_attr_path(fs, parts, n))) {
-    kind = g_str_equal(last, "remove") ? W_REMOVE : W_OVERRIDE;
+    kind = g_str_equal(last, "remove") ? W_REMOVE : g_str_equal(last, "reset") ? W_RESET : W_OVERRIDE;
   }
 
   switch (kind) {
@@ -758,6 +759,10 @@ handle_write(FakeSysfs *fs, const char *path, const char *value)
     break;
   case W_OVERRIDE:
     op = FAKE_OP_OVERRIDE;
+    bdf = g_strdup(d->bdf);
+    break;
+  case W_RESET:
+    op = FAKE_OP_RESET;
     bdf = g_strdup(d->bdf);
     break;
   default:
@@ -801,6 +806,21 @@ handle_write(FakeSysfs *fs, const char *path, const char *value)
         r = device_remove(fs, d);
       else
         r = 0;
+      break;
+    case W_RESET:
+      /* reset_store(): "1" only; pci_reset_function() has no method when
+       * reset_method lists none. */
+      d = g_hash_table_lookup(fs->devices, bdf);
+      if (!d) {
+        r = -ENODEV;
+      } else if (!g_str_equal(arg, "1")) {
+        r = -EINVAL;
+      } else {
+        g_autofree char *dir = sys_path(fs, d->dir_rel);
+        g_autofree char *mpath = g_build_filename(dir, "reset_method", NULL);
+        g_autofree char *methods = NULL;
+        r = g_file_get_contents(mpath, &methods, NULL, NULL) && *g_strstrip(methods) ? 0 : -ENOTTY;
+      }
       break;
     case W_PLAIN:
     default:
@@ -1133,6 +1153,7 @@ add_device_locked(FakeSysfs *fs, FakeDevice *d, const char *driver)
     { "numa_node", "-1\n" },
     { "modalias", modalias },
     { "reset_method", "flr bus\n" },
+    { "d3cold_allowed", "1\n" },
     { "enable", "1\n" },
     { "driver_override", "(null)\n" },
     { "reset", "" },
@@ -1277,6 +1298,66 @@ fake_sysfs_set_attr(FakeSysfs *fs, const char *bdf, const char *attr, const char
 
   FAKE_ASSERT(attr && *attr && !strchr(attr, '/') && contents);
   with_device(fs, bdf, set_attr_cb, &args);
+}
+
+char *
+fake_sysfs_get_attr(FakeSysfs *fs, const char *bdf, const char *attr)
+{
+  g_autofree char *b = canonical_bdf(bdf);
+  g_autofree char *path = NULL;
+  char *contents = NULL;
+  FakeDevice *d;
+
+  FAKE_ASSERT(attr && *attr && !strchr(attr, '/'));
+  g_mutex_lock(&fs->lock);
+  d = g_hash_table_lookup(fs->devices, b);
+  if (d) {
+    g_autofree char *dir = sys_path(fs, d->dir_rel);
+    path = g_build_filename(dir, attr, NULL);
+    if (!g_file_get_contents(path, &contents, NULL, NULL))
+      contents = NULL;
+  }
+  g_mutex_unlock(&fs->lock);
+  return contents;
+}
+
+typedef struct {
+  guint index;
+  guint64 start, size, flags;
+} BarArgs;
+
+static int
+set_bar_cb(FakeSysfs *fs, FakeDevice *d, const void *data)
+{
+  const BarArgs *a = data;
+  g_autofree char *dir = sys_path(fs, d->dir_rel);
+  g_autofree char *p = g_build_filename(dir, "resource", NULL);
+  g_autofree char *old = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(GString) out = g_string_new(NULL);
+
+  if (!g_file_get_contents(p, &old, NULL, NULL))
+    return -ENOENT;
+  lines = g_strsplit(old, "\n", -1);
+  for (guint i = 0; lines[i] && (*lines[i] || lines[i + 1]); i++) {
+    if (i == a->index && a->size)
+      g_string_append_printf(out, "0x%016" G_GINT64_MODIFIER "x 0x%016" G_GINT64_MODIFIER "x 0x%016" G_GINT64_MODIFIER
+                             "x\n", a->start, a->start + a->size - 1, a->flags);
+    else if (i == a->index)
+      g_string_append(out, "0x0000000000000000 0x0000000000000000 0x0000000000000000\n");
+    else
+      g_string_append_printf(out, "%s\n", lines[i]);
+  }
+  return write_text(p, out->str);
+}
+
+void
+fake_sysfs_set_bar(FakeSysfs *fs, const char *bdf, guint index, guint64 start, guint64 size, guint64 flags)
+{
+  BarArgs args = { index, start, size, flags };
+
+  FAKE_ASSERT(index <= 6);
+  with_device(fs, bdf, set_bar_cb, &args);
 }
 
 void

@@ -15,8 +15,9 @@
  *       "start end flags"), config (256 bytes: IDs, class, revision, header
  *       type 1 for bridges (class 0604xx) else 0, subsystem IDs),
  *       driver_override ("(null)\n" when unset, as the kernel shows it),
- *       numa_node "-1\n", modalias, reset_method "flr bus\n", boot_vga "0\n"
- *       (VGA class 0300xx only), enable, and the write-only reset/remove;
+ *       numa_node "-1\n", modalias, reset_method "flr bus\n", d3cold_allowed
+ *       "1\n", boot_vga "0\n" (VGA class 0300xx only), enable, and the
+ *       write-only reset/remove;
  *       driver -> ../../../bus/pci/drivers/<name>             (when bound)
  *       iommu_group -> ../../../kernel/iommu_groups/<N>        (when N >= 0)
  *   sys/bus/pci/devices/<BDF> -> ../../../devices/pci<DDDD>:00/<BDF>
@@ -80,6 +81,12 @@
  *     vfiod must never use it). Fewer than two hex fields: -EINVAL.
  *     remove_id drops the dynamic ID.
  *   - .../<BDF>/remove "1": hot-unplug of the device.
+ *   - .../<BDF>/reset: a value other than "1" is -EINVAL (reset_store());
+ *     -ENOTTY when the device's reset_method file is empty (no method, or
+ *     all disabled); else success (logged, nothing else changes). Faultable
+ *     as FAKE_OP_RESET.
+ *   - reset_method and d3cold_allowed are plain files: a write replaces the
+ *     content (the kernel's validation of method names is not modelled).
  *   - BDFs written are compared exactly as the kernel does (sysfs_streq: one
  *     trailing "\n" ignored; no case folding, no short forms).
  *   - Anything else: a plain open(O_WRONLY|O_TRUNC) + write() of the file
@@ -104,6 +111,7 @@ typedef enum {
   FAKE_OP_UNBIND,   /* <BDF> written to bus/pci/drivers/<any>/unbind */
   FAKE_OP_PROBE,    /* <BDF> written to bus/pci/drivers_probe */
   FAKE_OP_BIND,     /* <BDF> written to bus/pci/drivers/<any>/bind */
+  FAKE_OP_RESET,    /* a write to <BDF>/reset */
 } FakeOp;
 
 #define FAKE_VFIO_DRIVER "vfio-pci"
@@ -166,6 +174,19 @@ void fake_sysfs_set_override(FakeSysfs *fs, const char *bdf, const char *value);
 /* Replaces the contents of attribute file <BDF>/@attr (creating it), e.g. a
  * corrupt "vendor" or an empty "reset_method". Not logged. */
 void fake_sysfs_set_attr(FakeSysfs *fs, const char *bdf, const char *attr, const char *contents);
+
+/* Reads attribute file <BDF>/@attr as it is now (newly allocated, NULL when
+ * missing), e.g. to see what a write left in "d3cold_allowed". */
+char *fake_sysfs_get_attr(FakeSysfs *fs, const char *bdf, const char *attr);
+
+/* Sets line @index (0-5: BAR, 6: ROM) of <BDF>/resource as the kernel shows
+ * a BAR of @size bytes at host address @start with IORESOURCE_* @flags
+ * ("0x%016x 0x%016x 0x%016x": start, start + size - 1, flags; all zero when
+ * @size is 0). Common flags: FAKE_BAR_MEM32 (32-bit, non-prefetchable),
+ * FAKE_BAR_MEM64_PREF (64-bit prefetchable). Not logged. */
+#define FAKE_BAR_MEM32 0x0000000000040200ULL
+#define FAKE_BAR_MEM64_PREF 0x000000000014220cULL
+void fake_sysfs_set_bar(FakeSysfs *fs, const char *bdf, guint index, guint64 start, guint64 size, guint64 flags);
 
 /* Faults. Each fires once, on the next matching write, and is then gone;
  * queued twice, it fires twice.

@@ -592,7 +592,16 @@ test_reset_on_release(void **state)
   g_autoptr(GError) error = NULL;
   VfdBdf gpu = bdf("0000:01:00.0");
 
-  /* Off by default. */
+  /* Default (auto): the NVIDIA VGA function is reset, its audio function
+   * (class 0403) is not. */
+  assert_true(vfd_host_bind_group(f->host, &gpu, "op", NULL, NULL, &error));
+  assert_true(vfd_host_release_group(f->host, &gpu, NULL, NULL, &error));
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/devices/0000:01:00.0/reset", "1"), 1);
+  assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/devices/0000:01:00.1/reset", NULL), 0);
+
+  /* Off ([devices] reset_on_release=false): none. */
+  vfd_host_set_reset_on_release(f->host, false);
+  fake_sysfs_clear_log(f->fs);
   assert_true(vfd_host_bind_group(f->host, &gpu, "op", NULL, NULL, &error));
   assert_true(vfd_host_release_group(f->host, &gpu, NULL, NULL, &error));
   assert_int_equal(fake_sysfs_count_writes(f->fs, "bus/pci/devices/*/reset", NULL), 0);

@@ -157,6 +157,51 @@ test_corrupt(void **state)
   check_corrupt("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[{\"id\":\"sb-1\"}]}");
 }
 
+/* A tampered journal (found by tests/fuzz/fuzz-journal): members of the
+ * wrong JSON type or out of range are refused, not read as 0 or NULL with a
+ * GLib critical; nesting that would overflow json-glib's stack, and a second
+ * document after the first, are refused before parsing. Criticals are fatal
+ * in this test (main). */
+static void
+test_tampered(void **state)
+{
+#define DEV(members) "{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[{\"bdf\":\"0000:01:00.0\"," \
+  "\"state\":\"bound\",\"original_driver\":null" members "}],\"sandboxes\":[]}"
+#define SB(members) "{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[{\"id\":\"sb-1\"," \
+  "\"dir\":\"/run/vfiod/sandboxes/sb-1\"" members "}]}"
+  g_autoptr(GString) deep = g_string_new("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[],\"x\":");
+
+  check_corrupt(DEV(",\"iommu_group\":[]"));
+  check_corrupt(DEV(",\"iommu_group\":{}"));
+  check_corrupt(DEV(",\"iommu_group\":\"12\""));
+  check_corrupt(DEV(",\"iommu_group\":null"));
+  check_corrupt(DEV(",\"iommu_group\":4294967308"));
+  check_corrupt(DEV(",\"iommu_group\":1.5"));
+  check_corrupt(DEV(",\"iommu_group\":1,\"owner\":7"));
+  check_corrupt(DEV(",\"iommu_group\":1,\"original_override\":[]"));
+  /* not UTF-8 once unescaped: the journal written from it could not be read back */
+  check_corrupt(DEV(",\"iommu_group\":1,\"owner\":\"sb-\\ud800\""));
+  check_corrupt("{\"format\":\"vfiod-journal\",\"version\":[],\"devices\":[],\"sandboxes\":[]}");
+  check_corrupt("{\"format\":{},\"version\":1,\"devices\":[],\"sandboxes\":[]}");
+  check_corrupt("{\"format\":\"vfiod-journal\",\"version\":1}");
+  check_corrupt("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":{},\"sandboxes\":[]}");
+  check_corrupt(SB(",\"devices\":[{\"bdf\":\"0000:01:00.0\"}]"));
+  check_corrupt(SB(",\"devices\":[[]]"));
+  check_corrupt(SB(",\"devices\":{}"));
+  check_corrupt(SB(",\"devices\":[],\"pid\":\"4242\""));
+  check_corrupt(SB(",\"devices\":[],\"cid\":-1"));
+  check_corrupt(SB(",\"devices\":[],\"nat\":\"yes\""));
+  check_corrupt(SB(",\"devices\":[],\"tap\":{}"));
+  /* json-glib alone would take the second document */
+  check_corrupt("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[]}"
+                "{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[]}");
+  for (int i = 0; i < 100000; i++)
+    g_string_append_c(deep, '[');
+  check_corrupt(deep->str);
+#undef DEV
+#undef SB
+}
+
 static void
 test_states(void **state)
 {
@@ -176,7 +221,10 @@ main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_round_trip),
     cmocka_unit_test(test_corrupt),
+    cmocka_unit_test(test_tampered),
     cmocka_unit_test(test_states),
   };
+  /* A GLib critical means a malformed journal slipped past a check. */
+  g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
   return cmocka_run_group_tests_name("journal", tests, NULL, NULL);
 }
