@@ -15,12 +15,21 @@
 #                      NVIDIA-kernel-module-source-<ver>.tar.xz (NVIDIA), or
 #                      Debian's nvidia-open-kernel-source .deb / its
 #                      usr/src/nvidia-open-kernel.tar.xz
-#   Debian             nvidia-open-kernel-source at exactly the pinned version,
-#                      when apt knows it (contrib; bookworm ships 535.x,
-#                      trixie 550.x, so not for 570.x today)
+#   Debian             nvidia-open-kernel-source of the pinned version from
+#                      the suite in versions.env (NVIDIA_DEBIAN_SUITE, contrib),
+#                      through a private apt configuration (nvidia-apt.sh, in
+#                      WORK/apt or $VFIOD_NVIDIA_APT_DIR): the pinned revision
+#                      (NVIDIA_KERNEL_DEBIAN_REVISION) while the archive has
+#                      it, else the newest <version>-* with one warning
 #   NVIDIA             download.nvidia.com, then GitHub (network)
 # With none of them: exit 2, saying so. The source's own version
 # (NV_VERSION_STRING in kernel-open/Kbuild) must equal the pinned one.
+#
+# Patches: kernel-modules/patches/nvidia-<version>-*.patch for the source's
+# version, in name order, `patch -p1` in the directory holding conftest.sh;
+# one whose "Skip-If-Present: FILE STRING" header line finds STRING in FILE
+# is skipped (the source already carries the fix). A patch that does not
+# apply stops the build (exit 1).
 #
 # Headers: linux-headers-<release> (+ -common, linux-kbuild) fetched with
 # apt-get download + dpkg -x by fetch-kernel-headers.sh into WORK/headers
@@ -38,10 +47,12 @@
 # --work DIR           scratch and caches (default OUT/.work)
 # -j N                 parallel jobs (default: nproc)
 #
-# Exit status: 0 built and installed; 1 a step failed (headers, build,
+# Exit status: 0 built and installed; 1 a step failed (headers, patch, build,
 # vermagic); 2 bad usage, no source (no tarball and no network), or a
 # source of another version.
-# Environment: VFIOD_PINS, VFIOD_VERSIONS (default: the repository's files).
+# Environment: VFIOD_PINS, VFIOD_VERSIONS (default: the repository's files),
+# VFIOD_NVIDIA_APT_DIR (the private apt configuration's directory),
+# VFIOD_APT_NO_UPDATE=1 (no apt-get update).
 set -euo pipefail
 
 prog=${0##*/}
@@ -70,14 +81,16 @@ done
 # The guest kernel: the pins resolved against the archive (scripts/archive.sh).
 # shellcheck source=../scripts/archive.sh
 . "$here/../scripts/archive.sh"
+# shellcheck source=nvidia-apt.sh
+. "$here/nvidia-apt.sh"
 pins_load || die "cannot resolve the guest kernel"
 # shellcheck source=../versions.env
 . "$versions"
 rel=$GUEST_KERNEL_RELEASE
 ver=${NVIDIA_DRIVER_VERSION:?NVIDIA_DRIVER_VERSION missing from $versions}
 
-for tool in tar xz make modinfo depmod sha256sum; do
-    command -v "$tool" >/dev/null || die "'$tool' not found (apt-get install tar xz-utils make kmod coreutils)"
+for tool in tar xz make modinfo depmod sha256sum patch; do
+    command -v "$tool" >/dev/null || die "'$tool' not found (apt-get install tar xz-utils make kmod coreutils patch)"
 done
 if [[ -n $source_arg && ! -f $source_arg ]]; then
     usage_die "--source '$source_arg' is not a file"
@@ -97,14 +110,23 @@ echo "$prog: NVIDIA open kernel modules $ver for $rel -> $out/lib/modules/$rel/u
 
 # ---- 1. the source ----------------------------------------------------------
 fetch_debian() { # -> path of the .deb, or nothing
-    local v
-    command -v apt-cache >/dev/null || return 1
-    v=$(apt-cache madison nvidia-open-kernel-source 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}' |
-        grep -E "^([0-9]+:)?${ver//./\\.}-" | head -n1) || true
-    [[ -n $v ]] || return 1
-    mkdir -p "$work/download"
-    archive_download "$work/download" "nvidia-open-kernel-source=$v" || { cat "$work/download/apt.log" >&2; return 1; }
-    ls "$work"/download/nvidia-open-kernel-source_*.deb 2>/dev/null | head -n1
+    local v deb
+    local -a vers
+    command -v apt-get >/dev/null || return 1
+    nvidia_apt_init "${VFIOD_NVIDIA_APT_DIR:-$work/apt}" && nvidia_apt_update || return 1
+    mapfile -t vers < <(nvidia_apt _archive_versions nvidia-open-kernel-source)
+    v=$(nvidia_pick_version nvidia-open-kernel-source "$ver" "${NVIDIA_KERNEL_DEBIAN_REVISION:-}" "${vers[@]}") ||
+        return 1
+    deb=$work/download/nvidia-open-kernel-source_${v#*:}_amd64.deb
+    if [[ ! -s $deb ]]; then
+        rm -rf "$work/download/.apt"
+        mkdir -p "$work/download/.apt"
+        nvidia_apt archive_download "$work/download/.apt" "nvidia-open-kernel-source=$v" ||
+            { cat "$work/download/.apt/apt.log" >&2; return 1; }
+        mv "$work/download/.apt"/nvidia-open-kernel-source_*.deb "$deb" || return 1
+        rm -rf "$work/download/.apt"
+    fi
+    echo "$deb"
 }
 
 fetch_nvidia() { # -> path of the tarball, or nothing
@@ -180,6 +202,23 @@ src_ver=$(sed -n 's/.*-DNV_VERSION_STRING=\\"\([^\\"]*\)\\".*/\1/p' "$kbuild" | 
 [[ -n $src_ver ]] || usage_die "$src: no NV_VERSION_STRING in $kbuild"
 [[ $src_ver == "$ver" ]] ||
     usage_die "$src is NVIDIA driver $src_ver, but versions.env pins $ver (use the matching source, or change versions.env)"
+
+# ---- 1b. this version's patches ---------------------------------------------
+for patch in "$here"/patches/nvidia-"$src_ver"-*.patch; do
+    [[ -f $patch ]] || continue
+    skip_file='' skip_string=''
+    read -r skip_file skip_string < <(sed -n 's/^Skip-If-Present: *//p' "$patch" | head -n1) || true
+    if [[ -n ${skip_string:-} && -f $kopen/$skip_file ]] && grep -qF -- "$skip_string" "$kopen/$skip_file"; then
+        echo "$prog: patch ${patch##*/} skipped: the source's $skip_file already has $skip_string" >&2
+        continue
+    fi
+    if ! plog=$(patch -d "$kopen" -p1 --forward --batch --dry-run <"$patch" 2>&1); then
+        printf '%s\n' "$plog" >&2
+        die "patch ${patch##*/} does not apply to $src (see above)"
+    fi
+    patch -d "$kopen" -p1 --forward --batch --silent <"$patch" || die "patch ${patch##*/} failed on $src"
+    echo "$prog: applied ${patch##*/} (sha256 $(sha256sum "$patch" | cut -d' ' -f1))" >&2
+done
 
 # ---- 2. the pinned kernel's headers -----------------------------------------
 pins_export "$work/pins.env" || die "cannot write $work/pins.env"
