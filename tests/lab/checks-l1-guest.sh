@@ -19,7 +19,10 @@
 #      guest off by the ACPI button; devices, TAP and nft table are back/gone
 # Output: "ok - ..." / "not ok - ..." per check with what was measured,
 # "# ..." details, "# lab-guest: N passed, N failed". Exit 0 only if all
-# passed. On failure: vfiod's log, the L2 serial log, QEMU's log.
+# passed. On failure: vfiod's log, the L2 serial log, QEMU's log. Every wait
+# for L2 (ready, vsock report, ping, graceful stop) is scaled by the load
+# factor measured at the start (l1-lib.sh, calibrate) and prints the tail of
+# the guest's serial log when it runs out.
 #
 # Expects from BUILD_DIR: vfiod/vfiod, vfiod/vfioctl; from CACHE_DIR:
 # vmlinuz and guest-staged.cpio.gz (made on the host by run-lab-guest.sh;
@@ -51,7 +54,9 @@ QEMU_USER=nobody
 # [qemu] stop_timeout: the default is 10 s; a graceful power-off of L2 under
 # nested TCG took 3-7.5 s on a busy 2-core host, so give it room: a stop
 # that needs QEMU's quit (escalation) is what the check must catch, not load.
-STOP_TIMEOUT=${LAB_GUEST_STOP_TIMEOUT:-30}
+# Scaled by the load factor (calibrate, below) like every wait for L2 here.
+STOP_TIMEOUT_BASE=${LAB_GUEST_STOP_TIMEOUT:-30}
+STOP_TIMEOUT=$STOP_TIMEOUT_BASE
 
 pass=0 fail=0
 ok() { echo "ok - $*"; pass=$((pass + 1)); }
@@ -127,6 +132,35 @@ follow_sandbox_logs() {
 }
 save_qemu_log() { [[ ! -e $sb_dir/qemu.log ]] || cp "$sb_dir/qemu.log" "$qemu_log_copy" 2>/dev/null || true; }
 
+# l2_log_tail WHAT: after a wait for the L2 guest timed out or failed, the
+# last 60 lines of its serial log, right there (the whole log follows at the
+# end on any failure). Without a sandbox id from create, asks vfiod for it.
+l2_log_tail() {
+    local log_file="" n
+    if [[ -z $sb_id ]]; then
+        vfioctl sandbox list --json
+        n=$(py "$work/out" "len(d)") || n=0
+        if [[ ${n:-0} -ge 1 ]]; then
+            sb_id=$(py "$work/out" "d[0]['id']") || sb_id=''
+            qpid=$(py "$work/out" "d[0].get('pid') or ''") || qpid=''
+            sb_dir=$runtime/sandboxes/$sb_id
+            [[ -z $sb_id ]] || { follow_sandbox_logs; save_qemu_log; }
+            sleep 0.5 # (let tail copy it)
+        fi
+    fi
+    if [[ -s $serial_copy ]]; then
+        log_file=$serial_copy
+    elif [[ -n $sb_dir && -s $sb_dir/serial.log ]]; then
+        log_file=$sb_dir/serial.log
+    fi
+    if [[ -n $log_file ]]; then
+        note "$1: L2 serial log of ${sb_id:-?} (last 60 lines):"
+        tail -n 60 "$log_file" | indent "L2: "
+    else
+        note "$1: no L2 serial log (sandbox ${sb_id:-unknown})"
+    fi
+}
+
 # shellcheck disable=SC2317  # (invoked by the trap)
 cleanup() {
     local rc=$?
@@ -179,6 +213,10 @@ trap cleanup EXIT
 
 t_all=$(now_ms)
 note "lab-guest in L1: kernel $(uname -r), vfiod $VFIOD, guest kernel $KERNEL, guest image $INITRD"
+# How busy is the host? Scales every wait for L2 here (l1-lib.sh, calibrate).
+calibrate
+STOP_TIMEOUT=$(scaled "$STOP_TIMEOUT_BASE")
+note "$calib_msg; stop_timeout $STOP_TIMEOUT s"
 for f in "$VFIOD" "$VFIOCTL" "$KERNEL" "$INITRD"; do
     [[ -e $f ]] || { nok "$f exists"; exit 1; }
 done
@@ -295,7 +333,7 @@ if command -v strace >/dev/null; then
     sleep 0.5
 fi
 t0=$(now_ms)
-VFIOCTL_TIMEOUT=330 vfioctl sandbox create --gpus 1 --wait --timeout 300 --json
+VFIOCTL_TIMEOUT=$((READY_TIMEOUT + 60)) vfioctl sandbox create --gpus 1 --wait --timeout "$READY_TIMEOUT" --json
 t_create=$(ms_since "$t0")
 cp "$work/out" "$work/create.json"
 cp "$work/err" "$work/create.err"
@@ -307,11 +345,17 @@ sb_dir=$runtime/sandboxes/$sb_id
 # of it (VFIOD_REPORT; 3 attempts of up to 3 s each) before strace stops.
 if [[ -n $strace_pid ]]; then
     t1=$(now_ms)
-    while (($(now_ms) - t1 < 20000)) && [[ -n $qpid ]] && alive "$qpid"; do
+    report_wait=$(scaled 20000)
+    while (($(now_ms) - t1 < report_wait)) && [[ -n $qpid ]] && alive "$qpid"; do
         grep -a -q 'VFIOD_REPORT .*"line":"VFIOD_READY"' "$serial_copy" 2>/dev/null && break
         sleep 0.5
     done
-    note "VFIOD_REPORT seen $(ms_since "$t1") ms after create returned"
+    if grep -a -q 'VFIOD_REPORT .*"line":"VFIOD_READY"' "$serial_copy" 2>/dev/null; then
+        note "VFIOD_REPORT seen $(ms_since "$t1") ms after create returned"
+    else
+        note "no VFIOD_REPORT in the guest's serial log $(ms_since "$t1") ms after create returned (waited up to $report_wait ms)"
+        [[ $vrc -ne 0 || -z $sb_id ]] || l2_log_tail "no VFIOD_REPORT"
+    fi
     sleep 1
     kill -INT "$strace_pid" 2>/dev/null || true
     wait "$strace_pid" 2>/dev/null || true
@@ -322,10 +366,11 @@ if [[ $vrc -eq 0 && -n $sb_id ]]; then
     ready=$(py "$work/create.json" "d['ready']")
     ready_ms=$(py "$work/create.json" "d['ready_ms']")
     [[ $devs == "$A $B" && $ready == true ]]
-    check $? "1: sandbox create --gpus 1 --wait --json: $sb_id, pid $qpid, devices [$devs] (want [$A $B]), ready $ready after ${ready_ms} ms (vfiod), ${t_create} ms (vfioctl)"
+    check $? "1: sandbox create --gpus 1 --wait --json: $sb_id, pid $qpid, devices [$devs] (want [$A $B]), ready $ready after ${ready_ms} ms (vfiod), ${t_create} ms (vfioctl; limit $READY_TIMEOUT s)"
 else
-    show_call sandbox create --gpus 1 --wait --timeout 300 --json
-    nok "1: sandbox create --gpus 1 --wait --json succeeds and is ready (exit $vrc after ${t_create} ms)"
+    show_call sandbox create --gpus 1 --wait --timeout "$READY_TIMEOUT" --json
+    nok "1: sandbox create --gpus 1 --wait --timeout $READY_TIMEOUT --json succeeds and is ready (exit $vrc after ${t_create} ms; $READY_TIMEOUT_BASE s x load factor $LOAD_FACTOR)"
+    l2_log_tail "create --wait"
 fi
 
 # === 2. the ready report ======================================================
@@ -427,7 +472,8 @@ else
 fi
 if [[ -n $guest_ip ]]; then
     t0=$(now_ms)
-    ping -c 3 -W 5 "$guest_ip" >"$work/ping.out" 2>&1
+    # (the guest answers: L2's TCG, so the reply wait scales)
+    ping -c 3 -W "$(scaled 5)" "$guest_ip" >"$work/ping.out" 2>&1
     prc=$?
     summary=$(grep -a -E 'packets transmitted|rtt' "$work/ping.out" | tr '\n' ';')
     [[ $prc -eq 0 ]]
@@ -436,6 +482,7 @@ if [[ -n $guest_ip ]]; then
         indent "ping: " <"$work/ping.out"
         ip neigh show dev "$tap" 2>&1 | indent "neigh: "
         ip -s link show dev "$tap" 2>&1 | indent "link: "
+        l2_log_tail "ping"
     }
 else
     nok "3: ping the guest (no guest address known)"
@@ -499,7 +546,8 @@ fi
 save_qemu_log
 off=$(stat -c %s "$vlog")
 t0=$(now_ms)
-VFIOCTL_TIMEOUT=120 vfioctl sandbox delete "$sb_id"
+# (a delete waits for the graceful stop, then QEMU's quit, 5 s, then SIGKILL)
+VFIOCTL_TIMEOUT=$((STOP_TIMEOUT + 90)) vfioctl sandbox delete "$sb_id"
 t_del=$(ms_since "$t0")
 show_call sandbox delete "$sb_id"
 dlog=$(tail -c +$((off + 1)) "$vlog" | grep -a "sandbox $sb_id" || true)
@@ -522,7 +570,9 @@ for line in sys.stdin:
 print(round((t["QEMU"] - t["stopping"]) * 1000) if len(t) == 2 else "?")' <<<"$dlog")
 [[ $vrc -eq 0 && $t_del -lt $((STOP_TIMEOUT * 1000)) && $escalated == no &&
     ($poweroff_line == *'"power-button"'* || $poweroff_line == *'"signal:SIGINT"'*) ]]
-check $? "5: sandbox delete $sb_id completes in $t_del ms (guest power-off to QEMU exit $stop_ms ms; stop_timeout ${STOP_TIMEOUT} s; exit $vrc), gracefully: guest '${poweroff_line:-no VFIOD_POWEROFF line}', escalated to quit: $escalated; guest-init watched the power button: $([[ -z $nobutton ]] && echo yes || echo "no ($nobutton)")"
+del_ok=$?
+check $del_ok "5: sandbox delete $sb_id completes in $t_del ms (guest power-off to QEMU exit $stop_ms ms; stop_timeout ${STOP_TIMEOUT} s; exit $vrc), gracefully: guest '${poweroff_line:-no VFIOD_POWEROFF line}', escalated to quit: $escalated; guest-init watched the power button: $([[ -z $nobutton ]] && echo yes || echo "no ($nobutton)")"
+[[ $del_ok -eq 0 ]] || l2_log_tail "delete (graceful power-off)"
 [[ $poweroff_line != *SIGINT* ]] ||
     note "the guest powered off on Ctrl-Alt-Del (SIGINT), which vfiod sends right after system_powerdown, not on the ACPI button"
 

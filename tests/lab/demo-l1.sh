@@ -44,6 +44,9 @@ trap cleanup EXIT
 
 say "L1, the GPU host: $(uname -r), IOMMU on, the stand-in GPU is $A ($(hexid "$A")) with its companion function $B ($(hexid "$B")), IOMMU group $(group_of "$A")"
 kernel_view
+# how busy the host is: the wait for the guest below scales with it
+calibrate
+echo "   $calib_msg"
 
 write_config
 say "Start vfiod (config $conf)"
@@ -74,7 +77,7 @@ if [[ -n $sb_id ]]; then
     serial=$(json "$sb_before" "d[0].get('serial_log') or '$runtime/sandboxes/$sb_id/serial.log'")
     kernel_view
     run sandbox list || true
-    echo "   waiting for the guest (nested TCG: about a minute) ..."
+    echo "   waiting for the guest (nested TCG: a minute or two on a quiet host; up to ${READY_TIMEOUT} s) ..."
     t0=$SECONDS
     if line=$(wait_ready "$serial" "$sb_pid"); then
         echo "   after $((SECONDS - t0)) s the guest says:"

@@ -24,7 +24,10 @@ B=${LAB_DEV_COMPANION:-0000:01:00.1} # virtio-rng ("its audio function")
 C=${LAB_DEV2_PRIMARY:-0000:02:00.0}   # e1000e
 D=${LAB_DEV2_COMPANION:-0000:02:00.1} # virtio-rng
 VFIO_HOLD=$build/tests/lab/vfio-hold
-READY_TIMEOUT=${LAB_READY_TIMEOUT:-300}
+# The wait for an L2 guest's VFIOD_READY line, in seconds, on a quiet host;
+# calibrate scales it (and the scripts' other waits for L2) to the load.
+READY_TIMEOUT_BASE=${LAB_READY_TIMEOUT:-300}
+READY_TIMEOUT=$READY_TIMEOUT_BASE
 
 work=/tmp/vfiod-lab
 state=$work/state
@@ -46,6 +49,69 @@ stamp() {
         printf -v "$2" '%s.%03d' "$hms" $((us / 1000 % 1000))
     fi
 }
+
+# --- load calibration ----------------------------------------------------------
+# L2 runs under TCG inside L1's TCG, so how fast it boots depends on how much
+# of the host's 2 cores L1's vCPU threads get: with the other core busy an
+# L2 boot took 335-439 s instead of 141 s. Waits for
+# an L2 guest are therefore scaled by a factor measured at the start of each
+# run: calibrate times calib_loop (fixed bash arithmetic, no fork, no I/O: one
+# busy L1 vCPU, as a booting L2 makes) three times and takes the median;
+# factor = max(1, median / CALIB_REF_MS), rounded up to a tenth, at most
+# LAB_LOAD_CAP (default 6). Only waits for L2 and other TCG work scale: the
+# limits on vfiod's own reactions do not.
+#
+# CALIB_REF_MS: the median on a quiet host. Measured 2026-12-02 on this
+# project's 2-core build machine: 10 L1 boots (tests/lab/run-l1.sh with a
+# script that sourced this file and called calibrate 6-8 times each, 76
+# medians), with the host's CPU use by anything but QEMU sampled every 3 s.
+# Quiet spells gave 770-960 ms, about one other busy core 1000-1800 ms.
+# The machine was shared with other jobs (never quiet for long), so the
+# reference is the low end: an error there only lengthens the waits.
+# LAB_LOAD_FACTOR (e.g. 1 or 2.5) sets the factor instead of measuring it.
+CALIB_REF_MS=850
+CALIB_N=20000
+calib_loop() {
+    local i s=0
+    for ((i = 0; i < CALIB_N; i++)); do s=$(((s * 31 + i) & 65535)); done
+}
+LOAD_F10=10    # the factor, in tenths (10 = 1.0)
+LOAD_FACTOR=1.0
+calib_msg=''
+# calibrate: measure, set LOAD_F10/LOAD_FACTOR, scale READY_TIMEOUT, and put
+# a one-line account in calib_msg (the scripts print it).
+calibrate() {
+    local r t0 t1 runs=() sorted ms cap=${LAB_LOAD_CAP:-6} f10
+    [[ $cap =~ ^[1-9][0-9]*$ ]] || cap=6
+    for r in 1 2 3; do
+        stamp t0
+        calib_loop
+        stamp t1
+        runs+=($((t1 - t0)))
+    done
+    # the median of three (no <(...): L1's chroot has no /dev/fd)
+    read -r -a sorted <<<"$(printf '%s\n' "${runs[@]}" | sort -n | tr '\n' ' ')"
+    ms=${sorted[1]}
+    f10=$(((ms * 10 + CALIB_REF_MS - 1) / CALIB_REF_MS)) # rounded up
+    ((f10 >= 10)) || f10=10
+    ((f10 <= cap * 10)) || f10=$((cap * 10))
+    calib_msg="calibration: loop took $ms ms (runs: ${runs[*]} ms), reference $CALIB_REF_MS ms"
+    if [[ -n ${LAB_LOAD_FACTOR:-} ]]; then
+        if [[ $LAB_LOAD_FACTOR =~ ^([0-9]+)(\.([0-9]))?$ ]] && ((10#${BASH_REMATCH[1]} * 10 + 10#${BASH_REMATCH[3]:-0} >= 10)); then
+            f10=$((10#${BASH_REMATCH[1]} * 10 + 10#${BASH_REMATCH[3]:-0}))
+            calib_msg+="; LAB_LOAD_FACTOR=$LAB_LOAD_FACTOR replaces the measured factor"
+        else
+            calib_msg+="; LAB_LOAD_FACTOR='$LAB_LOAD_FACTOR' ignored (want a number >= 1, one decimal at most)"
+        fi
+    fi
+    LOAD_F10=$f10
+    LOAD_FACTOR=$((f10 / 10)).$((f10 % 10))
+    READY_TIMEOUT=$(scaled "$READY_TIMEOUT_BASE")
+    calib_msg+=", L2 waits scaled by $LOAD_FACTOR (cap $cap): VFIOD_READY within $READY_TIMEOUT s"
+}
+# scaled N: N (seconds, ms, iterations) times the load factor, rounded up.
+scaled() { echo $((($1 * LOAD_F10 + 9) / 10)); }
+
 # nap SECONDS: sleep without a fork (read with a timeout on a private FIFO).
 nap_fd=
 nap() {
@@ -129,11 +195,12 @@ vcpu_ticks() {
     echo "$sum"
 }
 
-# parked_writers PID: "TID:state:wchan" of each thread of PID that sits in
-# the kernel's vfio_unregister_group_dev(), i.e. a driver/unbind write that
-# waits for a user of the VFIO device to let go (its wchan; the wait is
-# interruptible, state S, until the writer gets a signal). Shell builtins
-# only: it is polled.
+# parked_writers PID [VAR]: "TID:state:wchan" of each thread of PID that
+# sits in the kernel's vfio_unregister_group_dev(), i.e. a driver/unbind
+# write that waits for a user of the VFIO device to let go (its wchan; the
+# wait is interruptible, state S, until the writer gets a signal). Printed,
+# or put in VAR (then no fork at all: it is polled, under load too). Shell
+# builtins only.
 parked_writers() {
     local t w st out=()
     for t in /proc/"$1"/task/*; do
@@ -145,7 +212,7 @@ parked_writers() {
         st=${st##*) }
         out+=("${t##*/}:${st:0:1}:$w")
     done
-    echo "${out[*]}"
+    if [[ -n ${2:-} ]]; then printf -v "$2" '%s' "${out[*]}"; else echo "${out[*]}"; fi
 }
 
 # json FILE PYTHON-EXPR: evaluate EXPR with d = the parsed JSON of FILE and
