@@ -734,7 +734,9 @@ vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report
 
     g_string_erase(pending, 0, (gssize) line_len + 1);
     if (at) {
-      *ret_report = g_strchomp(g_strdup(at + strlen(tag)));
+      /* The guest is hostile: what it wrote is stored and served as a D-Bus
+       * string, which must be UTF-8. Invalid sequences become U+FFFD. */
+      *ret_report = g_strchomp(g_utf8_make_valid(at + strlen(tag), -1));
       return TRUE;
     }
   }

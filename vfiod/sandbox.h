@@ -192,5 +192,6 @@ gboolean vfd_check_image_path(const char *what, const char *path, GError **error
 /* Scans console output for guest-init's readiness line. @pending holds the
  * partial last line between calls (at most 64 KiB are kept); @data/@len is
  * the new output. Returns TRUE and the JSON text after "VFIOD_READY " in
- * *@ret_report (newly allocated) when a complete ready line is found. */
+ * *@ret_report (newly allocated, always valid UTF-8: invalid sequences from
+ * the guest become U+FFFD) when a complete ready line is found. */
 gboolean vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report);
