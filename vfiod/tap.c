@@ -376,15 +376,23 @@ vfd_tap_open(const char *name)
 
   if (!vfd_tap_name_valid(name))
     return -EINVAL;
-  fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-  if (fd < 0)
-    return -errno;
   g_strlcpy(ifr.ifr_name, name, sizeof ifr.ifr_name);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+  /* EBUSY: another file is attached to the TAP. The one that created it
+   * (vfd_tap_create, closed at once) can live on for a moment in a child
+   * that another sandbox's QEMU spawn forked before it exec'd (O_CLOEXEC
+   * closes it only at exec): seen with 8 concurrent creates on a loaded
+   * host. Retry for up to 2 s before reporting it. */
+  for (int attempt = 0;; attempt++) {
+    fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+      return -errno;
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if (ioctl(fd, TUNSETIFF, &ifr) == 0)
+      return fd;
     int e = errno;
     close(fd);
-    return -e;
+    if (e != EBUSY || attempt >= 100)
+      return -e;
+    g_usleep(20 * 1000);
   }
-  return fd;
 }

@@ -71,7 +71,8 @@ int vfd_tap_delete(const char *name);
 /* Opens a queue of the existing TAP @name (/dev/net/tun, TUNSETIFF with the
  * flags it was created with), for handing to QEMU (-netdev tap,fd=N): QEMU
  * then needs no access to /dev/net/tun. Returns the fd (O_CLOEXEC) or
- * -errno. */
+ * -errno; -EBUSY only when another file stayed attached to the TAP for
+ * 2 s (a transient holder, a forked child before its exec, is waited for). */
 int vfd_tap_open(const char *name);
 
 /* 1 when a link (of any kind) named @name exists, 0 when not, -errno. */
