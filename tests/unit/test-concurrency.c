@@ -32,7 +32,9 @@ setup(void **state)
   fake_sysfs_add_device(f->fs, "0000:02:00.0", 0x10de, 0x2230, 0x030200, 20, "nvidia", "nvidia");
   f->state_dir = g_dir_make_tmp("vfiod-test-state-XXXXXX", NULL);
   sysfs = fake_sysfs_open(f->fs);
-  vfd_sysfs_set_write_timeout(sysfs, 300);
+  /* Long enough for a normal write of the fake kernel (it saves its whole
+   * model each time) on a loaded host; a hung one is still cut at 2 s. */
+  vfd_sysfs_set_write_timeout(sysfs, 2000);
   f->host = vfd_host_new(sysfs, vfd_policy_new(NULL, NULL, &error), vfd_journal_open(f->state_dir, &error));
   assert_null(error);
   *state = f;
