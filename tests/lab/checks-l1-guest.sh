@@ -20,7 +20,7 @@
 # Output: "ok - ..." / "not ok - ..." per check with what was measured,
 # "# ..." details, "# lab-guest: N passed, N failed". Exit 0 only if all
 # passed. On failure: vfiod's log, the L2 serial log, QEMU's log. Every wait
-# for L2 (ready, vsock report, ping, graceful stop) is scaled by the load
+# for L2 (ready, vsock report, ping, graceful stop) is scaled by the L2 load
 # factor measured at the start (l1-lib.sh, calibrate) and prints the tail of
 # the guest's serial log when it runs out.
 #
@@ -54,7 +54,7 @@ QEMU_USER=nobody
 # [qemu] stop_timeout: the default is 10 s; a graceful power-off of L2 under
 # nested TCG took 3-7.5 s on a busy 2-core host, so give it room: a stop
 # that needs QEMU's quit (escalation) is what the check must catch, not load.
-# Scaled by the load factor (calibrate, below) like every wait for L2 here.
+# Scaled by the L2 load factor (calibrate, below) like every wait for L2 here.
 STOP_TIMEOUT_BASE=${LAB_GUEST_STOP_TIMEOUT:-30}
 STOP_TIMEOUT=$STOP_TIMEOUT_BASE
 
@@ -215,7 +215,7 @@ t_all=$(now_ms)
 note "lab-guest in L1: kernel $(uname -r), vfiod $VFIOD, guest kernel $KERNEL, guest image $INITRD"
 # How busy is the host? Scales every wait for L2 here (l1-lib.sh, calibrate).
 calibrate
-STOP_TIMEOUT=$(scaled "$STOP_TIMEOUT_BASE")
+STOP_TIMEOUT=$(scaled_l2 "$STOP_TIMEOUT_BASE")
 note "$calib_msg; stop_timeout $STOP_TIMEOUT s"
 for f in "$VFIOD" "$VFIOCTL" "$KERNEL" "$INITRD"; do
     [[ -e $f ]] || { nok "$f exists"; exit 1; }
@@ -345,7 +345,7 @@ sb_dir=$runtime/sandboxes/$sb_id
 # of it (VFIOD_REPORT; 3 attempts of up to 3 s each) before strace stops.
 if [[ -n $strace_pid ]]; then
     t1=$(now_ms)
-    report_wait=$(scaled 20000)
+    report_wait=$(scaled_l2 20000)
     while (($(now_ms) - t1 < report_wait)) && [[ -n $qpid ]] && alive "$qpid"; do
         grep -a -q 'VFIOD_REPORT .*"line":"VFIOD_READY"' "$serial_copy" 2>/dev/null && break
         sleep 0.5
@@ -369,7 +369,7 @@ if [[ $vrc -eq 0 && -n $sb_id ]]; then
     check $? "1: sandbox create --gpus 1 --wait --json: $sb_id, pid $qpid, devices [$devs] (want [$A $B]), ready $ready after ${ready_ms} ms (vfiod), ${t_create} ms (vfioctl; limit $READY_TIMEOUT s)"
 else
     show_call sandbox create --gpus 1 --wait --timeout "$READY_TIMEOUT" --json
-    nok "1: sandbox create --gpus 1 --wait --timeout $READY_TIMEOUT --json succeeds and is ready (exit $vrc after ${t_create} ms; $READY_TIMEOUT_BASE s x load factor $LOAD_FACTOR)"
+    nok "1: sandbox create --gpus 1 --wait --timeout $READY_TIMEOUT --json succeeds and is ready (exit $vrc after ${t_create} ms; $READY_TIMEOUT_BASE s x L2 factor $L2_FACTOR)"
     l2_log_tail "create --wait"
 fi
 
@@ -473,7 +473,7 @@ fi
 if [[ -n $guest_ip ]]; then
     t0=$(now_ms)
     # (the guest answers: L2's TCG, so the reply wait scales)
-    ping -c 3 -W "$(scaled 5)" "$guest_ip" >"$work/ping.out" 2>&1
+    ping -c 3 -W "$(scaled_l2 5)" "$guest_ip" >"$work/ping.out" 2>&1
     prc=$?
     summary=$(grep -a -E 'packets transmitted|rtt' "$work/ping.out" | tr '\n' ';')
     [[ $prc -eq 0 ]]

@@ -250,7 +250,7 @@ if [[ $vrc -eq 0 ]] && sb_id=$(json "$work/create.json" "d['id']") && sb_pid=$(j
             nok "c: the guest sees 8086:10d3 and $id_b (pci ids: $ids)"
         fi
     else
-        if alive "$sb_pid"; then why="no VFIOD_READY within ${READY_TIMEOUT}s: $READY_TIMEOUT_BASE s x load factor $LOAD_FACTOR"; else why="QEMU (pid $sb_pid) exited"; fi
+        if alive "$sb_pid"; then why="no VFIOD_READY within ${READY_TIMEOUT}s: $READY_TIMEOUT_BASE s x L2 factor $L2_FACTOR"; else why="QEMU (pid $sb_pid) exited"; fi
         nok "c: guest-init prints VFIOD_READY ($why)"
         note "serial log $serial (last 60 lines):"
         tail -n 60 "$serial" 2>/dev/null | indent "" || note "(no serial log)"

@@ -52,14 +52,19 @@ stamp() {
 
 # --- load calibration ----------------------------------------------------------
 # L2 runs under TCG inside L1's TCG, so how fast it boots depends on how much
-# of the host's 2 cores L1's vCPU threads get: with the other core busy an
-# L2 boot took 335-439 s instead of 141 s. Waits for
-# an L2 guest are therefore scaled by a factor measured at the start of each
-# run: calibrate times calib_loop (fixed bash arithmetic, no fork, no I/O: one
-# busy L1 vCPU, as a booting L2 makes) three times and takes the median;
-# factor = max(1, median / CALIB_REF_MS), rounded up to a tenth, at most
-# LAB_LOAD_CAP (default 6). Only waits for L2 and other TCG work scale: the
-# limits on vfiod's own reactions do not.
+# of the host's 2 cores L1's vCPU threads get: with about one other busy
+# core an L2 boot took 335-439 s instead of 141 s. Waits for an L2 guest are
+# therefore scaled by a factor measured at the start of each run: calibrate
+# times calib_loop (fixed bash arithmetic, no fork, no I/O: one busy L1
+# vCPU, as a booting L2 makes) three times and takes the median;
+# F = max(1, median / CALIB_REF_MS), rounded up to a tenth, at most
+# LAB_LOAD_CAP (default 6). F scales waits for L1's own TCG work (a QEMU
+# starting or ending in L1); waits for L2, TCG inside TCG, scale by F^1.5
+# (same cap): nested TCG suffers more from load than the loop does. In 6
+# loaded runs an L2 boot took 157-259 s per unit of F (335-439 s at F
+# 1.4-2.8), against 141 s quiet; 300 s x F^1.5 leaves room for that and for
+# load that changes during the minutes of a boot. The limits on vfiod's own
+# reactions do not scale.
 #
 # CALIB_REF_MS: the median on a quiet host. Measured 2026-12-02 on this
 # project's 2-core build machine: 10 L1 boots (tests/lab/run-l1.sh with a
@@ -75,13 +80,22 @@ calib_loop() {
     local i s=0
     for ((i = 0; i < CALIB_N; i++)); do s=$(((s * 31 + i) & 65535)); done
 }
-LOAD_F10=10    # the factor, in tenths (10 = 1.0)
-LOAD_FACTOR=1.0
+LOAD_F10=10 # F, for L1's own work, in tenths (10 = 1.0)
+L2_F10=10   # F^1.5, for L2 (nested TCG), in tenths
+LOAD_FACTOR=1.0 L2_FACTOR=1.0
 calib_msg=''
-# calibrate: measure, set LOAD_F10/LOAD_FACTOR, scale READY_TIMEOUT, and put
-# a one-line account in calib_msg (the scripts print it).
+# isqrt N VAR: the integer square root of N into VAR (Newton; no fork).
+isqrt() {
+    local n=$1 x y
+    x=$n y=$(((n + 1) / 2))
+    while ((y < x)); do x=$y y=$(((x + n / x) / 2)); done
+    printf -v "$2" '%s' "$x"
+}
+# calibrate: measure, set LOAD_F10/LOAD_FACTOR and L2_F10/L2_FACTOR, scale
+# READY_TIMEOUT, and put a one-line account in calib_msg (the scripts print
+# it).
 calibrate() {
-    local r t0 t1 runs=() sorted ms cap=${LAB_LOAD_CAP:-6} f10
+    local r t0 t1 runs=() sorted ms cap=${LAB_LOAD_CAP:-6} f10 g10 root
     [[ $cap =~ ^[1-9][0-9]*$ ]] || cap=6
     for r in 1 2 3; do
         stamp t0
@@ -104,13 +118,21 @@ calibrate() {
             calib_msg+="; LAB_LOAD_FACTOR='$LAB_LOAD_FACTOR' ignored (want a number >= 1, one decimal at most)"
         fi
     fi
-    LOAD_F10=$f10
+    # F^1.5 in tenths = f10 * sqrt(f10 / 10), rounded up
+    isqrt $((f10 * 10 * 1000000)) root # sqrt(f10 * 10), times 1000
+    g10=$(((f10 * root + 9999) / 10000))
+    ((g10 <= cap * 10)) || g10=$((cap * 10))
+    ((g10 >= f10)) || g10=$f10
+    LOAD_F10=$f10 L2_F10=$g10
     LOAD_FACTOR=$((f10 / 10)).$((f10 % 10))
-    READY_TIMEOUT=$(scaled "$READY_TIMEOUT_BASE")
-    calib_msg+=", L2 waits scaled by $LOAD_FACTOR (cap $cap): VFIOD_READY within $READY_TIMEOUT s"
+    L2_FACTOR=$((g10 / 10)).$((g10 % 10))
+    READY_TIMEOUT=$(scaled_l2 "$READY_TIMEOUT_BASE")
+    calib_msg+=": factor $LOAD_FACTOR for waits on L1's own work, L2 waits scaled by $L2_FACTOR (its 1.5th power, cap $cap): VFIOD_READY within $READY_TIMEOUT s"
 }
-# scaled N: N (seconds, ms, iterations) times the load factor, rounded up.
+# scaled N / scaled_l2 N: N (seconds, ms, iterations) times the factor for
+# L1's own work / for L2, rounded up.
 scaled() { echo $((($1 * LOAD_F10 + 9) / 10)); }
+scaled_l2() { echo $((($1 * L2_F10 + 9) / 10)); }
 
 # nap SECONDS: sleep without a fork (read with a timeout on a private FIFO).
 nap_fd=

@@ -11,7 +11,7 @@
 # all passed), 77 when the lab cannot run here (not root, no QEMU, ...), 1 on
 # any other failure.
 #   LAB_CACHE    kernel/initramfs cache (default <repo>/build-lab-cache)
-#   LAB_TIMEOUT  L1 timeout in seconds (default 900)
+#   LAB_TIMEOUT  L1 timeout in seconds (default 2700)
 #   LAB_GUEST_STAGE_MODULES  the --module list, space-separated (default
 #                "e1000e virtio_pci virtio_net vmw_vsock_virtio_transport button evdev")
 set -euo pipefail
@@ -84,7 +84,7 @@ log=$cache/logs/lab-guest-$(date +%Y%m%d-%H%M%S)-$$.log
 find "$cache/logs" -name 'lab-guest-*-*.log' -printf '%T@ %p\n' | sort -rn | tail -n +20 |
     cut -d' ' -f2- | xargs -r rm -f
 rc=0
-"$here/run-l1.sh" --timeout "${LAB_TIMEOUT:-900}" --log "$log" "$here/checks-l1-guest.sh" "$build" "$cache" || rc=$?
+"$here/run-l1.sh" --timeout "${LAB_TIMEOUT:-2700}" --log "$log" "$here/checks-l1-guest.sh" "$build" "$cache" || rc=$?
 t2=$(date +%s%3N)
 if [[ $rc -ne 77 ]]; then
     ln -sfn "${log##*/}" "$cache/logs/lab-guest-latest.log"

@@ -8,7 +8,7 @@
 # if all passed), 77 when the lab cannot run here (not root, no QEMU, ...),
 # 1 on any other failure.
 #   LAB_CACHE    kernel/initramfs cache (default <repo>/build-lab-cache)
-#   LAB_TIMEOUT  L1 timeout in seconds (default 1500)
+#   LAB_TIMEOUT  L1 timeout in seconds (default 2700)
 set -euo pipefail
 
 prog=${0##*/}
@@ -62,7 +62,7 @@ log=$cache/logs/lab-$(date +%Y%m%d-%H%M%S)-$$.log
 find "$cache/logs" -name 'lab-*-*.log' -printf '%T@ %p\n' | sort -rn | tail -n +20 |
     cut -d' ' -f2- | xargs -r rm -f
 rc=0
-"$here/run-l1.sh" --timeout "${LAB_TIMEOUT:-1500}" --log "$log" "$l1_script" "$build" "$cache" || rc=$?
+"$here/run-l1.sh" --timeout "${LAB_TIMEOUT:-2700}" --log "$log" "$l1_script" "$build" "$cache" || rc=$?
 if [[ $rc -ne 77 && $l1_script == "$here/checks-l1.sh" ]]; then
     ln -sfn "${log##*/}" "$cache/logs/lab-latest.log"
     echo "==== $prog: results (full console log: $log) ===="
