@@ -230,9 +230,10 @@ parse_device(JsonObject *o, VfdJournalDevice *ret, GError **error)
 {
   const char *bdf = NULL, *state = NULL;
   JsonNode *drv = json_object_get_member(o, "original_driver");
-  gint64 group = 0;
+  gint64 group = 0, owner_uid = 0;
 
-  if (!get_string(o, "bdf", NULL, &bdf) || !bdf || vfd_bdf_parse(bdf, &ret->bdf) < 0 ||
+  if (!get_int(o, "owner_uid", FALSE, 0, G_MAXUINT32 - 1, &owner_uid) ||
+      !get_string(o, "bdf", NULL, &bdf) || !bdf || vfd_bdf_parse(bdf, &ret->bdf) < 0 ||
       !get_string(o, "state", NULL, &state) || !state || vfd_device_state_from_string(state, &ret->state) < 0 ||
       !get_int(o, "iommu_group", TRUE, -1, G_MAXINT, &group) ||
       !drv || !get_string(o, "original_driver", NULL, (const char **) &ret->original_driver) ||
@@ -245,6 +246,7 @@ parse_device(JsonObject *o, VfdJournalDevice *ret, GError **error)
     return FALSE;
   }
   ret->iommu_group = (int) group;
+  ret->owner_uid = (guint32) owner_uid;
   return TRUE;
 }
 
@@ -291,7 +293,7 @@ parse_document(VfdJournal *j, JsonNode *root, GError **error)
     JsonObject *so;
     JsonArray *sdevs;
     JsonNode *nat;
-    gint64 start_time, cid;
+    gint64 start_time, cid, owner_uid, qemu_uid;
     VfdJournalSandbox s = { 0 };
     g_autoptr(GStrvBuilder) b = g_strv_builder_new();
 
@@ -306,6 +308,8 @@ parse_document(VfdJournal *j, JsonNode *root, GError **error)
         !get_int(so, "pid", FALSE, 0, G_MAXINT32, &s.pid) ||
         !get_int(so, "start_time", FALSE, 0, G_MAXINT64, &start_time) ||
         !get_int(so, "cid", FALSE, 0, G_MAXUINT32, &cid) || !get_value(so, "nat", G_TYPE_BOOLEAN, &nat) ||
+        !get_int(so, "owner_uid", FALSE, 0, G_MAXUINT32 - 1, &owner_uid) ||
+        !get_int(so, "qemu_uid", FALSE, 0, G_MAXUINT32 - 1, &qemu_uid) ||
         !get_string(so, "subnet", NULL, (const char **) &s.subnet) ||
         !get_string(so, "tap", NULL, (const char **) &s.tap) ||
         !get_string(so, "mac", NULL, (const char **) &s.mac)) {
@@ -314,6 +318,8 @@ parse_document(VfdJournal *j, JsonNode *root, GError **error)
     }
     s.start_time = (guint64) start_time;
     s.cid = (guint32) cid;
+    s.owner_uid = (guint32) owner_uid;
+    s.qemu_uid = (guint32) qemu_uid;
     s.nat = nat ? json_node_get_boolean(nat) : FALSE;
     for (guint k = 0; k < json_array_get_length(sdevs); k++) {
       JsonNode *el = json_array_get_element(sdevs, k);
@@ -426,6 +432,10 @@ build_document(VfdJournal *j)
       json_builder_set_member_name(b, "original_reset_method");
       json_builder_add_string_value(b, d->original_reset_method);
     }
+    if (d->owner_uid) {
+      json_builder_set_member_name(b, "owner_uid");
+      json_builder_add_int_value(b, d->owner_uid);
+    }
     json_builder_end_object(b);
   }
   json_builder_end_array(b);
@@ -466,6 +476,14 @@ build_document(VfdJournal *j)
     if (s->subnet) {
       json_builder_set_member_name(b, "nat");
       json_builder_add_boolean_value(b, s->nat);
+    }
+    if (s->owner_uid) {
+      json_builder_set_member_name(b, "owner_uid");
+      json_builder_add_int_value(b, s->owner_uid);
+    }
+    if (s->qemu_uid) {
+      json_builder_set_member_name(b, "qemu_uid");
+      json_builder_add_int_value(b, s->qemu_uid);
     }
     json_builder_end_object(b);
   }

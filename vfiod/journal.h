@@ -48,6 +48,8 @@ typedef struct {
   char *original_d3cold;   /* sysfs d3cold_allowed before the bind wrote 0 ("1"); NULL: not changed */
   char *original_reset_method; /* sysfs reset_method before the bind took bus resets out of it
                                 * (NO_BUS_RESET device); NULL: not changed */
+  guint32 owner_uid;       /* uid of the API client that bound it (for a sandbox's devices, the
+                            * sandbox's owner); 0: root, also for records written before owners */
 } VfdJournalDevice;
 
 typedef struct {
@@ -62,6 +64,8 @@ typedef struct {
   char *mac;    /* the guest side's MAC, "02:..." */
   guint32 cid;  /* vsock CID, 0: none */
   gboolean nat; /* egress NAT through [network] nat_uplink */
+  guint32 owner_uid; /* uid of the API client that created it; 0: root (also older records) */
+  guint32 qemu_uid;  /* uid its QEMU runs as ([qemu] user / uid_range); 0: root */
 } VfdJournalSandbox;
 
 typedef struct VfdJournal VfdJournal;
