@@ -5,21 +5,9 @@
 
 #include <arpa/inet.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The kernel's isspace() set, without depending on the C locale. */
-static bool
-is_space(char c)
-{
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-static bool
-is_printable(unsigned char c)
-{
-  return c >= 0x20 && c <= 0x7e;
-}
 
 /* State of the token being scanned: key and value are collected after quote
  * removal; the lengths count every byte, stored or not. */
@@ -30,6 +18,7 @@ typedef struct {
   size_t value_len;
   bool has_equals;
   bool bad_char;
+  bool bad_quote;
   bool in_quote;
 } Token;
 
@@ -41,15 +30,15 @@ token_add(Token *t, unsigned char c)
     return;
   }
   if (!t->has_equals) {
-    /* Keys have no spaces: only a quoted space could get here. */
-    bool ok = is_printable(c) && c != ' ';
+    /* Keys have no blanks: only a quoted one could get here. */
+    bool ok = vfiod_cmdline_word_char_ok(c);
     if (!ok)
       t->bad_char = true;
     if (t->key_len < GI_CMDLINE_MAX_KEY)
       t->key[t->key_len] = ok ? (char) c : '?';
     t->key_len++;
   } else {
-    if (!is_printable(c))
+    if (!vfiod_cmdline_value_char_ok(c))
       t->bad_char = true;
     if (t->value_len < GI_CMDLINE_MAX_VALUE)
       t->value[t->value_len] = (char) c;
@@ -57,60 +46,91 @@ token_add(Token *t, unsigned char c)
   }
 }
 
-/* Scans one token starting at *@p (not whitespace, not NUL) into @t and
- * advances *@p past it. */
+/* Scans one token starting at *@p (not a blank, not NUL) into @t and
+ * advances *@p past it. The token ends where next_arg() ends it: at the
+ * first isspace() byte outside quotes. Its quotes are dropped; they are only
+ * fine where the kernel drops them too (protocol.h). */
 static void
 token_scan(const char **p, Token *t)
 {
-  const char *s = *p;
+  const char *s = *p, *end;
+  size_t len, n_quotes = 0, eq = 0;
+  bool has_eq = false, in_quote = false;
 
   memset(t, 0, sizeof(*t));
-  for (; *s != '\0'; s++) {
-    if (is_space(*s) && !t->in_quote)
+  for (end = s; *end != '\0'; end++) {
+    if (vfiod_cmdline_is_space((unsigned char) *end) && !in_quote)
       break;
-    if (*s == '"') {
-      t->in_quote = !t->in_quote;
-      continue;
+    if (*end == '"') {
+      in_quote = !in_quote;
+      n_quotes++;
+    } else if (*end == '=' && !has_eq) {
+      has_eq = true;
+      eq = (size_t) (end - s);
     }
-    token_add(t, (unsigned char) *s);
   }
-  *p = s;
+  len = (size_t) (end - s);
+  t->in_quote = in_quote;
+  if (n_quotes > 0 && !in_quote) {
+    /* "key=value" or key="value": the two places next_arg() removes quotes. */
+    bool whole_word = n_quotes == 2 && len >= 2 && s[0] == '"' && s[len - 1] == '"';
+    bool whole_value = n_quotes == 2 && has_eq && eq + 2 < len && s[eq + 1] == '"' && s[len - 1] == '"';
+    t->bad_quote = !whole_word && !whole_value;
+  }
+  for (const char *c = s; c < end; c++)
+    if (*c != '"')
+      token_add(t, (unsigned char) *c);
+  *p = end;
 }
 
 static const struct {
-  const char *name;           /* without the "vfiod." prefix */
+  const char *name;           /* protocol.h's, "vfiod." included */
   GiCmdlineKey id;
 } known_keys[] = {
-  { "sandbox", GI_CMDLINE_KEY_SANDBOX },
-  { "ready", GI_CMDLINE_KEY_READY },
-  { "report", GI_CMDLINE_KEY_REPORT },
-  { "ip", GI_CMDLINE_KEY_IP },
-  { "gw", GI_CMDLINE_KEY_GW },
-  { "dns", GI_CMDLINE_KEY_DNS },
-  { "if", GI_CMDLINE_KEY_IF },
-  { "cmd", GI_CMDLINE_KEY_CMD },
-  { "arg", GI_CMDLINE_KEY_ARG },
-  { "mac", GI_CMDLINE_KEY_MAC },
-  { "env", GI_CMDLINE_KEY_ENV },
-  { "root", GI_CMDLINE_KEY_ROOT },
-  { "rootfstype", GI_CMDLINE_KEY_ROOTFSTYPE },
-  { "rootflags", GI_CMDLINE_KEY_ROOTFLAGS },
-  { "gpu", GI_CMDLINE_KEY_GPU },
-  { "nvidia", GI_CMDLINE_KEY_NVIDIA },
-  { "timeout", GI_CMDLINE_KEY_TIMEOUT },
+  { VFIOD_KEY_SANDBOX, GI_CMDLINE_KEY_SANDBOX },
+  { VFIOD_KEY_READY, GI_CMDLINE_KEY_READY },
+  { VFIOD_KEY_REPORT, GI_CMDLINE_KEY_REPORT },
+  { VFIOD_KEY_IP, GI_CMDLINE_KEY_IP },
+  { VFIOD_KEY_GW, GI_CMDLINE_KEY_GW },
+  { VFIOD_KEY_DNS, GI_CMDLINE_KEY_DNS },
+  { VFIOD_KEY_IF, GI_CMDLINE_KEY_IF },
+  { VFIOD_KEY_CMD, GI_CMDLINE_KEY_CMD },
+  { VFIOD_KEY_ARG, GI_CMDLINE_KEY_ARG },
+  { VFIOD_KEY_MAC, GI_CMDLINE_KEY_MAC },
+  { VFIOD_KEY_ENV, GI_CMDLINE_KEY_ENV },
+  { VFIOD_KEY_ROOT, GI_CMDLINE_KEY_ROOT },
+  { VFIOD_KEY_ROOTFSTYPE, GI_CMDLINE_KEY_ROOTFSTYPE },
+  { VFIOD_KEY_ROOTFLAGS, GI_CMDLINE_KEY_ROOTFLAGS },
+  { VFIOD_KEY_GPU, GI_CMDLINE_KEY_GPU },
+  { VFIOD_KEY_NVIDIA, GI_CMDLINE_KEY_NVIDIA },
+  { VFIOD_KEY_TIMEOUT, GI_CMDLINE_KEY_TIMEOUT },
+  { VFIOD_KEY_DRIVER, GI_CMDLINE_KEY_DRIVER },
 };
 
 static GiCmdlineKey
 key_lookup(const char *key)
 {
-  size_t plen = strlen(GI_CMDLINE_PREFIX);
-
-  if (strncmp(key, GI_CMDLINE_PREFIX, plen) != 0)
-    return GI_CMDLINE_KEY_UNKNOWN;
   for (size_t i = 0; i < sizeof(known_keys) / sizeof(known_keys[0]); i++)
-    if (strcmp(key + plen, known_keys[i].name) == 0)
+    if (strcmp(key, known_keys[i].name) == 0)
       return known_keys[i].id;
   return GI_CMDLINE_KEY_UNKNOWN;
+}
+
+/* The setting a key id stands for when counting repeats: vfiod.ready is
+ * vfiod.report. GI_CMDLINE_KEY_UNKNOWN for the ones that may repeat
+ * (vfiod.arg, vfiod.env) and for unknown keys. */
+static GiCmdlineKey
+key_slot(GiCmdlineKey id)
+{
+  switch (id) {
+  case GI_CMDLINE_KEY_READY:
+    return GI_CMDLINE_KEY_REPORT;
+  case GI_CMDLINE_KEY_ARG:
+  case GI_CMDLINE_KEY_ENV:
+    return GI_CMDLINE_KEY_UNKNOWN;
+  default:
+    return id;
+  }
 }
 
 static GiCmdlineStatus
@@ -120,6 +140,8 @@ token_status(const Token *t)
     return GI_CMDLINE_UNTERMINATED;
   if (t->bad_char)
     return GI_CMDLINE_BAD_CHAR;
+  if (t->bad_quote)
+    return GI_CMDLINE_BAD_QUOTE;
   if (t->key_len > GI_CMDLINE_MAX_KEY || t->value_len > GI_CMDLINE_MAX_VALUE)
     return GI_CMDLINE_TOO_LONG;
   if (!t->has_equals)
@@ -345,7 +367,7 @@ apply_known(GiCmdline *ret, const GiCmdlineEntry *e)
     memcpy(ret->ifname, v, strlen(v) + 1);
     return GI_CMDLINE_OK;
   case GI_CMDLINE_KEY_CMD:
-    if (!is_clean_abs_path(v))
+    if (!vfiod_cmdline_cmd_valid(v))
       return GI_CMDLINE_BAD_VALUE;
     memcpy(ret->cmd, v, sizeof(ret->cmd));
     return GI_CMDLINE_OK;
@@ -368,10 +390,10 @@ apply_known(GiCmdline *ret, const GiCmdlineEntry *e)
     return GI_CMDLINE_OK;
   case GI_CMDLINE_KEY_ENV: {
     const char *eq = strchr(v, '=');
-    if (!eq || eq == v || !(isalpha((unsigned char) v[0]) || v[0] == '_'))
+    if (!eq || eq == v)
       return GI_CMDLINE_BAD_VALUE;
     for (const char *c = v; c < eq; c++)
-      if (!isalnum((unsigned char) *c) && *c != '_')
+      if (!vfiod_cmdline_env_name_char_ok((unsigned char) *c, c == v))
         return GI_CMDLINE_BAD_VALUE;
     if (ret->n_env == GI_CMDLINE_MAX_ENV)
       return GI_CMDLINE_TOO_MANY;
@@ -405,6 +427,11 @@ apply_known(GiCmdline *ret, const GiCmdlineEntry *e)
       return GI_CMDLINE_BAD_VALUE;
     ret->timeout_s = (unsigned) n;
     return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_DRIVER:
+    if (!vfiod_cmdline_dev_valid(v))
+      return GI_CMDLINE_BAD_VALUE;
+    memcpy(ret->driver, v, sizeof(ret->driver));
+    return GI_CMDLINE_OK;
   case GI_CMDLINE_KEY_UNKNOWN:
   default:
     return GI_CMDLINE_UNKNOWN;
@@ -415,6 +442,7 @@ void
 gi_cmdline_parse(const char *cmdline, GiCmdline *ret)
 {
   const char *p = cmdline ? cmdline : "";
+  bool seen[GI_CMDLINE_KEY_COUNT_] = { false };
 
   memset(ret, 0, sizeof(*ret));
   ret->report = GI_REPORT_CONSOLE;
@@ -426,8 +454,10 @@ gi_cmdline_parse(const char *cmdline, GiCmdline *ret)
     Token t;
     GiCmdlineEntry *e;
     GiCmdlineStatus status;
+    GiCmdlineKey slot;
+    bool repeated;
 
-    while (is_space(*p))
+    while (vfiod_cmdline_is_space((unsigned char) *p))
       p++;
     if (*p == '\0')
       break;
@@ -446,10 +476,16 @@ gi_cmdline_parse(const char *cmdline, GiCmdline *ret)
     e = &ret->entries[ret->n_entries++];
     memcpy(e->key, t.key, sizeof(e->key));  /* NUL-terminated: t is zeroed */
     e->id = key_lookup(e->key);
+    /* A key that counts once, seen before (accepted or not): refused,
+     * whatever its value, and the first one stays. */
+    slot = key_slot(e->id);
+    repeated = slot != GI_CMDLINE_KEY_UNKNOWN && seen[slot];
+    if (slot != GI_CMDLINE_KEY_UNKNOWN)
+      seen[slot] = true;
     status = token_status(&t);
     if (status == GI_CMDLINE_OK) {
       memcpy(e->value, t.value, sizeof(e->value));
-      status = apply_known(ret, e);
+      status = repeated ? GI_CMDLINE_DUPLICATE : apply_known(ret, e);
     }
     e->status = status;
   }
@@ -466,7 +502,7 @@ gi_cmdline_status_to_string(GiCmdlineStatus status)
   case GI_CMDLINE_NO_VALUE:
     return "missing '='";
   case GI_CMDLINE_BAD_CHAR:
-    return "control or non-ASCII character";
+    return "byte not allowed (control, non-ASCII or '\\')";
   case GI_CMDLINE_TOO_LONG:
     return "key or value too long";
   case GI_CMDLINE_UNTERMINATED:
@@ -475,6 +511,10 @@ gi_cmdline_status_to_string(GiCmdlineStatus status)
     return "value not accepted";
   case GI_CMDLINE_TOO_MANY:
     return "given too many times";
+  case GI_CMDLINE_BAD_QUOTE:
+    return "double quote not around the whole word or value";
+  case GI_CMDLINE_DUPLICATE:
+    return "given more than once";
   default:
     return "invalid status";
   }
@@ -484,4 +524,25 @@ bool
 gi_cmdline_status_is_error(GiCmdlineStatus status)
 {
   return status != GI_CMDLINE_OK && status != GI_CMDLINE_UNKNOWN;
+}
+
+bool
+gi_cmdline_check(const GiCmdline *c, char *err, size_t err_size)
+{
+  if (c->n_dropped > 0) {
+    snprintf(err, err_size, "%zu vfiod.* words, at most %d are allowed", c->n_entries + c->n_dropped,
+             GI_CMDLINE_MAX_ENTRIES);
+    return false;
+  }
+  for (size_t i = 0; i < c->n_entries; i++) {
+    const GiCmdlineEntry *e = &c->entries[i];
+
+    if (gi_cmdline_status_is_error(e->status)) {
+      snprintf(err, err_size, "%s: %s", e->key, gi_cmdline_status_to_string(e->status));
+      return false;
+    }
+  }
+  if (err_size > 0)
+    err[0] = '\0';
+  return true;
 }

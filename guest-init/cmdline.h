@@ -4,26 +4,32 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The guest's kernel command line, as far as guest-init cares: the
- * "vfiod.*" keys (documented in guest-init/README.md). Pure code (string in,
- * struct out, no I/O, no allocation) so it can be unit-tested on the host and
- * linked into the static PID 1.
- *
- * Grammar, following the kernel's own next_arg(): tokens are separated by
- * whitespace (space, \t, \n, \v, \f, \r); a double quote toggles quoting, so
- * spaces inside quotes do not split, and the quote characters themselves are
- * dropped ("vfiod.sandbox=\"a b\"" and "\"vfiod.sandbox=a b\"" both give the
- * value "a b"). There are no escapes. Tokens whose key does not start with
- * "vfiod." are skipped without a trace. */
+#include "protocol.h"
 
-#define GI_CMDLINE_PREFIX "vfiod."
-#define GI_CMDLINE_MAX_ENTRIES 32   /* vfiod.* tokens kept; more are counted in n_dropped */
-#define GI_CMDLINE_MAX_KEY 64       /* bytes of a key, "vfiod." included */
-#define GI_CMDLINE_MAX_VALUE 256    /* bytes of a value (after quote removal) */
-#define GI_CMDLINE_MAX_ARGS 16      /* vfiod.arg= tokens (workload arguments after argv[0]) */
-#define GI_CMDLINE_MAX_ENV 16       /* vfiod.env= tokens (workload environment) */
-#define GI_CMDLINE_MAX_DNS 3        /* name servers in vfiod.dns= (resolv.conf's MAXNS) */
-#define GI_CMDLINE_MAX_TIMEOUT 31536000u  /* vfiod.timeout= upper bound, seconds (a year) */
+/* The guest's kernel command line, as far as guest-init cares: the
+ * "vfiod.*" keys (documented in guest-init/README.md; names, limits and the
+ * allowed bytes come from protocol.h, shared with vfiod). Pure code (string
+ * in, struct out, no I/O, no allocation) so it can be unit-tested on the
+ * host and linked into the static PID 1.
+ *
+ * Grammar, following the kernel's own next_arg() so that guest-init and the
+ * kernel always see the same words: words are separated by the kernel's
+ * isspace() bytes (space, \t, \n, \v, \f, \r and 0xa0); a double quote
+ * toggles quoting, so blanks inside quotes do not split. There are no
+ * escapes. Quotes are accepted only where the kernel removes them: around
+ * the whole word ("vfiod.arg=a b") or around the whole value
+ * (vfiod.arg="a b"); a quote anywhere else (the kernel would keep it in the
+ * value) refuses the word. Words whose key does not start with "vfiod." are
+ * skipped without a trace. */
+
+#define GI_CMDLINE_PREFIX VFIOD_CMDLINE_PREFIX
+#define GI_CMDLINE_MAX_ENTRIES VFIOD_CMDLINE_MAX_ENTRIES  /* vfiod.* words kept; more are counted in n_dropped */
+#define GI_CMDLINE_MAX_KEY VFIOD_CMDLINE_MAX_KEY          /* bytes of a key, "vfiod." included */
+#define GI_CMDLINE_MAX_VALUE VFIOD_CMDLINE_MAX_VALUE      /* bytes of a value (after quote removal) */
+#define GI_CMDLINE_MAX_ARGS VFIOD_CMDLINE_MAX_ARGS        /* vfiod.arg= words (workload arguments after argv[0]) */
+#define GI_CMDLINE_MAX_ENV VFIOD_CMDLINE_MAX_ENV          /* vfiod.env= words (workload environment) */
+#define GI_CMDLINE_MAX_DNS VFIOD_CMDLINE_MAX_DNS          /* name servers in vfiod.dns= (resolv.conf's MAXNS) */
+#define GI_CMDLINE_MAX_TIMEOUT VFIOD_CMDLINE_MAX_TIMEOUT  /* vfiod.timeout= upper bound, seconds (a year) */
 
 typedef enum {
   GI_CMDLINE_KEY_UNKNOWN = 0, /* a vfiod.* key this guest-init does not know */
@@ -44,18 +50,25 @@ typedef enum {
   GI_CMDLINE_KEY_GPU,         /* vfiod.gpu=on|off */
   GI_CMDLINE_KEY_NVIDIA,      /* vfiod.nvidia=uvm,modeset,drm,peermem|none */
   GI_CMDLINE_KEY_TIMEOUT,     /* vfiod.timeout=SECONDS */
+  GI_CMDLINE_KEY_DRIVER,      /* vfiod.driver=/dev/NAME: the NVIDIA driver layer (EROFS, read-only) */
+  GI_CMDLINE_KEY_COUNT_,      /* not a key: the number of ids above */
 } GiCmdlineKey;
 
 typedef enum {
   GI_CMDLINE_OK = 0,          /* known key, value accepted */
   GI_CMDLINE_UNKNOWN,         /* unknown vfiod.* key: kept, otherwise ignored */
   GI_CMDLINE_NO_VALUE,        /* no '=' in the token */
-  GI_CMDLINE_BAD_CHAR,        /* control or non-ASCII byte in key or value */
+  GI_CMDLINE_BAD_CHAR,        /* a byte outside protocol.h's allow-list in key or value: control,
+                               * non-ASCII, '\\', or a blank outside quotes in a key */
   GI_CMDLINE_TOO_LONG,        /* key or value over GI_CMDLINE_MAX_KEY/_VALUE */
   GI_CMDLINE_UNTERMINATED,    /* a double quote that is never closed */
   GI_CMDLINE_BAD_VALUE,       /* known key, value not accepted (e.g. empty) */
   GI_CMDLINE_TOO_MANY,        /* a repeatable key given more often than allowed */
+  GI_CMDLINE_BAD_QUOTE,       /* a double quote neither around the whole word nor around the whole value */
+  GI_CMDLINE_DUPLICATE,       /* a key other than vfiod.arg and vfiod.env given a second time (vfiod.ready
+                               * and vfiod.report are one key); the first one stays in effect */
 } GiCmdlineStatus;
+#define GI_CMDLINE_STATUS_LAST GI_CMDLINE_DUPLICATE
 
 typedef enum {
   GI_REPORT_CONSOLE = 0,      /* readiness/exit lines on the console only (the default) */
@@ -77,7 +90,8 @@ enum {
  * cut at GI_CMDLINE_MAX_KEY bytes and every bad byte shows as '?', so it can
  * be printed in a warning as is. @value is only filled (NUL-terminated, after
  * quote removal) when @status is GI_CMDLINE_OK, GI_CMDLINE_UNKNOWN,
- * GI_CMDLINE_BAD_VALUE or GI_CMDLINE_TOO_MANY; otherwise it is "". */
+ * GI_CMDLINE_BAD_VALUE, GI_CMDLINE_TOO_MANY or GI_CMDLINE_DUPLICATE;
+ * otherwise it is "". */
 typedef struct {
   char key[GI_CMDLINE_MAX_KEY + 1];
   char value[GI_CMDLINE_MAX_VALUE + 1];
@@ -85,14 +99,17 @@ typedef struct {
   GiCmdlineStatus status;
 } GiCmdlineEntry;
 
-/* The parse result. The effective settings are those of the last accepted
- * (GI_CMDLINE_OK) token of each key, as with the kernel's own parameters;
- * vfiod.arg= is the exception: every accepted token is appended. Every string
+/* The parse result. Each key but vfiod.arg and vfiod.env counts once: its
+ * first token sets it (when accepted), a second one is GI_CMDLINE_DUPLICATE
+ * and changes nothing (unlike the kernel's own parameters, where the last
+ * wins: a repeated key can only come from an injection, see protocol.h).
+ * vfiod.arg= and vfiod.env= append every accepted token. Every string
  * below is "" when its key is absent. */
 typedef struct {
   GiCmdlineEntry entries[GI_CMDLINE_MAX_ENTRIES];
   size_t n_entries;           /* entries[] in use */
-  size_t n_dropped;           /* vfiod.* tokens beyond GI_CMDLINE_MAX_ENTRIES, not parsed */
+  size_t n_dropped;           /* vfiod.* tokens beyond GI_CMDLINE_MAX_ENTRIES, not parsed: an error
+                               * (gi_cmdline_check()) */
 
   bool has_sandbox;
   char sandbox[GI_CMDLINE_MAX_VALUE + 1];  /* "" unless has_sandbox */
@@ -128,6 +145,10 @@ typedef struct {
   char rootfstype[32];        /* default "ext4" */
   bool root_ro;               /* vfiod.rootflags=ro */
 
+  /* The NVIDIA driver layer: "" (none) or a /dev/... path
+   * (vfiod_cmdline_dev_valid()). */
+  char driver[GI_CMDLINE_MAX_VALUE + 1];
+
   bool gpu;                   /* vfiod.gpu=, default on */
   unsigned nvidia;            /* GI_NVIDIA_* bits, default GI_NVIDIA_DEFAULT */
   unsigned timeout_s;         /* vfiod.timeout=, 0 (the default) for none */
@@ -138,9 +159,22 @@ typedef struct {
  * overwritten. Never fails and never reads past the terminating NUL: each
  * vfiod.* token gets an entry whose status says whether it was accepted, and
  * rejected tokens change no setting. Values are accepted only when every byte
- * is printable ASCII (0x20-0x7e). Input length is not limited; only what is
- * stored is. */
+ * passes vfiod_cmdline_value_char_ok() (printable ASCII but '"' and '\\').
+ * Input length is not limited; only what is stored is. Whether the result
+ * may be used at all is gi_cmdline_check()'s call. */
 void gi_cmdline_parse(const char *cmdline, GiCmdline *ret);
+
+/* Whether guest-init may go on with the parsed @c: false when a vfiod.*
+ * token was refused (gi_cmdline_status_is_error(): a bad byte, quote or
+ * value, over a limit, a repeated key, ...) or when more than
+ * GI_CMDLINE_MAX_ENTRIES vfiod.* tokens were given (some were not even
+ * looked at). vfiod never writes such a line, so it was cut, injected or
+ * written by hand: guest-init stops (VFIOD_FATAL) rather than run without a
+ * setting or with someone else's. Unknown vfiod.* keys are not errors (a
+ * newer vfiod may send keys this guest-init does not know): the caller warns.
+ * On false, @err (@err_size bytes, may be 0) gets the first problem, e.g.
+ * "vfiod.root: given more than once". */
+bool gi_cmdline_check(const GiCmdline *c, char *err, size_t err_size);
 
 /* A short English description of @status, e.g. "missing '='". Never NULL. */
 const char *gi_cmdline_status_to_string(GiCmdlineStatus status);

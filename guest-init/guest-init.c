@@ -36,6 +36,8 @@
 #include <unistd.h>
 
 #include "cmdline.h"
+#include "driver.h"
+#include "gpu.h"
 #include "manifest.h"
 #include "modules.h"
 #include "net.h"
@@ -55,13 +57,17 @@
 #define CMDLINE_BUF_SIZE 16384      /* x86 COMMAND_LINE_SIZE is 2048 */
 #define MANIFEST_BUF_SIZE 65536
 #define MAX_POWER_BUTTONS 8
-#define MAX_TIMINGS 8
+#define MAX_TIMINGS 12
 
 #define ROOT_WAIT_MS 10000          /* for the vfiod.root= block device to appear */
 #define STOP_GRACE_MS 10000         /* workload: SIGTERM to its group, then SIGKILL */
 #define CLEANUP_TERM_MS 3000        /* leftovers after the workload: SIGTERM, then SIGKILL */
 #define CLEANUP_KILL_MS 5000        /* after SIGKILL: give up waiting */
 #define REPORT_ATTEMPTS 3           /* vsock attempts for the ready and exit lines */
+#define LAYER_WAIT_MS 10000         /* for the vfiod.driver= block device to appear */
+#define PROBE_TIMEOUT_MS 90000      /* the CUDA probe: cuInit and a context per GPU */
+#define PERSISTENCED_STOP_MS 5000   /* power-off: nvidia-persistenced's exit after SIGTERM */
+#define UNLOAD_TIMEOUT_MS 20000     /* power-off: unloading the NVIDIA modules */
 
 /* --test: run as an ordinary process (no mounts, no modules, no network, no
  * reboot; exits instead of powering off). For trying guest-init on a
@@ -75,13 +81,32 @@ static struct {
   GiManifest manifest;
   bool has_manifest;
   GiModules modules;
+  const char *nvidia_version;   /* the driver's version: the manifest's, else the layer's */
   bool has_nvidia;
   GiNvidiaState nvidia;
+  bool has_layer;               /* vfiod.driver= is mounted and in use */
+  GiLayer layer;
+  const char *layer_modules;    /* where nvidia.ko came from: "initramfs", "layer" or NULL */
+  bool has_cuda;                /* the CUDA probe ran and every GPU passed */
+  GiCudaReport cuda;
+  GiGpuResult gpu_results[GI_GPU_MAX];
+  char driver_version[64];      /* /sys/module/nvidia/version, else nvidia_version */
   bool has_net;
   GiNet net;
   GiTiming timings[MAX_TIMINGS];
   size_t n_timings;
 } boot;
+
+/* What power-off did to the NVIDIA driver (gpu_teardown()). */
+static struct {
+  bool persistenced_done;       /* stop_persistenced() ran */
+  const char *persistenced;
+  bool done;
+  GiTeardown result;
+  char unloaded[16][64];
+  const char *unloaded_names[16];
+  char error[256];
+} teardown;
 
 /* The workload (vfiod.cmd), while PID 1 waits. */
 typedef struct {
@@ -148,12 +173,60 @@ power_off(int test_exit_code)
     sleep(3600);
 }
 
+/* Stops the nvidia-persistenced guest-init started (once): before the
+ * workload's leftovers are killed, and before the modules are unloaded. */
+static void
+stop_persistenced(void)
+{
+  if (teardown.persistenced_done || test_mode || !boot.has_nvidia)
+    return;
+  teardown.persistenced_done = true;
+  teardown.persistenced = gi_nvidia_stop_persistenced(boot.nvidia.persistenced_pid, PERSISTENCED_STOP_MS);
+}
+
+/* Before power-off: leaves no GPU firmware running for the next user.
+ * Stops nvidia-persistenced, then unloads the NVIDIA modules guest-init
+ * loaded (nvidia_uvm, nvidia_modeset, nvidia, ...), bounded in time. NULL
+ * when guest-init loaded none (nothing to report). */
+static const GiTeardown *
+gpu_teardown(void)
+{
+  size_t n = 0;
+  bool any = false;
+  int r;
+
+  if (test_mode)
+    return NULL;
+  for (size_t i = 0; i < boot.modules.n_loaded && !any; i++)
+    any = gi_nvidia_module_kind(boot.modules.loaded[i]) != GI_NVIDIA_MODULE_NONE;
+  if (!any)
+    return NULL;
+  if (teardown.done)
+    return &teardown.result;
+  teardown.done = true;
+  stop_persistenced();
+  r = gi_nvidia_unload((const char (*)[64]) boot.modules.loaded, boot.modules.n_loaded, UNLOAD_TIMEOUT_MS,
+                       teardown.unloaded, 16, &n, teardown.error, sizeof(teardown.error));
+  if (r < 0)
+    gi_warn("NVIDIA modules not all unloaded: %s", teardown.error);
+  for (size_t i = 0; i < n; i++)
+    teardown.unloaded_names[i] = teardown.unloaded[i];
+  teardown.result = (GiTeardown) {
+    .persistenced = teardown.persistenced ? teardown.persistenced : "none",
+    .unloaded = teardown.unloaded_names,
+    .n_unloaded = n,
+    .error = r < 0 ? teardown.error : NULL,
+  };
+  return &teardown.result;
+}
+
 static void __attribute__((noreturn))
 power_off_because(const char *reason, int test_exit_code)
 {
-  char line[256];
+  const GiTeardown *t = gpu_teardown();
+  char line[1024];
 
-  emit_line(line, sizeof(line), gi_format_poweroff(line + 1, sizeof(line) - 1, reason));
+  emit_line(line, sizeof(line), gi_format_poweroff_gpu(line + 1, sizeof(line) - 1, reason, t));
   power_off(test_exit_code);
 }
 
@@ -379,24 +452,38 @@ pci_scan(const char *root, GiPciDevice **ret_devices, size_t *ret_n)
   return 0;
 }
 
+/* Stops (VFIOD_FATAL) on a command line vfiod cannot have written: a
+ * refused vfiod.* word (bad byte, quote or value, over a limit, a key given
+ * twice) or more vfiod.* words than guest-init keeps. Each refused word is
+ * also warned about, so the console shows all of them. Unknown vfiod.* keys
+ * and settings without their companion only get a warning. */
 static void
 report_cmdline_problems(void)
 {
+  char err[GI_CMDLINE_MAX_KEY + 128];
+
   for (size_t i = 0; i < cmdline.n_entries; i++) {
     const GiCmdlineEntry *e = &cmdline.entries[i];
 
     if (e->status != GI_CMDLINE_OK)
       gi_warn("kernel command line: %s: %s", e->key, gi_cmdline_status_to_string(e->status));
   }
-  if (cmdline.n_dropped > 0)
-    gi_warn("kernel command line: %zu vfiod.* keys beyond the first %d ignored",
-            cmdline.n_dropped, GI_CMDLINE_MAX_ENTRIES);
+  if (!gi_cmdline_check(&cmdline, err, sizeof(err)))
+    fatal("kernel command line: %s", err);
   if (!cmdline.has_ip && cmdline.gw[0] != '\0')
     gi_warn("kernel command line: vfiod.gw without vfiod.ip is ignored");
   if (cmdline.cmd[0] == '\0' && cmdline.n_args > 0)
     gi_warn("kernel command line: vfiod.arg without vfiod.cmd is ignored");
   if (cmdline.cmd[0] == '\0' && cmdline.root[0] != '\0')
     gi_warn("kernel command line: vfiod.root without vfiod.cmd: the disk is mounted on %s only", NEWROOT);
+  /* The layer's user space (nvidia-smi, libcuda, the CUDA probe) needs a C
+   * library, which only a root file system has: a GPU could never be found
+   * ready without one. */
+  if (cmdline.driver[0] != '\0' && cmdline.gpu && cmdline.root[0] == '\0')
+    fatal("kernel command line: vfiod.driver needs vfiod.root (the driver layer's user space runs in the "
+          "workload's root file system)");
+  if (cmdline.driver[0] != '\0' && !cmdline.gpu)
+    gi_warn("kernel command line: vfiod.driver with vfiod.gpu=off is ignored");
 }
 
 /* Reads and checks the staged manifest, points firmware_class at the staged
@@ -448,24 +535,261 @@ setup_modules(void)
     fatal("%s", err);
 }
 
-/* NVIDIA: when the manifest stages a driver, vfiod.gpu is on and nvidia.ko
- * was loaded, create the device nodes and start the user-space helpers. */
+/* The NVIDIA GPUs the guest has, normalised, no duplicates, at most
+ * GI_GPU_MAX (more are warned about): the NVIDIA display functions on its
+ * PCI bus (what the host passed) and the GPUs nvidia.ko lists
+ * (/proc/driver/nvidia/gpus/<bdf>). */
+static size_t
+requested_gpus(char bdfs[GI_GPU_MAX][GI_GPU_BDF_SIZE])
+{
+  GiPciDevice *devices = NULL;
+  size_t n_devices = 0, n = 0;
+  struct dirent *de;
+  DIR *d;
+
+  if (pci_scan(GUEST_PCI_ROOT, &devices, &n_devices) < 0)
+    gi_warn("cannot list PCI devices in %s: GPUs are taken from nvidia.ko only", GUEST_PCI_ROOT);
+  for (size_t i = 0; i < n_devices; i++) {
+    if (!gi_pci_is_nvidia_gpu(devices[i].vendor, devices[i].class_code))
+      continue;
+    if (n == GI_GPU_MAX) {
+      gi_warn("more than %d NVIDIA GPUs: %s and later are not checked", GI_GPU_MAX, devices[i].bdf);
+      break;
+    }
+    if (gi_bdf_normalize(devices[i].bdf, bdfs[n]) == 0)
+      n++;
+  }
+  free(devices);
+  d = opendir("/proc/driver/nvidia/gpus");
+  while (d && (de = readdir(d)) != NULL) {
+    char bdf[GI_GPU_BDF_SIZE];
+    bool seen = false;
+
+    if (de->d_name[0] == '.' || gi_bdf_normalize(de->d_name, bdf) < 0)
+      continue;
+    for (size_t i = 0; i < n && !seen; i++)
+      seen = strcmp(bdfs[i], bdf) == 0;
+    if (seen)
+      continue;
+    if (n == GI_GPU_MAX) {
+      gi_warn("more than %d NVIDIA GPUs: %s is not checked", GI_GPU_MAX, bdf);
+      break;
+    }
+    memcpy(bdfs[n++], bdf, sizeof(bdf));
+  }
+  if (d)
+    closedir(d);
+  return n;
+}
+
+/* The environment of everything that runs with the driver layer in the
+ * root: the clean one, vfiod.env's (@with_user_env), and the layer's
+ * directories first in PATH and LD_LIBRARY_PATH. NULL without a layer in
+ * use. Built once per @with_user_env; points into static storage. */
+static char *const *
+layer_env(bool with_user_env)
+{
+  static const char *envp[2][GI_CMDLINE_MAX_ENV + 16];
+  static char buf[2][4096];
+  static bool built[2];
+  static const char *const prepends[] = { "PATH=" GI_LAYER_BIN_DIR, "LD_LIBRARY_PATH=" GI_LAYER_LIB_DIR };
+  const char *overrides[GI_CMDLINE_MAX_ENV];
+  int i = with_user_env ? 1 : 0, r;
+
+  if (!built[i]) {
+    for (size_t k = 0; k < cmdline.n_env; k++)
+      overrides[k] = cmdline.env[k];
+    r = gi_env_build((const char *const *) gi_clean_env, overrides, with_user_env ? cmdline.n_env : 0,
+                     boot.has_layer ? prepends : NULL, boot.has_layer ? 2 : 0, envp[i],
+                     sizeof(envp[i]) / sizeof(envp[i][0]), buf[i], sizeof(buf[i]));
+    if (r < 0)
+      fatal("build the workload's environment: %s", strerror(-r));
+    built[i] = true;
+  }
+  return (char *const *) envp[i];
+}
+
+/* The GPUs are not ready: VFIOD_FATAL with what the probe said per GPU
+ * (or @failure for all of them) and the kernel's NVRM lines, then power-off
+ * (which stops persistenced and unloads the modules). */
+static void __attribute__((noreturn))
+fatal_gpu(const char *error, const GiCudaProbe *probe, const char *failure_call, const char *failure)
+{
+  static char nvrm[GI_NVRM_MAX_LINES][GI_NVRM_LINE_SIZE];
+  const char *nvrm_ptrs[GI_NVRM_MAX_LINES], *smi_out[GI_MAX_SMI_OUTPUT];
+  char bdfs[GI_GPU_MAX][GI_GPU_BDF_SIZE];
+  const char *req[GI_GPU_MAX];
+  size_t n_req, n_results = 0, n_nvrm, len;
+  const char *persistenced, *smi;
+  char *line;
+
+  n_req = requested_gpus(bdfs);
+  for (size_t i = 0; i < n_req; i++)
+    req[i] = bdfs[i];
+  (void) gi_gpu_verdict(req, n_req, probe, failure_call, failure, boot.gpu_results, GI_GPU_MAX, &n_results);
+  n_nvrm = gi_nvrm_lines(nvrm, GI_NVRM_MAX_LINES);
+  for (size_t i = 0; i < n_nvrm; i++)
+    nvrm_ptrs[i] = nvrm[i];
+  for (size_t i = 0; i < boot.nvidia.n_smi_output; i++)
+    smi_out[i] = boot.nvidia.smi_output[i];
+  boot.cuda = (GiCudaReport) {
+    .version = probe ? probe->version : 0,
+    .probe_ran = probe != NULL,
+    .probe_call = probe && probe->call[0] != '\0' ? probe->call : NULL,
+    .probe_code = probe ? probe->code : 0,
+    .probe_error = probe ? probe->error : NULL,
+    .error = boot.modules.nvidia_error[0] != '\0' ? boot.modules.nvidia_error : failure,
+    .driver = boot.driver_version[0] != '\0' ? boot.driver_version : boot.nvidia_version,
+    .gpus = boot.gpu_results,
+    .n_gpus = n_results,
+    .nvrm = nvrm_ptrs,
+    .n_nvrm = n_nvrm,
+  };
+  persistenced = boot.nvidia.persistenced[0] != '\0' ? boot.nvidia.persistenced : NULL;
+  smi = boot.nvidia.smi[0] != '\0' ? boot.nvidia.smi : NULL;
+  len = gi_format_fatal_gpu(NULL, 0, error, &boot.cuda, persistenced, smi, smi_out, boot.nvidia.n_smi_output);
+  line = malloc(len + 2);
+  if (!line)
+    fatal("%s", error);
+  gi_format_fatal_gpu(line + 1, len + 1, error, &boot.cuda, persistenced, smi, smi_out, boot.nvidia.n_smi_output);
+  emit_line(line, len + 2, len);
+  send_to_host(line + 1, len, "VFIOD_FATAL", 1);
+  power_off_because("fatal", 1);
+}
+
+/* vfiod.driver=: mounts the driver layer read-only on
+ * VFIOD_DRIVER_LAYER_DIR (under /run, so the workload's root sees it there
+ * once /run is bound into it) and, when the initramfs stages no nvidia.ko,
+ * loads the NVIDIA modules and finds the GSP firmware from it. A kernel
+ * driver of another version than the layer's user space is fatal: they must
+ * be one version. */
+static void
+setup_driver_layer(void)
+{
+  struct utsname uts;
+  char err[512], version[64];
+  int r;
+
+  if (cmdline.driver[0] == '\0' || !cmdline.gpu)
+    return;
+  r = gi_layer_mount(cmdline.driver, LAYER_WAIT_MS, &boot.layer, err, sizeof(err));
+  if (r < 0)
+    fatal("%s", err);
+  boot.has_layer = true;
+  if (uname(&uts) < 0)
+    fatal("uname: %s", strerror(errno));
+  if (boot.modules.nvidia_staged) {
+    boot.layer_modules = "initramfs";
+    if (boot.manifest.nvidia_driver && strcmp(boot.manifest.nvidia_driver, boot.layer.version) != 0)
+      fatal("the initramfs stages NVIDIA kernel driver %s, the driver layer on %s has user space %s: they must "
+            "be one version", boot.manifest.nvidia_driver, cmdline.driver, boot.layer.version);
+  } else {
+    boot.layer_modules = "layer";
+    r = gi_layer_load_modules(&boot.layer, uts.release, &cmdline, &boot.modules, err, sizeof(err));
+    if (r < 0)
+      fatal("driver layer: %s", err);
+  }
+  if (!boot.nvidia_version)
+    boot.nvidia_version = boot.layer.version;
+  if (gi_read_file("/sys/module/nvidia/version", version, sizeof(version), NULL) > 0) {
+    version[strcspn(version, "\n")] = '\0';
+    if (strcmp(version, boot.layer.version) != 0)
+      fatal("the loaded nvidia.ko is version %s, the driver layer on %s has user space %s: they must be one "
+            "version", version, cmdline.driver, boot.layer.version);
+  }
+  add_timing("driver");
+}
+
+/* NVIDIA: when the manifest or the driver layer stages a driver, vfiod.gpu
+ * is on and nvidia.ko was to be loaded: create the device nodes, and
+ * without a driver layer start the initramfs's user-space helpers (with a
+ * layer they run in the root, setup_cuda()). An NVIDIA module that did not
+ * load is fatal here without a layer; with one, after setup_cuda() has
+ * gathered what nvidia-smi and the probe say. */
 static void
 setup_nvidia(void)
 {
-  char err[512];
+  char err[512], version[64];
 
-  if (!boot.has_manifest || !boot.manifest.nvidia_driver || !cmdline.gpu)
+  if (boot.has_manifest && boot.manifest.nvidia_driver && !boot.nvidia_version)
+    boot.nvidia_version = boot.manifest.nvidia_driver;
+  if (!boot.nvidia_version || !cmdline.gpu)
     return;
-  if (!boot.modules.nvidia) {
+  if (gi_read_file("/sys/module/nvidia/version", version, sizeof(version), NULL) > 0) {
+    version[strcspn(version, "\n")] = '\0';
+    snprintf(boot.driver_version, sizeof(boot.driver_version), "%s", version);
+  }
+  if (!boot.modules.nvidia_staged) {
     gi_warn("%s names NVIDIA driver %s but stages no nvidia.ko; no GPU set-up", GI_MANIFEST_PATH,
-            boot.manifest.nvidia_driver);
+            boot.nvidia_version);
     return;
   }
-  if (gi_nvidia_setup(boot.modules.nvidia_modeset, &boot.nvidia, err, sizeof(err)) < 0)
-    fatal("NVIDIA set-up: %s", err);
   boot.has_nvidia = true;
+  if (boot.modules.nvidia_error[0] != '\0') {
+    if (!boot.has_layer)
+      fatal_gpu(boot.modules.nvidia_error, NULL, "nvidia.ko", boot.modules.nvidia_error);
+    return;
+  }
+  if (gi_nvidia_create_nodes(boot.modules.nvidia_modeset, &boot.nvidia, err, sizeof(err)) < 0)
+    fatal("NVIDIA set-up: %s", err);
+  if (!boot.has_layer) {
+    GiHelpers h = { .root = NULL, .bin_dir = "/usr/bin", .envp = NULL };
+
+    gi_nvidia_start_helpers(&h, &boot.nvidia);
+  }
   add_timing("gpu");
+}
+
+/* With the driver layer in the root: nvidia-persistenced and nvidia-smi -L
+ * from the layer, then the CUDA probe, all chroot()ed in the root with the
+ * layer's environment. Ready only when every GPU passed; otherwise
+ * fatal_gpu() with the details. */
+static void
+setup_cuda(void)
+{
+  static GiCudaProbe probe;
+  char bdfs[GI_GPU_MAX][GI_GPU_BDF_SIZE], err[512], error[512];
+  const char *req[GI_GPU_MAX];
+  GiHelpers h = { .root = NEWROOT, .bin_dir = GI_LAYER_BIN_DIR, .envp = layer_env(false) };
+  size_t n_req, n_results = 0;
+  int failed, r;
+
+  if (!boot.has_layer || !boot.has_nvidia)
+    return;
+  gi_nvidia_start_helpers(&h, &boot.nvidia);
+  r = gi_cuda_probe_run(NEWROOT, layer_env(false), PROBE_TIMEOUT_MS, &probe, err, sizeof(err));
+  if (r < 0)
+    fatal_gpu(boot.modules.nvidia_error[0] != '\0' ? boot.modules.nvidia_error : err, NULL, "probe", err);
+  if (boot.modules.nvidia_error[0] != '\0')
+    fatal_gpu(boot.modules.nvidia_error, &probe, NULL, NULL);
+
+  n_req = requested_gpus(bdfs);
+  for (size_t i = 0; i < n_req; i++)
+    req[i] = bdfs[i];
+  failed = gi_gpu_verdict(req, n_req, &probe, NULL, NULL, boot.gpu_results, GI_GPU_MAX, &n_results);
+  if (failed != 0) {
+    const GiGpuResult *first = NULL;
+
+    for (size_t i = 0; i < n_results && !first; i++)
+      if (!boot.gpu_results[i].ok)
+        first = &boot.gpu_results[i];
+    if (failed < 0 || !first)
+      snprintf(error, sizeof(error), "GPU not ready: more than %d GPUs", GI_GPU_MAX);
+    else
+      snprintf(error, sizeof(error), "GPU not ready: %s: %s: %s%s", first->bdf, first->call, first->error,
+               failed > 1 ? " (and others)" : "");
+    fatal_gpu(error, &probe, NULL, NULL);
+  }
+  boot.cuda = (GiCudaReport) {
+    .version = probe.version,
+    .probe_ran = true,
+    .error = NULL,
+    .driver = boot.driver_version[0] != '\0' ? boot.driver_version : boot.nvidia_version,
+    .gpus = boot.gpu_results,
+    .n_gpus = n_results,
+  };
+  boot.has_cuda = true;
+  add_timing("cuda");
 }
 
 static void
@@ -557,6 +881,7 @@ static void
 print_ready(const char *pci_root)
 {
   const char *modules[GI_MANIFEST_MAX_MODULES], *nodes[GI_MAX_NVIDIA_NODES], *gpus[GI_MAX_GPUS];
+  const char *smi_output[GI_MAX_SMI_OUTPUT];
   const char *dns[GI_CMDLINE_MAX_DNS];
   GiPciDevice *devices = NULL;
   size_t n_devices = 0, len;
@@ -582,6 +907,8 @@ print_ready(const char *pci_root)
     nodes[i] = boot.nvidia.nodes[i];
   for (size_t i = 0; i < boot.nvidia.n_gpus; i++)
     gpus[i] = boot.nvidia.gpus[i];
+  for (size_t i = 0; i < boot.nvidia.n_smi_output; i++)
+    smi_output[i] = boot.nvidia.smi_output[i];
   for (size_t i = 0; i < cmdline.n_dns; i++)
     dns[i] = cmdline.dns[i];
 
@@ -595,14 +922,25 @@ print_ready(const char *pci_root)
   r.pci = devices;
   r.n_pci = n_devices;
   if (boot.has_nvidia) {
-    r.nvidia_driver = boot.manifest.nvidia_driver;
+    r.nvidia_driver = boot.nvidia_version;
     r.nvidia_nodes = nodes;
     r.n_nvidia_nodes = boot.nvidia.n_nodes;
     r.persistenced = boot.nvidia.persistenced;
     r.smi = boot.nvidia.smi;
     r.gpus = gpus;
     r.n_gpus = boot.nvidia.n_gpus;
+    r.smi_output = smi_output;
+    r.n_smi_output = boot.nvidia.n_smi_output;
   }
+  if (boot.has_layer) {
+    r.layer_dev = boot.layer.dev;
+    r.layer_path = VFIOD_DRIVER_LAYER_DIR;
+    r.layer_version = boot.layer.version;
+    r.layer_key = boot.layer.key[0] != '\0' ? boot.layer.key : NULL;
+    r.layer_modules = boot.layer_modules;
+  }
+  if (boot.has_cuda)
+    r.cuda = &boot.cuda;
   if (boot.has_net) {
     r.net_if = boot.net.ifname;
     r.net_mac = boot.net.mac[0] != '\0' ? boot.net.mac : NULL;
@@ -821,6 +1159,9 @@ finish_workload(int sfd)
   char line[512];
   size_t len;
 
+  /* nvidia-persistenced first, by its own SIGTERM: it is guest-init's, not
+   * the workload's leftover. */
+  stop_persistenced();
   reap_children();
   e.killed = count_processes(NULL);
   if (e.killed > 0) {
@@ -886,23 +1227,10 @@ start_workload(void)
 
   if (test_mode && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
     gi_warn("PR_SET_CHILD_SUBREAPER: %s; orphans will not come back to us", strerror(errno));
-  /* The clean environment with vfiod.env= entries added or replacing. */
-  {
-    static char *envp[8 + GI_CMDLINE_MAX_ENV + 1];
-    size_t n = 0;
-    for (size_t i = 0; gi_clean_env[i]; i++) {
-      size_t name_len = strcspn(gi_clean_env[i], "=") + 1;
-      bool replaced = false;
-      for (size_t k = 0; k < cmdline.n_env && !replaced; k++)
-        replaced = strncmp(cmdline.env[k], gi_clean_env[i], name_len) == 0;
-      if (!replaced)
-        envp[n++] = gi_clean_env[i];
-    }
-    for (size_t k = 0; k < cmdline.n_env; k++)
-      envp[n++] = cmdline.env[k];
-    envp[n] = NULL;
-    gi_spawn_env = envp;
-  }
+  /* The clean environment with vfiod.env= entries added or replacing, and
+   * with the driver layer in the root, its directories first in PATH and
+   * LD_LIBRARY_PATH. */
+  gi_spawn_env = layer_env(true);
   workload.started_ms = gi_now_ms();
   pid = gi_spawn(argv, cmdline.root[0] != '\0' ? NEWROOT : NULL, -1);
   gi_spawn_env = gi_clean_env;
@@ -1161,10 +1489,12 @@ main(int argc, char **argv)
   if (!test_mode) {
     setup_modules();
     add_timing("modules");
+    setup_driver_layer();
     setup_nvidia();
     setup_network();
     add_timing("network");
     setup_root();
+    setup_cuda();
   }
 
   if (!test_mode) {

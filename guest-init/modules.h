@@ -19,37 +19,82 @@
 typedef struct {
   char loaded[GI_MANIFEST_MAX_MODULES][64]; /* module names, load order (EEXIST included) */
   size_t n_loaded;
-  size_t n_skipped;                         /* NVIDIA modules left out by vfiod.gpu/.nvidia */
+  size_t n_skipped;                         /* NVIDIA modules left out by vfiod.gpu/.nvidia, or after
+                                             * an NVIDIA module failed */
   bool nvidia;                              /* nvidia.ko is loaded */
   bool nvidia_modeset;                      /* nvidia-modeset.ko is loaded */
+  bool nvidia_staged;                       /* an nvidia.ko was to be loaded (from the manifest or the
+                                             * driver layer), whether it loaded or not */
+  char nvidia_error[320];                   /* the first NVIDIA module that failed to load and why,
+                                             * "" when none did */
 } GiModules;
 
 /* Writes @dir to firmware_class's search path parameter, so that
  * request_firmware() looks there first. Returns 0 or -errno. */
 int gi_firmware_set_path(const char *dir);
 
+/* Loads one module file with finit_module(2) and @params ("" for none).
+ * EEXIST (already loaded) is success. Returns 0 or -errno. */
+int gi_module_load(const char *path, const char *params);
+
+/* Describes a failed gi_module_load() of @path: "<path><where>: <why>", with
+ * finit_module()'s ENOENT (once the file opened) as "unknown symbol (a
+ * dependency not loaded before it?)". @where: e.g. " (manifest line 5)". */
+void gi_module_describe_error(char *buf, size_t size, const char *path, const char *where, int r);
+
+/* Records a module loaded by name in @m (and the NVIDIA flags). */
+void gi_modules_add(GiModules *m, const char *name);
+
 /* Loads the manifest's modules in order with finit_module(2) and their
  * parameters, leaving out NVIDIA modules that vfiod.gpu / vfiod.nvidia do not
  * want (gi_nvidia_module_wanted()). EEXIST is not an error. A module that
- * fails stops the loading: -errno, with the path and the error in @err.
- * finit_module() itself cannot be timed out: a module whose init hangs hangs
- * guest-init (the kernel's business). */
+ * fails stops the loading: -errno, with the path and the error in @err;
+ * except an NVIDIA module: its failure is kept in @ret->nvidia_error, the
+ * NVIDIA modules after it are left out, the others are loaded (the GPU
+ * set-up reports it, with the kernel's NVRM lines). finit_module() itself
+ * cannot be timed out: a module whose init hangs hangs guest-init (the
+ * kernel's business). */
 int gi_modules_load(const GiManifest *m, const GiCmdline *c, GiModules *ret, char *err, size_t err_size);
 
-/* The NVIDIA state after gi_nvidia_setup(). */
+#define GI_MAX_SMI_OUTPUT 8
+
+/* The NVIDIA state after gi_nvidia_create_nodes() and
+ * gi_nvidia_start_helpers(). */
 typedef struct {
   char nodes[GI_MAX_NVIDIA_NODES][48];  /* /dev nodes created */
   size_t n_nodes;
   char persistenced[96];                /* "running", "absent", "failed: ..." */
+  int persistenced_pid;                 /* the daemon's pid from its pid file, 0 when unknown */
   char smi[96];                         /* "ok", "absent", "exit:N", "timeout", "failed: ..." */
-  char gpus[GI_MAX_GPUS][160];          /* `nvidia-smi -L` lines */
+  char gpus[GI_MAX_GPUS][160];          /* `nvidia-smi -L` lines (when it exited 0) */
   size_t n_gpus;
+  char smi_output[GI_MAX_SMI_OUTPUT][160]; /* its lines when it failed */
+  size_t n_smi_output;
 } GiNvidiaState;
 
 /* With nvidia.ko loaded: creates the /dev/nvidia* nodes from /proc/devices
- * and /proc/driver/nvidia/gpus/<bdf>/information (gi_nvidia_node_plan()),
- * starts /usr/bin/nvidia-persistenced when the image has it (30 s limit for
- * it to daemonize) and runs /usr/bin/nvidia-smi -L when the image has it (60
- * s limit). Only the nodes are fatal (-errno and @err): a failing
- * persistenced or nvidia-smi is reported in @ret. */
-int gi_nvidia_setup(bool modeset, GiNvidiaState *ret, char *err, size_t err_size);
+ * and /proc/driver/nvidia/gpus/<bdf>/information (gi_nvidia_node_plan()).
+ * Returns 0, or -errno with @err. @ret is reset first. */
+int gi_nvidia_create_nodes(bool modeset, GiNvidiaState *ret, char *err, size_t err_size);
+
+/* Where the NVIDIA user-space helpers run. */
+typedef struct {
+  const char *root;          /* chroot() there first (the workload's root), or NULL */
+  const char *bin_dir;       /* their directory as seen from there: "/usr/bin", or the driver
+                              * layer's usr/bin */
+  char *const *envp;         /* their environment; NULL for the clean one */
+} GiHelpers;
+
+/* Starts nvidia-persistenced (persistence mode on, its default) when
+ * @h->bin_dir has it (30 s limit for it to daemonize; its pid is read from
+ * its pid file, /var/run/nvidia-persistenced/nvidia-persistenced.pid inside
+ * the root), and runs nvidia-smi -L when it is there (60 s limit). Failures
+ * are only reported in @ret. */
+void gi_nvidia_start_helpers(const GiHelpers *h, GiNvidiaState *ret);
+
+/* Stops the nvidia-persistenced that gi_nvidia_start_helpers() started
+ * (@pid, 0 for none): SIGTERM (it then turns persistence mode off and exits),
+ * waits at most @timeout_ms for it to be gone (reaping it: it is PID 1's
+ * child once daemonized), then SIGKILL and 1 s more. Returns "stopped",
+ * "killed", "gone" (it had exited already) or "none" (@pid 0). */
+const char *gi_nvidia_stop_persistenced(int pid, int timeout_ms);

@@ -178,6 +178,33 @@ gi_format_ready(char *buf, size_t size, const GiReady *r)
   }
   out_key(&o, "gpus", false);
   out_string_array(&o, r->gpus, r->n_gpus);
+  if (r->n_smi_output > 0) {
+    out_key(&o, "smi_output", false);
+    out_string_array(&o, r->smi_output, r->n_smi_output);
+  }
+
+  out_key(&o, "driver_layer", false);
+  if (r->layer_dev) {
+    out_putc(&o, '{');
+    out_key(&o, "dev", true);
+    gi_out_json_string(&o, r->layer_dev);
+    out_key(&o, "path", false);
+    gi_out_json_string_or_null(&o, r->layer_path);
+    out_key(&o, "version", false);
+    gi_out_json_string_or_null(&o, r->layer_version);
+    out_key(&o, "key", false);
+    gi_out_json_string_or_null(&o, r->layer_key);
+    out_key(&o, "modules", false);
+    gi_out_json_string_or_null(&o, r->layer_modules);
+    out_putc(&o, '}');
+  } else {
+    gi_out_puts(&o, "null");
+  }
+  out_key(&o, "cuda", false);
+  if (r->cuda)
+    gi_out_cuda(&o, r->cuda);
+  else
+    gi_out_puts(&o, "null");
 
   out_key(&o, "net", false);
   if (r->net_if) {
@@ -219,6 +246,56 @@ gi_format_ready(char *buf, size_t size, const GiReady *r)
   }
   gi_out_puts(&o, "}}");
   return gi_out_finish(&o);
+}
+
+void
+gi_out_cuda(GiOut *o, const GiCudaReport *c)
+{
+  out_putc(o, '{');
+  out_key(o, "version", true);
+  if (c->version > 0)
+    out_printf(o, "%ld", c->version);
+  else
+    gi_out_puts(o, "null");
+  out_key(o, "error", false);
+  gi_out_json_string_or_null(o, c->error);
+  out_key(o, "probe", false);
+  if (c->probe_ran) {
+    out_putc(o, '{');
+    out_key(o, "call", true);
+    gi_out_json_string_or_null(o, c->probe_call);
+    out_key(o, "code", false);
+    out_printf(o, "%ld", c->probe_call ? c->probe_code : 0);
+    out_key(o, "error", false);
+    gi_out_json_string_or_null(o, c->probe_call ? c->probe_error : NULL);
+    out_putc(o, '}');
+  } else {
+    gi_out_puts(o, "null");
+  }
+  out_key(o, "gpus", false);
+  out_putc(o, '[');
+  for (size_t i = 0; i < c->n_gpus; i++) {
+    const GiGpuResult *g = &c->gpus[i];
+
+    gi_out_puts(o, i == 0 ? "{" : ",{");
+    out_key(o, "bdf", true);
+    gi_out_json_string(o, g->bdf);
+    out_key(o, "name", false);
+    gi_out_json_string_or_null(o, g->name[0] != '\0' ? g->name : NULL);
+    out_key(o, "driver", false);
+    gi_out_json_string_or_null(o, c->driver);
+    out_key(o, "probe", false);
+    gi_out_json_string(o, g->ok ? "ok" : "failed");
+    out_key(o, "call", false);
+    gi_out_json_string_or_null(o, g->ok ? NULL : g->call);
+    out_key(o, "error", false);
+    gi_out_json_string_or_null(o, g->ok ? NULL : g->error);
+    out_putc(o, '}');
+  }
+  out_putc(o, ']');
+  out_key(o, "nvrm", false);
+  out_string_array(o, c->nvrm, c->n_nvrm);
+  out_putc(o, '}');
 }
 
 size_t
@@ -295,4 +372,47 @@ size_t
 gi_format_fatal(char *buf, size_t size, const char *error)
 {
   return format_one(buf, size, "VFIOD_FATAL", "error", error);
+}
+
+size_t
+gi_format_fatal_gpu(char *buf, size_t size, const char *error, const GiCudaReport *cuda, const char *persistenced,
+                    const char *smi, const char *const *smi_output, size_t n_smi_output)
+{
+  GiOut o = { buf, size, 0 };
+
+  gi_out_puts(&o, "VFIOD_FATAL {");
+  out_key(&o, "error", true);
+  gi_out_json_string(&o, error);
+  out_key(&o, "cuda", false);
+  gi_out_cuda(&o, cuda);
+  out_key(&o, "persistenced", false);
+  gi_out_json_string_or_null(&o, persistenced);
+  out_key(&o, "smi", false);
+  gi_out_json_string_or_null(&o, smi);
+  out_key(&o, "smi_output", false);
+  out_string_array(&o, smi_output, n_smi_output);
+  out_putc(&o, '}');
+  return gi_out_finish(&o);
+}
+
+size_t
+gi_format_poweroff_gpu(char *buf, size_t size, const char *reason, const GiTeardown *t)
+{
+  GiOut o = { buf, size, 0 };
+
+  if (!t)
+    return gi_format_poweroff(buf, size, reason);
+  gi_out_puts(&o, "VFIOD_POWEROFF {");
+  out_key(&o, "reason", true);
+  gi_out_json_string(&o, reason);
+  out_key(&o, "gpu", false);
+  out_putc(&o, '{');
+  out_key(&o, "persistenced", true);
+  gi_out_json_string_or_null(&o, t->persistenced);
+  out_key(&o, "unloaded", false);
+  out_string_array(&o, t->unloaded, t->n_unloaded);
+  out_key(&o, "error", false);
+  gi_out_json_string_or_null(&o, t->error);
+  gi_out_puts(&o, "}}");
+  return gi_out_finish(&o);
 }

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gpu.h"
+
 /* The machine-readable lines guest-init prints on the console and sends to
  * the host (see guest-init/README.md). Pure formatting: no I/O, no
  * allocation. Every formatter works like snprintf(): it writes at most @size
@@ -51,6 +53,31 @@ typedef struct {
   uint64_t ms;
 } GiTiming;
 
+/* The CUDA probe's outcome, per GPU (gi_gpu_verdict()), printed as the
+ * "cuda" object of VFIOD_READY and VFIOD_FATAL:
+ *   {"version":12040,"error":null|"...",
+ *    "probe":null|{"call":null|"cuInit","code":0,"error":null|"CUDA_ERROR_..."},
+ *    "gpus":[{"bdf":"0000:01:00.0","name":"...","driver":"550.163.01",
+ *    "probe":"ok"|"failed","call":null|"cuCtxCreate","error":null|"CUDA_ERROR_..."}],
+ *    "nvrm":["NVRM: ..."]} */
+typedef struct {
+  long version;                    /* cuDriverGetVersion(), 0 when unknown (printed as null) */
+  bool probe_ran;                  /* the probe printed its line: "probe" is an object, else null */
+  const char *probe_call;          /* its top-level failure before any device, or NULL */
+  long probe_code;
+  const char *probe_error;
+  const char *error;               /* why no GPU could pass (the probe did not run, nvidia.ko did not
+                                    * load, ...), or NULL */
+  const char *driver;              /* the kernel driver's version, for each GPU; may be NULL */
+  const GiGpuResult *gpus;
+  size_t n_gpus;
+  const char *const *nvrm;         /* the kernel's NVRM lines (only when something failed) */
+  size_t n_nvrm;
+} GiCudaReport;
+
+/* Appends the "cuda" object above. */
+void gi_out_cuda(GiOut *o, const GiCudaReport *c);
+
 /* Everything in the ready report. Strings that may be NULL are printed as
  * null; arrays may be NULL when their count is 0. */
 typedef struct {
@@ -71,6 +98,16 @@ typedef struct {
   const char *smi;                 /* "ok", "absent", "exit:N", "timeout", "failed: ..." */
   const char *const *gpus;         /* `nvidia-smi -L` lines */
   size_t n_gpus;
+  const char *const *smi_output;   /* nvidia-smi's lines when it failed (printed only when any) */
+  size_t n_smi_output;
+  /* The driver layer (vfiod.driver=): layer_dev NULL prints "driver_layer":null. */
+  const char *layer_dev;           /* "/dev/vdb" */
+  const char *layer_path;          /* where the workload sees it, "/run/nvidia/driver" */
+  const char *layer_version;       /* its NVIDIA_DRIVER_VERSION */
+  const char *layer_key;           /* its DRIVER_LAYER_KEY, may be NULL */
+  const char *layer_modules;       /* "layer" or "initramfs": where nvidia.ko came from; may be NULL */
+  /* The CUDA probe: NULL prints "cuda":null (no driver layer: not probed). */
+  const GiCudaReport *cuda;
   /* Network: net_if NULL prints "net":null. */
   const char *net_if;
   const char *net_mac;             /* may be NULL */
@@ -89,6 +126,7 @@ typedef struct {
 /* VFIOD_READY {"v":1,"sandbox":...,"kernel":...,"uptime_ms":N,"report":...,
  *   "modules":[...],"pci":[{"bdf":"...","id":"vvvv:dddd","class":"cccccc",
  *   "driver":"..."|null},...],"nvidia":null|{...},"gpus":[...],
+ *   "driver_layer":null|{...},"cuda":null|{...},
  *   "net":null|{...},"root":null|{...},"workload":...,"timings_ms":{...}}
  * IDs are 4 lower-case hex digits each, the class 6. */
 size_t gi_format_ready(char *buf, size_t size, const GiReady *r);
@@ -121,3 +159,26 @@ size_t gi_format_poweroff(char *buf, size_t size, const char *reason);
 
 /* VFIOD_FATAL {"error":"<error>"}. */
 size_t gi_format_fatal(char *buf, size_t size, const char *error);
+
+/* VFIOD_FATAL {"error":"<error>","cuda":{...},"persistenced":...,"smi":...,
+ * "smi_output":[...]}: the GPUs are not ready (gi_gpu_verdict()), with what
+ * the probe said per GPU and the kernel's NVRM lines. @persistenced and @smi
+ * (may be NULL): their status as in the ready line; @smi_output: nvidia-smi's
+ * lines when it failed. */
+size_t gi_format_fatal_gpu(char *buf, size_t size, const char *error, const GiCudaReport *cuda,
+                           const char *persistenced, const char *smi, const char *const *smi_output,
+                           size_t n_smi_output);
+
+/* What guest-init did to the NVIDIA driver before powering off. */
+typedef struct {
+  const char *persistenced;        /* "stopped", "killed", "gone" (had exited before), "none" (not
+                                    * started, or its pid unknown) */
+  const char *const *unloaded;     /* modules unloaded, in order */
+  size_t n_unloaded;
+  const char *error;               /* the first module that could not be unloaded and why, or NULL */
+} GiTeardown;
+
+/* VFIOD_POWEROFF {"reason":"<reason>","gpu":{"persistenced":"stopped",
+ * "unloaded":["nvidia_uvm","nvidia_modeset","nvidia"],"error":null}}; with
+ * @t NULL, as gi_format_poweroff(). */
+size_t gi_format_poweroff_gpu(char *buf, size_t size, const char *reason, const GiTeardown *t);

@@ -177,6 +177,15 @@ pidfd_open_compat(pid_t pid)
 pid_t
 gi_spawn(char *const argv[], const char *root, int stdout_fd)
 {
+  GiSpawnOptions o = { .argv = argv, .root = root, .stdout_fd = stdout_fd, .exec_fd = -1 };
+
+  return gi_spawn_opts(&o);
+}
+
+pid_t
+gi_spawn_opts(const GiSpawnOptions *o)
+{
+  char *const *envp = o->envp ? o->envp : gi_spawn_env;
   int pipefd[2], err = 0;
   ssize_t n;
   pid_t pid;
@@ -199,13 +208,16 @@ gi_spawn(char *const argv[], const char *root, int stdout_fd)
     close(pipefd[0]);
     if (setsid() < 0)
       goto fail;
-    if (stdout_fd >= 0 && dup2(stdout_fd, STDOUT_FILENO) < 0)
+    if (o->stdout_fd >= 0 && dup2(o->stdout_fd, STDOUT_FILENO) < 0)
       goto fail;
-    if (root && chroot(root) < 0)
+    if (o->root && chroot(o->root) < 0)
       goto fail;
     if (chdir("/") < 0)
       goto fail;
-    execve(argv[0], argv, gi_spawn_env);
+    if (o->exec_fd >= 0)
+      syscall(SYS_execveat, o->exec_fd, "", o->argv, envp, AT_EMPTY_PATH);
+    else
+      execve(o->argv[0], o->argv, envp);
   fail:
     err = errno;
     (void) !write(pipefd[1], &err, sizeof(err));
@@ -227,15 +239,26 @@ gi_spawn(char *const argv[], const char *root, int stdout_fd)
 int
 gi_run(char *const argv[], int timeout_ms, char *out, size_t out_size, int *ret_status)
 {
+  GiSpawnOptions o = { .argv = argv, .stdout_fd = -1, .exec_fd = -1 };
+
+  return gi_run_opts(&o, timeout_ms, out, out_size, NULL, ret_status);
+}
+
+int
+gi_run_opts(const GiSpawnOptions *opts, int timeout_ms, char *out, size_t out_size, bool *ret_truncated,
+            int *ret_status)
+{
   uint64_t deadline = gi_now_ms() + (uint64_t) timeout_ms;
   int pipefd[2] = { -1, -1 }, pidfd, status;
+  GiSpawnOptions o = *opts;
   size_t len = 0;
-  bool exited = false;
+  bool exited = false, truncated = false;
   pid_t pid;
 
   if (out && pipe2(pipefd, O_CLOEXEC) < 0)
     return -errno;
-  pid = gi_spawn(argv, NULL, pipefd[1]);
+  o.stdout_fd = pipefd[1];
+  pid = gi_spawn_opts(&o);
   if (pipefd[1] >= 0)
     close(pipefd[1]);
   if (pid < 0) {
@@ -275,8 +298,10 @@ gi_run(char *const argv[], int timeout_ms, char *out, size_t out_size, int *ret_
 
       if (r > 0) {
         size_t take = (size_t) r;
-        if (len + take > out_size - 1)
+        if (len + take > out_size - 1) {
           take = out_size - 1 - len;
+          truncated = true;
+        }
         memcpy(out + len, tmp, take);
         len += take;
       } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
@@ -292,6 +317,8 @@ gi_run(char *const argv[], int timeout_ms, char *out, size_t out_size, int *ret_
   }
   if (out)
     out[len] = '\0';
+  if (ret_truncated)
+    *ret_truncated = truncated;
   if (pipefd[0] >= 0)
     close(pipefd[0]);
   if (pidfd >= 0)

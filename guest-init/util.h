@@ -44,6 +44,28 @@ extern char *const gi_clean_env[];
 /* The environment gi_spawn() gives children: gi_clean_env unless set. */
 extern char *const *gi_spawn_env;
 
+/* How gi_spawn_opts() starts a child. */
+typedef struct {
+  char *const *argv;     /* argv[0]: the absolute path exec'd (inside @root), unless @exec_fd >= 0 */
+  char *const *envp;     /* the environment; NULL for gi_spawn_env */
+  const char *root;      /* when not NULL, the child chroot()s there first */
+  int stdout_fd;         /* when >= 0, the child's stdout; otherwise guest-init's (the console) */
+  int exec_fd;           /* when >= 0, the program is this open file (execveat(AT_EMPTY_PATH), e.g. a
+                          * memfd), run after the chroot: its ELF interpreter is the root's */
+} GiSpawnOptions;
+
+/* gi_spawn() with every option: starts @o->argv in a new session with all
+ * signals unblocked, cwd "/" (of @o->root). Returns the child's pid once
+ * execve() succeeded, or -errno of the failed step (the child is reaped). */
+pid_t gi_spawn_opts(const GiSpawnOptions *o);
+
+/* gi_run() with every option: runs @o (its stdout_fd is ignored: with @out
+ * the output is collected, else the console) and waits at most @timeout_ms.
+ * *@ret_truncated (may be NULL): the output was longer than @out_size - 1
+ * bytes (the rest was read and dropped). Returns as gi_run(). */
+int gi_run_opts(const GiSpawnOptions *o, int timeout_ms, char *out, size_t out_size, bool *ret_truncated,
+                int *ret_status);
+
 /* Starts @argv[0] (an absolute path) with @argv and gi_clean_env, in a new
  * session (so its process group id is its pid), with all signals unblocked.
  * @root: when not NULL, the child chroot()s there first. @stdout_fd: when

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "cli.h"
 
+#include <gio/gunixsocketaddress.h>
 #include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -108,17 +109,52 @@ report_error(const GError *error)
 static VfdManager1 *
 connect_api(Cli *cli, GError **error)
 {
-  g_autofree char *escaped = g_dbus_address_escape_value(cli->socket_path);
-  g_autofree char *address = g_strdup_printf("unix:path=%s", escaped);
+  g_autoptr(GSocketClient) client = g_socket_client_new();
+  g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(cli->socket_path);
+  g_autoptr(GSocketConnection) stream = NULL;
   g_autoptr(GDBusConnection) conn = NULL;
 
-  conn = g_dbus_connection_new_for_address_sync(address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT, NULL,
-                                                NULL, error);
+  stream = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL, error);
+  if (stream)
+    conn = g_dbus_connection_new_sync(G_IO_STREAM(stream), NULL, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT, NULL,
+                                      NULL, error);
   if (!conn) {
+    /* vfiod refuses a connection over its caps with one line,
+     * ERROR "vfiod refused the connection: <why>", then closes it: GDBus
+     * reports the line as an unexpected answer, or, when vfiod closed
+     * before GDBus sent its first bytes, a broken pipe; the line is still
+     * there to read then. Show vfiod's words. */
+    g_autofree char *said = NULL;
+    const char *at = strstr((*error)->message, "ERROR \"vfiod ");
+
+    if (at) {
+      said = g_strdup(at);
+    } else if (stream) {
+      GSocket *sock = g_socket_connection_get_socket(stream);
+      char buf[512];
+      gssize n;
+
+      g_socket_set_timeout(sock, 1);
+      n = g_socket_receive(sock, buf, sizeof buf - 1, NULL, NULL);
+      if (n > 0) {
+        buf[n] = '\0';
+        if ((at = strstr(buf, "ERROR \"vfiod ")))
+          said = g_strdup(at);
+      }
+    }
+    if (said) {
+      char *text = said + strlen("ERROR \"");
+      char *end = strchr(text, '"');
+      if (end)
+        *end = '\0';
+      g_clear_error(error);
+      g_set_error(error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED, "%s (%s)", text, cli->socket_path);
+      return NULL;
+    }
     /* vfiod refuses a peer during authentication: the client only sees
      * the connection end. Say what that means. */
-    if (g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT) ||
-        strstr((*error)->message, "Unexpected lack of content")) {
+    if (stream && (g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT) ||
+                   strstr((*error)->message, "Unexpected lack of content"))) {
       g_clear_error(error);
       g_set_error(error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED,
                   "vfiod at %s refused this user: only root and members of its allowed_group may use it",
@@ -190,9 +226,9 @@ add_member(JsonBuilder *b, GVariantDict *dict, const char *key, gboolean null_if
     json_builder_add_null_value(b);
 }
 
-static const char *const device_keys[] = { "bdf", "vendor", "device", "class", "iommu_group", "numa_node",
-                                           "driver", "state", "owner", "managed", "name", NULL };
-static const char *const sandbox_keys[] = { "id",    "state",      "pid",       "devices",     "memory_mib",
+static const char *const device_keys[] = { "bdf",   "vendor", "device",    "class",   "iommu_group", "numa_node",
+                                           "driver", "state", "owner", "owner_uid", "managed", "name", NULL };
+static const char *const sandbox_keys[] = { "id",    "owner_uid",  "state", "pid",       "devices",     "memory_mib",
                                             "vcpus", "numa_node",  "serial_log", "dir",       "exit_status",
                                             "ready", "ready_ms",   "ready_report", NULL };
 
@@ -230,7 +266,8 @@ add_object(JsonBuilder *b, GVariant *dict_v, const char *const *keys)
       continue;
     }
     add_member(b, &dict, *k,
-               g_str_equal(*k, "driver") || g_str_equal(*k, "owner") || g_str_equal(*k, "name"));
+               g_str_equal(*k, "driver") || g_str_equal(*k, "owner") || g_str_equal(*k, "owner_uid") ||
+                   g_str_equal(*k, "name"));
   }
   json_builder_end_object(b);
   g_variant_dict_clear(&dict);
@@ -318,24 +355,27 @@ cmd_list(Cli *cli, int argc, char **argv)
     print_object_list(devs, device_keys);
     return VFD_EXIT_OK;
   }
-  printf("%-12s  %-9s  %-6s  %5s  %-12s  %-9s  %-12s  %s\n", "BDF", "ID", "CLASS", "GROUP", "DRIVER", "STATE",
-         "OWNER", "NAME");
+  printf("%-12s  %-9s  %-6s  %5s  %-12s  %-9s  %-12s  %6s  %s\n", "BDF", "ID", "CLASS", "GROUP", "DRIVER", "STATE",
+         "OWNER", "UID", "NAME");
   g_variant_iter_init(&it, devs);
   while ((child = g_variant_iter_next_value(&it))) {
     GVariantDict d;
     gint32 group = -1;
     g_autofree char *id = NULL;
     g_autofree char *grp = NULL;
+    g_autofree char *uid = NULL;
     gboolean managed = FALSE;
+    guint32 owner_uid = 0;
 
     g_variant_dict_init(&d, child);
     g_variant_dict_lookup(&d, "iommu_group", "i", &group);
     g_variant_dict_lookup(&d, "managed", "b", &managed);
     id = g_strdup_printf("%s:%s", dict_str(&d, "vendor", "?"), dict_str(&d, "device", "?"));
     grp = group >= 0 ? g_strdup_printf("%d", group) : g_strdup("-");
-    printf("%-12s  %-9s  %-6s  %5s  %-12s  %-9s  %-12s  %s%s\n", dict_str(&d, "bdf", "?"), id,
+    uid = g_variant_dict_lookup(&d, "owner_uid", "u", &owner_uid) ? g_strdup_printf("%u", owner_uid) : g_strdup("-");
+    printf("%-12s  %-9s  %-6s  %5s  %-12s  %-9s  %-12s  %6s  %s%s\n", dict_str(&d, "bdf", "?"), id,
            dict_str(&d, "class", "?"), grp, dict_str(&d, "driver", "-"), dict_str(&d, "state", "?"),
-           dict_str(&d, "owner", "-"), dict_str(&d, "name", ""), managed ? "" : " (not managed)");
+           dict_str(&d, "owner", "-"), uid, dict_str(&d, "name", ""), managed ? "" : " (not managed)");
     g_variant_dict_clear(&d);
     g_variant_unref(child);
   }
@@ -438,7 +478,7 @@ print_sandbox_text(GVariant *sb)
   g_autofree const char **devs = NULL;
   g_autofree char *joined = NULL;
   gint64 pid = 0;
-  guint32 mem = 0;
+  guint32 mem = 0, owner_uid = 0;
   gint32 status = 0;
   GVariant *v;
 
@@ -450,8 +490,9 @@ print_sandbox_text(GVariant *sb)
   joined = devs && devs[0] ? g_strjoinv(",", (char **) devs) : g_strdup("-");
   g_variant_dict_lookup(&d, "pid", "x", &pid);
   g_variant_dict_lookup(&d, "memory_mib", "u", &mem);
-  printf("%-12s  %-8s  %7" G_GINT64_FORMAT "  %6u  %s", dict_str(&d, "id", "?"), dict_str(&d, "state", "?"), pid,
-         mem, joined);
+  g_variant_dict_lookup(&d, "owner_uid", "u", &owner_uid);
+  printf("%-12s  %6u  %-8s  %7" G_GINT64_FORMAT "  %6u  %s", dict_str(&d, "id", "?"), owner_uid,
+         dict_str(&d, "state", "?"), pid, mem, joined);
   if (g_variant_dict_lookup(&d, "exit_status", "i", &status))
     printf("  (exit %d)", status);
   printf("\n");
@@ -754,7 +795,7 @@ cmd_sandbox_list(Cli *cli, int argc, char **argv)
     print_object_list(list, sandbox_keys);
     return VFD_EXIT_OK;
   }
-  printf("%-12s  %-8s  %7s  %6s  %s\n", "ID", "STATE", "PID", "MiB", "DEVICES");
+  printf("%-12s  %6s  %-8s  %7s  %6s  %s\n", "ID", "OWNER", "STATE", "PID", "MiB", "DEVICES");
   g_variant_iter_init(&it, list);
   while ((child = g_variant_iter_next_value(&it))) {
     print_sandbox_text(child);

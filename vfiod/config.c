@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <errno.h>
+
+#include "api-limits.h"
 #include "error.h"
+#include "../guest-init/protocol.h"
 #include "firewall.h"
 #include "netpool.h"
 #include "policy.h"
@@ -46,11 +50,12 @@ systemd_dir(const char *env)
 
 static const char *const known_keys[] = {
   "daemon/state_dir", "daemon/runtime_dir", "daemon/allowed_group",
+  "daemon/max_connections", "daemon/max_connections_per_uid", "daemon/auth_timeout",
   "devices/ids", "devices/classes",
   "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
   "devices/reset_on_release",
   "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/user",
-  "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/prealloc_threads",
+  "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/prealloc_threads", "qemu/uid_range", "qemu/serial_log_max_mib",
   "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
   "network/report_port",
   "testing/sys_root", "testing/dev_root", "testing/proc_root",
@@ -123,6 +128,25 @@ take_seconds(GKeyFile *kf, const char *group, const char *key, guint *field, GEr
   return TRUE;
 }
 
+/* Reads [group] key as a count in @min..@max into *@field when present. */
+static gboolean
+take_count(GKeyFile *kf, const char *group, const char *key, guint min, guint max, guint *field, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  gint v;
+
+  if (!g_key_file_has_key(kf, group, key, NULL))
+    return TRUE;
+  v = g_key_file_get_integer(kf, group, key, &local);
+  if (local || v < (gint) min || v > (gint) max) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "config key [%s] %s must be a number from %u to %u",
+                group, key, min, max);
+    return FALSE;
+  }
+  *field = (guint) v;
+  return TRUE;
+}
+
 static gboolean
 check_dir(const char *key, const char *value, GError **error)
 {
@@ -132,6 +156,30 @@ check_dir(const char *key, const char *value, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+int
+vfd_config_parse_uid_range(const char *text, guint32 *ret_first, guint32 *ret_count)
+{
+  guint64 first, last;
+  char *end = NULL;
+
+  if (!text || !*text || g_str_equal(text, "none")) {
+    *ret_first = 0;
+    *ret_count = 0;
+    return 0;
+  }
+  if (!g_ascii_isdigit(text[0]))
+    return -EINVAL;
+  first = g_ascii_strtoull(text, &end, 10);
+  if (!end || *end != '-' || !g_ascii_isdigit(end[1]))
+    return -EINVAL;
+  last = g_ascii_strtoull(end + 1, &end, 10);
+  if (!end || *end || first < 1000 || last < first || last >= G_MAXINT32)
+    return -EINVAL;
+  *ret_first = (guint32) first;
+  *ret_count = (guint32) (last - first + 1);
+  return 0;
 }
 
 VfdConfig *
@@ -149,12 +197,17 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   if (!c->runtime_dir)
     c->runtime_dir = g_strdup("/run/vfiod");
   c->allowed_group = g_strdup("vfiod");
+  c->api_max_connections = VFD_API_MAX_CONNECTIONS_DEFAULT;
+  c->api_max_connections_per_uid = VFD_API_MAX_CONNECTIONS_PER_UID_DEFAULT;
+  c->api_auth_timeout_s = VFD_API_AUTH_TIMEOUT_DEFAULT;
   c->ids = g_strdup(VFD_POLICY_DEFAULT_IDS);
   c->classes = g_strdup(VFD_POLICY_DEFAULT_CLASSES);
   c->qemu_binary = g_strdup("qemu-system-x86_64");
   c->qemu_accel = g_strdup("kvm");
   c->qemu_stop_timeout_s = 10;
   c->qemu_seccomp = true;
+  vfd_config_parse_uid_range(VFD_QEMU_UID_RANGE_DEFAULT, &c->qemu_uid_first, &c->qemu_uid_count);
+  c->qemu_serial_log_max = 16 * 1024 * 1024;
   c->write_timeout_s = 15;
   c->sys_root = g_strdup("/sys");
   c->dev_root = g_strdup("/dev");
@@ -212,7 +265,10 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
       }
       c->report_port = (guint) v;
     }
-    if (!take_seconds(kf, "qemu", "stop_timeout", &c->qemu_stop_timeout_s, error) ||
+    if (!take_count(kf, "daemon", "max_connections", 1, 4096, &c->api_max_connections, error) ||
+        !take_count(kf, "daemon", "max_connections_per_uid", 1, 4096, &c->api_max_connections_per_uid, error) ||
+        !take_count(kf, "daemon", "auth_timeout", 1, 300, &c->api_auth_timeout_s, error) ||
+        !take_seconds(kf, "qemu", "stop_timeout", &c->qemu_stop_timeout_s, error) ||
         !take_seconds(kf, "devices", "write_timeout", &c->write_timeout_s, error) ||
         !take_bool(kf, "devices", "allow_boot_vga", &c->allow_boot_vga, error) ||
         !take_bool(kf, "devices", "allow_storage", &c->allow_storage, error) ||
@@ -233,6 +289,25 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
                     "config key [qemu] hugepage_size must be 2M or 1G, got '%s'", size);
         return NULL;
       }
+    }
+    if (g_key_file_has_key(kf, "qemu", "uid_range", NULL)) {
+      g_autofree char *v = g_key_file_get_string(kf, "qemu", "uid_range", NULL);
+      if (vfd_config_parse_uid_range(v ? g_strstrip(v) : "", &c->qemu_uid_first, &c->qemu_uid_count) < 0) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                    "config key [qemu] uid_range must be FIRST-LAST (uids >= 1000, below 2147483647) or none, "
+                    "got '%s'", v ? v : "");
+        return NULL;
+      }
+    }
+    if (g_key_file_has_key(kf, "qemu", "serial_log_max_mib", NULL)) {
+      g_autoptr(GError) local = NULL;
+      gint v = g_key_file_get_integer(kf, "qemu", "serial_log_max_mib", &local);
+      if (local || v < 1 || v > 4096) {
+        g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                            "config key [qemu] serial_log_max_mib must be 1 to 4096 (MiB)");
+        return NULL;
+      }
+      c->qemu_serial_log_max = (guint64) v * 1024 * 1024;
     }
     if (g_key_file_has_key(kf, "qemu", "prealloc_threads", NULL)) {
       g_autoptr(GError) local = NULL;
@@ -289,15 +364,32 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
       return NULL;
     }
     {
+      /* It goes on the guest kernel command line as vfiod.dns=A,B,C: at
+       * most VFIOD_CMDLINE_MAX_DNS servers (what guest-init takes, and what
+       * VFIOD_CMDLINE_RESERVED counts with), written without blanks. */
       g_auto(GStrv) servers = g_strsplit(c->net_dns, ",", -1);
+      g_autoptr(GStrvBuilder) clean = g_strv_builder_new();
+      g_auto(GStrv) list = NULL;
+      guint n = 0;
       for (char **it = servers; *it; it++) {
         guint32 a;
-        if (*g_strstrip(*it) && vfd_ipv4_parse(*it, &a) < 0) {
+        if (!*g_strstrip(*it))
+          continue;
+        if (vfd_ipv4_parse(*it, &a) < 0) {
           g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
                       "config key [network] dns: '%s' is not an IPv4 address", *it);
           return NULL;
         }
+        if (++n > VFIOD_CMDLINE_MAX_DNS) {
+          g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                      "config key [network] dns: at most %d servers (resolv.conf's limit)", VFIOD_CMDLINE_MAX_DNS);
+          return NULL;
+        }
+        g_strv_builder_add(clean, *it);
       }
+      list = g_strv_builder_end(clean);
+      g_free(c->net_dns);
+      c->net_dns = g_strjoinv(",", list);
     }
   }
 

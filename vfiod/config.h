@@ -14,6 +14,12 @@ typedef struct {
   char *state_dir;     /* [daemon] state_dir, default /var/lib/vfiod: journal */
   char *runtime_dir;   /* [daemon] runtime_dir, default /run/vfiod: vfiod.sock, sandboxes/ */
   char *allowed_group; /* [daemon] allowed_group, default "vfiod"; "" = root only */
+  guint api_max_connections;         /* [daemon] max_connections: API connections in total (authenticating or
+                                      * open), default 64; root gets VFD_API_ROOT_RESERVED more */
+  guint api_max_connections_per_uid; /* [daemon] max_connections_per_uid: per member uid (root has no such
+                                      * cap), default 16 */
+  guint api_auth_timeout_s;          /* [daemon] auth_timeout: seconds a new connection has to authenticate,
+                                      * default 5 */
   char *ids;           /* [devices] ids, default VFD_POLICY_DEFAULT_IDS */
   char *classes;       /* [devices] classes, default VFD_POLICY_DEFAULT_CLASSES */
   bool allow_boot_vga;   /* [devices] allow_boot_vga, default false */
@@ -25,7 +31,15 @@ typedef struct {
                           * a write still blocked then marks its device "stuck" */
   char *qemu_binary;   /* [qemu] binary, default qemu-system-x86_64 */
   char *qemu_accel;    /* [qemu] accel: "kvm" (default) or "tcg" */
-  char *qemu_user;     /* [qemu] user: QEMU runs as this user; empty: as vfiod (root) */
+  char *qemu_user;     /* [qemu] user: the account QEMU runs as (its group; its uid too when
+                        * qemu_uid_count is 0). NULL (unset): "vfiod-qemu" when that user exists,
+                        * else "nobody"; "root": as vfiod (root), only when said explicitly */
+  guint32 qemu_uid_first; /* [qemu] uid_range "FIRST-LAST": each sandbox's QEMU gets its own uid from
+                           * it (default VFD_QEMU_UID_RANGE_DEFAULT); "" or "none": all share
+                           * [qemu] user's uid (count 0) */
+  guint32 qemu_uid_count;
+  guint64 qemu_serial_log_max; /* [qemu] serial_log_max_mib: a sandbox's console log is cut back to
+                                * nothing when it grows past this (bytes; default 16 MiB) */
   char *qemu_kernel;   /* [qemu] kernel: default guest kernel for sandboxes that name none */
   char *qemu_initrd;   /* [qemu] initrd: default guest initramfs (e.g. a staged image) */
   bool qemu_hugepages; /* [qemu] hugepages: guest RAM on hugetlbfs, default false */
@@ -42,7 +56,8 @@ typedef struct {
   guint net_prefix;     /* [network] prefix, default 30 */
   char *net_host_ports; /* [network] host_ports: ';'-separated TCP ports guests may reach on their gateway */
   char *net_nat_uplink; /* [network] nat_uplink: interface for egress NAT; empty: NAT unavailable */
-  char *net_dns;        /* [network] dns: ','-separated resolvers handed to guests; empty: none */
+  char *net_dns;        /* [network] dns: ','-separated IPv4 resolvers handed to guests, at most
+                         * VFIOD_CMDLINE_MAX_DNS (3), blanks and empty items removed; empty: none */
   guint report_port;    /* [network] report_port: AF_VSOCK port guests report readiness to, default 10000 */
   /* [testing] sys_root / dev_root: TEST-ONLY roots standing in for /sys and
    * /dev (a fake sysfs tree). Default "/sys" and "/dev". */
@@ -50,6 +65,19 @@ typedef struct {
   char *dev_root;
   char *proc_root; /* [testing] proc_root, default "/proc" (TEST ONLY) */
 } VfdConfig;
+
+/* The account QEMU runs as when [qemu] user is unset (created by the
+ * package's sysusers.d entry). */
+#define VFD_QEMU_USER_DEFAULT "vfiod-qemu"
+
+/* Default [qemu] uid_range: 65536 uids no account uses, above the ranges
+ * systemd hands out to containers (0x70010000-0x7001ffff). */
+#define VFD_QEMU_UID_RANGE_DEFAULT "1879113728-1879179263"
+
+/* Parses a [qemu] uid_range value: "FIRST-LAST" (decimal, FIRST >= 1000,
+ * LAST >= FIRST, LAST < 2^31 - 1), or "" / "none" for no range (count 0).
+ * -EINVAL when malformed. */
+int vfd_config_parse_uid_range(const char *text, guint32 *ret_first, guint32 *ret_count);
 
 /* Loads @path (NULL: defaults only). Unknown groups/keys are ignored with a
  * warning in @ret_warnings (may be NULL). Errors: G_KEY_FILE_ERROR /

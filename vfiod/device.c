@@ -646,7 +646,8 @@ bind_member(VfdHost *host, Member *m, const char **ret_step)
 }
 
 static void
-journal_members(VfdHost *host, GArray *members, int group, VfdDeviceState state, const char *owner)
+journal_members(VfdHost *host, GArray *members, int group, VfdDeviceState state, const char *owner,
+                guint32 owner_uid)
 {
   for (guint i = 0; i < members->len; i++) {
     Member *m = &g_array_index(members, Member, i);
@@ -655,6 +656,7 @@ journal_members(VfdHost *host, GArray *members, int group, VfdDeviceState state,
       .iommu_group = group,
       .state = state,
       .owner = (char *) owner,
+      .owner_uid = owner_uid,
       .original_driver = m->original_driver,
       .original_override = m->original_override,
       .original_d3cold = m->original_d3cold,
@@ -833,7 +835,8 @@ check_nvidia_holders(VfdHost *host, GArray *members, GError **error)
 }
 
 static GArray *
-bind_checks(VfdHost *host, int group, const char *owner, VfdBindFlags flags, gboolean *ret_done, GError **error)
+bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdBindFlags flags, gboolean *ret_done,
+            GError **error)
 {
   g_autoptr(GArray) members = collect_group(host, group, error);
   guint owned = 0;
@@ -846,9 +849,17 @@ bind_checks(VfdHost *host, int group, const char *owner, VfdBindFlags flags, gbo
     Member *m = &g_array_index(members, Member, i);
     VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &m->bdf);
 
-    if (jd && jd->state == VFD_DEVICE_STATE_BOUND && g_str_equal(jd->owner, owner)) {
+    if (jd && jd->state == VFD_DEVICE_STATE_BOUND && g_str_equal(jd->owner, owner) && jd->owner_uid == owner_uid) {
       owned++;
       continue;
+    }
+    if (jd && jd->owner_uid != owner_uid && g_str_equal(jd->owner, owner)) {
+      /* The same owner name from another user is another owner. */
+      g_set_error(error, VFD_ERROR, jd->state == VFD_DEVICE_STATE_STUCK ? VFD_ERROR_STUCK : VFD_ERROR_BUSY,
+                  "%s is %s for '%s' of uid %u", m->name, vfd_device_state_to_string(jd->state), jd->owner,
+                  (guint) jd->owner_uid);
+      vfd_host_unlock_journal(host);
+      return NULL;
     }
     if (jd) {
       g_set_error(error, VFD_ERROR, jd->state == VFD_DEVICE_STATE_STUCK ? VFD_ERROR_STUCK : VFD_ERROR_BUSY,
@@ -883,8 +894,8 @@ bind_checks(VfdHost *host, int group, const char *owner, VfdBindFlags flags, gbo
 }
 
 static gboolean
-bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner, VfdBindFlags flags,
-                  GArray **ret_members, GError **error)
+bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner, guint32 owner_uid,
+                  VfdBindFlags flags, GArray **ret_members, GError **error)
 {
   g_autoptr(GArray) members = NULL;
   g_autoptr(GError) local = NULL;
@@ -894,7 +905,7 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
   const char *step = NULL;
   int r;
 
-  members = bind_checks(host, group, owner, flags, &already, error);
+  members = bind_checks(host, group, owner, owner_uid, flags, &already, error);
   if (!members)
     return FALSE;
   if (already) {
@@ -905,7 +916,7 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
 
   /* Stage 1: journal first, durably, before any sysfs write. */
   vfd_host_lock_journal(host);
-  journal_members(host, members, group, VFD_DEVICE_STATE_BINDING, owner);
+  journal_members(host, members, group, VFD_DEVICE_STATE_BINDING, owner, owner_uid);
   if (!commit_locked(host, error)) {
     for (guint i = 0; i < members->len; i++)
       vfd_journal_remove(host->journal, &g_array_index(members, Member, i).bdf);
@@ -979,7 +990,7 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
 
   /* Stage 4: journal the result. */
   vfd_host_lock_journal(host);
-  journal_members(host, members, group, VFD_DEVICE_STATE_BOUND, owner);
+  journal_members(host, members, group, VFD_DEVICE_STATE_BOUND, owner, owner_uid);
   if (!commit_locked(host, error)) {
     /* The devices are bound; the journal on disk still says "binding",
      * which start-up restores. */
@@ -996,12 +1007,19 @@ gboolean
 vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members, int *ret_group,
                     GError **error)
 {
-  return vfd_host_bind_group_full(host, bdf, owner, VFD_BIND_NONE, ret_members, ret_group, error);
+  return vfd_host_bind_group_as(host, bdf, owner, 0, VFD_BIND_NONE, ret_members, ret_group, error);
 }
 
 gboolean
 vfd_host_bind_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, VfdBindFlags flags,
                          GArray **ret_members, int *ret_group, GError **error)
+{
+  return vfd_host_bind_group_as(host, bdf, owner, 0, flags, ret_members, ret_group, error);
+}
+
+gboolean
+vfd_host_bind_group_as(VfdHost *host, const VfdBdf *bdf, const char *owner, guint32 owner_uid, VfdBindFlags flags,
+                       GArray **ret_members, int *ret_group, GError **error)
 {
   char name[VFD_BDF_STRLEN];
   VfdGroupLock *lock;
@@ -1026,7 +1044,7 @@ vfd_host_bind_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, Vf
     return FALSE;
   }
   lock = vfd_host_lock_groups(host, &group, 1);
-  ok = bind_group_locked(host, bdf, group, owner, flags, ret_members, error);
+  ok = bind_group_locked(host, bdf, group, owner, owner_uid, flags, ret_members, error);
   vfd_group_lock_release(lock);
   if (ok && ret_group)
     *ret_group = group;
@@ -1034,14 +1052,15 @@ vfd_host_bind_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, Vf
 }
 
 static gboolean
-release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members, GPtrArray *notes,
-                     GError **error)
+release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64 owner_uid, GArray **ret_members,
+                     GPtrArray *notes, GError **error)
 {
   char name[VFD_BDF_STRLEN];
   VfdJournalDevice *jd;
   g_autoptr(GArray) members = members_new();
   g_autoptr(GString) failed = g_string_new(NULL);
   g_autofree char *group_owner = NULL;
+  guint32 group_owner_uid;
   GPtrArray *all;
   int group, first_err = 0;
   gboolean any_stuck = FALSE;
@@ -1059,9 +1078,17 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray
     vfd_host_unlock_journal(host);
     return FALSE;
   }
+  if (owner_uid >= 0 && jd->owner_uid != (guint64) owner_uid) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED,
+                "%s was bound for '%s' by uid %u; only that user or root may release it", name, jd->owner,
+                (guint) jd->owner_uid);
+    vfd_host_unlock_journal(host);
+    return FALSE;
+  }
   group = jd->iommu_group;
   /* A copy: journal_members() below replaces the record jd points to. */
   group_owner = g_strdup(jd->owner);
+  group_owner_uid = jd->owner_uid;
   jd = NULL;
   all = vfd_journal_devices(host->journal);
   for (guint i = 0; i < all->len; i++) {
@@ -1083,7 +1110,7 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray
   }
 
   /* Stage 1: journal the transition. */
-  journal_members(host, members, group, VFD_DEVICE_STATE_RELEASING, group_owner);
+  journal_members(host, members, group, VFD_DEVICE_STATE_RELEASING, group_owner, group_owner_uid);
   if (!commit_locked(host, error)) {
     vfd_host_unlock_journal(host);
     return FALSE;
@@ -1136,6 +1163,13 @@ gboolean
 vfd_host_release_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
                             GPtrArray **ret_notes, GError **error)
 {
+  return vfd_host_release_group_as(host, bdf, owner, -1, ret_members, ret_notes, error);
+}
+
+gboolean
+vfd_host_release_group_as(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64 owner_uid, GArray **ret_members,
+                          GPtrArray **ret_notes, GError **error)
+{
   g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
   VfdJournalDevice *jd;
   VfdGroupLock *lock;
@@ -1147,7 +1181,7 @@ vfd_host_release_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner,
   group = jd ? jd->iommu_group : -1;
   vfd_host_unlock_journal(host);
   lock = vfd_host_lock_groups(host, &group, 1);
-  ok = release_group_locked(host, bdf, owner, ret_members, notes, error);
+  ok = release_group_locked(host, bdf, owner, owner_uid, ret_members, notes, error);
   vfd_group_lock_release(lock);
   if (ret_notes)
     *ret_notes = g_steal_pointer(&notes);

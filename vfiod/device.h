@@ -147,6 +147,14 @@ typedef enum {
 gboolean vfd_host_bind_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, VfdBindFlags flags,
                                   GArray **ret_members, int *ret_group, GError **error);
 
+/* vfd_host_bind_group_full() for the API client @owner_uid (0: root), who
+ * is journaled as the binding's owner (VfdJournalDevice.owner_uid; for a
+ * sandbox's devices, the sandbox's owner). A group bound for @owner by
+ * another uid is BUSY: the same owner name from two users names two
+ * owners. vfd_host_bind_group_full() binds for uid 0. */
+gboolean vfd_host_bind_group_as(VfdHost *host, const VfdBdf *bdf, const char *owner, guint32 owner_uid,
+                                VfdBindFlags flags, GArray **ret_members, int *ret_group, GError **error);
+
 /* vfd_host_bind_group_full() with VFD_BIND_NONE. */
 gboolean vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
                              int *ret_group, GError **error);
@@ -185,6 +193,15 @@ gboolean vfd_host_release_group(VfdHost *host, const VfdBdf *bdf, const char *ow
  * log or report. */
 gboolean vfd_host_release_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
                                      GPtrArray **ret_notes, GError **error);
+
+/* vfd_host_release_group_full() on behalf of the API client @owner_uid:
+ * when >= 0, the group must have been bound by that uid
+ * (VfdJournalDevice.owner_uid), else VFD_ERROR_PERMISSION_DENIED naming the
+ * owner, nothing changed; checked under the group's lock, so that it is
+ * the binding being released that is checked. -1: anyone (root, vfiod
+ * itself). The owner_uid stays on the records a failed release leaves. */
+gboolean vfd_host_release_group_as(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64 owner_uid,
+                                   GArray **ret_members, GPtrArray **ret_notes, GError **error);
 
 /* The functions a bind of @bdf would pass through: the non-bridge members
  * of its IOMMU group (sysfs kernel/iommu_groups/<N>/devices), a GArray of

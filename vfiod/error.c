@@ -12,6 +12,8 @@ static const GDBusErrorEntry vfd_error_entries[] = {
   { VFD_ERROR_PERMISSION_DENIED, "org.vfiod.Error.PermissionDenied" },
   { VFD_ERROR_STUCK, "org.vfiod.Error.Stuck" },
   { VFD_ERROR_CORRUPT, "org.vfiod.Error.Corrupt" },
+  { VFD_ERROR_TIMED_OUT, "org.vfiod.Error.TimedOut" },
+  { VFD_ERROR_LIMIT_EXCEEDED, "org.vfiod.Error.LimitExceeded" },
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(vfd_error_entries) == VFD_ERROR_N_ERRORS);

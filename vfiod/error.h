@@ -19,6 +19,8 @@ typedef enum {
   VFD_ERROR_PERMISSION_DENIED, /* org.vfiod.Error.PermissionDenied: peer not authorised */
   VFD_ERROR_STUCK,             /* org.vfiod.Error.Stuck: a sysfs write never returned */
   VFD_ERROR_CORRUPT,           /* org.vfiod.Error.Corrupt: journal unreadable */
+  VFD_ERROR_TIMED_OUT,         /* org.vfiod.Error.TimedOut: a bounded wait ran out */
+  VFD_ERROR_LIMIT_EXCEEDED,    /* org.vfiod.Error.LimitExceeded: a size, count or rate cap */
   VFD_ERROR_N_ERRORS
 } VfdErrorCode;
 

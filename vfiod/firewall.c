@@ -627,6 +627,9 @@ vfd_net_reconcile(const VfdFirewallState *state, GStrv *ret_removed_taps, GStrv 
     return FALSE;
   }
   for (char **n = stale; *n; n++) {
+    /* A tun/tap named "vfd..." that is not a vfiod TAP name is not ours. */
+    if (!vfd_tap_name_valid(*n))
+      continue;
     r = vfd_tap_delete(*n);
     if (r < 0 && r != -ENOENT)
       keep_first_error(&first, g_error_new(VFD_ERROR, VFD_ERROR_FAILED, "cannot delete stale TAP %s: %s", *n,

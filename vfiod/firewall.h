@@ -130,8 +130,10 @@ int vfd_net_get_forwarding(const char *proc_root, const char *ifname, bool *ret_
 int vfd_net_set_forwarding(const char *proc_root, const char *ifname, bool on);
 
 /* Start-up and `vfioctl reconcile`: @state holds exactly the live
- * sandboxes (from the journal). Deletes every tun/tap link named "vfd*"
- * that is not one of @state's TAPs, then vfd_firewall_apply(@state), which
+ * sandboxes (from the journal). Deletes every tun/tap link with a vfiod
+ * TAP name (vfd_tap_name_valid(): "vfd" + 1..12 of [0-9a-z]; other "vfd*"
+ * links are not vfiod's and are left alone) that is not one of @state's
+ * TAPs, then vfd_firewall_apply(@state), which
  * drops the rules of every other sandbox and restores the uplink's
  * forwarding when no NAT sandbox is left. *@ret_removed_taps (may be NULL):
  * the TAPs deleted; *@ret_removed_rules (may be NULL): the TAPs that had

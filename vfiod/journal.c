@@ -9,6 +9,8 @@
 
 #include "error.h"
 #include "failpoint.h"
+#include "json-text.h"
+#include "netpool.h"
 
 #define JOURNAL_FORMAT "vfiod-journal"
 #define JOURNAL_VERSION 1
@@ -135,41 +137,9 @@ sandbox_cmp(gconstpointer a, gconstpointer b)
  * return 0 or NULL for those, some with a critical). */
 
 /* json-glib parses recursively and overflows the stack at some 80,000
- * levels; a journal is 4 deep. */
+ * levels; a journal is 4 deep. The text is checked first
+ * (vfd_json_text_check(): one object, nesting, escapes). */
 #define JOURNAL_MAX_DEPTH 32
-
-/* Checks the JSON text @data/@len before json-glib sees it: arrays and
- * objects nest at most @max deep (brackets inside strings do not count), and
- * the text is one array or object with only whitespace around it (json-glib
- * 1.6 accepts "{...} {...}" or "1 {...}", keeps the last value and leaks the
- * others). Returns NULL, or what is wrong. */
-static const char *
-json_text_problem(const char *data, gsize len, guint max)
-{
-  gboolean in_string = FALSE, closed = FALSE;
-  guint depth = 0;
-
-  for (gsize i = 0; i < len; i++) {
-    char c = data[i];
-
-    if (in_string) {
-      if (c == '\\')
-        i++;
-      else if (c == '"')
-        in_string = FALSE;
-    } else if (depth == 0 && !g_ascii_isspace(c) && (closed || (c != '{' && c != '['))) {
-      return closed ? "data after the JSON document" : "not a JSON object";
-    } else if (c == '"') {
-      in_string = TRUE;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max)
-        return "nested too deep";
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      closed = --depth == 0;
-    }
-  }
-  return NULL;
-}
 
 /* Member @name of @o: TRUE with *@ret NULL when it is absent or null, TRUE
  * with the node when it is a value of @type (G_TYPE_STRING, G_TYPE_INT64,
@@ -225,28 +195,167 @@ get_array(JsonObject *o, const char *name)
   return n && JSON_NODE_HOLDS_ARRAY(n) ? json_node_get_array(n) : NULL;
 }
 
+/* A refusal naming the record and the member: "malformed sandbox record
+ * sb-1a2b3c4d: \"dir\" is not ...". @who (an id or BDF) is left out when
+ * it is not known to be well-formed itself. */
+static gboolean
+bad_member(GError **error, const char *record, const char *who, const char *member, const char *why)
+{
+  g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "malformed %s record%s%s: \"%s\" %s", record, who ? " " : "",
+              who ? who : "", member, why);
+  return FALSE;
+}
+
+gboolean
+vfd_journal_sandbox_id_valid(const char *id)
+{
+  gsize n = id ? strlen(id) : 0;
+
+  if (n != strlen(VFD_SANDBOX_ID_PREFIX) + VFD_SANDBOX_ID_DIGITS || !g_str_has_prefix(id, VFD_SANDBOX_ID_PREFIX))
+    return FALSE;
+  for (const char *p = id + strlen(VFD_SANDBOX_ID_PREFIX); *p; p++)
+    if (!g_ascii_isdigit(*p) && !(*p >= 'a' && *p <= 'f'))
+      return FALSE;
+  return TRUE;
+}
+
+/* "vfd" + 1..12 lower-case hex digits: what vfd_tap_name_for() makes of an
+ * id vfiod generates, and shorter than IFNAMSIZ (16). */
+static gboolean
+tap_name_valid(const char *tap)
+{
+  gsize n = strlen(tap);
+
+  if (!g_str_has_prefix(tap, "vfd") || n < 4 || n > 15)
+    return FALSE;
+  for (const char *p = tap + 3; *p; p++)
+    if (!g_ascii_isdigit(*p) && !(*p >= 'a' && *p <= 'f'))
+      return FALSE;
+  return TRUE;
+}
+
+/* "xx:xx:xx:xx:xx:xx", lower-case hex (vfd_guest_mac_for()). */
+static gboolean
+mac_valid(const char *mac)
+{
+  if (strlen(mac) != 17)
+    return FALSE;
+  for (int i = 0; i < 17; i++)
+    if (i % 3 == 2 ? mac[i] != ':' : !(g_ascii_isdigit(mac[i]) || (mac[i] >= 'a' && mac[i] <= 'f')))
+      return FALSE;
+  return TRUE;
+}
+
+/* Absolute, and no "." or ".." component: a directory vfiod deletes
+ * recursively at start-up (manager.c also checks it is exactly
+ * <runtime dir>/sandboxes/<id>). */
+static gboolean
+dir_valid(const char *dir)
+{
+  g_auto(GStrv) parts = NULL;
+
+  if (!g_path_is_absolute(dir))
+    return FALSE;
+  parts = g_strsplit(dir, "/", -1);
+  for (char **p = parts; *p; p++)
+    if (g_str_equal(*p, ".") || g_str_equal(*p, ".."))
+      return FALSE;
+  return TRUE;
+}
+
 static gboolean
 parse_device(JsonObject *o, VfdJournalDevice *ret, GError **error)
 {
-  const char *bdf = NULL, *state = NULL;
+  const char *bdf = NULL, *state = NULL, *who = NULL;
   JsonNode *drv = json_object_get_member(o, "original_driver");
   gint64 group = 0, owner_uid = 0;
 
-  if (!get_int(o, "owner_uid", FALSE, 0, G_MAXUINT32 - 1, &owner_uid) ||
-      !get_string(o, "bdf", NULL, &bdf) || !bdf || vfd_bdf_parse(bdf, &ret->bdf) < 0 ||
-      !get_string(o, "state", NULL, &state) || !state || vfd_device_state_from_string(state, &ret->state) < 0 ||
-      !get_int(o, "iommu_group", TRUE, -1, G_MAXINT, &group) ||
-      !drv || !get_string(o, "original_driver", NULL, (const char **) &ret->original_driver) ||
-      !get_string(o, "owner", "", (const char **) &ret->owner) ||
-      !get_string(o, "original_override", "", (const char **) &ret->original_override) ||
-      !get_string(o, "original_d3cold_allowed", NULL, (const char **) &ret->original_d3cold) ||
-      !get_string(o, "original_reset_method", NULL, (const char **) &ret->original_reset_method)) {
-    g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "malformed device record%s%s",
-                bdf ? " for " : "", bdf ? bdf : "");
-    return FALSE;
-  }
+#define BAD(member, why) bad_member(error, "device", who, member, why)
+  if (!get_string(o, "bdf", NULL, &bdf) || !bdf || vfd_bdf_parse(bdf, &ret->bdf) < 0)
+    return BAD("bdf", "is not a PCI address DDDD:BB:DD.F");
+  who = bdf;
+  if (!get_string(o, "state", NULL, &state) || !state || vfd_device_state_from_string(state, &ret->state) < 0)
+    return BAD("state", "is not one of host, binding, bound, releasing, stuck");
+  if (!get_int(o, "iommu_group", TRUE, -1, G_MAXINT, &group))
+    return BAD("iommu_group", "is not an integer in [-1, 2147483647]");
+  if (!drv || !get_string(o, "original_driver", NULL, (const char **) &ret->original_driver))
+    return BAD("original_driver", "is not a string or null");
+  if (!get_string(o, "owner", "", (const char **) &ret->owner))
+    return BAD("owner", "is not a string");
+  if (!get_string(o, "original_override", "", (const char **) &ret->original_override))
+    return BAD("original_override", "is not a string");
+  if (!get_string(o, "original_d3cold_allowed", NULL, (const char **) &ret->original_d3cold))
+    return BAD("original_d3cold_allowed", "is not a string");
+  if (!get_string(o, "original_reset_method", NULL, (const char **) &ret->original_reset_method))
+    return BAD("original_reset_method", "is not a string");
+  if (!get_int(o, "owner_uid", FALSE, 0, G_MAXUINT32 - 1, &owner_uid))
+    return BAD("owner_uid", "is not a uid");
+#undef BAD
   ret->iommu_group = (int) group;
   ret->owner_uid = (guint32) owner_uid;
+  return TRUE;
+}
+
+/* One sandbox record into @s (strings point into @so; s->devices is newly
+ * allocated on success, NULL on failure: the caller frees it). */
+static gboolean
+parse_sandbox(JsonObject *so, VfdJournalSandbox *s, GError **error)
+{
+  JsonArray *sdevs = get_array(so, "devices");
+  JsonNode *nat;
+  gint64 start_time, cid, owner_uid, qemu_uid;
+  const char *who = NULL;
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+#define BAD(member, why) bad_member(error, "sandbox", who, member, why)
+  if (!get_string(so, "id", NULL, (const char **) &s->id) || !s->id ||
+      !vfd_journal_sandbox_id_valid(s->id))
+    return BAD("id", "is not a sandbox id (\"" VFD_SANDBOX_ID_PREFIX "\" and 8 lower-case hex digits)");
+  who = s->id;
+  if (!get_string(so, "dir", NULL, (const char **) &s->dir) || !s->dir || !dir_valid(s->dir))
+    return BAD("dir", "is not an absolute path without \".\" or \"..\" components");
+  if (!sdevs)
+    return BAD("devices", "is not an array");
+  if (!get_int(so, "pid", FALSE, 0, G_MAXINT32, &s->pid))
+    return BAD("pid", "is not a pid");
+  if (!get_int(so, "start_time", FALSE, 0, G_MAXINT64, &start_time))
+    return BAD("start_time", "is not a non-negative integer");
+  if (!get_int(so, "cid", FALSE, 0, VFD_CID_LAST, &cid) || (cid != 0 && cid < VFD_CID_FIRST))
+    return BAD("cid", "is not a guest vsock CID (3 to 4294967294)");
+  if (!get_value(so, "nat", G_TYPE_BOOLEAN, &nat))
+    return BAD("nat", "is not a boolean");
+  if (!get_int(so, "owner_uid", FALSE, 0, G_MAXUINT32 - 1, &owner_uid))
+    return BAD("owner_uid", "is not a uid");
+  if (!get_int(so, "qemu_uid", FALSE, 0, G_MAXUINT32 - 1, &qemu_uid))
+    return BAD("qemu_uid", "is not a uid");
+  if (!get_string(so, "subnet", NULL, (const char **) &s->subnet) ||
+      (s->subnet && vfd_subnet_parse(s->subnet, &(VfdSubnet){ 0 }) < 0))
+    return BAD("subnet", "is not an IPv4 subnet a.b.c.d/prefix (prefix 1 to 30, host bits 0)");
+  if (!get_string(so, "tap", NULL, (const char **) &s->tap) || (s->tap && !tap_name_valid(s->tap)))
+    return BAD("tap", "is not a vfiod TAP name (\"vfd\" and 1 to 12 lower-case hex digits)");
+  if (!get_string(so, "mac", NULL, (const char **) &s->mac) || (s->mac && !mac_valid(s->mac)))
+    return BAD("mac", "is not a MAC address xx:xx:xx:xx:xx:xx (lower-case hex)");
+  /* vfiod journals the three together (journal_sandbox()). */
+  if (!s->subnet != !s->tap || !s->subnet != !s->mac)
+    return BAD(s->subnet ? (s->tap ? "mac" : "tap") : "subnet",
+               "is missing: subnet, tap and mac come together or not at all");
+  for (guint k = 0; k < json_array_get_length(sdevs); k++) {
+    JsonNode *el = json_array_get_element(sdevs, k);
+    const char *bdf = JSON_NODE_HOLDS_VALUE(el) && json_node_get_value_type(el) == G_TYPE_STRING
+                          ? json_node_get_string(el)
+                          : NULL;
+    VfdBdf tmp;
+    if (!bdf || vfd_bdf_parse(bdf, &tmp) < 0)
+      return BAD("devices", "holds something that is not a PCI address DDDD:BB:DD.F");
+    g_strv_builder_add(b, bdf);
+  }
+#undef BAD
+  s->start_time = (guint64) start_time;
+  s->cid = (guint32) cid;
+  s->owner_uid = (guint32) owner_uid;
+  s->qemu_uid = (guint32) qemu_uid;
+  s->nat = nat ? json_node_get_boolean(nat) : FALSE;
+  s->devices = g_strv_builder_end(b);
   return TRUE;
 }
 
@@ -290,50 +399,23 @@ parse_document(VfdJournal *j, JsonNode *root, GError **error)
   }
   for (guint i = 0; i < json_array_get_length(sbs); i++) {
     JsonNode *n = json_array_get_element(sbs, i);
-    JsonObject *so;
-    JsonArray *sdevs;
-    JsonNode *nat;
-    gint64 start_time, cid, owner_uid, qemu_uid;
     VfdJournalSandbox s = { 0 };
-    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+    gboolean ok;
 
     if (!JSON_NODE_HOLDS_OBJECT(n)) {
       g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "sandbox record is not an object");
       return FALSE;
     }
-    so = json_node_get_object(n);
-    sdevs = get_array(so, "devices");
-    if (!get_string(so, "id", NULL, (const char **) &s.id) || !s.id || !*s.id ||
-        !get_string(so, "dir", NULL, (const char **) &s.dir) || !s.dir || !sdevs ||
-        !get_int(so, "pid", FALSE, 0, G_MAXINT32, &s.pid) ||
-        !get_int(so, "start_time", FALSE, 0, G_MAXINT64, &start_time) ||
-        !get_int(so, "cid", FALSE, 0, G_MAXUINT32, &cid) || !get_value(so, "nat", G_TYPE_BOOLEAN, &nat) ||
-        !get_int(so, "owner_uid", FALSE, 0, G_MAXUINT32 - 1, &owner_uid) ||
-        !get_int(so, "qemu_uid", FALSE, 0, G_MAXUINT32 - 1, &qemu_uid) ||
-        !get_string(so, "subnet", NULL, (const char **) &s.subnet) ||
-        !get_string(so, "tap", NULL, (const char **) &s.tap) ||
-        !get_string(so, "mac", NULL, (const char **) &s.mac)) {
-      g_set_error_literal(error, VFD_ERROR, VFD_ERROR_CORRUPT, "malformed sandbox record");
-      return FALSE;
+    ok = parse_sandbox(json_node_get_object(n), &s, error);
+    if (ok && vfd_journal_lookup_sandbox(j, s.id)) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "duplicate sandbox record %s", s.id);
+      ok = FALSE;
     }
-    s.start_time = (guint64) start_time;
-    s.cid = (guint32) cid;
-    s.owner_uid = (guint32) owner_uid;
-    s.qemu_uid = (guint32) qemu_uid;
-    s.nat = nat ? json_node_get_boolean(nat) : FALSE;
-    for (guint k = 0; k < json_array_get_length(sdevs); k++) {
-      JsonNode *el = json_array_get_element(sdevs, k);
-      const char *bdf = JSON_NODE_HOLDS_VALUE(el) ? json_node_get_string(el) : NULL;
-      VfdBdf tmp;
-      if (!bdf || vfd_bdf_parse(bdf, &tmp) < 0) {
-        g_set_error(error, VFD_ERROR, VFD_ERROR_CORRUPT, "malformed device in sandbox %s", s.id);
-        return FALSE;
-      }
-      g_strv_builder_add(b, bdf);
-    }
-    s.devices = g_strv_builder_end(b);
-    vfd_journal_put_sandbox(j, &s);
+    if (ok)
+      vfd_journal_put_sandbox(j, &s);
     g_strfreev(s.devices);
+    if (!ok)
+      return FALSE;
   }
   return TRUE;
 }
@@ -375,11 +457,8 @@ vfd_journal_open(const char *state_dir, GError **error)
     g_autoptr(JsonParser) parser = json_parser_new();
     g_autoptr(GError) perr = NULL;
 
-    const char *problem = json_text_problem(contents, len, JOURNAL_MAX_DEPTH);
-
-    if (problem)
-      g_set_error_literal(&perr, VFD_ERROR, VFD_ERROR_CORRUPT, problem);
-    if (perr || !json_parser_load_from_data(parser, contents, (gssize) len, &perr) ||
+    if (!vfd_json_text_check(contents, len, JOURNAL_MAX_DEPTH, &perr) ||
+        !json_parser_load_from_data(parser, contents, (gssize) len, &perr) ||
         !parse_document(j, json_parser_get_root(parser), &perr)) {
       g_autofree char *copy = g_strdup_printf("%s.corrupt-%" G_GINT64_FORMAT, j->path, g_get_real_time() / G_USEC_PER_SEC);
       gboolean kept = g_file_set_contents(copy, contents, (gssize) len, NULL);

@@ -70,10 +70,29 @@ typedef struct {
 
 typedef struct VfdJournal VfdJournal;
 
+/* Sandbox ids as vfiod generates them (manager.c new_sandbox_id(),
+ * "sb-%08x"): "sb-" and 8 lower-case hex digits. */
+#define VFD_SANDBOX_ID_PREFIX "sb-"
+#define VFD_SANDBOX_ID_DIGITS 8
+
+/* True when @id (may be NULL) has exactly that form. */
+gboolean vfd_journal_sandbox_id_valid(const char *id);
+
 /* Opens the journal in @state_dir (created 0700 if missing). A missing
  * journal file is an empty journal. An unreadable, unparsable or
  * unknown-version file fails with VFD_ERROR_CORRUPT; a copy of it is kept
- * as journal.json.corrupt-<unix time> and the message names that copy. */
+ * as journal.json.corrupt-<unix time> and the message names that copy.
+ * The file is not trusted (it may have been tampered with): the text is
+ * checked before json-glib parses it (vfd_json_text_check(): one object,
+ * nested at most 32 deep), and every member is checked for its type, range
+ * and form, never read as a default. Besides types and ranges: BDFs parse;
+ * a sandbox's id has the form above and is unique; its dir is absolute
+ * without "." or ".." components; subnet is an IPv4 CIDR
+ * (vfd_subnet_parse()); tap is "vfd" + 1..12 lower-case hex digits; mac is
+ * "xx:xx:xx:xx:xx:xx" in lower-case hex; subnet, tap and mac are all
+ * present or all absent; cid is 0 or a guest CID (>= 3). Any violation is
+ * VFD_ERROR_CORRUPT with a message naming the record and the member, e.g.
+ * 'malformed sandbox record sb-1a2b3c4d: "tap" is not a vfiod TAP name'. */
 VfdJournal *vfd_journal_open(const char *state_dir, GError **error);
 void vfd_journal_free(VfdJournal *journal);
 

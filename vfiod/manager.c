@@ -2,6 +2,7 @@
 #include "manager.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
@@ -9,19 +10,28 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <linux/vm_sockets.h>
 #include <unistd.h>
 
+#include "api-limits.h"
+#include "api-server.h"
+#include "caller.h"
 #include "error.h"
 #include "failpoint.h"
 #include "firewall.h"
+#include "guest-cmdline.h"
 #include "netpool.h"
 #include "qmp.h"
 #include "tap.h"
+#include "log-limit.h"
+#include "ready-report.h"
 #include "reconcile.h"
+#include "report-conn.h"
 #include "sandbox.h"
 #include "vfd-dbus.h"
 
@@ -38,8 +48,13 @@ static const char *const sandbox_state_names[] = { "creating", "running", "stopp
 typedef struct {
   VfdManager *manager;
   char *id;
-  char *dir;
-  char *serial_log;
+  char *dir;        /* <runtime>/sandboxes/<id>: root's, 0711 */
+  char *qemu_dir;   /* <dir>/qemu: the QEMU uid's, 0700 (QMP socket, pidfile) */
+  char *serial_log; /* <dir>/serial.log: root's, 0600; QEMU writes it through an fd */
+  int serial_fd;    /* vfiod's own fd of it (read, cut back), -1: none */
+  uid_t qemu_uid;   /* QEMU runs as (0: root) */
+  gid_t qemu_gid;
+  gboolean qemu_uid_held; /* qemu_uid is one of [qemu] uid_range, held in the manager's qemu_uids */
   guint memory_mib;
   guint vcpus;
   GArray *devices; /* VfdBdf, sorted */
@@ -61,6 +76,7 @@ typedef struct {
   goffset serial_offset;
   GString *serial_pending;
   gboolean deleting; /* a delete asked for the stop */
+  uid_t owner_uid;   /* the API client that created it (0: root); journaled; only it and root may delete it */
   /* network ([network] enabled) */
   gboolean has_net;
   VfdSubnet subnet;
@@ -78,10 +94,9 @@ struct VfdManager {
   char *socket_path;
   char *sandboxes_dir;
   GHashTable *sandboxes; /* id -> Sandbox */
-  GDBusServer *server;
+  VfdApiServer *api; /* the API on socket_path (api-server.c) */
   GDBusAuthObserver *observer;
   VfdManager1 *skeleton;
-  GPtrArray *connections;
   gid_t allowed_gid;
   gboolean have_allowed_gid;
   char *journal_corrupt; /* non-NULL: the journal could not be read; no device is touched */
@@ -92,9 +107,13 @@ struct VfdManager {
   VfdFirewallState *fw;
   gboolean have_vsock;   /* /dev/vhost-vsock exists: CIDs, vsock device, report listener */
   GSocketService *report_service;
+  VfdReportConns *report_conns; /* guests' report connections (bounded) */
   GPtrArray *old_configs; /* replaced by reloads; workers may still read them */
-  uid_t qemu_uid;         /* [qemu] user, 0: root */
-  gid_t qemu_gid;
+  uid_t qemu_uid;         /* [qemu] user's uid, 0: root (QEMU runs as root) */
+  gid_t qemu_gid;         /* [qemu] user's group: every QEMU's gid */
+  gid_t kvm_gid;          /* the kvm group (/dev/kvm) for QEMUs under KVM; (gid_t) -1: none */
+  guint serial_cap_timer; /* cuts console logs back ([qemu] serial_log_max) */
+  GHashTable *qemu_uids;  /* uids of [qemu] uid_range sandboxes hold (GUINT_TO_POINTER) */
 };
 
 /* Refuses device work while the journal is corrupt. */
@@ -132,7 +151,12 @@ sandbox_free(gpointer p)
   g_string_free(s->serial_pending, TRUE);
   g_free(s->id);
   g_free(s->dir);
+  g_free(s->qemu_dir);
   g_free(s->serial_log);
+  if (s->serial_fd >= 0)
+    close(s->serial_fd);
+  if (s->qemu_uid_held)
+    g_hash_table_remove(s->manager->qemu_uids, GUINT_TO_POINTER(s->qemu_uid));
   g_array_unref(s->devices);
   g_ptr_array_unref(s->waiters);
   g_free(s);
@@ -146,7 +170,9 @@ sandbox_new(VfdManager *m, const char *id)
   s->manager = m;
   s->id = g_strdup(id);
   s->dir = g_build_filename(m->sandboxes_dir, id, NULL);
+  s->qemu_dir = g_build_filename(s->dir, "qemu", NULL);
   s->serial_log = g_build_filename(s->dir, "serial.log", NULL);
+  s->serial_fd = -1;
   s->devices = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
   s->pidfd = -1;
   s->exit_status = -1;
@@ -162,15 +188,57 @@ static void
 sandbox_set_state(Sandbox *s, SandboxState state)
 {
   s->state = state;
+  /* A client that does not read would have the signal queued in vfiod's
+   * memory, without bound: disconnect such clients first. */
+  vfd_api_server_kick_slow(s->manager->api);
   if (s->manager->skeleton)
     vfd_manager1_emit_sandbox_state_changed(s->manager->skeleton, s->id, sandbox_state_names[state], s->ready);
 }
 
-/* guest-init reported ready (@report: its JSON, taken) on @channel. */
+/* Refusals a guest can cause at will (invalid reports, report
+ * connections over the limits) are logged at most 5 per 10 s, all kinds
+ * together, so that a hostile guest cannot fill the log. */
+static VfdLogLimit guest_log_limit = { .burst = 5, .interval_us = 10 * G_USEC_PER_SEC };
+
+static void guest_warning(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+static void
+guest_warning(const char *fmt, ...)
+{
+  g_autofree char *msg = NULL;
+  guint suppressed = 0;
+  va_list ap;
+
+  if (!vfd_log_limit_allow(&guest_log_limit, g_get_monotonic_time(), &suppressed))
+    return;
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  if (suppressed)
+    g_warning("%s (%u similar messages suppressed before)", msg, suppressed);
+  else
+    g_warning("%s", msg);
+}
+
+/* guest-init reported ready (@report: the text after "VFIOD_READY ", taken)
+ * on @channel ("console", "vsock"). The guest is hostile: a report that
+ * vfd_report_validate() refuses (too long, not UTF-8, not a JSON object,
+ * nested too deep) is logged (rate-limited, with a short escaped preview)
+ * and dropped, never stored; the sandbox stays not ready. */
 static void
 sandbox_mark_ready(Sandbox *s, char *report, const char *channel)
 {
+  g_autoptr(GError) error = NULL;
+
   if (s->ready) {
+    g_free(report);
+    return;
+  }
+  if (!vfd_report_validate(report, strlen(report), &error)) {
+    g_autofree char *head = g_strndup(report, 40);
+    g_autofree char *preview = g_strescape(head, NULL);
+    guest_warning("sandbox %s: ignored the guest's ready report (%s): %s; it began \"%s\"%s", s->id, channel,
+                  error->message, preview, strlen(report) > 40 ? "..." : "");
     g_free(report);
     return;
   }
@@ -192,23 +260,24 @@ sandbox_mark_ready(Sandbox *s, char *report, const char *channel)
 static void
 sandbox_check_serial(Sandbox *s)
 {
-  g_autoptr(GFile) file = NULL;
-  g_autoptr(GFileInputStream) in = NULL;
   char buf[16384];
   gssize n;
 
-  if (s->ready)
+  /* Through vfiod's own fd, opened when vfiod created the file: never the
+   * path again (finding 5 of the audit: a link to /dev/zero spun vfiod). */
+  if (s->ready || s->serial_fd < 0)
     return;
-  file = g_file_new_for_path(s->serial_log);
-  in = g_file_read(file, NULL, NULL);
-  if (!in || !g_seekable_seek(G_SEEKABLE(in), s->serial_offset, G_SEEK_SET, NULL, NULL))
-    return;
-  while ((n = g_input_stream_read(G_INPUT_STREAM(in), buf, sizeof buf, NULL, NULL)) > 0) {
+  while ((n = pread(s->serial_fd, buf, sizeof buf, s->serial_offset)) > 0) {
     g_autofree char *report = NULL;
     s->serial_offset += n;
+    /* A report can be refused (sandbox_mark_ready): then the lines after
+     * it, already read, are scanned too. */
     if (vfd_serial_scan(s->serial_pending, buf, (gsize) n, &report)) {
-      sandbox_mark_ready(s, g_steal_pointer(&report), "console");
-      return;
+      do
+        sandbox_mark_ready(s, g_steal_pointer(&report), "console");
+      while (!s->ready && vfd_serial_scan(s->serial_pending, "", 0, &report));
+      if (s->ready)
+        return;
     }
   }
 }
@@ -230,6 +299,91 @@ on_serial_recheck(gpointer data)
     return G_SOURCE_REMOVE;
   }
   return G_SOURCE_CONTINUE;
+}
+
+/* Cuts a console log back to nothing once it is larger than @max bytes (a
+ * guest can write without end, and the runtime dir is RAM). QEMU writes
+ * with O_APPEND, so it goes on at the new end. */
+static void
+sandbox_cap_serial(Sandbox *s, guint64 max)
+{
+  struct stat st;
+  char note[128];
+  int len;
+
+  if (s->serial_fd < 0 || fstat(s->serial_fd, &st) < 0 || (guint64) st.st_size <= max)
+    return;
+  if (!s->ready)
+    sandbox_check_serial(s); /* do not miss the ready line */
+  if (ftruncate(s->serial_fd, 0) < 0) {
+    g_warning("sandbox %s: cannot cut back its console log: %s", s->id, g_strerror(errno));
+    return;
+  }
+  s->serial_offset = 0;
+  len = g_snprintf(note, sizeof note, "[vfiod: console log cut back after %" G_GUINT64_FORMAT " bytes]\n",
+                   (guint64) st.st_size);
+  if (write(s->serial_fd, note, (size_t) len) == len)
+    s->serial_offset = len;
+  g_message("sandbox %s: console log reached %" G_GUINT64_FORMAT " bytes (max %" G_GUINT64_FORMAT "): cut back",
+            s->id, (guint64) st.st_size, max);
+}
+
+static gboolean
+on_serial_cap_timer(gpointer data)
+{
+  VfdManager *m = data;
+  GHashTableIter it;
+  Sandbox *s;
+
+  g_hash_table_iter_init(&it, m->sandboxes);
+  while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s))
+    sandbox_cap_serial(s, m->config->qemu_serial_log_max);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Opens the console log of @s in its directory, never following a link:
+ * created (@create, O_EXCL) or existing (an adopted sandbox). Keeps vfiod's
+ * fd (read/write, append) in s->serial_fd. */
+static gboolean
+sandbox_open_serial(Sandbox *s, gboolean create, GError **error)
+{
+  int dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = -1;
+  struct stat st;
+
+  if (dirfd >= 0) {
+    fd = openat(dirfd, "serial.log",
+                O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (create ? O_CREAT | O_EXCL : 0),
+                0600);
+    close(dirfd);
+  }
+  if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+    int e = fd < 0 ? errno : EINVAL;
+    if (fd >= 0)
+      close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot open %s: %s", s->serial_log,
+                e == EINVAL ? "not vfiod's regular file" : g_strerror(e));
+    return FALSE;
+  }
+  if (s->serial_fd >= 0)
+    close(s->serial_fd);
+  s->serial_fd = fd;
+  return TRUE;
+}
+
+/* A second fd of the console log for QEMU: write-only, append (what
+ * QEMU's fdset requires of `-chardev file,append=on`). -1 with errno. */
+static int
+open_serial_for_qemu(Sandbox *s)
+{
+  int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd;
+
+  if (dfd < 0)
+    return -1;
+  fd = openat(dfd, "serial.log", O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  close(dfd);
+  return fd;
 }
 
 /* Check, subscribe, check again: the line may come before the monitor. A
@@ -311,6 +465,8 @@ journal_sandbox(VfdManager *m, Sandbox *s)
   if (s->pid > 0)
     vfd_proc_start_time(s->pid, &start);
   js.start_time = start;
+  js.qemu_uid = s->qemu_uid;
+  js.owner_uid = s->owner_uid;
   vfd_host_lock_journal(m->host);
   vfd_journal_put_sandbox(vfd_host_journal(m->host), &js);
   if (!vfd_journal_commit(vfd_host_journal(m->host), &error))
@@ -318,22 +474,61 @@ journal_sandbox(VfdManager *m, Sandbox *s)
   vfd_host_unlock_journal(m->host);
 }
 
+/* Removes everything in the directory open as @dfd (on device @dev), at
+ * most @depth levels down: entries by name relative to their directory's
+ * fd (unlinkat), subdirectories opened with O_NOFOLLOW and checked to be
+ * directories on the same file system, so that a link or a mount a QEMU
+ * user put in its directory never leads vfiod elsewhere. */
+static void
+rm_rf_children(int dfd, dev_t dev, guint depth)
+{
+  int iter_fd = dup(dfd);
+  DIR *d = iter_fd >= 0 ? fdopendir(iter_fd) : NULL;
+  struct dirent *de;
+
+  if (!d) {
+    if (iter_fd >= 0)
+      close(iter_fd);
+    return;
+  }
+  while ((de = readdir(d))) {
+    struct stat st;
+    if (g_str_equal(de->d_name, ".") || g_str_equal(de->d_name, ".."))
+      continue;
+    if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+      continue;
+    if (S_ISDIR(st.st_mode)) {
+      int cfd;
+      if (st.st_dev != dev || depth == 0)
+        continue;
+      cfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (cfd < 0)
+        continue;
+      if (fstat(cfd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == dev)
+        rm_rf_children(cfd, dev, depth - 1);
+      close(cfd);
+      (void) unlinkat(dfd, de->d_name, AT_REMOVEDIR);
+    } else {
+      (void) unlinkat(dfd, de->d_name, 0);
+    }
+  }
+  closedir(d);
+}
+
+/* Removes a sandbox's directory @dir (its parent is vfiod's own) and what
+ * it holds; see rm_rf_children(). Nothing when @dir is not a directory. */
 static void
 remove_dir_tree(const char *dir)
 {
-  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-  const char *name;
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
 
-  if (!d)
+  if (dfd < 0)
     return;
-  while ((name = g_dir_read_name(d))) {
-    g_autofree char *p = g_build_filename(dir, name, NULL);
-    if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
-      remove_dir_tree(p);
-    else
-      g_unlink(p);
-  }
-  g_rmdir(dir);
+  if (fstat(dfd, &st) == 0)
+    rm_rf_children(dfd, st.st_dev, 8);
+  close(dfd);
+  (void) rmdir(dir);
 }
 
 /* ---- device work off the main loop --------------------------------------
@@ -352,11 +547,18 @@ struct Op {
   OpDone done;
   VfdBdf bdf;
   char *owner;
+  uid_t uid;       /* bind, release: the API client's uid (0: root) */
   GArray *members; /* result: VfdBdf */
   int group;
   Sandbox *sandbox;
   char *kernel;
   char *initrd;
+  gboolean kernel_from_client; /* create: named by the client (else [qemu] kernel/initrd) */
+  gboolean initrd_from_client;
+  VfdCaller caller;  /* create: the client, whose rights open the files it names */
+  int kernel_fd;     /* create: opened in stage 0, -1 when not (yet) or handed to QEMU */
+  int initrd_fd;
+  int disk_fd;
   GArray *requested; /* VfdBdf */
   VfdBindFlags flags;
   guint gpus;   /* create: pick this many units */
@@ -380,6 +582,13 @@ op_free(gpointer p)
   g_clear_pointer(&op->requested, g_array_unref);
   g_free(op->kernel);
   g_free(op->initrd);
+  vfd_caller_clear(&op->caller);
+  if (op->kernel_fd >= 0)
+    close(op->kernel_fd);
+  if (op->initrd_fd >= 0)
+    close(op->initrd_fd);
+  if (op->disk_fd >= 0)
+    close(op->disk_fd);
   g_clear_pointer(&op->live, g_hash_table_unref);
   g_free(op->disk);
   g_free(op->cmd);
@@ -400,6 +609,7 @@ op_new(VfdManager *m, GDBusMethodInvocation *inv, OpWork work, OpDone done)
   op->work = work;
   op->done = done;
   op->group = -1;
+  op->kernel_fd = op->initrd_fd = op->disk_fd = -1;
   return op;
 }
 
@@ -443,7 +653,7 @@ static gboolean on_kill_timeout(gpointer data);
 static char *
 qmp_path(Sandbox *s)
 {
-  return g_build_filename(s->dir, "qmp.sock", NULL);
+  return g_build_filename(s->qemu_dir, "qmp.sock", NULL);
 }
 
 /* Worker: ask the guest to power off. Fails when QMP cannot be reached. */
@@ -453,11 +663,11 @@ powerdown_work(Op *op, GError **error)
   g_autofree char *path = qmp_path(op->sandbox);
   g_autoptr(GError) key_error = NULL;
 
-  if (!vfd_qmp_execute(path, "system_powerdown", 2000, error))
+  if (!vfd_qmp_execute(path, op->sandbox->pid, "system_powerdown", 2000, error))
     return FALSE;
   /* guest-init powers off on Ctrl-Alt-Del too, which needs no ACPI button
    * driver in the guest; a machine without a keyboard just refuses it. */
-  vfd_qmp_execute(path,
+  vfd_qmp_execute(path, op->sandbox->pid,
                   "{\"execute\":\"send-key\",\"arguments\":{\"keys\":[{\"type\":\"qcode\",\"data\":\"ctrl\"},"
                   "{\"type\":\"qcode\",\"data\":\"alt\"},{\"type\":\"qcode\",\"data\":\"delete\"}]}}",
                   2000, &key_error);
@@ -469,7 +679,7 @@ quit_work(Op *op, GError **error)
 {
   g_autofree char *path = qmp_path(op->sandbox);
 
-  return vfd_qmp_execute(path, "quit", 2000, error);
+  return vfd_qmp_execute(path, op->sandbox->pid, "quit", 2000, error);
 }
 
 /* Main loop: the QMP request is done; if QMP failed, fall back to a signal
@@ -555,7 +765,7 @@ net_setup(VfdManager *m, Sandbox *s, GError **error)
 
   if (!s->has_net)
     return TRUE;
-  if (!vfd_tap_create(s->tap, m->qemu_uid, (gid_t) -1, &s->subnet, error))
+  if (!vfd_tap_create(s->tap, s->qemu_uid, (gid_t) -1, &s->subnet, m->config->proc_root, error))
     return FALSE;
   s->tap_created = TRUE;
   g_mutex_lock(&m->net_lock);
@@ -603,9 +813,9 @@ net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder *args, G
     g_autofree char *netdev = NULL;
     g_autofree char *nic = g_strdup_printf("%s,netdev=net0,mac=%s", microvm ? "virtio-net-device" : "virtio-net-pci",
                                            s->mac);
-    g_autofree char *ip = g_strdup_printf("vfiod.ip=%s/%u", vfd_ipv4_format(s->subnet.guest, guest), s->subnet.prefix);
-    g_autofree char *gw = g_strdup_printf("vfiod.gw=%s", vfd_ipv4_format(s->subnet.host, host));
-    g_autofree char *mac = g_strdup_printf("vfiod.mac=%s", s->mac);
+    g_autofree char *ip = g_strdup_printf(VFIOD_KEY_IP "=%s/%u", vfd_ipv4_format(s->subnet.guest, guest), s->subnet.prefix);
+    g_autofree char *gw = g_strdup_printf(VFIOD_KEY_GW "=%s", vfd_ipv4_format(s->subnet.host, host));
+    g_autofree char *mac = g_strdup_printf(VFIOD_KEY_MAC "=%s", s->mac);
     int tap_fd = vfd_tap_open(s->tap);
     int vhost_fd = g_file_test("/dev/vhost-net", G_FILE_TEST_EXISTS) ? open("/dev/vhost-net", O_RDWR | O_CLOEXEC)
                                                                        : -1;
@@ -626,14 +836,14 @@ net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder *args, G
     g_strv_builder_add_many(args, "-netdev", netdev, "-device", nic, NULL);
     g_strv_builder_add_many(append, ip, gw, mac, NULL);
     if (*m->config->net_dns) {
-      g_autofree char *dns = g_strdup_printf("vfiod.dns=%s", m->config->net_dns);
+      g_autofree char *dns = g_strdup_printf(VFIOD_KEY_DNS "=%s", m->config->net_dns);
       g_strv_builder_add(append, dns);
     }
   }
   if (s->cid) {
     int vsock_fd = open("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
     g_autofree char *vsock = NULL;
-    g_autofree char *report = g_strdup_printf("vfiod.report=vsock:%u", m->config->report_port);
+    g_autofree char *report = g_strdup_printf(VFIOD_KEY_REPORT "=vsock:%u", m->config->report_port);
 
     if (vsock_fd < 0) {
       int e = errno;
@@ -664,6 +874,10 @@ finish_deletes(Sandbox *s, GError *error)
   g_autoptr(GPtrArray) waiters = g_steal_pointer(&s->waiters);
 
   s->waiters = g_ptr_array_new_with_free_func(g_object_unref);
+  /* The directory goes before the answer: a client that sees the delete
+   * done finds nothing left. */
+  if (!error && waiters->len > 0)
+    remove_dir_tree(s->dir);
   for (guint i = 0; i < waiters->len; i++) {
     GDBusMethodInvocation *inv = g_object_ref(g_ptr_array_index(waiters, i));
     if (!error)
@@ -673,7 +887,6 @@ finish_deletes(Sandbox *s, GError *error)
   }
   if (!error && waiters->len > 0) {
     g_message("sandbox %s: deleted", s->id);
-    remove_dir_tree(s->dir);
     g_hash_table_remove(m->sandboxes, s->id);
   }
 }
@@ -778,8 +991,45 @@ on_kill_timeout(gpointer data)
 static void
 return_error(GDBusMethodInvocation *inv, GError *error)
 {
-  g_message("%s failed: %s", g_dbus_method_invocation_get_method_name(inv), error->message);
+  /* A client can make calls fail at will: at most 20 lines per 10 s. */
+  static VfdLogLimit limit = { .burst = 20, .interval_us = 10 * G_USEC_PER_SEC };
+
+  vfd_log_limited(&limit, G_LOG_LEVEL_MESSAGE, "%s failed: %s", g_dbus_method_invocation_get_method_name(inv),
+                  error->message);
   g_dbus_method_invocation_return_gerror(inv, error);
+}
+
+/* The caller's uid (SO_PEERCRED of its connection) into *@ret_uid; FALSE
+ * with the error returned to @inv when it cannot be read. */
+static gboolean
+caller_uid(GDBusMethodInvocation *inv, uid_t *ret_uid)
+{
+  g_autoptr(GError) error = NULL;
+  VfdCaller caller;
+
+  if (!vfd_caller_from_invocation(inv, &caller, &error)) {
+    return_error(inv, error);
+    return FALSE;
+  }
+  *ret_uid = caller.uid;
+  vfd_caller_clear(&caller);
+  return TRUE;
+}
+
+/* Refuses a root-only option (@what, e.g. "bind --force") to a member:
+ * FALSE with PermissionDenied returned to @inv. */
+static gboolean
+check_root_only(GDBusMethodInvocation *inv, uid_t uid, const char *what)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *who = NULL;
+
+  if (uid == 0)
+    return TRUE;
+  who = vfd_uid_describe(uid);
+  g_set_error(&error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED, "%s is for root only; %s may not", what, who);
+  return_error(inv, error);
+  return FALSE;
 }
 
 static gboolean
@@ -846,6 +1096,8 @@ device_to_variant(VfdManager *m, const VfdPciDevice *d)
   g_variant_dict_insert(&dict, "state", "s", state);
   if (jd)
     g_variant_dict_insert(&dict, "owner", "s", jd->owner);
+  if (jd)
+    g_variant_dict_insert(&dict, "owner_uid", "u", jd->owner_uid);
   g_variant_dict_insert(&dict, "managed", "b",
                         !vfd_pci_class_is_bridge(d->class_code) &&
                             !vfd_policy_refusal(vfd_host_policy(m->host), d->vendor, d->device, d->class_code,
@@ -863,6 +1115,7 @@ sandbox_to_variant(Sandbox *s)
 
   g_variant_dict_init(&dict, NULL);
   g_variant_dict_insert(&dict, "id", "s", s->id);
+  g_variant_dict_insert(&dict, "owner_uid", "u", (guint32) s->owner_uid);
   g_variant_dict_insert(&dict, "state", "s", sandbox_state_names[s->state]);
   g_variant_dict_insert(&dict, "pid", "x", s->pid);
   g_variant_dict_insert_value(&dict, "devices", g_variant_new_strv((const char *const *) devs, -1));
@@ -939,7 +1192,8 @@ owning_sandbox(VfdManager *m, const VfdBdf *bdf)
 static gboolean
 bind_work(Op *op, GError **error)
 {
-  return vfd_host_bind_group_full(op->m->host, &op->bdf, op->owner, op->flags, &op->members, &op->group, error);
+  return vfd_host_bind_group_as(op->m->host, &op->bdf, op->owner, op->uid, op->flags, &op->members, &op->group,
+                                error);
 }
 
 static void
@@ -963,8 +1217,14 @@ start_bind(VfdManager *m, GDBusMethodInvocation *inv, const char *bdf_s, const c
 {
   g_autoptr(GError) error = NULL;
   VfdBdf bdf;
+  uid_t uid;
   Op *op;
 
+  if (!caller_uid(inv, &uid))
+    return TRUE;
+  if ((flags & VFD_BIND_FORCE) &&
+      !check_root_only(inv, uid, "bind --force (binding a GPU whose /dev/nvidia* node processes hold open)"))
+    return TRUE;
   if (!*owner)
     owner = "vfioctl";
   if (!parse_bdf_arg(bdf_s, &bdf, &error) || !check_owner_name(owner, &error) || !check_journal_ok(m, &error)) {
@@ -974,6 +1234,7 @@ start_bind(VfdManager *m, GDBusMethodInvocation *inv, const char *bdf_s, const c
   op = op_new(m, inv, bind_work, bind_done);
   op->bdf = bdf;
   op->owner = g_strdup(owner);
+  op->uid = uid;
   op->flags = flags;
   op_run(op);
   return TRUE;
@@ -1007,7 +1268,9 @@ release_work(Op *op, GError **error)
 {
   g_autoptr(GPtrArray) notes = NULL;
   char b[VFD_BDF_STRLEN];
-  gboolean ok = vfd_host_release_group_full(op->m->host, &op->bdf, NULL, &op->members, &notes, error);
+  /* A member releases only what it bound; root anything. */
+  gboolean ok = vfd_host_release_group_as(op->m->host, &op->bdf, NULL, op->uid == 0 ? -1 : (gint64) op->uid,
+                                          &op->members, &notes, error);
 
   for (guint i = 0; notes && i < notes->len; i++)
     g_warning("release %s: %s", vfd_bdf_format(&op->bdf, b), (const char *) g_ptr_array_index(notes, i));
@@ -1036,8 +1299,11 @@ handle_release_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *b
   g_autoptr(GError) error = NULL;
   Sandbox *owner;
   VfdBdf bdf;
+  uid_t uid;
   Op *op;
 
+  if (!caller_uid(inv, &uid))
+    return TRUE;
   if (!parse_bdf_arg(bdf_s, &bdf, &error) || !check_journal_ok(m, &error)) {
     return_error(inv, error);
     return TRUE;
@@ -1051,6 +1317,7 @@ handle_release_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *b
   }
   op = op_new(m, inv, release_work, release_done);
   op->bdf = bdf;
+  op->uid = uid;
   op_run(op);
   return TRUE;
 }
@@ -1071,13 +1338,47 @@ new_sandbox_id(VfdManager *m)
   }
 }
 
-/* Gives the QEMU user its sandbox directory and /dev/vfio/<group> nodes. */
+/* Picks the uid the QEMU of @s runs as (main loop): root when [qemu]
+ * user says root (or vfiod is not root: it cannot switch); [qemu] user's
+ * uid when there is no uid_range; else the lowest uid of the range that no
+ * other sandbox holds and no account uses. LIMIT_EXCEEDED when none is
+ * left. The uid is held in m->qemu_uids until the sandbox is freed. */
+static gboolean
+sandbox_pick_qemu_uid(VfdManager *m, Sandbox *s, GError **error)
+{
+  const VfdConfig *c = m->config;
+
+  s->qemu_uid = m->qemu_uid;
+  s->qemu_gid = m->qemu_gid;
+  if (m->qemu_uid == 0 || c->qemu_uid_count == 0)
+    return TRUE;
+  for (guint32 i = 0; i < c->qemu_uid_count; i++) {
+    uid_t uid = c->qemu_uid_first + i;
+    if (g_hash_table_contains(m->qemu_uids, GUINT_TO_POINTER(uid)))
+      continue;
+    if (getpwuid(uid)) {
+      g_warning("[qemu] uid_range: uid %u belongs to an account; skipped", (guint) uid);
+      continue;
+    }
+    g_hash_table_add(m->qemu_uids, GUINT_TO_POINTER(uid));
+    s->qemu_uid = uid;
+    s->qemu_uid_held = TRUE;
+    return TRUE;
+  }
+  g_set_error(error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED, "no free uid left in [qemu] uid_range (%u uids)",
+              c->qemu_uid_count);
+  return FALSE;
+}
+
+/* Gives the sandbox's QEMU uid its QEMU directory and /dev/vfio/<group>
+ * nodes. */
 static gboolean
 hand_over(VfdManager *m, Sandbox *s, GError **error)
 {
-  if (chown(s->dir, m->qemu_uid, m->qemu_gid) < 0) {
+  if (chown(s->qemu_dir, s->qemu_uid, s->qemu_gid) < 0) {
     int e = errno;
-    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot hand %s to the QEMU user: %s", s->dir, g_strerror(e));
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot hand %s to the QEMU user: %s", s->qemu_dir,
+                g_strerror(e));
     return FALSE;
   }
   for (guint i = 0; i < s->devices->len; i++) {
@@ -1089,7 +1390,7 @@ hand_over(VfdManager *m, Sandbox *s, GError **error)
       continue;
     g_snprintf(num, sizeof num, "%d", group);
     node = g_build_filename(vfd_sysfs_dev_root(vfd_host_sysfs(m->host)), "vfio", num, NULL);
-    if (chown(node, m->qemu_uid, m->qemu_gid) < 0 || chmod(node, 0600) < 0) {
+    if (chown(node, s->qemu_uid, s->qemu_gid) < 0 || chmod(node, 0600) < 0) {
       int e = errno;
       g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot hand %s to the QEMU user: %s", node, g_strerror(e));
       return FALSE;
@@ -1132,6 +1433,122 @@ plan_devices(VfdManager *m, Op *op, Sandbox *s, GError **error)
   return TRUE;
 }
 
+/* Largest kernel and initramfs vfiod copies for a QEMU that could not read
+ * them itself (see guest_file_fd()). */
+#define GUEST_FILE_COPY_MAX (G_GUINT64_CONSTANT(2) << 30)
+
+/* The fd QEMU gets for a kernel or initramfs opened as @fd (taken): QEMU
+ * reads it through /proc/self/fd/N, which checks the file's own mode
+ * against QEMU's uid. When that uid could not read it (mode bits; no
+ * ACLs considered), the contents are copied into a sealed memfd instead, so
+ * that a client's 0600 file still boots without QEMU getting any right to
+ * it. -1 with @error when the copy fails or the file is too large. */
+static int
+guest_file_fd(Sandbox *s, const char *what, int fd, GError **error)
+{
+  struct stat st;
+  mode_t need;
+  int mfd;
+  off_t off = 0;
+
+  if (fstat(fd, &st) < 0) {
+    int e = errno;
+    close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "%s: %s", what, g_strerror(e));
+    return -1;
+  }
+  need = st.st_uid == s->qemu_uid ? S_IRUSR : st.st_gid == s->qemu_gid ? S_IRGRP : S_IROTH;
+  if (s->qemu_uid == 0 || (st.st_mode & need))
+    return fd;
+  if ((guint64) st.st_size > GUEST_FILE_COPY_MAX) {
+    close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED,
+                "%s: %" G_GINT64_FORMAT " bytes, not readable by QEMU's uid, too large to copy (2 GiB at most): "
+                "make it readable by others",
+                what, (gint64) st.st_size);
+    return -1;
+  }
+  mfd = memfd_create(what, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  while (mfd >= 0 && off < st.st_size) {
+    ssize_t n = sendfile(mfd, fd, &off, (size_t) MIN(st.st_size - off, 1 << 30));
+    if (n <= 0) {
+      close(mfd);
+      mfd = -1;
+    }
+  }
+  close(fd);
+  if (mfd < 0 || fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+    int e = errno;
+    if (mfd >= 0)
+      close(mfd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "%s: cannot copy it for QEMU: %s", what, g_strerror(e));
+    return -1;
+  }
+  return mfd;
+}
+
+/* Stage 0 of a create (worker), before anything changes: the kernel,
+ * initramfs and disk, opened once. Files the client named are opened with
+ * the client's rights (vfd_caller_open(): no symbolic link, a regular file,
+ * as the client could open it), [qemu] kernel/initrd (the trusted config)
+ * with vfiod's. QEMU gets the fds, never the paths. */
+static gboolean
+open_guest_files(Op *op, GError **error)
+{
+  VfdCaller root;
+  int fd;
+
+  vfd_caller_init_root(&root);
+  if (op->kernel_from_client)
+    fd = vfd_caller_open(&op->caller, "kernel", op->kernel, O_RDONLY, 5000, error);
+  else
+    fd = vfd_caller_open(&root, "[qemu] kernel", op->kernel, O_RDONLY, 5000, error);
+  if (fd < 0 || (op->kernel_fd = guest_file_fd(op->sandbox, "kernel", fd, error)) < 0)
+    return FALSE;
+  if (op->initrd_from_client)
+    fd = vfd_caller_open(&op->caller, "initrd", op->initrd, O_RDONLY, 5000, error);
+  else
+    fd = vfd_caller_open(&root, "[qemu] initrd", op->initrd, O_RDONLY, 5000, error);
+  if (fd < 0 || (op->initrd_fd = guest_file_fd(op->sandbox, "initrd", fd, error)) < 0)
+    return FALSE;
+  if (op->disk && (op->disk_fd = vfd_caller_open(&op->caller, "disk", op->disk, O_RDWR, 5000, error)) < 0)
+    return FALSE;
+  return TRUE;
+}
+
+/* Stage 1 of a create (worker): <dir> (root's, 0711: QEMU's uid may pass,
+ * not list), <dir>/serial.log and <dir>/qemu.log (root's, 0600, created
+ * here: QEMU writes them through fds), <dir>/qemu (QEMU's uid's, 0700, for
+ * its QMP socket and pidfile; see hand_over()). *@ret_qemu_log: vfiod's fd
+ * of qemu.log for QEMU's stdout and stderr. */
+static gboolean
+make_sandbox_dir(VfdManager *m, Sandbox *s, int *ret_qemu_log, GError **error)
+{
+  int dfd = -1;
+  const char *failed = s->dir;
+
+  if (mkdir(s->dir, 0711) < 0 || chmod(s->dir, 0711) < 0)
+    goto fail;
+  dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  failed = s->qemu_dir;
+  if (dfd < 0 || mkdirat(dfd, "qemu", 0700) < 0)
+    goto fail;
+  failed = "qemu.log";
+  *ret_qemu_log = openat(dfd, "qemu.log", O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (*ret_qemu_log < 0)
+    goto fail;
+  close(dfd);
+  return sandbox_open_serial(s, TRUE, error);
+
+fail: {
+  int e = errno;
+  if (dfd >= 0)
+    close(dfd);
+  g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot create %s: %s", failed, g_strerror(e));
+  return FALSE;
+}
+}
+
 /* Worker: stages 1-3 of a create, with reverse-order rollback of the stages
  * done when one fails. */
 static gboolean
@@ -1142,18 +1559,19 @@ create_work(Op *op, GError **error)
   g_autoptr(GArray) groups = g_array_new(FALSE, FALSE, sizeof(int));
   g_autoptr(GArray) passed = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
   g_autoptr(VfdGroupLock) lock = NULL;
-  g_autofree char *qmp = g_build_filename(s->dir, "qmp.sock", NULL);
-  g_autofree char *qemu_log = g_build_filename(s->dir, "qemu.log", NULL);
+  g_autofree char *qmp = g_build_filename(s->qemu_dir, "qmp.sock", NULL);
+  int qemu_log = -1;
   guint bound = 0;
+
+  /* Stage 0: the files the guest boots from, opened once. */
+  if (!open_guest_files(op, error))
+    return FALSE;
 
   /* Stage 1: per-sandbox directory. */
   if (vfd_fail_stage("dir", error))
     return FALSE;
-  if (g_mkdir_with_parents(s->dir, 0750) < 0) {
-    int e = errno;
-    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot create %s: %s", s->dir, g_strerror(e));
-    return FALSE;
-  }
+  if (!make_sandbox_dir(m, s, &qemu_log, error))
+    goto rollback;
 
   /* Stage 2: every requested device's IOMMU group, groups locked in
    * ascending order for the whole stage. "Any N": pick them first. */
@@ -1182,7 +1600,7 @@ create_work(Op *op, GError **error)
       mine = mine || vfd_bdf_equal(&g_array_index(passed, VfdBdf, k), bdf);
     if (mine)
       continue; /* same group as an earlier request */
-    if (!vfd_host_bind_group(m->host, bdf, s->id, &members, NULL, error))
+    if (!vfd_host_bind_group_as(m->host, bdf, s->id, s->owner_uid, VFD_BIND_NONE, &members, NULL, error))
       goto rollback;
     bound++;
     g_array_append_vals(passed, members->data, members->len);
@@ -1217,10 +1635,12 @@ create_work(Op *op, GError **error)
   /* Stage 5: QEMU, as [qemu] user when set: it gets its own directory (for
    * the serial log, QMP socket, pidfile) and its IOMMU groups' /dev/vfio
    * nodes, nothing else (the node goes when the group leaves vfio-pci). */
-  if (m->qemu_uid != 0 && !hand_over(m, s, error))
+  if (s->qemu_uid != 0 && !hand_over(m, s, error))
     goto rollback;
   {
-    g_autofree char *pidfile = g_build_filename(s->dir, "qemu.pid", NULL);
+    g_autofree char *pidfile = g_build_filename(s->qemu_dir, "qemu.pid", NULL);
+    g_autofree char *kernel = NULL, *initrd = NULL;
+    int serial_fd = open_serial_for_qemu(s);
     g_autoptr(GStrvBuilder) args = g_strv_builder_new();
     g_autoptr(GStrvBuilder) append = g_strv_builder_new();
     g_auto(GStrv) extra_args = NULL;
@@ -1228,34 +1648,54 @@ create_work(Op *op, GError **error)
 
     g_autoptr(GArray) fds = g_array_new(FALSE, FALSE, sizeof(int));
 
+    if (serial_fd < 0) {
+      int e = errno;
+      g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot open %s for QEMU: %s", s->serial_log, g_strerror(e));
+      goto rollback;
+    }
+    /* fds QEMU gets, in order from fd 3: serial log, kernel, initramfs,
+     * disk, then the network's. */
+    g_array_append_val(fds, serial_fd);
+    g_array_append_val(fds, op->kernel_fd);
+    kernel = g_strdup_printf("/proc/self/fd/%u", 3 + fds->len - 1);
+    g_array_append_val(fds, op->initrd_fd);
+    initrd = g_strdup_printf("/proc/self/fd/%u", 3 + fds->len - 1);
+    op->kernel_fd = op->initrd_fd = -1;
+    if (op->disk_fd >= 0) {
+      g_autofree char *add = NULL, *add_ro = NULL;
+      g_autofree char *drive = g_strdup_printf("file=/dev/fdset/%d,if=none,id=root,format=raw", VFD_QEMU_FDSET_DISK);
+      /* QEMU probes the image read-only first: the set needs an O_RDONLY
+       * fd of the same file next to the O_RDWR one (reopened through the
+       * fd, so the very same inode). */
+      g_autofree char *self = g_strdup_printf("/proc/self/fd/%d", op->disk_fd);
+      int ro = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+      if (ro < 0) {
+        int e = errno;
+        for (guint i = 0; i < fds->len; i++)
+          close(g_array_index(fds, int, i));
+        g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "disk: cannot reopen it read-only: %s", g_strerror(e));
+        goto rollback;
+      }
+      g_array_append_val(fds, op->disk_fd);
+      op->disk_fd = -1;
+      add = g_strdup_printf("fd=%u,set=%d,opaque=disk", 3 + fds->len - 1, VFD_QEMU_FDSET_DISK);
+      g_array_append_val(fds, ro);
+      add_ro = g_strdup_printf("fd=%u,set=%d,opaque=disk-ro", 3 + fds->len - 1, VFD_QEMU_FDSET_DISK);
+      g_strv_builder_add_many(args, "-add-fd", add, "-add-fd", add_ro, "-drive", drive, "-device",
+                              passed->len == 0 ? "virtio-blk-device,drive=root" : "virtio-blk-pci,drive=root",
+                              NULL);
+      g_strv_builder_add(append, VFIOD_KEY_ROOT "=/dev/vda");
+    }
     if (!net_qemu_args(m, s, passed->len == 0, args, append, fds, error)) {
       for (guint i = 0; i < fds->len; i++)
         close(g_array_index(fds, int, i));
       goto rollback;
     }
-    if (op->disk) {
-      g_autofree char *drive = g_strdup_printf("file=%s,if=none,id=root,format=raw", op->disk);
-      g_strv_builder_add_many(args, "-drive", drive, "-device",
-                              passed->len == 0 ? "virtio-blk-device,drive=root" : "virtio-blk-pci,drive=root",
-                              NULL);
-      g_strv_builder_add(append, "vfiod.root=/dev/vda");
-    }
-    if (op->cmd) {
-      g_autofree char *c = g_strdup_printf("vfiod.cmd=%s", op->cmd);
-      g_strv_builder_add(append, c);
-      for (char **a = op->args; a && *a; a++) {
-        g_autofree char *w = g_strdup_printf("\"vfiod.arg=%s\"", *a);
-        g_strv_builder_add(append, w);
-      }
-    }
-    if (op->env) {
-      GVariantIter it;
-      const char *k, *v;
-      g_variant_iter_init(&it, op->env);
-      while (g_variant_iter_next(&it, "{&s&s}", &k, &v)) {
-        g_autofree char *w = g_strdup_printf("\"vfiod.env=%s=%s\"", k, v);
-        g_strv_builder_add(append, w);
-      }
+    /* The workload's words (checked again: checked at the request already). */
+    if (!vfd_guest_cmdline_add_workload(append, op->cmd, (const char *const *) op->args, op->env, error)) {
+      for (guint i = 0; i < fds->len; i++)
+        close(g_array_index(fds, int, i));
+      goto rollback;
     }
     extra_args = g_strv_builder_end(args);
     extra_append = g_strv_builder_end(append);
@@ -1270,9 +1710,10 @@ create_work(Op *op, GError **error)
       .accel = m->config->qemu_accel,
       .memory_mib = s->memory_mib,
       .vcpus = s->vcpus,
-      .kernel = op->kernel,
-      .initrd = op->initrd,
+      .kernel = kernel,
+      .initrd = initrd,
       .serial_log = s->serial_log,
+      .serial_fd = 3,
       .qmp_socket = qmp,
       .devices = (const VfdBdf *) (void *) passed->data,
       .n_devices = passed->len,
@@ -1285,11 +1726,13 @@ create_work(Op *op, GError **error)
       .tsc_khz = g_str_equal(m->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
       .numa_bind = s->numa_node >= 0,
       .numa_node = (guint) MAX(s->numa_node, 0),
-      .run_uid = m->qemu_uid,
-      .run_gid = m->qemu_gid,
+      .run_uid = s->qemu_uid,
+      .run_gid = s->qemu_gid,
+      .run_extra_gid = g_str_equal(m->config->qemu_accel, "kvm") ? m->kvm_gid : (gid_t) -1,
       .seccomp = m->config->qemu_seccomp,
     };
     s->proc = vfd_qemu_spawn(&qc, qemu_log, error);
+    qemu_log = -1;
   }
   if (!s->proc)
     goto rollback;
@@ -1320,6 +1763,12 @@ rollback:
     sandbox_release_devices(s, NULL);
     g_array_set_size(s->devices, 0);
   }
+  if (qemu_log >= 0)
+    close(qemu_log);
+  if (s->serial_fd >= 0) {
+    close(s->serial_fd);
+    s->serial_fd = -1;
+  }
   remove_dir_tree(s->dir);
   return FALSE;
 }
@@ -1346,73 +1795,37 @@ create_done(Op *op, GError *error)
 }
 
 /* The workload travels on the guest's kernel command line (vfiod.cmd=,
- * vfiod.arg=, double-quoted): refuse what cannot travel there. */
-/* NAME=VALUE for the workload's environment: NAME [A-Za-z_][A-Za-z0-9_]*,
- * VALUE printable ASCII without double quotes (it travels quoted on the
- * kernel command line). */
+ * vfiod.arg=, vfiod.env=): refuse what cannot travel there, or would start
+ * a word of its own (guest-cmdline.h has the rules, guest-init/protocol.h
+ * the limits shared with guest-init). */
 static gboolean
-check_env(GVariant *env, GError **error)
+check_workload(const char *cmd, const char *const *args, GVariant *env, GError **error)
 {
-  GVariantIter it;
-  const char *k, *v;
-  guint n = 0;
-
-  if (!env)
-    return TRUE;
-  g_variant_iter_init(&it, env);
-  while (g_variant_iter_next(&it, "{&s&s}", &k, &v)) {
-    gboolean ok = (g_ascii_isalpha(k[0]) || k[0] == '_') && ++n <= 16;
-    for (const char *c = k; ok && *c; c++)
-      ok = g_ascii_isalnum(*c) || *c == '_';
-    for (const char *c = v; ok && *c; c++)
-      ok = (unsigned char) *c >= 0x20 && (unsigned char) *c < 0x7f && *c != '"';
-    if (!ok || strlen(k) + strlen(v) > 200) {
-      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
-                  "env: at most 16 NAME=VALUE entries, NAME [A-Za-z_][A-Za-z0-9_]*, VALUE printable without "
-                  "double quotes, 200 bytes each; refused '%.32s'", k);
-      return FALSE;
-    }
-  }
-  return TRUE;
+  return vfd_guest_cmdline_check_workload(cmd, args, env, error);
 }
 
+/* A path a client names: absolute, no "." or ".." component (the file
+ * itself is opened later, with the client's rights). */
 static gboolean
-check_workload(const char *cmd, const char *const *args, GError **error)
+check_client_path(const char *what, const char *path, GError **error)
 {
-  gsize total = 0;
+  g_auto(GStrv) parts = NULL;
 
-  if (!cmd) {
-    if (args && args[0]) {
-      g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "args need a cmd");
-      return FALSE;
-    }
-    return TRUE;
-  }
-  if (!g_path_is_absolute(cmd) || strstr(cmd, "/..") || strpbrk(cmd, " \"\t\n")) {
-    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
-                "cmd must be an absolute path without '..', blanks or quotes, got '%.64s'", cmd);
+  if (!path || !*path) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s: a path is required", what);
     return FALSE;
   }
-  total = strlen(cmd);
-  for (guint i = 0; args && args[i]; i++) {
-    const char *a = args[i];
-    if (i >= 16 || strchr(a, '"') || strpbrk(a, "\n\r\t")) {
-      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
-                  "args: at most 16, without double quotes or control characters");
-      return FALSE;
-    }
-    for (const char *c = a; *c; c++)
-      if ((unsigned char) *c < 0x20 || (unsigned char) *c >= 0x7f) {
-        g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "args must be printable ASCII");
-        return FALSE;
-      }
-    total += strlen(a) + 14;
-  }
-  if (total > 1024) {
-    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
-                        "cmd and args are too long for the kernel command line (1 KiB)");
+  if (!g_path_is_absolute(path) || strlen(path) > 4096) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%.128s' must be an absolute path (4096 bytes at most)",
+                what, path);
     return FALSE;
   }
+  parts = g_strsplit(path, "/", -1);
+  for (char **p = parts; *p; p++)
+    if (g_str_equal(*p, "..") || g_str_equal(*p, ".")) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%.128s' must not contain '.' or '..'", what, path);
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -1425,6 +1838,8 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   g_autofree const char **dev_strs = NULL;
   g_autofree char *id = NULL;
   const char *kernel = NULL, *initrd = NULL, *disk = NULL, *cmd = NULL;
+  gboolean kernel_from_client, initrd_from_client;
+  VfdCaller caller = { 0 };
   g_autofree const char **args = NULL;
   g_autoptr(GVariant) env = NULL;
   guint memory = 512, vcpus = 1, gpus = 0;
@@ -1447,6 +1862,8 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   }
   g_variant_dict_lookup(&opts, "kernel", "&s", &kernel);
   g_variant_dict_lookup(&opts, "initrd", "&s", &initrd);
+  kernel_from_client = kernel != NULL;
+  initrd_from_client = initrd != NULL;
   g_variant_dict_lookup(&opts, "memory_mib", "u", &memory);
   g_variant_dict_lookup(&opts, "vcpus", "u", &vcpus);
   if (!kernel)
@@ -1460,14 +1877,22 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   if (!error && gpus > 64)
     g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "gpus must be at most 64, got %u", gpus);
   if (!error && disk)
-    vfd_check_image_path("disk", disk, &error);
+    check_client_path("disk", disk, &error);
   if (!error)
-    check_workload(cmd, args, &error);
-  if (!error)
-    check_env(env, &error);
+    check_workload(cmd, args, env, &error);
+  /* At most VFD_API_MAX_DEVICES, each once (the API filter has bounded
+   * the array already; the number is checked here too, before any work). */
+  if (!error && dev_strs && g_strv_length((char **) dev_strs) > VFD_API_MAX_DEVICES)
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED, "devices: %u BDFs, at most %u",
+                g_strv_length((char **) dev_strs), VFD_API_MAX_DEVICES);
   for (const char **d = dev_strs; !error && d && *d; d++) {
     VfdBdf bdf;
     if (!parse_bdf_arg(*d, &bdf, &error))
+      break;
+    for (guint k = 0; k < requested->len && !error; k++)
+      if (vfd_bdf_equal(&g_array_index(requested, VfdBdf, k), &bdf))
+        g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "devices: %s is given twice", *d);
+    if (error)
       break;
     if (!vfd_sysfs_device_exists(vfd_host_sysfs(m->host), &bdf)) {
       g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no PCI device %s on this host", *d);
@@ -1475,8 +1900,12 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
     }
     g_array_append_val(requested, bdf);
   }
-  if (!error && vfd_check_image_path("kernel", kernel, &error))
-    vfd_check_image_path("initrd", initrd, &error);
+  /* Paths only: the files are opened in the create's stage 0, with the
+   * client's rights (open_guest_files()). */
+  if (!error && check_client_path("kernel", kernel, &error))
+    check_client_path("initrd", initrd, &error);
+  if (!error)
+    vfd_caller_from_invocation(inv, &caller, &error);
   if (!error && (memory < 64 || memory > 1024 * 1024))
     g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "memory_mib must be 64 to 1048576, got %u", memory);
   if (!error && (vcpus < 1 || vcpus > 255))
@@ -1484,6 +1913,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   if (!error)
     check_journal_ok(m, &error);
   if (error) {
+    vfd_caller_clear(&caller);
     return_error(inv, error);
     return TRUE;
   }
@@ -1491,6 +1921,18 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   id = new_sandbox_id(m);
   op = op_new(m, inv, create_work, create_done);
   op->sandbox = sandbox_new(m, id);
+  op->sandbox->owner_uid = caller.uid;
+  op->caller = caller;
+  op->kernel_from_client = kernel_from_client;
+  op->initrd_from_client = initrd_from_client;
+  if (!sandbox_pick_qemu_uid(m, op->sandbox, &error)) {
+    g_autoptr(GError) e = g_steal_pointer(&error);
+    sandbox_free(g_steal_pointer(&op->sandbox));
+    op->inv = NULL;
+    op_free(op);
+    return_error(inv, e);
+    return TRUE;
+  }
   op->sandbox->memory_mib = memory;
   op->sandbox->vcpus = vcpus;
   op->kernel = g_strdup(kernel);
@@ -1519,9 +1961,21 @@ handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *i
   VfdManager *m = data;
   Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
   g_autoptr(GError) error = NULL;
+  uid_t uid;
 
+  if (!caller_uid(inv, &uid))
+    return TRUE;
   if (!s) {
     g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
+    return_error(inv, error);
+    return TRUE;
+  }
+  /* Members act on their own sandboxes; root on any. */
+  if (uid != 0 && uid != s->owner_uid) {
+    g_autofree char *owner = vfd_uid_describe(s->owner_uid);
+    g_autofree char *who = vfd_uid_describe(uid);
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED,
+                "sandbox %s belongs to %s; only its owner or root may delete it, not %s", s->id, owner, who);
     return_error(inv, error);
     return TRUE;
   }
@@ -1698,19 +2152,38 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
     guint64 start = 0;
     Sandbox *s = sandbox_new(m, js->id);
     gint64 orphan;
+    g_autoptr(GError) dir_error = NULL;
 
-    g_free(s->dir);
-    s->dir = g_strdup(js->dir);
+    /* The directory is deleted recursively below: only ever the one vfiod
+     * made (sandbox_new(): <runtime dir>/sandboxes/<id>, kept in s->dir).
+     * The journal may have been tampered with: a dir it names elsewhere is
+     * refused and left alone (issue 13, finding 8). */
+    if (!vfd_reconcile_check_sandbox_dir(m->sandboxes_dir, js->id, js->dir, &dir_error)) {
+      g_warning("sandbox %s: %s; that directory is left alone", js->id, dir_error->message);
+      vfd_reconcile_add(report, js->id, "refused", "%s; that directory is left alone", dir_error->message);
+    }
     g_free(s->serial_log);
     s->serial_log = g_build_filename(s->dir, "serial.log", NULL);
     s->pid = js->pid;
+    s->owner_uid = js->owner_uid;
+    g_free(s->qemu_dir);
+    s->qemu_dir = g_build_filename(s->dir, "qemu", NULL);
+    s->qemu_uid = js->qemu_uid;
+    s->qemu_gid = m->qemu_gid;
+    if (m->config->qemu_uid_count && s->qemu_uid >= m->config->qemu_uid_first &&
+        s->qemu_uid - m->config->qemu_uid_first < m->config->qemu_uid_count &&
+        !g_hash_table_contains(m->qemu_uids, GUINT_TO_POINTER(s->qemu_uid))) {
+      g_hash_table_add(m->qemu_uids, GUINT_TO_POINTER(s->qemu_uid));
+      s->qemu_uid_held = TRUE;
+    }
     for (char **d = js->devices; d && *d; d++) {
       VfdBdf bdf;
       if (vfd_bdf_parse(*d, &bdf) == 0)
         g_array_append_val(s->devices, bdf);
     }
-    if (js->subnet && js->tap && vfd_subnet_parse(js->subnet, &s->subnet) == 0 &&
-        strlen(js->tap) < sizeof s->tap) {
+    /* The TAP is deleted by name at teardown: only a vfiod TAP name
+     * (vfd_tap_name_valid(); the journal checked its form already). */
+    if (js->subnet && js->tap && vfd_subnet_parse(js->subnet, &s->subnet) == 0 && vfd_tap_name_valid(js->tap)) {
       s->has_net = TRUE;
       g_strlcpy(s->tap, js->tap, sizeof s->tap);
       g_strlcpy(s->mac, js->mac ? js->mac : "", sizeof s->mac);
@@ -1721,6 +2194,11 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
       s->state = SANDBOX_RUNNING;
       s->pidfd_source = g_unix_fd_add(s->pidfd, G_IO_IN, on_pidfd_ready, s);
       g_hash_table_insert(m->sandboxes, s->id, s);
+      {
+        g_autoptr(GError) serr = NULL;
+        if (!sandbox_open_serial(s, FALSE, &serr))
+          g_warning("sandbox %s: %s; its readiness and console are not followed", s->id, serr->message);
+      }
       sandbox_watch_serial(s);
       if (s->has_net && m->pool) {
         g_autoptr(GError) nerr = NULL;
@@ -1730,13 +2208,17 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
           vfd_cid_pool_mark(m->cids, s->cid);
         if (!vfd_firewall_state_add(m->fw, s->tap, &s->subnet, FALSE, &nerr))
           g_warning("sandbox %s: %s", s->id, nerr->message);
+        g_clear_error(&nerr);
+        /* A TAP an older vfiod made may lack the per-TAP sysctls. */
+        if (!vfd_tap_harden(m->config->proc_root, s->tap, &nerr))
+          g_warning("sandbox %s: %s", s->id, nerr->message);
         s->tap_created = TRUE;
       }
       vfd_reconcile_add(report, s->id, "adopted", "QEMU pid %" G_GINT64_FORMAT " still runs; adopted as it is",
                         s->pid);
       continue;
     }
-    pidfile = g_build_filename(s->dir, "qemu.pid", NULL);
+    pidfile = g_build_filename(s->qemu_dir, "qemu.pid", NULL);
     orphan = js->pid == 0 ? vfd_qemu_find_pid(pidfile, s->id) : 0;
     if (orphan > 0)
       kill_orphan_qemu(s->id, orphan);
@@ -1860,11 +2342,16 @@ handle_reconcile(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options,
   GVariantDict opts;
   gboolean force = FALSE;
   g_autoptr(GError) error = NULL;
+  uid_t uid;
   Op *op;
 
   g_variant_dict_init(&opts, options);
   g_variant_dict_lookup(&opts, "force", "b", &force);
   g_variant_dict_clear(&opts);
+  if (!caller_uid(inv, &uid))
+    return TRUE;
+  if (force && !check_root_only(inv, uid, "reconcile --force (starting a new journal after a corrupt one)"))
+    return TRUE;
   op = op_new(m, inv, reconcile_work, reconcile_done);
   op->report = vfd_reconcile_report_new();
   if (m->journal_corrupt) {
@@ -1896,12 +2383,16 @@ handle_reconcile(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options,
 
 /* ---- D-Bus server ------------------------------------------------------- */
 
+/* GDBus calls this on an authentication thread (api-server.c): only
+ * reentrant lookups. */
 static gboolean
 on_authorize_peer(GDBusAuthObserver *observer, GIOStream *stream, GCredentials *credentials, gpointer data)
 {
+  static VfdLogLimit limit = { .burst = 10, .interval_us = 10 * G_USEC_PER_SEC };
   VfdManager *m = data;
   uid_t uid;
-  struct passwd *pw;
+  struct passwd pw, *res = NULL;
+  char buf[4096];
   int ngroups = 64;
   g_autofree gid_t *groups = NULL;
 
@@ -1912,20 +2403,20 @@ on_authorize_peer(GDBusAuthObserver *observer, GIOStream *stream, GCredentials *
     return TRUE;
   if (uid == (uid_t) -1 || !m->have_allowed_gid)
     goto deny;
-  pw = getpwuid(uid);
-  if (!pw)
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) != 0 || !res)
     goto deny;
   groups = g_new(gid_t, ngroups);
-  if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) < 0) {
+  if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ngroups) < 0) {
     groups = g_renew(gid_t, groups, ngroups);
-    if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) < 0)
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ngroups) < 0)
       goto deny;
   }
   for (int i = 0; i < ngroups; i++)
     if (groups[i] == m->allowed_gid)
       return TRUE;
 deny:
-  g_message("refused API client uid %d: not root and not in group '%s'", (int) uid, m->config->allowed_group);
+  vfd_log_limited(&limit, G_LOG_LEVEL_MESSAGE, "refused API client uid %d: not root and not in group '%s'", (int) uid,
+                  m->config->allowed_group);
   return FALSE;
 }
 
@@ -1935,51 +2426,14 @@ on_allow_mechanism(GDBusAuthObserver *observer, const char *mechanism, gpointer 
   return g_strcmp0(mechanism, "EXTERNAL") == 0;
 }
 
-static void
-on_connection_closed(GDBusConnection *conn, gboolean remote_peer_vanished, GError *error, gpointer data)
-{
-  VfdManager *m = data;
-
-  /* The skeleton holds the connection while exported on it: without this
-   * every client would leave a socket behind. */
-  g_dbus_interface_skeleton_unexport_from_connection(G_DBUS_INTERFACE_SKELETON(m->skeleton), conn);
-  g_signal_handlers_disconnect_by_func(conn, on_connection_closed, m);
-  g_ptr_array_remove(m->connections, conn);
-}
-
-static gboolean
-on_new_connection(GDBusServer *server, GDBusConnection *conn, gpointer data)
-{
-  VfdManager *m = data;
-  g_autoptr(GError) error = NULL;
-
-  if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(m->skeleton), conn, VFD_MANAGER_OBJECT_PATH,
-                                        &error)) {
-    g_warning("cannot export API on new connection: %s", error->message);
-    return FALSE;
-  }
-  g_ptr_array_add(m->connections, g_object_ref(conn));
-  g_signal_connect(conn, "closed", G_CALLBACK(on_connection_closed), m);
-  return TRUE;
-}
-
 /* ---- guest reports over vsock --------------------------------------------- */
 
-typedef struct {
-  VfdManager *m;
-  guint32 cid;
-  GSocketConnection *conn;
-  GDataInputStream *in;
-  guint lines; /* a guest sends a few lines; more is noise: hang up */
-} ReportConn;
-
-static void
-report_conn_free(ReportConn *rc)
-{
-  g_clear_object(&rc->in);
-  g_clear_object(&rc->conn);
-  g_free(rc);
-}
+/* The guests' report connections (m->report_conns, report-conn.h): each
+ * bounded in size (a line of 64 KiB + 256, twice that in all), lines and time
+ * (30 s); one per live sandbox CID at a time; at most
+ * VFD_REPORT_MAX_CONNS in all; a peer whose CID is not a live sandbox's is
+ * closed at once, nothing read. The peer's CID says which sandbox is
+ * talking: a guest cannot speak for another. */
 
 static Sandbox *
 sandbox_by_cid(VfdManager *m, guint32 cid)
@@ -1994,47 +2448,80 @@ sandbox_by_cid(VfdManager *m, guint32 cid)
   return NULL;
 }
 
-static void
-on_report_line(GObject *source, GAsyncResult *res, gpointer data)
+/* The sandbox that owns @cid while it is live (creating, running,
+ * stopping), else NULL. */
+static Sandbox *
+live_sandbox_by_cid(VfdManager *m, guint32 cid)
 {
-  ReportConn *rc = data;
-  gsize len = 0;
-  g_autofree char *line = g_data_input_stream_read_line_finish_utf8(rc->in, res, &len, NULL);
-  const char *at;
-  Sandbox *s;
+  Sandbox *s = sandbox_by_cid(m, cid);
 
-  if (!line || ++rc->lines > 64) {
-    report_conn_free(rc);
+  return s && s->state != SANDBOX_STOPPED && s->state != SANDBOX_FAILED ? s : NULL;
+}
+
+static gboolean
+on_report_admit(guint32 cid, char **ret_label, gpointer data)
+{
+  Sandbox *s = live_sandbox_by_cid(data, cid);
+
+  if (!s)
+    return FALSE;
+  *ret_label = g_strdup(s->id);
+  return TRUE;
+}
+
+/* A line from the guest with @cid, on a connection admitted for sandbox
+ * @id. Only "VFIOD_READY <report>" matters; other lines (VFIOD_EXIT) are
+ * ignored. */
+static void
+on_report_line(guint32 cid, const char *id, const char *line, gsize len, gpointer data)
+{
+  VfdManager *m = data;
+  Sandbox *s = live_sandbox_by_cid(m, cid);
+  const char *at = memmem(line, len, VFD_REPORT_TAG, strlen(VFD_REPORT_TAG));
+  const char *report;
+  gsize n;
+
+  /* The CID may have gone to another sandbox since the connection came. */
+  if (!s || g_strcmp0(s->id, id) != 0 || !at || s->ready)
+    return;
+  report = at + strlen(VFD_REPORT_TAG);
+  n = len - (gsize) (report - line);
+  if (memchr(report, '\0', n)) {
+    guest_warning("sandbox %s: ignored the guest's ready report (vsock): it holds a NUL byte", s->id);
     return;
   }
-  /* The peer's CID says which sandbox is talking: a guest cannot speak
-   * for another. */
-  s = sandbox_by_cid(rc->m, rc->cid);
-  at = strstr(line, "VFIOD_READY ");
-  if (s && at)
-    sandbox_mark_ready(s, g_strchomp(g_strdup(at + strlen("VFIOD_READY "))), "vsock");
-  g_data_input_stream_read_line_async(rc->in, G_PRIORITY_DEFAULT, NULL, on_report_line, rc);
+  sandbox_mark_ready(s, g_strchomp(g_strndup(report, n)), "vsock");
+}
+
+static void
+on_report_closed(guint32 cid, const char *id, const GError *error, gpointer data)
+{
+  if (error)
+    guest_warning("sandbox %s: closed the report connection from vsock CID %u: %s", id ? id : "?", cid,
+                  error->message);
 }
 
 static gboolean
 on_report_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, gpointer data)
 {
-  ReportConn *rc = g_new0(ReportConn, 1);
+  VfdManager *m = data;
   struct sockaddr_vm peer = { 0 };
   socklen_t len = sizeof peer;
+  g_autoptr(GError) error = NULL;
 
-  rc->m = data;
-  rc->conn = g_object_ref(conn);
-  if (getpeername(g_socket_get_fd(g_socket_connection_get_socket(conn)), (struct sockaddr *) &peer, &len) == 0)
-    rc->cid = peer.svm_cid;
-  rc->in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
-  g_data_input_stream_set_newline_type(rc->in, G_DATA_STREAM_NEWLINE_TYPE_LF);
-  g_data_input_stream_read_line_async(rc->in, G_PRIORITY_DEFAULT, NULL, on_report_line, rc);
+  if (getpeername(g_socket_get_fd(g_socket_connection_get_socket(conn)), (struct sockaddr *) &peer, &len) < 0 ||
+      peer.svm_family != AF_VSOCK) {
+    g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+    return TRUE;
+  }
+  if (!vfd_report_conns_add(m->report_conns, peer.svm_cid, conn, &error))
+    guest_warning("refused a report connection from vsock CID %u: %s", peer.svm_cid, error->message);
   return TRUE;
 }
 
 /* Listens on AF_VSOCK (any CID, [network] report_port) for guest-init's
- * reports. Failure is not fatal: the console remains. */
+ * reports, read only from live sandboxes' CIDs and bounded (above).
+ * Failure is not fatal: the console remains. */
 static void
 start_report_listener(VfdManager *m)
 {
@@ -2060,6 +2547,12 @@ start_report_listener(VfdManager *m)
     g_clear_object(&m->report_service);
     return;
   }
+  if (!m->report_conns) {
+    VfdReportLimits limits;
+    vfd_report_limits_init_default(&limits);
+    m->report_conns = vfd_report_conns_new(VFD_REPORT_MAX_CONNS, &limits, on_report_admit, on_report_line,
+                                           on_report_closed, m);
+  }
   g_signal_connect(m->report_service, "incoming", G_CALLBACK(on_report_incoming), m);
   g_socket_service_start(m->report_service);
   g_message("listening for guest reports on vsock port %u", m->config->report_port);
@@ -2080,9 +2573,7 @@ socket_in_use(const char *path)
 gboolean
 vfd_manager_start(VfdManager *m, GError **error)
 {
-  g_autofree char *guid = g_dbus_generate_guid();
-  g_autofree char *address = NULL;
-  g_autofree char *escaped = g_dbus_address_escape_value(m->socket_path);
+  VfdApiLimits limits;
 
   if (g_file_test(m->socket_path, G_FILE_TEST_EXISTS)) {
     if (socket_in_use(m->socket_path)) {
@@ -2091,20 +2582,26 @@ vfd_manager_start(VfdManager *m, GError **error)
     }
     g_unlink(m->socket_path);
   }
-  address = g_strdup_printf("unix:path=%s", escaped);
-  m->server = g_dbus_server_new_sync(address, G_DBUS_SERVER_FLAGS_NONE, guid, m->observer, NULL, error);
-  if (!m->server) {
+  /* GDBus logs a hex dump of each message it cannot decode: 5 bytes of
+   * log per byte a client sends. Cut and rate-limit GIO's messages. */
+  vfd_log_limit_domain("GLib-GIO");
+  vfd_api_limits_init(&limits);
+  limits.max_connections = m->config->api_max_connections;
+  limits.max_connections_per_uid = m->config->api_max_connections_per_uid;
+  limits.auth_timeout_s = m->config->api_auth_timeout_s;
+  m->api = vfd_api_server_new(m->socket_path, &limits, m->observer, G_DBUS_INTERFACE_SKELETON(m->skeleton),
+                              VFD_MANAGER_OBJECT_PATH, error);
+  if (!m->api) {
     g_prefix_error(error, "cannot listen on %s: ", m->socket_path);
     return FALSE;
   }
-  g_signal_connect(m->server, "new-connection", G_CALLBACK(on_new_connection), m);
-  g_dbus_server_start(m->server);
   /* Root and the allowed group may connect; credentials are checked too. */
   if (chmod(m->socket_path, m->have_allowed_gid ? 0660 : 0600) < 0 ||
       (m->have_allowed_gid && chown(m->socket_path, 0, m->allowed_gid) < 0 && geteuid() == 0))
     g_warning("cannot set permissions of %s: %s", m->socket_path, g_strerror(errno));
   g_message("serving the API on %s", m->socket_path);
   start_report_listener(m);
+  m->serial_cap_timer = g_timeout_add_seconds(5, on_serial_cap_timer, m);
   return TRUE;
 }
 
@@ -2167,6 +2664,49 @@ vfd_manager_socket_path(VfdManager *m)
   return m->socket_path;
 }
 
+/* Who QEMU runs as ([qemu] user, see VfdConfig): sets m->qemu_uid/gid
+ * (0/0: root) and m->kvm_gid. INVALID_ARGUMENT when a user named in the
+ * config does not exist. */
+static gboolean
+resolve_qemu_user(VfdManager *m, const VfdConfig *config, GError **error)
+{
+  const char *name = config->qemu_user;
+  struct passwd *pw;
+  struct group *kvm;
+
+  if (geteuid() != 0) {
+    /* Tests: vfiod cannot switch users; QEMU runs as vfiod's own. */
+    m->qemu_uid = 0;
+    m->qemu_gid = 0;
+    return TRUE;
+  }
+  if (name && g_str_equal(name, "root")) {
+    g_warning("[qemu] user=root: QEMU runs as root, with every right on this host");
+    return TRUE;
+  }
+  if (!name || !*name) {
+    name = getpwnam(VFD_QEMU_USER_DEFAULT) ? VFD_QEMU_USER_DEFAULT : "nobody";
+    if (!g_str_equal(name, VFD_QEMU_USER_DEFAULT))
+      g_warning("[qemu] user: no user '%s' (the package creates it: systemd-sysusers); QEMU runs in nobody's group",
+                VFD_QEMU_USER_DEFAULT);
+  }
+  pw = getpwnam(name);
+  if (!pw || pw->pw_uid == 0) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "[qemu] user '%s' %s (say user=root to run QEMU as root)", name,
+                pw ? "is root" : "does not exist");
+    return FALSE;
+  }
+  m->qemu_uid = pw->pw_uid;
+  m->qemu_gid = pw->pw_gid;
+  kvm = getgrnam("kvm");
+  if (kvm)
+    m->kvm_gid = kvm->gr_gid;
+  g_message("QEMU runs as %s in group %u%s", config->qemu_uid_count ? "a uid of its own per sandbox" : name,
+            (guint) m->qemu_gid, config->qemu_uid_count ? " ([qemu] uid_range)" : "");
+  return TRUE;
+}
+
 VfdManager *
 vfd_manager_new(VfdConfig *config, GError **error)
 {
@@ -2182,8 +2722,9 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   VfdPolicy *policy;
 
   m->config = config;
+  m->qemu_uids = g_hash_table_new(NULL, NULL);
+  m->kvm_gid = (gid_t) -1;
   m->sandboxes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, sandbox_free);
-  m->connections = g_ptr_array_new_with_free_func(g_object_unref);
   m->socket_path = g_build_filename(config->runtime_dir, VFD_SOCKET_NAME, NULL);
   m->sandboxes_dir = g_build_filename(config->runtime_dir, "sandboxes", NULL);
 
@@ -2223,15 +2764,9 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   vfd_policy_set_guards(policy, &(VfdPolicyGuards){ .allow_boot_vga = config->allow_boot_vga,
                                                     .allow_storage = config->allow_storage,
                                                     .allow_network = config->allow_network });
-  if (config->qemu_user && *config->qemu_user) {
-    struct passwd *pw = getpwnam(config->qemu_user);
-    if (!pw) {
-      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "[qemu] user '%s' does not exist", config->qemu_user);
-      vfd_policy_free(policy);
-      return NULL;
-    }
-    m->qemu_uid = pw->pw_uid;
-    m->qemu_gid = pw->pw_gid;
+  if (!resolve_qemu_user(m, config, error)) {
+    vfd_policy_free(policy);
+    return NULL;
   }
   g_mutex_init(&m->net_lock);
   m->fw = vfd_firewall_state_new();
@@ -2296,21 +2831,17 @@ vfd_manager_free(VfdManager *m)
 {
   if (!m)
     return;
-  if (m->server) {
-    g_dbus_server_stop(m->server);
+  if (m->api) {
+    /* Closes every connection and unexports the skeleton from it. */
+    g_clear_pointer(&m->api, vfd_api_server_free);
     g_unlink(m->socket_path);
-    g_object_unref(m->server);
   }
-  if (m->skeleton) {
-    /* Only the connections still open: unexport() on none is a CRITICAL. */
-    for (guint i = 0; i < m->connections->len; i++)
-      g_dbus_interface_skeleton_unexport_from_connection(G_DBUS_INTERFACE_SKELETON(m->skeleton),
-                                                         g_ptr_array_index(m->connections, i));
-    g_object_unref(m->skeleton);
-  }
+  g_clear_object(&m->skeleton);
   g_clear_object(&m->observer);
-  g_ptr_array_unref(m->connections);
   g_hash_table_unref(m->sandboxes);
+  g_hash_table_unref(m->qemu_uids);
+  if (m->serial_cap_timer)
+    g_source_remove(m->serial_cap_timer);
   vfd_host_free(m->host);
   vfd_config_free(m->config);
   g_free(m->socket_path);
@@ -2320,6 +2851,7 @@ vfd_manager_free(VfdManager *m)
     g_socket_service_stop(m->report_service);
     g_object_unref(m->report_service);
   }
+  vfd_report_conns_free(m->report_conns);
   vfd_subnet_pool_free(m->pool);
   vfd_cid_pool_free(m->cids);
   vfd_firewall_state_free(m->fw);

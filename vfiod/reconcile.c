@@ -155,3 +155,21 @@ vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *repo
   }
   vfd_host_unlock_journal(host);
 }
+
+gboolean
+vfd_reconcile_check_sandbox_dir(const char *sandboxes_dir, const char *id, const char *dir, GError **error)
+{
+  g_autofree char *expected = NULL;
+
+  if (!vfd_journal_sandbox_id_valid(id)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "'%s' is not a sandbox id", id ? id : "");
+    return FALSE;
+  }
+  expected = g_build_filename(sandboxes_dir, id, NULL);
+  if (g_strcmp0(dir, expected) != 0) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "the journal names directory '%s' for sandbox %s, not '%s'", dir ? dir : "", id, expected);
+    return FALSE;
+  }
+  return TRUE;
+}

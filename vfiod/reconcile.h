@@ -9,7 +9,8 @@
 typedef struct {
   char *subject; /* a BDF or a sandbox id */
   char *action;  /* "adopted", "restored", "finished", "kept", "in-use",
-                  * "stuck", "unknown", "failed" */
+                  * "stuck", "unknown", "failed", "refused" (a journal
+                  * entry vfiod would not act on) */
   char *detail;  /* one sentence for a human */
 } VfdReconcileItem;
 
@@ -37,3 +38,14 @@ GPtrArray *vfd_reconcile_report_new(void);
  * lock, so an operation in progress finishes first. Safe on any thread.
  * @live_sandboxes: set of sandbox ids (char*) whose QEMU runs. */
 void vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *report);
+
+/* Checks the directory @dir that the journal names for sandbox @id before
+ * vfiod deletes it recursively at start-up (the journal on disk may have
+ * been tampered with): @id must have the form vfiod generates
+ * (vfd_journal_sandbox_id_valid(), "sb-" + 8 lower-case hex digits) and
+ * @dir must be exactly g_build_filename(@sandboxes_dir, @id), the path
+ * vfiod made for it (<[daemon] runtime_dir>/sandboxes/<id>). Compares the
+ * strings only; touches no file. FALSE with VFD_ERROR_INVALID_ARGUMENT
+ * naming both paths otherwise (also when the runtime dir changed since). */
+gboolean vfd_reconcile_check_sandbox_dir(const char *sandboxes_dir, const char *id, const char *dir,
+                                         GError **error);

@@ -2,6 +2,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <grp.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "../guest-init/protocol.h"
 
 /* g_strv_builder_take() is GLib 2.80; Debian 12 has 2.74. */
 static void G_GNUC_PRINTF(2, 3)
@@ -38,7 +40,7 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
     g_string_append(append, c->pci_nocrs ? " pci=realloc pci=nocrs" : " pci=realloc");
   if (c->tsc_khz)
     g_string_append_printf(append, " tsc_early_khz=%u", c->tsc_khz);
-  g_string_append_printf(append, " vfiod.sandbox=%s", c->id);
+  g_string_append_printf(append, " " VFIOD_KEY_SANDBOX "=%s", c->id);
   for (guint i = 0; c->extra_append && c->extra_append[i]; i++)
     g_string_append_printf(append, " %s", c->extra_append[i]);
 
@@ -47,6 +49,11 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
   /* microvm needs its legacy PIT/PIC/RTC: without a PIT the guest kernel
    * cannot calibrate its TSC under TCG and stalls at boot. */
   add_printf(b, "%s,memory-backend=mem", microvm ? "microvm,pit=on,pic=on,rtc=on" : "q35");
+  if (microvm && g_str_equal(c->accel, "kvm")) {
+    /* CPU-only sandboxes too get the host's instruction set under KVM
+     * (QEMU's default qemu64 lacks AVX and friends). */
+    g_strv_builder_add_many(b, "-cpu", "host", NULL);
+  }
   if (!microvm) {
     /* The guest CPU and address width (vfd_qemu_address_plan()). */
     gboolean kvm = g_str_equal(c->accel, "kvm");
@@ -98,8 +105,18 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
      * or resource games from inside the emulator. */
     g_strv_builder_add_many(b, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
                             NULL);
-  g_strv_builder_add(b, "-serial");
-  add_printf(b, "file:%s", c->serial_log);
+  if (c->serial_fd > 0) {
+    /* The console goes to a file vfiod created and opened (fd @serial_fd,
+     * write-only, append): QEMU never opens a path for it. */
+    g_strv_builder_add(b, "-add-fd");
+    add_printf(b, "fd=%d,set=%d,opaque=serial-log", c->serial_fd, VFD_QEMU_FDSET_SERIAL);
+    g_strv_builder_add(b, "-chardev");
+    add_printf(b, "file,id=serial0,path=/dev/fdset/%d,append=on", VFD_QEMU_FDSET_SERIAL);
+    g_strv_builder_add_many(b, "-serial", "chardev:serial0", NULL);
+  } else {
+    g_strv_builder_add(b, "-serial");
+    add_printf(b, "file:%s", c->serial_log);
+  }
   if (c->pidfile) {
     g_strv_builder_add(b, "-pidfile");
     g_strv_builder_add(b, c->pidfile);
@@ -509,14 +526,54 @@ cmdline_has(gint64 pid, const char *needle)
   return FALSE;
 }
 
+char *
+vfd_read_small_file(int dirfd, const char *path, gsize max, GError **error)
+{
+  int fd = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  g_autofree char *buf = NULL;
+  struct stat st;
+  gsize len = 0;
+
+  if (fd < 0) {
+    int e = errno;
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "%s: %s", path, g_strerror(e));
+    return NULL;
+  }
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: not a regular file", path);
+    return NULL;
+  }
+  buf = g_malloc(max + 1);
+  while (len < max) {
+    ssize_t n = read(fd, buf + len, max - len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "%s: %s", path, g_strerror(e));
+      return NULL;
+    }
+    if (n == 0)
+      break;
+    len += (gsize) n;
+  }
+  close(fd);
+  buf[len] = '\0';
+  return g_steal_pointer(&buf);
+}
+
 gint64
 vfd_qemu_find_pid(const char *pidfile, const char *id)
 {
   g_autofree char *contents = NULL;
-  g_autofree char *needle = g_strdup_printf("vfiod.sandbox=%s", id);
+  g_autofree char *needle = g_strdup_printf(VFIOD_KEY_SANDBOX "=%s", id);
   gint64 pid;
 
-  if (g_file_get_contents(pidfile, &contents, NULL, NULL)) {
+  /* The pidfile lies in the directory QEMU's user owns: never follow a
+   * link, never block on a FIFO, read at most a few bytes. */
+  if ((contents = vfd_read_small_file(AT_FDCWD, pidfile, 64, NULL))) {
     pid = g_ascii_strtoll(g_strstrip(contents), NULL, 10);
     if (pid > 0 && cmdline_has(pid, needle))
       return pid;
@@ -596,6 +653,7 @@ typedef struct {
   guint64 memlock;
   uid_t uid;
   gid_t gid;
+  gid_t extra_gid; /* (gid_t) -1: none */
   cpu_set_t cpus; /* empty: no affinity */
   gboolean pin;
 } ChildSetup;
@@ -605,15 +663,21 @@ static void
 child_setup(gpointer data)
 {
   const ChildSetup *cs = data;
+  /* Soft and hard limit alike: a compromised QEMU must not raise its own
+   * limit to pin all of the host's memory. */
   struct rlimit rl = { .rlim_cur = cs->memlock, .rlim_max = cs->memlock };
   struct rlimit cur;
 
-  /* Never lower an existing larger (or unlimited) limit. */
-  if (getrlimit(RLIMIT_MEMLOCK, &cur) == 0 && (cur.rlim_max == RLIM_INFINITY || cur.rlim_max > rl.rlim_max))
-    rl.rlim_max = cur.rlim_max;
-  if (rl.rlim_cur > rl.rlim_max)
-    rl.rlim_cur = rl.rlim_max;
-  (void) setrlimit(RLIMIT_MEMLOCK, &rl);
+  /* Without CAP_SYS_RESOURCE (a container) the limit can only go down:
+   * then both to what the hard limit allows. */
+  if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0) {
+    if (getrlimit(RLIMIT_MEMLOCK, &cur) < 0)
+      _exit(125);
+    if (cur.rlim_max != RLIM_INFINITY && cur.rlim_max < rl.rlim_max)
+      rl.rlim_cur = rl.rlim_max = cur.rlim_max;
+    if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+      _exit(125);
+  }
   /* Own process group: signals to vfiod's group don't reach the guest. */
   (void) setpgid(0, 0);
   /* vCPU threads inherit this: the node of the passed devices. */
@@ -621,19 +685,21 @@ child_setup(gpointer data)
     (void) sched_setaffinity(0, sizeof cs->cpus, &cs->cpus);
   /* Drop to the QEMU user last (the limit above needs privilege). Exit if
    * that fails: QEMU must never run as root by accident. */
-  if (cs->uid != 0 && (setgroups(0, NULL) < 0 || setgid(cs->gid) < 0 || setuid(cs->uid) < 0))
+  if (cs->uid != 0 &&
+      ((cs->extra_gid != (gid_t) -1 ? setgroups(1, &cs->extra_gid) : setgroups(0, NULL)) < 0 ||
+       setresgid(cs->gid, cs->gid, cs->gid) < 0 || setresuid(cs->uid, cs->uid, cs->uid) < 0))
     _exit(126);
 }
 
 GSubprocess *
-vfd_qemu_spawn(const VfdQemuConfig *config, const char *log_path, GError **error)
+vfd_qemu_spawn(const VfdQemuConfig *config, int log_fd, GError **error)
 {
   g_auto(GStrv) argv = vfd_qemu_build_argv(config);
   g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDIN_PIPE);
   /* Lives as long as the process: the launcher copies nothing, but the
    * child setup runs before spawn returns, so a stack copy is enough. */
   ChildSetup cs = { .memlock = vfd_qemu_memlock_bytes(config->memory_mib), .uid = config->run_uid,
-                    .gid = config->run_gid };
+                    .gid = config->run_gid, .extra_gid = config->run_extra_gid };
   g_autoptr(GArray) cpus = NULL;
 
   CPU_ZERO(&cs.cpus);
@@ -645,8 +711,10 @@ vfd_qemu_spawn(const VfdQemuConfig *config, const char *log_path, GError **error
   }
   GSubprocess *p;
 
-  g_subprocess_launcher_set_stdout_file_path(l, log_path);
-  g_subprocess_launcher_set_stderr_file_path(l, log_path);
+  if (log_fd >= 0) {
+    g_subprocess_launcher_take_stdout_fd(l, log_fd);
+    g_subprocess_launcher_take_stderr_fd(l, dup(log_fd));
+  }
   g_subprocess_launcher_set_child_setup(l, child_setup, &cs, NULL);
   for (guint i = 0; i < config->n_pass_fds; i++)
     g_subprocess_launcher_take_fd(l, config->pass_fds[i], (gint) (3 + i));
@@ -684,63 +752,43 @@ vfd_proc_start_time(gint64 pid, guint64 *ret)
 }
 
 gboolean
-vfd_check_image_path(const char *what, const char *path, GError **error)
-{
-  g_auto(GStrv) parts = NULL;
-  struct stat st;
-
-  if (!path || !*path) {
-    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s: a path is required", what);
-    return FALSE;
-  }
-  if (!g_path_is_absolute(path)) {
-    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' must be an absolute path", what, path);
-    return FALSE;
-  }
-  parts = g_strsplit(path, "/", -1);
-  for (char **p = parts; *p; p++)
-    if (g_str_equal(*p, "..") || g_str_equal(*p, ".")) {
-      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' must not contain '.' or '..'", what, path);
-      return FALSE;
-    }
-  if (stat(path, &st) < 0) {
-    int e = errno;
-    g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "%s '%s': %s", what, path, g_strerror(e));
-    return FALSE;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' is not a regular file", what, path);
-    return FALSE;
-  }
-  if (access(path, R_OK) < 0) {
-    int e = errno;
-    g_set_error(error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED, "%s '%s': %s", what, path, g_strerror(e));
-    return FALSE;
-  }
-  return TRUE;
-}
-
-gboolean
 vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report)
 {
   static const char tag[] = "VFIOD_READY ";
-  const char *nl;
+  const gsize tag_len = sizeof tag - 1;
+  const gsize keep = 64 * 1024;
+  gsize start = 0; /* first byte of the line looked at */
+  gboolean found = FALSE;
 
+  /* Linear: each line is searched once, with an index; the consumed lines
+   * are erased from @pending once, at the end (erasing line by line moved
+   * the rest of the buffer for every line: quadratic on newline-dense
+   * output, issue 13 finding 6). */
   g_string_append_len(pending, data, (gssize) len);
-  while ((nl = memchr(pending->str, '\n', pending->len))) {
-    gsize line_len = (gsize) (nl - pending->str);
-    g_autofree char *line = g_strndup(pending->str, line_len);
-    const char *at = strstr(line, tag);
+  while (start < pending->len) {
+    const char *line = pending->str + start;
+    const char *nl = memchr(line, '\n', pending->len - start);
+    const char *end, *at;
 
-    g_string_erase(pending, 0, (gssize) line_len + 1);
+    if (!nl)
+      break;
+    /* The line as a C string: up to its first NUL byte, if any. */
+    end = memchr(line, '\0', (gsize) (nl - line));
+    if (!end)
+      end = nl;
+    at = memmem(line, (gsize) (end - line), tag, tag_len);
+    start = (gsize) (nl - pending->str) + 1;
     if (at) {
       /* The guest is hostile: what it wrote is stored and served as a D-Bus
        * string, which must be UTF-8. Invalid sequences become U+FFFD. */
-      *ret_report = g_strchomp(g_utf8_make_valid(at + strlen(tag), -1));
-      return TRUE;
+      at += tag_len;
+      *ret_report = g_strchomp(g_utf8_make_valid(at, (gssize) (end - at)));
+      found = TRUE;
+      break;
     }
   }
-  if (pending->len > 64 * 1024)
-    g_string_erase(pending, 0, (gssize) (pending->len - 64 * 1024));
-  return FALSE;
+  g_string_erase(pending, 0, (gssize) start);
+  if (!found && pending->len > keep)
+    g_string_erase(pending, 0, (gssize) (pending->len - keep));
+  return found;
 }

@@ -17,7 +17,10 @@ typedef struct {
   guint vcpus;
   const char *kernel;      /* absolute path, direct kernel boot */
   const char *initrd;      /* absolute path */
-  const char *serial_log;  /* file receiving the guest's serial console */
+  const char *serial_log;  /* file receiving the guest's serial console, opened by QEMU (when
+                            * @serial_fd is 0: tests, tools) */
+  int serial_fd;           /* > 0: QEMU's fd number (see @pass_fds) of the serial log vfiod opened
+                            * (write-only, O_APPEND): -add-fd + -chardev file,path=/dev/fdset/N */
   const char *qmp_socket;  /* Unix socket path for QMP (server, nowait) */
   const char *pidfile;     /* QEMU writes its pid here (-pidfile) */
   const VfdBdf *devices;   /* functions passed through, each on its own root port */
@@ -37,8 +40,11 @@ typedef struct {
   gboolean numa_bind;      /* bind guest RAM (memory backend host-nodes, policy=bind) and QEMU's
                             * threads (CPU affinity) to host node @numa_node */
   guint numa_node;
-  uid_t run_uid;           /* QEMU runs as this user ([qemu] user); 0: as vfiod (root) */
+  uid_t run_uid;           /* QEMU runs as this uid (the sandbox's, from [qemu] uid_range, or
+                            * [qemu] user's); 0: as vfiod (root) */
   gid_t run_gid;
+  gid_t run_extra_gid;     /* its one supplementary group (the kvm group, for /dev/kvm);
+                            * (gid_t) -1: none */
   const char *const *extra_args;   /* more QEMU arguments (network, vsock devices), NULL-terminated */
   const int *pass_fds;     /* open fds handed to QEMU as fds 3, 4, ... in order (taken: closed here) */
   guint n_pass_fds;
@@ -57,7 +63,8 @@ typedef struct {
  * (CUDA needs the host's instruction set; QEMU's default qemu64 lacks AVX),
  * under TCG `-cpu qemu64,phys-bits=N` (QEMU's default CPU with an explicit
  * width), and `-global q35-pcihost.pci-hole64-size=<N>G` when
- * @pci_hole64_size is set. microvm keeps QEMU's default CPU. */
+ * @pci_hole64_size is set. microvm gets `-cpu host` under KVM (the host's
+ * instruction set) and QEMU's default CPU under TCG. */
 GStrv vfd_qemu_build_argv(const VfdQemuConfig *config);
 
 /* Checks that hugetlb pages can back @memory_mib MiB of guest RAM before
@@ -153,6 +160,13 @@ gboolean vfd_sandbox_plan_devices(VfdHost *host, GArray *requested, guint gpus, 
                                   const VfdHostCpu *cpu, GArray **ret_functions, VfdAddressPlan *ret_plan,
                                   GError **error);
 
+/* Reads at most @max bytes of @path (relative to @dirfd, or AT_FDCWD) into
+ * a new NUL-terminated string, never following a symbolic link as the last
+ * component, never blocking (O_NONBLOCK: a FIFO is refused, not waited on),
+ * only from a regular file. For files in directories someone else may
+ * write (QEMU's pidfile). NULL with a G_FILE_ERROR otherwise. */
+char *vfd_read_small_file(int dirfd, const char *path, gsize max, GError **error);
+
 /* The QEMU of sandbox @id (a live process whose command line holds
  * "vfiod.sandbox=<id>"): the pid in @pidfile when it is that process, else
  * the first such process found in /proc (QEMU may not have written the
@@ -173,25 +187,32 @@ guint vfd_host_tsc_khz(void);
  * DMA) plus 256 MiB for QEMU's own pinned buffers; in bytes. */
 guint64 vfd_qemu_memlock_bytes(guint memory_mib);
 
-/* Starts QEMU with @config; stdout/stderr go to @log_path. In the child,
- * before exec: RLIMIT_MEMLOCK from vfd_qemu_memlock_bytes() (while still
- * privileged), its own process group, then, when @run_uid is not 0,
- * supplementary groups dropped and gid/uid set to @run_gid/@run_uid. */
-GSubprocess *vfd_qemu_spawn(const VfdQemuConfig *config, const char *log_path, GError **error);
+/* QEMU fd sets (-add-fd set=N) vfiod uses for files it opened itself. */
+#define VFD_QEMU_FDSET_SERIAL 1
+#define VFD_QEMU_FDSET_DISK 2
+
+/* Starts QEMU with @config; stdout/stderr go to @log_fd (taken; -1: not
+ * redirected). In the child, before exec: RLIMIT_MEMLOCK soft and hard
+ * from vfd_qemu_memlock_bytes() (while still privileged; the child exits
+ * 125 if it cannot be set), its own process group, then, when @run_uid is
+ * not 0, supplementary groups set to @run_extra_gid (or none) and
+ * real/effective/saved gid and uid to @run_gid/@run_uid (exit 126 if that
+ * fails: QEMU never runs as root by accident). */
+GSubprocess *vfd_qemu_spawn(const VfdQemuConfig *config, int log_fd, GError **error);
 
 /* Start time of @pid: /proc/<pid>/stat field 22 (clock ticks after boot),
  * which together with the pid identifies a process. -ESRCH when gone or a
  * zombie (exited, not yet reaped). */
 int vfd_proc_start_time(gint64 pid, guint64 *ret);
 
-/* Checks a guest image path given by a client: absolute, no "." or ".."
- * component, an existing readable regular file. @what names it in the
- * error (VFD_ERROR_INVALID_ARGUMENT / VFD_ERROR_NOT_FOUND). */
-gboolean vfd_check_image_path(const char *what, const char *path, GError **error);
 
 /* Scans console output for guest-init's readiness line. @pending holds the
  * partial last line between calls (at most 64 KiB are kept); @data/@len is
  * the new output. Returns TRUE and the JSON text after "VFIOD_READY " in
  * *@ret_report (newly allocated, always valid UTF-8: invalid sequences from
- * the guest become U+FFFD) when a complete ready line is found. */
+ * the guest become U+FFFD) when a complete ready line is found; the lines
+ * after it stay in @pending. A line is searched up to its first NUL byte.
+ * Linear in @len plus at most 64 KiB of kept partial line per call
+ * (newline-dense output costs no more than any other). The report is not
+ * validated here (vfd_report_validate(), ready-report.h, does that). */
 gboolean vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report);

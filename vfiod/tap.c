@@ -9,6 +9,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -238,8 +239,112 @@ configure_link(const char *name, const VfdSubnet *subnet, GError **error)
   return TRUE;
 }
 
+/* ---- per-TAP sysctls ---- */
+
+/* Opens the directory @path (components, NULL-terminated) beneath @dir_fd,
+ * one component at a time with O_NOFOLLOW: a symlink anywhere on the way
+ * fails (ELOOP/ENOTDIR) rather than leading elsewhere. O_PATH fd or -errno. */
+static int
+open_dir_beneath(int dir_fd, const char *const *path)
+{
+  int fd = dup(dir_fd);
+
+  if (fd < 0)
+    return -errno;
+  for (gsize i = 0; path[i]; i++) {
+    int next = openat(fd, path[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+
+    close(fd);
+    if (next < 0)
+      return -e;
+    fd = next;
+  }
+  return fd;
+}
+
+/* Writes @value to the file @leaf of directory @dir_fd (no symlink, a
+ * regular file: what /proc/sys has). 0 or -errno (-EIO on a short write). */
+static int
+write_beneath(int dir_fd, const char *leaf, const char *value)
+{
+  struct stat st;
+  gsize len = strlen(value);
+  ssize_t n;
+  int fd, r = 0;
+
+  fd = openat(dir_fd, leaf, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  if (fstat(fd, &st) < 0)
+    r = -errno;
+  else if (!S_ISREG(st.st_mode))
+    r = -EINVAL;
+  else if ((n = write(fd, value, len)) < 0)
+    r = -errno;
+  else if ((gsize) n != len)
+    r = -EIO;
+  close(fd);
+  return r;
+}
+
 gboolean
-vfd_tap_create(const char *name, uid_t owner, gid_t group, const VfdSubnet *subnet, GError **error)
+vfd_tap_harden(const char *proc_root, const char *name, GError **error)
+{
+  static const struct {
+    const char *family; /* sys/net/<family>/conf/<name>/<key> */
+    const char *key;
+    const char *value;
+  } settings[] = {
+    { "ipv4", "arp_ignore", "1\n" },
+    { "ipv4", "arp_announce", "2\n" },
+    { "ipv6", "disable_ipv6", "1\n" },
+  };
+  const char *root = proc_root ? proc_root : "/proc";
+  int root_fd, r;
+
+  if (!vfd_tap_name_valid(name)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "'%s' is not a vfiod TAP name", name ? name : "");
+    return FALSE;
+  }
+  root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) {
+    set_error_errno(error, -errno, "TAP %s: cannot open the proc root %s", name, root);
+    return FALSE;
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(settings); i++) {
+    const char *family_path[] = { "sys", "net", settings[i].family, NULL };
+    const char *conf_path[] = { "conf", name, NULL };
+    int family_fd = open_dir_beneath(root_fd, family_path);
+    int conf_fd;
+
+    if (family_fd == -ENOENT && g_str_equal(settings[i].family, "ipv6"))
+      continue; /* no IPv6 in this kernel (or ipv6.disable=1): nothing to turn off */
+    if (family_fd < 0) {
+      set_error_errno(error, family_fd, "TAP %s: cannot open %s/sys/net/%s", name, root, settings[i].family);
+      close(root_fd);
+      return FALSE;
+    }
+    conf_fd = open_dir_beneath(family_fd, conf_path);
+    close(family_fd);
+    r = conf_fd < 0 ? conf_fd : write_beneath(conf_fd, settings[i].key, settings[i].value);
+    if (conf_fd >= 0)
+      close(conf_fd);
+    if (r < 0) {
+      g_autofree char *v = g_strchomp(g_strdup(settings[i].value));
+      set_error_errno(error, r, "TAP %s: cannot set %s/sys/net/%s/conf/%s/%s to %s", name, root, settings[i].family,
+                      name, settings[i].key, v);
+      close(root_fd);
+      return FALSE;
+    }
+  }
+  close(root_fd);
+  return TRUE;
+}
+
+gboolean
+vfd_tap_create(const char *name, uid_t owner, gid_t group, const VfdSubnet *subnet, const char *proc_root,
+               GError **error)
 {
   struct ifreq ifr = { 0 };
   int fd, r;
@@ -274,7 +379,7 @@ vfd_tap_create(const char *name, uid_t owner, gid_t group, const VfdSubnet *subn
     return FALSE;
   }
   g_strlcpy(ifr.ifr_name, name, sizeof ifr.ifr_name);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL;
+  ifr.ifr_flags = (short) (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL); /* 0xd002: a short holds it as -12286 */
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     r = -errno;
     close(fd);
@@ -282,6 +387,14 @@ vfd_tap_create(const char *name, uid_t owner, gid_t group, const VfdSubnet *subn
       g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "TAP %s: a network link with that name already exists", name);
     else
       set_error_errno(error, r, "TAP %s: TUNSETIFF failed", name);
+    return FALSE;
+  }
+
+  /* 2b. The per-TAP sysctls, before the link is up (so IPv6 never gets a
+   * link-local address) and before TUNSETPERSIST: until then, closing the
+   * fd destroys the device, the rollback. */
+  if (!vfd_tap_harden(proc_root, name, error)) {
+    close(fd);
     return FALSE;
   }
 
@@ -315,7 +428,9 @@ vfd_tap_delete(const char *name)
   g_autoptr(RtnlLink) link = NULL;
   int r;
 
-  if (!name || !*name || strlen(name) >= IFNAMSIZ)
+  /* Names come from the journal too (which may have been tampered with):
+   * never delete a link that is not named like a vfiod TAP. */
+  if (!vfd_tap_name_valid(name))
     return -EINVAL;
   if ((r = route_socket(&sock)) < 0)
     return r;

@@ -49,6 +49,8 @@ int vfd_guest_mac_for(const char *sandbox_id, char ret[VFD_MAC_STRLEN]);
  *      IFF_TUN_EXCL (what QEMU's -netdev tap,vhost=on asks for; the flags of
  *      whoever attaches later replace these, except IFF_MULTI_QUEUE which
  *      must match: the device is single-queue);
+ *  2b. vfd_tap_harden(@proc_root, @name): the per-TAP sysctls, before the
+ *      link is up;
  *   3. TUNSETOWNER @owner / TUNSETGROUP @group, so that QEMU running as
  *      that user may attach. The kernel checks both when both are set: an
  *      attacher without CAP_NET_ADMIN needs euid == @owner AND @group among
@@ -61,11 +63,35 @@ int vfd_guest_mac_for(const char *sandbox_id, char ret[VFD_MAC_STRLEN]);
  * Errors (VFD_ERROR): BUSY when the name exists; INVALID_ARGUMENT for a
  * name vfd_tap_name_valid refuses; PERMISSION_DENIED without CAP_NET_ADMIN;
  * FAILED otherwise; the message says which stage failed and why. */
-gboolean vfd_tap_create(const char *name, uid_t owner, gid_t group, const VfdSubnet *subnet, GError **error);
+gboolean vfd_tap_create(const char *name, uid_t owner, gid_t group, const VfdSubnet *subnet, const char *proc_root,
+                        GError **error);
+
+/* The per-TAP sysctls a sandbox TAP gets (issue 13, finding 9), written in
+ * the calling thread's network namespace (/proc/sys/net is per namespace of
+ * the thread that opens it) beneath @proc_root ([testing] proc_root; NULL:
+ * "/proc"):
+ *   net/ipv4/conf/@name/arp_ignore = 1: answer ARP only for addresses of the
+ *     TAP itself, so a guest cannot learn (or probe) the host's addresses
+ *     on its other interfaces;
+ *   net/ipv4/conf/@name/arp_announce = 2: ARP requests sent on the TAP use
+ *     the TAP's own address as their source, never another interface's;
+ *   net/ipv6/conf/@name/disable_ipv6 = 1: no IPv6 on the TAP at all (no
+ *     link-local address, no router advertisements, no neighbour discovery);
+ *     skipped when the kernel has no IPv6 (no net/ipv6 under sys).
+ * Each path is opened one component at a time beneath @proc_root with
+ * O_NOFOLLOW (no symlink is followed) and must end at a regular file. On
+ * the first failure: FALSE with a VFD_ERROR (from the errno: e.g.
+ * NOT_FOUND when the TAP has no conf directory, PERMISSION_DENIED) whose
+ * message names the file and the value; the settings already written stay
+ * (vfd_tap_create() then destroys the TAP). INVALID_ARGUMENT for a name
+ * vfd_tap_name_valid() refuses. */
+gboolean vfd_tap_harden(const char *proc_root, const char *name, GError **error);
 
 /* Deletes the TAP @name (RTM_DELLINK; works whether or not QEMU still has
- * it open). 0; -ENOENT when no link has that name; -EMEDIUMTYPE when the
- * link is not a tun/tap device (left alone); other -errno from netlink. */
+ * it open). 0; -EINVAL for a name vfd_tap_name_valid() refuses (nothing is
+ * looked up or deleted); -ENOENT when no link has that name; -EMEDIUMTYPE
+ * when the link is not a tun/tap device (left alone); other -errno from
+ * netlink. */
 int vfd_tap_delete(const char *name);
 
 /* Opens a queue of the existing TAP @name (/dev/net/tun, TUNSETIFF with the

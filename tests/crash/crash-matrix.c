@@ -570,7 +570,11 @@ env_new(GError **error)
 
   conf = g_strdup_printf("# crash-matrix case (TEST ONLY)\n"
                          "[daemon]\nstate_dir=%s/state\nruntime_dir=%s/run\nallowed_group=%s\n"
-                         "[qemu]\nbinary=%s\naccel=tcg\nstop_timeout=2\n"
+                         /* The stand-in QEMU records its pid in a file of
+                          * this test's private dir: it runs as root here
+                          * (said explicitly); the integration suite runs
+                          * real QEMUs unprivileged, the default. */
+                         "[qemu]\nbinary=%s\naccel=tcg\nstop_timeout=2\nuser=root\n"
                          /* This runs in the machine's own network namespace:
                           * no TAPs, no firewall rules. */
                          "[network]\nenabled=false\n"

@@ -6,8 +6,11 @@
  * Checks: every stored string is NUL-terminated inside its array; keys are
  * printable ASCII; a value is only kept for the statuses that keep one;
  * counts stay within their limits; the effective settings have the shapes
- * cmdline.h promises; parsing is deterministic (a second parse gives the
- * same bytes, so nothing uninitialised leaks into the result). */
+ * cmdline.h promises; no kept value holds a '"' or '\\' (protocol.h's
+ * allow-list); gi_cmdline_check() says "usable" exactly when no token was
+ * refused or dropped, with an empty message then and a message otherwise;
+ * parsing is deterministic (a second parse gives the same bytes, so nothing
+ * uninitialised leaks into the result). */
 #include <arpa/inet.h>
 #include <stdbool.h>
 
@@ -36,18 +39,26 @@ check(const GiCmdline *c)
     FUZZ_CHECK(TERMINATED(e->key) && TERMINATED(e->value));
     FUZZ_CHECK(strncmp(e->key, GI_CMDLINE_PREFIX, strlen(GI_CMDLINE_PREFIX)) == 0);
     FUZZ_CHECK(all_printable(e->key) && strchr(e->key, ' ') == NULL);
-    FUZZ_CHECK(e->status >= GI_CMDLINE_OK && e->status <= GI_CMDLINE_TOO_MANY);
+    FUZZ_CHECK(e->status >= GI_CMDLINE_OK && e->status <= GI_CMDLINE_STATUS_LAST);
     FUZZ_CHECK(gi_cmdline_status_to_string(e->status) != NULL);
     FUZZ_CHECK(gi_cmdline_status_is_error(e->status) == (e->status != GI_CMDLINE_OK && e->status != GI_CMDLINE_UNKNOWN));
     if (e->status == GI_CMDLINE_OK || e->status == GI_CMDLINE_UNKNOWN || e->status == GI_CMDLINE_BAD_VALUE ||
-        e->status == GI_CMDLINE_TOO_MANY)
-      FUZZ_CHECK(all_printable(e->value));
+        e->status == GI_CMDLINE_TOO_MANY || e->status == GI_CMDLINE_DUPLICATE)
+      FUZZ_CHECK(all_printable(e->value) && strchr(e->value, '"') == NULL && strchr(e->value, '\\') == NULL);
     else
       FUZZ_CHECK(e->value[0] == '\0');
     if (e->status == GI_CMDLINE_UNKNOWN)
       FUZZ_CHECK(e->id == GI_CMDLINE_KEY_UNKNOWN);
   }
 
+  {
+    /* gi_cmdline_check(): usable exactly when nothing was refused or dropped */
+    char err[GI_CMDLINE_MAX_KEY + 128];
+    bool refused = c->n_dropped > 0;
+    for (size_t i = 0; i < c->n_entries; i++)
+      refused |= gi_cmdline_status_is_error(c->entries[i].status);
+    FUZZ_CHECK(gi_cmdline_check(c, err, sizeof err) == !refused && TERMINATED(err) && (err[0] == '\0') == !refused);
+  }
   FUZZ_CHECK(TERMINATED(c->sandbox) && c->has_sandbox == (c->sandbox[0] != '\0'));
   FUZZ_CHECK(c->report == GI_REPORT_CONSOLE || c->report == GI_REPORT_VSOCK);
   if (c->report == GI_REPORT_VSOCK)

@@ -35,7 +35,7 @@ declare -A max_len=(
   [bdf]=64            # a BDF is 12 bytes
   [journal]=65536     # a journal with a few dozen devices and sandboxes is ~20 KiB
   [serial]=131073     # 1 byte picks the read size, then 128 KiB of console (twice the 64 KiB partial-line bound)
-  [report]=65536      # the console keeps at most 64 KiB of a line
+  [report]=65600      # the report cap is 64 KiB (VFD_REPORT_MAX): a little more, to cross it
   [cmdline]=16383     # guest-init reads /proc/cmdline into 16 KiB (the kernel's limit is 2 KiB)
   [manifest]=65535    # guest-init reads the manifest into 64 KiB
 )

@@ -21,8 +21,10 @@ needs is missing here (said on stdout).
 Cases: workload, network, vsock-fallback, vsock, root, timeout, power-button,
 fatal, nvidia-fake (builds stand-in NVIDIA modules against the pinned
 kernel's headers, fetched by kernel-modules/fetch-kernel-headers.sh into
-<cache>/headers). Nothing leaves the VM: the one network device is QEMU's user network
-with restrict=on.
+<cache>/headers), driver-layer (the stand-ins in an EROFS driver layer on a
+second disk, injected into an ext4 workload root with no NVIDIA files; a
+stand-in libcuda.so.1 for the CUDA probe). Nothing leaves the VM: the one
+network device is QEMU's user network with restrict=on.
 """
 import argparse
 import json
@@ -734,7 +736,11 @@ def case_nvidia_fake(env, c):
             'node /dev/nvidia3 195:3 666', 'node /dev/nvidiactl 195:255 666']
     c.check(all(w in out for w in want) and len([l for l in out if l.startswith('node ')]) == 4,
             'the workload sees exactly those 4 character devices, right majors:minors, mode 0666', out)
-    c.check(ex.get('killed', 0) >= 1, 'the persistenced stand-in (a daemon) was killed at the end', ex)
+    c.check(ex.get('killed') == 0, 'nothing was left to kill: guest-init stopped its persistenced itself', ex)
+    po = (b.all('VFIOD_POWEROFF') or [{}])[0]
+    c.check(po.get('gpu') == {'persistenced': 'stopped', 'unloaded': ['nvidia_uvm', 'nvidia'], 'error': None},
+            'power-off: persistenced stopped, nvidia_uvm then nvidia unloaded', po)
+    check_teardown_console(c, b, ['nvidia_uvm', 'nvidia'])
 
     print('# boot 2: vfiod.nvidia=none')
     b = env.boot(image, f'vfiod.sandbox=sb-nv vfiod.nvidia=none {cmd}')
@@ -742,6 +748,8 @@ def case_nvidia_fake(env, c):
     c.check(ready.get('modules') == ['nvidia'], 'only nvidia loaded', ready.get('modules'))
     c.check((ready.get('nvidia') or {}).get('nodes') == ['/dev/nvidiactl', '/dev/nvidia3'],
             'nodes: nvidiactl and nvidia3 only', ready.get('nvidia'))
+    po = (b.all('VFIOD_POWEROFF') or [{}])[0]
+    c.check((po.get('gpu') or {}).get('unloaded') == ['nvidia'], 'power-off: nvidia unloaded', po)
 
     print('# boot 3: vfiod.gpu=off')
     b = env.boot(image, f'vfiod.sandbox=sb-nv vfiod.gpu=off {cmd}')
@@ -750,6 +758,276 @@ def case_nvidia_fake(env, c):
             'no NVIDIA module, "nvidia":null, no gpus', ready)
     c.check('no-nvidia-nodes' in b.workload_lines(), 'no /dev/nvidia* node', b.workload_lines())
     c.check('gpu' not in ready.get('timings_ms', {}), 'no gpu timing')
+    po = (b.all('VFIOD_POWEROFF') or [{}])[0]
+    c.check('gpu' not in po, 'power-off: no NVIDIA teardown (nothing was loaded)', po)
+
+
+def check_teardown_console(c, b, modules):
+    """The stand-ins' own words on the console at power-off: persistenced
+    got SIGTERM first, then each module's exit ran, in @modules' order,
+    all before VFIOD_POWEROFF."""
+    text = b.console.replace('\r', '')
+    marks = ['fake nvidia-persistenced: SIGTERM, exiting'] + [f'fake-nvidia: module {m} unloaded' for m in modules]
+    at = [text.find(m) for m in marks]
+    end = text.find('VFIOD_POWEROFF')
+    c.check(all(a >= 0 for a in at) and at == sorted(at) and at[-1] < end,
+            'console: persistenced stopped, then ' + ', '.join(modules) + ' unloaded, then VFIOD_POWEROFF',
+            list(zip(marks, at)) + [('VFIOD_POWEROFF', end)])
+
+
+LAYER_VERSION = '550.163.01'
+LAYER_LIB = '/run/nvidia/driver/usr/lib/x86_64-linux-gnu'
+LAYER_BIN = '/run/nvidia/driver/usr/bin'
+CLEAN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+FIRMWARE_BYTES = 4096
+
+# The workload in the driver-free root: finds nvidia-smi on its PATH, lets
+# the dynamic loader find libcuda.so.1 and libnvidia-ml.so.1 by soname
+# (dlopen-cuda), sees the nodes, and checks that the disk itself got nothing.
+DRIVER_SH = r'''#!/bin/sh
+echo "WORKLOAD path=$PATH"
+echo "WORKLOAD ld_library_path=$LD_LIBRARY_PATH"
+echo "WORKLOAD smi-at=$(command -v nvidia-smi)"
+out=$(nvidia-smi -L 2>&1)
+rc=$?
+echo "$out" | while read -r l; do echo "WORKLOAD smi: $l"; done
+echo "WORKLOAD smi-exit=$rc"
+/test/dlopen-cuda
+echo "WORKLOAD dlopen-exit=$?"
+for n in /dev/nvidia*; do [ -c "$n" ] && echo "WORKLOAD node $n"; done
+for f in /usr/bin/nvidia-smi /usr/lib/x86_64-linux-gnu/libcuda.so.1 /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1 \
+         /etc/ld.so.cache /etc/ld.so.conf.d /usr/local/nvidia; do
+  [ -e "$f" ] && echo "WORKLOAD disk-has $f"
+done
+if touch /run/nvidia/driver/probe-write 2>/dev/null; then echo "WORKLOAD layer-writable"
+else echo "WORKLOAD layer-read-only"; fi
+dmesg | grep 'NVRM: fake: GSP' | sed 's/^.*NVRM/NVRM/' | while read -r l; do echo "WORKLOAD dmesg $l"; done
+exit 0
+'''
+
+
+def build_fake_userspace(env, src):
+    """Compiles the stand-in libcuda.so.1 (and its versioned file, as the real
+    layer has it), libnvidia-ml.so.1 and the dlopen-cuda workload."""
+    out = {}
+    for name, cmd in (
+            (f'libcuda.so.{LAYER_VERSION}', ['-shared', '-fPIC', '-Wl,-soname,libcuda.so.1', 'libcuda.c']),
+            (f'libnvidia-ml.so.{LAYER_VERSION}', ['-shared', '-fPIC', '-Wl,-soname,libnvidia-ml.so.1',
+                                                  'libnvidia-ml.c']),
+            ('dlopen-cuda', ['dlopen-cuda.c'])):
+        path = os.path.join(src, name)
+        r = subprocess.run(['gcc', '-O2', '-Wall', '-o', path] + cmd, cwd=src, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f'gcc {name} failed: {r.stderr}')
+        out[name] = path
+    return out
+
+
+def make_layer(env, src, libs):
+    """An EROFS driver layer laid out as build-driver-layer.sh makes it (same
+    paths, env file, mkfs.erofs options), holding the stand-ins: modules,
+    firmware, nvidia-smi, nvidia-persistenced, libcuda, libnvidia-ml."""
+    mkfs = shutil.which('mkfs.erofs')
+    if not mkfs:
+        skip('mkfs.erofs not found (install erofs-utils)')
+    tree = os.path.join(env.work, 'layer')
+    shutil.rmtree(tree, ignore_errors=True)
+    lib = os.path.join(tree, 'usr/lib/x86_64-linux-gnu')
+    upd = os.path.join(tree, 'lib/modules', env.release, 'updates')
+    fw = os.path.join(tree, 'lib/firmware/nvidia', LAYER_VERSION)
+    for d in (lib, os.path.join(tree, 'usr/bin'), upd, fw, os.path.join(tree, 'etc/vfiod')):
+        os.makedirs(d)
+    for m in ('nvidia', 'nvidia-modeset', 'nvidia-uvm'):
+        shutil.copy(os.path.join(src, m + '.ko'), upd)
+    with open(os.path.join(fw, 'gsp_ga10x.bin'), 'wb') as f:
+        f.write(b'\x5a' * FIRMWARE_BYTES)
+    for name in ('nvidia-smi', 'nvidia-persistenced'):
+        shutil.copy(os.path.join(src, name), os.path.join(tree, 'usr/bin', name))
+        os.chmod(os.path.join(tree, 'usr/bin', name), 0o755)
+    for soname in ('libcuda.so.1', 'libnvidia-ml.so.1'):
+        real = soname[:-2] + '.' + LAYER_VERSION
+        shutil.copy(libs[real], os.path.join(lib, real))
+        os.symlink(real, os.path.join(lib, soname))
+    with open(os.path.join(tree, 'etc/vfiod/driver-layer.env'), 'w') as f:
+        f.write(f'# test layer\nDRIVER_LAYER_KEY=test-layer\nNVIDIA_DRIVER_VERSION={LAYER_VERSION}\n'
+                f'GUEST_KERNEL_RELEASE={env.release}\nGLIBC_MIN=2.34\n')
+    image = os.path.join(env.work, 'driver-layer.erofs')
+    r = subprocess.run([mkfs, '-zlz4hc', '-T0', '--all-root', image, tree], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f'mkfs.erofs failed: {r.stdout}{r.stderr}')
+    return image
+
+
+def make_glibc_root(env, libs):
+    """An ext4 workload root with no NVIDIA files: busybox as /bin/sh, the
+    host's glibc (the loader and libc.so.6, all dlopen-cuda and the CUDA probe
+    need), /var/run -> /run as on Debian, the workload script and
+    dlopen-cuda."""
+    mkfs = shutil.which('mkfs.ext4') or shutil.which('mke2fs', path='/usr/sbin:/sbin:' + os.environ.get('PATH', ''))
+    if not mkfs:
+        skip('mkfs.ext4 not found (install e2fsprogs)')
+    tree = os.path.join(env.work, 'rootfs')
+    shutil.rmtree(tree, ignore_errors=True)
+    for d in ('bin', 'etc', 'test', 'dev', 'proc', 'sys', 'run', 'tmp', 'var'):
+        os.makedirs(os.path.join(tree, d))
+    os.symlink('/run', os.path.join(tree, 'var/run'))
+    shutil.copy(env.busybox, os.path.join(tree, 'bin/sh'))
+    r = subprocess.run(['ldd', libs['dlopen-cuda']], capture_output=True, text=True)
+    glibc = re.findall(r'(/\S+) \(0x', r.stdout)
+    if r.returncode != 0 or not any('libc.so.6' in g for g in glibc) or not any('ld-linux' in g for g in glibc):
+        skip(f'cannot find the host\'s glibc for the test root (ldd said: {r.stdout}{r.stderr})')
+    for g in glibc:
+        dest = os.path.join(tree, g.lstrip('/'))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy(os.path.realpath(g), dest)
+    shutil.copy(libs['dlopen-cuda'], os.path.join(tree, 'test/dlopen-cuda'))
+    with open(os.path.join(tree, 'test/driver.sh'), 'w') as f:
+        f.write(DRIVER_SH)
+    os.chmod(os.path.join(tree, 'test/driver.sh'), 0o755)
+    disk = os.path.join(env.work, 'root.ext4')
+    r = subprocess.run([mkfs, '-q', '-F', '-t', 'ext4', '-d', tree, disk, '32M'], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f'mkfs.ext4 failed: {r.stderr}')
+    return disk
+
+
+def case_driver_layer(env, c):
+    """vfiod.driver=/dev/vdb: an EROFS driver layer (stand-in modules,
+    firmware, nvidia-smi, persistenced, libcuda) is mounted read-only,
+    its modules loaded, and injected into a workload root with no NVIDIA
+    files; the CUDA probe decides readiness per GPU; power-off stops
+    persistenced and unloads the modules in order."""
+    print('# guest-init --test: vfiod.driver without vfiod.root is refused')
+    r = subprocess.run([env.args.guest_init, '--test', '--cmdline', 'vfiod.driver=/dev/vdb vfiod.cmd=/bin/true'],
+                       capture_output=True, text=True, timeout=30)
+    c.check(r.returncode == 1 and 'vfiod.driver needs vfiod.root' in r.stdout, 'refused: vfiod.driver needs vfiod.root',
+            (r.returncode, r.stdout[-300:]))
+
+    src = build_fake_nvidia(env)
+    libs = build_fake_userspace(env, src)
+    layer = make_layer(env, src, libs)
+    disk = make_glibc_root(env, libs)
+    modules = ['virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4', 'erofs']
+    image = env.image(modules=modules)
+    disks = ['-drive', f'file={disk},format=raw,if=none,id=d0', '-device', 'virtio-blk-pci,drive=d0,addr=0x4',
+             '-drive', f'file={layer},format=raw,if=none,id=d1,readonly=on', '-device',
+             'virtio-blk-pci,drive=d1,addr=0x5']
+    base = 'vfiod.root=/dev/vda vfiod.cmd=/bin/sh vfiod.arg=/test/driver.sh'
+    gpus = ['0000:00:1f.6', '0000:00:1f.7']
+
+    print('# boot 1: the layer on /dev/vdb, two stand-in GPUs, every probe passes')
+    b = env.boot(image, f'vfiod.sandbox=sb-layer vfiod.driver=/dev/vdb vfiod.nvidia=uvm,modeset {base}', extra=disks)
+    ready, ex = check_common(c, b, 'sb-layer', exit_status=0)
+    c.check(ready.get('modules', [])[-3:] == ['nvidia', 'nvidia_modeset', 'nvidia_uvm'] and 'erofs' in ready['modules'],
+            'erofs from the initramfs, then nvidia, nvidia_modeset, nvidia_uvm from the layer', ready.get('modules'))
+    c.check(ready.get('driver_layer') == {'dev': '/dev/vdb', 'path': '/run/nvidia/driver', 'version': LAYER_VERSION,
+                                          'key': 'test-layer', 'modules': 'layer'},
+            'ready driver_layer: /dev/vdb at /run/nvidia/driver, its version and key, modules from it',
+            ready.get('driver_layer'))
+    nv = ready.get('nvidia') or {}
+    c.check(nv.get('driver') == LAYER_VERSION and nv.get('persistenced') == 'running' and nv.get('smi') == 'ok',
+            'nvidia: the layer\'s version, its persistenced running, its nvidia-smi ok (run in the root)', nv)
+    c.check(nv.get('nodes') == ['/dev/nvidiactl', '/dev/nvidia0', '/dev/nvidia1', '/dev/nvidia-modeset',
+                                '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools'], 'nodes for both GPUs, modeset, uvm',
+            nv.get('nodes'))
+    c.check(len(ready.get('gpus', [])) == 2, 'gpus: two nvidia-smi -L lines', ready.get('gpus'))
+    cuda = ready.get('cuda') or {}
+    want = [{'bdf': g, 'name': f'Fake GPU {i}', 'driver': LAYER_VERSION, 'probe': 'ok', 'call': None, 'error': None}
+            for i, g in enumerate(gpus)]
+    c.check(cuda.get('gpus') == want, 'cuda: each GPU by BDF, with its name and driver version, probe ok',
+            cuda.get('gpus'))
+    c.check(cuda.get('version') == 12040 and cuda.get('error') is None and
+            cuda.get('probe') == {'call': None, 'code': 0, 'error': None} and cuda.get('nvrm') == [],
+            'cuda: driver API version 12040, no error, no NVRM lines', cuda)
+    t = ready.get('timings_ms', {})
+    order = ['modules', 'driver', 'gpu', 'network', 'root', 'cuda', 'ready']
+    c.check(all(k in t for k in order) and [t[k] for k in order] == sorted(t[k] for k in order),
+            'timings_ms: modules <= driver <= gpu <= network <= root <= cuda <= ready', t)
+    out = b.workload_lines()
+    c.check(f'path={LAYER_BIN}:{CLEAN_PATH}' in out and f'ld_library_path={LAYER_LIB}' in out,
+            'the workload\'s PATH and LD_LIBRARY_PATH start with the layer\'s directories', out)
+    c.check(f'smi-at={LAYER_BIN}/nvidia-smi' in out and 'smi-exit=0' in out and
+            'smi: GPU 0: Fake GPU (UUID: GPU-00000000-0000-0000-0000-000000000000)' in out and
+            'smi: GPU 1: Fake GPU (UUID: GPU-00000000-0000-0000-0000-000000000001)' in out,
+            'nvidia-smi is on the workload\'s PATH and lists both GPUs', out)
+    c.check(f'dlopen libcuda.so.1 from {LAYER_LIB}/libcuda.so.1' in out and
+            f'dlopen libnvidia-ml.so.1 from {LAYER_LIB}/libnvidia-ml.so.1' in out and
+            'cuda result=0 devices=2' in out and 'dlopen-exit=0' in out,
+            'dlopen("libcuda.so.1") and libnvidia-ml.so.1 resolve to the layer; cuInit and 2 devices', out)
+    c.check(all(f'node {n}' in out for n in nv.get('nodes', ['?'])), 'the workload sees every /dev/nvidia* node', out)
+    c.check(not [l for l in out if l.startswith('disk-has')], 'the root disk got no NVIDIA file, no ld.so change', out)
+    c.check('layer-read-only' in out, 'the layer is read-only in the workload', out)
+    c.check(f'dmesg NVRM: fake: GSP firmware nvidia/{LAYER_VERSION}/gsp_ga10x.bin: {FIRMWARE_BYTES} bytes' in out,
+            'nvidia.ko found its GSP firmware in the layer', out)
+    c.check(ex.get('killed') == 0, 'no leftover to kill: persistenced was stopped by guest-init', ex)
+    po = (b.all('VFIOD_POWEROFF') or [{}])[0]
+    c.check(po.get('gpu') == {'persistenced': 'stopped', 'unloaded': ['nvidia_uvm', 'nvidia_modeset', 'nvidia'],
+                              'error': None},
+            'power-off: persistenced stopped, then nvidia_uvm, nvidia_modeset, nvidia unloaded', po)
+    check_teardown_console(c, b, ['nvidia_uvm', 'nvidia_modeset', 'nvidia'])
+
+    print('# boot 2: cuCtxCreate fails on the second GPU (CUDA_ERROR_SYSTEM_NOT_READY)')
+    b = env.boot(image, f'vfiod.sandbox=sb-layer vfiod.driver=/dev/vdb {base} fakecuda.fail=cuCtxCreate:1:802',
+                 extra=disks)
+    c.check(b.rc == 0 and 'Kernel panic' not in b.console, 'QEMU exited by itself, no panic', b.rc)
+    c.check(not b.all('VFIOD_READY') and not b.all('VFIOD_EXIT') and not b.workload_lines(),
+            'not ready: no READY, the workload never ran')
+    fatal = b.all('VFIOD_FATAL')
+    f = fatal[0] if len(fatal) == 1 and fatal[0] else {}
+    c.check(f.get('error') == 'GPU not ready: 0000:00:1f.7: cuCtxCreate: CUDA_ERROR_SYSTEM_NOT_READY',
+            'one VFIOD_FATAL naming the GPU, the call and the CUDA error name', fatal)
+    cuda = f.get('cuda') or {}
+    fgpus = cuda.get('gpus') or [{}, {}]
+    c.check(len(fgpus) == 2 and fgpus[0].get('bdf') == gpus[0] and fgpus[0].get('probe') == 'ok' and
+            fgpus[1] == {'bdf': gpus[1], 'name': 'Fake GPU 1', 'driver': LAYER_VERSION, 'probe': 'failed',
+                         'call': 'cuCtxCreate', 'error': 'CUDA_ERROR_SYSTEM_NOT_READY'},
+            'per GPU: the first passed, the second failed in cuCtxCreate', fgpus)
+    nvrm = cuda.get('nvrm') or []
+    c.check(any(l.startswith('NVRM: Xid (PCI:0000:00:1f.7): 79') for l in nvrm) and
+            f'NVRM: fake: GPU {gpus[0]} initialised, minor 0' in nvrm,
+            'the kernel\'s NVRM lines are in the report (the driver\'s and the fault\'s)', nvrm)
+    po = b.all('VFIOD_POWEROFF')
+    c.check(len(po) == 1 and po[0].get('reason') == 'fatal' and
+            po[0].get('gpu') == {'persistenced': 'stopped', 'unloaded': ['nvidia_uvm', 'nvidia'], 'error': None},
+            'power-off (fatal): persistenced stopped, nvidia_uvm and nvidia unloaded', po)
+    check_teardown_console(c, b, ['nvidia_uvm', 'nvidia'])
+
+    print('# boot 3: nvidia.ko from the layer fails its probe (ENODEV), as on a GPU it cannot drive')
+    fail_marker = env.write('fake-nvidia-fail', 'fail\n')
+    image_fail = env.image(modules=modules, extra=[f'{fail_marker}=/lib/firmware/fake-nvidia-fail:0644'])
+    b = env.boot(image_fail, f'vfiod.sandbox=sb-layer vfiod.driver=/dev/vdb {base}', extra=disks)
+    c.check(b.rc == 0 and 'Kernel panic' not in b.console, 'QEMU exited by itself, no panic', b.rc)
+    c.check(not b.all('VFIOD_READY') and not b.workload_lines(), 'not ready: no READY, the workload never ran')
+    fatal = b.all('VFIOD_FATAL')
+    f = fatal[0] if len(fatal) == 1 and fatal[0] else {}
+    want_err = (f'load module /run/nvidia/driver/lib/modules/{env.release}/updates/nvidia.ko (driver layer): '
+                'No such device')
+    c.check(f.get('error') == want_err, 'VFIOD_FATAL names nvidia.ko from the layer and ENODEV', fatal)
+    cuda = f.get('cuda') or {}
+    c.check(cuda.get('error') == want_err and
+            cuda.get('probe') == {'call': 'cuInit', 'code': 100, 'error': 'CUDA_ERROR_NO_DEVICE'},
+            'cuda: the module\'s error, and the probe\'s own result (cuInit: CUDA_ERROR_NO_DEVICE)', cuda)
+    c.check('NVRM: The NVIDIA probe routine failed for 1 device(s).' in (cuda.get('nvrm') or []) and
+            'NVRM: None of the NVIDIA devices were initialized.' in (cuda.get('nvrm') or []),
+            'the driver\'s NVRM lines for the failed probe', cuda.get('nvrm'))
+    c.check(f.get('smi') == 'exit:9' and (f.get('smi_output') or [''])[0].startswith('NVIDIA-SMI has failed'),
+            'nvidia-smi from the layer ran in the root: exit 9 and its message', f)
+    c.check(f.get('persistenced') == 'exit:1', 'nvidia-persistenced from the layer ran and failed (exit 1)', f)
+    po = b.all('VFIOD_POWEROFF')
+    c.check(len(po) == 1 and po[0].get('reason') == 'fatal' and 'gpu' not in po[0],
+            'power-off (fatal), no module to unload', po)
+
+    print('# boot 4: the same root without vfiod.driver: nothing NVIDIA anywhere')
+    b = env.boot(image, f'vfiod.sandbox=sb-layer {base}', extra=disks[:4])
+    ready, ex = check_common(c, b, 'sb-layer', exit_status=0)
+    c.check(ready.get('driver_layer') is None and ready.get('cuda') is None and ready.get('nvidia') is None,
+            'driver_layer, cuda and nvidia are null', ready)
+    out = b.workload_lines()
+    c.check(f'path={CLEAN_PATH}' in out and 'ld_library_path=' in out and 'smi-at=' in out and
+            'smi-exit=0' not in out, 'clean PATH, no LD_LIBRARY_PATH, no nvidia-smi', out)
+    c.check(any(l.startswith('dlopen libcuda.so.1 failed') for l in out), 'dlopen("libcuda.so.1") fails', out)
+    po = (b.all('VFIOD_POWEROFF') or [{}])[0]
+    c.check('gpu' not in po, 'power-off: no NVIDIA teardown', po)
 
 
 CASES = {
@@ -762,6 +1040,7 @@ CASES = {
     'power-button': case_power_button,
     'fatal': case_fatal,
     'nvidia-fake': case_nvidia_fake,
+    'driver-layer': case_driver_layer,
 }
 
 

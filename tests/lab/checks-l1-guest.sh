@@ -14,7 +14,8 @@
 #      loaded, timings
 #   3. the guest's address = the sandbox /30's guest address; TAP, nft table,
 #      ping from L1
-#   4. QEMU runs as nobody, /dev/vfio/<group> belongs to nobody
+#   4. QEMU runs as a uid of its own ([qemu] uid_range) in nobody's group,
+#      /dev/vfio/<group> belongs to that uid
 #   5. vfiod restart: the sandbox is adopted (same pid); delete powers the
 #      guest off by the ACPI button; devices, TAP and nft table are back/gone
 # Output: "ok - ..." / "not ok - ..." per check with what was measured,
@@ -489,22 +490,27 @@ else
 fi
 
 # === 4. QEMU unprivileged =====================================================
-nobody_uid=$(id -u "$QEMU_USER")
+# QEMU runs in $QEMU_USER's group with a uid of its own from [qemu]
+# uid_range (the default range, 1879113728 and up), never root.
+qemu_gid=$(id -g "$QEMU_USER")
+qemu_uid=''
 if [[ -n $qpid ]] && alive "$qpid"; then
     uids=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$qpid/status")
     gids=$(awk '/^Gid:/ { print $2, $3, $4, $5 }' "/proc/$qpid/status")
     groups=$(awk '/^Groups:/ { $1 = ""; print }' "/proc/$qpid/status")
     capeff=$(awk '/^CapEff:/ { print $2 }' "/proc/$qpid/status")
-    [[ $uids == "$nobody_uid $nobody_uid $nobody_uid $nobody_uid" ]]
-    check $? "4: QEMU pid $qpid runs as $QEMU_USER: Uid $uids, Gid $gids, Groups [${groups# }], CapEff $capeff"
+    qemu_uid=${uids%% *}
+    [[ $qemu_uid -ge 1879113728 && $uids == "$qemu_uid $qemu_uid $qemu_uid $qemu_uid" &&
+        $gids == "$qemu_gid $qemu_gid $qemu_gid $qemu_gid" && $capeff == 0000000000000000 ]]
+    check $? "4: QEMU pid $qpid runs as uid $qemu_uid ([qemu] uid_range) in $QEMU_USER's group: Uid $uids, Gid $gids, Groups [${groups# }], CapEff $capeff"
 else
     nok "4: QEMU (pid ${qpid:-?}) runs"
 fi
 node=/dev/vfio/$group
 if [[ -e $node ]]; then
-    nown=$(stat -c '%U:%G %a' "$node")
-    [[ $(stat -c %U "$node") == "$QEMU_USER" ]]
-    check $? "4: $node is owned by $QEMU_USER ($nown)"
+    nown=$(stat -c '%u:%G %a' "$node")
+    [[ -n $qemu_uid && $(stat -c '%u %a' "$node") == "$qemu_uid 600" ]]
+    check $? "4: $node belongs to the sandbox's QEMU uid only ($nown)"
 else
     nok "4: $node exists"
 fi

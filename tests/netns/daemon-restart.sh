@@ -39,6 +39,8 @@ state_dir=$work/state
 runtime_dir=$work/run
 allowed_group=
 [qemu]
+# the stand-in QEMU appends to \$VFIOD_FAKE_QEMU_PIDS in this test's dir
+user=root
 binary=$work/qemu
 accel=tcg
 stop_timeout=2

@@ -29,8 +29,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <json-glib/json-glib.h>
+#include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <net/ethernet.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -539,7 +542,7 @@ make_sandbox(VfdSubnetPool *pool, Sandbox *sb, const char *id)
   sb->id = id;
   assert_int_equal(vfd_tap_name_for(id, sb->tap), 0);
   assert_true(vfd_subnet_pool_alloc(pool, &sb->subnet, &error));
-  if (!vfd_tap_create(sb->tap, 0, (gid_t) -1, &sb->subnet, &error))
+  if (!vfd_tap_create(sb->tap, 0, (gid_t) -1, &sb->subnet, NULL, &error))
     fail_msg("%s", error->message);
 }
 
@@ -584,7 +587,7 @@ test_tap_lifecycle(void **state)
   assert_int_equal(vfd_tap_name_for("sb-1a2b3c4d", name), 0);
   assert_string_equal(name, "vfd1a2b3c4d");
   assert_true(vfd_subnet_pool_alloc(pool, &sn, &error));
-  if (!vfd_tap_create(name, 4242, 4243, &sn, &error))
+  if (!vfd_tap_create(name, 4242, 4243, &sn, NULL, &error))
     fail_msg("%s", error->message);
 
   link = ip_link_json(name, &parser);
@@ -624,12 +627,12 @@ test_tap_lifecycle(void **state)
   close(fd);
 
   /* the name is taken: by our TAP, or by a link of another kind */
-  assert_false(vfd_tap_create(name, 0, 0, &sn, &error));
+  assert_false(vfd_tap_create(name, 0, 0, &sn, NULL, &error));
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_BUSY));
   assert_non_null(strstr(error->message, "already exists"));
   g_clear_error(&error);
   run("ip link add vfd99 type veth peer name vfd98");
-  assert_false(vfd_tap_create("vfd99", 0, 0, &sn, &error));
+  assert_false(vfd_tap_create("vfd99", 0, 0, &sn, NULL, &error));
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_BUSY));
   g_clear_error(&error);
   assert_int_equal(vfd_tap_delete("vfd99"), -EMEDIUMTYPE); /* not ours to delete */
@@ -656,7 +659,7 @@ test_tap_lifecycle(void **state)
     for (int i = 1; i <= 3; i++) {
       g_autofree char *n = g_strdup_printf("vfd%d", i);
       assert_true(vfd_subnet_pool_alloc(pool, &s2, &error));
-      assert_true(vfd_tap_create(n, 0, 0, &s2, &error));
+      assert_true(vfd_tap_create(n, 0, 0, &s2, NULL, &error));
     }
     assert_int_equal(vfd_tap_list_stale(VFD_TAP_PREFIX, keep, &names), 0);
     assert_int_equal(g_strv_length(names), 2);
@@ -692,7 +695,7 @@ test_pool_host_overlap(void **state)
 
   /* a sandbox TAP carrying a pool address is skipped, unless asked not to */
   assert_true(vfd_subnet_pool_alloc(other, &sn, &error));
-  assert_true(vfd_tap_create("vfd1", 0, 0, &sn, &error));
+  assert_true(vfd_tap_create("vfd1", 0, 0, &sn, NULL, &error));
   assert_true(vfd_subnet_pool_check_host_overlap(other, VFD_TAP_PREFIX, &error));
   assert_false(vfd_subnet_pool_check_host_overlap(other, NULL, &error));
   assert_non_null(strstr(error->message, "172.31.128.1/30 on vfd1"));
@@ -982,7 +985,7 @@ test_nat(void **state)
   assert_true(vfd_firewall_state_add(st, a.tap, &a.subnet, true, &error));
   {
     /* the TAP is gone; re-create it as a new sandbox would */
-    assert_true(vfd_tap_create(a.tap, 0, (gid_t) -1, &a.subnet, &error));
+    assert_true(vfd_tap_create(a.tap, 0, (gid_t) -1, &a.subnet, NULL, &error));
   }
   assert_true(vfd_firewall_apply(st, &error));
   assert_null(vfd_firewall_owned_uplink());
@@ -1025,7 +1028,7 @@ test_reconcile_after_sigkill(void **state)
     st->nat_uplink = g_strdup("up0");
     vfd_firewall_state_set_ports(st, "8080", NULL);
     for (int i = 0; i < 3; i++)
-      if (!vfd_tap_create(sb[i].tap, 0, (gid_t) -1, &sb[i].subnet, &e) ||
+      if (!vfd_tap_create(sb[i].tap, 0, (gid_t) -1, &sb[i].subnet, NULL, &e) ||
           !vfd_firewall_state_add(st, sb[i].tap, &sb[i].subnet, i == 0, &e))
         _exit(1);
     if (!vfd_firewall_apply(st, &e))
@@ -1103,6 +1106,256 @@ test_reconcile_after_sigkill(void **state)
 /* The real daemon surviving SIGKILL with nothing left behind is checked by
  * tests/netns/daemon-restart.sh (the netns-daemon test). */
 
+/* ---- per-TAP sysctls (issue 13, finding 9) ---- */
+
+/* A sysctl of @ifname in the calling thread's namespace, read directly. */
+static int
+conf_value(const char *family, const char *ifname, const char *key)
+{
+  g_autofree char *path = g_strdup_printf("/proc/sys/net/%s/conf/%s/%s", family, ifname, key);
+  g_autofree char *text = NULL;
+
+  if (!g_file_get_contents(path, &text, NULL, NULL))
+    fail_msg("cannot read %s", path);
+  return atoi(text);
+}
+
+static void
+set_conf(const char *family, const char *ifname, const char *key, const char *value)
+{
+  g_autofree char *path = g_strdup_printf("/proc/sys/net/%s/conf/%s/%s", family, ifname, key);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, value, strlen(value)), (ssize_t) strlen(value));
+  close(fd);
+}
+
+/* The IPv6 addresses (`ip -j addr`: family inet6) on @ifname. */
+static guint
+inet6_count(const char *ifname)
+{
+  g_autoptr(JsonParser) parser = NULL;
+  JsonObject *link = ip_link_json(ifname, &parser);
+  JsonArray *addrs = json_object_get_array_member(link, "addr_info");
+  guint n = 0;
+
+  for (guint i = 0; i < json_array_get_length(addrs); i++)
+    n += g_str_equal(json_object_get_string_member(json_array_get_object_element(addrs, i), "family"), "inet6");
+  return n;
+}
+
+/* From the stand-in guest @g, sends on its eth0 what its kernel would: an
+ * ARP request "who has @target? tell <guest address>", broadcast, and
+ * waits @timeout_ms for the reply. True when @target was answered for. */
+static bool
+arp_answered(Guest *g, const char *target, int timeout_ms)
+{
+  struct {
+    struct arphdr h;
+    guint8 sha[ETH_ALEN], spa[4], tha[ETH_ALEN], tpa[4];
+  } __attribute__((packed)) req = { 0 }, rep;
+  struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP), .sll_halen = ETH_ALEN };
+  struct ifreq ifr = { 0 };
+  struct in_addr tip, sip;
+  gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
+  bool answered = false;
+  int fd;
+
+  assert_int_equal(inet_pton(AF_INET, target, &tip), 1);
+  assert_int_equal(inet_pton(AF_INET, g->ip, &sip), 1);
+  ns_enter(g->ns);
+  fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+  g_strlcpy(ifr.ifr_name, "eth0", sizeof ifr.ifr_name);
+  to.sll_ifindex = (int) if_nametoindex("eth0");
+  ns_enter(host_ns);
+  assert_true(fd >= 0 && to.sll_ifindex > 0);
+  assert_int_equal(ioctl(fd, SIOCGIFHWADDR, &ifr), 0);
+  memset(to.sll_addr, 0xff, ETH_ALEN);
+  req.h.ar_hrd = htons(ARPHRD_ETHER);
+  req.h.ar_pro = htons(ETH_P_IP);
+  req.h.ar_hln = ETH_ALEN;
+  req.h.ar_pln = 4;
+  req.h.ar_op = htons(ARPOP_REQUEST);
+  memcpy(req.sha, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+  memcpy(req.spa, &sip, 4);
+  memcpy(req.tpa, &tip, 4);
+  assert_int_equal(sendto(fd, &req, sizeof req, 0, (struct sockaddr *) &to, sizeof to), (ssize_t) sizeof req);
+  while (!answered) {
+    gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+    struct pollfd p = { fd, POLLIN, 0 };
+
+    if (left <= 0 || poll(&p, 1, (int) left) <= 0)
+      break;
+    if (recv(fd, &rep, sizeof rep, 0) == (ssize_t) sizeof rep && rep.h.ar_op == htons(ARPOP_REPLY) &&
+        memcmp(rep.spa, &tip, 4) == 0)
+      answered = true;
+  }
+  close(fd);
+  return answered;
+}
+
+/* A TAP vfiod makes has arp_ignore=1, arp_announce=2 and IPv6 off: no
+ * link-local address once a guest is attached (an unhardened TAP, the
+ * control, gets one), and the host no longer answers a guest's ARP for its
+ * addresses on other interfaces (it did with arp_ignore=0, the kernel's
+ * default: the guest could map the host's addresses). */
+static void
+test_tap_sysctls(void **state)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdSubnetPool) pool = vfd_subnet_pool_new(VFD_SUBNET_POOL_DEFAULT, 30, &error);
+  g_autofree char *host_addr = NULL;
+  bool have_ipv6 = g_file_test("/proc/sys/net/ipv6", G_FILE_TEST_IS_DIR);
+  Sandbox a;
+  Guest *g;
+  int ctl;
+
+  make_sandbox(pool, &a, "sb-000000a1");
+  assert_int_equal(conf_value("ipv4", a.tap, "arp_ignore"), 1);
+  assert_int_equal(conf_value("ipv4", a.tap, "arp_announce"), 2);
+  if (have_ipv6)
+    assert_int_equal(conf_value("ipv6", a.tap, "disable_ipv6"), 1);
+  else
+    printf("# no IPv6 in this kernel: disable_ipv6 not checked\n");
+  /* the namespace-wide defaults are untouched: only the TAP changed */
+  assert_int_equal(conf_value("ipv4", "all", "arp_ignore"), 0);
+  assert_int_equal(conf_value("ipv4", "default", "arp_ignore"), 0);
+
+  g = add_guest(a.id, a.tap, &a.subnet);
+  run("ip link add up0 type veth peer name up0p && ip addr add 192.0.2.1/24 dev up0 && ip link set up0 up "
+      "&& ip link set up0p up");
+  host_addr = g_strdup_printf("%u.%u.%u.%u", a.subnet.host >> 24, (a.subnet.host >> 16) & 0xff,
+                              (a.subnet.host >> 8) & 0xff, a.subnet.host & 0xff);
+
+  /* IPv6: the control TAP (attached, up, made without vfiod) gets its
+   * link-local address within 2 s; the sandbox TAP (attached, up) none. */
+  ctl = tap_attach("vfdctl0");
+  run("ip link set vfdctl0 up");
+  if (have_ipv6) {
+    for (int i = 0; i < 40 && inet6_count("vfdctl0") == 0; i++)
+      g_usleep(50 * 1000);
+    assert_true(inet6_count("vfdctl0") > 0);
+    assert_int_equal(inet6_count(a.tap), 0);
+  }
+  close(ctl);
+
+  /* ARP: the guest's gateway (the TAP's own address) is answered ... */
+  assert_true(arp_answered(g, host_addr, PASS_TIMEOUT_MS));
+  /* ... the host's address on the uplink is not */
+  assert_false(arp_answered(g, "192.0.2.1", DROP_TIMEOUT_MS));
+  /* control: with the kernel's default arp_ignore=0 it would be */
+  set_conf("ipv4", a.tap, "arp_ignore", "0\n");
+  assert_true(arp_answered(g, "192.0.2.1", PASS_TIMEOUT_MS));
+  set_conf("ipv4", a.tap, "arp_ignore", "1\n");
+  assert_false(arp_answered(g, "192.0.2.1", DROP_TIMEOUT_MS));
+}
+
+/* Writes @text to @root/@rel, making the directories. */
+static void
+put_file(const char *root, const char *rel, const char *text)
+{
+  g_autofree char *path = g_build_filename(root, rel, NULL);
+  g_autofree char *dir = g_path_get_dirname(path);
+
+  assert_int_equal(g_mkdir_with_parents(dir, 0755), 0);
+  assert_true(g_file_set_contents(path, text, -1, NULL));
+}
+
+static char *
+get_file(const char *root, const char *rel)
+{
+  g_autofree char *path = g_build_filename(root, rel, NULL);
+  char *text = NULL;
+
+  assert_true(g_file_get_contents(path, &text, NULL, NULL));
+  return text;
+}
+
+/* The sysctls go through [testing] proc_root, one component at a time
+ * without following symlinks; a failure fails the TAP's creation with a
+ * message naming the file, and the TAP is gone afterwards. */
+static void
+test_tap_sysctls_proc_root(void **state)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *root = g_dir_make_tmp("vfiod-proc-XXXXXX", NULL);
+  g_autofree char *victim = g_build_filename(root, "victim", NULL);
+  g_autofree char *rm = NULL;
+  g_autoptr(VfdSubnetPool) pool = vfd_subnet_pool_new(VFD_SUBNET_POOL_DEFAULT, 30, NULL);
+  VfdSubnet sn;
+  const char *v4 = "sys/net/ipv4/conf/vfd7/";
+
+  assert_non_null(root);
+  /* a fake tree: written there, not in the real /proc */
+  put_file(root, "sys/net/ipv4/conf/vfd7/arp_ignore", "0\n");
+  put_file(root, "sys/net/ipv4/conf/vfd7/arp_announce", "0\n");
+  put_file(root, "sys/net/ipv6/conf/vfd7/disable_ipv6", "0\n");
+  if (!vfd_tap_harden(root, "vfd7", &error))
+    fail_msg("%s", error->message);
+  {
+    g_autofree char *a = get_file(root, "sys/net/ipv4/conf/vfd7/arp_ignore");
+    g_autofree char *b = get_file(root, "sys/net/ipv4/conf/vfd7/arp_announce");
+    g_autofree char *c = get_file(root, "sys/net/ipv6/conf/vfd7/disable_ipv6");
+    assert_string_equal(a, "1\n");
+    assert_string_equal(b, "2\n");
+    assert_string_equal(c, "1\n");
+  }
+
+  /* no IPv6 in the kernel: skipped quietly */
+  rm = g_strdup_printf("rm -rf %s/sys/net/ipv6", root);
+  run("%s", rm);
+  assert_true(vfd_tap_harden(root, "vfd7", &error));
+
+  /* IPv6 there but not for this TAP: an error */
+  put_file(root, "sys/net/ipv6/conf/other/disable_ipv6", "0\n");
+  assert_false(vfd_tap_harden(root, "vfd7", &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_FOUND));
+  assert_non_null(strstr(error->message, "cannot set "));
+  assert_non_null(strstr(error->message, "/sys/net/ipv6/conf/vfd7/disable_ipv6 to 1"));
+  g_clear_error(&error);
+
+  /* symlinks are not followed, at the leaf or on the way: the file they
+   * point to is not written */
+  put_file(root, "victim", "0\n");
+  {
+    g_autofree char *leaf = g_build_filename(root, v4, "arp_announce", NULL);
+    g_autofree char *conf = g_build_filename(root, "sys/net/ipv4/conf", NULL);
+    g_autofree char *real = g_build_filename(root, "realconf", NULL);
+    g_autofree char *v = NULL;
+
+    assert_int_equal(unlink(leaf), 0);
+    assert_int_equal(symlink(victim, leaf), 0);
+    assert_false(vfd_tap_harden(root, "vfd7", &error));
+    assert_non_null(strstr(error->message, "/sys/net/ipv4/conf/vfd7/arp_announce to 2"));
+    g_clear_error(&error);
+    v = get_file(root, "victim");
+    assert_string_equal(v, "0\n");
+
+    assert_int_equal(rename(conf, real), 0);
+    assert_int_equal(symlink(real, conf), 0);
+    assert_false(vfd_tap_harden(root, "vfd7", &error));
+    assert_non_null(strstr(error->message, "arp_ignore to 1"));
+    g_clear_error(&error);
+  }
+
+  /* the real thing with a proc root that has no sysctls: the create fails,
+   * saying which file, and no TAP is left behind */
+  assert_true(vfd_subnet_pool_alloc(pool, &sn, NULL));
+  assert_false(vfd_tap_create("vfd8", 0, 0, &sn, root, &error));
+  assert_non_null(error);
+  assert_non_null(strstr(error->message, "TAP vfd8: cannot set "));
+  assert_non_null(strstr(error->message, "/sys/net/ipv4/conf/vfd8/arp_ignore to 1"));
+  assert_int_equal(vfd_tap_exists("vfd8"), 0);
+  g_clear_error(&error);
+  assert_false(vfd_tap_harden(NULL, "../../x", &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT));
+
+  g_free(rm);
+  rm = g_strdup_printf("rm -rf %s", root);
+  run("%s", rm);
+}
+
 int
 main(void)
 {
@@ -1113,6 +1366,8 @@ main(void)
     cmocka_unit_test_setup_teardown(test_isolation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_nat, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reconcile_after_sigkill, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_tap_sysctls, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_tap_sysctls_proc_root, setup, teardown),
   };
   struct stat st;
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Config loading and the QEMU command line built from it. */
+#include <errno.h>
 #include <glib/gstdio.h>
 #include <unistd.h>
 #include <setjmp.h>
@@ -163,6 +164,17 @@ test_qemu_argv(void **state)
   assert_string_equal(argv[i + 2], "vfio-pci,host=0000:00:04.1,bus=rp1");
   assert_int_equal(vfd_qemu_memlock_bytes(256), (guint64) 512 * 1024 * 1024);
 
+  /* The console log as an fd vfiod opened: an fd set, no path. */
+  c.serial_fd = 3;
+  g_strfreev(argv);
+  argv = vfd_qemu_build_argv(&c);
+  assert_string_equal(argv[argv_index(argv, "-add-fd") + 1], "fd=3,set=1,opaque=serial-log");
+  assert_string_equal(argv[argv_index(argv, "-chardev") + 1], "file,id=serial0,path=/dev/fdset/1,append=on");
+  assert_string_equal(argv[argv_index(argv, "-serial") + 1], "chardev:serial0");
+  for (i = 0; argv[i]; i++)
+    assert_null(strstr(argv[i], "/run/x/serial.log"));
+  c.serial_fd = 0;
+
   /* Devices on one NUMA node: guest RAM bound to it. */
   c.numa_bind = TRUE;
   c.numa_node = 1;
@@ -225,29 +237,59 @@ test_qemu_argv_microvm(void **state)
   assert_int_equal(argv_index(argv, "-vga"), -1);
   for (int i = 0; argv[i]; i++)
     assert_null(strstr(argv[i], "pcie-root-port"));
+  /* KVM: the host's CPU; TCG: QEMU's default (no -cpu) */
+  assert_string_equal(argv[argv_index(argv, "-cpu") + 1], "host");
+  c.accel = "tcg";
+  g_strfreev(argv);
+  argv = vfd_qemu_build_argv(&c);
+  assert_int_equal(argv_index(argv, "-cpu"), -1);
 }
 
 static void
-test_image_paths(void **state)
+test_uid_range(void **state)
 {
+  guint32 first = 1, count = 1;
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = write_conf("x");
+  g_autoptr(VfdConfig) def = vfd_config_load(NULL, NULL, &error);
+  g_autofree char *path = write_conf("[qemu]\nuid_range=100000-100009\nserial_log_max_mib=2\n");
+  g_autoptr(VfdConfig) c = vfd_config_load(path, NULL, &error);
 
-  assert_true(vfd_check_image_path("kernel", path, &error));
-  assert_false(vfd_check_image_path("kernel", "relative", &error));
-  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT));
-  g_clear_error(&error);
-  assert_false(vfd_check_image_path("kernel", "/etc/../etc/passwd", &error));
-  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT));
-  g_clear_error(&error);
-  assert_false(vfd_check_image_path("kernel", "/tmp", &error));
-  assert_non_null(strstr(error->message, "regular file"));
-  g_clear_error(&error);
-  assert_false(vfd_check_image_path("initrd", "/nonexistent/x", &error));
-  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_FOUND));
-  g_clear_error(&error);
-  assert_false(vfd_check_image_path("initrd", NULL, &error));
+  assert_int_equal(vfd_config_parse_uid_range("100000-165535", &first, &count), 0);
+  assert_int_equal(first, 100000);
+  assert_int_equal(count, 65536);
+  assert_int_equal(vfd_config_parse_uid_range("none", &first, &count), 0);
+  assert_int_equal(count, 0);
+  assert_int_equal(vfd_config_parse_uid_range("", &first, &count), 0);
+  assert_int_equal(count, 0);
+  /* below 1000 (system accounts), reversed, past 2^31 - 2, junk */
+  assert_int_equal(vfd_config_parse_uid_range("0-65535", &first, &count), -EINVAL);
+  assert_int_equal(vfd_config_parse_uid_range("200000-100000", &first, &count), -EINVAL);
+  assert_int_equal(vfd_config_parse_uid_range("100000-2147483647", &first, &count), -EINVAL);
+  assert_int_equal(vfd_config_parse_uid_range("100000-", &first, &count), -EINVAL);
+  assert_int_equal(vfd_config_parse_uid_range("-5-10", &first, &count), -EINVAL);
+  assert_int_equal(vfd_config_parse_uid_range("100000-100009x", &first, &count), -EINVAL);
+  /* defaults: a range of its own per sandbox, 16 MiB console logs */
+  assert_non_null(def);
+  assert_int_equal(def->qemu_uid_first, 1879113728);
+  assert_int_equal(def->qemu_uid_count, 65536);
+  assert_null(def->qemu_user);
+  assert_int_equal(def->qemu_serial_log_max, 16 * 1024 * 1024);
+  assert_non_null(c);
+  assert_int_equal(c->qemu_uid_first, 100000);
+  assert_int_equal(c->qemu_uid_count, 10);
+  assert_int_equal(c->qemu_serial_log_max, 2 * 1024 * 1024);
   g_unlink(path);
+  {
+    g_autofree char *bad_range = write_conf("[qemu]\nuid_range=10-20\n");
+    g_autofree char *bad_max = write_conf("[qemu]\nserial_log_max_mib=0\n");
+    assert_null(vfd_config_load(bad_range, NULL, &error));
+    assert_non_null(strstr(error->message, "uid_range"));
+    g_clear_error(&error);
+    assert_null(vfd_config_load(bad_max, NULL, &error));
+    assert_non_null(strstr(error->message, "serial_log_max_mib"));
+    g_unlink(bad_range);
+    g_unlink(bad_max);
+  }
 }
 
 int
@@ -257,7 +299,7 @@ main(void)
     cmocka_unit_test(test_defaults),     cmocka_unit_test(test_systemd_dirs), cmocka_unit_test(test_values),
     cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_qemu_argv),
     cmocka_unit_test(test_qemu_argv_microvm),
-    cmocka_unit_test(test_numa_cpulist),    cmocka_unit_test(test_image_paths),
+    cmocka_unit_test(test_numa_cpulist),    cmocka_unit_test(test_uid_range),
   };
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

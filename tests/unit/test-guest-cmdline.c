@@ -40,7 +40,7 @@ assert_sane(void)
     assert_printable(cl.entries[i].value, GI_CMDLINE_MAX_VALUE);
     assert_int_equal(strncmp(cl.entries[i].key, "vfiod.", 6), 0);
     if (gi_cmdline_status_is_error(cl.entries[i].status) && cl.entries[i].status != GI_CMDLINE_BAD_VALUE &&
-        cl.entries[i].status != GI_CMDLINE_TOO_MANY)
+        cl.entries[i].status != GI_CMDLINE_TOO_MANY && cl.entries[i].status != GI_CMDLINE_DUPLICATE)
       assert_string_equal(cl.entries[i].value, "");
   }
   assert_printable(cl.sandbox, GI_CMDLINE_MAX_VALUE);
@@ -109,9 +109,16 @@ test_quoted_values(void **state)
   assert_string_equal(cl.sandbox, "x y");
   assert_int_equal(cl.entries[1].status, GI_CMDLINE_OK);
 
-  /* Quotes anywhere toggle, and are dropped. */
-  parse("vfiod.sandbox=a\"b c\"d");
-  assert_string_equal(cl.sandbox, "ab cd");
+  /* Quotes anywhere toggle (the word goes on), but the kernel keeps the ones
+   * inside a value: refused, so that guest-init never sees another value
+   * than the kernel. */
+  parse("vfiod.sandbox=a\"b c\"d vfiod.root=/dev/vda");
+  assert_sane();
+  assert_int_equal(cl.n_entries, 2);
+  assert_int_equal(cl.entries[0].status, GI_CMDLINE_BAD_QUOTE);
+  assert_string_equal(cl.entries[0].value, "");
+  assert_false(cl.has_sandbox);
+  assert_string_equal(cl.root, "/dev/vda");
 
   /* A quoted empty value is empty: refused for the sandbox id. */
   parse("vfiod.sandbox=\"\"");
@@ -218,10 +225,13 @@ test_known_values(void **state)
   assert_string_equal(cl.entries[0].value, "serial");
   assert_int_equal(cl.report, GI_REPORT_CONSOLE);
 
-  /* The last accepted value wins, as with kernel parameters. */
+  /* Unlike kernel parameters, a key counts once: the first stays, the
+   * second is refused (and makes the line unusable, see test_check). */
   parse("vfiod.sandbox=first vfiod.sandbox=second");
   assert_int_equal(cl.n_entries, 2);
-  assert_string_equal(cl.sandbox, "second");
+  assert_string_equal(cl.sandbox, "first");
+  assert_int_equal(cl.entries[1].status, GI_CMDLINE_DUPLICATE);
+  assert_string_equal(cl.entries[1].value, "second");
 }
 
 static void
@@ -264,7 +274,8 @@ test_long_input(void **state)
   assert_sane();
   assert_int_equal(cl.entries[0].status, GI_CMDLINE_TOO_LONG);
 
-  /* Many tokens: the first GI_CMDLINE_MAX_ENTRIES are kept, the rest counted. */
+  /* Many tokens: the first GI_CMDLINE_MAX_ENTRIES are kept, the rest
+   * counted, and the line refused. */
   p = s;
   for (int i = 0; i < 1000; i++)
     p += sprintf(p, "vfiod.k%d=%d ", i, i);
@@ -272,7 +283,12 @@ test_long_input(void **state)
   assert_sane();
   assert_int_equal(cl.n_entries, GI_CMDLINE_MAX_ENTRIES);
   assert_int_equal(cl.n_dropped, 1000 - GI_CMDLINE_MAX_ENTRIES);
-  assert_string_equal(cl.entries[GI_CMDLINE_MAX_ENTRIES - 1].key, "vfiod.k31");
+  assert_string_equal(cl.entries[GI_CMDLINE_MAX_ENTRIES - 1].key, "vfiod.k63");
+  {
+    char err[128];
+    assert_false(gi_cmdline_check(&cl, err, sizeof err));
+    assert_string_equal(err, "1000 vfiod.* words, at most 64 are allowed");
+  }
 
   free(s);
 }
@@ -280,7 +296,7 @@ test_long_input(void **state)
 static void
 test_garbage(void **state)
 {
-  static const char alphabet[] = "vfiod.sandbox=ready\" \t\n\x01\x7f\xff";
+  static const char alphabet[] = "vfiod.sandbox=ready\" \t\n\v\x01\x7f\xa0\xff\\";
   char s[600];
 
   srand(1);
@@ -293,13 +309,18 @@ test_garbage(void **state)
     s[n] = '\0';
     parse(s);
     assert_sane();
+    {
+      char err[GI_CMDLINE_MAX_KEY + 128];
+      bool ok = gi_cmdline_check(&cl, err, sizeof err);
+      assert_true(ok == (err[0] == '\0'));
+    }
   }
 }
 
 static void
 test_status_strings(void **state)
 {
-  for (int st = GI_CMDLINE_OK; st <= GI_CMDLINE_TOO_MANY; st++)
+  for (int st = GI_CMDLINE_OK; st <= GI_CMDLINE_STATUS_LAST; st++)
     assert_non_null(gi_cmdline_status_to_string((GiCmdlineStatus) st));
   assert_string_equal(gi_cmdline_status_to_string(GI_CMDLINE_NO_VALUE), "missing '='");
   assert_string_equal(gi_cmdline_status_to_string((GiCmdlineStatus) 999), "invalid status");
@@ -471,7 +492,7 @@ test_root_keys(void **state)
   assert_string_equal(cl.root, "/dev/vda");
   assert_string_equal(cl.rootfstype, "ext2");
   assert_true(cl.root_ro);
-  parse("vfiod.rootflags=ro vfiod.rootflags=rw");
+  parse("vfiod.rootflags=rw");
   assert_false(cl.root_ro);
   assert_int_equal(one("vfiod.root=/dev/disk/by-id/virtio-root"), GI_CMDLINE_OK);
 
@@ -565,6 +586,208 @@ test_env_key(void **state)
   }
 }
 
+/* Every byte the guest kernel splits words on (lib/ctype.c isspace():
+ * \t \n \v \f \r, space, 0xa0) splits them here too, outside quotes: what
+ * the kernel took as a word of its own (rdinit=/evil) is one here. Inside
+ * quotes, the kernel does not split, and guest-init refuses the byte. */
+static void
+test_kernel_separators(void **state)
+{
+  const char seps[] = { '\t', '\n', '\v', '\f', '\r', ' ', (char) 0xa0 };
+
+  for (size_t i = 0; i < sizeof seps; i++) {
+    char s[128];
+
+    /* finding 4 (issue 13): vfioctl sandbox create --cmd $'/bin/true\vrdinit=/evil' */
+    snprintf(s, sizeof s, "vfiod.cmd=/bin/true%crdinit=/evil", seps[i]);
+    parse(s);
+    assert_sane();
+    assert_int_equal(cl.n_entries, 1);
+    assert_string_equal(cl.cmd, "/bin/true");  /* rdinit=/evil is another word, the kernel's */
+    snprintf(s, sizeof s, "vfiod.sandbox=sb-1%cvfiod.root=/dev/evil", seps[i]);
+    parse(s);
+    assert_sane();
+    assert_int_equal(cl.n_entries, 2);
+    assert_string_equal(cl.sandbox, "sb-1");
+    assert_string_equal(cl.root, "/dev/evil");
+
+    /* quoted: one word, refused (a space is the one blank allowed there) */
+    snprintf(s, sizeof s, "\"vfiod.arg=a%cb\" vfiod.cmd=/bin/true", seps[i]);
+    parse(s);
+    assert_sane();
+    assert_int_equal(cl.n_entries, 2);
+    if (seps[i] == ' ') {
+      assert_int_equal(cl.entries[0].status, GI_CMDLINE_OK);
+      assert_string_equal(cl.args[0], "a b");
+    } else {
+      assert_int_equal(cl.entries[0].status, GI_CMDLINE_BAD_CHAR);
+      assert_int_equal(cl.n_args, 0);
+      assert_false(gi_cmdline_check(&cl, NULL, 0));
+    }
+  }
+}
+
+/* Quotes: only where the kernel removes them, around the whole word or the
+ * whole value; anywhere else the kernel would keep them in the value. */
+static void
+test_quote_placement(void **state)
+{
+  const char *good[] = { "\"vfiod.arg=a b\"", "vfiod.arg=\"a b\"", "\"vfiod.arg=\"", "vfiod.arg=\"\"", "vfiod.arg=x" };
+  const char *good_value[] = { "a b", "a b", "", "", "x" };
+  const char *bad[] = { "vfiod.arg=a\"b\"", "vfiod.arg=\"a\"b", "\"vfiod.arg\"=x", "vfiod.\"arg\"=x",
+                        "\"vfiod.arg=\"x\"\"", "vfiod.arg=\"\"\"\"", "\"\"vfiod.arg=x" };
+
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    parse(good[i]);
+    assert_sane();
+    assert_int_equal(cl.n_entries, 1);
+    assert_int_equal(cl.entries[0].status, GI_CMDLINE_OK);
+    assert_int_equal(cl.n_args, 1);
+    assert_string_equal(cl.args[0], good_value[i]);
+  }
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    parse(bad[i]);
+    assert_sane();
+    if (cl.n_entries == 0)
+      fail_msg("%s: no vfiod.* word seen", bad[i]);
+    assert_int_equal(cl.entries[0].status, GI_CMDLINE_BAD_QUOTE);
+    assert_int_equal(cl.n_args, 0);
+  }
+}
+
+/* The allow-list of protocol.h: printable ASCII but '"' and '\\'. */
+static void
+test_value_allow_list(void **state)
+{
+  char s[64];
+
+  for (int c = 1; c < 256; c++) {
+    bool allowed = c >= 0x20 && c <= 0x7e && c != '"' && c != '\\';
+
+    assert_true(vfiod_cmdline_value_char_ok((unsigned char) c) == allowed);
+    assert_true(vfiod_cmdline_word_char_ok((unsigned char) c) == (allowed && c != ' '));
+    assert_true(vfiod_cmdline_is_space((unsigned char) c) ==
+                (c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' || c == 0xa0));
+    if (c == '"' || vfiod_cmdline_is_space((unsigned char) c))
+      continue;
+    snprintf(s, sizeof s, "\"vfiod.arg=a%cz\"", c);
+    parse(s);
+    assert_sane();
+    assert_int_equal(cl.n_entries, 1);
+    assert_int_equal(cl.entries[0].status, allowed ? GI_CMDLINE_OK : GI_CMDLINE_BAD_CHAR);
+  }
+  /* A backslash is no escape: refused. */
+  parse("vfiod.cmd=/bin/a\\b");
+  assert_int_equal(cl.entries[0].status, GI_CMDLINE_BAD_CHAR);
+  assert_string_equal(cl.cmd, "");
+}
+
+/* A key other than vfiod.arg/vfiod.env given twice is refused, the first
+ * one stays, and the line is unusable: an injected vfiod.root, vfiod.report
+ * or vfiod.cmd does not override vfiod's own. */
+static void
+test_duplicate_keys(void **state)
+{
+  static const struct {
+    const char *line;
+    const char *key;
+  } cases[] = {
+    { "vfiod.root=/dev/vda vfiod.root=/dev/vdb", "vfiod.root" },
+    { "vfiod.report=vsock:10000 vfiod.report=vsock:6666", "vfiod.report" },
+    { "vfiod.report=vsock:10000 vfiod.ready=console", "vfiod.ready" },  /* one key, two spellings */
+    { "vfiod.sandbox=sb-1 vfiod.sandbox=sb-2", "vfiod.sandbox" },
+    { "vfiod.cmd=/bin/true vfiod.cmd=/evil", "vfiod.cmd" },
+    { "vfiod.ip=10.0.2.15/24 vfiod.ip=10.9.9.9/8", "vfiod.ip" },
+    { "vfiod.timeout=5 vfiod.timeout=0", "vfiod.timeout" },
+    /* the first was refused: the second still does not count */
+    { "vfiod.root=vda vfiod.root=/dev/vdb", "vfiod.root" },
+  };
+  char err[256], want[256];
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    parse(cases[i].line);
+    assert_sane();
+    assert_int_equal(cl.n_entries, 2);
+    assert_int_equal(cl.entries[1].status, GI_CMDLINE_DUPLICATE);
+    assert_false(gi_cmdline_check(&cl, err, sizeof err));
+    snprintf(want, sizeof want, "%s: ", cl.entries[0].status == GI_CMDLINE_OK ? cases[i].key : "vfiod.root");
+    assert_true(strncmp(err, want, strlen(want)) == 0);
+  }
+  parse("vfiod.root=/dev/vda vfiod.root=/dev/vdb");
+  assert_string_equal(cl.root, "/dev/vda");
+  gi_cmdline_check(&cl, err, sizeof err);
+  assert_string_equal(err, "vfiod.root: given more than once");
+  parse("vfiod.report=vsock:10000 vfiod.ready=console");
+  assert_int_equal(cl.report, GI_REPORT_VSOCK);
+  assert_int_equal(cl.report_port, 10000);
+  parse("vfiod.cmd=/bin/true vfiod.cmd=/evil");
+  assert_string_equal(cl.cmd, "/bin/true");
+
+  /* vfiod.arg and vfiod.env repeat by design */
+  parse("vfiod.cmd=/x vfiod.arg=1 vfiod.arg=1 vfiod.env=A=1 vfiod.env=B=2");
+  assert_int_equal(cl.n_args, 2);
+  assert_int_equal(cl.n_env, 2);
+  assert_true(gi_cmdline_check(&cl, err, sizeof err));
+  assert_string_equal(err, "");
+}
+
+/* gi_cmdline_check(): what makes guest-init stop, and what only warns. */
+static void
+test_check(void **state)
+{
+  const char *usable[] = {
+    "",
+    "console=ttyS0 panic=-1 vfiod.sandbox=sb-1 vfiod.report=vsock:10000 vfiod.cmd=/bin/sh \"vfiod.arg=-c\" "
+    "\"vfiod.arg=echo hi; exit 3\" \"vfiod.env=A=b c\"",
+    "vfiod.future=1 vfiod.sandbox=sb-1",           /* unknown keys: a warning */
+    "rdinit=/x \"weird=\"quote vfiod.sandbox=s",   /* not ours: the kernel's business */
+  };
+  const char *unusable[] = {
+    "vfiod.sandbox=",                 /* bad value */
+    "vfiod.arg=\x01",                 /* bad byte */
+    "vfiod.sandbox=\"abc",            /* unterminated */
+    "vfiod.sandbox",                  /* no value */
+    "vfiod.sandbox=a\"b\"",           /* misplaced quote */
+  };
+  char err[256];
+
+  for (size_t i = 0; i < sizeof usable / sizeof usable[0]; i++) {
+    parse(usable[i]);
+    if (!gi_cmdline_check(&cl, err, sizeof err))
+      fail_msg("'%s' refused: %s", usable[i], err);
+  }
+  for (size_t i = 0; i < sizeof unusable / sizeof unusable[0]; i++) {
+    parse(unusable[i]);
+    assert_false(gi_cmdline_check(&cl, err, sizeof err));
+    assert_true(strncmp(err, "vfiod.sandbox: ", 15) == 0 || strncmp(err, "vfiod.arg: ", 11) == 0);
+    assert_false(gi_cmdline_check(&cl, NULL, 0));
+  }
+  /* too many arguments: the 17th is not dropped quietly */
+  {
+    char s[1024];
+    char *p = s;
+    for (int i = 0; i <= GI_CMDLINE_MAX_ARGS; i++)
+      p += sprintf(p, "vfiod.arg=a%d ", i);
+    parse(s);
+    assert_false(gi_cmdline_check(&cl, err, sizeof err));
+    assert_string_equal(err, "vfiod.arg: given too many times");
+  }
+  /* exactly GI_CMDLINE_MAX_ENTRIES vfiod.* words are fine */
+  {
+    char s[4096];
+    char *p = s;
+    for (int i = 0; i < GI_CMDLINE_MAX_ENTRIES; i++)
+      p += sprintf(p, "vfiod.k%d=%d ", i, i);
+    parse(s);
+    assert_int_equal(cl.n_dropped, 0);
+    assert_true(gi_cmdline_check(&cl, err, sizeof err));
+    strcpy(p, "vfiod.one-more=1");
+    parse(s);
+    assert_int_equal(cl.n_dropped, 1);
+    assert_false(gi_cmdline_check(&cl, err, sizeof err));
+  }
+}
+
 int
 main(void)
 {
@@ -589,6 +812,11 @@ main(void)
     cmocka_unit_test(test_timeout_key),
     cmocka_unit_test(test_env_key),
     cmocka_unit_test(test_mac_key),
+    cmocka_unit_test(test_kernel_separators),
+    cmocka_unit_test(test_quote_placement),
+    cmocka_unit_test(test_value_allow_list),
+    cmocka_unit_test(test_duplicate_keys),
+    cmocka_unit_test(test_check),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,7 +45,8 @@ test_ready_minimal(void **state)
   n = gi_format_ready(buf, sizeof(buf), &r);
   assert_string_equal(buf,
                       "VFIOD_READY {\"v\":1,\"sandbox\":\"\",\"kernel\":\"k\",\"uptime_ms\":0,\"report\":\"console\","
-                      "\"modules\":[],\"pci\":[],\"nvidia\":null,\"gpus\":[],\"net\":null,\"root\":null,"
+                      "\"modules\":[],\"pci\":[],\"nvidia\":null,\"gpus\":[],\"driver_layer\":null,\"cuda\":null,"
+                      "\"net\":null,\"root\":null,"
                       "\"workload\":null,\"timings_ms\":{}}\n");
   assert_int_equal(n, strlen(buf));
 }

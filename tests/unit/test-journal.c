@@ -9,6 +9,8 @@
 
 #include "error.h"
 #include "journal.h"
+#include "reconcile.h"
+#include "tap.h"
 
 static char *
 tmpdir(void)
@@ -43,13 +45,15 @@ test_round_trip(void **state)
   assert_int_equal(vfd_bdf_parse("0000:01:00.1", &b), 0);
   {
     g_autoptr(VfdJournal) j = vfd_journal_open(dir, &error);
-    VfdJournalDevice d1 = { .bdf = b, .iommu_group = 7, .state = VFD_DEVICE_STATE_BINDING, .owner = "sb-1",
+    VfdJournalDevice d1 = { .bdf = b, .iommu_group = 7, .state = VFD_DEVICE_STATE_BINDING, .owner = "sb-1a2b3c4d",
                             .original_driver = NULL, .original_override = "" };
-    VfdJournalDevice d2 = { .bdf = a, .iommu_group = 7, .state = VFD_DEVICE_STATE_BOUND, .owner = "sb-1",
-                            .original_driver = "nvidia", .original_override = "nvidia" };
-    VfdJournalSandbox s = { .id = "sb-1", .pid = 4242, .start_time = 123456789, .devices = devs,
-                            .dir = "/run/vfiod/sandboxes/sb-1", .subnet = "10.0.128.4/30", .tap = "vfd1",
-                            .mac = "02:00:00:00:00:01", .cid = 7, .nat = TRUE };
+    /* strings with every kind of byte json-glib must escape: the text
+     * check (vfd_json_text_check) accepts what vfiod wrote itself */
+    VfdJournalDevice d2 = { .bdf = a, .iommu_group = 7, .state = VFD_DEVICE_STATE_BOUND, .owner = "sb-1a2b3c4d",
+                            .original_driver = "nvidia", .original_override = "nv\x01\t\n\"\\/\x7f\xc3\xa9\xf0\x9f\x98\x80" };
+    VfdJournalSandbox s = { .id = "sb-1a2b3c4d", .pid = 4242, .start_time = 123456789, .devices = devs,
+                            .dir = "/run/vfiod/sandboxes/sb-1a2b3c4d", .subnet = "10.0.128.4/30",
+                            .tap = "vfd1a2b3c4d", .mac = "02:00:0a:00:80:06", .cid = 7, .nat = TRUE };
     assert_non_null(j);
     assert_int_equal(vfd_journal_devices(j)->len, 0);
     vfd_journal_put(j, &d1);
@@ -71,27 +75,27 @@ test_round_trip(void **state)
     assert_true(vfd_bdf_equal(&d->bdf, &a));
     assert_int_equal(d->state, VFD_DEVICE_STATE_BOUND);
     assert_string_equal(d->original_driver, "nvidia");
-    assert_string_equal(d->original_override, "nvidia");
+    assert_string_equal(d->original_override, "nv\x01\t\n\"\\/\x7f\xc3\xa9\xf0\x9f\x98\x80");
     d = g_ptr_array_index(devices, 1);
     assert_int_equal(d->state, VFD_DEVICE_STATE_BINDING);
     assert_null(d->original_driver);
     assert_string_equal(d->original_override, "");
     assert_int_equal(d->iommu_group, 7);
-    assert_string_equal(d->owner, "sb-1");
-    s = vfd_journal_lookup_sandbox(j, "sb-1");
+    assert_string_equal(d->owner, "sb-1a2b3c4d");
+    s = vfd_journal_lookup_sandbox(j, "sb-1a2b3c4d");
     assert_non_null(s);
     assert_int_equal(s->pid, 4242);
     assert_int_equal(s->start_time, 123456789);
     assert_int_equal(g_strv_length(s->devices), 2);
-    assert_string_equal(s->dir, "/run/vfiod/sandboxes/sb-1");
+    assert_string_equal(s->dir, "/run/vfiod/sandboxes/sb-1a2b3c4d");
     assert_string_equal(s->subnet, "10.0.128.4/30");
-    assert_string_equal(s->tap, "vfd1");
-    assert_string_equal(s->mac, "02:00:00:00:00:01");
+    assert_string_equal(s->tap, "vfd1a2b3c4d");
+    assert_string_equal(s->mac, "02:00:0a:00:80:06");
     assert_int_equal(s->cid, 7);
     assert_true(s->nat);
 
     vfd_journal_remove(j, &a);
-    vfd_journal_remove_sandbox(j, "sb-1");
+    vfd_journal_remove_sandbox(j, "sb-1a2b3c4d");
     assert_true(vfd_journal_commit(j, &error));
   }
   {
@@ -102,8 +106,10 @@ test_round_trip(void **state)
   rm_tree(dir);
 }
 
-static void
-check_corrupt(const char *contents)
+/* Writes @contents as the journal, opens it: refused as corrupt, a copy
+ * kept, the file untouched. Returns the error message. */
+static char *
+corrupt_message(const char *contents)
 {
   g_autofree char *dir = tmpdir();
   g_autofree char *path = g_build_filename(dir, "journal.json", NULL);
@@ -115,7 +121,8 @@ check_corrupt(const char *contents)
 
   assert_true(g_file_set_contents(path, contents, -1, NULL));
   j = vfd_journal_open(dir, &error);
-  assert_null(j);
+  if (j)
+    fail_msg("accepted a corrupt journal: %.400s", contents);
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_CORRUPT));
   assert_non_null(strstr(error->message, "corrupt"));
   assert_non_null(strstr(error->message, "journal.json.corrupt-"));
@@ -137,6 +144,23 @@ check_corrupt(const char *contents)
     assert_string_equal(c, contents);
   }
   rm_tree(dir);
+  return g_strdup(error->message);
+}
+
+static void
+check_corrupt(const char *contents)
+{
+  g_free(corrupt_message(contents));
+}
+
+/* As check_corrupt, and the message says @what (e.g. the member's name). */
+static void
+check_corrupt_says(const char *contents, const char *what)
+{
+  g_autofree char *msg = corrupt_message(contents);
+
+  if (!strstr(msg, what))
+    fail_msg("the message does not say '%s': %s\n(journal: %.300s)", what, msg, contents);
 }
 
 static void
@@ -167,8 +191,8 @@ test_tampered(void **state)
 {
 #define DEV(members) "{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[{\"bdf\":\"0000:01:00.0\"," \
   "\"state\":\"bound\",\"original_driver\":null" members "}],\"sandboxes\":[]}"
-#define SB(members) "{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[{\"id\":\"sb-1\"," \
-  "\"dir\":\"/run/vfiod/sandboxes/sb-1\"" members "}]}"
+#define SB(members) "{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[{\"id\":\"sb-1a2b3c4d\"," \
+  "\"dir\":\"/run/vfiod/sandboxes/sb-1a2b3c4d\"" members "}]}"
   g_autoptr(GString) deep = g_string_new("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[],\"x\":");
 
   check_corrupt(DEV(",\"iommu_group\":[]"));
@@ -202,6 +226,203 @@ test_tampered(void **state)
 #undef SB
 }
 
+/* A journal with one sandbox record; each argument is the member's JSON
+ * value, or NULL to leave it out. */
+static char *
+sandbox_journal(const char *id, const char *dir, const char *subnet, const char *tap, const char *mac,
+                const char *cid)
+{
+  GString *j = g_string_new("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[{");
+
+  g_string_append_printf(j, "\"devices\":[]");
+  if (id)
+    g_string_append_printf(j, ",\"id\":%s", id);
+  if (dir)
+    g_string_append_printf(j, ",\"dir\":%s", dir);
+  if (subnet)
+    g_string_append_printf(j, ",\"subnet\":%s", subnet);
+  if (tap)
+    g_string_append_printf(j, ",\"tap\":%s", tap);
+  if (mac)
+    g_string_append_printf(j, ",\"mac\":%s", mac);
+  if (cid)
+    g_string_append_printf(j, ",\"cid\":%s", cid);
+  g_string_append(j, "}]}");
+  return g_string_free(j, FALSE);
+}
+
+#define ID "\"sb-1a2b3c4d\""
+#define DIR "\"/run/vfiod/sandboxes/sb-1a2b3c4d\""
+#define SUBNET "\"10.0.128.4/30\""
+#define TAP "\"vfd1a2b3c4d\""
+#define MAC "\"02:00:0a:00:80:06\""
+
+static void
+accepted(char *contents)
+{
+  g_autofree char *dir = tmpdir();
+  g_autofree char *path = g_build_filename(dir, "journal.json", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfdJournal) j = NULL;
+
+  assert_true(g_file_set_contents(path, contents, -1, NULL));
+  j = vfd_journal_open(dir, &error);
+  if (!j)
+    fail_msg("refused a valid journal: %s\n(journal: %s)", error->message, contents);
+  assert_int_equal(vfd_journal_sandboxes(j)->len, 1);
+  rm_tree(dir);
+  g_free(contents);
+}
+
+static void
+refused(char *contents, const char *member)
+{
+  g_autofree char *what = g_strdup_printf("malformed sandbox record%s: \"%s\"",
+                                          strstr(contents, "\"id\":" ID) ? " sb-1a2b3c4d" : "", member);
+  check_corrupt_says(contents, what);
+  g_free(contents);
+}
+
+/* Finding 8: every field that vfiod acts on is checked for its form; a bad
+ * one makes the journal corrupt (no device is touched, nothing deleted),
+ * with a message naming the record and the member, never a default. */
+static void
+test_tampered_fields(void **state)
+{
+  /* what vfiod writes: accepted, with and without its network */
+  accepted(sandbox_journal(ID, DIR, SUBNET, TAP, MAC, "3"));
+  accepted(sandbox_journal(ID, DIR, NULL, NULL, NULL, NULL));
+  accepted(sandbox_journal(ID, DIR, SUBNET, "\"vfd0\"", MAC, "4294967294"));
+  accepted(sandbox_journal(ID, DIR, SUBNET, "\"vfd1a2b3c4d5e6f\"", MAC, NULL)); /* 15 bytes */
+
+  /* sandbox ids: exactly "sb-" + 8 lower-case hex digits (new_sandbox_id) */
+  refused(sandbox_journal("\"sb-1\"", DIR, NULL, NULL, NULL, NULL), "id");
+  refused(sandbox_journal("\"sb-1A2B3C4D\"", DIR, NULL, NULL, NULL, NULL), "id");
+  refused(sandbox_journal("\"sb-1a2b3c4d0\"", DIR, NULL, NULL, NULL, NULL), "id");
+  refused(sandbox_journal("\"sb-1a2b3c4g\"", DIR, NULL, NULL, NULL, NULL), "id");
+  refused(sandbox_journal("\"../../etc\"", DIR, NULL, NULL, NULL, NULL), "id");
+  refused(sandbox_journal("\"\"", DIR, NULL, NULL, NULL, NULL), "id");
+  refused(sandbox_journal(NULL, DIR, NULL, NULL, NULL, NULL), "id");
+  refused(sandbox_journal("7", DIR, NULL, NULL, NULL, NULL), "id");
+  /* dir: absolute, no "." or ".." component (reconcile then wants exactly
+   * <runtime dir>/sandboxes/<id>: test_reconcile_dir_check) */
+  refused(sandbox_journal(ID, "\"run/vfiod/sandboxes/sb-1a2b3c4d\"", NULL, NULL, NULL, NULL), "dir");
+  refused(sandbox_journal(ID, "\"/run/vfiod/sandboxes/../../../etc\"", NULL, NULL, NULL, NULL), "dir");
+  refused(sandbox_journal(ID, "\"/run/vfiod/sandboxes/sb-1a2b3c4d/..\"", NULL, NULL, NULL, NULL), "dir");
+  refused(sandbox_journal(ID, "\"/run/./vfiod\"", NULL, NULL, NULL, NULL), "dir");
+  refused(sandbox_journal(ID, "\"\"", NULL, NULL, NULL, NULL), "dir");
+  refused(sandbox_journal(ID, NULL, NULL, NULL, NULL, NULL), "dir");
+  refused(sandbox_journal(ID, "[]", NULL, NULL, NULL, NULL), "dir");
+  /* tap: "vfd" + 1..12 lower-case hex digits, shorter than IFNAMSIZ */
+  refused(sandbox_journal(ID, DIR, SUBNET, "\"eth0\"", MAC, NULL), "tap");
+  refused(sandbox_journal(ID, DIR, SUBNET, "\"lo\"", MAC, NULL), "tap");
+  refused(sandbox_journal(ID, DIR, SUBNET, "\"vfd\"", MAC, NULL), "tap");
+  refused(sandbox_journal(ID, DIR, SUBNET, "\"vfd1A2B3C4D\"", MAC, NULL), "tap");
+  refused(sandbox_journal(ID, DIR, SUBNET, "\"vfd-1a2b\"", MAC, NULL), "tap");
+  refused(sandbox_journal(ID, DIR, SUBNET, "\"vfdhabc\"", MAC, NULL), "tap");
+  refused(sandbox_journal(ID, DIR, SUBNET, "\"vfd1a2b3c4d5e6f7\"", MAC, NULL), "tap"); /* 16 bytes */
+  refused(sandbox_journal(ID, DIR, SUBNET, "\"xvfd1a2b\"", MAC, NULL), "tap");
+  refused(sandbox_journal(ID, DIR, SUBNET, "1", MAC, NULL), "tap");
+  /* mac: xx:xx:xx:xx:xx:xx, lower-case hex */
+  refused(sandbox_journal(ID, DIR, SUBNET, TAP, "\"02:00:0a:00:80\"", NULL), "mac");
+  refused(sandbox_journal(ID, DIR, SUBNET, TAP, "\"02:00:0A:00:80:06\"", NULL), "mac");
+  refused(sandbox_journal(ID, DIR, SUBNET, TAP, "\"02-00-0a-00-80-06\"", NULL), "mac");
+  refused(sandbox_journal(ID, DIR, SUBNET, TAP, "\"02:00:0a:00:80:0g\"", NULL), "mac");
+  refused(sandbox_journal(ID, DIR, SUBNET, TAP, "\"02:00:0a:00:80:066\"", NULL), "mac");
+  refused(sandbox_journal(ID, DIR, SUBNET, TAP, "\"02:00:0a:00:80:06,x=y\"", NULL), "mac");
+  /* subnet: an IPv4 CIDR vfiod could have allocated */
+  refused(sandbox_journal(ID, DIR, "\"10.0.128.4\"", TAP, MAC, NULL), "subnet");
+  refused(sandbox_journal(ID, DIR, "\"10.0.128.5/30\"", TAP, MAC, NULL), "subnet");
+  refused(sandbox_journal(ID, DIR, "\"10.0.128.4/31\"", TAP, MAC, NULL), "subnet");
+  refused(sandbox_journal(ID, DIR, "\"300.0.128.4/30\"", TAP, MAC, NULL), "subnet");
+  refused(sandbox_journal(ID, DIR, "\"10.0.128.4/30 \"", TAP, MAC, NULL), "subnet");
+  refused(sandbox_journal(ID, DIR, "\"fe80::/64\"", TAP, MAC, NULL), "subnet");
+  refused(sandbox_journal(ID, DIR, "\"10.0.128.4/x\"", TAP, MAC, NULL), "subnet");
+  /* the network members come together */
+  refused(sandbox_journal(ID, DIR, SUBNET, NULL, MAC, NULL), "tap");
+  refused(sandbox_journal(ID, DIR, SUBNET, TAP, NULL, NULL), "mac");
+  refused(sandbox_journal(ID, DIR, NULL, TAP, MAC, NULL), "subnet");
+  /* cid: a guest CID (0, 1 reserved, 2 the host) */
+  refused(sandbox_journal(ID, DIR, NULL, NULL, NULL, "1"), "cid");
+  refused(sandbox_journal(ID, DIR, NULL, NULL, NULL, "2"), "cid");
+  refused(sandbox_journal(ID, DIR, NULL, NULL, NULL, "4294967295"), "cid");
+  /* one record per sandbox */
+  check_corrupt_says("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":["
+                     "{\"id\":" ID ",\"dir\":" DIR ",\"devices\":[]},{\"id\":" ID ",\"dir\":" DIR ",\"devices\":[]}]}",
+                     "duplicate sandbox record sb-1a2b3c4d");
+  /* device records name the member too */
+  check_corrupt_says("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[{\"bdf\":\"0000:01:00.0\","
+                     "\"state\":\"bound\",\"original_driver\":null,\"iommu_group\":[]}],\"sandboxes\":[]}",
+                     "malformed device record 0000:01:00.0: \"iommu_group\"");
+  check_corrupt_says("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[{\"bdf\":\"0000:01:00.0\","
+                     "\"state\":\"flying\",\"original_driver\":null,\"iommu_group\":1}],\"sandboxes\":[]}",
+                     "malformed device record 0000:01:00.0: \"state\"");
+  check_corrupt_says("{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[{\"bdf\":\"../../x\","
+                     "\"state\":\"bound\",\"original_driver\":null,\"iommu_group\":1}],\"sandboxes\":[]}",
+                     "malformed device record: \"bdf\"");
+}
+#undef ID
+#undef DIR
+#undef SUBNET
+#undef TAP
+#undef MAC
+
+/* The start-up reconcile deletes a sandbox's dir recursively: only ever
+ * <runtime dir>/sandboxes/<id>, whatever the journal says. */
+static void
+test_reconcile_dir_check(void **state)
+{
+  static const struct {
+    const char *id, *dir;
+  } bad[] = {
+    { "sb-1a2b3c4d", "/" },
+    { "sb-1a2b3c4d", "/etc" },
+    { "sb-1a2b3c4d", "/root" },
+    { "sb-1a2b3c4d", "/run/vfiod/sandboxes" },
+    { "sb-1a2b3c4d", "/run/vfiod/sandboxes/sb-00000000" },
+    { "sb-1a2b3c4d", "/run/vfiod/sandboxes/sb-1a2b3c4d/qemu" },
+    { "sb-1a2b3c4d", "/run/vfiod/sandboxes/sb-1a2b3c4d/" },
+    { "sb-1a2b3c4d", "/run/vfiod/sandboxes//sb-1a2b3c4d" },
+    { "sb-1a2b3c4d", "/run/vfiod/sandboxes/../sandboxes/sb-1a2b3c4d" },
+    { "sb-1a2b3c4d", "/other/runtime/sandboxes/sb-1a2b3c4d" },
+    { "sb-1a2b3c4d", "run/vfiod/sandboxes/sb-1a2b3c4d" },
+    { "sb-1a2b3c4d", "" },
+    { "sb-1a2b3c4d", NULL },
+    { "..", "/run/vfiod" },
+    { "sb-../..", "/run/vfiod/sandboxes/sb-../.." },
+    { "", "/run/vfiod/sandboxes" },
+    { NULL, "/run/vfiod/sandboxes" },
+  };
+  g_autoptr(GError) error = NULL;
+
+  assert_true(vfd_reconcile_check_sandbox_dir("/run/vfiod/sandboxes", "sb-1a2b3c4d",
+                                              "/run/vfiod/sandboxes/sb-1a2b3c4d", &error));
+  assert_null(error);
+  for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+    if (vfd_reconcile_check_sandbox_dir("/run/vfiod/sandboxes", bad[i].id, bad[i].dir, &error))
+      fail_msg("accepted dir '%s' for sandbox '%s'", bad[i].dir, bad[i].id);
+    assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT));
+    if (bad[i].dir && *bad[i].dir && vfd_journal_sandbox_id_valid(bad[i].id))
+      assert_non_null(strstr(error->message, "not '/run/vfiod/sandboxes/sb-1a2b3c4d'"));
+    g_clear_error(&error);
+  }
+}
+
+/* A TAP name from the journal is deleted only when it is a vfiod TAP name:
+ * refused before any netlink request (no root needed: nothing is looked up). */
+static void
+test_tap_delete_refuses_foreign_names(void **state)
+{
+  static const char *const names[] = { "eth0", "lo", "wlan0", "docker0", "vfd", "vfd-x", "vfdX1", "vfd1 ",
+                                       "vfd1a2b3c4d5e6f7", "", NULL };
+
+  for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+    int r = vfd_tap_delete(names[i]);
+    if (r != -EINVAL)
+      fail_msg("vfd_tap_delete(\"%s\") = %d (%s), not -EINVAL", names[i] ? names[i] : "(null)", r, g_strerror(-r));
+  }
+}
+
 static void
 test_states(void **state)
 {
@@ -222,6 +443,9 @@ main(void)
     cmocka_unit_test(test_round_trip),
     cmocka_unit_test(test_corrupt),
     cmocka_unit_test(test_tampered),
+    cmocka_unit_test(test_tampered_fields),
+    cmocka_unit_test(test_reconcile_dir_check),
+    cmocka_unit_test(test_tap_delete_refuses_foreign_names),
     cmocka_unit_test(test_states),
   };
   /* A GLib critical means a malformed journal slipped past a check. */
