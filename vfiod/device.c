@@ -18,6 +18,7 @@ struct VfdHost {
   GMutex table_lock;      /* group_locks */
   GHashTable *group_locks; /* IOMMU group number -> GRecMutex* */
   char *proc_root;
+  char *nvidia_smi; /* asked about persistence mode before unbinding nvidia; NULL: not asked */
   VfdResetPolicy reset_policy;
   GPtrArray *old_policies; /* replaced by reloads; freed with the host */
 };
@@ -90,6 +91,7 @@ vfd_host_new(VfdSysfs *sysfs, VfdPolicy *policy, VfdJournal *journal)
   g_mutex_init(&h->table_lock);
   h->group_locks = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, rec_mutex_free);
   h->proc_root = g_strdup("/proc");
+  h->nvidia_smi = g_strdup("nvidia-smi");
   h->old_policies = g_ptr_array_new_with_free_func((GDestroyNotify) vfd_policy_free);
   return h;
 }
@@ -104,6 +106,7 @@ vfd_host_free(VfdHost *host)
   vfd_journal_free(host->journal);
   g_hash_table_unref(host->group_locks);
   g_free(host->proc_root);
+  g_free(host->nvidia_smi);
   g_ptr_array_unref(host->old_policies);
   g_rec_mutex_clear(&host->journal_lock);
   g_mutex_clear(&host->table_lock);
@@ -145,6 +148,13 @@ vfd_host_set_proc_root(VfdHost *host, const char *proc_root)
 {
   g_free(host->proc_root);
   host->proc_root = g_strdup(proc_root);
+}
+
+void
+vfd_host_set_nvidia_smi(VfdHost *host, const char *nvidia_smi)
+{
+  g_free(host->nvidia_smi);
+  host->nvidia_smi = g_strdup(nvidia_smi);
 }
 
 void
@@ -810,17 +820,30 @@ commit_locked(VfdHost *host, GError **error)
 
 /* Stage 0 of a bind: checks that change nothing. Returns the members, or
  * NULL with *@ret_done set when the group is already bound for @owner. */
-/* Refuses members on the nvidia driver whose /dev/nvidia* node is open. */
+/* Refuses members on the nvidia driver whose /dev/nvidia* node is open,
+ * or that something else keeps busy (vfd_nvidia_find_hazards()). */
 static gboolean
 check_nvidia_holders(VfdHost *host, GArray *members, GError **error)
 {
   for (guint i = 0; i < members->len; i++) {
     Member *m = &g_array_index(members, Member, i);
     g_autoptr(GPtrArray) holders = NULL;
+    g_autoptr(GPtrArray) hazards = NULL;
     g_autofree char *who = NULL;
 
     if (g_strcmp0(m->original_driver, "nvidia") != 0)
       continue;
+    if (vfd_nvidia_find_hazards(vfd_sysfs_root(host->sysfs), host->proc_root, vfd_sysfs_dev_root(host->sysfs),
+                                host->nvidia_smi, &m->bdf, &hazards) == 0 &&
+        hazards->len > 0) {
+      g_ptr_array_add(hazards, NULL);
+      who = g_strjoinv("; ", (char **) hazards->pdata);
+      g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY,
+                  "%s is in use: %s; unbinding nvidia now could block or take the GPU from under them. "
+                  "Fix that first (or bind with --force)",
+                  m->name, who);
+      return FALSE;
+    }
     if (vfd_nvidia_find_holders(host->proc_root, vfd_sysfs_dev_root(host->sysfs), &m->bdf, &holders) < 0 ||
         holders->len == 0)
       continue;

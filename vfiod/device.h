@@ -103,6 +103,11 @@ void vfd_host_set_policy(VfdHost *host, VfdPolicy *policy);
 /* Where /proc is (default "/proc"; tests use a fake tree). */
 void vfd_host_set_proc_root(VfdHost *host, const char *proc_root);
 
+/* The nvidia-smi asked whether a GPU is in persistence mode before its
+ * nvidia driver is unbound (default "nvidia-smi" from PATH; NULL: not
+ * asked; tests use a stand-in). See vfd_nvidia_find_hazards(). */
+void vfd_host_set_nvidia_smi(VfdHost *host, const char *nvidia_smi);
+
 /* Which functions a release resets (writes 1 to sysfs `reset`) after
  * unbinding them from vfio-pci and before giving them back. Default
  * VFD_RESET_AUTO (NVIDIA display/3D functions). Skipped, with a note

@@ -585,6 +585,115 @@ test_nvidia_holders(void **state)
   }
 }
 
+/* Removes @path and everything below it (a test's own temp tree). */
+static void
+remove_tree(const char *path)
+{
+  g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
+  const char *name;
+
+  while (d && (name = g_dir_read_name(d))) {
+    g_autofree char *p = g_build_filename(path, name, NULL);
+    if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
+      remove_tree(p);
+    else
+      g_unlink(p);
+  }
+  g_rmdir(path);
+}
+
+/* Bind is refused, naming @text, with no sysfs write. */
+static void
+expect_busy(Fixture *f, const VfdBdf *gpu, const char *text)
+{
+  g_autoptr(GError) error = NULL;
+
+  assert_false(vfd_host_bind_group(f->host, gpu, "op", NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_BUSY));
+  if (!strstr(error->message, text) || !strstr(error->message, "--force"))
+    fail_msg("want '%s' in: %s", text, error->message);
+  assert_int_equal(fake_sysfs_write_count(f->fs), 0);
+}
+
+/* Unbind hazards beyond open /dev/nvidia* handles (issue 12, item 5). */
+static void
+test_nvidia_hazards(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *proc = g_dir_make_tmp("vfiod-proc-XXXXXX", NULL);
+  g_autofree char *dev = g_build_filename(fake_sysfs_sys_root(f->fs), "bus", "pci", "devices", "0000:01:00.0", NULL);
+  g_autofree char *numvfs = g_build_filename(dev, "sriov_numvfs", NULL);
+  g_autofree char *drm = g_build_filename(dev, "drm", NULL);
+  g_autofree char *card = g_build_filename(drm, "card1", NULL);
+  g_autofree char *render = g_build_filename(drm, "renderD128", NULL);
+  g_autofree char *card_node = g_strdup_printf("%s/dri/card1", fake_sysfs_dev_root(f->fs));
+  g_autofree char *xorg_fd = g_build_filename(proc, "55", "fd", NULL);
+  g_autofree char *xorg_link = g_build_filename(xorg_fd, "4", NULL);
+  g_autofree char *xorg_comm = g_build_filename(proc, "55", "comm", NULL);
+  g_autofree char *dcgm = g_build_filename(proc, "66", NULL);
+  g_autofree char *dcgm_comm = g_build_filename(dcgm, "comm", NULL);
+  g_autofree char *smi = g_build_filename(proc, "nvidia-smi", NULL);
+  g_autofree char *smi_log = g_build_filename(proc, "smi.log", NULL);
+  g_autofree char *smi_script = g_strdup_printf("#!/bin/sh\necho \"$*\" >> %s\n"
+                                                "case \"$*\" in *persistence_mode*) echo Enabled;; esac\n",
+                                                smi_log);
+  g_autofree char *logged = NULL;
+  g_autoptr(GPtrArray) hazards = NULL;
+  VfdBdf gpu = bdf("0000:01:00.0");
+
+  vfd_host_set_proc_root(f->host, proc);
+  vfd_host_set_nvidia_smi(f->host, NULL);
+  /* none yet: no hazard */
+  assert_int_equal(vfd_nvidia_find_hazards(fake_sysfs_sys_root(f->fs), proc, fake_sysfs_dev_root(f->fs), NULL, &gpu,
+                                           &hazards),
+                   0);
+  assert_int_equal(hazards->len, 0);
+
+  /* SR-IOV VFs enabled */
+  assert_true(g_file_set_contents(numvfs, "2\n", -1, NULL));
+  expect_busy(f, &gpu, "2 SR-IOV virtual functions are enabled");
+  assert_true(g_file_set_contents(numvfs, "0\n", -1, NULL));
+
+  /* nvidia-drm: a process holds the GPU's card node (another's render node
+   * of another GPU would not count: only this GPU's drm/ entries) */
+  assert_int_equal(g_mkdir_with_parents(card, 0755), 0);
+  assert_int_equal(g_mkdir_with_parents(render, 0755), 0);
+  assert_int_equal(g_mkdir_with_parents(xorg_fd, 0755), 0);
+  assert_true(g_file_set_contents(xorg_comm, "Xorg\n", -1, NULL));
+  assert_int_equal(symlink(card_node, xorg_link), 0);
+  expect_busy(f, &gpu, "pid 55 (Xorg) holds");
+  assert_int_equal(g_unlink(xorg_link), 0);
+
+  /* DCGM's host engine runs */
+  assert_int_equal(g_mkdir_with_parents(dcgm, 0755), 0);
+  assert_true(g_file_set_contents(dcgm_comm, "nv-hostengine\n", -1, NULL));
+  expect_busy(f, &gpu, "pid 66 (nv-hostengine) runs: DCGM");
+  assert_true(g_file_set_contents(dcgm_comm, "nv-fabricmanage\n", -1, NULL));
+  expect_busy(f, &gpu, "fabric manager");
+  assert_true(g_file_set_contents(dcgm_comm, "bash\n", -1, NULL));
+
+  /* persistence mode, as nvidia-smi tells it */
+  assert_true(g_file_set_contents(smi, smi_script, -1, NULL));
+  assert_int_equal(chmod(smi, 0755), 0);
+  vfd_host_set_nvidia_smi(f->host, smi);
+  expect_busy(f, &gpu, "persistence mode is on (nvidia-smi -i 0000:01:00.0 -pm 0");
+  assert_true(g_file_get_contents(smi_log, &logged, NULL, NULL));
+  assert_non_null(strstr(logged, "--query-gpu=persistence_mode --format=csv,noheader -i 0000:01:00.0"));
+
+  /* the operator overrides */
+  assert_true(vfd_host_bind_group_full(f->host, &gpu, "op", VFD_BIND_FORCE, NULL, NULL, &error));
+  assert_true(vfd_host_release_group(f->host, &gpu, NULL, NULL, &error));
+  /* persistence off: nothing left, the bind goes through */
+  assert_true(g_file_set_contents(smi, "#!/bin/sh\necho Disabled\n", -1, NULL));
+  assert_true(vfd_host_bind_group(f->host, &gpu, "op", NULL, NULL, &error));
+  assert_true(vfd_host_release_group(f->host, &gpu, NULL, NULL, &error));
+
+  remove_tree(proc);
+  remove_tree(drm);
+  g_unlink(numvfs);
+}
+
 static void
 test_reset_on_release(void **state)
 {
@@ -709,6 +818,7 @@ main(void)
     cmocka_unit_test_setup_teardown(test_select_units, setup, teardown),
     cmocka_unit_test_setup_teardown(test_vanish_mid_bind, setup, teardown),
     cmocka_unit_test_setup_teardown(test_nvidia_holders, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_nvidia_hazards, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reset_on_release, setup, teardown),
   };
   return cmocka_run_group_tests_name("device", tests, NULL, NULL);
