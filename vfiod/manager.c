@@ -450,8 +450,11 @@ sandbox_release_devices(Sandbox *s, GError **error)
   return ok;
 }
 
-static void
-journal_sandbox(VfdManager *m, Sandbox *s)
+/* Writes the sandbox's record (devices, network, QEMU pid and start time,
+ * owner, QEMU uid) and commits the journal durably. FALSE with @error when
+ * the commit fails: a create must not go on without its record. */
+static gboolean
+journal_sandbox(VfdManager *m, Sandbox *s, GError **error)
 {
   g_auto(GStrv) devs = bdf_strv(s->devices);
   guint64 start = 0;
@@ -460,7 +463,7 @@ journal_sandbox(VfdManager *m, Sandbox *s)
     .id = s->id, .pid = s->pid, .devices = devs, .dir = s->dir,
     .subnet = subnet, .tap = s->has_net ? s->tap : NULL, .mac = s->has_net ? s->mac : NULL, .cid = s->cid,
   };
-  g_autoptr(GError) error = NULL;
+  gboolean ok;
 
   if (s->pid > 0)
     vfd_proc_start_time(s->pid, &start);
@@ -469,9 +472,11 @@ journal_sandbox(VfdManager *m, Sandbox *s)
   js.owner_uid = s->owner_uid;
   vfd_host_lock_journal(m->host);
   vfd_journal_put_sandbox(vfd_host_journal(m->host), &js);
-  if (!vfd_journal_commit(vfd_host_journal(m->host), &error))
-    g_warning("sandbox %s: %s", s->id, error->message);
+  ok = vfd_journal_commit(vfd_host_journal(m->host), error);
   vfd_host_unlock_journal(m->host);
+  if (!ok)
+    g_prefix_error(error, "sandbox %s: ", s->id);
+  return ok;
 }
 
 /* Removes everything in the directory open as @dfd (on device @dev), at
@@ -1624,8 +1629,7 @@ create_work(Op *op, GError **error)
    * TAP and its QEMU (by pidfile). */
   if (!net_allocate(m, s, error) || vfd_fail_stage("network-allocate", error))
     goto rollback;
-  journal_sandbox(m, s);
-  if (vfd_fail_stage("journal", error))
+  if (!journal_sandbox(m, s, error) || vfd_fail_stage("journal", error))
     goto rollback;
 
   /* Stage 4: TAP and firewall. */
@@ -1737,7 +1741,9 @@ create_work(Op *op, GError **error)
   if (!s->proc)
     goto rollback;
   s->pid = g_ascii_strtoll(g_subprocess_get_identifier(s->proc), NULL, 10);
-  if (vfd_fail_stage("qemu", error)) {
+  /* The record with QEMU's pid and start time, durable before the create
+   * answers: what a restart adopts. */
+  if (vfd_fail_stage("qemu", error) || !journal_sandbox(m, s, error)) {
     /* QEMU runs: stop it before undoing the rest. */
     g_subprocess_force_exit(s->proc);
     g_subprocess_wait(s->proc, NULL, NULL);
@@ -1752,8 +1758,11 @@ rollback:
    * directory. The first error is the one reported. */
   vfd_host_lock_journal(m->host);
   if (vfd_journal_lookup_sandbox(vfd_host_journal(m->host), s->id)) {
+    g_autoptr(GError) jerror = NULL;
     vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
-    vfd_journal_commit(vfd_host_journal(m->host), NULL);
+    if (!vfd_journal_commit(vfd_host_journal(m->host), &jerror))
+      g_warning("sandbox %s: rolled back, but its record stays on disk until the next commit: %s", s->id,
+                jerror->message);
   }
   vfd_host_unlock_journal(m->host);
   net_teardown(m, s);
@@ -1788,7 +1797,6 @@ create_done(Op *op, GError *error)
   g_hash_table_insert(m->sandboxes, s->id, s);
   sandbox_set_state(s, SANDBOX_RUNNING);
   g_subprocess_wait_async(s->proc, NULL, on_qemu_wait, m);
-  journal_sandbox(m, s);
   sandbox_watch_serial(s);
   g_message("sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", s->id, s->pid, s->devices->len);
   vfd_manager1_complete_create_sandbox(m->skeleton, g_steal_pointer(&op->inv), sandbox_to_variant(s));

@@ -92,4 +92,32 @@ for stage in dir devices network-allocate journal network qemu; do
     nok "$stage: vfiod fds $fd0 -> $fd1, non-socket $fo0 -> $fo1: before $fol0 after $(fd_other_list "$vp")"
   stop_vfiod "$stage"
 done
+
+# ---- a journal commit that really fails (issue 14, defect 4) --------------
+# No injection: the journal's file is replaced by a non-empty directory while
+# vfiod runs, so the commit's rename fails (EISDIR). The create must fail
+# there, before the TAP and QEMU, and leave nothing; once the journal can be
+# written again a create succeeds.
+d=$work/commit
+write_conf "$d"
+sed -i "s|^\[qemu\]|[qemu]\nbinary=$work/qemu-wrapper|" "$d/vfiod.conf"
+: > "$d/qemu.pids"
+if start_vfiod "$d" VFIOD_ITEST_QEMU_PIDS="$d/qemu.pids"; then
+  rm -f "$d/state/journal.json" && mkdir -p "$d/state/journal.json/x"
+  out=$(ctl sandbox create --kernel "$kernel" --initrd "$image" --json 2>&1)
+  rc=$?
+  [ "$rc" = 1 ] && [[ $out == *"cannot write journal"* ]] && ok "commit: create exits 1 when its record cannot be committed: $out" ||
+    nok "commit: create exit $rc with the journal unwritable (want 1, 'cannot write journal'): $out"
+  [ "$(wc -l < "$d/qemu.pids")" = 0 ] && [ -z "$(taps)" ] && [ -z "$(table)" ] && [ -z "$(ls -A "$d/run/sandboxes")" ] &&
+    ok "commit: no QEMU started, no TAP, no table, no sandbox dir" ||
+    nok "commit: left: QEMU starts $(wc -l < "$d/qemu.pids"), TAPs '$(taps)', dirs '$(ls -A "$d/run/sandboxes")'"
+  rm -rf "$d/state/journal.json"
+  out=$(ctl sandbox create --kernel "$kernel" --initrd "$image" --json 2>&1)
+  id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$out" 2> /dev/null)
+  [ -n "$id" ] && grep -q "\"$id\"" "$d/state/journal.json" && ok "commit: with the journal writable again $id is created and journaled" ||
+    nok "commit: create after the journal came back: $out"
+  [ -z "$id" ] || ctl sandbox delete "$id" > /dev/null 2>&1
+  expect_clean "$d" "commit" "$id"
+  stop_vfiod "commit"
+fi
 itest_finish
