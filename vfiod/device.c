@@ -16,6 +16,8 @@ struct VfdHost {
   VfdJournal *journal;
   GRecMutex journal_lock; /* the journal, in memory and on disk */
   GMutex table_lock;      /* group_locks */
+  GMutex reserve_lock;    /* reserved, and picking units */
+  GHashTable *reserved;   /* IOMMU groups picked by a create that has not bound them yet */
   GHashTable *group_locks; /* IOMMU group number -> GRecMutex* */
   char *proc_root;
   char *nvidia_smi; /* asked about persistence mode before unbinding nvidia; NULL: not asked */
@@ -89,6 +91,8 @@ vfd_host_new(VfdSysfs *sysfs, VfdPolicy *policy, VfdJournal *journal)
   h->journal = journal;
   g_rec_mutex_init(&h->journal_lock);
   g_mutex_init(&h->table_lock);
+  g_mutex_init(&h->reserve_lock);
+  h->reserved = g_hash_table_new(g_direct_hash, g_direct_equal);
   h->group_locks = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, rec_mutex_free);
   h->proc_root = g_strdup("/proc");
   h->nvidia_smi = g_strdup("nvidia-smi");
@@ -110,6 +114,8 @@ vfd_host_free(VfdHost *host)
   g_ptr_array_unref(host->old_policies);
   g_rec_mutex_clear(&host->journal_lock);
   g_mutex_clear(&host->table_lock);
+  g_mutex_clear(&host->reserve_lock);
+  g_hash_table_unref(host->reserved);
   g_free(host);
 }
 
@@ -1335,9 +1341,10 @@ unit_cmp(gconstpointer a, gconstpointer b)
   return vfd_bdf_compare(&((const Unit *) a)->bdf, &((const Unit *) b)->bdf);
 }
 
-/* The free assignable units (see vfd_host_select_units), sorted by BDF. */
+/* The free assignable units (see vfd_host_select_units), sorted by BDF;
+ * groups in @skip (may be NULL) are not free. */
 static GArray *
-collect_units(VfdHost *host, GError **error)
+collect_units(VfdHost *host, GHashTable *skip, GError **error)
 {
   g_autoptr(GPtrArray) devs = vfd_host_enumerate(host, error);
   g_autoptr(GHashTable) bad = g_hash_table_new(g_direct_hash, g_direct_equal); /* groups not assignable */
@@ -1364,6 +1371,7 @@ collect_units(VfdHost *host, GError **error)
      * with all the GPUs of its HGX board. */
     if (d->iommu_group < 0 || vfd_pci_class_is_bridge(d->class_code) || vfd_pci_is_nvswitch(d->vendor, d->class_code) ||
         g_hash_table_contains(bad, GINT_TO_POINTER(d->iommu_group)) ||
+        (skip && g_hash_table_contains(skip, GINT_TO_POINTER(d->iommu_group))) ||
         g_hash_table_contains(seen, GINT_TO_POINTER(d->iommu_group)))
       continue;
     g_hash_table_add(seen, GINT_TO_POINTER(d->iommu_group));
@@ -1376,16 +1384,23 @@ collect_units(VfdHost *host, GError **error)
 int
 vfd_host_count_free_units(VfdHost *host, GError **error)
 {
-  g_autoptr(GArray) units = collect_units(host, error);
+  g_autoptr(GArray) units = NULL;
 
+  g_mutex_lock(&host->reserve_lock);
+  units = collect_units(host, host->reserved, error);
+  g_mutex_unlock(&host->reserve_lock);
   return units ? (int) units->len : -1;
 }
 
-gboolean
-vfd_host_select_units(VfdHost *host, guint n, GArray **ret_bdfs, int *ret_numa_node, GError **error)
+/* vfd_host_select_units() over the units not in @skip; *@ret_groups (may be
+ * NULL): the picked units' IOMMU groups. */
+static gboolean
+select_units(VfdHost *host, GHashTable *skip, guint n, GArray **ret_bdfs, GArray **ret_groups, int *ret_numa_node,
+             GError **error)
 {
-  g_autoptr(GArray) units = collect_units(host, error);
+  g_autoptr(GArray) units = collect_units(host, skip, error);
   g_autoptr(GArray) picked = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autoptr(GArray) groups = g_array_new(FALSE, FALSE, sizeof(int));
   int node = -1;
 
   if (!units)
@@ -1408,11 +1423,54 @@ vfd_host_select_units(VfdHost *host, guint n, GArray **ret_bdfs, int *ret_numa_n
   }
   for (guint i = 0; i < units->len && picked->len < n; i++) {
     Unit *u = &g_array_index(units, Unit, i);
-    if (node < 0 || u->numa == node)
+    if (node < 0 || u->numa == node) {
       g_array_append_val(picked, u->bdf);
+      g_array_append_val(groups, u->group);
+    }
   }
   if (ret_numa_node)
     *ret_numa_node = node;
   *ret_bdfs = g_steal_pointer(&picked);
+  if (ret_groups)
+    *ret_groups = g_steal_pointer(&groups);
   return TRUE;
+}
+
+gboolean
+vfd_host_select_units(VfdHost *host, guint n, GArray **ret_bdfs, int *ret_numa_node, GError **error)
+{
+  gboolean ok;
+
+  g_mutex_lock(&host->reserve_lock);
+  ok = select_units(host, host->reserved, n, ret_bdfs, NULL, ret_numa_node, error);
+  g_mutex_unlock(&host->reserve_lock);
+  return ok;
+}
+
+gboolean
+vfd_host_reserve_units(VfdHost *host, guint n, GArray **ret_bdfs, GArray **ret_groups, int *ret_numa_node,
+                       GError **error)
+{
+  g_autoptr(GArray) groups = NULL;
+  gboolean ok;
+
+  g_mutex_lock(&host->reserve_lock);
+  ok = select_units(host, host->reserved, n, ret_bdfs, &groups, ret_numa_node, error);
+  for (guint i = 0; ok && i < groups->len; i++)
+    g_hash_table_add(host->reserved, GINT_TO_POINTER(g_array_index(groups, int, i)));
+  g_mutex_unlock(&host->reserve_lock);
+  if (ok)
+    *ret_groups = g_steal_pointer(&groups);
+  return ok;
+}
+
+void
+vfd_host_unreserve_units(VfdHost *host, GArray *groups)
+{
+  if (!groups)
+    return;
+  g_mutex_lock(&host->reserve_lock);
+  for (guint i = 0; i < groups->len; i++)
+    g_hash_table_remove(host->reserved, GINT_TO_POINTER(g_array_index(groups, int, i)));
+  g_mutex_unlock(&host->reserve_lock);
 }

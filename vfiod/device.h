@@ -176,6 +176,20 @@ gboolean vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner
  * many are). Changes nothing. */
 gboolean vfd_host_select_units(VfdHost *host, guint n, GArray **ret_bdfs, int *ret_numa_node, GError **error);
 
+/* vfd_host_select_units() for a create that binds what it picks: the pick
+ * and the reservation of the picked units' IOMMU groups (*@ret_groups,
+ * GArray of int) are one step, so that concurrent creates never pick the
+ * same unit (units reserved by another create are not free: not picked, not
+ * counted by vfd_host_count_free_units()). The caller binds them, then
+ * hands *@ret_groups to vfd_host_unreserve_units(), whether the binds
+ * succeeded or not (a bound group is not free anyway). */
+gboolean vfd_host_reserve_units(VfdHost *host, guint n, GArray **ret_bdfs, GArray **ret_groups, int *ret_numa_node,
+                                GError **error);
+
+/* Ends the reservation of @groups (from vfd_host_reserve_units(); NULL:
+ * nothing). */
+void vfd_host_unreserve_units(VfdHost *host, GArray *groups);
+
 /* How many such units are free now; -1 with @error when enumeration fails. */
 int vfd_host_count_free_units(VfdHost *host, GError **error);
 

@@ -1565,6 +1565,7 @@ create_work(Op *op, GError **error)
   g_autoptr(GArray) passed = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
   g_autoptr(VfdGroupLock) lock = NULL;
   g_autofree char *qmp = g_build_filename(s->qemu_dir, "qmp.sock", NULL);
+  g_autoptr(GArray) reserved = NULL; /* IOMMU groups picked for "any N", until bound */
   int qemu_log = -1;
   guint bound = 0;
 
@@ -1583,7 +1584,9 @@ create_work(Op *op, GError **error)
   if (op->gpus > 0) {
     g_autoptr(GArray) picked = NULL;
     int node = -1;
-    if (!vfd_host_select_units(m->host, op->gpus, &picked, &node, error))
+    /* Picked and reserved in one step: a concurrent create picks others
+     * (issue 14, defect 2); the reservation ends once they are bound. */
+    if (!vfd_host_reserve_units(m->host, op->gpus, &picked, &reserved, &node, error))
       goto rollback;
     g_array_append_vals(op->requested, picked->data, picked->len);
     s->numa_node = node;
@@ -1610,6 +1613,8 @@ create_work(Op *op, GError **error)
     bound++;
     g_array_append_vals(passed, members->data, members->len);
   }
+  vfd_host_unreserve_units(m->host, reserved);
+  g_clear_pointer(&reserved, g_array_unref);
   g_array_sort(passed, vfd_bdf_compare);
   g_array_append_vals(s->devices, passed->data, passed->len);
   /* One NUMA node for all passed functions: bind guest RAM and vCPUs to it. */
@@ -1756,6 +1761,7 @@ rollback:
   /* Reverse order: QEMU did not start; drop the sandbox record, release the
    * groups bound so far (the sandbox owns exactly those), then the
    * directory. The first error is the one reported. */
+  vfd_host_unreserve_units(m->host, reserved);
   vfd_host_lock_journal(m->host);
   if (vfd_journal_lookup_sandbox(vfd_host_journal(m->host), s->id)) {
     g_autoptr(GError) jerror = NULL;

@@ -1,0 +1,106 @@
+#!/bin/bash
+# integration suite: concurrent "any N" creates (issue 14, defect 2). vfiod
+# on a fake kernel (tests/crash/vfiod-fake on a tree made by fake-tree: two
+# NVIDIA GPU groups, 12 and 13), the stand-in QEMU; each round two
+# `vfioctl sandbox create --gpus 1` at once:
+#  - both succeed (before the fix the loser often got Busy: both picked the
+#    lowest unit before either bound it), with different IOMMU groups;
+#  - a third at the same time as those two is refused (Busy, "free"), and
+#    the others still get one group each;
+#  - after the deletes both groups are back, nothing left.
+# Usage: gpus-concurrent.sh BUILD_DIR SOURCE_DIR. Exit 77 when not root.
+set -u
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+itest_init gpus-concurrent "$@"
+fake_tree=$build/tests/integration/fake-tree
+vfiod_fake=$build/tests/crash/vfiod-fake
+for f in "$fake_tree" "$vfiod_fake"; do
+  [ -x "$f" ] || { nok "$f missing (build it)"; exit 1; }
+done
+
+d=$work/f
+mkdir -p "$d"
+"$fake_tree" "$d/fake" > "$d/roots" || { nok "fake-tree"; exit 1; }
+cp "$src/tests/crash/fake-qemu.sh" "$d/fake-qemu" && chmod 0755 "$d/fake-qemu"
+echo k > "$work/vmlinuz" && echo i > "$work/initrd"
+cat > "$d/vfiod.conf" << CONF
+# gpus-concurrent.sh (TEST ONLY): vfiod-fake, stand-in QEMU (which records
+# its pid in this test's dir: root, said explicitly)
+[daemon]
+state_dir=$d/state
+runtime_dir=$d/run
+allowed_group=
+[qemu]
+binary=$d/fake-qemu
+user=root
+accel=tcg
+stop_timeout=2
+kernel=$work/vmlinuz
+initrd=$work/initrd
+[network]
+enabled=false
+[testing]
+$(cat "$d/roots")
+CONF
+vfiod_real=$vfiod
+vfiod=$vfiod_fake
+start_vfiod "$d" VFIOD_FAKE_QEMU_PIDS="$d/qemu.pids" || exit 1
+vfiod=$vfiod_real
+groups_of() { python3 -c 'import json,sys
+j = json.load(open(sys.argv[1]))
+print(",".join(j.get("devices", [])))' "$1" 2> /dev/null; }
+id_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$1" 2> /dev/null; }
+
+rounds=6 both=0
+for r in $(seq "$rounds"); do
+  ctl sandbox create --gpus 1 --json > "$work/a.json" 2> "$work/a.err" &
+  pa=$!
+  ctl sandbox create --gpus 1 --json > "$work/b.json" 2> "$work/b.err" &
+  pb=$!
+  wait "$pa"; ra=$?
+  wait "$pb"; rb=$?
+  da=$(groups_of "$work/a.json") db=$(groups_of "$work/b.json")
+  if [ "$ra" = 0 ] && [ "$rb" = 0 ] && [ -n "$da" ] && [ -n "$db" ] && [ "${da%%,*}" != "${db%%,*}" ]; then
+    both=$((both + 1))
+  else
+    note "round $r: exits $ra/$rb, devices '$da' / '$db': $(cat "$work/a.err" "$work/b.err" | tr '\n' ' ')"
+  fi
+  for f in a b; do
+    id=$(id_of "$work/$f.json")
+    [ -z "$id" ] || ctl sandbox delete "$id" > /dev/null 2>&1
+  done
+done
+[ "$both" = "$rounds" ] && ok "$rounds rounds of two concurrent 'sandbox create --gpus 1': both created every time, on different IOMMU groups" ||
+  nok "two concurrent --gpus 1 creates: both got a group in $both of $rounds rounds"
+
+# Three at once for two units: two succeed on different groups, one is Busy.
+pids=()
+for f in a b c; do
+  ctl sandbox create --gpus 1 --json > "$work/$f.json" 2> "$work/$f.err" &
+  pids+=($!)
+done
+wait "${pids[@]}"
+okn=0 busy=0 firsts=''
+for f in a b c; do
+  if [ -n "$(id_of "$work/$f.json")" ]; then
+    okn=$((okn + 1)) firsts="$firsts $(groups_of "$work/$f.json" | cut -d, -f1)"
+  elif grep -q "free" "$work/$f.err"; then
+    busy=$((busy + 1))
+  fi
+done
+[ "$okn" = 2 ] && [ "$busy" = 1 ] && [ "$(echo "$firsts" | tr ' ' '\n' | sort -u | grep -c .)" = 2 ] &&
+  ok "three at once for two units: two created (devices$firsts), one refused: $(cat "$work"/[abc].err | tr '\n' ' ')" ||
+  nok "three at once: $okn created ($firsts), $busy refused as busy: $(cat "$work"/[abc].err | tr '\n' ' ')"
+for f in a b c; do
+  id=$(id_of "$work/$f.json")
+  [ -z "$id" ] || ctl sandbox delete "$id" > /dev/null 2>&1
+done
+left=$(ctl sandbox list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>&1)
+drv=$(for b in 0000:01:00.0 0000:02:00.0; do l=$(readlink "$d/fake/sys/bus/pci/devices/$b/driver" 2> /dev/null); echo "$b:${l##*/}"; done | tr '\n' ' ')
+[ "$left" = 0 ] && [ "$(journal_counts "$d")" = "0 0" ] && [[ $drv != *vfio-pci* ]] &&
+  ok "after the deletes: no sandbox, empty journal, both GPUs off vfio-pci ($drv)" ||
+  nok "after the deletes: $left sandboxes, journal $(journal_counts "$d"), drivers $drv"
+for p in $(cat "$d/qemu.pids" 2> /dev/null); do kill -9 "$p" 2> /dev/null; done
+stop_vfiod "end"
+itest_finish
