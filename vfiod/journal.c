@@ -303,7 +303,7 @@ parse_sandbox(JsonObject *so, VfdJournalSandbox *s, GError **error)
 {
   JsonArray *sdevs = get_array(so, "devices");
   JsonNode *nat;
-  gint64 start_time, cid, owner_uid, qemu_uid;
+  gint64 start_time, cid, owner_uid, qemu_uid, memory_mib, vcpus, numa_node;
   const char *who = NULL;
   g_autoptr(GStrvBuilder) b = g_strv_builder_new();
 
@@ -328,6 +328,14 @@ parse_sandbox(JsonObject *so, VfdJournalSandbox *s, GError **error)
     return BAD("owner_uid", "is not a uid");
   if (!get_int(so, "qemu_uid", FALSE, 0, G_MAXUINT32 - 1, &qemu_uid))
     return BAD("qemu_uid", "is not a uid");
+  if (!get_int(so, "memory_mib", FALSE, 0, 1024 * 1024, &memory_mib))
+    return BAD("memory_mib", "is not a size in MiB (0 to 1048576)");
+  if (!get_int(so, "vcpus", FALSE, 0, 255, &vcpus))
+    return BAD("vcpus", "is not a vCPU count (0 to 255)");
+  if (!get_int(so, "numa_node", FALSE, -1, 1023, &numa_node))
+    return BAD("numa_node", "is not a NUMA node (-1 to 1023)");
+  if (!json_object_has_member(so, "numa_node"))
+    numa_node = -1;
   if (!get_string(so, "subnet", NULL, (const char **) &s->subnet) ||
       (s->subnet && vfd_subnet_parse(s->subnet, &(VfdSubnet){ 0 }) < 0))
     return BAD("subnet", "is not an IPv4 subnet a.b.c.d/prefix (prefix 1 to 30, host bits 0)");
@@ -354,6 +362,9 @@ parse_sandbox(JsonObject *so, VfdJournalSandbox *s, GError **error)
   s->cid = (guint32) cid;
   s->owner_uid = (guint32) owner_uid;
   s->qemu_uid = (guint32) qemu_uid;
+  s->memory_mib = (guint32) memory_mib;
+  s->vcpus = (guint32) vcpus;
+  s->numa_node = (int) numa_node;
   s->nat = nat ? json_node_get_boolean(nat) : FALSE;
   s->devices = g_strv_builder_end(b);
   return TRUE;
@@ -563,6 +574,18 @@ build_document(VfdJournal *j)
     if (s->qemu_uid) {
       json_builder_set_member_name(b, "qemu_uid");
       json_builder_add_int_value(b, s->qemu_uid);
+    }
+    if (s->memory_mib) {
+      json_builder_set_member_name(b, "memory_mib");
+      json_builder_add_int_value(b, s->memory_mib);
+    }
+    if (s->vcpus) {
+      json_builder_set_member_name(b, "vcpus");
+      json_builder_add_int_value(b, s->vcpus);
+    }
+    if (s->numa_node >= 0) {
+      json_builder_set_member_name(b, "numa_node");
+      json_builder_add_int_value(b, s->numa_node);
     }
     json_builder_end_object(b);
   }

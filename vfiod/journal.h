@@ -66,6 +66,9 @@ typedef struct {
   gboolean nat; /* egress NAT through [network] nat_uplink */
   guint32 owner_uid; /* uid of the API client that created it; 0: root (also older records) */
   guint32 qemu_uid;  /* uid its QEMU runs as ([qemu] user / uid_range); 0: root */
+  guint32 memory_mib; /* guest RAM, MiB; 0: not recorded (older records) */
+  guint32 vcpus;      /* 0: not recorded */
+  int numa_node;      /* host node its RAM and devices are bound to; -1: none (also when absent) */
 } VfdJournalSandbox;
 
 typedef struct VfdJournal VfdJournal;

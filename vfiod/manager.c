@@ -470,6 +470,9 @@ journal_sandbox(VfdManager *m, Sandbox *s, GError **error)
   js.start_time = start;
   js.qemu_uid = s->qemu_uid;
   js.owner_uid = s->owner_uid;
+  js.memory_mib = s->memory_mib;
+  js.vcpus = s->vcpus;
+  js.numa_node = s->numa_node;
   vfd_host_lock_journal(m->host);
   vfd_journal_put_sandbox(vfd_host_journal(m->host), &js);
   ok = vfd_journal_commit(vfd_host_journal(m->host), error);
@@ -2180,6 +2183,9 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
     s->serial_log = g_build_filename(s->dir, "serial.log", NULL);
     s->pid = js->pid;
     s->owner_uid = js->owner_uid;
+    s->memory_mib = js->memory_mib;
+    s->vcpus = js->vcpus;
+    s->numa_node = js->numa_node;
     g_free(s->qemu_dir);
     s->qemu_dir = g_build_filename(s->dir, "qemu", NULL);
     s->qemu_uid = js->qemu_uid;

@@ -55,13 +55,13 @@ start() {
   for _ in $(seq 100); do "$vfioctl" "${S[@]}" list >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "# vfiod did not start:"; sed 's/^/#   /' "$work/vfiod.log"; return 1
 }
-create() { "$vfioctl" "${S[@]}" sandbox create --kernel "$work/kernel" --initrd "$work/initrd" --json |
+create() { "$vfioctl" "${S[@]}" sandbox create --kernel "$work/kernel" --initrd "$work/initrd" --json "$@" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 taps() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep '^vfd' | sort | tr '\n' ' '; }
 table() { nft list table inet vfiod 2>/dev/null; }
 
 start || exit 1
-a=$(create) b=$(create)
+a=$(create --memory 256 --vcpus 2) b=$(create)
 ta=vfd${a#sb-} tb=vfd${b#sb-}
 [ "$(taps)" = "$(printf '%s\n' "$ta" "$tb" | sort | tr '\n' ' ')" ] && ok "1: two sandboxes, two TAPs ($(taps))" || nok "1: TAPs: got '$(taps)', want $ta $tb"
 addr_a=$(ip -o -4 addr show "$ta" | awk '{print $4}')
@@ -73,6 +73,10 @@ kill -9 "$vp"; wait "$vp" 2>/dev/null
 start || exit 1
 "$vfioctl" "${S[@]}" sandbox list --json | python3 -c 'import json,sys; l=json.load(sys.stdin); sys.exit(0 if len(l)==2 and all(x["state"]=="running" for x in l) else 1)' &&
   ok "2: after SIGKILL + restart both sandboxes are adopted and running" || nok "2: sandboxes not adopted"
+got=$("$vfioctl" "${S[@]}" sandbox list --json | python3 -c 'import json,sys
+print(" ".join("%s:%s:%s" % (x["id"], x.get("memory_mib"), x.get("vcpus")) for x in json.load(sys.stdin)))')
+[[ " $got " == *" $a:256:2 "* && " $got " == *" $b:512:1 "* ]] &&
+  ok "2: adopted sandboxes keep what GetSandbox reports (memory, vCPUs): $got" || nok "2: after the restart: $got (want $a:256:2, $b:512:1)"
 [ "$(taps)" = "$(printf '%s\n' "$ta" "$tb" | sort | tr '\n' ' ')" ] && ok "2: TAPs kept" || nok "2: TAPs now '$(taps)'"
 table | grep -q "\"$ta\"" && table | grep -q "\"$tb\"" && ok "2: rules kept" || nok "2: rules lost"
 

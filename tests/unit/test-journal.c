@@ -53,7 +53,8 @@ test_round_trip(void **state)
                             .original_driver = "nvidia", .original_override = "nv\x01\t\n\"\\/\x7f\xc3\xa9\xf0\x9f\x98\x80" };
     VfdJournalSandbox s = { .id = "sb-1a2b3c4d", .pid = 4242, .start_time = 123456789, .devices = devs,
                             .dir = "/run/vfiod/sandboxes/sb-1a2b3c4d", .subnet = "10.0.128.4/30",
-                            .tap = "vfd1a2b3c4d", .mac = "02:00:0a:00:80:06", .cid = 7, .nat = TRUE };
+                            .tap = "vfd1a2b3c4d", .mac = "02:00:0a:00:80:06", .cid = 7, .nat = TRUE,
+                            .memory_mib = 4096, .vcpus = 8, .numa_node = 1 };
     assert_non_null(j);
     assert_int_equal(vfd_journal_devices(j)->len, 0);
     vfd_journal_put(j, &d1);
@@ -86,6 +87,10 @@ test_round_trip(void **state)
     assert_non_null(s);
     assert_int_equal(s->pid, 4242);
     assert_int_equal(s->start_time, 123456789);
+    /* what GetSandbox reports survives a restart (issue 14) */
+    assert_int_equal(s->memory_mib, 4096);
+    assert_int_equal(s->vcpus, 8);
+    assert_int_equal(s->numa_node, 1);
     assert_int_equal(g_strv_length(s->devices), 2);
     assert_string_equal(s->dir, "/run/vfiod/sandboxes/sb-1a2b3c4d");
     assert_string_equal(s->subnet, "10.0.128.4/30");
