@@ -165,6 +165,66 @@ refuse_call(ApiConn *c, GDBusConnection *conn, GDBusMessage *msg, const GError *
   }
 }
 
+/* The few calls of the message bus's own interface that bus clients make
+ * before anything else (gdbus call --address, busctl --address, bus-only
+ * client libraries): vfiod's socket is a peer-to-peer connection, so it
+ * answers them itself, as the bus would for a bus with two peers, vfiod
+ * (VFD_API_PEER_NAME, also owning "org.vfiod") and the client (its
+ * Hello name). Signals go to every client, so AddMatch and RemoveMatch only
+ * say yes. Any other call to org.freedesktop.DBus gets UnknownMethod.
+ * Returns the reply (a new message), or NULL when @msg is not for the bus. */
+#define VFD_API_PEER_NAME ":1.0"
+static GDBusMessage *
+bus_call_reply(ApiConn *c, GDBusMessage *msg)
+{
+  const char *iface = g_dbus_message_get_interface(msg);
+  const char *member = g_dbus_message_get_member(msg);
+  const char *dest = g_dbus_message_get_destination(msg);
+  GVariant *body = g_dbus_message_get_body(msg);
+  const char *name = NULL;
+
+  if (g_strcmp0(iface, "org.freedesktop.DBus") != 0 ||
+      (dest && g_strcmp0(dest, "org.freedesktop.DBus") != 0) || !member)
+    return NULL;
+  if (body && g_variant_is_of_type(body, G_VARIANT_TYPE("(s)")))
+    g_variant_get(body, "(&s)", &name);
+  if (g_str_equal(member, "Hello")) {
+    g_autofree char *unique = g_strdup_printf(":1.%d", c->fd + 1);
+    GDBusMessage *r = g_dbus_message_new_method_reply(msg);
+    g_dbus_message_set_body(r, g_variant_new("(s)", unique));
+    return r;
+  }
+  if (g_str_equal(member, "AddMatch") || g_str_equal(member, "RemoveMatch"))
+    return g_dbus_message_new_method_reply(msg);
+  if (name && (g_str_equal(member, "GetNameOwner") || g_str_equal(member, "NameHasOwner") ||
+               g_str_equal(member, "GetConnectionUnixUser") || g_str_equal(member, "GetConnectionUnixProcessID"))) {
+    gboolean ours = g_str_equal(name, "org.vfiod") || g_str_equal(name, VFD_API_PEER_NAME) ||
+                    g_str_equal(name, "org.freedesktop.DBus");
+    GDBusMessage *r;
+    if (g_str_equal(member, "NameHasOwner")) {
+      r = g_dbus_message_new_method_reply(msg);
+      g_dbus_message_set_body(r, g_variant_new("(b)", ours));
+      return r;
+    }
+    if (!ours)
+      return g_dbus_message_new_method_error(msg, "org.freedesktop.DBus.Error.NameHasNoOwner",
+                                             "no name '%s' on this peer-to-peer socket (only org.vfiod)", name);
+    r = g_dbus_message_new_method_reply(msg);
+    if (g_str_equal(member, "GetNameOwner"))
+      g_dbus_message_set_body(r, g_variant_new("(s)", VFD_API_PEER_NAME));
+    else if (g_str_equal(member, "GetConnectionUnixUser"))
+      g_dbus_message_set_body(r, g_variant_new("(u)", (guint32) geteuid()));
+    else
+      g_dbus_message_set_body(r, g_variant_new("(u)", (guint32) getpid()));
+    return r;
+  }
+  return g_dbus_message_new_method_error(msg, "org.freedesktop.DBus.Error.UnknownMethod",
+                                         "org.freedesktop.DBus.%s is not served on vfiod's peer-to-peer socket "
+                                         "(Hello, AddMatch, RemoveMatch, GetNameOwner, NameHasOwner, "
+                                         "GetConnectionUnixUser and GetConnectionUnixProcessID are)",
+                                         member);
+}
+
 /* GDBus worker thread, for every message in and out of @conn. */
 static GDBusMessage *
 on_filter(GDBusConnection *conn, GDBusMessage *msg, gboolean incoming, gpointer data)
@@ -181,6 +241,16 @@ on_filter(GDBusConnection *conn, GDBusMessage *msg, gboolean incoming, gpointer 
       do
         old = g_atomic_int_get(&c->pending);
       while (old > 0 && !g_atomic_int_compare_and_exchange(&c->pending, old, old - 1));
+    }
+    if (type == G_DBUS_MESSAGE_TYPE_SIGNAL && !g_dbus_message_get_sender(msg)) {
+      /* Bus clients (gdbus monitor, a subscription with a sender) match
+       * signals by their sender: say it is vfiod's name (bus_call_reply()). */
+      GDBusMessage *copy = g_dbus_message_copy(msg, NULL);
+      if (copy) {
+        g_dbus_message_set_sender(copy, VFD_API_PEER_NAME);
+        g_object_unref(msg);
+        return copy;
+      }
     }
     return msg;
   }
@@ -213,6 +283,17 @@ on_filter(GDBusConnection *conn, GDBusMessage *msg, gboolean incoming, gpointer 
     if (g_error_matches(error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED))
       vfd_heap_trim_later();
     return NULL;
+  }
+  {
+    g_autoptr(GDBusMessage) bus_reply = bus_call_reply(c, msg);
+    if (bus_reply) {
+      if (wants_reply) {
+        g_atomic_int_inc(&c->pending); /* the reply counts down */
+        g_dbus_connection_send_message(conn, bus_reply, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+      }
+      g_object_unref(msg);
+      return NULL;
+    }
   }
   if (wants_reply)
     g_atomic_int_inc(&c->pending);
