@@ -8,7 +8,7 @@ unit=$1 vfiod=$2 sysusers=${3:-}
 command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze missing (apt-get install systemd)"; exit 77; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-sed "s|^ExecStart=[^ ]*|ExecStart=$vfiod|" "$unit" > "$dir/vfiod.service"
+sed -e "s|^ExecStart=[^ ]*|ExecStart=$vfiod|" -e "s|^ExecStartPre=[^ ]*|ExecStartPre=$vfiod|" "$unit" > "$dir/vfiod.service"
 grep -q '^Type=notify' "$dir/vfiod.service" || { echo "not ok - Type=notify missing"; exit 1; }
 for off in ProtectKernelTunables ProtectKernelModules PrivateDevices; do
   if grep -q "^$off=yes" "$dir/vfiod.service"; then echo "not ok - $off=yes would break VFIO"; exit 1; fi
