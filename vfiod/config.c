@@ -24,6 +24,7 @@ vfd_config_free(VfdConfig *c)
   g_free(c->qemu_accel);
   g_free(c->qemu_kernel);
   g_free(c->qemu_user);
+  g_free(c->metrics_file);
   g_free(c->qemu_initrd);
   g_free(c->sys_root);
   g_free(c->dev_root);
@@ -49,7 +50,7 @@ systemd_dir(const char *env)
 }
 
 static const char *const known_keys[] = {
-  "daemon/state_dir", "daemon/runtime_dir", "daemon/allowed_group",
+  "daemon/state_dir", "daemon/runtime_dir", "daemon/allowed_group", "daemon/metrics_file",
   "daemon/max_connections", "daemon/max_connections_per_uid", "daemon/auth_timeout",
   "devices/ids", "devices/classes",
   "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
@@ -197,6 +198,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   if (!c->runtime_dir)
     c->runtime_dir = g_strdup("/run/vfiod");
   c->allowed_group = g_strdup("vfiod");
+  c->metrics_file = g_strdup("");
   c->api_max_connections = VFD_API_MAX_CONNECTIONS_DEFAULT;
   c->api_max_connections_per_uid = VFD_API_MAX_CONNECTIONS_PER_UID_DEFAULT;
   c->api_auth_timeout_s = VFD_API_AUTH_TIMEOUT_DEFAULT;
@@ -229,6 +231,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "daemon", "state_dir", &c->state_dir);
     take_string(kf, "daemon", "runtime_dir", &c->runtime_dir);
     take_string(kf, "daemon", "allowed_group", &c->allowed_group);
+    take_string(kf, "daemon", "metrics_file", &c->metrics_file);
     take_string(kf, "devices", "ids", &c->ids);
     take_string(kf, "devices", "classes", &c->classes);
     take_string(kf, "qemu", "binary", &c->qemu_binary);
@@ -340,6 +343,11 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
       !check_dir("[testing] dev_root", c->dev_root, error) ||
       !check_dir("[testing] proc_root", c->proc_root, error))
     return NULL;
+  if (*c->metrics_file && !g_path_is_absolute(c->metrics_file)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "config key [daemon] metrics_file must be an absolute path, got '%s'", c->metrics_file);
+    return NULL;
+  }
   if (!g_str_equal(c->qemu_accel, "kvm") && !g_str_equal(c->qemu_accel, "tcg")) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
                 "config key [qemu] accel must be 'kvm' or 'tcg', got '%s'", c->qemu_accel);

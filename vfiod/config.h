@@ -14,6 +14,7 @@ typedef struct {
   char *state_dir;     /* [daemon] state_dir, default /var/lib/vfiod: journal */
   char *runtime_dir;   /* [daemon] runtime_dir, default /run/vfiod: vfiod.sock, sandboxes/ */
   char *allowed_group; /* [daemon] allowed_group, default "vfiod"; "" = root only */
+  char *metrics_file;  /* [daemon] metrics_file: node_exporter textfile written every 5 s; "" (default): none */
   guint api_max_connections;         /* [daemon] max_connections: API connections in total (authenticating or
                                       * open), default 64; root gets VFD_API_ROOT_RESERVED more */
   guint api_max_connections_per_uid; /* [daemon] max_connections_per_uid: per member uid (root has no such

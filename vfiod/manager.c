@@ -23,6 +23,7 @@
 #include "caller.h"
 #include "error.h"
 #include "failpoint.h"
+#include "metrics.h"
 #include "firewall.h"
 #include "guest-cmdline.h"
 #include "netpool.h"
@@ -112,7 +113,8 @@ struct VfdManager {
   uid_t qemu_uid;         /* [qemu] user's uid, 0: root (QEMU runs as root) */
   gid_t qemu_gid;         /* [qemu] user's group: every QEMU's gid */
   gid_t kvm_gid;          /* the kvm group (/dev/kvm) for QEMUs under KVM; (gid_t) -1: none */
-  guint serial_cap_timer; /* cuts console logs back ([qemu] serial_log_max) */
+  guint serial_cap_timer; /* cuts console logs back ([qemu] serial_log_max), writes [daemon] metrics_file */
+  VfdMetrics metrics;     /* operation counters (main loop); gauges are counted when written */
   GHashTable *qemu_uids;  /* uids of [qemu] uid_range sandboxes hold (GUINT_TO_POINTER) */
 };
 
@@ -328,6 +330,41 @@ sandbox_cap_serial(Sandbox *s, guint64 max)
             s->id, (guint64) st.st_size, max);
 }
 
+/* Writes [daemon] metrics_file (when set): the counters, and the devices
+ * and sandboxes counted now. A failure is logged, at most once per
+ * distinct message. */
+static void
+write_metrics(VfdManager *m)
+{
+  static char *last_error;
+  VfdMetrics now = m->metrics;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  GHashTableIter it;
+  Sandbox *s;
+  GPtrArray *devs;
+
+  if (!m->config->metrics_file || !*m->config->metrics_file)
+    return;
+  vfd_host_lock_journal(m->host);
+  devs = vfd_journal_devices(vfd_host_journal(m->host));
+  for (guint i = 0; i < devs->len; i++) {
+    VfdJournalDevice *d = g_ptr_array_index(devs, i);
+    if (d->state <= VFD_DEVICE_STATE_STUCK)
+      now.devices[d->state]++;
+  }
+  vfd_host_unlock_journal(m->host);
+  g_hash_table_iter_init(&it, m->sandboxes);
+  while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s))
+    now.sandboxes[s->state]++;
+  text = vfd_metrics_format(&now);
+  if (!vfd_metrics_write(m->config->metrics_file, text, &error) && g_strcmp0(last_error, error->message) != 0) {
+    g_warning("[daemon] metrics_file: %s", error->message);
+    g_free(last_error);
+    last_error = g_strdup(error->message);
+  }
+}
+
 static gboolean
 on_serial_cap_timer(gpointer data)
 {
@@ -338,6 +375,7 @@ on_serial_cap_timer(gpointer data)
   g_hash_table_iter_init(&it, m->sandboxes);
   while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s))
     sandbox_cap_serial(s, m->config->qemu_serial_log_max);
+  write_metrics(m);
   return G_SOURCE_CONTINUE;
 }
 
@@ -569,6 +607,7 @@ struct Op {
   int disk_fd;
   GArray *requested; /* VfdBdf */
   VfdBindFlags flags;
+  gint64 started_us; /* monotonic, when the op was made: for the metrics */
   guint gpus;   /* create: pick this many units */
   char *disk;   /* create: root disk image */
   char *cmd;    /* create: workload */
@@ -617,6 +656,7 @@ op_new(VfdManager *m, GDBusMethodInvocation *inv, OpWork work, OpDone done)
   op->work = work;
   op->done = done;
   op->group = -1;
+  op->started_us = g_get_monotonic_time();
   op->kernel_fd = op->initrd_fd = op->disk_fd = -1;
   return op;
 }
@@ -1204,12 +1244,19 @@ bind_work(Op *op, GError **error)
                                 error);
 }
 
+static double
+op_seconds(Op *op)
+{
+  return (double) (g_get_monotonic_time() - op->started_us) / G_USEC_PER_SEC;
+}
+
 static void
 bind_done(Op *op, GError *error)
 {
   g_auto(GStrv) names = NULL;
   char b[VFD_BDF_STRLEN];
 
+  vfd_metric_op_add(&op->m->metrics.bind, !error, op_seconds(op));
   if (error) {
     return_error(g_steal_pointer(&op->inv), error);
     return;
@@ -1291,6 +1338,7 @@ release_done(Op *op, GError *error)
   g_auto(GStrv) names = NULL;
   char b[VFD_BDF_STRLEN];
 
+  vfd_metric_op_add(&op->m->metrics.release, !error, op_seconds(op));
   if (error) {
     return_error(g_steal_pointer(&op->inv), error);
     return;
@@ -1797,6 +1845,7 @@ create_done(Op *op, GError *error)
   VfdManager *m = op->m;
   Sandbox *s = g_steal_pointer(&op->sandbox);
 
+  vfd_metric_op_add(&m->metrics.create, !error, op_seconds(op));
   if (error) {
     sandbox_set_state(s, SANDBOX_FAILED);
     sandbox_free(s);
@@ -2622,6 +2671,7 @@ vfd_manager_start(VfdManager *m, GError **error)
   g_message("serving the API on %s", m->socket_path);
   start_report_listener(m);
   m->serial_cap_timer = g_timeout_add_seconds(5, on_serial_cap_timer, m);
+  write_metrics(m);
   return TRUE;
 }
 

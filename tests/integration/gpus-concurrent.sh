@@ -7,6 +7,8 @@
 #    lowest unit before either bound it), with different IOMMU groups;
 #  - a third at the same time as those two is refused (Busy, "free"), and
 #    the others still get one group each;
+#  - [daemon] metrics_file counts them while they run (2 sandboxes running,
+#    3 devices bound) and the creates done;
 #  - after the deletes both groups are back, nothing left.
 # Usage: gpus-concurrent.sh BUILD_DIR SOURCE_DIR. Exit 77 when not root.
 set -u
@@ -31,6 +33,7 @@ cat > "$d/vfiod.conf" << CONF
 state_dir=$d/state
 runtime_dir=$d/run
 allowed_group=
+metrics_file=$d/vfiod.prom
 [qemu]
 binary=$d/fake-qemu
 user=root
@@ -92,6 +95,15 @@ done
 [ "$okn" = 2 ] && [ "$busy" = 1 ] && [ "$(echo "$firsts" | tr ' ' '\n' | sort -u | grep -c .)" = 2 ] &&
   ok "three at once for two units: two created (devices$firsts), one refused: $(cat "$work"/[abc].err | tr '\n' ' ')" ||
   nok "three at once: $okn created ($firsts), $busy refused as busy: $(cat "$work"/[abc].err | tr '\n' ' ')"
+# the metrics file (written every 5 s) while the two run
+for _ in $(seq 120); do grep -q '^vfiod_create_total{result="failed"} 1$' "$d/vfiod.prom" 2> /dev/null && break; sleep 0.1; done
+m=$(cat "$d/vfiod.prom" 2> /dev/null)
+creates=$(sed -n 's/^vfiod_create_total{result="ok"} //p' <<< "$m")
+grep -q '^vfiod_sandboxes{state="running"} 2$' <<< "$m" && grep -q '^vfiod_devices{state="bound"} 3$' <<< "$m" &&
+  grep -q '^vfiod_create_total{result="failed"} 1$' <<< "$m" && [ "${creates:-0}" -eq $((rounds * 2 + 2)) ] &&
+  grep -q '^# TYPE vfiod_create_seconds summary$' <<< "$m" &&
+  ok "metrics_file: 2 running, 3 devices bound, $creates creates ok and 1 failed: $(grep -c '^vfiod_' <<< "$m") samples" ||
+  nok "metrics_file: $(grep -E '^vfiod_(sandboxes|devices|create_total)' <<< "$m" | tr '\n' ' ')"
 for f in a b c; do
   id=$(id_of "$work/$f.json")
   [ -z "$id" ] || ctl sandbox delete "$id" > /dev/null 2>&1
