@@ -9,7 +9,9 @@
 #  3. gdbus monitor --address ... --dest org.vfiod sees SandboxStateChanged
 #     (a create that fails at once: "creating", then "failed");
 #  4. other bus calls get a clear UnknownMethod; vfioctl (a peer client)
-#     still works.
+#     still works;
+#  5. the Python client of doc/clients.md (doc/examples/list-sandboxes.py,
+#     Gio) works.
 # Usage: bus-tools.sh BUILD_DIR SOURCE_DIR. Exit 77 when not root.
 set -u
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -59,5 +61,8 @@ out=$(timeout 20 busctl --address="$A" call org.freedesktop.DBus /org/freedeskto
   nok "4: ListNames: $out"
 out=$(ctl sandbox list --json 2>&1)
 [ "$(echo "$out" | tr -d ' \n')" = "[]" ] && ok "4: vfioctl still works: sandbox list $out" || nok "4: vfioctl sandbox list: $out"
+out=$(/usr/bin/python3 "$src/doc/examples/list-sandboxes.py" "$sock" 2>&1)
+[[ $out == "vfiod "*" devices" ]] && ok "5: the Python (Gio) client of doc/clients.md works: $out" ||
+  nok "5: doc/examples/list-sandboxes.py: $out"
 stop_vfiod "end"
 itest_finish
