@@ -48,3 +48,16 @@ vfd_fail_stage(const char *name, GError **error)
   g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "injected failure at %s (VFIOD_FAIL_STAGE)", name);
   return TRUE;
 }
+
+void
+vfd_pause_stage(const char *name)
+{
+  const char *v = g_getenv("VFIOD_PAUSE_STAGE");
+  const char *file = g_getenv("VFIOD_PAUSE_FILE");
+
+  if (!v || !file || g_strcmp0(v, name) != 0)
+    return;
+  g_message("TEST ONLY: paused at %s while %s exists (VFIOD_PAUSE_STAGE)", name, file);
+  for (int i = 0; i < 600 && g_file_test(file, G_FILE_TEST_EXISTS); i++)
+    g_usleep(50 * 1000);
+}

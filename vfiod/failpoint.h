@@ -16,3 +16,9 @@ void vfd_failpoint(const char *name);
  * creation so a test can check that a failure there leaves nothing behind. */
 #include <glib.h>
 gboolean vfd_fail_stage(const char *name, GError **error);
+
+/* Pauses for tests (TEST ONLY): when VFIOD_PAUSE_STAGE equals @name and
+ * VFIOD_PAUSE_FILE names a file, waits (on the calling worker thread) while
+ * that file exists, at most 30 s; so that a test can act while a create is
+ * half-way. Unset: returns at once. */
+void vfd_pause_stage(const char *name);

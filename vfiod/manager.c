@@ -116,6 +116,7 @@ struct VfdManager {
   guint serial_cap_timer; /* cuts console logs back ([qemu] serial_log_max), writes [daemon] metrics_file */
   VfdMetrics metrics;     /* operation counters (main loop); gauges are counted when written */
   GHashTable *qemu_uids;  /* uids of [qemu] uid_range sandboxes hold (GUINT_TO_POINTER) */
+  GHashTable *creating;   /* ids of sandboxes whose create is under way (main loop): live for reconcile */
 };
 
 /* Refuses device work while the journal is corrupt. */
@@ -1679,6 +1680,7 @@ create_work(Op *op, GError **error)
   }
   if (vfd_fail_stage("devices", error))
     goto rollback;
+  vfd_pause_stage("devices");
 
   /* Stage 3: network names and addresses. The sandbox is journaled then
    * (pid 0: starting), so that a crash from here on finds its devices, its
@@ -1846,6 +1848,7 @@ create_done(Op *op, GError *error)
   Sandbox *s = g_steal_pointer(&op->sandbox);
 
   vfd_metric_op_add(&m->metrics.create, !error, op_seconds(op));
+  g_hash_table_remove(m->creating, s->id);
   if (error) {
     sandbox_set_state(s, SANDBOX_FAILED);
     sandbox_free(s);
@@ -2009,6 +2012,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   op->cmd = g_strdup(cmd);
   op->args = g_strdupv((char **) args);
   op->env = env ? g_variant_ref(env) : NULL;
+  g_hash_table_add(m->creating, g_strdup(op->sandbox->id));
   sandbox_set_state(op->sandbox, SANDBOX_CREATING);
   op_run(op);
   return TRUE;
@@ -2336,6 +2340,11 @@ live_sandbox_ids(VfdManager *m)
   while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s))
     if (s->state != SANDBOX_STOPPED && s->state != SANDBOX_FAILED)
       g_hash_table_add(live, g_strdup(s->id));
+  /* A sandbox being created owns what it has bound so far (issue 14,
+   * defect 1: a reconcile then released the devices under its QEMU). */
+  g_hash_table_iter_init(&it, m->creating);
+  while (g_hash_table_iter_next(&it, (gpointer *) &s, NULL))
+    g_hash_table_add(live, g_strdup((const char *) s));
   return live;
 }
 
@@ -2793,6 +2802,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
 
   m->config = config;
   m->qemu_uids = g_hash_table_new(NULL, NULL);
+  m->creating = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   m->kvm_gid = (gid_t) -1;
   m->sandboxes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, sandbox_free);
   m->socket_path = g_build_filename(config->runtime_dir, VFD_SOCKET_NAME, NULL);
@@ -2910,6 +2920,7 @@ vfd_manager_free(VfdManager *m)
   g_clear_object(&m->observer);
   g_hash_table_unref(m->sandboxes);
   g_hash_table_unref(m->qemu_uids);
+  g_hash_table_unref(m->creating);
   if (m->serial_cap_timer)
     g_source_remove(m->serial_cap_timer);
   vfd_host_free(m->host);

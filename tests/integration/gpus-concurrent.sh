@@ -9,7 +9,9 @@
 #    the others still get one group each;
 #  - [daemon] metrics_file counts them while they run (2 sandboxes running,
 #    3 devices bound) and the creates done;
-#  - after the deletes both groups are back, nothing left.
+#  - after the deletes both groups are back, nothing left;
+#  - a reconcile while a create is paused after binding leaves its group
+#    alone, and the create then finishes (issue 14, defect 1).
 # Usage: gpus-concurrent.sh BUILD_DIR SOURCE_DIR. Exit 77 when not root.
 set -u
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -115,4 +117,45 @@ drv=$(for b in 0000:01:00.0 0000:02:00.0; do l=$(readlink "$d/fake/sys/bus/pci/d
   nok "after the deletes: $left sandboxes, journal $(journal_counts "$d"), drivers $drv"
 for p in $(cat "$d/qemu.pids" 2> /dev/null); do kill -9 "$p" 2> /dev/null; done
 stop_vfiod "end"
+
+# ---- a reconcile while a create is half-way (issue 14, defect 1) -----------
+# The create is paused right after binding its group (VFIOD_PAUSE_STAGE,
+# test only); a reconcile then must leave that group alone (before the fix
+# it restored it: a sandbox being created was not "live"), and the create
+# must finish with its devices on vfio-pci.
+d=$work/p
+mkdir -p "$d"
+"$fake_tree" "$d/fake" > "$d/roots" || { nok "fake-tree"; exit 1; }
+cp "$src/tests/crash/fake-qemu.sh" "$d/fake-qemu" && chmod 0755 "$d/fake-qemu"
+sed -e "s|$work/f/|$d/|g" -e "/^metrics_file=/d" "$work/f/vfiod.conf" > "$d/vfiod.conf"
+sed -i "/^sys_root=\|^dev_root=/d" "$d/vfiod.conf" && cat "$d/roots" >> "$d/vfiod.conf"
+touch "$d/pause"
+vfiod=$vfiod_fake
+start_vfiod "$d" VFIOD_FAKE_QEMU_PIDS="$d/qemu.pids" VFIOD_PAUSE_STAGE=devices VFIOD_PAUSE_FILE="$d/pause" || exit 1
+vfiod=$vfiod_real
+driver_of() { local l; l=$(readlink "$d/fake/sys/bus/pci/devices/$1/driver" 2> /dev/null); echo "${l##*/}"; }
+ctl sandbox create --gpus 1 --json > "$work/p.json" 2> "$work/p.err" &
+cpid=$!
+for _ in $(seq 200); do grep -q "paused at devices" "$vlog" && break; sleep 0.05; done
+before=$(driver_of 0000:01:00.0)
+# The reconcile is asked now (its view of live sandboxes taken now); it
+# waits for the group's lock, which the create holds until it is done.
+ctl reconcile > "$work/rec.out" 2>&1 &
+rpid=$!
+sleep 1
+rm -f "$d/pause"
+wait "$cpid"
+rc=$?
+wait "$rpid"
+rec=$(cat "$work/rec.out")
+after=$(driver_of 0000:01:00.0)
+[ "$before" = vfio-pci ] && [ "$after" = vfio-pci ] && ! grep -q "0000:01:00.0.*restored\|restored.*0000:01:00.0" <<< "$rec" &&
+  ok "reconcile asked while a create is half-way leaves its group on vfio-pci ($before -> $after): $(echo "$rec" | tr '\n' ' ' | cut -c1-200)" ||
+  nok "reconcile during a create: 0000:01:00.0 $before -> $after: $(echo "$rec" | tr '\n' ' ')"
+id=$(id_of "$work/p.json")
+[ "$rc" = 0 ] && [ -n "$id" ] && [ "$(driver_of 0000:01:00.0)" = vfio-pci ] &&
+  ok "the create then finishes: $id running with 0000:01:00.0 on vfio-pci" || nok "the create after the reconcile: exit $rc: $(cat "$work/p.err")"
+[ -z "$id" ] || ctl sandbox delete "$id" > /dev/null 2>&1
+for p in $(cat "$d/qemu.pids" 2> /dev/null); do kill -9 "$p" 2> /dev/null; done
+stop_vfiod "pause"
 itest_finish
