@@ -1544,28 +1544,50 @@ guest_file_fd(Sandbox *s, const char *what, int fd, GError **error)
   return mfd;
 }
 
+/* A kernel or initramfs of the config ([qemu] kernel/initrd): trusted, so
+ * opened with vfiod's rights and through symbolic links (a "current" link
+ * to the image built last is common); a regular file, not blocking on a
+ * FIFO. -1 with @error. */
+static int
+open_config_file(const char *what, const char *path, GError **error)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  struct stat st;
+
+  if (fd < 0) {
+    int e = errno;
+    g_set_error(error, VFD_ERROR, e == ENOENT ? VFD_ERROR_NOT_FOUND : VFD_ERROR_FAILED, "%s '%s': %s", what, path,
+                g_strerror(e));
+    return -1;
+  }
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, 0) < 0) {
+    close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' is not a regular file", what, path);
+    return -1;
+  }
+  return fd;
+}
+
 /* Stage 0 of a create (worker), before anything changes: the kernel,
  * initramfs and disk, opened once. Files the client named are opened with
  * the client's rights (vfd_caller_open(): no symbolic link, a regular file,
  * as the client could open it), [qemu] kernel/initrd (the trusted config)
- * with vfiod's. QEMU gets the fds, never the paths. */
+ * with vfiod's (open_config_file()). QEMU gets the fds, never the paths. */
 static gboolean
 open_guest_files(Op *op, GError **error)
 {
-  VfdCaller root;
   int fd;
 
-  vfd_caller_init_root(&root);
   if (op->kernel_from_client)
     fd = vfd_caller_open(&op->caller, "kernel", op->kernel, O_RDONLY, 5000, error);
   else
-    fd = vfd_caller_open(&root, "[qemu] kernel", op->kernel, O_RDONLY, 5000, error);
+    fd = open_config_file("[qemu] kernel", op->kernel, error);
   if (fd < 0 || (op->kernel_fd = guest_file_fd(op->sandbox, "kernel", fd, error)) < 0)
     return FALSE;
   if (op->initrd_from_client)
     fd = vfd_caller_open(&op->caller, "initrd", op->initrd, O_RDONLY, 5000, error);
   else
-    fd = vfd_caller_open(&root, "[qemu] initrd", op->initrd, O_RDONLY, 5000, error);
+    fd = open_config_file("[qemu] initrd", op->initrd, error);
   if (fd < 0 || (op->initrd_fd = guest_file_fd(op->sandbox, "initrd", fd, error)) < 0)
     return FALSE;
   if (op->disk && (op->disk_fd = vfd_caller_open(&op->caller, "disk", op->disk, O_RDWR, 5000, error)) < 0)

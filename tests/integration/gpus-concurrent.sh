@@ -28,6 +28,9 @@ mkdir -p "$d"
 "$fake_tree" "$d/fake" > "$d/roots" || { nok "fake-tree"; exit 1; }
 cp "$src/tests/crash/fake-qemu.sh" "$d/fake-qemu" && chmod 0755 "$d/fake-qemu"
 echo k > "$work/vmlinuz" && echo i > "$work/initrd"
+# [qemu] kernel through a symbolic link: the config is trusted, its paths may
+# be links (a client's may not: security-files.sh)
+ln -s vmlinuz "$work/vmlinuz-current"
 cat > "$d/vfiod.conf" << CONF
 # gpus-concurrent.sh (TEST ONLY): vfiod-fake, stand-in QEMU (which records
 # its pid in this test's dir: root, said explicitly)
@@ -41,7 +44,7 @@ binary=$d/fake-qemu
 user=root
 accel=tcg
 stop_timeout=2
-kernel=$work/vmlinuz
+kernel=$work/vmlinuz-current
 initrd=$work/initrd
 [network]
 enabled=false
