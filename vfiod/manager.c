@@ -2484,39 +2484,37 @@ handle_reconcile(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options,
 /* ---- D-Bus server ------------------------------------------------------- */
 
 /* GDBus calls this on an authentication thread (api-server.c): only
- * reentrant lookups. */
+ * reentrant work. A client is root, or its process holds [daemon]
+ * allowed_group as its primary or a supplementary group when it connects
+ * (SO_PEERCRED, SO_PEERGROUPS: the kernel's record of the process, not the
+ * host's group database), so a client in a container given the group
+ * (`--group-add`) is a member without an entry in this host's /etc/group,
+ * and a user removed from the group stops being one once its processes
+ * drop it. The socket's mode (0660 root:group) already keeps everyone else
+ * from connecting. */
 static gboolean
 on_authorize_peer(GDBusAuthObserver *observer, GIOStream *stream, GCredentials *credentials, gpointer data)
 {
   static VfdLogLimit limit = { .burst = 10, .interval_us = 10 * G_USEC_PER_SEC };
   VfdManager *m = data;
+  VfdCaller caller;
+  gboolean member;
   uid_t uid;
-  struct passwd pw, *res = NULL;
-  char buf[4096];
-  int ngroups = 64;
-  g_autofree gid_t *groups = NULL;
 
   if (!credentials)
     return FALSE;
   uid = g_credentials_get_unix_user(credentials, NULL);
   if (uid == 0)
     return TRUE;
-  if (uid == (uid_t) -1 || !m->have_allowed_gid)
+  if (uid == (uid_t) -1 || !m->have_allowed_gid || !vfd_caller_from_stream(stream, &caller, NULL))
     goto deny;
-  if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) != 0 || !res)
-    goto deny;
-  groups = g_new(gid_t, ngroups);
-  if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ngroups) < 0) {
-    groups = g_renew(gid_t, groups, ngroups);
-    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ngroups) < 0)
-      goto deny;
-  }
-  for (int i = 0; i < ngroups; i++)
-    if (groups[i] == m->allowed_gid)
-      return TRUE;
+  member = caller.uid == uid && vfd_caller_in_group(&caller, m->allowed_gid);
+  vfd_caller_clear(&caller);
+  if (member)
+    return TRUE;
 deny:
-  vfd_log_limited(&limit, G_LOG_LEVEL_MESSAGE, "refused API client uid %d: not root and not in group '%s'", (int) uid,
-                  m->config->allowed_group);
+  vfd_log_limited(&limit, G_LOG_LEVEL_MESSAGE, "refused API client uid %d: not root and its process does not hold group '%s'",
+                  (int) uid, m->config->allowed_group);
   return FALSE;
 }
 
