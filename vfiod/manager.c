@@ -21,6 +21,7 @@
 #include "api-limits.h"
 #include "api-server.h"
 #include "caller.h"
+#include "log-fields.h"
 #include "error.h"
 #include "failpoint.h"
 #include "metrics.h"
@@ -248,7 +249,8 @@ sandbox_mark_ready(Sandbox *s, char *report, const char *channel)
   s->ready = TRUE;
   s->ready_report = report;
   s->ready_ms = (g_get_monotonic_time() - s->created_us) / 1000;
-  g_message("sandbox %s: guest ready after %" G_GINT64_FORMAT " ms (%s)", s->id, s->ready_ms, channel);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: guest ready after %" G_GINT64_FORMAT " ms (%s)", s->id,
+                 s->ready_ms, channel);
   if (s->serial_monitor)
     g_file_monitor_cancel(s->serial_monitor);
   if (s->serial_recheck) {
@@ -478,9 +480,11 @@ sandbox_release_devices(Sandbox *s, GError **error)
     gboolean released = vfd_host_release_group_full(s->manager->host, bdf, s->id, NULL, &notes, &local);
 
     for (guint k = 0; notes && k < notes->len; k++)
-      g_warning("sandbox %s: %s", s->id, (const char *) g_ptr_array_index(notes, k));
+      vfd_log_device(G_LOG_LEVEL_WARNING, s->id, s->id, vfd_bdf_format(bdf, name), "sandbox %s: %s", s->id,
+                     (const char *) g_ptr_array_index(notes, k));
     if (!released) {
-      g_warning("sandbox %s: cannot release %s: %s", s->id, vfd_bdf_format(bdf, name), local->message);
+      vfd_log_device(G_LOG_LEVEL_WARNING, s->id, s->id, vfd_bdf_format(bdf, name), "sandbox %s: cannot release %s: %s", s->id,
+                     vfd_bdf_format(bdf, name), local->message);
       if (ok && error)
         g_propagate_error(error, g_steal_pointer(&local));
       ok = FALSE;
@@ -759,7 +763,7 @@ stop_begin(Sandbox *s)
 {
   Op *op = op_new(s->manager, NULL, powerdown_work, stop_step_done);
 
-  g_message("sandbox %s: stopping (asking the guest to power off)", s->id);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: stopping (asking the guest to power off)", s->id);
   s->stop_stage = 0;
   op->sandbox = s;
   op_run(op);
@@ -935,7 +939,7 @@ finish_deletes(Sandbox *s, GError *error)
       return_error(inv, error);
   }
   if (!error && waiters->len > 0) {
-    g_message("sandbox %s: deleted", s->id);
+    vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: deleted", s->id);
     g_hash_table_remove(m->sandboxes, s->id);
   }
 }
@@ -952,8 +956,11 @@ exit_release_done(Op *op, GError *error)
   vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
   vfd_journal_commit(vfd_host_journal(m->host), NULL);
   vfd_host_unlock_journal(m->host);
-  if (!error)
-    g_message("sandbox %s: devices released", s->id);
+  if (!error) {
+    g_auto(GStrv) devs = bdf_strv(s->devices);
+
+    vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, s->id, (const char *const *) devs, "sandbox %s: devices released", s->id);
+  }
   finish_deletes(s, error);
 }
 
@@ -972,7 +979,8 @@ sandbox_exited(Sandbox *s, int exit_status)
     g_source_remove(s->pidfd_source);
     s->pidfd_source = 0;
   }
-  g_message("sandbox %s: QEMU (pid %" G_GINT64_FORMAT ") exited with status %d", s->id, s->pid, exit_status);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: QEMU (pid %" G_GINT64_FORMAT ") exited with status %d", s->id,
+                 s->pid, exit_status);
   sandbox_set_state(s, SANDBOX_STOPPING);
   s->exit_status = exit_status;
   op = op_new(s->manager, NULL, release_sandbox_work, exit_release_done);
@@ -1263,7 +1271,8 @@ bind_done(Op *op, GError *error)
     return;
   }
   names = bdf_strv(op->members);
-  g_message("bound IOMMU group %d (%s) for '%s'", op->group, vfd_bdf_format(&op->bdf, b), op->owner);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, NULL, op->owner, (const char *const *) names, "bound IOMMU group %d (%s) for '%s'", op->group,
+                 vfd_bdf_format(&op->bdf, b), op->owner);
   vfd_manager1_complete_bind_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names,
                                     op->group);
 }
@@ -1329,7 +1338,8 @@ release_work(Op *op, GError **error)
                                           &op->members, &notes, error);
 
   for (guint i = 0; notes && i < notes->len; i++)
-    g_warning("release %s: %s", vfd_bdf_format(&op->bdf, b), (const char *) g_ptr_array_index(notes, i));
+    vfd_log_device(G_LOG_LEVEL_WARNING, NULL, NULL, vfd_bdf_format(&op->bdf, b), "release %s: %s", vfd_bdf_format(&op->bdf, b),
+                   (const char *) g_ptr_array_index(notes, i));
   return ok;
 }
 
@@ -1345,7 +1355,7 @@ release_done(Op *op, GError *error)
     return;
   }
   names = bdf_strv(op->members);
-  g_message("released %s", vfd_bdf_format(&op->bdf, b));
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, NULL, NULL, (const char *const *) names, "released %s", vfd_bdf_format(&op->bdf, b));
   vfd_manager1_complete_release_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names);
 }
 
@@ -1881,7 +1891,12 @@ create_done(Op *op, GError *error)
   sandbox_set_state(s, SANDBOX_RUNNING);
   g_subprocess_wait_async(s->proc, NULL, on_qemu_wait, m);
   sandbox_watch_serial(s);
-  g_message("sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", s->id, s->pid, s->devices->len);
+  {
+    g_auto(GStrv) devs = bdf_strv(s->devices);
+
+    vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, s->id, (const char *const *) devs,
+                   "sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", s->id, s->pid, s->devices->len);
+  }
   vfd_manager1_complete_create_sandbox(m->skeleton, g_steal_pointer(&op->inv), sandbox_to_variant(s));
 }
 
@@ -2375,7 +2390,11 @@ log_report(GPtrArray *report)
 {
   for (guint i = 0; i < report->len; i++) {
     VfdReconcileItem *it = g_ptr_array_index(report, i);
-    g_message("reconcile: %s %s: %s", it->subject, it->action, it->detail);
+    VfdBdf bdf;
+    gboolean is_bdf = vfd_bdf_parse(it->subject, &bdf) == 0;
+
+    vfd_log_device(G_LOG_LEVEL_MESSAGE, is_bdf ? NULL : it->subject, NULL, is_bdf ? it->subject : NULL, "reconcile: %s %s: %s",
+                   it->subject, it->action, it->detail);
   }
 }
 
