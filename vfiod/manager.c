@@ -47,7 +47,17 @@ typedef enum {
 
 static const char *const sandbox_state_names[] = { "creating", "running", "stopping", "stopped", "failed" };
 
+/* A sandbox. Reference-counted (issue 14, defect 3): the manager's table
+ * holds one reference while the sandbox is known, and every operation
+ * (Op) that works on it holds one until its completion has run on the main
+ * loop, so a delete that finishes first cannot free it under a pending
+ * stop step. References are taken and dropped on the main loop only. When
+ * the table drops it (deleted, or vfiod stopping), sandbox_dispose() ends
+ * what would act on it later (timers, watches, fds, its QEMU uid); the
+ * memory goes with the last reference. */
 typedef struct {
+  int refs;
+  gboolean disposed; /* dropped by the manager: operations still holding it do nothing more */
   VfdManager *manager;
   char *id;
   char *dir;        /* <runtime>/sandboxes/<id>: root's, 0711 */
@@ -134,36 +144,69 @@ check_journal_ok(VfdManager *m, GError **error)
 
 /* ---- sandboxes ---------------------------------------------------------- */
 
+/* Ends everything that would act on @s later: its timers and watches, its
+ * fds, its hold on a QEMU uid. Idempotent. */
 static void
-sandbox_free(gpointer p)
+sandbox_dispose(Sandbox *s)
 {
-  Sandbox *s = p;
-
+  if (s->disposed)
+    return;
+  s->disposed = TRUE;
   if (s->kill_timeout)
     g_source_remove(s->kill_timeout);
+  s->kill_timeout = 0;
   if (s->pidfd_source)
     g_source_remove(s->pidfd_source);
+  s->pidfd_source = 0;
   if (s->pidfd >= 0)
     close(s->pidfd);
-  g_clear_object(&s->proc);
+  s->pidfd = -1;
   if (s->serial_monitor)
     g_file_monitor_cancel(s->serial_monitor);
   g_clear_object(&s->serial_monitor);
   if (s->serial_recheck)
     g_source_remove(s->serial_recheck);
+  s->serial_recheck = 0;
+  if (s->serial_fd >= 0)
+    close(s->serial_fd);
+  s->serial_fd = -1;
+  if (s->qemu_uid_held)
+    g_hash_table_remove(s->manager->qemu_uids, GUINT_TO_POINTER(s->qemu_uid));
+  s->qemu_uid_held = FALSE;
+}
+
+static Sandbox *
+sandbox_ref(Sandbox *s)
+{
+  s->refs++;
+  return s;
+}
+
+static void
+sandbox_unref(Sandbox *s)
+{
+  if (!s || --s->refs > 0)
+    return;
+  sandbox_dispose(s);
+  g_clear_object(&s->proc);
   g_free(s->ready_report);
   g_string_free(s->serial_pending, TRUE);
   g_free(s->id);
   g_free(s->dir);
   g_free(s->qemu_dir);
   g_free(s->serial_log);
-  if (s->serial_fd >= 0)
-    close(s->serial_fd);
-  if (s->qemu_uid_held)
-    g_hash_table_remove(s->manager->qemu_uids, GUINT_TO_POINTER(s->qemu_uid));
   g_array_unref(s->devices);
   g_ptr_array_unref(s->waiters);
   g_free(s);
+}
+
+/* The manager's table lets go of @p (a Sandbox): nothing acts on it any
+ * more; operations still holding it keep its memory until they finish. */
+static void
+sandbox_drop(gpointer p)
+{
+  sandbox_dispose(p);
+  sandbox_unref(p);
 }
 
 static Sandbox *
@@ -171,6 +214,7 @@ sandbox_new(VfdManager *m, const char *id)
 {
   Sandbox *s = g_new0(Sandbox, 1);
 
+  s->refs = 1;
   s->manager = m;
   s->id = g_strdup(id);
   s->dir = g_build_filename(m->sandboxes_dir, id, NULL);
@@ -601,7 +645,7 @@ struct Op {
   uid_t uid;       /* bind, release: the API client's uid (0: root) */
   GArray *members; /* result: VfdBdf */
   int group;
-  Sandbox *sandbox;
+  Sandbox *sandbox; /* a reference (op_finished drops it), or NULL */
   char *kernel;
   char *initrd;
   gboolean kernel_from_client; /* create: named by the client (else [qemu] kernel/initrd) */
@@ -686,6 +730,8 @@ op_finished(GObject *source, GAsyncResult *res, gpointer data)
 
   g_task_propagate_boolean(G_TASK(res), &error);
   op->done(op, error);
+  /* The operation's reference, dropped here on the main loop. */
+  g_clear_pointer(&op->sandbox, sandbox_unref);
 }
 
 static void
@@ -743,7 +789,7 @@ stop_step_done(Op *op, GError *error)
   Sandbox *s = op->sandbox;
   VfdManager *m = s->manager;
 
-  if (s->state != SANDBOX_STOPPING || s->exit_status != -1 || s->kill_timeout)
+  if (s->disposed || s->state != SANDBOX_STOPPING || s->exit_status != -1 || s->kill_timeout)
     return; /* already gone, or a later step is armed */
   if (error)
     g_message("sandbox %s: QMP: %s; using signals", s->id, error->message);
@@ -765,7 +811,7 @@ stop_begin(Sandbox *s)
 
   vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: stopping (asking the guest to power off)", s->id);
   s->stop_stage = 0;
-  op->sandbox = s;
+  op->sandbox = sandbox_ref(s);
   op_run(op);
 }
 
@@ -777,7 +823,7 @@ stop_escalate(Sandbox *s)
     g_message("sandbox %s: the guest did not power off within %u s; asking QEMU to quit", s->id,
               s->manager->config->qemu_stop_timeout_s);
     s->stop_stage = 1;
-    op->sandbox = s;
+    op->sandbox = sandbox_ref(s);
     op_run(op);
   } else {
     g_warning("sandbox %s: QEMU did not quit; sending SIGKILL", s->id);
@@ -984,7 +1030,7 @@ sandbox_exited(Sandbox *s, int exit_status)
   sandbox_set_state(s, SANDBOX_STOPPING);
   s->exit_status = exit_status;
   op = op_new(s->manager, NULL, release_sandbox_work, exit_release_done);
-  op->sandbox = s;
+  op->sandbox = sandbox_ref(s);
   op_run(op);
 }
 
@@ -1883,7 +1929,7 @@ create_done(Op *op, GError *error)
   g_hash_table_remove(m->creating, s->id);
   if (error) {
     sandbox_set_state(s, SANDBOX_FAILED);
-    sandbox_free(s);
+    sandbox_unref(s);
     return_error(g_steal_pointer(&op->inv), error);
     return;
   }
@@ -2033,7 +2079,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   op->initrd_from_client = initrd_from_client;
   if (!sandbox_pick_qemu_uid(m, op->sandbox, &error)) {
     g_autoptr(GError) e = g_steal_pointer(&error);
-    sandbox_free(g_steal_pointer(&op->sandbox));
+    sandbox_unref(g_steal_pointer(&op->sandbox));
     op->inv = NULL;
     op_free(op);
     return_error(inv, e);
@@ -2092,7 +2138,7 @@ handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *i
     /* QEMU is gone and its devices were released then; retry any release
      * that failed, then forget the sandbox. */
     Op *op = op_new(m, NULL, release_sandbox_work, delete_stopped_done);
-    op->sandbox = s;
+    op->sandbox = sandbox_ref(s);
     sandbox_set_state(s, SANDBOX_STOPPING);
     op_run(op);
   } else if (s->state == SANDBOX_RUNNING) {
@@ -2346,7 +2392,7 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
     }
     vfd_journal_remove_sandbox(j, s->id);
     remove_dir_tree(s->dir);
-    sandbox_free(s);
+    sandbox_unref(s);
   }
   vfd_journal_commit(j, NULL);
 
@@ -2843,7 +2889,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   m->qemu_uids = g_hash_table_new(NULL, NULL);
   m->creating = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   m->kvm_gid = (gid_t) -1;
-  m->sandboxes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, sandbox_free);
+  m->sandboxes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, sandbox_drop);
   m->socket_path = g_build_filename(config->runtime_dir, VFD_SOCKET_NAME, NULL);
   m->sandboxes_dir = g_build_filename(config->runtime_dir, "sandboxes", NULL);
 
