@@ -1237,6 +1237,30 @@ sandbox_to_variant(Sandbox *s)
   return g_variant_dict_end(&dict);
 }
 
+/* A sandbox being created, as GetSandbox and ListSandboxes show it: only
+ * what was set before its create went to a worker (which is still filling
+ * in the rest: devices, pid, network), so nothing the worker writes is
+ * read. devices is empty and pid 0 until the create is done. */
+static GVariant *
+sandbox_creating_to_variant(Sandbox *s)
+{
+  GVariantDict dict;
+
+  g_variant_dict_init(&dict, NULL);
+  g_variant_dict_insert(&dict, "id", "s", s->id);
+  g_variant_dict_insert(&dict, "owner_uid", "u", (guint32) s->owner_uid);
+  g_variant_dict_insert(&dict, "state", "s", sandbox_state_names[SANDBOX_CREATING]);
+  g_variant_dict_insert(&dict, "pid", "x", (gint64) 0);
+  g_variant_dict_insert_value(&dict, "devices", g_variant_new_strv(NULL, 0));
+  g_variant_dict_insert(&dict, "memory_mib", "u", s->memory_mib);
+  g_variant_dict_insert(&dict, "vcpus", "u", s->vcpus);
+  g_variant_dict_insert(&dict, "serial_log", "s", s->serial_log);
+  g_variant_dict_insert(&dict, "dir", "s", s->dir);
+  g_variant_dict_insert(&dict, "ready", "b", FALSE);
+  g_variant_dict_insert(&dict, "numa_node", "i", -1);
+  return g_variant_dict_end(&dict);
+}
+
 static gint
 sandbox_id_cmp(gconstpointer a, gconstpointer b)
 {
@@ -1929,6 +1953,10 @@ create_done(Op *op, GError *error)
   g_hash_table_remove(m->creating, s->id);
   if (error) {
     sandbox_set_state(s, SANDBOX_FAILED);
+    /* Deletes asked during the create: the create rolled back, nothing of
+     * the sandbox is left. */
+    for (guint i = 0; i < s->waiters->len; i++)
+      vfd_manager1_complete_delete_sandbox(m->skeleton, g_object_ref(g_ptr_array_index(s->waiters, i)));
     sandbox_unref(s);
     return_error(g_steal_pointer(&op->inv), error);
     return;
@@ -1944,6 +1972,11 @@ create_done(Op *op, GError *error)
                    "sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", s->id, s->pid, s->devices->len);
   }
   vfd_manager1_complete_create_sandbox(m->skeleton, g_steal_pointer(&op->inv), sandbox_to_variant(s));
+  if (s->deleting) {
+    /* A delete came while it was being created: stop it now. */
+    sandbox_set_state(s, SANDBOX_STOPPING);
+    stop_begin(s);
+  }
 }
 
 /* The workload travels on the guest's kernel command line (vfiod.cmd=,
@@ -2095,7 +2128,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   op->cmd = g_strdup(cmd);
   op->args = g_strdupv((char **) args);
   op->env = env ? g_variant_ref(env) : NULL;
-  g_hash_table_add(m->creating, g_strdup(op->sandbox->id));
+  g_hash_table_insert(m->creating, g_strdup(op->sandbox->id), op->sandbox);
   sandbox_set_state(op->sandbox, SANDBOX_CREATING);
   op_run(op);
   return TRUE;
@@ -2113,11 +2146,14 @@ handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *i
 {
   VfdManager *m = data;
   Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
+  gboolean creating = FALSE;
   g_autoptr(GError) error = NULL;
   uid_t uid;
 
   if (!caller_uid(inv, &uid))
     return TRUE;
+  if (!s && (s = g_hash_table_lookup(m->creating, id)))
+    creating = TRUE;
   if (!s) {
     g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
     return_error(inv, error);
@@ -2134,6 +2170,8 @@ handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *i
   }
   g_ptr_array_add(s->waiters, inv); /* the handler's reference */
   s->deleting = TRUE;
+  if (creating)
+    return TRUE; /* create_done stops it, or answers when the create failed */
   if ((s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED) && s->waiters->len == 1) {
     /* QEMU is gone and its devices were released then; retry any release
      * that failed, then forget the sandbox. */
@@ -2155,6 +2193,10 @@ handle_get_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, 
   Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
   g_autoptr(GError) error = NULL;
 
+  if (!s && (s = g_hash_table_lookup(m->creating, id))) {
+    vfd_manager1_complete_get_sandbox(sk, inv, sandbox_creating_to_variant(s));
+    return TRUE;
+  }
   if (!s) {
     g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
     return_error(inv, error);
@@ -2259,11 +2301,17 @@ handle_list_sandboxes(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data
   g_hash_table_iter_init(&iter, m->sandboxes);
   while (g_hash_table_iter_next(&iter, NULL, &value))
     g_ptr_array_add(list, value);
+  g_hash_table_iter_init(&iter, m->creating);
+  while (g_hash_table_iter_next(&iter, NULL, &value))
+    g_ptr_array_add(list, value);
 
   g_ptr_array_sort(list, sandbox_id_cmp);
   g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
-  for (guint i = 0; i < list->len; i++)
-    g_variant_builder_add_value(&b, sandbox_to_variant(g_ptr_array_index(list, i)));
+  for (guint i = 0; i < list->len; i++) {
+    Sandbox *s = g_ptr_array_index(list, i);
+    g_variant_builder_add_value(&b, g_hash_table_contains(m->creating, s->id) ? sandbox_creating_to_variant(s)
+                                                                             : sandbox_to_variant(s));
+  }
   vfd_manager1_complete_list_sandboxes(sk, inv, g_variant_builder_end(&b));
   return TRUE;
 }
