@@ -967,7 +967,12 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
         m->stuck = true;
         vfd_host_lock_journal(host);
         journal_set_state(host, &m->bdf, VFD_DEVICE_STATE_STUCK);
-        commit_locked(host, NULL);
+        {
+          g_autoptr(GError) jerror = NULL;
+
+          if (!commit_locked(host, &jerror))
+            g_prefix_error(&local, "the journal could not record the stuck state (%s); ", jerror->message);
+        }
         vfd_host_unlock_journal(host);
       }
       done++; /* the failing member is partly done: roll it back too (unless stuck) */
@@ -1007,7 +1012,14 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
       if (jd && jd->state == VFD_DEVICE_STATE_BINDING)
         vfd_journal_remove(host->journal, &m->bdf); /* never touched */
     }
-    commit_locked(host, NULL);
+    {
+      g_autoptr(GError) jerror = NULL;
+
+      /* The rollback is done on the devices; a record the disk keeps says
+       * more than was left, which the next reconcile settles. */
+      if (!commit_locked(host, &jerror))
+        g_prefix_error(&local, "the journal could not record the rollback (%s); ", jerror->message);
+    }
     vfd_host_unlock_journal(host);
     if (left->len)
       g_prefix_error(&local, "rollback could not restore%s; ", left->str);

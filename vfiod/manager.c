@@ -1000,7 +1000,16 @@ exit_release_done(Op *op, GError *error)
   sandbox_set_state(s, s->deleting || s->exit_status == 0 ? SANDBOX_STOPPED : SANDBOX_FAILED);
   vfd_host_lock_journal(m->host);
   vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
-  vfd_journal_commit(vfd_host_journal(m->host), NULL);
+  {
+    g_autoptr(GError) jerror = NULL;
+
+    /* The devices are back; a record left on disk is dropped at the next
+     * commit, or restored as gone by the next start (nothing runs). */
+    if (!vfd_journal_commit(vfd_host_journal(m->host), &jerror))
+      vfd_log_fields(G_LOG_LEVEL_WARNING, s->id, NULL, NULL,
+                     "sandbox %s: its record stays in the journal on disk until the next commit: %s", s->id,
+                     jerror->message);
+  }
   vfd_host_unlock_journal(m->host);
   if (!error) {
     g_auto(GStrv) devs = bdf_strv(s->devices);
@@ -1097,9 +1106,14 @@ return_error(GDBusMethodInvocation *inv, GError *error)
   /* A client can make calls fail at will: at most 20 lines per 10 s. */
   static VfdLogLimit limit = { .burst = 20, .interval_us = 10 * G_USEC_PER_SEC };
 
+  /* One error domain at the API: org.vfiod.Error.* (a journal commit's
+   * GFileError or QEMU's GSpawnError would reach the client as
+   * org.gtk.GDBus.UnmappedGError.*). */
+  g_autoptr(GError) api_error = vfd_error_for_api(error);
+
   vfd_log_limited(&limit, G_LOG_LEVEL_MESSAGE, "%s failed: %s", g_dbus_method_invocation_get_method_name(inv),
                   error->message);
-  g_dbus_method_invocation_return_gerror(inv, error);
+  g_dbus_method_invocation_return_gerror(inv, api_error);
 }
 
 /* The caller's uid (SO_PEERCRED of its connection) into *@ret_uid; FALSE
@@ -2442,7 +2456,13 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
     remove_dir_tree(s->dir);
     sandbox_unref(s);
   }
-  vfd_journal_commit(j, NULL);
+  {
+    g_autoptr(GError) jerror = NULL;
+
+    if (!vfd_journal_commit(j, &jerror))
+      g_warning("restore: the journal could not record what was restored (the next start restores it again): %s",
+                jerror->message);
+  }
 
   /* Directories of sandboxes that never reached the journal (vfiod died
    * while creating them): nothing refers to them. */
