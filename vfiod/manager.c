@@ -59,6 +59,7 @@ typedef struct {
   int refs;
   gboolean disposed; /* dropped by the manager: operations still holding it do nothing more */
   VfdManager *manager;
+  VfdConfig *config; /* a reference: the configuration when it was created or adopted (workers read this one) */
   char *id;
   char *dir;        /* <runtime>/sandboxes/<id>: root's, 0711 */
   char *qemu_dir;   /* <dir>/qemu: the QEMU uid's, 0700 (QMP socket, pidfile) */
@@ -111,6 +112,7 @@ struct VfdManager {
   VfdManager1 *skeleton;
   gid_t allowed_gid;
   gboolean have_allowed_gid;
+  char *allowed_group; /* its name, for the authentication thread (which must not read m->config) */
   char *journal_corrupt; /* non-NULL: the journal could not be read; no device is touched */
   /* network: pools and firewall state, shared with worker threads */
   GMutex net_lock;
@@ -120,7 +122,6 @@ struct VfdManager {
   gboolean have_vsock;   /* /dev/vhost-vsock exists: CIDs, vsock device, report listener */
   GSocketService *report_service;
   VfdReportConns *report_conns; /* guests' report connections (bounded) */
-  GPtrArray *old_configs; /* replaced by reloads; workers may still read them */
   uid_t qemu_uid;         /* [qemu] user's uid, 0: root (QEMU runs as root) */
   gid_t qemu_gid;         /* [qemu] user's group: every QEMU's gid */
   gid_t kvm_gid;          /* the kvm group (/dev/kvm) for QEMUs under KVM; (gid_t) -1: none */
@@ -189,6 +190,7 @@ sandbox_unref(Sandbox *s)
     return;
   sandbox_dispose(s);
   g_clear_object(&s->proc);
+  vfd_config_unref(s->config);
   g_free(s->ready_report);
   g_string_free(s->serial_pending, TRUE);
   g_free(s->id);
@@ -216,6 +218,7 @@ sandbox_new(VfdManager *m, const char *id)
 
   s->refs = 1;
   s->manager = m;
+  s->config = vfd_config_ref(m->config);
   s->id = g_strdup(id);
   s->dir = g_build_filename(m->sandboxes_dir, id, NULL);
   s->qemu_dir = g_build_filename(s->dir, "qemu", NULL);
@@ -637,6 +640,7 @@ typedef void (*OpDone)(Op *op, GError *error);
 
 struct Op {
   VfdManager *m;
+  VfdConfig *config; /* a reference: the configuration when the op was made; workers read this one */
   GDBusMethodInvocation *inv; /* may be NULL */
   OpWork work;
   OpDone done;
@@ -672,6 +676,7 @@ op_free(gpointer p)
 {
   Op *op = p;
 
+  vfd_config_unref(op->config);
   g_clear_object(&op->inv);
   g_free(op->owner);
   g_clear_pointer(&op->members, g_array_unref);
@@ -700,6 +705,7 @@ op_new(VfdManager *m, GDBusMethodInvocation *inv, OpWork work, OpDone done)
   Op *op = g_new0(Op, 1);
 
   op->m = m;
+  op->config = vfd_config_ref(m->config);
   /* Takes the handler's reference: completing the call consumes it. */
   op->inv = inv;
   op->work = work;
@@ -839,7 +845,7 @@ net_allocate(VfdManager *m, Sandbox *s, GError **error)
 {
   gboolean ok;
 
-  if (!m->config->net_enabled)
+  if (!s->config->net_enabled)
     return TRUE;
   if (vfd_tap_name_for(s->id, s->tap) < 0 || vfd_guest_mac_for(s->id, s->mac) < 0) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot derive network names for %s", s->id);
@@ -864,7 +870,7 @@ net_setup(VfdManager *m, Sandbox *s, GError **error)
 
   if (!s->has_net)
     return TRUE;
-  if (!vfd_tap_create(s->tap, s->qemu_uid, (gid_t) -1, &s->subnet, m->config->proc_root, error))
+  if (!vfd_tap_create(s->tap, s->qemu_uid, (gid_t) -1, &s->subnet, s->config->proc_root, error))
     return FALSE;
   s->tap_created = TRUE;
   g_mutex_lock(&m->net_lock);
@@ -934,15 +940,15 @@ net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder *args, G
     }
     g_strv_builder_add_many(args, "-netdev", netdev, "-device", nic, NULL);
     g_strv_builder_add_many(append, ip, gw, mac, NULL);
-    if (*m->config->net_dns) {
-      g_autofree char *dns = g_strdup_printf(VFIOD_KEY_DNS "=%s", m->config->net_dns);
+    if (*s->config->net_dns) {
+      g_autofree char *dns = g_strdup_printf(VFIOD_KEY_DNS "=%s", s->config->net_dns);
       g_strv_builder_add(append, dns);
     }
   }
   if (s->cid) {
     int vsock_fd = open("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
     g_autofree char *vsock = NULL;
-    g_autofree char *report = g_strdup_printf(VFIOD_KEY_REPORT "=vsock:%u", m->config->report_port);
+    g_autofree char *report = g_strdup_printf(VFIOD_KEY_REPORT "=vsock:%u", s->config->report_port);
 
     if (vsock_fd < 0) {
       int e = errno;
@@ -1497,7 +1503,7 @@ new_sandbox_id(VfdManager *m)
 static gboolean
 sandbox_pick_qemu_uid(VfdManager *m, Sandbox *s, GError **error)
 {
-  const VfdConfig *c = m->config;
+  const VfdConfig *c = s->config;
 
   s->qemu_uid = m->qemu_uid;
   s->qemu_gid = m->qemu_gid;
@@ -1564,11 +1570,11 @@ plan_devices(VfdManager *m, Op *op, Sandbox *s, GError **error)
   int r;
 
   if (op->requested->len > 0) {
-    r = vfd_host_cpu_read(m->config->proc_root, &cpu);
+    r = vfd_host_cpu_read(s->config->proc_root, &cpu);
     if (r < 0)
       g_message("sandbox %s: the host's address width is unknown (%s/cpuinfo: %s); not checked", s->id,
-                m->config->proc_root, g_strerror(-r));
-    if (!vfd_sandbox_plan_devices(m->host, op->requested, op->gpus, s->memory_mib, m->config->qemu_accel, &cpu,
+                s->config->proc_root, g_strerror(-r));
+    if (!vfd_sandbox_plan_devices(m->host, op->requested, op->gpus, s->memory_mib, s->config->qemu_accel, &cpu,
                                   &functions, &s->plan, error))
       return FALSE;
     /* The node stage 2 binds guest RAM to: the one all functions share. */
@@ -1578,8 +1584,8 @@ plan_devices(VfdManager *m, Op *op, Sandbox *s, GError **error)
       node = i == 0 ? nd : (nd == node ? node : -1);
     }
   }
-  if (m->config->qemu_hugepages || m->config->qemu_hugepage_kib)
-    return vfd_hugepages_check(m->config->sys_root, m->config->proc_root, s->memory_mib, m->config->qemu_hugepage_kib,
+  if (s->config->qemu_hugepages || s->config->qemu_hugepage_kib)
+    return vfd_hugepages_check(s->config->sys_root, s->config->proc_root, s->memory_mib, s->config->qemu_hugepage_kib,
                                node, error);
   return TRUE;
 }
@@ -1884,8 +1890,8 @@ create_work(Op *op, GError **error)
       .n_pass_fds = fds->len,
       .pidfile = pidfile,
       .id = s->id,
-      .qemu_binary = m->config->qemu_binary,
-      .accel = m->config->qemu_accel,
+      .qemu_binary = s->config->qemu_binary,
+      .accel = s->config->qemu_accel,
       .memory_mib = s->memory_mib,
       .vcpus = s->vcpus,
       .kernel = kernel,
@@ -1897,17 +1903,17 @@ create_work(Op *op, GError **error)
       .n_devices = passed->len,
       .pci_hole64_size = s->plan.pci_hole64_size,
       .phys_bits = s->plan.phys_bits,
-      .pci_nocrs = m->config->qemu_pci_nocrs,
-      .hugepages = m->config->qemu_hugepages || m->config->qemu_hugepage_kib,
-      .hugepage_kib = m->config->qemu_hugepage_kib,
-      .prealloc_threads = m->config->qemu_prealloc_threads,
-      .tsc_khz = g_str_equal(m->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
+      .pci_nocrs = s->config->qemu_pci_nocrs,
+      .hugepages = s->config->qemu_hugepages || s->config->qemu_hugepage_kib,
+      .hugepage_kib = s->config->qemu_hugepage_kib,
+      .prealloc_threads = s->config->qemu_prealloc_threads,
+      .tsc_khz = g_str_equal(s->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
       .numa_bind = s->numa_node >= 0,
       .numa_node = (guint) MAX(s->numa_node, 0),
       .run_uid = s->qemu_uid,
       .run_gid = s->qemu_gid,
-      .run_extra_gid = g_str_equal(m->config->qemu_accel, "kvm") ? m->kvm_gid : (gid_t) -1,
-      .seccomp = m->config->qemu_seccomp,
+      .run_extra_gid = g_str_equal(s->config->qemu_accel, "kvm") ? m->kvm_gid : (gid_t) -1,
+      .seccomp = s->config->qemu_seccomp,
     };
     s->proc = vfd_qemu_spawn(&qc, qemu_log, error);
     qemu_log = -1;
@@ -2540,7 +2546,7 @@ reconcile_network(VfdManager *m, GPtrArray *report)
   g_auto(GStrv) rules = NULL;
   gboolean ok;
 
-  if (!m->config->net_enabled)
+  if (!m->pool) /* [network] off (a restart-only key) */
     return;
   g_mutex_lock(&m->net_lock);
   ok = vfd_net_reconcile(m->fw, &taps, &rules, &error);
@@ -2647,7 +2653,7 @@ on_authorize_peer(GDBusAuthObserver *observer, GIOStream *stream, GCredentials *
     return TRUE;
 deny:
   vfd_log_limited(&limit, G_LOG_LEVEL_MESSAGE, "refused API client uid %d: not root and its process does not hold group '%s'",
-                  (int) uid, m->config->allowed_group);
+                  (int) uid, m->allowed_group);
   return FALSE;
 }
 
@@ -2874,7 +2880,7 @@ vfd_manager_reload(VfdManager *m, const char *path, GError **error)
     g_mutex_lock(&m->net_lock);
     if (!vfd_firewall_state_set_ports(m->fw, c->net_host_ports, error) || !vfd_firewall_apply(m->fw, error)) {
       g_mutex_unlock(&m->net_lock);
-      vfd_policy_free(policy);
+      vfd_policy_unref(policy);
       return FALSE;
     }
     g_mutex_unlock(&m->net_lock);
@@ -2882,9 +2888,9 @@ vfd_manager_reload(VfdManager *m, const char *path, GError **error)
   vfd_host_set_policy(m->host, policy);
   vfd_host_set_reset_policy(m->host, c->reset_on_release);
   vfd_sysfs_set_write_timeout(vfd_host_sysfs(m->host), c->write_timeout_s * 1000);
-  if (!m->old_configs)
-    m->old_configs = g_ptr_array_new_with_free_func((GDestroyNotify) vfd_config_free);
-  g_ptr_array_add(m->old_configs, m->config);
+  /* Operations and sandboxes made before keep the old configuration
+   * through their references; it is freed with the last of them. */
+  vfd_config_unref(m->config);
   m->config = g_steal_pointer(&c);
   g_message("configuration reloaded from %s", path);
   return TRUE;
@@ -2954,6 +2960,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   VfdPolicy *policy;
 
   m->config = config;
+  m->allowed_group = g_strdup(config->allowed_group ? config->allowed_group : "");
   m->qemu_uids = g_hash_table_new(NULL, NULL);
   m->creating = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   m->kvm_gid = (gid_t) -1;
@@ -2998,7 +3005,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
                                                     .allow_storage = config->allow_storage,
                                                     .allow_network = config->allow_network });
   if (!resolve_qemu_user(m, config, error)) {
-    vfd_policy_free(policy);
+    vfd_policy_unref(policy);
     return NULL;
   }
   g_mutex_init(&m->net_lock);
@@ -3006,7 +3013,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   m->cids = vfd_cid_pool_new(VFD_CID_FIRST, VFD_CID_LAST);
   if (config->net_enabled) {
     if (!vfd_firewall_state_set_ports(m->fw, config->net_host_ports, error)) {
-      vfd_policy_free(policy);
+      vfd_policy_unref(policy);
       return NULL;
     }
     g_free(m->fw->nat_uplink);
@@ -3018,7 +3025,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
      * into the host's own networks: refuse to start. */
     if (!m->pool || !vfd_subnet_pool_check_host_overlap(m->pool, VFD_TAP_PREFIX, error)) {
       g_prefix_error(error, "[network] pool %s: ", config->net_pool);
-      vfd_policy_free(policy);
+      vfd_policy_unref(policy);
       return NULL;
     }
     m->have_vsock = g_file_test("/dev/vhost-vsock", G_FILE_TEST_EXISTS);
@@ -3077,7 +3084,8 @@ vfd_manager_free(VfdManager *m)
   if (m->serial_cap_timer)
     g_source_remove(m->serial_cap_timer);
   vfd_host_free(m->host);
-  vfd_config_free(m->config);
+  vfd_config_unref(m->config);
+  g_free(m->allowed_group);
   g_free(m->socket_path);
   g_free(m->sandboxes_dir);
   g_free(m->journal_corrupt);
@@ -3090,7 +3098,6 @@ vfd_manager_free(VfdManager *m)
   vfd_cid_pool_free(m->cids);
   vfd_firewall_state_free(m->fw);
   g_mutex_clear(&m->net_lock);
-  if (m->old_configs)
-    g_ptr_array_unref(m->old_configs);
+
   g_free(m);
 }
