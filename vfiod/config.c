@@ -56,7 +56,7 @@ static const char *const known_keys[] = {
   "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
   "devices/reset_on_release",
   "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/user",
-  "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/prealloc_threads", "qemu/uid_range", "qemu/serial_log_max_mib",
+  "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/test_present_as", "qemu/prealloc_threads", "qemu/uid_range", "qemu/serial_log_max_mib",
   "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
   "network/report_port",
   "testing/sys_root", "testing/dev_root", "testing/proc_root",
@@ -183,6 +183,34 @@ vfd_config_parse_uid_range(const char *text, guint32 *ret_first, guint32 *ret_co
   return 0;
 }
 
+int
+vfd_config_parse_present_as(const char *text, guint16 *ret_vendor, guint16 *ret_device)
+{
+  guint v = 0, d = 0;
+
+  if (!text || !*text) {
+    *ret_vendor = *ret_device = 0;
+    return 0;
+  }
+  if (strlen(text) != 9 || text[4] != ':')
+    return -EINVAL;
+  for (int i = 0; i < 9; i++) {
+    if (i == 4)
+      continue;
+    if (!g_ascii_isxdigit(text[i]))
+      return -EINVAL;
+    if (i < 4)
+      v = v << 4 | (guint) g_ascii_xdigit_value(text[i]);
+    else
+      d = d << 4 | (guint) g_ascii_xdigit_value(text[i]);
+  }
+  if (v == 0 || v == 0xffff || d == 0xffff)
+    return -EINVAL;
+  *ret_vendor = (guint16) v;
+  *ret_device = (guint16) d;
+  return 0;
+}
+
 VfdConfig *
 vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
 {
@@ -299,6 +327,16 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
         g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
                     "config key [qemu] uid_range must be FIRST-LAST (uids >= 1000, below 2147483647) or none, "
                     "got '%s'", v ? v : "");
+        return NULL;
+      }
+    }
+    if (g_key_file_has_key(kf, "qemu", "test_present_as", NULL)) {
+      g_autofree char *v = g_key_file_get_string(kf, "qemu", "test_present_as", NULL);
+      if (vfd_config_parse_present_as(v ? g_strstrip(v) : "", &c->qemu_present_vendor, &c->qemu_present_device) <
+          0) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                    "config key [qemu] test_present_as must be VVVV:DDDD (four hex digits each, vendor not "
+                    "0000 or ffff, device not ffff) or empty, got '%s'", v ? v : "");
         return NULL;
       }
     }

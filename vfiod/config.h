@@ -52,6 +52,11 @@ typedef struct {
   bool qemu_pci_nocrs; /* [qemu] pci_nocrs: "pci=nocrs" for Q35 guests (ignore the firmware's PCI windows,
                         * as Kata's NVIDIA profile does), default false */
   guint qemu_stop_timeout_s; /* [qemu] stop_timeout, seconds from SIGTERM to SIGKILL, default 10 */
+  guint16 qemu_present_vendor; /* [qemu] test_present_as "VVVV:DDDD" (TEST ONLY, the lab): every passed
+                                * function of class 0x03xxxx is shown to the guest with these PCI
+                                * vendor/device IDs (vfio-pci x-pci-vendor-id/x-pci-device-id);
+                                * 0 (default, "" in the file): off */
+  guint16 qemu_present_device;
   bool net_enabled;     /* [network] enabled: TAP + subnet + firewall + vsock per sandbox, default true */
   char *net_pool;       /* [network] pool, default 10.0.128.0/17 */
   guint net_prefix;     /* [network] prefix, default 30 */
@@ -79,6 +84,12 @@ typedef struct {
  * LAST >= FIRST, LAST < 2^31 - 1), or "" / "none" for no range (count 0).
  * -EINVAL when malformed. */
 int vfd_config_parse_uid_range(const char *text, guint32 *ret_first, guint32 *ret_count);
+
+/* Parses a [qemu] test_present_as value: "VVVV:DDDD", exactly four hex
+ * digits each (either case), vendor neither 0000 nor ffff, device not ffff
+ * (what config space reads as "no device"); "" is off (*@ret_vendor and
+ * *@ret_device 0). -EINVAL when malformed; nothing written then. */
+int vfd_config_parse_present_as(const char *text, guint16 *ret_vendor, guint16 *ret_device);
 
 /* Loads @path (NULL: defaults only). Unknown groups/keys are ignored with a
  * warning in @ret_warnings (may be NULL). Errors: G_KEY_FILE_ERROR /

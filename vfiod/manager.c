@@ -1637,6 +1637,7 @@ create_work(Op *op, GError **error)
   Sandbox *s = op->sandbox;
   g_autoptr(GArray) groups = g_array_new(FALSE, FALSE, sizeof(int));
   g_autoptr(GArray) passed = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autoptr(GArray) classes = g_array_new(FALSE, FALSE, sizeof(guint32)); /* of @passed, in order */
   g_autoptr(VfdGroupLock) lock = NULL;
   g_autofree char *qmp = g_build_filename(s->qemu_dir, "qmp.sock", NULL);
   g_autoptr(GArray) reserved = NULL; /* IOMMU groups picked for "any N", until bound */
@@ -1691,10 +1692,13 @@ create_work(Op *op, GError **error)
   g_clear_pointer(&reserved, g_array_unref);
   g_array_sort(passed, vfd_bdf_compare);
   g_array_append_vals(s->devices, passed->data, passed->len);
-  /* One NUMA node for all passed functions: bind guest RAM and vCPUs to it. */
+  /* One NUMA node for all passed functions: bind guest RAM and vCPUs to it.
+   * Their classes too ([qemu] test_present_as). */
   for (guint i = 0; i < passed->len; i++) {
     g_autoptr(VfdPciDevice) d = vfd_host_get_device(m->host, &g_array_index(passed, VfdBdf, i), NULL);
     int nd = d ? d->numa_node : -1;
+    guint32 cls = d ? d->class_code : 0;
+    g_array_append_val(classes, cls);
     if (i == 0)
       s->numa_node = nd;
     else if (nd != s->numa_node)
@@ -1801,6 +1805,9 @@ create_work(Op *op, GError **error)
       .qmp_socket = qmp,
       .devices = (const VfdBdf *) (void *) passed->data,
       .n_devices = passed->len,
+      .device_classes = (const guint32 *) (void *) classes->data,
+      .present_vendor = m->config->qemu_present_vendor,
+      .present_device = m->config->qemu_present_device,
       .pci_hole64_size = s->plan.pci_hole64_size,
       .phys_bits = s->plan.phys_bits,
       .pci_nocrs = m->config->qemu_pci_nocrs,

@@ -292,13 +292,88 @@ test_uid_range(void **state)
   }
 }
 
+/* [qemu] test_present_as (test only): parsed strictly; on the argv, only
+ * display-class functions get the other IDs, and only when set. */
+static void
+test_present_as(void **state)
+{
+  static const char *const bad[] = { "10de", "10de:", "10de:2335:1", "10de-2335", " 10de:2335", "10de:233",
+                                     "10de:23355", "0x10:2335", "10dg:2335", "0000:2335", "ffff:2335",
+                                     "10de:ffff", "+1de:2335", NULL };
+  guint16 v = 1, d = 1;
+  VfdBdf devs[3];
+  guint32 classes[3] = { 0x030000, 0x040300, 0x030200 }; /* VGA, HD audio, 3D controller */
+  g_auto(GStrv) argv = NULL;
+  VfdQemuConfig c = {
+    .id = "sb-00000003", .qemu_binary = "qemu-system-x86_64", .accel = "tcg", .memory_mib = 256, .vcpus = 1,
+    .kernel = "/k/vmlinuz", .initrd = "/k/initrd", .serial_log = "/s", .qmp_socket = "/q",
+    .devices = devs, .n_devices = 3, .device_classes = classes,
+  };
+
+  assert_int_equal(vfd_config_parse_present_as("10de:2335", &v, &d), 0);
+  assert_int_equal(v, 0x10de);
+  assert_int_equal(d, 0x2335);
+  assert_int_equal(vfd_config_parse_present_as("10DE:23aF", &v, &d), 0);
+  assert_int_equal(d, 0x23af);
+  assert_int_equal(vfd_config_parse_present_as("", &v, &d), 0);
+  assert_int_equal(v, 0);
+  assert_int_equal(d, 0);
+  for (int i = 0; bad[i]; i++) {
+    v = d = 7;
+    if (vfd_config_parse_present_as(bad[i], &v, &d) != -EINVAL)
+      fail_msg("'%s' accepted", bad[i]);
+    assert_int_equal(v, 7); /* nothing written */
+    assert_int_equal(d, 7);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+    g_autofree char *path = write_conf("[qemu]\ntest_present_as = 10de:2335 \n");
+    g_autoptr(VfdConfig) cfg = vfd_config_load(path, NULL, &error);
+    g_autoptr(VfdConfig) def = vfd_config_load(NULL, NULL, &error);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->qemu_present_vendor, 0x10de);
+    assert_int_equal(cfg->qemu_present_device, 0x2335);
+    assert_int_equal(def->qemu_present_vendor, 0);
+    assert_int_equal(def->qemu_present_device, 0);
+    g_unlink(path);
+  }
+  check_bad("[qemu]\ntest_present_as=10de:23\n", "test_present_as");
+  check_bad("[qemu]\ntest_present_as=ffff:2335\n", "test_present_as");
+
+  assert_int_equal(vfd_bdf_parse("0000:01:00.0", &devs[0]), 0);
+  assert_int_equal(vfd_bdf_parse("0000:01:00.1", &devs[1]), 0);
+  assert_int_equal(vfd_bdf_parse("0000:02:00.0", &devs[2]), 0);
+  /* off: every function as it is */
+  argv = vfd_qemu_build_argv(&c);
+  assert_true(argv_index(argv, "vfio-pci,host=0000:01:00.0,bus=rp0") > 0);
+  assert_true(argv_index(argv, "vfio-pci,host=0000:02:00.0,bus=rp2") > 0);
+  for (int i = 0; argv[i]; i++)
+    assert_null(strstr(argv[i], "x-pci-"));
+  /* on: the display (0x0300) and 3D (0x0302) functions, not the audio one */
+  c.present_vendor = 0x10de;
+  c.present_device = 0x2335;
+  g_strfreev(argv);
+  argv = vfd_qemu_build_argv(&c);
+  assert_true(argv_index(argv, "vfio-pci,host=0000:01:00.0,bus=rp0,x-pci-vendor-id=0x10de,x-pci-device-id=0x2335") >
+              0);
+  assert_true(argv_index(argv, "vfio-pci,host=0000:01:00.1,bus=rp1") > 0);
+  assert_true(argv_index(argv, "vfio-pci,host=0000:02:00.0,bus=rp2,x-pci-vendor-id=0x10de,x-pci-device-id=0x2335") >
+              0);
+  /* classes unknown: nothing presented as another */
+  c.device_classes = NULL;
+  g_strfreev(argv);
+  argv = vfd_qemu_build_argv(&c);
+  for (int i = 0; argv[i]; i++)
+    assert_null(strstr(argv[i], "x-pci-"));
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_defaults),     cmocka_unit_test(test_systemd_dirs), cmocka_unit_test(test_values),
     cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_qemu_argv),
-    cmocka_unit_test(test_qemu_argv_microvm),
+    cmocka_unit_test(test_qemu_argv_microvm), cmocka_unit_test(test_present_as),
     cmocka_unit_test(test_numa_cpulist),    cmocka_unit_test(test_uid_range),
   };
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);
