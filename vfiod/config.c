@@ -26,6 +26,7 @@ vfd_config_free(VfdConfig *c)
   g_free(c->qemu_user);
   g_free(c->metrics_file);
   g_free(c->qemu_initrd);
+  g_free(c->qemu_driver_layer);
   g_free(c->sys_root);
   g_free(c->dev_root);
   g_free(c->proc_root);
@@ -55,7 +56,7 @@ static const char *const known_keys[] = {
   "devices/ids", "devices/classes",
   "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
   "devices/reset_on_release",
-  "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/user",
+  "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/driver_layer", "qemu/user",
   "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/test_present_as", "qemu/prealloc_threads", "qemu/uid_range", "qemu/serial_log_max_mib",
   "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
   "network/report_port",
@@ -238,6 +239,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   c->qemu_seccomp = true;
   vfd_config_parse_uid_range(VFD_QEMU_UID_RANGE_DEFAULT, &c->qemu_uid_first, &c->qemu_uid_count);
   c->qemu_serial_log_max = 16 * 1024 * 1024;
+  c->qemu_driver_layer = g_strdup("");
   c->write_timeout_s = 15;
   c->sys_root = g_strdup("/sys");
   c->dev_root = g_strdup("/dev");
@@ -267,6 +269,8 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "qemu", "kernel", &c->qemu_kernel);
     take_string(kf, "qemu", "user", &c->qemu_user);
     take_string(kf, "qemu", "initrd", &c->qemu_initrd);
+    c->qemu_driver_layer_set = g_key_file_has_key(kf, "qemu", "driver_layer", NULL);
+    take_string(kf, "qemu", "driver_layer", &c->qemu_driver_layer);
     take_string(kf, "testing", "sys_root", &c->sys_root);
     take_string(kf, "testing", "dev_root", &c->dev_root);
     take_string(kf, "testing", "proc_root", &c->proc_root);
@@ -384,6 +388,11 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   if (*c->metrics_file && !g_path_is_absolute(c->metrics_file)) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
                 "config key [daemon] metrics_file must be an absolute path, got '%s'", c->metrics_file);
+    return NULL;
+  }
+  if (*c->qemu_driver_layer && !g_path_is_absolute(c->qemu_driver_layer)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "config key [qemu] driver_layer must be an absolute path, got '%s'", c->qemu_driver_layer);
     return NULL;
   }
   if (!g_str_equal(c->qemu_accel, "kvm") && !g_str_equal(c->qemu_accel, "tcg")) {

@@ -43,6 +43,11 @@ typedef struct {
                                 * nothing when it grows past this (bytes; default 16 MiB) */
   char *qemu_kernel;   /* [qemu] kernel: default guest kernel for sandboxes that name none */
   char *qemu_initrd;   /* [qemu] initrd: default guest initramfs (e.g. a staged image) */
+  char *qemu_driver_layer; /* [qemu] driver_layer: the NVIDIA driver layer (an EROFS image made by
+                           * kernel-modules/build-driver-layer.sh) attached read-only to GPU sandboxes
+                           * with a root disk; "": none */
+  bool qemu_driver_layer_set; /* the file names driver_layer (a missing file is then an error; a
+                               * missing default is not) */
   bool qemu_hugepages; /* [qemu] hugepages: guest RAM on hugetlbfs, default false */
   guint qemu_hugepage_kib;     /* [qemu] hugepage_size: "2M" or "1G" (implies hugepages); 0 (default):
                                 * the host's default hugepage size */

@@ -198,6 +198,12 @@ guint64 vfd_qemu_memlock_bytes(guint memory_mib);
 /* QEMU fd sets (-add-fd set=N) vfiod uses for files it opened itself. */
 #define VFD_QEMU_FDSET_SERIAL 1
 #define VFD_QEMU_FDSET_DISK 2
+#define VFD_QEMU_FDSET_DRIVER 3 /* the NVIDIA driver layer ([qemu] driver_layer), read-only */
+
+/* The guest's names of the disks vfiod attaches (virtio-blk, in this
+ * order): the workload's root disk, then the driver layer. */
+#define VFD_QEMU_ROOT_DEV "/dev/vda"
+#define VFD_QEMU_DRIVER_DEV "/dev/vdb"
 
 /* Starts QEMU with @config; stdout/stderr go to @log_fd (taken; -1: not
  * redirected). In the child, before exec: RLIMIT_MEMLOCK soft and hard

@@ -105,6 +105,7 @@ test_bad_values(void **state)
   check_bad("[daemon]\nstate_dir=relative/dir\n", "state_dir");
   check_bad("[daemon]\nruntime_dir=/run/../etc\n", "runtime_dir");
   check_bad("[qemu]\naccel=hvf\n", "accel");
+  check_bad("[qemu]\ndriver_layer=layers/driver-layer.erofs\n", "driver_layer");
   check_bad("[qemu]\nstop_timeout=0\n", "stop_timeout");
   check_bad("[qemu]\nstop_timeout=abc\n", "stop_timeout");
   check_bad("[devices]\nids=10de\n", "10de");
