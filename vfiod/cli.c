@@ -942,6 +942,7 @@ cmd_doctor(Cli *cli, int argc, char **argv)
   o.qemu_binary = qemu ? qemu : "qemu-system-x86_64";
   o.pins_file = pins ? pins : DEFAULT_PINS_FILE;
   o.versions_file = versions ? versions : DEFAULT_VERSIONS_FILE;
+  o.image_dir = VFIOD_IMAGE_DIR;
   checks = vfd_doctor_run(&o);
   if (cli->json) {
     g_autoptr(JsonBuilder) b = json_builder_new();

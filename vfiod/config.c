@@ -7,6 +7,7 @@
 #include "error.h"
 #include "../guest-init/protocol.h"
 #include "firewall.h"
+#include "image.h"
 #include "netpool.h"
 #include "policy.h"
 
@@ -212,6 +213,32 @@ vfd_config_parse_present_as(const char *text, guint16 *ret_vendor, guint16 *ret_
   return 0;
 }
 
+GPtrArray *
+vfd_config_image_problems(const VfdConfig *c)
+{
+  GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
+  const char *build = "vfioctl image build --gpu --output " VFIOD_IMAGE_DIR;
+  const struct {
+    const char *key;
+    const char *path;
+    bool set;
+    const char *what;
+  } files[] = {
+    { "kernel", c->qemu_kernel, c->qemu_kernel_set, "sandboxes that name no --kernel cannot start" },
+    { "initrd", c->qemu_initrd, c->qemu_initrd_set, "sandboxes that name no --initrd cannot start" },
+    { "driver_layer", c->qemu_driver_layer, c->qemu_driver_layer_set,
+      "GPU sandboxes start without the NVIDIA driver layer" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS(files); i++)
+    if (!files[i].set && files[i].path && *files[i].path && !g_file_test(files[i].path, G_FILE_TEST_EXISTS))
+      g_ptr_array_add(problems,
+                      g_strdup_printf("[qemu] %s is unset and the default image has no %s: %s; build it with "
+                                      "'%s' (without --gpu: no driver layer), or set [qemu] %s",
+                                      files[i].key, files[i].path, files[i].what, build, files[i].key));
+  return problems;
+}
+
 VfdConfig *
 vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
 {
@@ -239,7 +266,9 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   c->qemu_seccomp = true;
   vfd_config_parse_uid_range(VFD_QEMU_UID_RANGE_DEFAULT, &c->qemu_uid_first, &c->qemu_uid_count);
   c->qemu_serial_log_max = 16 * 1024 * 1024;
-  c->qemu_driver_layer = g_strdup("");
+  c->qemu_kernel = g_build_filename(VFIOD_IMAGE_DIR, VFD_IMAGE_KERNEL, NULL);
+  c->qemu_initrd = g_build_filename(VFIOD_IMAGE_DIR, VFD_IMAGE_INITRD, NULL);
+  c->qemu_driver_layer = g_build_filename(VFIOD_IMAGE_DIR, VFD_IMAGE_DRIVER_LAYER, NULL);
   c->write_timeout_s = 15;
   c->sys_root = g_strdup("/sys");
   c->dev_root = g_strdup("/dev");
@@ -266,6 +295,8 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "devices", "classes", &c->classes);
     take_string(kf, "qemu", "binary", &c->qemu_binary);
     take_string(kf, "qemu", "accel", &c->qemu_accel);
+    c->qemu_kernel_set = g_key_file_has_key(kf, "qemu", "kernel", NULL);
+    c->qemu_initrd_set = g_key_file_has_key(kf, "qemu", "initrd", NULL);
     take_string(kf, "qemu", "kernel", &c->qemu_kernel);
     take_string(kf, "qemu", "user", &c->qemu_user);
     take_string(kf, "qemu", "initrd", &c->qemu_initrd);

@@ -41,13 +41,16 @@ typedef struct {
   guint32 qemu_uid_count;
   guint64 qemu_serial_log_max; /* [qemu] serial_log_max_mib: a sandbox's console log is cut back to
                                 * nothing when it grows past this (bytes; default 16 MiB) */
-  char *qemu_kernel;   /* [qemu] kernel: default guest kernel for sandboxes that name none */
-  char *qemu_initrd;   /* [qemu] initrd: default guest initramfs (e.g. a staged image) */
+  char *qemu_kernel;   /* [qemu] kernel: guest kernel for sandboxes that name none; default
+                        * VFIOD_IMAGE_DIR/vmlinuz (vfioctl image build's); "": none */
+  char *qemu_initrd;   /* [qemu] initrd: their initramfs; default VFIOD_IMAGE_DIR/initramfs */
   char *qemu_driver_layer; /* [qemu] driver_layer: the NVIDIA driver layer (an EROFS image made by
                            * kernel-modules/build-driver-layer.sh) attached read-only to GPU sandboxes
-                           * with a root disk; "": none */
+                           * with a root disk; default VFIOD_IMAGE_DIR/driver-layer.erofs; "": none */
+  bool qemu_kernel_set;       /* the file names kernel (else the default image's) */
+  bool qemu_initrd_set;       /* the file names initrd */
   bool qemu_driver_layer_set; /* the file names driver_layer (a missing file is then an error; a
-                               * missing default is not) */
+                               * missing default is not: GPU sandboxes go without) */
   bool qemu_hugepages; /* [qemu] hugepages: guest RAM on hugetlbfs, default false */
   guint qemu_hugepage_kib;     /* [qemu] hugepage_size: "2M" or "1G" (implies hugepages); 0 (default):
                                 * the host's default hugepage size */
@@ -95,6 +98,12 @@ int vfd_config_parse_uid_range(const char *text, guint32 *ret_first, guint32 *re
  * (what config space reads as "no device"); "" is off (*@ret_vendor and
  * *@ret_device 0). -EINVAL when malformed; nothing written then. */
 int vfd_config_parse_present_as(const char *text, guint16 *ret_vendor, guint16 *ret_device);
+
+/* What of the default guest image (VFIOD_IMAGE_DIR, made by `vfioctl image
+ * build`) @config relies on and is missing: one sentence per problem, each
+ * saying how to build it (empty array when none). Only keys the file leaves
+ * unset are looked at. For --check-config, vfioctl doctor and start-up. */
+GPtrArray *vfd_config_image_problems(const VfdConfig *config);
 
 /* Loads @path (NULL: defaults only). Unknown groups/keys are ignored with a
  * warning in @ret_warnings (may be NULL). Errors: G_KEY_FILE_ERROR /

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "firewall.h"
 #include "guest-cmdline.h"
+#include "image.h"
 #include "netpool.h"
 #include "qmp.h"
 #include "tap.h"
@@ -1624,6 +1625,28 @@ open_driver_layer(const char *path, GError **error)
  * the client's rights (vfd_caller_open(): no symbolic link, a regular file,
  * as the client could open it), [qemu] kernel/initrd (the trusted config)
  * with vfiod's (open_config_file()). QEMU gets the fds, never the paths. */
+/* open_config_file() of [qemu] kernel or initrd (@key), @set: named by the
+ * file; when it is the default image's and missing, the error says so and
+ * how to build that image. */
+static int
+open_default_guest_file(const char *key, const char *path, gboolean set, GError **error)
+{
+  g_autofree char *what = g_strdup_printf("[qemu] %s", key);
+  g_autoptr(GError) local = NULL;
+  int fd = open_config_file(what, path, &local);
+
+  if (fd < 0 && !set && g_error_matches(local, VFD_ERROR, VFD_ERROR_NOT_FOUND)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND,
+                "no guest %s: the sandbox names none, [qemu] %s is unset and the default image has no %s; build it "
+                "with 'vfioctl image build [--gpu] --output " VFIOD_IMAGE_DIR "', set [qemu] %s, or pass --%s",
+                g_str_equal(key, "kernel") ? "kernel" : "initramfs", key, path, key, key);
+    return -1;
+  }
+  if (fd < 0)
+    g_propagate_error(error, g_steal_pointer(&local));
+  return fd;
+}
+
 static gboolean
 open_guest_files(Op *op, GError **error)
 {
@@ -1632,13 +1655,13 @@ open_guest_files(Op *op, GError **error)
   if (op->kernel_from_client)
     fd = vfd_caller_open(&op->caller, "kernel", op->kernel, O_RDONLY, 5000, error);
   else
-    fd = open_config_file("[qemu] kernel", op->kernel, error);
+    fd = open_default_guest_file("kernel", op->kernel, op->m->config->qemu_kernel_set, error);
   if (fd < 0 || (op->kernel_fd = guest_file_fd(op->sandbox, "kernel", fd, error)) < 0)
     return FALSE;
   if (op->initrd_from_client)
     fd = vfd_caller_open(&op->caller, "initrd", op->initrd, O_RDONLY, 5000, error);
   else
-    fd = open_config_file("[qemu] initrd", op->initrd, error);
+    fd = open_default_guest_file("initrd", op->initrd, op->m->config->qemu_initrd_set, error);
   if (fd < 0 || (op->initrd_fd = guest_file_fd(op->sandbox, "initrd", fd, error)) < 0)
     return FALSE;
   if (op->disk && (op->disk_fd = vfd_caller_open(&op->caller, "disk", op->disk, O_RDWR, 5000, error)) < 0)

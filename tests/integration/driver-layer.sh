@@ -38,11 +38,14 @@ mkfs.erofs "$work/layer.erofs" "$work/layer-tree" > "$work/mkfs.log" 2>&1 ||
   { nok "mkfs.erofs: $(cat "$work/mkfs.log")"; exit 1; }
 layer=$work/layer.erofs
 
-# setup NAME [KEY=VALUE lines for [qemu]]: a fresh fake tree and vfiod-fake
-# with that config in $work/NAME; sets d.
+# setup NAME [--no-guest] [KEY=VALUE lines for [qemu]]: a fresh fake tree
+# and vfiod-fake with that config in $work/NAME ([qemu] kernel and initrd
+# set unless --no-guest); sets d.
 setup() {
+  local guest=1
   d=$work/$1
   shift
+  [ "${1:-}" = --no-guest ] && { guest=0; shift; }
   mkdir -p "$d"
   "$fake_tree" "$d/fake" > "$d/roots" || { nok "fake-tree"; exit 1; }
   cp "$src/tests/crash/fake-qemu.sh" "$d/fake-qemu" && chmod 0755 "$d/fake-qemu"
@@ -56,8 +59,8 @@ setup() {
     echo "user=root"
     echo "accel=tcg"
     echo "stop_timeout=2"
-    echo "kernel=$work/vmlinuz"
-    echo "initrd=$work/initrd"
+    [ "$guest" = 0 ] || echo "kernel=$work/vmlinuz"
+    [ "$guest" = 0 ] || echo "initrd=$work/initrd"
     if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi
     echo "[network]"
     echo "enabled=false"
@@ -149,4 +152,42 @@ bad directory "$work/layer-dir.erofs" "is not a regular file"
 bad missing "$work/no-such-layer.erofs" "No such file or directory"
 bad not-erofs "$work/zeros.erofs" "is not an EROFS image"
 
+
+# ---- 4. the defaults: the image of `vfioctl image build` ----------------------
+# [qemu] kernel, initrd and driver_layer unset: vfiod takes them from the
+# default image dir (/var/lib/vfiod/image unless meson's image_dir says
+# otherwise); a missing default layer only means no layer, a missing
+# default kernel a create error saying how to build the image.
+default_dir=$("$vfioctl" --help | sed -n 's/.*default to DIR=\(.*\)$/\1/p')
+note "default image dir: ${default_dir:-?}"
+setup defaults-layer
+if [ -e "$default_dir/driver-layer.erofs" ]; then
+  note "4: $default_dir/driver-layer.erofs exists on this host: the missing-default case is not checked"
+else
+  out=$(ctl sandbox create --gpus 1 --disk "$work/root.img" --json 2> "$work/four.err")
+  rc=$?
+  echo "$out" > "$work/four.json"
+  id=$(id_of "$work/four.json")
+  qpid=$(qemu_pid "$id")
+  argv=$(qemu_argv "$qpid")
+  [ "$rc" = 0 ] && [ -n "$argv" ] && [[ $argv != *vfiod.driver* ]] && [[ $argv == *"vfiod.root=/dev/vda"* ]] &&
+    grep -q "no driver layer: the default $default_dir/driver-layer.erofs is missing" "$vlog" &&
+    ok "4: driver_layer unset, the default image has none: the GPU sandbox starts without a layer (logged)" ||
+    nok "4: default layer missing: exit $rc: $(cat "$work/four.err"): $argv"
+  [ -z "$id" ] || ctl sandbox delete "$id" > /dev/null 2>&1
+fi
+teardown "4: layer default"
+if [ -e "$default_dir/vmlinuz" ]; then
+  note "4: $default_dir/vmlinuz exists on this host: the missing-default kernel case is not checked"
+else
+  setup defaults-kernel --no-guest
+  out=$(ctl sandbox create --gpus 1 --disk "$work/root.img" 2>&1)
+  rc=$?
+  qemus=$(grep -c . "$d/qemu.pids" 2> /dev/null)
+  [ "$rc" = 2 ] && [[ $out == *"no guest kernel: the sandbox names none, [qemu] kernel is unset and the default image has no $default_dir/vmlinuz; build it with 'vfioctl image build [--gpu] --output $default_dir'"* ]] &&
+    [ "${qemus:-0}" = 0 ] && [ "$(journal_counts "$d")" = "0 0" ] && [ "$(driver_of 0000:01:00.0)" != vfio-pci ] &&
+    ok "4: kernel unset, no default image: refused saying how to build it, nothing started: $out" ||
+    nok "4: no default kernel: exit $rc, $qemus QEMU, journal $(journal_counts "$d"): $out"
+  teardown "4: kernel default"
+fi
 itest_finish

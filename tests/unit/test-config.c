@@ -42,6 +42,47 @@ test_defaults(void **state)
   assert_string_equal(c->classes, "03;0403;0c03;0c80");
   assert_string_equal(c->qemu_accel, "kvm");
   assert_string_equal(c->sys_root, "/sys");
+  /* the guest: the image vfioctl image build installs into VFIOD_IMAGE_DIR */
+  assert_string_equal(c->qemu_kernel, VFIOD_IMAGE_DIR "/vmlinuz");
+  assert_string_equal(c->qemu_initrd, VFIOD_IMAGE_DIR "/initramfs");
+  assert_string_equal(c->qemu_driver_layer, VFIOD_IMAGE_DIR "/driver-layer.erofs");
+  assert_false(c->qemu_kernel_set || c->qemu_initrd_set || c->qemu_driver_layer_set);
+}
+
+/* The default image: what is missing is reported, with how to build it;
+ * keys the file sets are not looked at. */
+static void
+test_image_defaults(void **state)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp("vfiod-image-XXXXXX", NULL);
+  g_autofree char *k = g_build_filename(dir, "vmlinuz", NULL);
+  g_autofree char *conf_text = g_strdup_printf("[qemu]\nkernel=%s\ninitrd=%s/none\ndriver_layer=\n", k, dir);
+  g_autofree char *path = write_conf(conf_text);
+  g_autoptr(VfdConfig) c = vfd_config_load(path, NULL, &error);
+  g_autoptr(VfdConfig) def = vfd_config_load(NULL, NULL, &error);
+  g_autoptr(GPtrArray) none = NULL;
+  g_autoptr(GPtrArray) missing = NULL;
+  guint want = 0;
+
+  assert_non_null(c);
+  assert_true(c->qemu_kernel_set && c->qemu_initrd_set && c->qemu_driver_layer_set);
+  assert_string_equal(c->qemu_kernel, k);
+  assert_string_equal(c->qemu_driver_layer, ""); /* explicitly none */
+  none = vfd_config_image_problems(c);
+  assert_int_equal(none->len, 0); /* set keys: their files are the create's business */
+  missing = vfd_config_image_problems(def);
+  want += !g_file_test(VFIOD_IMAGE_DIR "/vmlinuz", G_FILE_TEST_EXISTS);
+  want += !g_file_test(VFIOD_IMAGE_DIR "/initramfs", G_FILE_TEST_EXISTS);
+  want += !g_file_test(VFIOD_IMAGE_DIR "/driver-layer.erofs", G_FILE_TEST_EXISTS);
+  assert_int_equal(missing->len, want);
+  for (guint i = 0; i < missing->len; i++) {
+    const char *m = g_ptr_array_index(missing, i);
+    assert_non_null(strstr(m, "vfioctl image build --gpu --output " VFIOD_IMAGE_DIR));
+    assert_non_null(strstr(m, "is unset and the default image has no " VFIOD_IMAGE_DIR "/"));
+  }
+  g_unlink(path);
+  g_rmdir(dir);
 }
 
 static void
@@ -375,6 +416,7 @@ main(void)
     cmocka_unit_test(test_defaults),     cmocka_unit_test(test_systemd_dirs), cmocka_unit_test(test_values),
     cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_qemu_argv),
     cmocka_unit_test(test_qemu_argv_microvm), cmocka_unit_test(test_present_as),
+    cmocka_unit_test(test_image_defaults),
     cmocka_unit_test(test_numa_cpulist),    cmocka_unit_test(test_uid_range),
   };
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);
