@@ -2,6 +2,7 @@
 #include "driver.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -148,6 +149,38 @@ gi_layer_load_modules(const GiLayer *l, const char *release, const GiCmdline *c,
              l->dev, dir);
   }
   return 0;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+  return strcmp((const char *) a, (const char *) b);
+}
+
+int
+gi_gsp_firmware_list(const char *dir, char (*ret_names)[64], size_t max)
+{
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  size_t n = 0;
+
+  if (!d)
+    return -errno;
+  while ((de = readdir(d)) != NULL && n < max) {
+    char path[512];
+    struct stat st;
+    size_t len = strlen(de->d_name);
+
+    if (strncmp(de->d_name, "gsp_", 4) != 0 || len < 8 || len >= 64 || strcmp(de->d_name + len - 4, ".bin") != 0)
+      continue;
+    snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+      continue;
+    memcpy(ret_names[n++], de->d_name, len + 1);
+  }
+  closedir(d);
+  qsort(ret_names, n, sizeof(ret_names[0]), name_cmp);
+  return (int) n;
 }
 
 /* A memfd holding the probe, sealed; -errno on failure. */

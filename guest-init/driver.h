@@ -47,6 +47,13 @@ int gi_layer_mount(const char *dev, int wait_ms, GiLayer *ret, char *err, size_t
 int gi_layer_load_modules(const GiLayer *l, const char *release, const GiCmdline *c, GiModules *mods, char *err,
                           size_t err_size);
 
+/* The GSP firmware files (gsp_*.bin, regular files, sorted by name) in
+ * @dir, the directory the kernel's firmware loader reads
+ * nvidia/<version>/ from (e.g. "/lib/firmware/nvidia/550.163.01"), into
+ * @ret_names (at most @max). Returns how many, or -errno when @dir cannot
+ * be read (-ENOENT: no firmware for that version there). */
+int gi_gsp_firmware_list(const char *dir, char (*ret_names)[64], size_t max);
+
 /* Runs the CUDA probe (cuda-probe.c, carried in guest-init and exec'd from a
  * memfd) in @root (chroot) with @envp, for at most @timeout_ms, and parses
  * its line into @ret. Returns 0 when it ran and printed a usable line

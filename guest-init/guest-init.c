@@ -91,6 +91,9 @@ static struct {
   GiCudaReport cuda;
   GiGpuResult gpu_results[GI_GPU_MAX];
   char driver_version[64];      /* /sys/module/nvidia/version, else nvidia_version */
+  char firmware_dir[320];       /* where the loader finds this version's GSP firmware, "" unknown */
+  char firmware_files[8][64];   /* the gsp_*.bin files there */
+  size_t n_firmware_files;
   bool has_net;
   GiNet net;
   GiTiming timings[MAX_TIMINGS];
@@ -609,6 +612,56 @@ layer_env(bool with_user_env)
   return (char *const *) envp[i];
 }
 
+/* The parts of the ready report that describe the guest (sandbox, kernel,
+ * modules loaded, PCI functions, driver layer, root, timings so far) into
+ * @r, for VFIOD_READY and for a GPU's VFIOD_FATAL. Points into static
+ * storage and *@ret_devices (malloc'ed, the caller frees it; NULL when
+ * there are none or they cannot be listed). Returns 0, or the -errno of
+ * listing the PCI functions (the rest is filled in all the same). */
+static int
+report_context(GiReady *r, const char *pci_root, GiPciDevice **ret_devices)
+{
+  static const char *modules[GI_MANIFEST_MAX_MODULES], *fw_files[8];
+  static struct utsname uts;
+  size_t n_devices = 0;
+  int e;
+
+  *ret_devices = NULL;
+  e = pci_scan(pci_root, ret_devices, &n_devices);
+  if (uname(&uts) < 0)
+    snprintf(uts.release, sizeof(uts.release), "?");
+  for (size_t i = 0; i < boot.modules.n_loaded; i++)
+    modules[i] = boot.modules.loaded[i];
+  for (size_t i = 0; i < boot.n_firmware_files; i++)
+    fw_files[i] = boot.firmware_files[i];
+  r->sandbox = cmdline.sandbox;
+  r->kernel = uts.release;
+  r->modules = modules;
+  r->n_modules = boot.modules.n_loaded;
+  r->pci = *ret_devices;
+  r->n_pci = n_devices;
+  if (boot.has_layer) {
+    r->layer_dev = boot.layer.dev;
+    r->layer_path = VFIOD_DRIVER_LAYER_DIR;
+    r->layer_version = boot.layer.version;
+    r->layer_key = boot.layer.key[0] != '\0' ? boot.layer.key : NULL;
+    r->layer_modules = boot.layer_modules;
+    if (boot.firmware_dir[0] != '\0') {
+      r->layer_firmware = boot.firmware_dir;
+      r->layer_firmware_files = fw_files;
+      r->n_layer_firmware_files = boot.n_firmware_files;
+    }
+  }
+  if (cmdline.root[0] != '\0') {
+    r->root_dev = cmdline.root;
+    r->root_fstype = cmdline.rootfstype;
+  }
+  r->timings = boot.timings;
+  r->n_timings = boot.n_timings;
+  r->uptime_ms = boot.n_timings > 0 ? boot.timings[boot.n_timings - 1].ms : gi_now_ms();
+  return e;
+}
+
 /* The GPUs are not ready: VFIOD_FATAL with what the probe said per GPU
  * (or @failure for all of them) and the kernel's NVRM lines, then power-off
  * (which stops persistenced and unloads the modules). */
@@ -621,6 +674,8 @@ fatal_gpu(const char *error, const GiCudaProbe *probe, const char *failure_call,
   const char *req[GI_GPU_MAX];
   size_t n_req, n_results = 0, n_nvrm, len;
   const char *persistenced, *smi;
+  GiReady ctx = { 0 };
+  GiPciDevice *devices = NULL;
   char *line;
 
   n_req = requested_gpus(bdfs);
@@ -647,11 +702,17 @@ fatal_gpu(const char *error, const GiCudaProbe *probe, const char *failure_call,
   };
   persistenced = boot.nvidia.persistenced[0] != '\0' ? boot.nvidia.persistenced : NULL;
   smi = boot.nvidia.smi[0] != '\0' ? boot.nvidia.smi : NULL;
-  len = gi_format_fatal_gpu(NULL, 0, error, &boot.cuda, persistenced, smi, smi_out, boot.nvidia.n_smi_output);
+  add_timing("fatal");
+  if (report_context(&ctx, GUEST_PCI_ROOT, &devices) < 0)
+    gi_warn("cannot list PCI devices in %s", GUEST_PCI_ROOT);
+  len = gi_format_fatal_gpu_ctx(NULL, 0, error, &boot.cuda, persistenced, smi, smi_out, boot.nvidia.n_smi_output,
+                                &ctx);
   line = malloc(len + 2);
   if (!line)
     fatal("%s", error);
-  gi_format_fatal_gpu(line + 1, len + 1, error, &boot.cuda, persistenced, smi, smi_out, boot.nvidia.n_smi_output);
+  gi_format_fatal_gpu_ctx(line + 1, len + 1, error, &boot.cuda, persistenced, smi, smi_out,
+                          boot.nvidia.n_smi_output, &ctx);
+  free(devices);
   emit_line(line, len + 2, len);
   send_to_host(line + 1, len, "VFIOD_FATAL", 1);
   power_off_because("fatal", 1);
@@ -691,6 +752,19 @@ setup_driver_layer(void)
   }
   if (!boot.nvidia_version)
     boot.nvidia_version = boot.layer.version;
+  /* Where request_firmware() finds nvidia/<version>/gsp_*.bin: the staged
+   * directory (firmware_class.path) when the initramfs brings the modules,
+   * else the layer's, bind-mounted on /lib/firmware/nvidia. */
+  if (boot.modules.nvidia_staged && boot.layer_modules && strcmp(boot.layer_modules, "initramfs") == 0 &&
+      boot.manifest.firmware)
+    snprintf(boot.firmware_dir, sizeof(boot.firmware_dir), "%s/nvidia/%s", boot.manifest.firmware,
+             boot.layer.version);
+  else
+    snprintf(boot.firmware_dir, sizeof(boot.firmware_dir), "/lib/firmware/nvidia/%s", boot.layer.version);
+  r = gi_gsp_firmware_list(boot.firmware_dir, boot.firmware_files, 8);
+  if (r < 0)
+    gi_warn("driver layer: no GSP firmware in %s: %s", boot.firmware_dir, strerror(-r));
+  boot.n_firmware_files = r > 0 ? (size_t) r : 0;
   if (gi_read_file("/sys/module/nvidia/version", version, sizeof(version), NULL) > 0) {
     version[strcspn(version, "\n")] = '\0';
     if (strcmp(version, boot.layer.version) != 0)
@@ -757,6 +831,7 @@ setup_cuda(void)
   if (!boot.has_layer || !boot.has_nvidia)
     return;
   gi_nvidia_start_helpers(&h, &boot.nvidia);
+  add_timing("helpers");
   r = gi_cuda_probe_run(NEWROOT, layer_env(false), PROBE_TIMEOUT_MS, &probe, err, sizeof(err));
   if (r < 0)
     fatal_gpu(boot.modules.nvidia_error[0] != '\0' ? boot.modules.nvidia_error : err, NULL, "probe", err);
@@ -880,29 +955,21 @@ setup_root(void)
 static void
 print_ready(const char *pci_root)
 {
-  const char *modules[GI_MANIFEST_MAX_MODULES], *nodes[GI_MAX_NVIDIA_NODES], *gpus[GI_MAX_GPUS];
+  const char *nodes[GI_MAX_NVIDIA_NODES], *gpus[GI_MAX_GPUS];
   const char *smi_output[GI_MAX_SMI_OUTPUT];
   const char *dns[GI_CMDLINE_MAX_DNS];
   GiPciDevice *devices = NULL;
-  size_t n_devices = 0, len;
-  struct utsname uts;
+  size_t len;
   char report[32];
   GiReady r = { 0 };
   char *line;
   int e;
 
-  e = pci_scan(pci_root, &devices, &n_devices);
-  if (e < 0)
-    fatal("cannot list PCI devices in %s: %s", pci_root, strerror(-e));
-  if (uname(&uts) < 0)
-    fatal("uname: %s", strerror(errno));
   if (cmdline.report == GI_REPORT_VSOCK)
     snprintf(report, sizeof(report), "vsock:%u", cmdline.report_port);
   else
     snprintf(report, sizeof(report), "console");
 
-  for (size_t i = 0; i < boot.modules.n_loaded; i++)
-    modules[i] = boot.modules.loaded[i];
   for (size_t i = 0; i < boot.nvidia.n_nodes; i++)
     nodes[i] = boot.nvidia.nodes[i];
   for (size_t i = 0; i < boot.nvidia.n_gpus; i++)
@@ -913,14 +980,10 @@ print_ready(const char *pci_root)
     dns[i] = cmdline.dns[i];
 
   add_timing("ready");
-  r.sandbox = cmdline.sandbox;
-  r.kernel = uts.release;
-  r.uptime_ms = boot.timings[boot.n_timings - 1].ms;
+  e = report_context(&r, pci_root, &devices);
+  if (e < 0)
+    fatal("cannot list PCI devices in %s: %s", pci_root, strerror(-e));
   r.report = report;
-  r.modules = modules;
-  r.n_modules = boot.modules.n_loaded;
-  r.pci = devices;
-  r.n_pci = n_devices;
   if (boot.has_nvidia) {
     r.nvidia_driver = boot.nvidia_version;
     r.nvidia_nodes = nodes;
@@ -932,13 +995,6 @@ print_ready(const char *pci_root)
     r.smi_output = smi_output;
     r.n_smi_output = boot.nvidia.n_smi_output;
   }
-  if (boot.has_layer) {
-    r.layer_dev = boot.layer.dev;
-    r.layer_path = VFIOD_DRIVER_LAYER_DIR;
-    r.layer_version = boot.layer.version;
-    r.layer_key = boot.layer.key[0] != '\0' ? boot.layer.key : NULL;
-    r.layer_modules = boot.layer_modules;
-  }
   if (boot.has_cuda)
     r.cuda = &boot.cuda;
   if (boot.has_net) {
@@ -949,13 +1005,7 @@ print_ready(const char *pci_root)
     r.dns = dns;
     r.n_dns = cmdline.n_dns;
   }
-  if (cmdline.root[0] != '\0') {
-    r.root_dev = cmdline.root;
-    r.root_fstype = cmdline.rootfstype;
-  }
   r.workload = cmdline.cmd[0] != '\0' ? cmdline.cmd : NULL;
-  r.timings = boot.timings;
-  r.n_timings = boot.n_timings;
 
   len = gi_format_ready(NULL, 0, &r);
   line = malloc(len + 2);

@@ -123,6 +123,90 @@ gi_pci_device_compare(const void *a, const void *b)
   return strcmp(x->bdf, y->bdf);
 }
 
+/* The "pci" array of @r. */
+static void
+out_pci(GiOut *o, const GiReady *r)
+{
+  out_putc(o, '[');
+  for (size_t i = 0; i < r->n_pci; i++) {
+    const GiPciDevice *d = &r->pci[i];
+    char id[16], class_code[16];
+
+    snprintf(id, sizeof(id), "%04x:%04x", d->vendor, d->device);
+    snprintf(class_code, sizeof(class_code), "%06x", d->class_code & 0xffffffu);
+    gi_out_puts(o, i == 0 ? "{" : ",{");
+    out_key(o, "bdf", true);
+    gi_out_json_string(o, d->bdf);
+    out_key(o, "id", false);
+    gi_out_json_string(o, id);
+    out_key(o, "class", false);
+    gi_out_json_string(o, class_code);
+    out_key(o, "driver", false);
+    gi_out_json_string_or_null(o, d->driver[0] != '\0' ? d->driver : NULL);
+    out_putc(o, '}');
+  }
+  out_putc(o, ']');
+}
+
+/* The "driver_layer" object of @r, or null. */
+static void
+out_driver_layer(GiOut *o, const GiReady *r)
+{
+  if (!r->layer_dev) {
+    gi_out_puts(o, "null");
+    return;
+  }
+  out_putc(o, '{');
+  out_key(o, "dev", true);
+  gi_out_json_string(o, r->layer_dev);
+  out_key(o, "path", false);
+  gi_out_json_string_or_null(o, r->layer_path);
+  out_key(o, "version", false);
+  gi_out_json_string_or_null(o, r->layer_version);
+  out_key(o, "key", false);
+  gi_out_json_string_or_null(o, r->layer_key);
+  out_key(o, "modules", false);
+  gi_out_json_string_or_null(o, r->layer_modules);
+  if (r->layer_firmware) {
+    out_key(o, "firmware", false);
+    out_putc(o, '{');
+    out_key(o, "path", true);
+    gi_out_json_string(o, r->layer_firmware);
+    out_key(o, "files", false);
+    out_string_array(o, r->layer_firmware_files, r->n_layer_firmware_files);
+    out_putc(o, '}');
+  }
+  out_putc(o, '}');
+}
+
+/* The "root" object of @r, or null. */
+static void
+out_root(GiOut *o, const GiReady *r)
+{
+  if (!r->root_dev) {
+    gi_out_puts(o, "null");
+    return;
+  }
+  out_putc(o, '{');
+  out_key(o, "dev", true);
+  gi_out_json_string(o, r->root_dev);
+  out_key(o, "fstype", false);
+  gi_out_json_string_or_null(o, r->root_fstype);
+  out_putc(o, '}');
+}
+
+/* The "timings_ms" object of @r. */
+static void
+out_timings(GiOut *o, const GiReady *r)
+{
+  out_putc(o, '{');
+  for (size_t i = 0; i < r->n_timings; i++) {
+    out_key(o, r->timings[i].name, i == 0);
+    out_printf(o, "%" PRIu64, r->timings[i].ms);
+  }
+  out_putc(o, '}');
+}
+
 size_t
 gi_format_ready(char *buf, size_t size, const GiReady *r)
 {
@@ -141,25 +225,7 @@ gi_format_ready(char *buf, size_t size, const GiReady *r)
   out_string_array(&o, r->modules, r->n_modules);
 
   out_key(&o, "pci", false);
-  out_putc(&o, '[');
-  for (size_t i = 0; i < r->n_pci; i++) {
-    const GiPciDevice *d = &r->pci[i];
-    char id[16], class_code[16];
-
-    snprintf(id, sizeof(id), "%04x:%04x", d->vendor, d->device);
-    snprintf(class_code, sizeof(class_code), "%06x", d->class_code & 0xffffffu);
-    gi_out_puts(&o, i == 0 ? "{" : ",{");
-    out_key(&o, "bdf", true);
-    gi_out_json_string(&o, d->bdf);
-    out_key(&o, "id", false);
-    gi_out_json_string(&o, id);
-    out_key(&o, "class", false);
-    gi_out_json_string(&o, class_code);
-    out_key(&o, "driver", false);
-    gi_out_json_string_or_null(&o, d->driver[0] != '\0' ? d->driver : NULL);
-    out_putc(&o, '}');
-  }
-  out_putc(&o, ']');
+  out_pci(&o, r);
 
   out_key(&o, "nvidia", false);
   if (r->nvidia_driver) {
@@ -184,22 +250,7 @@ gi_format_ready(char *buf, size_t size, const GiReady *r)
   }
 
   out_key(&o, "driver_layer", false);
-  if (r->layer_dev) {
-    out_putc(&o, '{');
-    out_key(&o, "dev", true);
-    gi_out_json_string(&o, r->layer_dev);
-    out_key(&o, "path", false);
-    gi_out_json_string_or_null(&o, r->layer_path);
-    out_key(&o, "version", false);
-    gi_out_json_string_or_null(&o, r->layer_version);
-    out_key(&o, "key", false);
-    gi_out_json_string_or_null(&o, r->layer_key);
-    out_key(&o, "modules", false);
-    gi_out_json_string_or_null(&o, r->layer_modules);
-    out_putc(&o, '}');
-  } else {
-    gi_out_puts(&o, "null");
-  }
+  out_driver_layer(&o, r);
   out_key(&o, "cuda", false);
   if (r->cuda)
     gi_out_cuda(&o, r->cuda);
@@ -225,26 +276,13 @@ gi_format_ready(char *buf, size_t size, const GiReady *r)
   }
 
   out_key(&o, "root", false);
-  if (r->root_dev) {
-    out_putc(&o, '{');
-    out_key(&o, "dev", true);
-    gi_out_json_string(&o, r->root_dev);
-    out_key(&o, "fstype", false);
-    gi_out_json_string_or_null(&o, r->root_fstype);
-    out_putc(&o, '}');
-  } else {
-    gi_out_puts(&o, "null");
-  }
+  out_root(&o, r);
   out_key(&o, "workload", false);
   gi_out_json_string_or_null(&o, r->workload);
 
   out_key(&o, "timings_ms", false);
-  out_putc(&o, '{');
-  for (size_t i = 0; i < r->n_timings; i++) {
-    out_key(&o, r->timings[i].name, i == 0);
-    out_printf(&o, "%" PRIu64, r->timings[i].ms);
-  }
-  gi_out_puts(&o, "}}");
+  out_timings(&o, r);
+  out_putc(&o, '}');
   return gi_out_finish(&o);
 }
 
@@ -378,6 +416,14 @@ size_t
 gi_format_fatal_gpu(char *buf, size_t size, const char *error, const GiCudaReport *cuda, const char *persistenced,
                     const char *smi, const char *const *smi_output, size_t n_smi_output)
 {
+  return gi_format_fatal_gpu_ctx(buf, size, error, cuda, persistenced, smi, smi_output, n_smi_output, NULL);
+}
+
+size_t
+gi_format_fatal_gpu_ctx(char *buf, size_t size, const char *error, const GiCudaReport *cuda,
+                        const char *persistenced, const char *smi, const char *const *smi_output,
+                        size_t n_smi_output, const GiReady *ctx)
+{
   GiOut o = { buf, size, 0 };
 
   gi_out_puts(&o, "VFIOD_FATAL {");
@@ -391,6 +437,24 @@ gi_format_fatal_gpu(char *buf, size_t size, const char *error, const GiCudaRepor
   gi_out_json_string_or_null(&o, smi);
   out_key(&o, "smi_output", false);
   out_string_array(&o, smi_output, n_smi_output);
+  if (ctx) {
+    out_key(&o, "sandbox", false);
+    gi_out_json_string(&o, ctx->sandbox);
+    out_key(&o, "kernel", false);
+    gi_out_json_string(&o, ctx->kernel);
+    out_key(&o, "uptime_ms", false);
+    out_printf(&o, "%" PRIu64, ctx->uptime_ms);
+    out_key(&o, "modules", false);
+    out_string_array(&o, ctx->modules, ctx->n_modules);
+    out_key(&o, "pci", false);
+    out_pci(&o, ctx);
+    out_key(&o, "driver_layer", false);
+    out_driver_layer(&o, ctx);
+    out_key(&o, "root", false);
+    out_root(&o, ctx);
+    out_key(&o, "timings_ms", false);
+    out_timings(&o, ctx);
+  }
   out_putc(&o, '}');
   return gi_out_finish(&o);
 }

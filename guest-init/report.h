@@ -106,6 +106,12 @@ typedef struct {
   const char *layer_version;       /* its NVIDIA_DRIVER_VERSION */
   const char *layer_key;           /* its DRIVER_LAYER_KEY, may be NULL */
   const char *layer_modules;       /* "layer" or "initramfs": where nvidia.ko came from; may be NULL */
+  /* Where the kernel's firmware loader finds this driver version's GSP
+   * firmware ("/lib/firmware/nvidia/550.163.01"), and the gsp_*.bin files
+   * it holds; NULL leaves "firmware" out of "driver_layer". */
+  const char *layer_firmware;
+  const char *const *layer_firmware_files;
+  size_t n_layer_firmware_files;
   /* The CUDA probe: NULL prints "cuda":null (no driver layer: not probed). */
   const GiCudaReport *cuda;
   /* Network: net_if NULL prints "net":null. */
@@ -168,6 +174,18 @@ size_t gi_format_fatal(char *buf, size_t size, const char *error);
 size_t gi_format_fatal_gpu(char *buf, size_t size, const char *error, const GiCudaReport *cuda,
                            const char *persistenced, const char *smi, const char *const *smi_output,
                            size_t n_smi_output);
+
+/* As gi_format_fatal_gpu(), and with @ctx (may be NULL: then the same line)
+ * what the ready line would have said about the guest, after "smi_output":
+ * ,"sandbox":...,"kernel":...,"uptime_ms":N,"modules":[...] (loaded, in load
+ * order),"pci":[...],"driver_layer":null|{... "firmware":{"path":...,
+ * "files":[...]}},"root":null|{...},"timings_ms":{...}, formatted as in
+ * gi_format_ready(); @ctx's other fields are not used. So a GPU that fails
+ * is reported with the modules that did load before it, where its firmware
+ * was, and how long each step took. */
+size_t gi_format_fatal_gpu_ctx(char *buf, size_t size, const char *error, const GiCudaReport *cuda,
+                               const char *persistenced, const char *smi, const char *const *smi_output,
+                               size_t n_smi_output, const GiReady *ctx);
 
 /* What guest-init did to the NVIDIA driver before powering off. */
 typedef struct {

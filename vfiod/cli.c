@@ -9,6 +9,7 @@
 #include "bdf.h"
 #include "error.h"
 #include "doctor.h"
+#include "image.h"
 #include "initramfs.h"
 #include "manager.h"
 #include "pins.h"
@@ -65,6 +66,11 @@ static const char usage_text[] =
     "      [--cache-dir DIR] [--kernel-release R | --pins FILE] [--nvidia-version V | --versions FILE]\n"
     "                                stage modules (dependencies first, vermagic checked), NVIDIA firmware\n"
     "                                and /etc/vfiod/manifest; --cache-dir reuses an image by content stamp\n"
+    "  image build [--gpu] --output DIR [--cache DIR] [--guest-init PATH] [--debs DIR]\n"
+    "                                the whole guest (local, no daemon): the pinned kernel, the initramfs\n"
+    "                                and with --gpu the NVIDIA driver layer, cached by content, into DIR\n"
+    "                                (vmlinuz, initramfs, driver-layer.erofs, image.json); vfiod's\n"
+    "                                [qemu] kernel/initrd/driver_layer default to DIR=" VFIOD_IMAGE_DIR "\n"
     "\n"
     "Options:\n"
     "  --socket PATH   vfiod's API socket (default $VFIOD_SOCKET or " DEFAULT_SOCKET ")\n"
@@ -936,6 +942,7 @@ cmd_doctor(Cli *cli, int argc, char **argv)
   o.qemu_binary = qemu ? qemu : "qemu-system-x86_64";
   o.pins_file = pins ? pins : DEFAULT_PINS_FILE;
   o.versions_file = versions ? versions : DEFAULT_VERSIONS_FILE;
+  o.image_dir = VFIOD_IMAGE_DIR;
   checks = vfd_doctor_run(&o);
   if (cli->json) {
     g_autoptr(JsonBuilder) b = json_builder_new();
@@ -1187,6 +1194,119 @@ cmd_initramfs(Cli *cli, int argc, char **argv)
   return VFD_EXIT_OK;
 }
 
+/* ---- image build ---------------------------------------------------------- */
+
+/* The scripts `image build` runs: the installed copies (<datadir>/vfiod,
+ * the source tree's layout), else the source tree of this build. */
+static const char *
+image_scripts_dir(void)
+{
+  g_autofree char *installed = g_build_filename(VFIOD_DATADIR, "kernel-modules", "build-driver-layer.sh", NULL);
+
+  return g_file_test(installed, G_FILE_TEST_IS_REGULAR) ? VFIOD_DATADIR : VFIOD_SOURCE_ROOT;
+}
+
+/* guest-init: the installed one (<libexecdir>/vfiod), else this build's. */
+static char *
+image_guest_init(void)
+{
+  g_autofree char *installed = g_build_filename(VFIOD_LIBEXECDIR, "guest-init", NULL);
+
+  if (g_file_test(installed, G_FILE_TEST_IS_REGULAR))
+    return g_steal_pointer(&installed);
+  return g_build_filename(VFIOD_BUILD_ROOT, "guest-init", "guest-init", NULL);
+}
+
+static int
+cmd_image(Cli *cli, int argc, char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *output = NULL, *cache = NULL, *guest_init = NULL, *debs = NULL;
+  g_autoptr(VfdImageResult) res = NULL;
+  gboolean gpu = FALSE;
+  GOptionEntry entries[] = {
+    { "gpu", 0, 0, G_OPTION_ARG_NONE, &gpu, "Also build the NVIDIA driver layer (and stage what it needs at boot)",
+      NULL },
+    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Install the image here (e.g. " VFIOD_IMAGE_DIR ")", "DIR" },
+    { "cache", 0, 0, G_OPTION_ARG_FILENAME, &cache,
+      "Caches (default /var/cache/vfiod as root, else $XDG_CACHE_HOME/vfiod)", "DIR" },
+    { "guest-init", 0, 0, G_OPTION_ARG_FILENAME, &guest_init, "The static guest-init (default: the installed one)",
+      "PATH" },
+    { "debs", 0, 0, G_OPTION_ARG_FILENAME, &debs,
+      "With --gpu: take the NVIDIA packages from the .debs in DIR (no apt for them)", "DIR" },
+    { NULL },
+  };
+  int r;
+
+  if (argc < 2 || !g_str_equal(argv[1], "build"))
+    return usage_error("image needs a subcommand: build");
+  argc--, argv++;
+  r = parse_options("image build", "", entries, &cli->json, &argc, &argv);
+  if (r >= 0)
+    return r;
+  if (argc > 1)
+    return usage_error("image build: unexpected argument '%s'", argv[1]);
+  if (!output)
+    return usage_error("image build needs --output DIR (vfiod's default image: " VFIOD_IMAGE_DIR ")");
+  if (debs && !gpu)
+    return usage_error("image build: --debs is only used with --gpu");
+  if (!vfd_image_check_output_dir(output, &error))
+    return initramfs_error(error);
+  if (!cache) {
+    if (geteuid() == 0)
+      cache = g_strdup("/var/cache/vfiod");
+    else
+      cache = g_build_filename(g_get_user_cache_dir(), "vfiod", NULL);
+  }
+  if (!guest_init)
+    guest_init = image_guest_init();
+  {
+    VfdImageRequest req = {
+      .output_dir = output,
+      .cache_dir = cache,
+      .guest_init = guest_init,
+      .scripts_dir = image_scripts_dir(),
+      .debs_dir = debs,
+      .gpu = gpu,
+    };
+    if (!vfd_image_build(&req, &res, &error))
+      return initramfs_error(error);
+  }
+  if (cli->json) {
+    g_autoptr(JsonNode) out = json_node_copy(res->image);
+    JsonObject *o = json_node_get_object(out);
+    JsonObject *ms = json_object_new();
+    json_object_set_boolean_member(o, "cached", res->cached);
+    json_object_set_int_member(ms, "kernel", res->ms_kernel);
+    if (res->ms_layer >= 0)
+      json_object_set_int_member(ms, "driver_layer", res->ms_layer);
+    json_object_set_int_member(ms, "initramfs", res->ms_initramfs);
+    json_object_set_int_member(ms, "install", res->ms_install);
+    json_object_set_int_member(ms, "total", res->ms_total);
+    json_object_set_object_member(o, "ms", ms);
+    print_json(out);
+  } else {
+    JsonObject *o = json_node_get_object(res->image);
+    JsonObject *k = json_object_get_object_member(o, "kernel");
+    JsonObject *i = json_object_get_object_member(o, "initramfs");
+    JsonNode *ln = json_object_get_member(o, "driver_layer");
+    JsonObject *l = ln && JSON_NODE_HOLDS_OBJECT(ln) ? json_node_get_object(ln) : NULL;
+
+    printf("kernel        %s (%s %s)  %" G_GINT64_FORMAT " ms\n", json_object_get_string_member(k, "release"),
+           json_object_get_string_member(k, "package"), json_object_get_string_member(k, "version"), res->ms_kernel);
+    if (l)
+      printf("driver layer  NVIDIA %s, key %.12s  %" G_GINT64_FORMAT " ms\n",
+             json_object_get_string_member(l, "driver_version"), json_object_get_string_member(l, "key"),
+             res->ms_layer);
+    printf("initramfs     stamp %.12s, %u modules  %" G_GINT64_FORMAT " ms\n", json_object_get_string_member(i, "stamp"),
+           json_array_get_length(json_object_get_array_member(i, "modules")), res->ms_initramfs);
+    printf("%s %s (key %.12s)  %" G_GINT64_FORMAT " ms\n", res->cached ? "up to date   " : "installed    ", output,
+           json_object_get_string_member(o, "key"), res->ms_install);
+    printf("total         %" G_GINT64_FORMAT " ms\n", res->ms_total);
+  }
+  return VFD_EXIT_OK;
+}
+
 int
 vfd_cli_main(int argc, char **argv)
 {
@@ -1237,6 +1357,8 @@ vfd_cli_main(int argc, char **argv)
     return cmd_doctor(&cli, argc, argv);
   if (g_str_equal(argv[0], "initramfs"))
     return cmd_initramfs(&cli, argc, argv);
+  if (g_str_equal(argv[0], "image"))
+    return cmd_image(&cli, argc, argv);
   if (g_str_equal(argv[0], "help"))
     return fputs(usage_text, stdout), VFD_EXIT_OK;
   return usage_error("unknown command '%s'", argv[0]);

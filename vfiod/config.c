@@ -7,6 +7,7 @@
 #include "error.h"
 #include "../guest-init/protocol.h"
 #include "firewall.h"
+#include "image.h"
 #include "netpool.h"
 #include "policy.h"
 
@@ -33,6 +34,7 @@ vfd_config_unref(VfdConfig *c)
   g_free(c->qemu_user);
   g_free(c->metrics_file);
   g_free(c->qemu_initrd);
+  g_free(c->qemu_driver_layer);
   g_free(c->sys_root);
   g_free(c->dev_root);
   g_free(c->proc_root);
@@ -62,8 +64,8 @@ static const char *const known_keys[] = {
   "devices/ids", "devices/classes",
   "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
   "devices/reset_on_release",
-  "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/user",
-  "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/prealloc_threads", "qemu/uid_range", "qemu/serial_log_max_mib",
+  "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/driver_layer", "qemu/user",
+  "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/test_present_as", "qemu/prealloc_threads", "qemu/uid_range", "qemu/serial_log_max_mib",
   "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
   "network/report_port",
   "testing/sys_root", "testing/dev_root", "testing/proc_root",
@@ -190,6 +192,60 @@ vfd_config_parse_uid_range(const char *text, guint32 *ret_first, guint32 *ret_co
   return 0;
 }
 
+int
+vfd_config_parse_present_as(const char *text, guint16 *ret_vendor, guint16 *ret_device)
+{
+  guint v = 0, d = 0;
+
+  if (!text || !*text) {
+    *ret_vendor = *ret_device = 0;
+    return 0;
+  }
+  if (strlen(text) != 9 || text[4] != ':')
+    return -EINVAL;
+  for (int i = 0; i < 9; i++) {
+    if (i == 4)
+      continue;
+    if (!g_ascii_isxdigit(text[i]))
+      return -EINVAL;
+    if (i < 4)
+      v = v << 4 | (guint) g_ascii_xdigit_value(text[i]);
+    else
+      d = d << 4 | (guint) g_ascii_xdigit_value(text[i]);
+  }
+  if (v == 0 || v == 0xffff || d == 0xffff)
+    return -EINVAL;
+  *ret_vendor = (guint16) v;
+  *ret_device = (guint16) d;
+  return 0;
+}
+
+GPtrArray *
+vfd_config_image_problems(const VfdConfig *c)
+{
+  GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
+  const char *build = "vfioctl image build --gpu --output " VFIOD_IMAGE_DIR;
+  const struct {
+    const char *key;
+    const char *path;
+    bool set;
+    const char *what;
+  } files[] = {
+    { "kernel", c->qemu_kernel, c->qemu_kernel_set, "sandboxes that name no --kernel cannot start" },
+    { "initrd", c->qemu_initrd, c->qemu_initrd_set, "sandboxes that name no --initrd cannot start" },
+    { "driver_layer", c->qemu_driver_layer, c->qemu_driver_layer_set,
+      "GPU sandboxes start without the NVIDIA driver layer" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS(files); i++)
+    if (!files[i].set && files[i].path && *files[i].path && !g_file_test(files[i].path, G_FILE_TEST_EXISTS))
+      g_ptr_array_add(problems,
+                      g_strdup_printf("[qemu] %s is unset and the default image has no %s: %s; build it with "
+                                      "'%s' (without --gpu: no driver layer), or set [qemu] %s",
+                                      files[i].key, files[i].path, files[i].what, build, files[i].key));
+  return problems;
+}
+
 VfdConfig *
 vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
 {
@@ -219,6 +275,9 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   c->qemu_seccomp = true;
   vfd_config_parse_uid_range(VFD_QEMU_UID_RANGE_DEFAULT, &c->qemu_uid_first, &c->qemu_uid_count);
   c->qemu_serial_log_max = 16 * 1024 * 1024;
+  c->qemu_kernel = g_build_filename(VFIOD_IMAGE_DIR, VFD_IMAGE_KERNEL, NULL);
+  c->qemu_initrd = g_build_filename(VFIOD_IMAGE_DIR, VFD_IMAGE_INITRD, NULL);
+  c->qemu_driver_layer = g_build_filename(VFIOD_IMAGE_DIR, VFD_IMAGE_DRIVER_LAYER, NULL);
   c->write_timeout_s = 15;
   c->sys_root = g_strdup("/sys");
   c->dev_root = g_strdup("/dev");
@@ -245,9 +304,13 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "devices", "classes", &c->classes);
     take_string(kf, "qemu", "binary", &c->qemu_binary);
     take_string(kf, "qemu", "accel", &c->qemu_accel);
+    c->qemu_kernel_set = g_key_file_has_key(kf, "qemu", "kernel", NULL);
+    c->qemu_initrd_set = g_key_file_has_key(kf, "qemu", "initrd", NULL);
     take_string(kf, "qemu", "kernel", &c->qemu_kernel);
     take_string(kf, "qemu", "user", &c->qemu_user);
     take_string(kf, "qemu", "initrd", &c->qemu_initrd);
+    c->qemu_driver_layer_set = g_key_file_has_key(kf, "qemu", "driver_layer", NULL);
+    take_string(kf, "qemu", "driver_layer", &c->qemu_driver_layer);
     take_string(kf, "testing", "sys_root", &c->sys_root);
     take_string(kf, "testing", "dev_root", &c->dev_root);
     take_string(kf, "testing", "proc_root", &c->proc_root);
@@ -311,6 +374,16 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
         return NULL;
       }
     }
+    if (g_key_file_has_key(kf, "qemu", "test_present_as", NULL)) {
+      g_autofree char *v = g_key_file_get_string(kf, "qemu", "test_present_as", NULL);
+      if (vfd_config_parse_present_as(v ? g_strstrip(v) : "", &c->qemu_present_vendor, &c->qemu_present_device) <
+          0) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                    "config key [qemu] test_present_as must be VVVV:DDDD (four hex digits each, vendor not "
+                    "0000 or ffff, device not ffff) or empty, got '%s'", v ? v : "");
+        return NULL;
+      }
+    }
     if (g_key_file_has_key(kf, "qemu", "serial_log_max_mib", NULL)) {
       g_autoptr(GError) local = NULL;
       gint v = g_key_file_get_integer(kf, "qemu", "serial_log_max_mib", &local);
@@ -355,6 +428,11 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   if (*c->metrics_file && !g_path_is_absolute(c->metrics_file)) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
                 "config key [daemon] metrics_file must be an absolute path, got '%s'", c->metrics_file);
+    return NULL;
+  }
+  if (*c->qemu_driver_layer && !g_path_is_absolute(c->qemu_driver_layer)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "config key [qemu] driver_layer must be an absolute path, got '%s'", c->qemu_driver_layer);
     return NULL;
   }
   if (!g_str_equal(c->qemu_accel, "kvm") && !g_str_equal(c->qemu_accel, "tcg")) {

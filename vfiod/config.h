@@ -46,8 +46,16 @@ typedef struct {
   guint32 qemu_uid_count;
   guint64 qemu_serial_log_max; /* [qemu] serial_log_max_mib: a sandbox's console log is cut back to
                                 * nothing when it grows past this (bytes; default 16 MiB) */
-  char *qemu_kernel;   /* [qemu] kernel: default guest kernel for sandboxes that name none */
-  char *qemu_initrd;   /* [qemu] initrd: default guest initramfs (e.g. a staged image) */
+  char *qemu_kernel;   /* [qemu] kernel: guest kernel for sandboxes that name none; default
+                        * VFIOD_IMAGE_DIR/vmlinuz (vfioctl image build's); "": none */
+  char *qemu_initrd;   /* [qemu] initrd: their initramfs; default VFIOD_IMAGE_DIR/initramfs */
+  char *qemu_driver_layer; /* [qemu] driver_layer: the NVIDIA driver layer (an EROFS image made by
+                           * kernel-modules/build-driver-layer.sh) attached read-only to GPU sandboxes
+                           * with a root disk; default VFIOD_IMAGE_DIR/driver-layer.erofs; "": none */
+  bool qemu_kernel_set;       /* the file names kernel (else the default image's) */
+  bool qemu_initrd_set;       /* the file names initrd */
+  bool qemu_driver_layer_set; /* the file names driver_layer (a missing file is then an error; a
+                               * missing default is not: GPU sandboxes go without) */
   bool qemu_hugepages; /* [qemu] hugepages: guest RAM on hugetlbfs, default false */
   guint qemu_hugepage_kib;     /* [qemu] hugepage_size: "2M" or "1G" (implies hugepages); 0 (default):
                                 * the host's default hugepage size */
@@ -57,6 +65,11 @@ typedef struct {
   bool qemu_pci_nocrs; /* [qemu] pci_nocrs: "pci=nocrs" for Q35 guests (ignore the firmware's PCI windows,
                         * as Kata's NVIDIA profile does), default false */
   guint qemu_stop_timeout_s; /* [qemu] stop_timeout, seconds from SIGTERM to SIGKILL, default 10 */
+  guint16 qemu_present_vendor; /* [qemu] test_present_as "VVVV:DDDD" (TEST ONLY, the lab): every passed
+                                * function of class 0x03xxxx is shown to the guest with these PCI
+                                * vendor/device IDs (vfio-pci x-pci-vendor-id/x-pci-device-id);
+                                * 0 (default, "" in the file): off */
+  guint16 qemu_present_device;
   bool net_enabled;     /* [network] enabled: TAP + subnet + firewall + vsock per sandbox, default true */
   char *net_pool;       /* [network] pool, default 10.0.128.0/17 */
   guint net_prefix;     /* [network] prefix, default 30 */
@@ -84,6 +97,18 @@ typedef struct {
  * LAST >= FIRST, LAST < 2^31 - 1), or "" / "none" for no range (count 0).
  * -EINVAL when malformed. */
 int vfd_config_parse_uid_range(const char *text, guint32 *ret_first, guint32 *ret_count);
+
+/* Parses a [qemu] test_present_as value: "VVVV:DDDD", exactly four hex
+ * digits each (either case), vendor neither 0000 nor ffff, device not ffff
+ * (what config space reads as "no device"); "" is off (*@ret_vendor and
+ * *@ret_device 0). -EINVAL when malformed; nothing written then. */
+int vfd_config_parse_present_as(const char *text, guint16 *ret_vendor, guint16 *ret_device);
+
+/* What of the default guest image (VFIOD_IMAGE_DIR, made by `vfioctl image
+ * build`) @config relies on and is missing: one sentence per problem, each
+ * saying how to build it (empty array when none). Only keys the file leaves
+ * unset are looked at. For --check-config, vfioctl doctor and start-up. */
+GPtrArray *vfd_config_image_problems(const VfdConfig *config);
 
 /* Loads @path (NULL: defaults only). Unknown groups/keys are ignored with a
  * warning in @ret_warnings (may be NULL). Errors: G_KEY_FILE_ERROR /

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "image.h"
 #include "pins.h"
 
 void
@@ -243,6 +244,62 @@ gpu_host_checks(GPtrArray *checks, const VfdDoctorOptions *o, gboolean have_iomm
   }
 }
 
+/* The default guest image: DIR/image.json (vfioctl image build) and the
+ * files it names in DIR. */
+static void
+image_check(GPtrArray *checks, const char *dir)
+{
+  g_autofree char *json = g_build_filename(dir, VFD_IMAGE_JSON, NULL);
+  g_autofree char *build = g_strdup_printf("vfioctl image build --gpu --output %s", dir);
+  g_autoptr(JsonParser) p = json_parser_new();
+  g_autoptr(GString) missing = g_string_new(NULL);
+  g_autoptr(GError) error = NULL;
+  JsonObject *o, *k = NULL, *i = NULL, *l = NULL;
+  JsonNode *ln;
+  const char *files[] = { VFD_IMAGE_KERNEL, VFD_IMAGE_INITRD, VFD_IMAGE_DRIVER_LAYER };
+
+  if (!g_file_test(json, G_FILE_TEST_EXISTS)) {
+    add(checks, "image", VFD_DOCTOR_WARN,
+        "no guest image in %s (vfiod's [qemu] kernel, initrd and driver_layer default to it; sandboxes must "
+        "name --kernel and --initrd until then): build it with '%s'",
+        dir, build);
+    return;
+  }
+  if (!json_parser_load_from_file(p, json, &error) || !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
+    add(checks, "image", VFD_DOCTOR_WARN, "%s is not an image description (%s): rebuild it with '%s'", json,
+        error ? error->message : "not a JSON object", build);
+    return;
+  }
+  o = json_node_get_object(json_parser_get_root(p));
+  if (json_object_has_member(o, "kernel") && JSON_NODE_HOLDS_OBJECT(json_object_get_member(o, "kernel")))
+    k = json_object_get_object_member(o, "kernel");
+  if (json_object_has_member(o, "initramfs") && JSON_NODE_HOLDS_OBJECT(json_object_get_member(o, "initramfs")))
+    i = json_object_get_object_member(o, "initramfs");
+  ln = json_object_get_member(o, "driver_layer");
+  if (ln && JSON_NODE_HOLDS_OBJECT(ln))
+    l = json_node_get_object(ln);
+  for (guint n = 0; n < G_N_ELEMENTS(files); n++) {
+    g_autofree char *f = g_build_filename(dir, files[n], NULL);
+    if ((n < 2 || l) && !g_file_test(f, G_FILE_TEST_IS_REGULAR))
+      g_string_append_printf(missing, " %s", files[n]);
+  }
+  if (!k || !i || missing->len) {
+    add(checks, "image", VFD_DOCTOR_WARN, "the guest image in %s is incomplete (missing:%s): rebuild it with '%s'",
+        dir, missing->len ? missing->str : " its kernel or initramfs description", build);
+    return;
+  }
+  if (l)
+    add(checks, "image", VFD_DOCTOR_OK, "%s: kernel %s, NVIDIA driver layer %s (key %.12s)", dir,
+        json_object_get_string_member_with_default(k, "release", "?"),
+        json_object_get_string_member_with_default(l, "driver_version", "?"),
+        json_object_get_string_member_with_default(o, "key", "?"));
+  else
+    add(checks, "image", VFD_DOCTOR_OK,
+        "%s: kernel %s, no NVIDIA driver layer (built without --gpu: GPU sandboxes start without it; '%s' adds "
+        "it)",
+        dir, json_object_get_string_member_with_default(k, "release", "?"), build);
+}
+
 GPtrArray *
 vfd_doctor_run(const VfdDoctorOptions *o)
 {
@@ -354,5 +411,7 @@ vfd_doctor_run(const VfdDoctorOptions *o)
           (const char *) g_hash_table_lookup(pins, "GUEST_KERNEL_RELEASE"),
           versions ? (const char *) g_hash_table_lookup(versions, "NVIDIA_DRIVER_VERSION") : "?");
   }
+  if (o->image_dir)
+    image_check(checks, o->image_dir);
   return checks;
 }

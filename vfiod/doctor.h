@@ -16,7 +16,8 @@ typedef struct {
                  * GPU hosts: "irq-remapping" (FAIL when off), "unsafe-interrupts" (FAIL when
                  * vfio_iommu_type1 allow_unsafe_interrupts=Y), "iommu-mode", "large-bars" (WARN
                  * below kernel 6.12 / QEMU 9.2), "hugepages-1g" (free per NUMA node),
-                 * "vfio-idle-d3"; then "pins" */
+                 * "vfio-idle-d3"; then "pins", "image" (WARN when the default image is
+                 * missing or incomplete, saying how to build it) */
   VfdDoctorStatus status;
   char *detail; /* what was found, and what to do */
 } VfdDoctorCheck;
@@ -30,6 +31,8 @@ typedef struct {
   const char *qemu_binary; /* "qemu-system-x86_64" */
   const char *pins_file;   /* pins.env, NULL: not checked */
   const char *versions_file; /* versions.env, NULL: not checked */
+  const char *image_dir;   /* the default guest image (VFIOD_IMAGE_DIR, vfioctl image build's
+                            * DIR/image.json and its files): check "image"; NULL: not checked */
 } VfdDoctorOptions;
 
 /* Runs every check; a GPtrArray of VfdDoctorCheck in a fixed order. */

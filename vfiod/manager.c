@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "firewall.h"
 #include "guest-cmdline.h"
+#include "image.h"
 #include "netpool.h"
 #include "qmp.h"
 #include "tap.h"
@@ -658,6 +659,7 @@ struct Op {
   int kernel_fd;     /* create: opened in stage 0, -1 when not (yet) or handed to QEMU */
   int initrd_fd;
   int disk_fd;
+  int layer_fd;      /* create: [qemu] driver_layer, read-only; -1 when none */
   GArray *requested; /* VfdBdf */
   VfdBindFlags flags;
   gint64 started_us; /* monotonic, when the op was made: for the metrics */
@@ -690,6 +692,8 @@ op_free(gpointer p)
     close(op->initrd_fd);
   if (op->disk_fd >= 0)
     close(op->disk_fd);
+  if (op->layer_fd >= 0)
+    close(op->layer_fd);
   g_clear_pointer(&op->live, g_hash_table_unref);
   g_free(op->disk);
   g_free(op->cmd);
@@ -712,7 +716,7 @@ op_new(VfdManager *m, GDBusMethodInvocation *inv, OpWork work, OpDone done)
   op->done = done;
   op->group = -1;
   op->started_us = g_get_monotonic_time();
-  op->kernel_fd = op->initrd_fd = op->disk_fd = -1;
+  op->kernel_fd = op->initrd_fd = op->disk_fd = op->layer_fd = -1;
   return op;
 }
 
@@ -1668,11 +1672,81 @@ open_config_file(const char *what, const char *path, GError **error)
   return fd;
 }
 
+/* EROFS: the superblock's magic (EROFS_SUPER_MAGIC_V1, little-endian) at
+ * byte 1024 of the image. */
+#define EROFS_SUPER_OFFSET 1024
+#define EROFS_SUPER_MAGIC 0xe0f5e1e2u
+
+/* The NVIDIA driver layer of the config ([qemu] driver_layer, @path): an
+ * EROFS image, opened read-only with vfiod's rights (the config is
+ * trusted), never through a symbolic link (vfioctl image build writes the
+ * image itself into its DIR: name that), a regular file, not blocking on a
+ * FIFO, with the EROFS magic. QEMU gets the fd (-add-fd), never the path.
+ * -1 with @error (NOT_FOUND when missing, INVALID_ARGUMENT when a link, not
+ * a regular file or not EROFS) naming the key, the path and the fix. */
+static int
+open_driver_layer(const char *path, GError **error)
+{
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  unsigned char magic[4];
+  struct stat st;
+
+  if (fd < 0) {
+    int e = errno;
+    if (e == ELOOP)
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                  "[qemu] driver_layer '%s' is a symbolic link: name the image itself (vfioctl image build "
+                  "writes DIR/driver-layer.erofs as a regular file)", path);
+    else
+      g_set_error(error, VFD_ERROR, e == ENOENT ? VFD_ERROR_NOT_FOUND : VFD_ERROR_FAILED,
+                  "[qemu] driver_layer '%s': %s%s", path, g_strerror(e),
+                  e == ENOENT ? " (build it: vfioctl image build --gpu --output DIR)" : "");
+    return -1;
+  }
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, 0) < 0) {
+    close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "[qemu] driver_layer '%s' is not a regular file",
+                path);
+    return -1;
+  }
+  if (pread(fd, magic, sizeof magic, EROFS_SUPER_OFFSET) != (ssize_t) sizeof magic ||
+      ((guint32) magic[0] | (guint32) magic[1] << 8 | (guint32) magic[2] << 16 | (guint32) magic[3] << 24) !=
+          EROFS_SUPER_MAGIC) {
+    close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "[qemu] driver_layer '%s' is not an EROFS image (no EROFS superblock at byte 1024)", path);
+    return -1;
+  }
+  return fd;
+}
+
 /* Stage 0 of a create (worker), before anything changes: the kernel,
  * initramfs and disk, opened once. Files the client named are opened with
  * the client's rights (vfd_caller_open(): no symbolic link, a regular file,
  * as the client could open it), [qemu] kernel/initrd (the trusted config)
  * with vfiod's (open_config_file()). QEMU gets the fds, never the paths. */
+/* open_config_file() of [qemu] kernel or initrd (@key), @set: named by the
+ * file; when it is the default image's and missing, the error says so and
+ * how to build that image. */
+static int
+open_default_guest_file(const char *key, const char *path, gboolean set, GError **error)
+{
+  g_autofree char *what = g_strdup_printf("[qemu] %s", key);
+  g_autoptr(GError) local = NULL;
+  int fd = open_config_file(what, path, &local);
+
+  if (fd < 0 && !set && g_error_matches(local, VFD_ERROR, VFD_ERROR_NOT_FOUND)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND,
+                "no guest %s: the sandbox names none, [qemu] %s is unset and the default image has no %s; build it "
+                "with 'vfioctl image build [--gpu] --output " VFIOD_IMAGE_DIR "', set [qemu] %s, or pass --%s",
+                g_str_equal(key, "kernel") ? "kernel" : "initramfs", key, path, key, key);
+    return -1;
+  }
+  if (fd < 0)
+    g_propagate_error(error, g_steal_pointer(&local));
+  return fd;
+}
+
 static gboolean
 open_guest_files(Op *op, GError **error)
 {
@@ -1681,17 +1755,34 @@ open_guest_files(Op *op, GError **error)
   if (op->kernel_from_client)
     fd = vfd_caller_open(&op->caller, "kernel", op->kernel, O_RDONLY, 5000, error);
   else
-    fd = open_config_file("[qemu] kernel", op->kernel, error);
+    fd = open_default_guest_file("kernel", op->kernel, op->config->qemu_kernel_set, error);
   if (fd < 0 || (op->kernel_fd = guest_file_fd(op->sandbox, "kernel", fd, error)) < 0)
     return FALSE;
   if (op->initrd_from_client)
     fd = vfd_caller_open(&op->caller, "initrd", op->initrd, O_RDONLY, 5000, error);
   else
-    fd = open_config_file("[qemu] initrd", op->initrd, error);
+    fd = open_default_guest_file("initrd", op->initrd, op->config->qemu_initrd_set, error);
   if (fd < 0 || (op->initrd_fd = guest_file_fd(op->sandbox, "initrd", fd, error)) < 0)
     return FALSE;
   if (op->disk && (op->disk_fd = vfd_caller_open(&op->caller, "disk", op->disk, O_RDWR, 5000, error)) < 0)
     return FALSE;
+  /* The driver layer, for a sandbox that may be a GPU sandbox (functions
+   * passed, a root to inject it into): opened now, so that a bad layer
+   * fails the create before anything is bound; attached in stage 5 when a
+   * passed function is a GPU. A missing default image is no error (the
+   * sandbox boots without it); a missing configured one is. */
+  if (op->disk && *op->config->qemu_driver_layer && (op->gpus > 0 || op->requested->len > 0)) {
+    g_autoptr(GError) local = NULL;
+    op->layer_fd = open_driver_layer(op->config->qemu_driver_layer, &local);
+    if (op->layer_fd < 0) {
+      if (op->config->qemu_driver_layer_set || !g_error_matches(local, VFD_ERROR, VFD_ERROR_NOT_FOUND)) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+      }
+      g_message("sandbox %s: no driver layer: the default %s is missing (vfioctl image build --gpu)",
+                op->sandbox->id, op->config->qemu_driver_layer);
+    }
+  }
   return TRUE;
 }
 
@@ -1728,6 +1819,17 @@ fail: {
 }
 }
 
+/* TRUE when one of @classes (GArray of guint32, PCI class codes) is a
+ * display controller (class 0x03: VGA 0x0300, 3D 0x0302, ...): a GPU. */
+static gboolean
+sandbox_has_gpu(GArray *classes)
+{
+  for (guint i = 0; i < classes->len; i++)
+    if ((g_array_index(classes, guint32, i) >> 16) == 0x03)
+      return TRUE;
+  return FALSE;
+}
+
 /* Worker: stages 1-3 of a create, with reverse-order rollback of the stages
  * done when one fails. */
 static gboolean
@@ -1737,6 +1839,7 @@ create_work(Op *op, GError **error)
   Sandbox *s = op->sandbox;
   g_autoptr(GArray) groups = g_array_new(FALSE, FALSE, sizeof(int));
   g_autoptr(GArray) passed = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autoptr(GArray) classes = g_array_new(FALSE, FALSE, sizeof(guint32)); /* of @passed, in order */
   g_autoptr(VfdGroupLock) lock = NULL;
   g_autofree char *qmp = g_build_filename(s->qemu_dir, "qmp.sock", NULL);
   g_autoptr(GArray) reserved = NULL; /* IOMMU groups picked for "any N", until bound */
@@ -1791,10 +1894,13 @@ create_work(Op *op, GError **error)
   g_clear_pointer(&reserved, g_array_unref);
   g_array_sort(passed, vfd_bdf_compare);
   g_array_append_vals(s->devices, passed->data, passed->len);
-  /* One NUMA node for all passed functions: bind guest RAM and vCPUs to it. */
+  /* One NUMA node for all passed functions: bind guest RAM and vCPUs to it.
+   * Their classes too ([qemu] test_present_as). */
   for (guint i = 0; i < passed->len; i++) {
     g_autoptr(VfdPciDevice) d = vfd_host_get_device(m->host, &g_array_index(passed, VfdBdf, i), NULL);
     int nd = d ? d->numa_node : -1;
+    guint32 cls = d ? d->class_code : 0;
+    g_array_append_val(classes, cls);
     if (i == 0)
       s->numa_node = nd;
     else if (nd != s->numa_node)
@@ -1868,7 +1974,26 @@ create_work(Op *op, GError **error)
       g_strv_builder_add_many(args, "-add-fd", add, "-add-fd", add_ro, "-drive", drive, "-device",
                               passed->len == 0 ? "virtio-blk-device,drive=root" : "virtio-blk-pci,drive=root",
                               NULL);
-      g_strv_builder_add(append, VFIOD_KEY_ROOT "=/dev/vda");
+      g_strv_builder_add(append, VFIOD_KEY_ROOT "=" VFD_QEMU_ROOT_DEV);
+      /* The driver layer, for a GPU sandbox (a passed function of display
+       * class 0x03: a GPU, or the lab's stand-in): read-only, the disk
+       * after the root's, named to guest-init by vfiod.driver=. */
+      if (op->layer_fd >= 0 && sandbox_has_gpu(classes)) {
+        g_autofree char *add_layer = NULL;
+        g_autofree char *drive_layer =
+            g_strdup_printf("file=/dev/fdset/%d,if=none,id=driver,format=raw,readonly=on", VFD_QEMU_FDSET_DRIVER);
+        g_array_append_val(fds, op->layer_fd);
+        op->layer_fd = -1;
+        add_layer = g_strdup_printf("fd=%u,set=%d,opaque=driver-layer", 3 + fds->len - 1, VFD_QEMU_FDSET_DRIVER);
+        g_strv_builder_add_many(args, "-add-fd", add_layer, "-drive", drive_layer, "-device",
+                                "virtio-blk-pci,drive=driver", NULL);
+        g_strv_builder_add(append, VFIOD_KEY_DRIVER "=" VFD_QEMU_DRIVER_DEV);
+      }
+    }
+    if (op->layer_fd >= 0) {
+      /* not a GPU sandbox after all: no layer */
+      close(op->layer_fd);
+      op->layer_fd = -1;
     }
     if (!net_qemu_args(m, s, passed->len == 0, args, append, fds, error)) {
       for (guint i = 0; i < fds->len; i++)
@@ -1901,6 +2026,9 @@ create_work(Op *op, GError **error)
       .qmp_socket = qmp,
       .devices = (const VfdBdf *) (void *) passed->data,
       .n_devices = passed->len,
+      .device_classes = (const guint32 *) (void *) classes->data,
+      .present_vendor = s->config->qemu_present_vendor,
+      .present_device = s->config->qemu_present_device,
       .pci_hole64_size = s->plan.pci_hole64_size,
       .phys_bits = s->plan.phys_bits,
       .pci_nocrs = s->config->qemu_pci_nocrs,

@@ -129,7 +129,13 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
     g_strv_builder_add(b, "-device");
     add_printf(b, "pcie-root-port,id=rp%u,chassis=%u,slot=%u", i, i + 1, i);
     g_strv_builder_add(b, "-device");
-    add_printf(b, "vfio-pci,host=%s,bus=rp%u", vfd_bdf_format(&c->devices[i], bdf), i);
+    if (c->present_vendor && c->device_classes && (c->device_classes[i] >> 16) == 0x03)
+      /* Test only: a display-class stand-in shown with other IDs (the
+       * lab's std VGA as an NVIDIA GPU, for the real nvidia.ko to probe). */
+      add_printf(b, "vfio-pci,host=%s,bus=rp%u,x-pci-vendor-id=0x%04x,x-pci-device-id=0x%04x",
+                 vfd_bdf_format(&c->devices[i], bdf), i, c->present_vendor, c->present_device);
+    else
+      add_printf(b, "vfio-pci,host=%s,bus=rp%u", vfd_bdf_format(&c->devices[i], bdf), i);
   }
   for (guint i = 0; c->extra_args && c->extra_args[i]; i++)
     g_strv_builder_add(b, c->extra_args[i]);

@@ -25,6 +25,12 @@ typedef struct {
   const char *pidfile;     /* QEMU writes its pid here (-pidfile) */
   const VfdBdf *devices;   /* functions passed through, each on its own root port */
   guint n_devices;
+  const guint32 *device_classes; /* PCI class code (24 bits, sysfs `class`) of each of @devices; NULL:
+                                  * unknown (no function is presented as another) */
+  guint16 present_vendor;  /* TEST ONLY ([qemu] test_present_as): != 0: every function of class 0x03xxxx
+                            * is shown to the guest as @present_vendor:@present_device
+                            * (x-pci-vendor-id=0xVVVV,x-pci-device-id=0xDDDD); 0: as it is */
+  guint16 present_device;
   /* Q35 only (ignored for microvm), from vfd_qemu_address_plan(): */
   guint64 pci_hole64_size; /* bytes: -global q35-pcihost.pci-hole64-size=<N>G; 0: QEMU's default (32 GiB) */
   guint phys_bits;         /* guest physical address bits: KVM -cpu host,host-phys-bits=on,
@@ -52,7 +58,9 @@ typedef struct {
 
 /* The QEMU command line: `-M microvm` when no function is passed through,
  * else Q35 with one `pcie-root-port` per passed function and
- * `vfio-pci,host=<BDF>` behind it; guest RAM from a memfd backend
+ * `vfio-pci,host=<BDF>` behind it (with `x-pci-vendor-id=0xVVVV,
+ * x-pci-device-id=0xDDDD` on display-class functions when @present_vendor
+ * is set: the lab's stand-in GPU); guest RAM from a memfd backend
  * (hugetlb, of @hugepage_kib, preallocated by @prealloc_threads, when
  * asked); `-sandbox on` (seccomp) when asked; direct kernel
  * boot with "console=ttyS0 panic=-1 [pci=realloc [pci=nocrs]]
@@ -190,6 +198,12 @@ guint64 vfd_qemu_memlock_bytes(guint memory_mib);
 /* QEMU fd sets (-add-fd set=N) vfiod uses for files it opened itself. */
 #define VFD_QEMU_FDSET_SERIAL 1
 #define VFD_QEMU_FDSET_DISK 2
+#define VFD_QEMU_FDSET_DRIVER 3 /* the NVIDIA driver layer ([qemu] driver_layer), read-only */
+
+/* The guest's names of the disks vfiod attaches (virtio-blk, in this
+ * order): the workload's root disk, then the driver layer. */
+#define VFD_QEMU_ROOT_DEV "/dev/vda"
+#define VFD_QEMU_DRIVER_DEV "/dev/vdb"
 
 /* Starts QEMU with @config; stdout/stderr go to @log_fd (taken; -1: not
  * redirected). In the child, before exec: RLIMIT_MEMLOCK soft and hard

@@ -33,6 +33,12 @@ check_config(const char *path)
   if (config->allowed_group && *config->allowed_group && !getgrnam(config->allowed_group))
     fprintf(stderr, "vfiod: %s: warning: [daemon] allowed_group '%s' does not exist: only root may use the API\n",
             path, config->allowed_group);
+  {
+    /* not an error: a sandbox may name its own kernel and initramfs */
+    g_autoptr(GPtrArray) image = vfd_config_image_problems(config);
+    for (guint i = 0; i < image->len; i++)
+      fprintf(stderr, "vfiod: %s: note: %s\n", path, (const char *) g_ptr_array_index(image, i));
+  }
   if (!bad)
     printf("vfiod: %s: configuration OK\n", path);
   return bad;
@@ -80,6 +86,11 @@ main(int argc, char **argv)
   }
   for (guint i = 0; warnings && i < warnings->len; i++)
     g_warning("%s", (const char *) g_ptr_array_index(warnings, i));
+  {
+    g_autoptr(GPtrArray) image = vfd_config_image_problems(config);
+    for (guint i = 0; i < image->len; i++)
+      g_message("%s", (const char *) g_ptr_array_index(image, i));
+  }
 
   manager = vfd_manager_new(g_steal_pointer(&config), &error);
   if (!manager || !vfd_manager_start(manager, &error)) {

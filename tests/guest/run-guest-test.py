@@ -920,10 +920,13 @@ def case_driver_layer(env, c):
     ready, ex = check_common(c, b, 'sb-layer', exit_status=0)
     c.check(ready.get('modules', [])[-3:] == ['nvidia', 'nvidia_modeset', 'nvidia_uvm'] and 'erofs' in ready['modules'],
             'erofs from the initramfs, then nvidia, nvidia_modeset, nvidia_uvm from the layer', ready.get('modules'))
-    c.check(ready.get('driver_layer') == {'dev': '/dev/vdb', 'path': '/run/nvidia/driver', 'version': LAYER_VERSION,
-                                          'key': 'test-layer', 'modules': 'layer'},
-            'ready driver_layer: /dev/vdb at /run/nvidia/driver, its version and key, modules from it',
-            ready.get('driver_layer'))
+    initramfs_modules = ready.get('modules', [])[:-3]
+    want_layer = {'dev': '/dev/vdb', 'path': '/run/nvidia/driver', 'version': LAYER_VERSION, 'key': 'test-layer',
+                  'modules': 'layer',
+                  'firmware': {'path': f'/lib/firmware/nvidia/{LAYER_VERSION}', 'files': ['gsp_ga10x.bin']}}
+    c.check(ready.get('driver_layer') == want_layer,
+            'ready driver_layer: /dev/vdb at /run/nvidia/driver, its version and key, modules from it, the GSP '
+            'firmware where the kernel\'s loader looks', ready.get('driver_layer'))
     nv = ready.get('nvidia') or {}
     c.check(nv.get('driver') == LAYER_VERSION and nv.get('persistenced') == 'running' and nv.get('smi') == 'ok',
             'nvidia: the layer\'s version, its persistenced running, its nvidia-smi ok (run in the root)', nv)
@@ -1013,6 +1016,20 @@ def case_driver_layer(env, c):
     c.check(f.get('smi') == 'exit:9' and (f.get('smi_output') or [''])[0].startswith('NVIDIA-SMI has failed'),
             'nvidia-smi from the layer ran in the root: exit 9 and its message', f)
     c.check(f.get('persistenced') == 'exit:1', 'nvidia-persistenced from the layer ran and failed (exit 1)', f)
+    # What the ready line would have said about the guest: the modules that
+    # loaded before nvidia.ko (not it), the layer and its firmware, timings.
+    c.check(f.get('modules') == initramfs_modules and initramfs_modules and f.get('kernel') == env.release and
+            f.get('sandbox') == 'sb-layer' and f.get('driver_layer') == want_layer and
+            f.get('root') == {'dev': '/dev/vda', 'fstype': 'ext4'},
+            'VFIOD_FATAL: the initramfs\'s modules in order, no nvidia; kernel, sandbox, driver layer with its '
+            'firmware, root', f)
+    t = f.get('timings_ms') or {}
+    order = ['modules', 'driver', 'network', 'root', 'helpers', 'fatal']
+    c.check(all(k in t for k in order) and [t[k] for k in order] == sorted(t[k] for k in order) and
+            'cuda' not in t and 'ready' not in t and f.get('uptime_ms') == t.get('fatal'),
+            'VFIOD_FATAL timings_ms: modules <= driver <= network <= root <= helpers <= fatal, no cuda or ready', t)
+    c.check(sorted(p.get('bdf') for p in f.get('pci') or []) == sorted(p.get('bdf') for p in ready.get('pci', [])),
+            'VFIOD_FATAL pci: the guest\'s PCI functions, as in the ready line of boot 1', f.get('pci'))
     po = b.all('VFIOD_POWEROFF')
     c.check(len(po) == 1 and po[0].get('reason') == 'fatal' and 'gpu' not in po[0],
             'power-off (fatal), no module to unload', po)

@@ -18,6 +18,15 @@
 #      /dev/vfio/<group> belongs to that uid
 #   5. vfiod restart: the sandbox is adopted (same pid); delete powers the
 #      guest off by the ACPI button; devices, TAP and nft table are back/gone
+#   6. the real driver path: a second sandbox gets the display-class
+#      stand-in (QEMU's std VGA, presented to L2 as an NVIDIA H200 by the
+#      test-only [qemu] test_present_as), a plain Debian root disk with no
+#      NVIDIA file, and the NVIDIA driver layer ([qemu] driver_layer,
+#      /dev/vdb). The real nvidia.ko of the layer (vermagic = the guest
+#      kernel) probes the stand-in and fails; guest-init reports that with
+#      the BDF, the kernel's NVRM lines, the CUDA probe's result and the
+#      output of the layer's nvidia-smi run in the Debian root, then powers
+#      off; the stand-in goes back to bochs-drm in L1.
 # Output: "ok - ..." / "not ok - ..." per check with what was measured,
 # "# ..." details, "# lab-guest: N passed, N failed". Exit 0 only if all
 # passed. On failure: vfiod's log, the L2 serial log, QEMU's log. Every wait
@@ -26,9 +35,12 @@
 # the guest's serial log when it runs out.
 #
 # Expects from BUILD_DIR: vfiod/vfiod, vfiod/vfioctl; from CACHE_DIR:
-# vmlinuz and guest-staged.cpio.gz (made on the host by run-lab-guest.sh;
-# both dirs are read-only here). LAB_GUEST_MODULES: the staged module order
-# (space-separated; read from the image's manifest when unset).
+# vmlinuz, guest-staged.cpio.gz, and for check 6 gpu.env with the files it
+# names (the driver layer, the workload root, guest-gpu.cpio.gz; made on the
+# host by run-lab-guest.sh and prep-gpu.sh; both dirs are read-only here).
+# LAB_GUEST_MODULES: the staged module order (space-separated; read from the
+# image's manifest when unset). LAB_GPU_TIMEOUT: check 6's wait for the
+# guest's verdict on a quiet host (default 600 s; scaled by the L2 factor).
 set -uo pipefail
 
 prog=${0##*/}
@@ -52,6 +64,18 @@ conf=$work/vfiod.conf
 vlog=$work/vfiod.log
 INITRD=$cache/guest-staged.cpio.gz
 QEMU_USER=nobody
+# Check 6: the display-class stand-in (run-l1.sh: QEMU's std VGA behind its
+# own root port) and the IDs vfiod presents it with in L2 (an NVIDIA H200,
+# which the pinned 550 driver supports).
+V=${LAB_DEV_GPU:-0000:03:00.0}
+PRESENT_AS=10de:2335
+GPU_TIMEOUT_BASE=${LAB_GPU_TIMEOUT:-600}
+GPU_TIMEOUT=$GPU_TIMEOUT_BASE
+GPU_MEMORY=${LAB_GPU_MEMORY:-768}
+if [[ -z ${LAB_GPU_LAYER:-} && -f $cache/gpu.env ]]; then
+    # shellcheck source=/dev/null
+    . "$cache/gpu.env"
+fi
 # [qemu] stop_timeout: the default is 10 s; a graceful power-off of L2 under
 # nested TCG took 3-7.5 s on a busy 2-core host, so give it room: a stop
 # that needs QEMU's quit (escalation) is what the check must catch, not load.
@@ -120,7 +144,8 @@ g_stop_vfiod() { # SIGTERM, 10 s, SIGKILL; 1 if it needed SIGKILL
     return 1
 }
 
-sb_id='' qpid='' sb_dir='' tail_pid='' tap='' group='' drv_a='' drv_b=''
+sb_id='' qpid='' sb_dir='' tail_pid='' tap='' group='' drv_a='' drv_b='' drv_v=''
+g_id='' g_qpid='' g_tail='' g_serial='' g_qemu_log=''
 serial_copy=$work/l2-serial.log
 qemu_log_copy=$work/qemu.log
 
@@ -173,11 +198,18 @@ cleanup() {
         kill -KILL "$qpid" 2>/dev/null || true
         for _ in $(seq 50); do alive "$qpid" || break; sleep 0.1; done
     fi
-    if [[ -n $tail_pid ]]; then
-        sleep 0.5
-        kill "$tail_pid" 2>/dev/null || true
-        wait "$tail_pid" 2>/dev/null || true
+    if [[ -n ${g_qpid:-} ]] && alive "$g_qpid"; then
+        note "the GPU sandbox's QEMU (pid $g_qpid) still runs after the checks: killing it"
+        kill -KILL "$g_qpid" 2>/dev/null || true
+        for _ in $(seq 50); do alive "$g_qpid" || break; sleep 0.1; done
     fi
+    local t
+    for t in "$tail_pid" "${g_tail:-}"; do
+        [[ -n $t ]] || continue
+        sleep 0.5
+        kill "$t" 2>/dev/null || true
+        wait "$t" 2>/dev/null || true
+    done
     if [[ $fail -gt 0 || $rc -ne 0 ]]; then
         if [[ -s $vlog ]]; then
             note "vfiod log ($vlog):"
@@ -191,14 +223,23 @@ cleanup() {
             note "QEMU log ($sb_id):"
             indent "qemu: " <"$qemu_log_copy"
         fi
+        if [[ -s ${g_serial:-} ]]; then
+            note "L2 serial log of the GPU sandbox (${g_id:-}):"
+            indent "L2 gpu: " <"$g_serial"
+        fi
+        if [[ -s ${g_qemu_log:-} ]]; then
+            note "QEMU log (${g_id:-}):"
+            indent "qemu gpu: " <"$g_qemu_log"
+        fi
         note "dmesg (last 30 lines):"
         dmesg | tail -n 30 | indent "dmesg: "
     fi
     # Put the devices back by hand if vfiod did not (L1 only, see the guard).
     local b want
-    for b in "$B" "$A"; do
+    for b in "$B" "$A" "$V"; do
         [[ -n $drv_a && -n $drv_b && -e $dev/$b ]] || continue
-        case $b in "$A") want=$drv_a ;; *) want=$drv_b ;; esac
+        case $b in "$A") want=$drv_a ;; "$V") want=${drv_v:-} ;; *) want=$drv_b ;; esac
+        [[ -n $want ]] || continue
         if [[ $(driver_of "$b") != "$want" || $(override_of "$b") != "(null)" ]]; then
             note "restoring $b by hand (on $(driver_of "$b"), override '$(override_of "$b")')"
             printf '\n' >"$dev/$b/driver_override" 2>/dev/null || true
@@ -217,7 +258,8 @@ note "lab-guest in L1: kernel $(uname -r), vfiod $VFIOD, guest kernel $KERNEL, g
 # How busy is the host? Scales every wait for L2 here (l1-lib.sh, calibrate).
 calibrate
 STOP_TIMEOUT=$(scaled_l2 "$STOP_TIMEOUT_BASE")
-note "$calib_msg; stop_timeout $STOP_TIMEOUT s"
+GPU_TIMEOUT=$(scaled_l2 "$GPU_TIMEOUT_BASE")
+note "$calib_msg; stop_timeout $STOP_TIMEOUT s; the GPU sandbox's verdict within $GPU_TIMEOUT s"
 for f in "$VFIOD" "$VFIOCTL" "$KERNEL" "$INITRD"; do
     [[ -e $f ]] || { nok "$f exists"; exit 1; }
 done
@@ -238,6 +280,11 @@ drv_a=$(driver_of "$A") drv_b=$(driver_of "$B")
 mac_a=$(cat "$dev/$A"/net/*/address 2>/dev/null | head -n 1)
 group=$(group_of "$A")
 note "stand-in: $A $(hexid "$A") on $drv_a (mac ${mac_a:-?}), $B $(hexid "$B") on $drv_b, IOMMU group $group (companion's $(group_of "$B"))"
+drv_v=$(driver_of "$V")
+for b in $(cd "$dev" && echo *); do
+    [[ $(cat "$dev/$b/class" 2>/dev/null) == 0x03* ]] || continue
+    note "display function $b: $(hexid "$b") class $(cat "$dev/$b/class") on $(driver_of "$b"), boot_vga $(cat "$dev/$b/boot_vga" 2>/dev/null), IOMMU group $(group_of "$b") [$(ls "$dev/$b/iommu_group/devices" | tr '\n' ' ')]"
+done
 
 nf_before=$(lsmod | awk '$1 ~ /^nf_tables$|^nfnetlink$/ { printf "%s ", $1 }')
 nrc=0
@@ -281,8 +328,11 @@ state_dir=$state
 runtime_dir=$runtime
 allowed_group=
 [devices]
-# exactly the stand-in pair (1af4:* would also cover L1's own virtio-9p device)
-ids=$(hexid "$A");$(hexid "$B")
+# exactly the stand-in pair (1af4:* would also cover L1's own virtio-9p
+# device), and QEMU's std VGA: the display-class stand-in $V (the same
+# IDs also match L1's console, 0000:00:02.0, which vfiod refuses: it is
+# the boot VGA device)
+ids=$(hexid "$A");$(hexid "$B");$(hexid "$V")
 classes=
 # the stand-in GPU is a NIC, which vfiod refuses to take by default
 allow_network=true
@@ -293,6 +343,9 @@ user=$QEMU_USER
 stop_timeout=$STOP_TIMEOUT
 kernel=$KERNEL
 initrd=$INITRD
+# test only: the display-class stand-in appears in L2 as an NVIDIA H200
+test_present_as=$PRESENT_AS
+$([[ -z ${LAB_GPU_LAYER:-} ]] || printf '# attached read-only as /dev/vdb to GPU sandboxes with a root disk (check 6)\ndriver_layer=%s' "$LAB_GPU_LAYER")
 [network]
 enabled=true
 EOF
@@ -596,6 +649,190 @@ left=$(py "$work/out" "len(d)")
 [[ $tap_gone == yes && $nft_gone == yes && $left == 0 ]]
 check $? "5: TAP $tap gone ($tap_gone), nft table inet vfiod gone ($nft_gone), sandbox list empty ($left left)"
 [[ $nft_gone == yes ]] || nft list table inet vfiod 2>&1 | indent "nft: "
+
+
+# === 6. the real driver path: nvidia.ko probes the display-class stand-in ====
+# A second sandbox as a client with a GPU host would start it: a plain
+# Debian root disk (no NVIDIA file), the stand-in passed through (shown in L2
+# as 10de:2335 by [qemu] test_present_as), and vfiod's [qemu] driver_layer
+# attached read-only. The layer's real nvidia.ko (built for the guest
+# kernel) runs its init and probes the stand-in, which is no GPU: the probe
+# fails, finit_module() returns ENODEV, and guest-init must say so (the
+# BDF, the NVRM lines, the CUDA probe's result, nvidia-smi's output) and
+# power off: not hang, not report ready.
+g_id='' g_qpid='' g_dir='' g_tail='' g_serial=$work/l2-gpu-serial.log g_qemu_log=$work/qemu-gpu.log
+gpu_ok=1
+for f in "${LAB_GPU_LAYER:-/nonexistent}" "${LAB_GPU_ROOT:-/nonexistent}" "${LAB_GPU_INITRD:-/nonexistent}" "${LAB_GPU_LAYER_TREE:-/nonexistent}"; do
+    [[ -e $f ]] || { nok "6: $f exists (made on the host by prep-gpu.sh: gpu.env, LAB_GPU_*)"; gpu_ok=0; }
+done
+[[ -e $dev/$V ]] || { nok "6: the display-class stand-in $V exists in L1"; gpu_ok=0; }
+
+if [[ $gpu_ok -eq 1 ]]; then
+    rel=$LAB_KERNEL_RELEASE
+    vclass=$(cat "$dev/$V/class")
+    vgroup=$(group_of "$V")
+    vmembers=$(ls "$dev/$V/iommu_group/devices" | tr '\n' ' ')
+    [[ $(hexid "$V") == 1234:1111 && $vclass == 0x030000 && $vmembers == "$V " && $(cat "$dev/$V/boot_vga") == 0 && -n $drv_v && $drv_v != "(none)" ]]
+    check $? "6: L1: the stand-in $V is QEMU's std VGA ($(hexid "$V"), class $vclass) alone in IOMMU group $vgroup [${vmembers% }], not the boot VGA device (boot_vga $(cat "$dev/$V/boot_vga")), on its host driver $drv_v"
+
+    # The modules the guest loads before nvidia.ko: the kernel's own
+    # (byte for byte the Debian package's), vermagic = the guest kernel; and
+    # the layer's NVIDIA modules, built for the same kernel, of the pinned
+    # version.
+    gx=$work/gpu-initrd
+    rm -rf "$gx"
+    mkdir -p "$gx"
+    zcat "$LAB_GPU_INITRD" | bsdtar -xf - -C "$gx" 2>"$work/bsdtar.err"
+    mods_ok=0 mods_bad=() staged_gpu=()
+    while read -r kw path _; do
+        [[ $kw == module ]] || continue
+        name=${path##*/} name=${name%.ko*}
+        staged_gpu+=("$name")
+        vm=$(modinfo -F vermagic "$gx$path" 2>/dev/null | awk '{ print $1 }')
+        if [[ $vm == "$rel" ]] && cmp -s "$gx$path" "$cache/kernel$path"; then
+            mods_ok=$((mods_ok + 1))
+        else
+            mods_bad+=("$name(vermagic ${vm:-?}$(cmp -s "$gx$path" "$cache/kernel$path" || echo ', not the kernel package'"'"'s file'))")
+        fi
+    done <"$gx/etc/vfiod/manifest"
+    [[ ${#staged_gpu[@]} -gt 0 && ${#mods_bad[@]} -eq 0 && " ${staged_gpu[*]} " == *" drm "* && " ${staged_gpu[*]} " == *" video "* && " ${staged_gpu[*]} " == *" erofs "* && " ${staged_gpu[*]} " != *nvidia* ]]
+    check $? "6: the GPU image stages ${#staged_gpu[@]} modules, $mods_ok of them the Debian kernel package's own with vermagic $rel (drm for nvidia.ko, video for nvidia-modeset.ko, erofs for the layer; no NVIDIA module: they come from the layer)${mods_bad:+; bad: ${mods_bad[*]}}"
+    lmods=$LAB_GPU_LAYER_TREE/lib/modules/$rel/updates
+    lv=''
+    for m in nvidia nvidia-modeset nvidia-uvm; do
+        lv+="$m: $(modinfo -F vermagic "$lmods/$m.ko" 2>/dev/null | awk '{ print $1 }') $(modinfo -F version "$lmods/$m.ko" 2>/dev/null) depends [$(modinfo -F depends "$lmods/$m.ko" 2>/dev/null)]; "
+    done
+    [[ $(modinfo -F vermagic "$lmods/nvidia.ko" 2>/dev/null | awk '{ print $1 }') == "$rel" &&
+        $(modinfo -F version "$lmods/nvidia.ko" 2>/dev/null) == "$LAB_GPU_DRIVER_VERSION" ]]
+    check $? "6: the driver layer ${LAB_GPU_LAYER_KEY:0:12}... holds the real NVIDIA $LAB_GPU_DRIVER_VERSION modules for $rel: ${lv%; }"
+    fw_layer=$(cd "$LAB_GPU_LAYER_TREE/lib/firmware/nvidia/$LAB_GPU_DRIVER_VERSION" 2>/dev/null && echo gsp_*.bin)
+
+    # The root disk, writable (vfiod opens it read-write for the client): a
+    # sparse copy in L1's tmpfs.
+    groot=$work/workload-root.ext4
+    cp --sparse=always "$LAB_GPU_ROOT" "$groot"
+    note "workload root: $LAB_GPU_ROOT ($(du -k "$groot" | cut -f1) kB used of $(($(stat -c %s "$groot") / 1048576)) MiB): $(sed -n 's/^PRETTY_NAME=//p' "${LAB_GPU_ROOT%/*}/os-release" 2>/dev/null | tr -d '"'), $(wc -l <"${LAB_GPU_ROOT%/*}/packages.txt" 2>/dev/null) packages, NVIDIA files: $(debugfs -R 'ls -l /usr/lib/x86_64-linux-gnu' "$groot" 2>/dev/null | grep -c -i -E 'nvidia|libcuda')"
+
+    off=$(stat -c %s "$vlog")
+    t0=$(now_ms)
+    vfioctl sandbox create --device "$V" --disk "$groot" --initrd "$LAB_GPU_INITRD" --memory "$GPU_MEMORY" --json
+    t_gcreate=$(ms_since "$t0")
+    cp "$work/out" "$work/gpu-create.json"
+    g_id=$(py "$work/gpu-create.json" "d['id']") || g_id=''
+    g_qpid=$(py "$work/gpu-create.json" "d['pid']") || g_qpid=''
+    g_dir=$runtime/sandboxes/$g_id
+    if [[ $vrc -eq 0 && -n $g_id ]]; then
+        tail -n +1 -F "$g_dir/serial.log" >"$g_serial" 2>/dev/null &
+        g_tail=$!
+        gdevs=$(py "$work/gpu-create.json" "' '.join(d['devices'])")
+        [[ $gdevs == "$V" && $(driver_of "$V") == vfio-pci ]]
+        check $? "6: sandbox create --device $V --disk (Debian root) --initrd guest-gpu --memory $GPU_MEMORY: $g_id, pid $g_qpid, devices [$gdevs], $V on $(driver_of "$V") (${t_gcreate} ms)"
+        # What vfiod told QEMU: the stand-in with NVIDIA IDs, the layer read-only, vfiod.driver.
+        tr '\0' '\n' <"/proc/$g_qpid/cmdline" >"$work/gpu-qemu-argv.txt" 2>/dev/null
+        vdev=$(grep -a -E "^vfio-pci,host=$V," "$work/gpu-qemu-argv.txt" | head -n 1)
+        gappend=$(grep -a -A1 -x -- '-append' "$work/gpu-qemu-argv.txt" | tail -n 1)
+        ldrive=$(grep -a -i -E 'read-only=on|readonly=on' "$work/gpu-qemu-argv.txt" | tr '\n' ' ')
+        [[ $vdev == *"x-pci-vendor-id=0x${PRESENT_AS%:*}"* && $vdev == *"x-pci-device-id=0x${PRESENT_AS#*:}"* &&
+            " $gappend " == *" vfiod.driver=/dev/vdb "* && " $gappend " == *" vfiod.root=/dev/vda "* && -n $ldrive ]]
+        argv_ok=$?
+        check $argv_ok "6: QEMU gets '$vdev', the driver layer read-only (${ldrive% }), and 'vfiod.root=/dev/vda vfiod.driver=/dev/vdb' on the guest's command line"
+        [[ $argv_ok -eq 0 ]] || indent "argv: " <"$work/gpu-qemu-argv.txt"
+    else
+        show_call sandbox create --device "$V" --disk "$groot" --initrd "$LAB_GPU_INITRD" --memory "$GPU_MEMORY" --json
+        nok "6: sandbox create --device $V --disk (Debian root) (exit $vrc)"
+    fi
+
+    # The guest's verdict: VFIOD_FATAL (expected) or VFIOD_READY (a false
+    # ready), then its power-off; QEMU's exit.
+    verdict='' t_verdict='' t_gone=''
+    if [[ -n $g_id ]]; then
+        while (($(now_ms) - t0 < GPU_TIMEOUT * 1000)); do
+            if grep -a -q -E 'VFIOD_(FATAL|READY) \{' "$g_serial" 2>/dev/null; then
+                verdict=$(grep -a -o -E 'VFIOD_(FATAL|READY) \{.*\}' "$g_serial" | head -n 1 | tr -d '\r')
+                t_verdict=$(ms_since "$t0")
+                break
+            fi
+            [[ -n $g_qpid ]] && alive "$g_qpid" || break
+            nap 2
+        done
+        # power-off: the QEMU process ends (the guest's own reboot(POWER_OFF))
+        t1=$(now_ms)
+        while [[ -n $g_qpid ]] && alive "$g_qpid" && (($(now_ms) - t1 < $(scaled_l2 90) * 1000)); do nap 0.5; done
+        alive "$g_qpid" || t_gone=$(ms_since "$t0")
+        sleep 0.5 # (let tail copy the last lines)
+    fi
+    fat=$work/gpu-fatal.json
+    : >"$fat"
+    [[ $verdict != VFIOD_FATAL* ]] || echo "${verdict#VFIOD_FATAL }" >"$fat"
+    gbdf=''
+    if [[ -s $fat ]] && py "$fat" "1" >/dev/null; then
+        note "VFIOD_FATAL: $(tr -d '\n' <"$fat")"
+        # The stand-in as L2 sees it: 10de:2335, class 030000
+        gbdf=$(py "$fat" "' '.join(p['bdf'] for p in d.get('pci', []) if p['id'] == '$PRESENT_AS')")
+        gpci=$(py "$fat" "' '.join('%s=%s/%s:%s' % (p['bdf'], p['id'], p['class'], p['driver']) for p in d.get('pci', []) if p['class'].startswith('03'))")
+        err=$(py "$fat" "d['error']")
+        [[ -n $gbdf && $gbdf != *" "* && $err == *nvidia.ko*"No such device"* ]]
+        check $? "6: no false ready: the guest reports VFIOD_FATAL ${t_verdict} ms after create (limit $GPU_TIMEOUT s): '$err'; L2 sees the stand-in as ${gpci:-nothing of class 03}"
+        res=$(py "$fat" "' '.join('%s:%s:%s:%s' % (g['bdf'], g['probe'], g['call'], g['error']) for g in d['cuda']['gpus'])")
+        [[ -n $gbdf && $res == "$gbdf:failed:"* && $res != *" "* ]]
+        check $? "6: the report names the GPU by its BDF with the failure: cuda.gpus = [$res]"
+        nvrm=$(py "$fat" "'|'.join(d['cuda']['nvrm'])")
+        [[ $nvrm == *"The NVIDIA probe routine failed for 1 device(s)"* && $nvrm == *"None of the NVIDIA devices were initialized"* ]]
+        check $? "6: the report carries the kernel's NVRM lines ($(py "$fat" "len(d['cuda']['nvrm'])") lines): the probe failed for 1 device, none initialised"
+        py "$fat" "'\n'.join(d['cuda']['nvrm'])" | indent "NVRM: "
+        probe=$(py "$fat" "d['cuda']['probe']")
+        pcall=$(py "$fat" "(d['cuda']['probe'] or {}).get('call') or ''")
+        perr=$(py "$fat" "(d['cuda']['probe'] or {}).get('error') or ''")
+        [[ -n $pcall && $perr == CUDA_ERROR_* ]]
+        check $? "6: the CUDA probe ran in the Debian root with the layer's libcuda.so.1 and its result is reported: $pcall -> $perr (cuda.probe $probe, driver version $(py "$fat" "d['cuda']['version']"))"
+        smi=$(py "$fat" "d['smi']")
+        smi_out=$(py "$fat" "' / '.join(d['smi_output'])")
+        [[ $smi == exit:* && $smi != exit:0 && $smi_out == *"NVIDIA driver"* ]]
+        check $? "6: the layer's nvidia-smi ran in the Debian root (smi '$smi', persistenced '$(py "$fat" "d['persistenced']")'): '$smi_out'"
+        gmods=$(py "$fat" "' '.join(d['modules'])")
+        [[ -n $gmods && $gmods == "${staged_gpu[*]}" ]]
+        check $? "6: the modules before nvidia.ko loaded in the staged order (${gmods:-none}); nvidia.ko is not among them"
+        dl=$(py "$fat" "d['driver_layer']")
+        fwp=$(py "$fat" "(d['driver_layer'] or {}).get('firmware', {}).get('path') or ''")
+        fwf=$(py "$fat" "' '.join((d['driver_layer'] or {}).get('firmware', {}).get('files') or [])")
+        [[ $(py "$fat" "d['driver_layer']['version']") == "$LAB_GPU_DRIVER_VERSION" && $(py "$fat" "d['driver_layer']['key']") == "$LAB_GPU_LAYER_KEY" &&
+            $(py "$fat" "d['driver_layer']['modules']") == layer && $fwp == "/lib/firmware/nvidia/$LAB_GPU_DRIVER_VERSION" && -n $fwf && $fwf == "$fw_layer" ]]
+        check $? "6: the driver layer was mounted and its modules used, and the GSP firmware path is set: $fwp holds [$fwf] (the layer has [$fw_layer]); driver_layer $dl"
+        [[ $(py "$fat" "d['kernel']") == "$rel" && $(py "$fat" "d['root']['dev']") == /dev/vda ]]
+        check $? "6: guest kernel $(py "$fat" "d['kernel']"), root $(py "$fat" "d['root']"); guest-init timings (guest ms): $(py "$fat" "' '.join('%s=%s' % kv for kv in d['timings_ms'].items())")"
+    else
+        nok "6: the guest reports the GPU failure (VFIOD_FATAL with details) within $GPU_TIMEOUT s: got '${verdict:0:300}' after ${t_verdict:-?} ms; QEMU $([[ -n $g_qpid ]] && alive "$g_qpid" && echo running || echo gone)"
+        [[ $verdict != VFIOD_READY* ]] || note "a FALSE READY: the stand-in is no GPU"
+    fi
+    # The kernel's own account on the console (not quiet): when nvidia.ko
+    # loaded and when its init gave up, on the guest's clock.
+    kl=$(grep -a -E '^\[ *[0-9]+\.[0-9]+\] .*(nvidia: loading out-of-tree|NVRM|nvidia-nvlink|nvidia: module|nvidia: probe)' "$g_serial" 2>/dev/null | tr -d '\r')
+    if [[ -n $kl ]]; then
+        k0=$(head -n 1 <<<"$kl" | sed -E 's/^\[ *([0-9.]+)\].*/\1/') k1=$(tail -n 1 <<<"$kl" | sed -E 's/^\[ *([0-9.]+)\].*/\1/')
+        note "L2 kernel: nvidia.ko's first line at ${k0} s, its last at ${k1} s (guest clock):"
+        indent "L2: " <<<"$kl"
+    fi
+    poff=$(grep -a -o 'VFIOD_POWEROFF {.*}' "$g_serial" 2>/dev/null | tail -n 1 | tr -d '\r')
+    [[ $poff == *'"reason":"fatal"'* && -n $t_gone ]]
+    check $? "6: the guest powers off by itself ('${poff:-no VFIOD_POWEROFF}'), QEMU gone ${t_gone:-never} ms after create"
+    [[ -z $g_id || -z $poff || -n $gbdf ]] || l2_log_tail "GPU sandbox"
+
+    # vfiod sees QEMU end and gives the stand-in back to its host driver.
+    t1=$(now_ms)
+    while ! on_driver "$V" "$drv_v" && (($(now_ms) - t1 < $(scaled 10) * 1000)); do nap 0.1; done
+    t_back=$(ms_since "$t1")
+    vfioctl sandbox show "$g_id" --json
+    gstate=$(py "$work/out" "d['state']") || gstate="?"
+    [[ -d $g_dir && -e $g_dir/qemu.log ]] && cp "$g_dir/qemu.log" "$g_qemu_log" 2>/dev/null
+    [[ $(driver_of "$V") == "$drv_v" && $(override_of "$V") == "(null)" && -d $dev/$V/drm ]]
+    check $? "6: $V back on $(driver_of "$V") (want $drv_v; ${t_back} ms after QEMU's end), override $(override_of "$V"), its DRM device again: $(ls "$dev/$V/drm" 2>/dev/null | tr '\n' ' '); sandbox state $gstate"
+    if [[ -n $g_id ]]; then
+        vfioctl sandbox delete "$g_id"
+        vfioctl sandbox list --json
+        [[ $(py "$work/out" "len(d)") == 0 ]]
+        check $? "6: sandbox delete $g_id; sandbox list empty"
+    fi
+fi
 
 note "L2 serial log: $(wc -l <"$serial_copy" 2>/dev/null || echo 0) lines; guest kernel's last line: $(grep -a -E '^\[ *[0-9]+\.[0-9]+\]' "$serial_copy" | tail -n 1 | tr -d '\r')"
 note "lab-guest in L1 took $(ms_since "$t_all") ms"

@@ -14,6 +14,8 @@
 #   vhost_vsock                  AF_VSOCK towards L2
 #   button                       ACPI power button
 #   overlay                      /lib/modules in the chroot if the host has none
+#   bochs                        the host driver of QEMU's std VGA: the boot
+#                                console and the display-class stand-in GPU
 set -euo pipefail
 
 prog=${0##*/}
@@ -42,7 +44,7 @@ fi
 [[ -s $cache/modules/$rel/modules.dep ]] ||
     die "no module tree for $rel in $cache (run fetch-kernel.sh $cache first)"
 
-read -r -a roots <<<"virtio_pci 9pnet_virtio 9p vfio-pci vfio_iommu_type1 e1000e tun vhost_vsock button overlay ${LAB_L1_MODULES:-}"
+read -r -a roots <<<"virtio_pci 9pnet_virtio 9p vfio-pci vfio_iommu_type1 e1000e tun vhost_vsock button overlay bochs ${LAB_L1_MODULES:-}"
 
 stage=$(mktemp -d)
 chmod 0755 "$stage"

@@ -212,6 +212,13 @@ else
     # A second, identical "GPU" behind another root port (0000:02:00.0 and
     # 0000:02:00.1, a group of their own) lets the checks run a second
     # sandbox next to the first.
+    # The display-class stand-in: QEMU's std VGA (1234:1111, class 0x030000)
+    # behind a third root port (0000:03:00.0, an IOMMU group of its own),
+    # which vfiod's test-only [qemu] test_present_as passes to L2 with NVIDIA
+    # IDs for the real nvidia.ko to probe. The host console is a second std
+    # VGA on the root bus (0000:00:02.0, like a server's BMC display): it is
+    # the boot VGA device (boot_vga 1), so the stand-in is not. L1 binds
+    # both to bochs-drm, as a host's GPU has its host driver.
     devs=(
         -device pcie-root-port,id=rp4,chassis=4,addr=04.0
         -device e1000e,bus=rp4,addr=00.0,multifunction=on,netdev=n0
@@ -220,6 +227,9 @@ else
         -device pcie-root-port,id=rp5,chassis=5,addr=05.0
         -device e1000e,bus=rp5,addr=00.0,multifunction=on,netdev=n1
         -device virtio-rng-pci,bus=rp5,addr=00.1
+        -device VGA,bus=pcie.0,addr=02.0
+        -device pcie-root-port,id=rp6,chassis=6,addr=06.0
+        -device VGA,bus=rp6,addr=00.0
     )
 fi
 qemu_args+=("${devs[@]}")

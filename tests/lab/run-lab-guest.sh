@@ -3,15 +3,18 @@
 #
 # The meson "lab-guest" test (suite lab): one sandbox with a staged guest
 # image, the sandbox network, vsock reports and an unprivileged QEMU, on the
-# real kernel in L1 (tests/lab/README.md, checks-l1-guest.sh). Here, on the
-# host: fetch the pinned guest kernel, stage the L2 image with the project's
-# stager (`vfioctl initramfs build --modules-dir ... --module ...`; inside L1
-# the build and cache dirs are read-only), print the staged module order,
-# then boot L1 with checks-l1-guest.sh. Exit status: the checks' (0 only if
-# all passed), 77 when the lab cannot run here (not root, no QEMU, ...), 1 on
-# any other failure.
+# real kernel in L1, then a second sandbox in which the real nvidia.ko of
+# the NVIDIA driver layer probes the display-class stand-in
+# (tests/lab/README.md, checks-l1-guest.sh). Here, on the host: fetch the
+# pinned guest kernel, stage the L2 image with the project's stager
+# (`vfioctl initramfs build --modules-dir ... --module ...`; inside L1 the
+# build and cache dirs are read-only), print the staged module order, build
+# or reuse the driver layer, the Debian workload root and the GPU image
+# (prep-gpu.sh), then boot L1 with checks-l1-guest.sh. Exit status: the
+# checks' (0 only if all passed), 77 when the lab cannot run here (not root,
+# no QEMU, no mmdebstrap, ...), 1 on any other failure.
 #   LAB_CACHE    kernel/initramfs cache (default <repo>/build-lab-cache)
-#   LAB_TIMEOUT  L1 timeout in seconds (default 2700)
+#   LAB_TIMEOUT  L1 timeout in seconds (default 3900: two nested boots)
 #   LAB_GUEST_STAGE_MODULES  the --module list, space-separated (default
 #                "e1000e virtio_pci virtio_net vmw_vsock_virtio_transport button evdev")
 set -euo pipefail
@@ -78,13 +81,24 @@ n=0
 for m in $modules; do n=$((n + 1)); echo "$prog:   $n. $m"; done
 export LAB_GUEST_MODULES=$modules
 
+# The GPU sandbox (check 6): driver layer, workload root, GPU image.
+grc=0
+"$here/prep-gpu.sh" "$build" "$cache" || grc=$?
+[[ $grc -ne 77 ]] || exit 77
+[[ $grc -eq 0 ]] || die "prep-gpu.sh failed (exit $grc)"
+# shellcheck source=/dev/null
+. "$cache/gpu.env"
+export "${!LAB_GPU_@}"
+t1=$(date +%s%3N)
+echo "$prog: host-side preparation took $((t1 - t0)) ms"
+
 mkdir -p "$cache/logs"
 log=$cache/logs/lab-guest-$(date +%Y%m%d-%H%M%S)-$$.log
 # keep the 20 newest lab-guest logs
 find "$cache/logs" -name 'lab-guest-*-*.log' -printf '%T@ %p\n' | sort -rn | tail -n +20 |
     cut -d' ' -f2- | xargs -r rm -f
 rc=0
-"$here/run-l1.sh" --timeout "${LAB_TIMEOUT:-2700}" --log "$log" "$here/checks-l1-guest.sh" "$build" "$cache" || rc=$?
+"$here/run-l1.sh" --timeout "${LAB_TIMEOUT:-3900}" --log "$log" "$here/checks-l1-guest.sh" "$build" "$cache" || rc=$?
 t2=$(date +%s%3N)
 if [[ $rc -ne 77 ]]; then
     ln -sfn "${log##*/}" "$cache/logs/lab-guest-latest.log"

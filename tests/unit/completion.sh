@@ -32,6 +32,10 @@ expect "vfioctl sandbox create --g" --gpus
 expect "vfioctl bind 0000:00:00.0 --f" --force
 expect "vfioctl reconcile --" --force
 expect "vfioctl initramfs " build
+expect "vfioctl im" image
+expect "vfioctl image " build
+expect "vfioctl image build --g" --gpu
+expect "vfioctl image build --gpu --o" --output
 help=$("$vfioctl" --help 2>&1)
 # every command and option the completion offers is in vfioctl's help
 missing=''

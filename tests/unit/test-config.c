@@ -42,6 +42,47 @@ test_defaults(void **state)
   assert_string_equal(c->classes, "03;0403;0c03;0c80");
   assert_string_equal(c->qemu_accel, "kvm");
   assert_string_equal(c->sys_root, "/sys");
+  /* the guest: the image vfioctl image build installs into VFIOD_IMAGE_DIR */
+  assert_string_equal(c->qemu_kernel, VFIOD_IMAGE_DIR "/vmlinuz");
+  assert_string_equal(c->qemu_initrd, VFIOD_IMAGE_DIR "/initramfs");
+  assert_string_equal(c->qemu_driver_layer, VFIOD_IMAGE_DIR "/driver-layer.erofs");
+  assert_false(c->qemu_kernel_set || c->qemu_initrd_set || c->qemu_driver_layer_set);
+}
+
+/* The default image: what is missing is reported, with how to build it;
+ * keys the file sets are not looked at. */
+static void
+test_image_defaults(void **state)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp("vfiod-image-XXXXXX", NULL);
+  g_autofree char *k = g_build_filename(dir, "vmlinuz", NULL);
+  g_autofree char *conf_text = g_strdup_printf("[qemu]\nkernel=%s\ninitrd=%s/none\ndriver_layer=\n", k, dir);
+  g_autofree char *path = write_conf(conf_text);
+  g_autoptr(VfdConfig) c = vfd_config_load(path, NULL, &error);
+  g_autoptr(VfdConfig) def = vfd_config_load(NULL, NULL, &error);
+  g_autoptr(GPtrArray) none = NULL;
+  g_autoptr(GPtrArray) missing = NULL;
+  guint want = 0;
+
+  assert_non_null(c);
+  assert_true(c->qemu_kernel_set && c->qemu_initrd_set && c->qemu_driver_layer_set);
+  assert_string_equal(c->qemu_kernel, k);
+  assert_string_equal(c->qemu_driver_layer, ""); /* explicitly none */
+  none = vfd_config_image_problems(c);
+  assert_int_equal(none->len, 0); /* set keys: their files are the create's business */
+  missing = vfd_config_image_problems(def);
+  want += !g_file_test(VFIOD_IMAGE_DIR "/vmlinuz", G_FILE_TEST_EXISTS);
+  want += !g_file_test(VFIOD_IMAGE_DIR "/initramfs", G_FILE_TEST_EXISTS);
+  want += !g_file_test(VFIOD_IMAGE_DIR "/driver-layer.erofs", G_FILE_TEST_EXISTS);
+  assert_int_equal(missing->len, want);
+  for (guint i = 0; i < missing->len; i++) {
+    const char *m = g_ptr_array_index(missing, i);
+    assert_non_null(strstr(m, "vfioctl image build --gpu --output " VFIOD_IMAGE_DIR));
+    assert_non_null(strstr(m, "is unset and the default image has no " VFIOD_IMAGE_DIR "/"));
+  }
+  g_unlink(path);
+  g_rmdir(dir);
 }
 
 static void
@@ -105,6 +146,7 @@ test_bad_values(void **state)
   check_bad("[daemon]\nstate_dir=relative/dir\n", "state_dir");
   check_bad("[daemon]\nruntime_dir=/run/../etc\n", "runtime_dir");
   check_bad("[qemu]\naccel=hvf\n", "accel");
+  check_bad("[qemu]\ndriver_layer=layers/driver-layer.erofs\n", "driver_layer");
   check_bad("[qemu]\nstop_timeout=0\n", "stop_timeout");
   check_bad("[qemu]\nstop_timeout=abc\n", "stop_timeout");
   check_bad("[devices]\nids=10de\n", "10de");
@@ -292,13 +334,89 @@ test_uid_range(void **state)
   }
 }
 
+/* [qemu] test_present_as (test only): parsed strictly; on the argv, only
+ * display-class functions get the other IDs, and only when set. */
+static void
+test_present_as(void **state)
+{
+  static const char *const bad[] = { "10de", "10de:", "10de:2335:1", "10de-2335", " 10de:2335", "10de:233",
+                                     "10de:23355", "0x10:2335", "10dg:2335", "0000:2335", "ffff:2335",
+                                     "10de:ffff", "+1de:2335", NULL };
+  guint16 v = 1, d = 1;
+  VfdBdf devs[3];
+  guint32 classes[3] = { 0x030000, 0x040300, 0x030200 }; /* VGA, HD audio, 3D controller */
+  g_auto(GStrv) argv = NULL;
+  VfdQemuConfig c = {
+    .id = "sb-00000003", .qemu_binary = "qemu-system-x86_64", .accel = "tcg", .memory_mib = 256, .vcpus = 1,
+    .kernel = "/k/vmlinuz", .initrd = "/k/initrd", .serial_log = "/s", .qmp_socket = "/q",
+    .devices = devs, .n_devices = 3, .device_classes = classes,
+  };
+
+  assert_int_equal(vfd_config_parse_present_as("10de:2335", &v, &d), 0);
+  assert_int_equal(v, 0x10de);
+  assert_int_equal(d, 0x2335);
+  assert_int_equal(vfd_config_parse_present_as("10DE:23aF", &v, &d), 0);
+  assert_int_equal(d, 0x23af);
+  assert_int_equal(vfd_config_parse_present_as("", &v, &d), 0);
+  assert_int_equal(v, 0);
+  assert_int_equal(d, 0);
+  for (int i = 0; bad[i]; i++) {
+    v = d = 7;
+    if (vfd_config_parse_present_as(bad[i], &v, &d) != -EINVAL)
+      fail_msg("'%s' accepted", bad[i]);
+    assert_int_equal(v, 7); /* nothing written */
+    assert_int_equal(d, 7);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+    g_autofree char *path = write_conf("[qemu]\ntest_present_as = 10de:2335 \n");
+    g_autoptr(VfdConfig) cfg = vfd_config_load(path, NULL, &error);
+    g_autoptr(VfdConfig) def = vfd_config_load(NULL, NULL, &error);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->qemu_present_vendor, 0x10de);
+    assert_int_equal(cfg->qemu_present_device, 0x2335);
+    assert_int_equal(def->qemu_present_vendor, 0);
+    assert_int_equal(def->qemu_present_device, 0);
+    g_unlink(path);
+  }
+  check_bad("[qemu]\ntest_present_as=10de:23\n", "test_present_as");
+  check_bad("[qemu]\ntest_present_as=ffff:2335\n", "test_present_as");
+
+  assert_int_equal(vfd_bdf_parse("0000:01:00.0", &devs[0]), 0);
+  assert_int_equal(vfd_bdf_parse("0000:01:00.1", &devs[1]), 0);
+  assert_int_equal(vfd_bdf_parse("0000:02:00.0", &devs[2]), 0);
+  /* off: every function as it is */
+  argv = vfd_qemu_build_argv(&c);
+  assert_true(argv_index(argv, "vfio-pci,host=0000:01:00.0,bus=rp0") > 0);
+  assert_true(argv_index(argv, "vfio-pci,host=0000:02:00.0,bus=rp2") > 0);
+  for (int i = 0; argv[i]; i++)
+    assert_null(strstr(argv[i], "x-pci-"));
+  /* on: the display (0x0300) and 3D (0x0302) functions, not the audio one */
+  c.present_vendor = 0x10de;
+  c.present_device = 0x2335;
+  g_strfreev(argv);
+  argv = vfd_qemu_build_argv(&c);
+  assert_true(argv_index(argv, "vfio-pci,host=0000:01:00.0,bus=rp0,x-pci-vendor-id=0x10de,x-pci-device-id=0x2335") >
+              0);
+  assert_true(argv_index(argv, "vfio-pci,host=0000:01:00.1,bus=rp1") > 0);
+  assert_true(argv_index(argv, "vfio-pci,host=0000:02:00.0,bus=rp2,x-pci-vendor-id=0x10de,x-pci-device-id=0x2335") >
+              0);
+  /* classes unknown: nothing presented as another */
+  c.device_classes = NULL;
+  g_strfreev(argv);
+  argv = vfd_qemu_build_argv(&c);
+  for (int i = 0; argv[i]; i++)
+    assert_null(strstr(argv[i], "x-pci-"));
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_defaults),     cmocka_unit_test(test_systemd_dirs), cmocka_unit_test(test_values),
     cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_qemu_argv),
-    cmocka_unit_test(test_qemu_argv_microvm),
+    cmocka_unit_test(test_qemu_argv_microvm), cmocka_unit_test(test_present_as),
+    cmocka_unit_test(test_image_defaults),
     cmocka_unit_test(test_numa_cpulist),    cmocka_unit_test(test_uid_range),
   };
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);

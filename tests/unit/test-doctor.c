@@ -106,11 +106,69 @@ test_good_and_bad_host(void **state)
   rm_rf(root);
 }
 
+/* The default guest image (vfioctl image build): missing, complete with a
+ * driver layer, without one, and incomplete. */
+static void
+test_image(void **state)
+{
+  g_autofree char *root = g_dir_make_tmp("vfiod-doctor-XXXXXX", NULL);
+  g_autofree char *dir = g_build_filename(root, "image", NULL);
+  g_autofree char *layer = g_build_filename(dir, "driver-layer.erofs", NULL);
+  VfdDoctorOptions o = { .sys_root = root, .dev_root = root, .proc_root = root, .qemu_binary = "/nonexistent",
+                         .image_dir = dir };
+  const char *gpu_json = "{\"format\":1,\"key\":\"0123456789abcdef\",\"gpu\":true,"
+                         "\"kernel\":{\"release\":\"6.1.0-57-amd64\"},\"initramfs\":{\"stamp\":\"s\"},"
+                         "\"driver_layer\":{\"driver_version\":\"550.163.01\"}}";
+
+  {
+    g_autoptr(GPtrArray) c = vfd_doctor_run(&o);
+    assert_int_equal(find(c, "image")->status, VFD_DOCTOR_WARN);
+    assert_non_null(strstr(find(c, "image")->detail, "no guest image in"));
+    assert_non_null(strstr(find(c, "image")->detail, "vfioctl image build --gpu --output"));
+  }
+  put(root, "image/image.json", gpu_json);
+  put(root, "image/vmlinuz", "k");
+  put(root, "image/initramfs", "i");
+  put(root, "image/driver-layer.erofs", "l");
+  {
+    g_autoptr(GPtrArray) c = vfd_doctor_run(&o);
+    assert_int_equal(find(c, "image")->status, VFD_DOCTOR_OK);
+    assert_non_null(strstr(find(c, "image")->detail, "kernel 6.1.0-57-amd64, NVIDIA driver layer 550.163.01"));
+  }
+  g_unlink(layer);
+  {
+    g_autoptr(GPtrArray) c = vfd_doctor_run(&o);
+    assert_int_equal(find(c, "image")->status, VFD_DOCTOR_WARN);
+    assert_non_null(strstr(find(c, "image")->detail, "incomplete (missing: driver-layer.erofs)"));
+  }
+  put(root, "image/image.json", "{\"format\":1,\"key\":\"k\",\"kernel\":{\"release\":\"r\"},"
+                                "\"initramfs\":{},\"driver_layer\":null}");
+  {
+    g_autoptr(GPtrArray) c = vfd_doctor_run(&o);
+    assert_int_equal(find(c, "image")->status, VFD_DOCTOR_OK);
+    assert_non_null(strstr(find(c, "image")->detail, "no NVIDIA driver layer"));
+  }
+  put(root, "image/image.json", "not json");
+  {
+    g_autoptr(GPtrArray) c = vfd_doctor_run(&o);
+    assert_int_equal(find(c, "image")->status, VFD_DOCTOR_WARN);
+    assert_non_null(strstr(find(c, "image")->detail, "is not an image description"));
+  }
+  o.image_dir = NULL;
+  {
+    g_autoptr(GPtrArray) c = vfd_doctor_run(&o);
+    for (guint i = 0; i < c->len; i++)
+      assert_string_not_equal(((VfdDoctorCheck *) g_ptr_array_index(c, i))->name, "image");
+  }
+  rm_rf(root);
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_good_and_bad_host),
+    cmocka_unit_test(test_image),
   };
   return cmocka_run_group_tests_name("doctor", tests, NULL, NULL);
 }

@@ -85,7 +85,8 @@ static const char *const own_longest[] = {
   VFIOD_KEY_MAC "=02:ff:ff:ff:ff:ff",
   VFIOD_KEY_DNS "=255.255.255.255,255.255.255.255,255.255.255.255",
   VFIOD_KEY_REPORT "=vsock:65535",
-  VFIOD_KEY_ROOT "=/dev/vda",
+  VFIOD_KEY_ROOT "=" VFD_QEMU_ROOT_DEV,
+  VFIOD_KEY_DRIVER "=" VFD_QEMU_DRIVER_DEV, /* the driver layer of a GPU sandbox ([qemu] driver_layer) */
   NULL,
 };
 
@@ -166,6 +167,7 @@ round_trip(const char *cmd, const char *const *args, GVariant *env)
   /* vfiod's own settings are the ones in effect */
   assert_string_equal(cl.sandbox, "sb-ffffffff");
   assert_string_equal(cl.root, "/dev/vda");
+  assert_string_equal(cl.driver, "/dev/vdb");
   assert_int_equal(cl.report, GI_REPORT_VSOCK);
   assert_int_equal(cl.report_port, 65535);
   assert_string_equal(cl.ip, "255.255.255.255");
@@ -182,8 +184,10 @@ test_reserved_budget(void **state)
 
   printf("# longest own part: %zu bytes (reserved: %d): %s\n", strlen(own), VFIOD_CMDLINE_RESERVED, own);
   assert_true(strlen(own) <= VFIOD_CMDLINE_RESERVED);
-  /* what the protocol.h comment says */
-  assert_int_equal(strlen(own), 279);
+  /* 279 bytes before vfiod.driver= (what the protocol.h comment says),
+   * plus " vfiod.driver=/dev/vdb" */
+  assert_int_equal(strlen(own), 279 + 22);
+  assert_non_null(strstr(own, " vfiod.driver=/dev/vdb"));
   assert_int_equal(VFIOD_CMDLINE_WORKLOAD_MAX + VFIOD_CMDLINE_RESERVED, VFIOD_CMDLINE_SIZE - 1);
   /* every key (14 that count once) with every repeat guest-init allows fits */
   assert_true(14 + VFIOD_CMDLINE_MAX_ARGS + VFIOD_CMDLINE_MAX_ENV <= VFIOD_CMDLINE_MAX_ENTRIES);
