@@ -144,7 +144,7 @@ else
     cp --sparse=always "$LAB_GPU_ROOT" "$groot"
     echo "   the workload root: $(sed -n 's/^PRETTY_NAME=//p' "${LAB_GPU_ROOT%/*}/os-release" | tr -d '"'), minbase, copied to $groot"
     gsb=''
-    run sandbox create --device "$V" --disk "$groot" --initrd "$LAB_GPU_INITRD" --memory 768 || true
+    run sandbox create --device "$V" --kernel "$KERNEL" --initrd "$LAB_GPU_INITRD" --disk "$groot" --memory 768 || true
     "$VFIOCTL" --socket "$sock" sandbox list --json >"$work/gpu-list.json" 2>/dev/null || echo '[]' >"$work/gpu-list.json"
     gsb=$(json "$work/gpu-list.json" "d[0]['id'] if d else ''" 2>/dev/null || true)
     if [[ -n $gsb ]]; then
