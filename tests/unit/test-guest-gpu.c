@@ -625,6 +625,58 @@ test_report_lines(void **state)
   assert_int_equal(strlen(buf), 9);
 }
 
+/* VFIOD_FATAL with the context a ready line would have had (the lab's
+ * check 6 reads these): the modules that loaded before the failing one,
+ * the driver layer with its GSP firmware path and files, the root, the
+ * timings; without a context, the same line as gi_format_fatal_gpu(). */
+static void
+test_fatal_context(void **state)
+{
+  g_autoptr(JsonParser) parser = json_parser_new();
+  GiCudaReport cuda = { .probe_ran = true, .probe_call = "cuInit", .probe_code = 100,
+                        .probe_error = "CUDA_ERROR_NO_DEVICE", .error = "load module nvidia.ko: No such device" };
+  const char *modules[] = { "virtio_pci", "drm", "video" };
+  const char *fw[] = { "gsp_ga10x.bin", "gsp_tu10x.bin" };
+  GiTiming t[] = { { "modules", 812 }, { "fatal", 16400 } };
+  GiReady ctx = { .sandbox = "sb-1", .kernel = "6.1.0-57-amd64", .uptime_ms = 16400, .report = "vsock:10000",
+                  .modules = modules, .n_modules = 3, .layer_dev = "/dev/vdb", .layer_path = "/run/nvidia/driver",
+                  .layer_version = "550.163.01", .layer_modules = "layer",
+                  .layer_firmware = "/lib/firmware/nvidia/550.163.01", .layer_firmware_files = fw,
+                  .n_layer_firmware_files = 2, .root_dev = "/dev/vda", .root_fstype = "ext4", .timings = t,
+                  .n_timings = 2 };
+  char buf[4096], plain[2048], plain_ctx[2048];
+  JsonObject *o, *l, *f;
+  JsonArray *a;
+
+  assert_true(gi_format_fatal_gpu_ctx(buf, sizeof(buf), "GPU not ready", &cuda, "timeout", "exit:9", NULL, 0, &ctx) <
+              sizeof(buf));
+  o = parse_object(buf, "VFIOD_FATAL", parser);
+  assert_string_equal(json_object_get_string_member(o, "error"), "GPU not ready");
+  assert_string_equal(json_object_get_string_member(o, "sandbox"), "sb-1");
+  assert_string_equal(json_object_get_string_member(o, "kernel"), "6.1.0-57-amd64");
+  a = json_object_get_array_member(o, "modules");
+  assert_int_equal(json_array_get_length(a), 3);
+  assert_string_equal(json_array_get_string_element(a, 2), "video");
+  l = json_object_get_object_member(o, "driver_layer");
+  assert_string_equal(json_object_get_string_member(l, "version"), "550.163.01");
+  f = json_object_get_object_member(l, "firmware");
+  assert_string_equal(json_object_get_string_member(f, "path"), "/lib/firmware/nvidia/550.163.01");
+  assert_string_equal(json_array_get_string_element(json_object_get_array_member(f, "files"), 1), "gsp_tu10x.bin");
+  assert_int_equal(json_object_get_int_member(json_object_get_object_member(o, "timings_ms"), "fatal"), 16400);
+  assert_string_equal(json_object_get_string_member(json_object_get_object_member(o, "root"), "dev"), "/dev/vda");
+  assert_string_equal(json_object_get_string_member(
+                        json_object_get_object_member(json_object_get_object_member(o, "cuda"), "probe"), "error"),
+                      "CUDA_ERROR_NO_DEVICE");
+  /* no context: exactly gi_format_fatal_gpu()'s line */
+  gi_format_fatal_gpu(plain, sizeof(plain), "e", &cuda, NULL, NULL, NULL, 0);
+  gi_format_fatal_gpu_ctx(plain_ctx, sizeof(plain_ctx), "e", &cuda, NULL, NULL, NULL, 0, NULL);
+  assert_string_equal(plain, plain_ctx);
+  /* cut like snprintf(): the length needed comes back */
+  assert_int_equal(gi_format_fatal_gpu_ctx(buf, 16, "GPU not ready", &cuda, NULL, NULL, NULL, 0, &ctx),
+                   gi_format_fatal_gpu_ctx(NULL, 0, "GPU not ready", &cuda, NULL, NULL, NULL, 0, &ctx));
+  assert_int_equal(strlen(buf), 15);
+}
+
 static void
 test_poweroff_line(void **state)
 {
@@ -663,6 +715,7 @@ main(void)
     cmocka_unit_test(test_env_file),
     cmocka_unit_test(test_env_build),
     cmocka_unit_test(test_report_lines),
+    cmocka_unit_test(test_fatal_context),
     cmocka_unit_test(test_poweroff_line),
   };
 
