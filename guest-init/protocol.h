@@ -44,8 +44,9 @@
 /* Bytes of the line reserved for vfiod's own words: console=, panic=,
  * pci=realloc pci=nocrs, tsc_early_khz=, vfiod.sandbox=, the network keys
  * (vfiod.ip= vfiod.gw= vfiod.mac= vfiod.dns= with at most VFIOD_CMDLINE_MAX_DNS
- * IPv4 servers), vfiod.report=vsock:PORT and vfiod.root=. Their longest form
- * takes 279 bytes (asserted by tests/unit/test-workload-cmdline.c, which
+ * IPv4 servers), vfiod.report=vsock:PORT, vfiod.root= and vfiod.driver=
+ * (the NVIDIA driver layer's disk). Their longest form takes 301 bytes
+ * (asserted by tests/unit/test-workload-cmdline.c, which
  * builds it with vfd_qemu_build_argv()); the rest is room for keys to come
  * (vfiod.timeout=, vfiod.gpu=, vfiod.nvidia=, vfiod.rootfstype=, ...).
  * QEMU adds nothing of its own: microvm appends virtio_mmio.device= words only
