@@ -184,7 +184,7 @@ test_reserved_budget(void **state)
 
   printf("# longest own part: %zu bytes (reserved: %d): %s\n", strlen(own), VFIOD_CMDLINE_RESERVED, own);
   assert_true(strlen(own) <= VFIOD_CMDLINE_RESERVED);
-  /* 279 bytes before vfiod.driver= (what the protocol.h comment says),
+  /* 301 bytes, as the protocol.h comment says: 279 before vfiod.driver=,
    * plus " vfiod.driver=/dev/vdb" */
   assert_int_equal(strlen(own), 279 + 22);
   assert_non_null(strstr(own, " vfiod.driver=/dev/vdb"));
