@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "caller.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -229,12 +230,10 @@ vfd_caller_open(const VfdCaller *caller, const char *what, const char *path, int
     g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' must be an absolute path", what, path);
     return -1;
   }
-  parts = g_strsplit(path, "/", -1);
-  for (char **p = parts; *p; p++)
-    if (g_str_equal(*p, "..") || g_str_equal(*p, ".")) {
-      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' must not contain '.' or '..'", what, path);
-      return -1;
-    }
+  if (!vfd_path_check(path, VFD_PATH_NO_DOT | VFD_PATH_NO_DOTDOT)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' must not contain '.' or '..'", what, path);
+    return -1;
+  }
   fd = open_as(caller, path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, timeout_ms, &step);
   if (fd < 0) {
     int e = -fd;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "image.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,17 +27,6 @@ vfd_image_result_free(VfdImageResult *r)
   g_free(r);
 }
 
-static gboolean
-has_dotdot(const char *path)
-{
-  g_auto(GStrv) parts = g_strsplit(path, "/", -1);
-
-  for (char **p = parts; *p; p++)
-    if (g_str_equal(*p, ".."))
-      return TRUE;
-  return FALSE;
-}
-
 gboolean
 vfd_image_check_output_dir(const char *dir, GError **error)
 {
@@ -47,7 +37,7 @@ vfd_image_check_output_dir(const char *dir, GError **error)
     g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "--output: an empty directory name");
     return FALSE;
   }
-  if (has_dotdot(dir)) {
+  if (!vfd_path_check(dir, VFD_PATH_NO_DOTDOT)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                 "--output '%s': a '..' component is not allowed (name the directory itself)", dir);
     return FALSE;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "initramfs.h"
+#include "path.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -89,35 +90,19 @@ tmp_file_clear(TmpFile *t)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(TmpFile, tmp_file_clear)
 
-static gboolean
-has_dotdot_component(const char *path)
-{
-  g_auto(GStrv) parts = g_strsplit(path, "/", -1);
-
-  for (char **p = parts; *p; p++)
-    if (strcmp(*p, "..") == 0)
-      return TRUE;
-  return FALSE;
-}
-
 /* Checks an image path ("/a/b") and returns it without the leading '/'. */
 static const char *
 check_dest(const char *dest, GError **error)
 {
-  g_auto(GStrv) parts = NULL;
-
   if (!dest || dest[0] != '/' || dest[1] == '\0') {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                 "initramfs destination '%s' is not an absolute file path", dest ? dest : "(null)");
     return NULL;
   }
-  parts = g_strsplit(dest + 1, "/", -1);
-  for (char **p = parts; *p; p++) {
-    if (**p == '\0' || strcmp(*p, ".") == 0 || strcmp(*p, "..") == 0) {
-      g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                  "initramfs destination '%s' has an empty, '.' or '..' path component", dest);
-      return NULL;
-    }
+  if (!vfd_path_check(dest, VFD_PATH_NO_EMPTY | VFD_PATH_NO_DOT | VFD_PATH_NO_DOTDOT)) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "initramfs destination '%s' has an empty, '.' or '..' path component", dest);
+    return NULL;
   }
   return dest + 1;
 }
@@ -187,7 +172,7 @@ add_file(GHashTable *entries, const char *source, const char *dest, guint mode, 
                 "initramfs source for '%s' is empty", dest ? dest : "(null)");
     return FALSE;
   }
-  if (has_dotdot_component(source)) {
+  if (!vfd_path_check(source, VFD_PATH_NO_DOTDOT)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                 "initramfs source '%s' has a '..' path component", source);
     return FALSE;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "journal.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -252,15 +253,7 @@ mac_valid(const char *mac)
 static gboolean
 dir_valid(const char *dir)
 {
-  g_auto(GStrv) parts = NULL;
-
-  if (!g_path_is_absolute(dir))
-    return FALSE;
-  parts = g_strsplit(dir, "/", -1);
-  for (char **p = parts; *p; p++)
-    if (g_str_equal(*p, ".") || g_str_equal(*p, ".."))
-      return FALSE;
-  return TRUE;
+  return vfd_path_check(dir, VFD_PATH_ABSOLUTE | VFD_PATH_NO_DOT | VFD_PATH_NO_DOTDOT);
 }
 
 static gboolean

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "manager.h"
+#include "path.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -2142,8 +2143,6 @@ check_workload(const char *cmd, const char *const *args, GVariant *env, GError *
 static gboolean
 check_client_path(const char *what, const char *path, GError **error)
 {
-  g_auto(GStrv) parts = NULL;
-
   if (!path || !*path) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s: a path is required", what);
     return FALSE;
@@ -2153,12 +2152,10 @@ check_client_path(const char *what, const char *path, GError **error)
                 what, path);
     return FALSE;
   }
-  parts = g_strsplit(path, "/", -1);
-  for (char **p = parts; *p; p++)
-    if (g_str_equal(*p, "..") || g_str_equal(*p, ".")) {
-      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%.128s' must not contain '.' or '..'", what, path);
-      return FALSE;
-    }
+  if (!vfd_path_check(path, VFD_PATH_NO_DOT | VFD_PATH_NO_DOTDOT)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%.128s' must not contain '.' or '..'", what, path);
+    return FALSE;
+  }
   return TRUE;
 }
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "stage.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -129,16 +130,6 @@ kmod_log(void *data, int priority, const char *file, int line, const char *fn, c
   g_debug("libkmod: %s", g_strchomp(msg));
 }
 
-static gboolean
-has_dotdot_component(const char *path)
-{
-  g_auto(GStrv) parts = g_strsplit(path, "/", -1);
-
-  for (char **p = parts; *p; p++)
-    if (strcmp(*p, "..") == 0)
-      return TRUE;
-  return FALSE;
-}
 
 /* The real path of a source tree's root, which must be a directory. */
 static char *
@@ -147,7 +138,7 @@ tree_root(const char *dir, const char *what, GError **error)
   g_autofree char *real = NULL;
   struct stat st;
 
-  if (has_dotdot_component(dir)) {
+  if (!vfd_path_check(dir, VFD_PATH_NO_DOTDOT)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s '%s' has a '..' path component",
                 what, dir);
     return NULL;
@@ -176,7 +167,7 @@ check_source(const char *root, const char *path, const char *what, GError **erro
   gsize rlen = strlen(root);
   struct stat st;
 
-  if (has_dotdot_component(path)) {
+  if (!vfd_path_check(path, VFD_PATH_NO_DOTDOT)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                 "%s '%s' has a '..' path component: refused", what, path);
     return NULL;
