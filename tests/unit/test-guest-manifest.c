@@ -51,7 +51,7 @@ test_good(void **state)
     "nvidia-driver 570.195.03\n"
     "stamp 3f2ae9\n"
     "module /lib/modules/6.1.0-56-amd64/kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko\n"
-    "module /lib/modules/6.1.0-56-amd64/updates/nvidia.ko NVreg_OpenRmEnableUnsupportedGpus=1 NVreg_EnableGpuFirmware=1\n"
+    "module /lib/modules/6.1.0-56-amd64/updates/nvidia.ko NVreg_DeviceFileMode=0660 NVreg_EnableGpuFirmware=1\n"
     "# a comment between entries\n"
     "module /lib/modules/6.1.0-56-amd64/updates/nvidia-uvm.ko uvm_perf_prefetch_enable=0\n"
     "firmware /lib/firmware";  /* no final newline */
@@ -70,7 +70,7 @@ test_good(void **state)
   assert_int_equal(m.modules[0].line, 7);
   assert_string_equal(m.modules[1].path, "/lib/modules/6.1.0-56-amd64/updates/nvidia.ko");
   /* Parameters go to finit_module() joined by single spaces. */
-  assert_string_equal(m.modules[1].params, "NVreg_OpenRmEnableUnsupportedGpus=1 NVreg_EnableGpuFirmware=1");
+  assert_string_equal(m.modules[1].params, "NVreg_DeviceFileMode=0660 NVreg_EnableGpuFirmware=1");
   assert_string_equal(m.modules[2].params, "uvm_perf_prefetch_enable=0");
   assert_int_equal(m.modules[2].line, 10);
   assert_int_equal(m.n_unknown, 0);

@@ -651,7 +651,7 @@ test_gpu(void **state)
   Fixture *f = *state;
   Firmware fw = { 0 };
   const char *modules[] = { "vfio-pci", NULL };
-  const char *params[] = { "nvidia:NVreg_OpenRmEnableUnsupportedGpus=1", NULL };
+  const char *params[] = { "nvidia:NVreg_DeviceFileMode=0660", NULL };
   VfdStageRequest req = base_request(f, gpu_dir, modules);
   g_autoptr(VfdStageResult) res = NULL;
   g_autoptr(GError) error = NULL;
@@ -681,7 +681,7 @@ test_gpu(void **state)
                          nvidia_version, res->stamp);
   assert_true(g_str_has_prefix(res->manifest, head));
   assert_true(g_str_has_suffix(res->manifest, "\nfirmware /lib/firmware\n"));
-  nvidia_line = g_strdup_printf("\nmodule /lib/modules/%s/updates/nvidia.ko NVreg_OpenRmEnableUnsupportedGpus=1\n",
+  nvidia_line = g_strdup_printf("\nmodule /lib/modules/%s/updates/nvidia.ko NVreg_DeviceFileMode=0660\n",
                                 pinned_release);
   assert_non_null(strstr(res->manifest, nvidia_line));
 
