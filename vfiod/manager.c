@@ -2241,8 +2241,10 @@ kill_orphan_qemu(const char *id, gint64 pid)
 
 /* Start-up, main thread: adopt sandboxes whose QEMU still runs (pid and
  * start time match), restore the devices of the others. */
+/* *@ret_restored: sandboxes whose devices were restored; *@ret_restore_us:
+ * time spent restoring them (the batch). */
 static void
-reconcile_sandboxes(VfdManager *m, GPtrArray *report)
+reconcile_sandboxes(VfdManager *m, GPtrArray *report, guint *ret_restored, gint64 *ret_restore_us)
 {
   VfdJournal *j = vfd_host_journal(m->host);
   g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
@@ -2350,6 +2352,7 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
     g_autoptr(GArray) first = g_array_new(FALSE, FALSE, sizeof(guint)); /* each sandbox's first item */
     g_autoptr(GError) berror = NULL;
     gboolean batch_ok;
+    gint64 t0 = g_get_monotonic_time();
 
     vfd_host_lock_journal(m->host);
     for (guint i = 0; i < gone->len; i++) {
@@ -2390,6 +2393,8 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
     }
     for (guint k = 0; k < items->len; k++)
       vfd_release_item_clear(&g_array_index(items, VfdReleaseItem, k));
+    *ret_restored = gone->len;
+    *ret_restore_us = g_get_monotonic_time() - t0;
   }
 
   /* Directories of sandboxes that never reached the journal (vfiod died
@@ -2480,7 +2485,7 @@ reconcile_network(VfdManager *m, GPtrArray *report)
 static gboolean
 reconcile_work(Op *op, GError **error)
 {
-  vfd_reconcile_devices(op->m->host, op->live, op->report);
+  vfd_reconcile_devices(op->m->host, op->live, op->report, NULL);
   reconcile_network(op->m, op->report);
   return TRUE;
 }
@@ -2878,6 +2883,8 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   g_autoptr(VfdManager) m = g_new0(VfdManager, 1);
   g_autoptr(VfdJournal) journal = NULL;
   VfdPolicy *policy;
+  gint64 t_start = 0, t_journal = 0, t_restore = 0;
+  guint n_journal_devices = 0, n_journal_sandboxes = 0;
 
   m->config = config;
   m->qemu_uids = g_hash_table_new(NULL, NULL);
@@ -2906,6 +2913,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   }
   {
     g_autoptr(GError) jerror = NULL;
+    t_start = g_get_monotonic_time();
     journal = vfd_journal_open(config->state_dir, &jerror);
     if (!journal && g_error_matches(jerror, VFD_ERROR, VFD_ERROR_CORRUPT)) {
       /* Serve the API, but touch no device until an operator acts. */
@@ -2916,6 +2924,9 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
       g_propagate_error(error, g_steal_pointer(&jerror));
       return NULL;
     }
+    t_journal = g_get_monotonic_time();
+    n_journal_devices = vfd_journal_devices(journal)->len;
+    n_journal_sandboxes = vfd_journal_sandboxes(journal)->len;
   }
   policy = vfd_policy_new(config->ids, config->classes, error);
   if (!policy)
@@ -2976,11 +2987,23 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
     g_autoptr(GPtrArray) report = vfd_reconcile_report_new();
     g_autoptr(GHashTable) live = NULL;
 
-    reconcile_sandboxes(m, report);
+    gint64 t1, t2, t3, scan_us = 0;
+    guint restored = 0;
+
+    reconcile_sandboxes(m, report, &restored, &t_restore);
+    t1 = g_get_monotonic_time();
     live = live_sandbox_ids(m);
-    vfd_reconcile_devices(m->host, live, report);
+    vfd_reconcile_devices(m->host, live, report, &scan_us);
+    t2 = g_get_monotonic_time();
     reconcile_network(m, report);
+    t3 = g_get_monotonic_time();
     log_report(report);
+    /* Where start-up went (issue 17, figure 9 of bench/run). */
+    g_message("start-up: journal %.1f ms (%u devices, %u sandboxes); sandboxes %.1f ms (%u adopted, %u restored, "
+              "restore %.1f ms); devices %.1f ms (PCI scan %.1f ms); network %.1f ms",
+              (t_journal - t_start) / 1000.0, n_journal_devices, n_journal_sandboxes, (t1 - t_journal) / 1000.0,
+              g_hash_table_size(m->sandboxes), restored, t_restore / 1000.0, (t2 - t1) / 1000.0, scan_us / 1000.0,
+              (t3 - t2) / 1000.0);
   }
   return g_steal_pointer(&m);
 }
