@@ -68,6 +68,8 @@ SHORT = {
     "lab_virsh_cycle_ms": "libvirtd (Debian 12) started in the lab VM",
     "lab_ratio_vfiod_shell": "median of per-round ratios",
     "lab_ratio_vfiod_virsh": "median of per-round ratios",
+    "lab_kernel_cycle_ms": "the writes of sysfs-bind.sh run by the lab script's shell: the kernel's unbind/probe time",
+    "lab_ratio_vfiod_kernel": "median of per-round ratios; the floor is 1.0",
     "rss_idle_kib": "real vfiod, network off, stand-in QEMU; VmRSS",
     "rss_16_kib": "",
     "rss_64_kib": "",
@@ -560,8 +562,9 @@ class Bench:
                 "one process per step, timed in bash; order rotated each round")
         names = {"vfiod": "vfiod (vfioctl bind + release, whole group)",
                  "shell": "shell script (sysfs-bind.sh, same sysfs writes, both functions)",
-                 "virsh": f"virsh nodedev-detach/-reattach, both functions (libvirt {info.get('libvirt', '?')})"}
-        for tool in ("vfiod", "shell", "virsh"):
+                 "virsh": f"virsh nodedev-detach/-reattach, both functions (libvirt {info.get('libvirt', '?')})",
+                 "kernel": "floor: the same sysfs writes from the lab script's own shell (no process started)"}
+        for tool in ("vfiod", "shell", "virsh", "kernel"):
             d = data.get(tool)
             if not d:
                 self.fig(3, f"lab_{tool}_cycle_ms", f"bind+release, {names[tool]}", None, "ms", 0,
@@ -575,7 +578,15 @@ class Bench:
                      {"bind_ms": median(d["bind"]), "release_ms": median(d["release"]),
                       "bind_samples": d["bind"], "release_samples": d["release"],
                       "short": SHORT[f"lab_{tool}_cycle_ms"] + "; " + split})
-        for tool in ("shell", "virsh"):
+        starts = {}
+        for m in re.finditer(r"^BENCH-LAB-START round=\d+ client=(\w+) start_ms=([0-9.]+)", text, re.M):
+            starts.setdefault(m.group(1), []).append(float(m.group(2)))
+        for c, what in (("vfioctl", "`vfioctl --version`: the client's start-up (dynamic loading and relocation)"),
+                        ("bash", "`bash sysfs-bind.sh` with nothing to do: the shell's start-up")):
+            if c in starts:
+                self.fig(3, f"lab_start_{c}_ms", f"  process start, {what}", median(starts[c]), "ms",
+                         len(starts[c]), "each vfiod and shell cycle starts two of these", starts[c])
+        for tool in ("shell", "virsh", "kernel"):
             if "vfiod" in data and tool in data:
                 by_round = {r: c for r, c in zip(data[tool]["round"], data[tool]["cycle"])}
                 ratios = [c / by_round[r] for r, c in zip(data["vfiod"]["round"], data["vfiod"]["cycle"])
@@ -754,9 +765,11 @@ class Bench:
             t_ready, nsb = self.wait_api(os.path.join(run, "vfiod.sock"), 900000)
             self.stop(p, signal.SIGKILL)
             text = open(logp).read()
-            ms = {m.group(1): int(m.group(2)) / 1e6 for m in re.finditer(r"^BENCH (\w+) (\d+)$", text, re.M)}
-            fw = re.search(r"^BENCH fake_writes (\d+) (\d+)$", text, re.M)
-            writes, fake_s = (int(fw.group(1)), int(fw.group(2)) / 1e6) if fw else (0, 0.0)
+            ms = {m.group(1): int(m.group(2)) / 1e6 for m in re.finditer(r"^BENCH (\w+) (\d+) \d+$", text, re.M)}
+            cpu = {m.group(1): int(m.group(2)) / 1e6 for m in re.finditer(r"^BENCH (\w+) \d+ (\d+)$", text, re.M)}
+            fw = re.search(r"^BENCH fake_writes (\d+) (\d+) (\d+)$", text, re.M)
+            writes, fake_s, fake_cpu = ((int(fw.group(1)), int(fw.group(2)) / 1e6, int(fw.group(3)) / 1e6) if fw
+                                        else (0, 0.0, 0.0))
             acts = {a: len(re.findall(rf"reconcile: \S+ {a}:", text)) for a in ("adopted", "restored", "in-use")}
             su = re.search(r"start-up: journal ([0-9.]+) ms .*?; sandboxes ([0-9.]+) ms \((\d+) adopted, (\d+) "
                            r"restored, restore ([0-9.]+) ms\); devices ([0-9.]+) ms \(PCI scan ([0-9.]+) ms\); "
@@ -767,6 +780,7 @@ class Bench:
             return {"total": t_ready - t_spawn, "exec": ms["main"] - t_spawn, "fake_load": ms["loaded"] - ms["main"],
                     "reconcile": ms["reconciled"] - ms["loaded"], "fake_write_s": fake_s, "fake_writes": writes,
                     "vfiod_own": ms["reconciled"] - ms["loaded"] - fake_s,
+                    "vfiod_own_cpu": cpu["reconciled"] - cpu["loaded"] - fake_cpu,
                     "listen": ms["serving"] - ms["reconciled"], "first_answer": t_ready - ms["serving"],
                     "sandboxes_listed": nsb, "report": acts, "startup": startup}
 
@@ -810,6 +824,11 @@ class Bench:
             self.fig(5, f"reconcile_mixed_{k}", what, med("mixed", k), "s", n,
                      "milestones printed by bench-daemon (CLOCK_MONOTONIC); fake writes timed around the writer",
                      [r[k] for r in mixed])
+        per_cpu = [(r["vfiod_own_cpu"] - a["vfiod_own_cpu"]) / gone for r, a in zip(rows["mixed"], rows["adopt"])]
+        self.fig(5, "reconcile_per_gone_cpu_ms", "vfiod's own CPU time per restored sandbox (mixed - adopt, per pair)",
+                 median(per_cpu) * 1000, "ms", n, "process CPU time (CLOCK_PROCESS_CPUTIME_ID) of the reconciliation "
+                 "minus the fake kernel's writes' (CLOCK_THREAD_CPUTIME_ID around the writer); robust to load",
+                 [x * 1000 for x in per_cpu])
         per = [(r["vfiod_own"] - a["vfiod_own"]) / gone for r, a in zip(rows["mixed"], rows["adopt"])]
         self.fig(5, "reconcile_per_gone_ms", "vfiod's own time per restored sandbox (mixed - adopt, per pair)",
                  median(per) * 1000, "ms", n, f"2 devices each; journal of {groups * 2} devices: one durable "

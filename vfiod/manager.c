@@ -1193,8 +1193,6 @@ sandbox_id_cmp(gconstpointer a, gconstpointer b)
 
 /* ---- method handlers ---------------------------------------------------- */
 
-/* Every PCI device with vfiod's view of it (aa{sv}, floating); NULL when
- * enumeration fails. */
 /* The device list of ListDevices and GetCapabilities from @devs (from
  * vfd_host_enumerate()): a floating aa{sv}. */
 static GVariant *
@@ -1210,6 +1208,8 @@ device_inventory_from(VfdManager *m, GPtrArray *devs)
   return g_variant_builder_end(&b);
 }
 
+/* Every PCI device with vfiod's view of it (aa{sv}, floating); NULL when
+ * enumeration fails. */
 static GVariant *
 device_inventory(VfdManager *m, GError **error)
 {
