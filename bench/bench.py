@@ -200,6 +200,21 @@ class Bench:
                     pass
             os.unlink(f)
         self.pid_files = []
+        # Stand-ins that run as another uid ([qemu] uid_range) cannot append
+        # to the pid files: also every stand-in whose command line names this
+        # run's own work directory (its -pidfile is in there), by pid.
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                argv = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"fake-qemu") and any(self.work.encode() + b"/" in a for a in argv):
+                try:
+                    os.kill(int(d), signal.SIGKILL)
+                except OSError:
+                    pass
 
     def cleanup(self):
         for p in self.procs:
@@ -421,6 +436,12 @@ class Bench:
         sbdir = sb["dir"]
         raw_argv = [a.replace(sbdir, raw_dir) for a in argv]
         serial = os.path.join(raw_dir, "serial.log")
+        # vfiod hands QEMU the serial log as an open fd (-add-fd fd=3,...;
+        # the chardev's path is /dev/fdset/N): by hand, QEMU opens the file.
+        if "-add-fd" in raw_argv:
+            i = raw_argv.index("-add-fd")
+            del raw_argv[i:i + 2]
+            raw_argv = [re.sub(r"path=/dev/fdset/\d+", f"path={serial}", a) for a in raw_argv]
         self.raw_create_argv = raw_argv
 
         def via_raw():
