@@ -442,6 +442,11 @@ class Bench:
             i = raw_argv.index("-add-fd")
             del raw_argv[i:i + 2]
             raw_argv = [re.sub(r"path=/dev/fdset/\d+", f"path={serial}", a) for a in raw_argv]
+        # vfiod opens kernel and initrd itself and passes /proc/self/fd/N.
+        for opt, path in (("-kernel", self.kernel), ("-initrd", self.gi_image)):
+            if opt in raw_argv:
+                raw_argv[raw_argv.index(opt) + 1] = path
+        os.makedirs(os.path.join(raw_dir, "qemu"), exist_ok=True)
         self.raw_create_argv = raw_argv
 
         def via_raw():
