@@ -14,7 +14,13 @@
  *       noise). Prints one JSON object:
  *       {"LABEL":{"ListSandboxes":{"n":..,"p50_ms":..,"p99_ms":..,
  *        "mean_ms":..,"min_ms":..,"max_ms":..,"items":..},...},...}
- *       ("items": sandboxes resp. devices in the last answer). */
+ *       ("items": sandboxes resp. devices in the last answer).
+ *   api-latency cpu CALLS METHOD SOCKET
+ *       One connection; 10 warm-up calls of METHOD; prints "WARM" and
+ *       waits for a line on stdin (the caller reads the daemon's CPU time
+ *       then); CALLS calls of METHOD; prints "DONE <wall us>". For CPU
+ *       time per call, which holds on a loaded machine where wall-clock
+ *       percentiles do not. */
 #include <gio/gio.h>
 #include <math.h>
 #include <stdio.h>
@@ -155,9 +161,40 @@ do_measure(long calls, int n_targets, char **targets)
   return 0;
 }
 
+static int
+do_cpu(long calls, const char *method, const char *socket_path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusConnection) c = connect_to(socket_path, &error);
+  char line[16];
+  gint64 t0 = 0;
+
+  if (!c) {
+    fprintf(stderr, "api-latency: %s: %s\n", socket_path, error->message);
+    return 1;
+  }
+  for (long i = -10; i < calls; i++) {
+    if (i == 0) {
+      printf("WARM\n");
+      fflush(stdout);
+      if (!fgets(line, sizeof line, stdin))
+        return 1;
+      t0 = g_get_monotonic_time();
+    }
+    if (call(c, method, &error) < 0) {
+      fprintf(stderr, "api-latency: %s: %s\n", method, error->message);
+      return 1;
+    }
+  }
+  printf("DONE %" G_GINT64_FORMAT "\n", g_get_monotonic_time() - t0);
+  return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+  if (argc == 5 && g_str_equal(argv[1], "cpu"))
+    return do_cpu(strtol(argv[2], NULL, 10), argv[3], argv[4]);
   if (argc == 4 && g_str_equal(argv[1], "wait"))
     return do_wait(argv[2], strtol(argv[3], NULL, 10));
   if (argc >= 4 && g_str_equal(argv[1], "measure")) {

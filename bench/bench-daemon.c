@@ -6,11 +6,13 @@
  *   bench-daemon --config FILE [--fake-root DIR] [--hang-unbind BDF]
  *
  * - Start-up milestones on stderr, one line each, as
- *   "BENCH <event> <CLOCK_MONOTONIC microseconds>": main (first line of
+ *   "BENCH <event> <CLOCK_MONOTONIC us> <CLOCK_PROCESS_CPUTIME_ID us>" (the
+ *   process's CPU time: holds on a loaded machine): main (first line of
  *   main), loaded (fake kernel loaded), reconciled (vfd_manager_new()
  *   returned: journal read and start-up reconciliation done), serving
  *   (vfd_manager_start() returned: the API socket listens).
- * - The fake kernel's writer is wrapped: "BENCH fake_writes <count> <us>"
+ * - The fake kernel's writer is wrapped: "BENCH fake_writes <count> <us>
+ *   <cpu us>" (wall time, and the writing thread's CPU time)
  *   after "reconciled" gives the writes and the time spent in the fake
  *   kernel during start-up (it persists its whole model after every write:
  *   a cost of the test harness, not of vfiod, that grows with the device
@@ -24,28 +26,41 @@
  * fake's writer, which refuses any path outside DIR. */
 #include <locale.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "config.h"
 #include "fake-sysfs.h"
 #include "daemon.h"
 #include "manager.h"
 
+static gint64
+cpu_us(clockid_t clock)
+{
+  struct timespec ts;
+
+  clock_gettime(clock, &ts);
+  return (gint64) ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
 static void
 milestone(const char *event)
 {
-  fprintf(stderr, "BENCH %s %" G_GINT64_FORMAT "\n", event, g_get_monotonic_time());
+  fprintf(stderr, "BENCH %s %" G_GINT64_FORMAT " %" G_GINT64_FORMAT "\n", event, g_get_monotonic_time(),
+          cpu_us(CLOCK_PROCESS_CPUTIME_ID));
   fflush(stderr);
 }
 
 static gint64 fake_write_us;
+static gint64 fake_write_cpu_us;
 static gint fake_write_count;
 
 static int
 timed_writer(const char *path, const char *value, void *fake)
 {
-  gint64 t0 = g_get_monotonic_time();
+  gint64 t0 = g_get_monotonic_time(), c0 = cpu_us(CLOCK_THREAD_CPUTIME_ID);
   int r = fake_sysfs_writer(path, value, fake);
 
+  __atomic_fetch_add(&fake_write_cpu_us, cpu_us(CLOCK_THREAD_CPUTIME_ID) - c0, __ATOMIC_RELAXED);
   __atomic_fetch_add(&fake_write_us, g_get_monotonic_time() - t0, __ATOMIC_RELAXED);
   g_atomic_int_inc(&fake_write_count);
   return r;
@@ -112,8 +127,9 @@ main(int argc, char **argv)
     manager = vfd_manager_new_with_sysfs(g_steal_pointer(&config), sysfs, &error);
   }
   milestone("reconciled");
-  fprintf(stderr, "BENCH fake_writes %d %" G_GINT64_FORMAT "\n", g_atomic_int_get(&fake_write_count),
-          __atomic_load_n(&fake_write_us, __ATOMIC_RELAXED));
+  fprintf(stderr, "BENCH fake_writes %d %" G_GINT64_FORMAT " %" G_GINT64_FORMAT "\n",
+          g_atomic_int_get(&fake_write_count), __atomic_load_n(&fake_write_us, __ATOMIC_RELAXED),
+          __atomic_load_n(&fake_write_cpu_us, __ATOMIC_RELAXED));
   if (!manager || !vfd_manager_start(manager, &error)) {
     g_printerr("bench-daemon: %s\n", error->message);
     return 1;

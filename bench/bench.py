@@ -44,6 +44,8 @@ GROUP_NAMES = {
     4: "daemon footprint (RSS)",
     5: "start-up reconciliation at scale",
     6: "API latency under a hung bind",
+    8: "driver layer build (kernel-modules/build-driver-layer.sh)",
+    9: "scale: start-up broken down, create/delete throughput",
 }
 
 # Short conditions for the Markdown table (README); the full ones are in the
@@ -66,6 +68,8 @@ SHORT = {
     "lab_virsh_cycle_ms": "libvirtd (Debian 12) started in the lab VM",
     "lab_ratio_vfiod_shell": "median of per-round ratios",
     "lab_ratio_vfiod_virsh": "median of per-round ratios",
+    "lab_kernel_cycle_ms": "the writes of sysfs-bind.sh run by the lab script's shell: the kernel's unbind/probe time",
+    "lab_ratio_vfiod_kernel": "median of per-round ratios; the floor is 1.0",
     "rss_idle_kib": "real vfiod, network off, stand-in QEMU; VmRSS",
     "rss_16_kib": "",
     "rss_64_kib": "",
@@ -74,12 +78,41 @@ SHORT = {
     "reconcile_adopt_s": "1000 fake devices on vfio-pci, 500 sandboxes, every QEMU alive; spawn to first API answer",
     "reconcile_mixed_fake_write_s": "test harness cost",
     "reconcile_mixed_fake_load": "test harness cost",
-    "reconcile_per_gone_ms": "2 devices each; the whole journal rewritten and fsynced per step",
+    "reconcile_per_gone_ms": "2 devices each; journal: one commit per phase (releasing, results) for all of them",
     "reconcile_empty_s": "same tree, empty journal",
     "api_ListSandboxes_p50_ms": "64 sandboxes, a `vfioctl bind` hung in the fake kernel's unbind; one connection",
     "api_ListSandboxes_idle_ms": "identical daemon without the bind, calls interleaved",
     "api_GetCapabilities_p50_ms": "as above; the answer lists 16 devices",
     "api_GetCapabilities_idle_ms": "as above, no bind",
+    "api_ListSandboxes_cpu_ms": "daemon threads' run time (schedstat) per call; robust to machine load",
+    "api_GetCapabilities_cpu_ms": "as above",
+}
+
+
+# What a daemon's resident pages are (figure 4), by the file mapped (first
+# match); unnamed mappings, heap and stacks are "anon".
+RSS_PARTS = (
+    ("vfiod", r"^(vfiod|bench-daemon)$"),
+    ("glib-gio-libc", r"^(libc|ld-linux|libm|libglib|libgobject|libgio|libgmodule|libffi|libpcre2|libz|libselinux|"
+                      r"libmount|libblkid)[.-]|^(LC_|gconv|locale-archive)"),
+    ("nftables", r"^lib(nftables|nftnl|mnl|xtables|jansson|gmp)\."),
+    ("systemd", r"^lib(systemd|gcrypt|gpg-error|lz4|zstd|lzma|cap)\."),
+    ("nl", r"^libnl-"),
+    ("pci", r"^lib(pci|udev)\."),
+    ("json-glib", r"^libjson-glib"),
+    ("nss", r"^libnss_"),
+)
+RSS_PARTS_NAMES = {
+    "anon": "anonymous (heap, stacks, library data)",
+    "glib-gio-libc": "libc, GLib/GObject/GIO and their libraries (what the floor maps too)",
+    "vfiod": "the vfiod binary",
+    "nftables": "libnftables, libnftnl, libmnl, libxtables, libjansson, libgmp (firewall)",
+    "systemd": "libsystemd (sd_notify) and its libgcrypt, libgpg-error, liblz4, libzstd, liblzma, libcap",
+    "nl": "libnl-3, libnl-route-3 (TAPs)",
+    "pci": "libpci, libudev",
+    "json-glib": "json-glib (journal)",
+    "nss": "NSS modules (libnss_systemd: user/group look-ups)",
+    "other": "other files",
 }
 
 
@@ -167,6 +200,21 @@ class Bench:
                     pass
             os.unlink(f)
         self.pid_files = []
+        # Stand-ins that run as another uid ([qemu] uid_range) cannot append
+        # to the pid files: also every stand-in whose command line names this
+        # run's own work directory (its -pidfile is in there), by pid.
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                argv = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"fake-qemu") and any(self.work.encode() + b"/" in a for a in argv):
+                try:
+                    os.kill(int(d), signal.SIGKILL)
+                except OSError:
+                    pass
 
     def cleanup(self):
         for p in self.procs:
@@ -245,6 +293,24 @@ class Bench:
             if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 vals[k] = int(v.split()[0])
         return vals
+
+    @staticmethod
+    def rss_parts(pid):
+        """Rss of @pid by what is mapped (KiB): see RSS_PARTS."""
+        parts, name = {}, None
+        for line in open(f"/proc/{pid}/smaps"):
+            f = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", f[0]):
+                name = f[5] if len(f) > 5 else ""
+            elif f[0] == "Rss:":
+                part = "anon" if not name.startswith("/") else "other"
+                base = os.path.basename(name)
+                for k, rx in RSS_PARTS:
+                    if name.startswith("/") and re.search(rx, base):
+                        part = k
+                        break
+                parts[part] = parts.get(part, 0) + int(f[1])
+        return parts
 
     def start_vfiod(self, conf, binary=None, extra_args=(), env=None, log_path=None):
         log_f = open(log_path or conf + ".log", "ab")
@@ -370,6 +436,17 @@ class Bench:
         sbdir = sb["dir"]
         raw_argv = [a.replace(sbdir, raw_dir) for a in argv]
         serial = os.path.join(raw_dir, "serial.log")
+        # vfiod hands QEMU the serial log as an open fd (-add-fd fd=3,...;
+        # the chardev's path is /dev/fdset/N): by hand, QEMU opens the file.
+        if "-add-fd" in raw_argv:
+            i = raw_argv.index("-add-fd")
+            del raw_argv[i:i + 2]
+            raw_argv = [re.sub(r"path=/dev/fdset/\d+", f"path={serial}", a) for a in raw_argv]
+        # vfiod opens kernel and initrd itself and passes /proc/self/fd/N.
+        for opt, path in (("-kernel", self.kernel), ("-initrd", self.gi_image)):
+            if opt in raw_argv:
+                raw_argv[raw_argv.index(opt) + 1] = path
+        os.makedirs(os.path.join(raw_dir, "qemu"), exist_ok=True)
         self.raw_create_argv = raw_argv
 
         def via_raw():
@@ -511,8 +588,9 @@ class Bench:
                 "one process per step, timed in bash; order rotated each round")
         names = {"vfiod": "vfiod (vfioctl bind + release, whole group)",
                  "shell": "shell script (sysfs-bind.sh, same sysfs writes, both functions)",
-                 "virsh": f"virsh nodedev-detach/-reattach, both functions (libvirt {info.get('libvirt', '?')})"}
-        for tool in ("vfiod", "shell", "virsh"):
+                 "virsh": f"virsh nodedev-detach/-reattach, both functions (libvirt {info.get('libvirt', '?')})",
+                 "kernel": "floor: the same sysfs writes from the lab script's own shell (no process started)"}
+        for tool in ("vfiod", "shell", "virsh", "kernel"):
             d = data.get(tool)
             if not d:
                 self.fig(3, f"lab_{tool}_cycle_ms", f"bind+release, {names[tool]}", None, "ms", 0,
@@ -526,7 +604,15 @@ class Bench:
                      {"bind_ms": median(d["bind"]), "release_ms": median(d["release"]),
                       "bind_samples": d["bind"], "release_samples": d["release"],
                       "short": SHORT[f"lab_{tool}_cycle_ms"] + "; " + split})
-        for tool in ("shell", "virsh"):
+        starts = {}
+        for m in re.finditer(r"^BENCH-LAB-START round=\d+ client=(\w+) start_ms=([0-9.]+)", text, re.M):
+            starts.setdefault(m.group(1), []).append(float(m.group(2)))
+        for c, what in (("vfioctl", "`vfioctl --version`: the client's start-up (dynamic loading and relocation)"),
+                        ("bash", "`bash sysfs-bind.sh` with nothing to do: the shell's start-up")):
+            if c in starts:
+                self.fig(3, f"lab_start_{c}_ms", f"  process start, {what}", median(starts[c]), "ms",
+                         len(starts[c]), "each vfiod and shell cycle starts two of these", starts[c])
+        for tool in ("shell", "virsh", "kernel"):
             if "vfiod" in data and tool in data:
                 by_round = {r: c for r, c in zip(data[tool]["round"], data[tool]["cycle"])}
                 ratios = [c / by_round[r] for r, c in zip(data["vfiod"]["round"], data["vfiod"]["cycle"])
@@ -559,7 +645,17 @@ class Bench:
             time.sleep(0.5)
             self.vfioctl_json(sock, "sandbox", "list")
             idle = self.rss_kib(vp.pid)
-            row = {"idle": idle}
+            row = {"idle": idle, "idle_parts": self.rss_parts(vp.pid)}
+            # The floor: a bare GLib/GIO D-Bus daemon (bench/floor-daemon.c)
+            # after the same first answer.
+            fsock = os.path.join(d, f"floor-{r}.sock")
+            fp = self.spawn([self.tool("floor-daemon"), fsock], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            self.wait_api(fsock)
+            time.sleep(0.5)
+            row["floor"] = self.rss_kib(fp.pid)
+            row["floor_parts"] = self.rss_parts(fp.pid)
+            self.stop(fp, signal.SIGKILL)
             for target in (16, 64):
                 have = len(self.vfioctl_json(sock, "sandbox", "list"))
                 for _ in range(target - have):
@@ -581,6 +677,19 @@ class Bench:
                 f"of 16 devices; VmRSS of /proc/<pid>/status; {n} fresh daemons")
         self.fig(4, "rss_idle_kib", "vfiod RSS, idle (after start + 1 API call)", median(res["idle"]), "KiB", n,
                  cond, res["idle"], {"detail": res["detail"]})
+        floor = [r["floor"]["VmRSS"] for r in res["detail"]]
+        self.fig(4, "rss_floor_kib", "floor: a bare GLib/GIO D-Bus daemon (bench/floor-daemon.c), idle",
+                 median(floor), "KiB", n, "GMainLoop + peer-to-peer GDBusServer on a Unix socket, one method "
+                 "answered once; linked against glib/gio only; VmRSS", floor)
+        parts = {}
+        for r in res["detail"]:
+            for k, v in r["idle_parts"].items():
+                parts.setdefault(k, []).append(v)
+        for k in ("anon", "glib-gio-libc", "vfiod", "nftables", "systemd", "nl", "pci", "json-glib", "nss",
+                  "other"):
+            if k in parts:
+                self.fig(4, f"rss_idle_part_{k}_kib", f"  of vfiod's idle RSS: {RSS_PARTS_NAMES[k]}",
+                         median(parts[k]), "KiB", n, "/proc/<pid>/smaps, Rss by mapping", parts[k])
         self.fig(4, "rss_16_kib", "vfiod RSS with 16 sandboxes", median(res["16"]), "KiB", n, cond, res["16"])
         self.fig(4, "rss_64_kib", "vfiod RSS with 64 sandboxes", median(res["64"]), "KiB", n, cond, res["64"])
         self.fig(4, "rss_per_sb_16_kib", "per sandbox, (RSS16 - idle) / 16", median(res["per16"]), "KiB", n,
@@ -682,15 +791,24 @@ class Bench:
             t_ready, nsb = self.wait_api(os.path.join(run, "vfiod.sock"), 900000)
             self.stop(p, signal.SIGKILL)
             text = open(logp).read()
-            ms = {m.group(1): int(m.group(2)) / 1e6 for m in re.finditer(r"^BENCH (\w+) (\d+)$", text, re.M)}
-            fw = re.search(r"^BENCH fake_writes (\d+) (\d+)$", text, re.M)
-            writes, fake_s = (int(fw.group(1)), int(fw.group(2)) / 1e6) if fw else (0, 0.0)
+            ms = {m.group(1): int(m.group(2)) / 1e6 for m in re.finditer(r"^BENCH (\w+) (\d+) \d+$", text, re.M)}
+            cpu = {m.group(1): int(m.group(2)) / 1e6 for m in re.finditer(r"^BENCH (\w+) \d+ (\d+)$", text, re.M)}
+            fw = re.search(r"^BENCH fake_writes (\d+) (\d+) (\d+)$", text, re.M)
+            writes, fake_s, fake_cpu = ((int(fw.group(1)), int(fw.group(2)) / 1e6, int(fw.group(3)) / 1e6) if fw
+                                        else (0, 0.0, 0.0))
             acts = {a: len(re.findall(rf"reconcile: \S+ {a}:", text)) for a in ("adopted", "restored", "in-use")}
+            su = re.search(r"start-up: journal ([0-9.]+) ms .*?; sandboxes ([0-9.]+) ms \((\d+) adopted, (\d+) "
+                           r"restored, restore ([0-9.]+) ms\); devices ([0-9.]+) ms \(PCI scan ([0-9.]+) ms\); "
+                           r"network ([0-9.]+) ms", text)
+            startup = ({k: float(su.group(i)) / 1000 for k, i in (("journal", 1), ("sandboxes", 2), ("restore", 5),
+                                                                  ("devices", 6), ("pci_scan", 7), ("network", 8))}
+                       if su else {})
             return {"total": t_ready - t_spawn, "exec": ms["main"] - t_spawn, "fake_load": ms["loaded"] - ms["main"],
                     "reconcile": ms["reconciled"] - ms["loaded"], "fake_write_s": fake_s, "fake_writes": writes,
                     "vfiod_own": ms["reconciled"] - ms["loaded"] - fake_s,
+                    "vfiod_own_cpu": cpu["reconciled"] - cpu["loaded"] - fake_cpu,
                     "listen": ms["serving"] - ms["reconciled"], "first_answer": t_ready - ms["serving"],
-                    "sandboxes_listed": nsb, "report": acts}
+                    "sandboxes_listed": nsb, "report": acts, "startup": startup}
 
         rows = {v: [] for v in variants}
         order = list(variants)
@@ -715,7 +833,7 @@ class Bench:
         self.fig(5, "reconcile_mixed_s", f"start-up, {sandboxes} sandboxes of which {gone} gone (restored)",
                  med("mixed", "total"), "s", n,
                  base + f"; same tree, {sandboxes - gone} adopted, {gone} whose QEMU is gone: their "
-                        f"{2 * gone} devices released through the fake kernel (journal fsynced per step)",
+                        f"{2 * gone} devices released through the fake kernel (one journal commit per phase)",
                  [r["total"] for r in rows["mixed"]],
                  {"runs": rows["mixed"],
                   "short": f"same, {gone} QEMUs gone: {2 * gone} devices restored through the fake kernel"})
@@ -732,13 +850,127 @@ class Bench:
             self.fig(5, f"reconcile_mixed_{k}", what, med("mixed", k), "s", n,
                      "milestones printed by bench-daemon (CLOCK_MONOTONIC); fake writes timed around the writer",
                      [r[k] for r in mixed])
+        per_cpu = [(r["vfiod_own_cpu"] - a["vfiod_own_cpu"]) / gone for r, a in zip(rows["mixed"], rows["adopt"])]
+        self.fig(5, "reconcile_per_gone_cpu_ms", "vfiod's own CPU time per restored sandbox (mixed - adopt, per pair)",
+                 median(per_cpu) * 1000, "ms", n, "process CPU time (CLOCK_PROCESS_CPUTIME_ID) of the reconciliation "
+                 "minus the fake kernel's writes' (CLOCK_THREAD_CPUTIME_ID around the writer); robust to load",
+                 [x * 1000 for x in per_cpu])
         per = [(r["vfiod_own"] - a["vfiod_own"]) / gone for r, a in zip(rows["mixed"], rows["adopt"])]
         self.fig(5, "reconcile_per_gone_ms", "vfiod's own time per restored sandbox (mixed - adopt, per pair)",
-                 median(per) * 1000, "ms", n, f"2 devices each; journal of {groups * 2} devices, rewritten and "
-                 "fsynced per step", [x * 1000 for x in per])
+                 median(per) * 1000, "ms", n, f"2 devices each; journal of {groups * 2} devices: one durable "
+                 "commit per phase (all 'releasing', then all results), not two per group", [x * 1000 for x in per])
         self.fig(5, "reconcile_empty_s", "baseline: same 1000 devices, empty journal",
                  med("empty", "total"), "s", n, "same daemon, no device bound, no sandbox",
                  [r["total"] for r in rows["empty"]], {"runs": rows["empty"]})
+        # Figure 9, first part: where start-up goes at this scale (vfiod's
+        # own "start-up:" log line, CLOCK_MONOTONIC inside vfd_manager_new).
+        if all(r["startup"] for v in rows for r in rows[v]):
+            for v, what in (("adopt", f"{sandboxes} sandboxes adopted"), ("mixed", f"{gone} of {sandboxes} restored")):
+                st = lambda k: median([r["startup"][k] for r in rows[v]])
+                self.fig(9, f"scale_{v}_journal_s", f"start-up, {what}: journal load (json-glib, checks)",
+                         st("journal"), "s", n, f"{groups * 2} devices and {sandboxes} sandboxes in the journal; "
+                         "vfiod's 'start-up:' log line")
+                self.fig(9, f"scale_{v}_sandboxes_s", f"start-up, {what}: sandboxes (pid checks, adopt, restore)",
+                         st("sandboxes"), "s", n, "")
+                if v == "mixed":
+                    self.fig(9, "scale_mixed_restore_s", f"  of which the restore batch ({2 * gone} devices, 2 "
+                             "journal commits; fake kernel writes included)", st("restore"), "s", n, "")
+                self.fig(9, f"scale_{v}_devices_s", f"start-up, {what}: device records + PCI scan",
+                         st("devices"), "s", n, "")
+                self.fig(9, f"scale_{v}_pci_scan_s", "  of which the libpci scan of 1000 devices", st("pci_scan"),
+                         "s", n, "pci.ids names looked up once per (vendor, device)")
+        else:
+            self.error(9, "no 'start-up:' line in the daemon log")
+
+    # ---- 8: driver layer ------------------------------------------------------------
+    def bench_driver_layer(self):
+        """Warm (cached) builds of the driver layer; the cold build's time from
+        the cache's build-info (a cold build downloads ~1 GB and compiles the
+        open kernel modules: not repeated here)."""
+        cache = self.args.driver_cache or os.path.join(self.args.build, "driver-layer-cache")
+        keys = [k for k in os.listdir(cache) if os.path.exists(os.path.join(cache, k, "complete"))] \
+            if os.path.isdir(cache) else []
+        if not keys:
+            self.fig(8, "driver_warm_s", "driver layer, warm build (cached)", None, "s", 0,
+                     f"no built layer in {cache}: run kernel-modules/build-driver-layer.sh --cache {cache} "
+                     "--out DIR once (cold: downloads and compiles), or pass --driver-cache")
+            return
+        info = {}
+        for k in keys:
+            for line in open(os.path.join(cache, k, "build-info")):
+                a, _, b = line.strip().partition("=")
+                info.setdefault(k, {})[a] = b
+        cold = [float(v["build_seconds"]) for v in info.values() if "build_seconds" in v]
+        self.fig(8, "driver_cold_s", "driver layer, cold build (Debian packages, open modules compiled)",
+                 max(cold) if cold else None, "s", 1, "from build-info of the cached layer (" +
+                 ", ".join(f"built {v.get('built', '?')}" for v in info.values()) + "); not rebuilt by this run")
+        out = os.path.join(self.work, "g8-out")
+        script = os.path.join(self.src, "kernel-modules", "build-driver-layer.sh")
+        subprocess.run([script, "--out", out, "--cache", cache], check=True, capture_output=True)  # warm-up
+        times = []
+        for _ in range(self.args.repeats):
+            t0 = now()
+            subprocess.run([script, "--out", out, "--cache", cache], check=True, capture_output=True)
+            times.append(now() - t0)
+        self.fig(8, "driver_warm_s", "driver layer, warm build (cached, no apt, no compile)", median(times), "s",
+                 len(times), "build-driver-layer.sh --cache (key check, symlinks); `vfioctl image build --gpu` is to "
+                 "answer from the same cache in <= 100 ms", times)
+
+    # ---- 9: create/delete throughput ----------------------------------------------
+    def bench_throughput(self):
+        """CPU-only microvm sandboxes (real QEMU, TCG, the guest-init image)
+        created and deleted by 16 clients at a time; vfiod's own CPU time
+        per create + delete (schedstat of its threads) besides the wall
+        rate, which on 2 cores is QEMU's start-up as much as vfiod's."""
+        total, par = self.args.throughput_sandboxes, 16
+        self.images()
+        d = os.path.join(self.work, "g9")
+        fake = os.path.join(d, "fake")
+        os.makedirs(d)
+        self.mk_fake_host(fake, 2)
+        conf = self.write_conf(d, fake)
+        sock = os.path.join(d, "run", "vfiod.sock")
+        vp = self.start_vfiod(conf)
+        self.wait_api(sock)
+
+        def run_all(args_of):
+            procs, i, done, failed = [], 0, 0, []
+            while done < len(args_of):
+                while i < len(args_of) and len(procs) < par:
+                    procs.append(subprocess.Popen([self.vfioctl, "--socket", sock, *args_of[i], "--json"],
+                                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                    i += 1
+                for p in procs[:]:
+                    if p.poll() is not None:
+                        out, err = p.communicate()
+                        if p.returncode != 0:
+                            failed.append(err.strip())
+                        else:
+                            yield out
+                        procs.remove(p)
+                        done += 1
+                time.sleep(0.002)
+            if failed:
+                raise RuntimeError(f"{len(failed)} vfioctl calls failed: {failed[0]}")
+
+        create = ["sandbox", "create", "--kernel", self.kernel, "--initrd", self.gi_image, "--memory", "256"]
+        c0, t0 = self.cpu_ns(vp.pid), now()
+        ids = [json.loads(o)["id"] for o in run_all([create] * total)]
+        c1, t1 = self.cpu_ns(vp.pid), now()
+        list(run_all([["sandbox", "delete", i] for i in ids]))
+        c2, t2 = self.cpu_ns(vp.pid), now()
+        left = self.vfioctl_json(sock, "sandbox", "list")
+        self.stop(vp)
+        if left:
+            self.error(9, f"{len(left)} sandboxes left after the deletes")
+        cond = (f"real vfiod, real QEMU (microvm, TCG, 256 MiB, guest-init image), network off; {total} sandboxes, "
+                f"{par} vfioctl clients at a time; create returns once QEMU runs and the sandbox is journaled "
+                "(no --wait)")
+        self.fig(9, "tput_create_per_s", f"create throughput, {par} in parallel", total / (t1 - t0), "/s", total, cond)
+        self.fig(9, "tput_delete_per_s", f"delete throughput, {par} in parallel", total / (t2 - t1), "/s", total,
+                 "delete: QEMU stopped (QMP quit, then SIGKILL after stop_timeout), journal, directory")
+        self.fig(9, "tput_cpu_ms", "vfiod CPU time per create / per delete", f"{(c1 - c0) / total / 1e6:.2f} / "
+                 f"{(c2 - c1) / total / 1e6:.2f}", "ms", total, "vfiod's threads (schedstat); robust to load")
 
     # ---- 6: API latency ----------------------------------------------------------
     def bench_api(self):
@@ -784,6 +1016,13 @@ class Bench:
         out = subprocess.run([self.tool("api-latency"), "measure", str(calls), *targets], capture_output=True,
                              text=True, check=True)
         res = json.loads(out.stdout)
+        # CPU time the daemon spends per call (all its threads, ns from
+        # schedstat): holds on a loaded machine, where wall percentiles
+        # measure the scheduler as much as vfiod.
+        cpu = {}
+        for m in ("ListSandboxes", "GetCapabilities"):
+            for label, p in (("busy", daemons[0]), ("idle", daemons[1])):
+                cpu[(m, label)] = self.cpu_per_call(p.pid, socks[label], m, calls)
         after = sorted({x["state"] for x in self.vfioctl_json(socks["busy"], "list") if x["bdf"] == busy_bdf})
         if after != ["binding"] or "BENCH hung" not in open(os.path.join(d, "busy", "daemon.log")).read():
             self.error(6, f"the bind of {busy_bdf} was not in progress for the whole measurement (now {after})")
@@ -801,6 +1040,38 @@ class Bench:
                      "ms", calls, cond + f"; answer holds {b['items']} items", extra={"busy": b, "idle": i})
             self.fig(6, f"api_{m}_idle_ms", f"{m} p50 / p99, no bind (same run)", f"{i['p50_ms']:.2f} / {i['p99_ms']:.2f}",
                      "ms", calls, "second daemon, identical but idle")
+            cb, ci = cpu[(m, "busy")], cpu[(m, "idle")]
+            self.fig(6, f"api_{m}_cpu_ms", f"{m} daemon CPU time per call, bind in progress / no bind",
+                     f"{cb:.3f} / {ci:.3f}", "ms", calls,
+                     "sum of the daemon's threads' run time (/proc/PID/task/*/schedstat) over "
+                     f"{calls} calls of {m} alone, one connection; robust to machine load")
+
+    @staticmethod
+    def cpu_ns(pid):
+        """CPU time of every thread of @pid so far, ns (schedstat)."""
+        total = 0
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                total += int(open(f"/proc/{pid}/task/{t}/schedstat").read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+
+    def cpu_per_call(self, pid, sock, method, calls):
+        """Daemon CPU ms per call of @method (api-latency cpu)."""
+        p = subprocess.Popen([self.tool("api-latency"), "cpu", str(calls), method, sock], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        if p.stdout.readline().strip() != "WARM":
+            raise RuntimeError(f"api-latency cpu {method}: no warm-up")
+        c0 = self.cpu_ns(pid)
+        p.stdin.write("\n")
+        p.stdin.flush()
+        line = p.stdout.readline()
+        c1 = self.cpu_ns(pid)
+        p.wait()
+        if not line.startswith("DONE"):
+            raise RuntimeError(f"api-latency cpu {method} failed")
+        return (c1 - c0) / calls / 1e6
 
     # ---- output ------------------------------------------------------------------
     @staticmethod
@@ -853,7 +1124,9 @@ def main():
     ap.add_argument("--reconcile-gone", type=int, default=100, help="sandboxes of 500 whose QEMU is gone (figure 5)")
     ap.add_argument("--lab-rounds", type=int, default=9, help="rounds per tool in the lab (figure 3)")
     ap.add_argument("--api-calls", type=int, default=500, help="calls per method (figure 6)")
-    ap.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated figure groups")
+    ap.add_argument("--only", default="1,2,3,4,5,6,8,9", help="comma-separated figure groups")
+    ap.add_argument("--driver-cache", default="", help="driver layer cache (figure 8; default BUILD/driver-layer-cache)")
+    ap.add_argument("--throughput-sandboxes", type=int, default=48, help="sandboxes created/deleted (figure 9)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--command", default="", help="the command line to record")
     args = ap.parse_args()
@@ -863,10 +1136,10 @@ def main():
     load0 = os.getloadavg()
     t0 = now()
     runners = {1: b.bench_create, 2: b.bench_boot, 3: b.bench_lab, 4: b.bench_footprint, 5: b.bench_reconcile,
-               6: b.bench_api}
+               6: b.bench_api, 8: b.bench_driver_layer, 9: b.bench_throughput}
     group_s = {}
     try:
-        for g in (4, 5, 6, 3, 1, 2):   # quick ones first
+        for g in (4, 5, 6, 8, 9, 3, 1, 2):   # quick ones first
             if g in only:
                 log(f"--- {g}: {GROUP_NAMES[g]}")
                 tg = now()

@@ -35,6 +35,8 @@ for prog in mk-fake-host bench-daemon; do
     cc "${cflags[@]}" "${pc_cflags[@]}" -o "$out/$prog" "$src/bench/$prog.c" "$fake" "$core" "${pc_libs[@]}" -lm
   fi
 done
-if stale "$out/api-latency" "$src/bench/api-latency.c"; then
-  cc -O2 -g -std=gnu11 -Wall "${gio_cflags[@]}" -o "$out/api-latency" "$src/bench/api-latency.c" "${gio_libs[@]}" -lm
-fi
+for prog in api-latency floor-daemon; do
+  if stale "$out/$prog" "$src/bench/$prog.c"; then
+    cc -O2 -g -std=gnu11 -Wall "${gio_cflags[@]}" -o "$out/$prog" "$src/bench/$prog.c" "${gio_libs[@]}" -lm
+  fi
+done

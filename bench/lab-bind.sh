@@ -11,12 +11,19 @@
 #   virsh   virsh "nodedev-detach pci_A; nodedev-detach pci_B" ;
 #           virsh "nodedev-reattach pci_A; nodedev-reattach pci_B"
 #           (libvirtd of this machine's Debian packages, started here)
+#   kernel  the very writes of sysfs-bind.sh done by this shell itself
+#           (no process started): the kernel's own unbind/probe time, the
+#           floor every tool pays
+# and, each round, `vfioctl --version` and `bash sysfs-bind.sh` with no
+# device (client=vfioctl|bash start_ms=X): what starting the client process
+# costs, which the vfiod and shell steps include.
 # Each step is one process started by this script, timed with
 # $EPOCHREALTIME around it. After each cycle both functions must be back
 # on their original drivers with no driver_override, else the cycle is
 # marked failed. Output lines (on L1's console):
 #   BENCH-LAB-INFO key=value ...
 #   BENCH-LAB round=R tool=T bind_ms=X release_ms=Y ok=0|1
+#   BENCH-LAB-START round=R client=C start_ms=X
 #   BENCH-LAB-ERROR text
 set -u
 if [[ ${LAB_L1:-} != 1 ]]; then
@@ -113,8 +120,26 @@ fi
 
 # --- the cycles ------------------------------------------------------------
 pa=pci_${A//[:.]/_} pb=pci_${B//[:.]/_}
+# sysfs-bind.sh's writes, in this shell: no process start.
+kernel_writes() { # kernel_writes bind|release BDF...
+  local op=$1 bdf d
+  shift
+  for bdf in "$@"; do
+    d=/sys/bus/pci/devices/$bdf
+    if [[ $op == bind ]]; then
+      echo vfio-pci >"$d/driver_override"
+      [[ -e $d/driver ]] && echo "$bdf" >"$d/driver/unbind"
+      echo "$bdf" >/sys/bus/pci/drivers_probe
+    else
+      [[ -e $d/driver ]] && echo "$bdf" >"$d/driver/unbind"
+      echo >"$d/driver_override"
+      echo "$bdf" >/sys/bus/pci/drivers_probe
+    fi
+  done
+}
 do_bind() {
   case $1 in
+    kernel) kernel_writes bind "$A" "$B" ;;
     vfiod) "$vfioctl" --socket "$sock" bind "$A" ;;
     shell) "$here/sysfs-bind.sh" bind "$A" "$B" ;;
     virsh) "${virsh[@]}" "nodedev-detach $pa; nodedev-detach $pb" ;;
@@ -122,14 +147,21 @@ do_bind() {
 }
 do_release() {
   case $1 in
+    kernel) kernel_writes release "$A" "$B" ;;
     vfiod) "$vfioctl" --socket "$sock" release "$A" ;;
     shell) "$here/sysfs-bind.sh" release "$A" "$B" ;;
     virsh) "${virsh[@]}" "nodedev-reattach $pa; nodedev-reattach $pb" ;;
   esac
 }
-tools=(vfiod shell virsh)
-[[ $libvirt_ok == 1 ]] || tools=(vfiod shell)
+tools=(vfiod shell virsh kernel)
+[[ $libvirt_ok == 1 ]] || tools=(vfiod shell kernel)
 for ((r = 1; r <= rounds; r++)); do
+  t0=$EPOCHREALTIME
+  "$vfioctl" --version >/dev/null 2>&1
+  echo "BENCH-LAB-START round=$r client=vfioctl start_ms=$(ms_since "$t0")"
+  t0=$EPOCHREALTIME
+  "$here/sysfs-bind.sh" bind >/dev/null 2>&1
+  echo "BENCH-LAB-START round=$r client=bash start_ms=$(ms_since "$t0")"
   for ((k = 0; k < ${#tools[@]}; k++)); do
     t=${tools[$(((r - 1 + k) % ${#tools[@]}))]}
     ok=1

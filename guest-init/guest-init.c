@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <linux/input.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -489,6 +490,8 @@ report_cmdline_problems(void)
     gi_warn("kernel command line: vfiod.driver with vfiod.gpu=off is ignored");
 }
 
+static void network_go(void *unused);
+
 /* Reads and checks the staged manifest, points firmware_class at the staged
  * firmware, and loads the modules. No manifest (an image packed without the
  * stager) means nothing to load. */
@@ -533,7 +536,9 @@ setup_modules(void)
       fatal("write %s to %s: %s", boot.manifest.firmware, GI_FIRMWARE_CLASS_PATH, strerror(-r));
   }
 
-  r = gi_modules_load(&boot.manifest, &cmdline, &boot.modules, err, sizeof(err));
+  /* Independent modules at the same time; the network set-up goes on as
+   * soon as every non-NVIDIA module is in (network_go()). */
+  r = gi_modules_load_parallel(&boot.manifest, &cmdline, &boot.modules, network_go, NULL, err, sizeof(err));
   if (r < 0)
     fatal("%s", err);
 }
@@ -867,28 +872,90 @@ setup_cuda(void)
   add_timing("cuda");
 }
 
-static void
-setup_network(void)
-{
+/* The network set-up runs on its own thread (issue 17): the loopback at
+ * once, the rest once the modules it may need are in (network_go(): every
+ * non-NVIDIA module of the manifest loaded), while the NVIDIA modules, the
+ * driver layer and the GPU set-up go on. Its failure is reported (fatally)
+ * by the main thread in setup_network_finish(), with the same messages as
+ * when it ran in line. */
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  pthread_t thread;
+  bool started;
+  bool go;
+  int r;             /* 0, or -errno of the step that failed */
+  bool resolv;       /* the failure was writing resolv.conf */
+  bool has_net;
   char err[512];
-  int r;
+} net_job = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
-  r = gi_net_loopback_up(err, sizeof(err));
-  if (r < 0)
-    fatal("network: %s", err);
+static void
+network_go(void *unused)
+{
+  pthread_mutex_lock(&net_job.lock);
+  net_job.go = true;
+  pthread_cond_broadcast(&net_job.cond);
+  pthread_mutex_unlock(&net_job.lock);
+}
+
+static void *
+network_work(void *unused)
+{
+  int r = gi_net_loopback_up(net_job.err, sizeof(net_job.err));
+
+  if (r < 0) {
+    net_job.r = r;
+    return NULL;
+  }
+  pthread_mutex_lock(&net_job.lock);
+  while (!net_job.go)
+    pthread_cond_wait(&net_job.cond, &net_job.lock);
+  pthread_mutex_unlock(&net_job.lock);
   if (cmdline.has_ip) {
-    r = gi_net_configure(&cmdline, &boot.net, err, sizeof(err));
-    if (r < 0)
-      fatal("network: %s", err);
-    boot.has_net = true;
+    r = gi_net_configure(&cmdline, &boot.net, net_job.err, sizeof(net_job.err));
+    if (r < 0) {
+      net_job.r = r;
+      return NULL;
+    }
+    net_job.has_net = true;
   }
   if (cmdline.n_dns > 0) {
     r = gi_mkdir_p("/etc", 0755);
     if (r == 0)
       r = gi_net_write_resolv_conf(GUEST_RESOLV_CONF, &cmdline);
-    if (r < 0)
-      fatal("write %s: %s", GUEST_RESOLV_CONF, strerror(-r));
+    if (r < 0) {
+      net_job.r = r;
+      net_job.resolv = true;
+    }
   }
+  return NULL;
+}
+
+/* Starts the network thread (before the modules load). */
+static void
+setup_network_start(void)
+{
+  net_job.started = pthread_create(&net_job.thread, NULL, network_work, NULL) == 0;
+  if (!net_job.started)
+    gi_warn("cannot start the network set-up thread; it runs after the modules");
+}
+
+/* Waits for the network set-up (runs it here when its thread did not
+ * start); a failure is fatal, as before. */
+static void
+setup_network_finish(void)
+{
+  network_go(NULL); /* no manifest, or only NVIDIA modules: nothing to wait for */
+  if (net_job.started)
+    pthread_join(net_job.thread, NULL);
+  else
+    network_work(NULL);
+  if (net_job.r < 0 && net_job.resolv)
+    fatal("write %s: %s", GUEST_RESOLV_CONF, strerror(-net_job.r));
+  if (net_job.r < 0)
+    fatal("network: %s", net_job.err);
+  boot.has_net = net_job.has_net;
 }
 
 /* Gives the workload the name servers in the new root: bind-mounts our
@@ -1537,11 +1604,12 @@ main(int argc, char **argv)
   report_cmdline_problems();
 
   if (!test_mode) {
+    setup_network_start();
     setup_modules();
     add_timing("modules");
     setup_driver_layer();
     setup_nvidia();
-    setup_network();
+    setup_network_finish();
     add_timing("network");
     setup_root();
     setup_cuda();

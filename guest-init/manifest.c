@@ -225,3 +225,39 @@ gi_module_name(const char *path, char *buf, size_t size)
     buf[i] = base[i] == '-' ? '_' : base[i];
   buf[i] = '\0';
 }
+
+int
+gi_modinfo_parse(const char *data, size_t len, GiModinfo *ret)
+{
+  size_t i = 0;
+
+  memset(ret, 0, sizeof(*ret));
+  while (i < len) {
+    const char *str = data + i;
+    size_t n = strnlen(str, len - i);
+
+    i += n + 1;
+    if (n >= 8 && strncmp(str, "softdep=", 8) == 0) {
+      ret->softdep = true;
+    } else if (n >= 8 && strncmp(str, "depends=", 8) == 0) {
+      const char *p = str + 8, *end = str + n;
+
+      ret->has_depends = true;
+      while (p < end) {
+        const char *comma = memchr(p, ',', (size_t) (end - p));
+        size_t w = comma ? (size_t) (comma - p) : (size_t) (end - p);
+
+        if (w > 0) {
+          if (w >= sizeof(ret->depends[0]) || ret->n_depends == GI_MODINFO_MAX_DEPENDS)
+            return -E2BIG;
+          for (size_t k = 0; k < w; k++)
+            ret->depends[ret->n_depends][k] = p[k] == '-' ? '_' : p[k];
+          ret->depends[ret->n_depends][w] = '\0';
+          ret->n_depends++;
+        }
+        p += w + 1;
+      }
+    }
+  }
+  return 0;
+}

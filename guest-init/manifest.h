@@ -56,3 +56,20 @@ int gi_manifest_parse(char *text, GiManifest *ret, char *error, size_t error_siz
  * ".ko", with '-' turned into '_' as the kernel does ("nvidia-uvm.ko" ->
  * "nvidia_uvm"). Writes at most @size bytes including the NUL into @buf. */
 void gi_module_name(const char *path, char *buf, size_t size);
+
+#define GI_MODINFO_MAX_DEPENDS 32
+
+/* What a module's .modinfo section (NUL-separated "key=value" strings, as
+ * modpost writes them) says about its load order. */
+typedef struct {
+  char depends[GI_MODINFO_MAX_DEPENDS][64]; /* "depends=": module names ('-' turned into '_'), in order */
+  size_t n_depends;
+  bool has_depends;                         /* a "depends=" string was there (modpost always writes one) */
+  bool softdep;                             /* a "softdep=": order constraints the kernel does not check */
+} GiModinfo;
+
+/* Parses @len bytes of a .modinfo section. Returns 0, or -E2BIG when a
+ * module names more than GI_MODINFO_MAX_DEPENDS dependencies or a name
+ * longer than 63 bytes (the caller then loads it after every module before
+ * it). Pure: no I/O. */
+int gi_modinfo_parse(const char *data, size_t len, GiModinfo *ret);

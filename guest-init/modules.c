@@ -2,9 +2,11 @@
 #include "modules.h"
 
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -81,6 +83,261 @@ gi_modules_add(GiModules *m, const char *name)
     m->nvidia = true;
   else if (kind == GI_NVIDIA_MODULE_MODESET)
     m->nvidia_modeset = true;
+}
+
+/* Reads @path's .modinfo section (an ELF64 relocatable object, as .ko files
+ * are) into @ret. Only the ELF header, the section headers, the section
+ * name table and .modinfo are read, each bounded. Returns 0 or -errno
+ * (-ENOEXEC: not such an ELF file, or no .modinfo). */
+static int
+read_modinfo(const char *path, GiModinfo *ret)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  Elf64_Ehdr eh;
+  Elf64_Shdr *sh = NULL;
+  char *names = NULL, *info = NULL;
+  size_t names_size = 0;
+  int r = -ENOEXEC;
+
+  if (fd < 0)
+    return -errno;
+  if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t) sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum == 0 ||
+      eh.e_shnum > 4096 || eh.e_shstrndx >= eh.e_shnum)
+    goto out;
+  sh = calloc(eh.e_shnum, sizeof(Elf64_Shdr));
+  if (!sh) {
+    r = -ENOMEM;
+    goto out;
+  }
+  if (pread(fd, sh, eh.e_shnum * sizeof(Elf64_Shdr), (off_t) eh.e_shoff) != (ssize_t) (eh.e_shnum * sizeof(Elf64_Shdr)))
+    goto out;
+  names_size = sh[eh.e_shstrndx].sh_size;
+  if (names_size == 0 || names_size > (1 << 20) || !(names = malloc(names_size + 1)) ||
+      pread(fd, names, names_size, (off_t) sh[eh.e_shstrndx].sh_offset) != (ssize_t) names_size)
+    goto out;
+  names[names_size] = '\0';
+  for (unsigned i = 0; i < eh.e_shnum; i++) {
+    if (sh[i].sh_name >= names_size || strcmp(names + sh[i].sh_name, ".modinfo") != 0)
+      continue;
+    if (sh[i].sh_size > (1 << 20) || !(info = malloc(sh[i].sh_size + 1)) ||
+        pread(fd, info, sh[i].sh_size, (off_t) sh[i].sh_offset) != (ssize_t) sh[i].sh_size)
+      break;
+    r = gi_modinfo_parse(info, sh[i].sh_size, ret);
+    break;
+  }
+out:
+  free(info);
+  free(names);
+  free(sh);
+  close(fd);
+  return r;
+}
+
+/* One manifest module in a parallel load. */
+typedef enum { JOB_WAITING, JOB_RUNNING, JOB_LOADED, JOB_FAILED, JOB_LEFT_OUT } JobState;
+
+typedef struct {
+  const GiManifestModule *mod;
+  char name[64];
+  GiNvidiaModule kind;
+  JobState state;
+  int r;
+  size_t deps[GI_MODINFO_MAX_DEPENDS + 1]; /* manifest indices that must be loaded first */
+  size_t n_deps;
+  bool after_all;                          /* load only after every module before it */
+} Job;
+
+typedef struct {
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  Job *jobs;
+  size_t n;
+  size_t running;
+  bool stop;                /* a (non-NVIDIA) module failed: start nothing more */
+  bool base_done_signalled; /* every non-NVIDIA module is settled */
+  GiModules *ret;
+  void (*on_base_done)(void *);
+  void *data;
+} Loader;
+
+/* Whether job @i may start now; sets *@left_out when it never will (a
+ * module it needs failed or was left out after a failure). Under the lock. */
+static bool
+job_ready(Loader *l, size_t i, bool *left_out)
+{
+  Job *j = &l->jobs[i];
+
+  *left_out = false;
+  if (j->after_all) {
+    for (size_t k = 0; k < i; k++)
+      if (l->jobs[k].state == JOB_WAITING || l->jobs[k].state == JOB_RUNNING)
+        return false;
+  }
+  for (size_t k = 0; k < j->n_deps; k++) {
+    JobState st = l->jobs[j->deps[k]].state;
+    if (st == JOB_FAILED || st == JOB_LEFT_OUT) {
+      *left_out = true;
+      return false;
+    }
+    if (st == JOB_WAITING || st == JOB_RUNNING)
+      return false;
+  }
+  return true;
+}
+
+/* Calls on_base_done once every non-NVIDIA module is loaded (not after a
+ * failure). Under the lock. */
+static void
+check_base_done(Loader *l)
+{
+  if (l->base_done_signalled || l->stop || !l->on_base_done)
+    return;
+  for (size_t i = 0; i < l->n; i++)
+    if (l->jobs[i].kind == GI_NVIDIA_MODULE_NONE &&
+        (l->jobs[i].state == JOB_WAITING || l->jobs[i].state == JOB_RUNNING))
+      return;
+  l->base_done_signalled = true;
+  l->on_base_done(l->data);
+}
+
+static void *
+loader_worker(void *data)
+{
+  Loader *l = data;
+
+  pthread_mutex_lock(&l->lock);
+  for (;;) {
+    size_t pick = l->n;
+    bool waiting = false;
+
+    for (size_t i = 0; i < l->n && !l->stop; i++) {
+      bool left_out;
+      if (l->jobs[i].state != JOB_WAITING)
+        continue;
+      if (job_ready(l, i, &left_out)) {
+        pick = i;
+        break;
+      }
+      if (left_out) {
+        /* After a module it needs failed (an NVIDIA module after a failed
+         * one, as in a serial load): left out. */
+        l->jobs[i].state = JOB_LEFT_OUT;
+        l->ret->n_skipped++;
+        pthread_cond_broadcast(&l->changed);
+        continue;
+      }
+      waiting = true;
+    }
+    if (pick == l->n) {
+      if (!waiting || l->stop) {
+        if (l->running == 0)
+          pthread_cond_broadcast(&l->changed);
+        break;
+      }
+      pthread_cond_wait(&l->changed, &l->lock);
+      continue;
+    }
+    l->jobs[pick].state = JOB_RUNNING;
+    l->running++;
+    pthread_mutex_unlock(&l->lock);
+    int r = gi_module_load(l->jobs[pick].mod->path, l->jobs[pick].mod->params);
+    pthread_mutex_lock(&l->lock);
+    l->running--;
+    l->jobs[pick].r = r;
+    l->jobs[pick].state = r < 0 ? JOB_FAILED : JOB_LOADED;
+    if (r < 0 && l->jobs[pick].kind == GI_NVIDIA_MODULE_NONE)
+      l->stop = true;
+    if (r == 0)
+      gi_modules_add(l->ret, l->jobs[pick].name);
+    check_base_done(l);
+    pthread_cond_broadcast(&l->changed);
+  }
+  pthread_mutex_unlock(&l->lock);
+  return NULL;
+}
+
+int
+gi_modules_load_parallel(const GiManifest *m, const GiCmdline *c, GiModules *ret, void (*on_base_done)(void *),
+                         void *data, char *err, size_t err_size)
+{
+  Loader l = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER, .ret = ret,
+               .on_base_done = on_base_done, .data = data };
+  pthread_t threads[GI_MODULE_THREADS];
+  size_t n_threads = 0, last_nvidia = SIZE_MAX;
+  int result = 0;
+
+  memset(ret, 0, sizeof(*ret));
+  l.jobs = calloc(m->n_modules ? m->n_modules : 1, sizeof(Job));
+  if (!l.jobs) {
+    snprintf(err, err_size, "out of memory");
+    return -ENOMEM;
+  }
+  /* The dependency graph: each module waits for the manifest modules its
+   * .modinfo names; NVIDIA modules also for the NVIDIA module before them
+   * (so that one failing leaves out those after it, as in a serial load);
+   * a module whose .modinfo cannot be read or has a softdep waits for every
+   * module before it. */
+  for (size_t i = 0; i < m->n_modules; i++) {
+    Job *j = &l.jobs[l.n];
+    GiModinfo info;
+
+    j->mod = &m->modules[i];
+    gi_module_name(j->mod->path, j->name, sizeof(j->name));
+    j->kind = gi_nvidia_module_kind(j->name);
+    if (!gi_nvidia_module_wanted(j->kind, c->gpu, c->nvidia)) {
+      ret->n_skipped++;
+      continue;
+    }
+    if (j->kind == GI_NVIDIA_MODULE_CORE)
+      ret->nvidia_staged = true;
+    if (read_modinfo(j->mod->path, &info) < 0 || !info.has_depends || info.softdep) {
+      j->after_all = true;
+    } else {
+      for (size_t d = 0; d < info.n_depends; d++)
+        for (size_t k = 0; k < l.n; k++)
+          if (strcmp(l.jobs[k].name, info.depends[d]) == 0)
+            j->deps[j->n_deps++] = k;
+    }
+    if (j->kind != GI_NVIDIA_MODULE_NONE) {
+      if (last_nvidia != SIZE_MAX)
+        j->deps[j->n_deps++] = last_nvidia;
+      last_nvidia = l.n;
+    }
+    l.n++;
+  }
+  pthread_mutex_lock(&l.lock);
+  check_base_done(&l); /* nothing but NVIDIA modules (or nothing) to load */
+  pthread_mutex_unlock(&l.lock);
+  for (; n_threads < GI_MODULE_THREADS && n_threads < l.n; n_threads++)
+    if (pthread_create(&threads[n_threads], NULL, loader_worker, &l) != 0)
+      break;
+  if (n_threads == 0 && l.n > 0)
+    loader_worker(&l); /* no thread: load them here, one by one */
+  for (size_t t = 0; t < n_threads; t++)
+    pthread_join(threads[t], NULL);
+
+  /* The first failure in manifest order is the one reported. */
+  for (size_t i = 0; i < l.n; i++) {
+    Job *j = &l.jobs[i];
+    char where[48];
+
+    if (j->state != JOB_FAILED)
+      continue;
+    snprintf(where, sizeof(where), " (manifest line %u)", j->mod->line);
+    if (j->kind != GI_NVIDIA_MODULE_NONE) {
+      /* The GPU set-up reports it, with the driver's own lines. */
+      if (ret->nvidia_error[0] == '\0')
+        gi_module_describe_error(ret->nvidia_error, sizeof(ret->nvidia_error), j->mod->path, where, j->r);
+      continue;
+    }
+    if (result == 0) {
+      gi_module_describe_error(err, err_size, j->mod->path, where, j->r);
+      result = j->r;
+    }
+  }
+  free(l.jobs);
+  return result;
 }
 
 int

@@ -56,6 +56,26 @@ void gi_modules_add(GiModules *m, const char *name);
  * kernel's business). */
 int gi_modules_load(const GiManifest *m, const GiCmdline *c, GiModules *ret, char *err, size_t err_size);
 
+#define GI_MODULE_THREADS 4
+
+/* gi_modules_load() with independent modules loaded at the same time (up to
+ * GI_MODULE_THREADS finit_module() calls at once), which is what a module
+ * whose init waits (device probes, firmware, RCU) gains from. The order
+ * comes from each .ko's .modinfo "depends=" (the modules it needs, which
+ * modpost writes; those among the manifest's are loaded first); a module
+ * whose .modinfo cannot be read or that has a "softdep=" waits for every
+ * module before it in the manifest; NVIDIA modules keep their manifest
+ * order among themselves. Errors as gi_modules_load(): the first failing
+ * non-NVIDIA module in manifest order is reported (modules not started by
+ * then are not loaded); an NVIDIA failure goes to @ret->nvidia_error and
+ * the NVIDIA modules after it are left out. @ret->loaded is in completion
+ * order. @on_base_done (may be NULL) is called once, from whichever thread
+ * settles it, as soon as every non-NVIDIA module is loaded (not after a
+ * failure), so that the caller can set up the network while the NVIDIA
+ * modules still load. */
+int gi_modules_load_parallel(const GiManifest *m, const GiCmdline *c, GiModules *ret, void (*on_base_done)(void *),
+                             void *data, char *err, size_t err_size);
+
 #define GI_MAX_SMI_OUTPUT 8
 
 /* The NVIDIA state after gi_nvidia_create_nodes() and

@@ -2,12 +2,14 @@
 #include "device.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pci/pci.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "error.h"
+#include "failpoint.h"
 #include "nvidia.h"
 
 struct VfdHost {
@@ -262,6 +264,13 @@ vfd_group_lock_release(VfdGroupLock *lock)
 static GMutex pci_lock;
 static jmp_buf pci_jmp;
 static char pci_errmsg[256];
+/* "Vendor Device" names from pci.ids by (vendor << 16 | device); a NULL
+ * value: pci.ids has no name for it. Under pci_lock. libpci parses the whole
+ * pci.ids (1.3 MB) into a hash the first time a pci_access looks a name up,
+ * which took ~20 ms per enumeration (issue 17): names are looked up only for
+ * IDs not seen before, i.e. at the first enumeration and when a device with
+ * new IDs appears. */
+static GHashTable *pci_names;
 
 G_NORETURN static void G_GNUC_PRINTF(1, 2)
 pci_fatal(char *msg, ...)
@@ -294,7 +303,10 @@ static bool
 enumerate_locked(const char *path, GPtrArray *devs)
 {
   struct pci_access *volatile a = NULL;
+  volatile bool looked_up = false;
 
+  if (!pci_names)
+    pci_names = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
   if (setjmp(pci_jmp) != 0) {
     if (a)
       pci_cleanup(a);
@@ -329,11 +341,23 @@ enumerate_locked(const char *path, GPtrArray *devs)
     dev->iommu_group = s ? (int) g_ascii_strtoll(s, NULL, 10) : -1;
     s = pci_get_string_property(d, PCI_FILL_DRIVER);
     dev->driver = s ? g_strdup(s) : NULL;
-    s = pci_lookup_name(a, namebuf, sizeof namebuf, PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS,
-                        d->vendor_id, d->device_id);
-    dev->name = s ? g_strdup(s) : NULL;
+    {
+      gpointer key = GUINT_TO_POINTER(((guint) d->vendor_id << 16) | d->device_id), cached;
+      if (!g_hash_table_lookup_extended(pci_names, key, NULL, &cached)) {
+        s = pci_lookup_name(a, namebuf, sizeof namebuf,
+                            PCI_LOOKUP_VENDOR | PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, d->vendor_id,
+                            d->device_id);
+        cached = s ? g_strdup(s) : NULL;
+        g_hash_table_insert(pci_names, key, cached);
+        looked_up = true;
+      }
+      dev->name = g_strdup(cached);
+    }
   }
   pci_cleanup(a);
+  /* The parsed pci.ids is freed now: give its pages back (RSS). */
+  if (looked_up)
+    malloc_trim(0);
   return true;
 }
 
@@ -806,16 +830,21 @@ collect_group(VfdHost *host, int group, GError **error)
 }
 
 /* The kernel creates /dev/vfio/<group> while vfio-pci binds; devtmpfs may
- * lag a little. Waits up to about 1 s. */
+ * lag a little (its node is made by the kdevtmpfs thread). Waits up to
+ * about 1 s, looking every 1 ms (issue 17: a 10 ms step added up to 10 ms
+ * to every bind). */
 static bool
 wait_vfio_node(VfdHost *host, int group)
 {
-  for (int i = 0; i < 100; i++) {
+  gint64 end = g_get_monotonic_time() + G_USEC_PER_SEC;
+
+  for (;;) {
     if (vfd_sysfs_vfio_group_exists(host->sysfs, group))
       return true;
-    g_usleep(10 * 1000);
+    if (g_get_monotonic_time() >= end)
+      return false;
+    g_usleep(1000);
   }
-  return false;
 }
 
 /* Message for a failed step of @m. */
@@ -1106,41 +1135,59 @@ vfd_host_bind_group_as(VfdHost *host, const VfdBdf *bdf, const char *owner, guin
   return ok;
 }
 
+/* A release under way: what stage 1 found, what stage 2 did. */
+typedef struct {
+  int group;
+  GArray *members;  /* Member, the group's journaled members (not the stuck ones) */
+  GString *failed;  /* "; "-separated problems */
+  int first_err;
+  gboolean any_stuck;
+} Release;
+
+static void
+release_clear(Release *rel)
+{
+  g_clear_pointer(&rel->members, g_array_unref);
+  if (rel->failed)
+    g_string_free(rel->failed, TRUE);
+  rel->failed = NULL;
+}
+
+/* Stage 1 of a release, in memory: checks @bdf's record (owner, uid),
+ * collects its group's members and journals them "releasing" (not
+ * committed: the caller commits before stage 2). Holds the journal lock.
+ * FALSE with @error (NOT_FOUND, BUSY, PERMISSION_DENIED): nothing changed. */
 static gboolean
-release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64 owner_uid, GArray **ret_members,
-                     GPtrArray *notes, GError **error)
+release_prepare_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64 owner_uid, Release *rel,
+                       GError **error)
 {
   char name[VFD_BDF_STRLEN];
   VfdJournalDevice *jd;
-  g_autoptr(GArray) members = members_new();
-  g_autoptr(GString) failed = g_string_new(NULL);
   g_autofree char *group_owner = NULL;
   guint32 group_owner_uid;
   GPtrArray *all;
-  int group, first_err = 0;
-  gboolean any_stuck = FALSE;
 
   vfd_bdf_format(bdf, name);
-  vfd_host_lock_journal(host);
   jd = vfd_journal_lookup(host->journal, bdf);
   if (!jd) {
-    vfd_host_unlock_journal(host);
     g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "%s is not bound by vfiod", name);
     return FALSE;
   }
   if (owner && !g_str_equal(jd->owner, owner)) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "%s is bound for '%s', not '%s'", name, jd->owner, owner);
-    vfd_host_unlock_journal(host);
     return FALSE;
   }
   if (owner_uid >= 0 && jd->owner_uid != (guint64) owner_uid) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED,
                 "%s was bound for '%s' by uid %u; only that user or root may release it", name, jd->owner,
                 (guint) jd->owner_uid);
-    vfd_host_unlock_journal(host);
     return FALSE;
   }
-  group = jd->iommu_group;
+  rel->group = jd->iommu_group;
+  rel->members = members_new();
+  rel->failed = g_string_new(NULL);
+  rel->first_err = 0;
+  rel->any_stuck = FALSE;
   /* A copy: journal_members() below replaces the record jd points to. */
   group_owner = g_strdup(jd->owner);
   group_owner_uid = jd->owner_uid;
@@ -1149,11 +1196,12 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64
   for (guint i = 0; i < all->len; i++) {
     VfdJournalDevice *d = g_ptr_array_index(all, i);
     Member m = { .bdf = d->bdf };
-    if (d->iommu_group != group)
+    if (d->iommu_group != rel->group)
       continue;
     if (d->state == VFD_DEVICE_STATE_STUCK) {
-      g_string_append_printf(failed, "%s%s is stuck", failed->len ? "; " : "", vfd_bdf_format(&d->bdf, m.name));
-      any_stuck = TRUE;
+      g_string_append_printf(rel->failed, "%s%s is stuck", rel->failed->len ? "; " : "",
+                             vfd_bdf_format(&d->bdf, m.name));
+      rel->any_stuck = TRUE;
       continue;
     }
     vfd_bdf_format(&d->bdf, m.name);
@@ -1161,20 +1209,20 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64
     m.original_override = g_strdup(d->original_override);
     m.original_d3cold = g_strdup(d->original_d3cold);
     m.original_reset_method = g_strdup(d->original_reset_method);
-    g_array_append_val(members, m);
+    g_array_append_val(rel->members, m);
   }
+  journal_members(host, rel->members, rel->group, VFD_DEVICE_STATE_RELEASING, group_owner, group_owner_uid);
+  return TRUE;
+}
 
-  /* Stage 1: journal the transition. */
-  journal_members(host, members, group, VFD_DEVICE_STATE_RELEASING, group_owner, group_owner_uid);
-  if (!commit_locked(host, error)) {
-    vfd_host_unlock_journal(host);
-    return FALSE;
-  }
-  vfd_host_unlock_journal(host);
-
-  /* Stage 2: restore each member, reverse BDF order; go on past failures. */
-  for (guint i = members->len; i-- > 0;) {
-    Member *m = &g_array_index(members, Member, i);
+/* Stage 2 of a release, after stage 1 is durable: restores each member,
+ * reverse BDF order, going on past failures; updates the journal in memory
+ * (record removed, or "stuck"); the caller commits. */
+static void
+release_apply(VfdHost *host, Release *rel, GPtrArray *notes)
+{
+  for (guint i = rel->members->len; i-- > 0;) {
+    Member *m = &g_array_index(rel->members, Member, i);
     const char *step = NULL;
     int r = vfd_sysfs_device_exists(host->sysfs, &m->bdf) ? restore_member(host, m, true, notes, &step) : -ENODEV;
 
@@ -1184,34 +1232,146 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64
       vfd_journal_remove(host->journal, &m->bdf);
     } else if (r < 0) {
       g_autofree char *msg = step_message("restoring", m, step, r);
-      g_string_append_printf(failed, "%s%s", failed->len ? "; " : "", msg);
+      g_string_append_printf(rel->failed, "%s%s", rel->failed->len ? "; " : "", msg);
       if (r == -ETIMEDOUT) {
-        any_stuck = TRUE;
+        rel->any_stuck = TRUE;
         journal_set_state(host, &m->bdf, VFD_DEVICE_STATE_STUCK);
       }
-      if (!first_err)
-        first_err = r;
+      if (!rel->first_err)
+        rel->first_err = r;
     } else {
       vfd_journal_remove(host->journal, &m->bdf);
     }
     vfd_host_unlock_journal(host);
   }
+}
+
+/* The outcome of a release whose stage 2 result is durable. */
+static gboolean
+release_result(Release *rel, GArray **ret_members, GError **error)
+{
+  if (rel->first_err || rel->any_stuck) {
+    g_set_error(error, VFD_ERROR, rel->any_stuck ? VFD_ERROR_STUCK : VFD_ERROR_FAILED,
+                "release of IOMMU group %d incomplete: %s", rel->group, rel->failed->str);
+    return FALSE;
+  }
+  if (ret_members)
+    *ret_members = member_bdfs(rel->members);
+  return TRUE;
+}
+
+static gboolean
+release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64 owner_uid, GArray **ret_members,
+                     GPtrArray *notes, GError **error)
+{
+  Release rel = { 0 };
+  gboolean ok = FALSE;
+
+  /* Stage 1: journal the transition, durably. */
+  vfd_host_lock_journal(host);
+  if (!release_prepare_locked(host, bdf, owner, owner_uid, &rel, error) || !commit_locked(host, error)) {
+    vfd_host_unlock_journal(host);
+    goto out;
+  }
+  vfd_host_unlock_journal(host);
+
+  /* Stage 2: restore each member. */
+  release_apply(host, &rel, notes);
 
   /* Stage 3: journal the result. */
   vfd_host_lock_journal(host);
   if (!commit_locked(host, error)) {
     vfd_host_unlock_journal(host);
-    return FALSE;
+    goto out;
   }
   vfd_host_unlock_journal(host);
-  if (first_err || any_stuck) {
-    g_set_error(error, VFD_ERROR, any_stuck ? VFD_ERROR_STUCK : VFD_ERROR_FAILED,
-                "release of IOMMU group %d incomplete: %s", group, failed->str);
-    return FALSE;
+  ok = release_result(&rel, ret_members, error);
+out:
+  release_clear(&rel);
+  return ok;
+}
+
+void
+vfd_release_item_clear(VfdReleaseItem *item)
+{
+  g_clear_error(&item->error);
+  g_clear_pointer(&item->members, g_array_unref);
+  g_clear_pointer(&item->notes, g_ptr_array_unref);
+}
+
+gboolean
+vfd_host_release_groups(VfdHost *host, VfdReleaseItem *items, guint n_items, GError **error)
+{
+  g_autoptr(GArray) groups = g_array_new(FALSE, FALSE, sizeof(int));
+  g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+  g_autofree Release *rels = g_new0(Release, n_items);
+  g_autofree gboolean *prepared = g_new0(gboolean, n_items);
+  VfdGroupLock *lock;
+  gboolean ok = FALSE, any = FALSE;
+
+  for (guint i = 0; i < n_items; i++) {
+    items[i].done = FALSE;
+    items[i].with_earlier = FALSE;
+    vfd_release_item_clear(&items[i]);
+    items[i].notes = g_ptr_array_new_with_free_func(g_free);
   }
-  if (ret_members)
-    *ret_members = member_bdfs(members);
-  return TRUE;
+  /* Every group's lock, in ascending order (vfd_host_lock_groups()). */
+  vfd_host_lock_journal(host);
+  for (guint i = 0; i < n_items; i++) {
+    VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &items[i].bdf);
+    if (jd)
+      g_array_append_val(groups, jd->iommu_group);
+  }
+  vfd_host_unlock_journal(host);
+  lock = vfd_host_lock_groups(host, (const int *) groups->data, groups->len);
+
+  /* Phase 1: every group "releasing", one durable commit. */
+  vfd_host_lock_journal(host);
+  for (guint i = 0; i < n_items; i++) {
+    VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &items[i].bdf);
+    if (jd && g_hash_table_contains(seen, GINT_TO_POINTER(jd->iommu_group))) {
+      items[i].with_earlier = TRUE; /* released with an earlier item of its group */
+      continue;
+    }
+    if (!release_prepare_locked(host, &items[i].bdf, items[i].owner, -1, &rels[i], &items[i].error))
+      continue;
+    prepared[i] = TRUE;
+    any = TRUE;
+    g_hash_table_add(seen, GINT_TO_POINTER(rels[i].group));
+  }
+  if (!commit_locked(host, error)) {
+    vfd_host_unlock_journal(host);
+    goto out;
+  }
+  vfd_host_unlock_journal(host);
+  vfd_failpoint("release batch: phase 1 (releasing) committed");
+  if (!any) {
+    ok = TRUE; /* nothing to release: every item says why */
+    goto out;
+  }
+
+  /* Phase 2: the sysfs writes of every group; the journal in memory. */
+  for (guint i = 0; i < n_items; i++)
+    if (prepared[i])
+      release_apply(host, &rels[i], items[i].notes);
+
+  /* Phase 3: the results, one durable commit. */
+  vfd_host_lock_journal(host);
+  if (!commit_locked(host, error)) {
+    vfd_host_unlock_journal(host);
+    goto out;
+  }
+  vfd_host_unlock_journal(host);
+  vfd_failpoint("release batch: phase 3 (results) committed");
+  for (guint i = 0; i < n_items; i++)
+    if (prepared[i])
+      items[i].done = release_result(&rels[i], &items[i].members, &items[i].error);
+  ok = TRUE;
+out:
+  for (guint i = 0; i < n_items; i++)
+    release_clear(&rels[i]);
+  vfd_group_lock_release(lock);
+  return ok;
 }
 
 gboolean
@@ -1367,19 +1527,17 @@ unit_cmp(gconstpointer a, gconstpointer b)
   return vfd_bdf_compare(&((const Unit *) a)->bdf, &((const Unit *) b)->bdf);
 }
 
-/* The free assignable units (see vfd_host_select_units), sorted by BDF;
- * groups in @skip (may be NULL) are not free. */
+/* The free assignable units (see vfd_host_select_units) among @devs
+ * (sorted by BDF), sorted by BDF; groups in @skip (may be NULL) are not
+ * free. */
 static GArray *
-collect_units(VfdHost *host, GHashTable *skip, GError **error)
+collect_units_in(VfdHost *host, GPtrArray *devs, GHashTable *skip)
 {
-  g_autoptr(GPtrArray) devs = vfd_host_enumerate(host, error);
   g_autoptr(GHashTable) bad = g_hash_table_new(g_direct_hash, g_direct_equal); /* groups not assignable */
   g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
   g_autoptr(GArray) units = g_array_new(FALSE, FALSE, sizeof(Unit));
   g_autoptr(VfdPolicy) policy = NULL;
 
-  if (!devs)
-    return NULL;
   policy = vfd_host_dup_policy(host);
   vfd_host_lock_journal(host);
   for (guint i = 0; i < devs->len; i++) {
@@ -1407,6 +1565,27 @@ collect_units(VfdHost *host, GHashTable *skip, GError **error)
   }
   g_array_sort(units, unit_cmp);
   return g_steal_pointer(&units);
+}
+
+/* collect_units_in() over a fresh enumeration; NULL with @error when that
+ * fails. */
+static GArray *
+collect_units(VfdHost *host, GHashTable *skip, GError **error)
+{
+  g_autoptr(GPtrArray) devs = vfd_host_enumerate(host, error);
+
+  return devs ? collect_units_in(host, devs, skip) : NULL;
+}
+
+guint
+vfd_host_count_free_units_in(VfdHost *host, GPtrArray *devs)
+{
+  g_autoptr(GArray) units = NULL;
+
+  g_mutex_lock(&host->reserve_lock);
+  units = collect_units_in(host, devs, host->reserved);
+  g_mutex_unlock(&host->reserve_lock);
+  return units->len;
 }
 
 int

@@ -197,6 +197,10 @@ void vfd_host_unreserve_units(VfdHost *host, GArray *groups);
 
 /* How many such units are free now; -1 with @error when enumeration fails. */
 int vfd_host_count_free_units(VfdHost *host, GError **error);
+/* The same count over @devs (VfdPciDevice, sorted by BDF, from
+ * vfd_host_enumerate()), so that a caller that has just enumerated does not
+ * scan the bus again. */
+guint vfd_host_count_free_units_in(VfdHost *host, GPtrArray *devs);
 
 /* Releases the IOMMU group of @bdf, which vfiod must have bound; each member
  * goes back to its original driver and driver_override. @owner: when
@@ -226,6 +230,34 @@ gboolean vfd_host_release_group_full(VfdHost *host, const VfdBdf *bdf, const cha
  * itself). The owner_uid stays on the records a failed release leaves. */
 gboolean vfd_host_release_group_as(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64 owner_uid,
                                    GArray **ret_members, GPtrArray **ret_notes, GError **error);
+
+/* One group to give back in a vfd_host_release_groups() batch. */
+typedef struct {
+  VfdBdf bdf;          /* in: a journaled member of the group */
+  const char *owner;   /* in: the group must be bound for it (else BUSY); NULL: any owner */
+  gboolean done;       /* out: the group is back on its original drivers */
+  gboolean with_earlier; /* out: an earlier item named the same group; nothing done for this one */
+  GError *error;       /* out: why not (as vfd_host_release_group()), NULL when done or with_earlier */
+  GArray *members;     /* out, when done: the released BDFs (VfdBdf) */
+  GPtrArray *notes;    /* out: what the release skipped without failing (as *ret_notes above) */
+} VfdReleaseItem;
+
+/* Frees what vfd_host_release_groups() put into @item. */
+void vfd_release_item_clear(VfdReleaseItem *item);
+
+/* Releases the groups of @items (n_items) as vfd_host_release_group() would
+ * one by one, but with one durable journal commit per phase instead of two
+ * per group (issue 17: start-up restore was quadratic): phase 1 journals
+ * every group "releasing" and commits; phase 2 does every group's sysfs
+ * writes; phase 3 commits the results (records removed, or "stuck"). A crash
+ * anywhere leaves "releasing" records (restored at the next start-up) or the
+ * result; so it is as safe as the one-group path. Any journal changes the
+ * caller made in memory before the call go into the phase 1 commit (made
+ * also when no item has anything to release; @n_items 0 included). Each
+ * item's outcome is in the item; FALSE with @error only when a commit
+ * failed (the sysfs writes of phase 2 are not done when phase 1's commit
+ * fails). Takes every group's lock. For start-up; safe from any thread. */
+gboolean vfd_host_release_groups(VfdHost *host, VfdReleaseItem *items, guint n_items, GError **error);
 
 /* The functions a bind of @bdf would pass through: the non-bridge members
  * of its IOMMU group (sysfs kernel/iommu_groups/<N>/devices), a GArray of

@@ -118,20 +118,6 @@ vfd_journal_path(const VfdJournal *j)
   return j->path;
 }
 
-static gint
-device_cmp(gconstpointer a, gconstpointer b)
-{
-  const VfdJournalDevice *x = *(VfdJournalDevice *const *) a, *y = *(VfdJournalDevice *const *) b;
-  return vfd_bdf_compare(&x->bdf, &y->bdf);
-}
-
-static gint
-sandbox_cmp(gconstpointer a, gconstpointer b)
-{
-  const VfdJournalSandbox *x = *(VfdJournalSandbox *const *) a, *y = *(VfdJournalSandbox *const *) b;
-  return g_strcmp0(x->id, y->id);
-}
-
 /* Parsing: every problem is reported as one message; the caller wraps it.
  * The file may have been tampered with: a member of the wrong JSON type or
  * out of range is refused, never read as a default (json-glib's getters
@@ -627,35 +613,62 @@ vfd_journal_devices(VfdJournal *j)
   return j->devices;
 }
 
+/* Binary search of the devices (sorted by BDF): TRUE with *@ret_index
+ * at @bdf's record, or FALSE with *@ret_index where it would go. Lookups,
+ * puts and removals were linear scans plus a sort per put: quadratic at
+ * start-up with a journal of 1000 devices (issue 17). */
+static gboolean
+device_index(VfdJournal *j, const VfdBdf *bdf, guint *ret_index)
+{
+  guint lo = 0, hi = j->devices->len;
+
+  while (lo < hi) {
+    guint mid = lo + (hi - lo) / 2;
+    int c = vfd_bdf_compare(&((VfdJournalDevice *) g_ptr_array_index(j->devices, mid))->bdf, bdf);
+    if (c == 0) {
+      *ret_index = mid;
+      return TRUE;
+    }
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *ret_index = lo;
+  return FALSE;
+}
+
 VfdJournalDevice *
 vfd_journal_lookup(VfdJournal *j, const VfdBdf *bdf)
 {
-  for (guint i = 0; i < j->devices->len; i++) {
-    VfdJournalDevice *d = g_ptr_array_index(j->devices, i);
-    if (vfd_bdf_equal(&d->bdf, bdf))
-      return d;
-  }
-  return NULL;
+  guint i;
+
+  return device_index(j, bdf, &i) ? g_ptr_array_index(j->devices, i) : NULL;
 }
 
 VfdJournalDevice *
 vfd_journal_put(VfdJournal *j, const VfdJournalDevice *dev)
 {
   VfdJournalDevice *c = device_copy(dev);
+  guint i;
 
-  vfd_journal_remove(j, &dev->bdf);
-  g_ptr_array_add(j->devices, c);
-  g_ptr_array_sort(j->devices, device_cmp);
+  if (device_index(j, &dev->bdf, &i)) {
+    /* The old record goes, as a removal would (device_free). */
+    device_free(g_ptr_array_index(j->devices, i));
+    j->devices->pdata[i] = c;
+  } else {
+    g_ptr_array_insert(j->devices, (gint) i, c);
+  }
   return c;
 }
 
 void
 vfd_journal_remove(VfdJournal *j, const VfdBdf *bdf)
 {
-  VfdJournalDevice *d = vfd_journal_lookup(j, bdf);
+  guint i;
 
-  if (d)
-    g_ptr_array_remove(j->devices, d);
+  if (device_index(j, bdf, &i))
+    g_ptr_array_remove_index(j->devices, i);
 }
 
 GPtrArray *
@@ -664,33 +677,56 @@ vfd_journal_sandboxes(VfdJournal *j)
   return j->sandboxes;
 }
 
+/* device_index() for the sandboxes (sorted by id, g_strcmp0). */
+static gboolean
+sandbox_index(VfdJournal *j, const char *id, guint *ret_index)
+{
+  guint lo = 0, hi = j->sandboxes->len;
+
+  while (lo < hi) {
+    guint mid = lo + (hi - lo) / 2;
+    int c = g_strcmp0(((VfdJournalSandbox *) g_ptr_array_index(j->sandboxes, mid))->id, id);
+    if (c == 0) {
+      *ret_index = mid;
+      return TRUE;
+    }
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *ret_index = lo;
+  return FALSE;
+}
+
 VfdJournalSandbox *
 vfd_journal_lookup_sandbox(VfdJournal *j, const char *id)
 {
-  for (guint i = 0; i < j->sandboxes->len; i++) {
-    VfdJournalSandbox *s = g_ptr_array_index(j->sandboxes, i);
-    if (g_strcmp0(s->id, id) == 0)
-      return s;
-  }
-  return NULL;
+  guint i;
+
+  return sandbox_index(j, id, &i) ? g_ptr_array_index(j->sandboxes, i) : NULL;
 }
 
 VfdJournalSandbox *
 vfd_journal_put_sandbox(VfdJournal *j, const VfdJournalSandbox *sb)
 {
   VfdJournalSandbox *c = sandbox_copy(sb);
+  guint i;
 
-  vfd_journal_remove_sandbox(j, sb->id);
-  g_ptr_array_add(j->sandboxes, c);
-  g_ptr_array_sort(j->sandboxes, sandbox_cmp);
+  if (sandbox_index(j, sb->id, &i)) {
+    sandbox_free(g_ptr_array_index(j->sandboxes, i));
+    j->sandboxes->pdata[i] = c;
+  } else {
+    g_ptr_array_insert(j->sandboxes, (gint) i, c);
+  }
   return c;
 }
 
 void
 vfd_journal_remove_sandbox(VfdJournal *j, const char *id)
 {
-  VfdJournalSandbox *s = vfd_journal_lookup_sandbox(j, id);
+  guint i;
 
-  if (s)
-    g_ptr_array_remove(j->sandboxes, s);
+  if (sandbox_index(j, id, &i))
+    g_ptr_array_remove_index(j->sandboxes, i);
 }

@@ -78,8 +78,9 @@ restore(VfdHost *host, const Snap *d, const char *ok_action, const char *why, GP
 }
 
 void
-vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *report)
+vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *report, gint64 *ret_scan_us)
 {
+  gint64 t_scan;
   g_autoptr(GArray) snaps = g_array_new(FALSE, TRUE, sizeof(Snap));
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) devs = NULL;
@@ -140,7 +141,10 @@ vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *repo
   }
 
   /* Devices on vfio-pci that the journal does not know: someone else's. */
+  t_scan = g_get_monotonic_time();
   devs = vfd_host_enumerate(host, &error);
+  if (ret_scan_us)
+    *ret_scan_us = g_get_monotonic_time() - t_scan;
   if (!devs) {
     vfd_reconcile_add(report, "-", "failed", "cannot enumerate PCI devices: %s", error->message);
     return;

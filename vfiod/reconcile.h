@@ -36,8 +36,10 @@ GPtrArray *vfd_reconcile_report_new(void);
  *  - on vfio-pci but not journaled: left alone -> "unknown".
  * A restore that fails -> "failed" (its record stays). Takes each group's
  * lock, so an operation in progress finishes first. Safe on any thread.
- * @live_sandboxes: set of sandbox ids (char*) whose QEMU runs. */
-void vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *report);
+ * @live_sandboxes: set of sandbox ids (char*) whose QEMU runs.
+ * *@ret_scan_us (may be NULL): microseconds spent in the PCI scan (libpci)
+ * that looks for devices on vfio-pci the journal does not know. */
+void vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *report, gint64 *ret_scan_us);
 
 /* Checks the directory @dir that the journal names for sandbox @id before
  * vfiod deletes it recursively at start-up (the journal on disk may have

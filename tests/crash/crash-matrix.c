@@ -16,6 +16,10 @@
  *   B delete   vfioctl sandbox delete ID       (after A, daemon restarted)
  *   C bind     vfioctl bind 0000:01:00.0 --owner op
  *   D release  vfioctl release 0000:01:00.0    (after C, daemon restarted)
+ *   E restore  vfiod's start-up after A, with the sandbox's QEMU killed
+ *              while vfiod was down: the start-up restore (one journal
+ *              commit per phase, vfd_host_release_groups()); every crash
+ *              point of the start-up is a case
  * a first run with VFIOD_CRASH_LOG counts the failpoints passed during the
  * operation (those of start-up are skipped); then for each point k, on a
  * fresh tree: VFIOD_CRASH_AT=<start-up points + k>, the operation, check
@@ -24,7 +28,7 @@
  * and check that everything is back.
  *
  * Output: one TAP-like line per case, then
- *   crash points: create=N delete=N bind=N release=N; N passed, N failed
+ *   crash points: create=N delete=N bind=N release=N restore=N; N passed, N failed
  * Exit: 0 all passed, 1 a case failed, 77 something needed is missing.
  * CRASH_MATRIX_KEEP=1 keeps the temp directory of failed cases;
  * CRASH_MATRIX_ONLY=create,bind limits the operations run.
@@ -71,8 +75,8 @@ static const DevSpec devices[] = {
   { "0000:01:00.1", 0x10de, 0x1aef, 0x040300, "snd_hda_intel", "snd_hda_intel", FALSE },
 };
 
-typedef enum { OP_CREATE, OP_DELETE, OP_BIND, OP_RELEASE, N_OPS } Op;
-static const char *const op_names[] = { "create", "delete", "bind", "release" };
+typedef enum { OP_CREATE, OP_DELETE, OP_BIND, OP_RELEASE, OP_RESTORE, N_OPS } Op;
+static const char *const op_names[] = { "create", "delete", "bind", "release", "restore" };
 
 static struct {
   const char *vfiod_fake;
@@ -734,7 +738,7 @@ run_op(Env *e, Op op, char **ret_err)
 static int
 setup_op(Op op)
 {
-  return op == OP_DELETE ? OP_CREATE : op == OP_RELEASE ? OP_BIND : -1;
+  return op == OP_DELETE || op == OP_RESTORE ? OP_CREATE : op == OP_RELEASE ? OP_BIND : -1;
 }
 
 /* For B and D: start vfiod, do the setup operation, stop vfiod (SIGTERM;
@@ -753,7 +757,19 @@ do_setup(Env *e, Op op, GError **error)
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "setup '%s' failed: %s", op_names[s], err ? g_strstrip(err) : "");
     return FALSE;
   }
-  return daemon_stop(e, error);
+  if (!daemon_stop(e, error))
+    return FALSE;
+  /* E: the sandbox's QEMU dies while vfiod is down. */
+  if (op == OP_RESTORE) {
+    kill_qemus(e);
+    g_autoptr(GArray) live = live_qemus(e);
+    if (live->len) {
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "setup '%s': %u stand-in QEMU(s) still alive",
+                  op_names[op], live->len);
+      return FALSE;
+    }
+  }
+  return TRUE;
 }
 
 /* ---- the invariant ------------------------------------------------------ */
@@ -1008,8 +1024,9 @@ count_points(Op op, Points *pts, GError **error)
     return FALSE;
   if (!do_setup(e, op, error) || !daemon_start(e, 0, error) || !daemon_wait_ready(e, NULL, error))
     goto out;
-  pts->startup = count_lines(e->crash_log);
-  if (run_op(e, op, &err) != 0) {
+  /* E: the operation is the start-up itself. */
+  pts->startup = op == OP_RESTORE ? 0 : count_lines(e->crash_log);
+  if (op != OP_RESTORE && run_op(e, op, &err) != 0) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "'%s' without a crash failed: %s", op_names[op],
                 err ? g_strstrip(err) : "");
     goto out;
@@ -1092,12 +1109,12 @@ run_case(Op op, const Points *pts, guint k)
     what = g_strdup_printf("setup: %s", error->message);
     goto out;
   }
-  /* The run that crashes. */
-  if (!daemon_start(e, at, &error) || !daemon_wait_ready(e, NULL, &error)) {
+  /* The run that crashes (E: during its start-up). */
+  if (!daemon_start(e, at, &error) || (op != OP_RESTORE && !daemon_wait_ready(e, NULL, &error))) {
     what = g_strdup_printf("crashing run: %s", error->message);
     goto out;
   }
-  r = run_op(e, op, &err);
+  r = op == OP_RESTORE ? 0 : run_op(e, op, &err);
   if (!wait_exit(e->daemon, EXIT_TIMEOUT_MS)) {
     what = g_strdup_printf("vfiod did not die at crash point %u ('%s' exited %d)", at, op_names[op], r);
     goto out;
@@ -1302,8 +1319,9 @@ main(int argc, char **argv)
     }
     g_ptr_array_unref(pts.names);
   }
-  printf("crash points: create=%u delete=%u bind=%u release=%u; %u passed, %u failed\n", n_points[OP_CREATE],
-         n_points[OP_DELETE], n_points[OP_BIND], n_points[OP_RELEASE], passed, failed);
+  printf("crash points: create=%u delete=%u bind=%u release=%u restore=%u; %u passed, %u failed\n",
+         n_points[OP_CREATE], n_points[OP_DELETE], n_points[OP_BIND], n_points[OP_RELEASE], n_points[OP_RESTORE],
+         passed, failed);
   g_strfreev(T.base_environ);
   g_free(T.allowed_group);
   return failed ? 1 : 0;

@@ -301,6 +301,63 @@ test_module_name(void **state)
   assert_string_equal(buf, "abc");
 }
 
+/* .modinfo as modpost writes it: NUL-separated key=value strings. */
+static void
+test_modinfo(void **state)
+{
+  static const char virtio_net[] = "license=GPL\0description=Virtio network driver\0"
+                                   "depends=net_failover,virtio,virtio_ring\0retpoline=Y\0intree=Y\0"
+                                   "name=virtio_net\0vermagic=6.1.0-56-amd64 SMP preempt mod_unload modversions ";
+  static const char none[] = "license=GPL\0depends=\0name=button\0";
+  static const char dash[] = "depends=nvidia-modeset,,drm\0";
+  static const char soft[] = "softdep=pre: crc32c\0depends=libcrc32c\0";
+  static const char no_depends[] = "license=GPL\0name=x\0";
+  char many[64 * 40];
+  GiModinfo info;
+  size_t n;
+
+  assert_int_equal(gi_modinfo_parse(virtio_net, sizeof(virtio_net) - 1, &info), 0);
+  assert_true(info.has_depends);
+  assert_false(info.softdep);
+  assert_int_equal(info.n_depends, 3);
+  assert_string_equal(info.depends[0], "net_failover");
+  assert_string_equal(info.depends[1], "virtio");
+  assert_string_equal(info.depends[2], "virtio_ring");
+
+  assert_int_equal(gi_modinfo_parse(none, sizeof(none) - 1, &info), 0);
+  assert_true(info.has_depends);
+  assert_int_equal(info.n_depends, 0);
+
+  /* '-' as the kernel names modules; empty names skipped. */
+  assert_int_equal(gi_modinfo_parse(dash, sizeof(dash) - 1, &info), 0);
+  assert_int_equal(info.n_depends, 2);
+  assert_string_equal(info.depends[0], "nvidia_modeset");
+  assert_string_equal(info.depends[1], "drm");
+
+  assert_int_equal(gi_modinfo_parse(soft, sizeof(soft) - 1, &info), 0);
+  assert_true(info.softdep);
+  assert_int_equal(info.n_depends, 1);
+
+  assert_int_equal(gi_modinfo_parse(no_depends, sizeof(no_depends) - 1, &info), 0);
+  assert_false(info.has_depends);
+
+  /* The last string without its NUL is still read, and no further. */
+  assert_int_equal(gi_modinfo_parse("depends=a,b", 9, &info), 0);
+  assert_int_equal(info.n_depends, 1);
+  assert_string_equal(info.depends[0], "a");
+
+  /* Too many, or too long: -E2BIG (the loader then keeps manifest order). */
+  n = (size_t) snprintf(many, sizeof(many), "depends=");
+  for (int i = 0; i < GI_MODINFO_MAX_DEPENDS + 1; i++)
+    n += (size_t) snprintf(many + n, sizeof(many) - n, "%sm%d", i ? "," : "", i);
+  assert_int_equal(gi_modinfo_parse(many, n, &info), -E2BIG);
+  memset(many, 'x', sizeof(many));
+  memcpy(many, "depends=", 8);
+  assert_int_equal(gi_modinfo_parse(many, 8 + 64, &info), -E2BIG);
+  assert_int_equal(gi_modinfo_parse("", 0, &info), 0);
+  assert_false(info.has_depends);
+}
+
 int
 main(void)
 {
@@ -316,6 +373,7 @@ main(void)
     cmocka_unit_test(test_error_buffer),
     cmocka_unit_test(test_garbage),
     cmocka_unit_test(test_module_name),
+    cmocka_unit_test(test_modinfo),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
