@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "nvidia.h"
+#include "variant.h"
 
 struct VfdHost {
   VfdSysfs *sysfs;
@@ -23,6 +24,7 @@ struct VfdHost {
   char *nvidia_smi; /* asked about persistence mode before unbinding nvidia; NULL: not asked */
   VfdResetPolicy reset_policy;
   GPtrArray *old_policies; /* replaced by reloads; freed with the host */
+  VfdVariant *variant;     /* VFIO variant driver lookup; NULL: plain vfio-pci for all */
 };
 
 struct VfdGroupLock {
@@ -111,6 +113,7 @@ vfd_host_free(VfdHost *host)
   g_hash_table_unref(host->group_locks);
   g_free(host->proc_root);
   g_free(host->nvidia_smi);
+  vfd_variant_free(host->variant);
   g_ptr_array_unref(host->old_policies);
   g_rec_mutex_clear(&host->journal_lock);
   g_mutex_clear(&host->table_lock);
@@ -147,6 +150,19 @@ vfd_host_set_policy(VfdHost *host, VfdPolicy *policy)
   g_atomic_pointer_set(&host->policy, policy);
   g_ptr_array_add(host->old_policies, old);
   vfd_host_unlock_journal(host);
+}
+
+VfdVariant *
+vfd_host_variant(VfdHost *host)
+{
+  return host->variant;
+}
+
+void
+vfd_host_set_variant(VfdHost *host, VfdVariant *variant)
+{
+  vfd_variant_free(host->variant);
+  host->variant = variant;
 }
 
 void
@@ -402,6 +418,8 @@ typedef struct {
   bool unbound;
   bool probed;
   bool stuck; /* a write to it never returned: leave it alone */
+  char *vfio_driver; /* the VFIO driver it goes to: "vfio-pci" or a variant driver (variant.h) */
+  char *vfio_module; /* that driver's module */
 } Member;
 
 static void
@@ -414,6 +432,8 @@ member_clear(gpointer p)
   g_free(m->original_d3cold);
   g_free(m->original_reset_method);
   g_free(m->reset_method);
+  g_free(m->vfio_driver);
+  g_free(m->vfio_module);
 }
 
 static GArray *
@@ -545,8 +565,8 @@ restore_member(VfdHost *host, Member *m, bool all, GPtrArray *notes, const char 
   g_autofree char *drv = current_driver(host, &m->bdf);
   int r;
 
-  if (g_strcmp0(drv, VFD_VFIO_DRIVER) == 0 && (all || m->probed || m->override_written)) {
-    r = vfd_sysfs_unbind(host->sysfs, &m->bdf, VFD_VFIO_DRIVER);
+  if (vfd_is_vfio_driver(drv) && (all || m->probed || m->override_written)) {
+    r = vfd_sysfs_unbind(host->sysfs, &m->bdf, drv);
     if (r < 0) {
       *ret_step = "unbind from vfio-pci";
       return r;
@@ -602,6 +622,59 @@ restore_member(VfdHost *host, Member *m, bool all, GPtrArray *notes, const char 
   return 0;
 }
 
+/* The driver_override value for @m: its variant driver, else vfio-pci. */
+static const char *
+vfio_driver_of(const Member *m)
+{
+  return m->vfio_driver ? m->vfio_driver : VFD_VFIO_DRIVER;
+}
+
+/* Picks each member's VFIO driver from its modalias (variant.h) when the
+ * host has a variant lookup, and makes sure a variant driver is loaded (on
+ * the real /sys: loads its module; a fake tree must have it). */
+static gboolean
+choose_vfio_drivers(VfdHost *host, GArray *members, GError **error)
+{
+  const char *root = vfd_sysfs_root(host->sysfs);
+
+  if (!host->variant)
+    return TRUE;
+  for (guint i = 0; i < members->len; i++) {
+    Member *m = &g_array_index(members, Member, i);
+    g_autofree char *modalias = NULL;
+    g_autofree char *dir = NULL;
+
+    if (vfd_sysfs_read_attr(host->sysfs, &m->bdf, "modalias", &modalias) < 0)
+      continue; /* no modalias: plain vfio-pci */
+    m->vfio_module = vfd_variant_module_for(host->variant, modalias, error);
+    if (!m->vfio_module) {
+      g_prefix_error(error, "%s: ", m->name);
+      return FALSE;
+    }
+    if (g_str_equal(m->vfio_module, VFD_VFIO_PCI_MODULE))
+      continue;
+    m->vfio_driver = vfd_variant_driver_name(root, m->vfio_module);
+    dir = g_build_filename(root, "bus", "pci", "drivers", m->vfio_driver, NULL);
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR) && g_str_equal(root, "/sys")) {
+      if (!vfd_variant_load(host->variant, m->vfio_module, error)) {
+        g_prefix_error(error, "%s needs the VFIO variant driver %s: ", m->name, m->vfio_module);
+        return FALSE;
+      }
+      g_free(m->vfio_driver);
+      m->vfio_driver = vfd_variant_driver_name(root, m->vfio_module);
+      g_free(dir);
+      dir = g_build_filename(root, "bus", "pci", "drivers", m->vfio_driver, NULL);
+    }
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED,
+                  "%s needs the VFIO variant driver %s (module %s), which is not loaded (modprobe %s)", m->name,
+                  m->vfio_driver, m->vfio_module, m->vfio_module);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 /* Moves @m to vfio-pci, recording each step done in the guard fields:
  * first its power and reset attributes (while held, no D3cold and no bus
  * reset for a NO_BUS_RESET device), then the driver. */
@@ -629,7 +702,7 @@ bind_member(VfdHost *host, Member *m, const char **ret_step)
     m->reset_method_written = r == 0;
   }
 
-  r = vfd_sysfs_write_attr(host->sysfs, &m->bdf, "driver_override", VFD_VFIO_DRIVER);
+  r = vfd_sysfs_write_attr(host->sysfs, &m->bdf, "driver_override", vfio_driver_of(m));
   if (r < 0) {
     *ret_step = "write driver_override";
     return r;
@@ -637,7 +710,7 @@ bind_member(VfdHost *host, Member *m, const char **ret_step)
   m->override_written = true;
 
   drv = current_driver(host, &m->bdf);
-  if (drv && !g_str_equal(drv, VFD_VFIO_DRIVER)) {
+  if (drv && !g_str_equal(drv, vfio_driver_of(m))) {
     r = vfd_sysfs_unbind(host->sysfs, &m->bdf, drv);
     if (r < 0) {
       *ret_step = "unbind from host driver";
@@ -654,7 +727,7 @@ bind_member(VfdHost *host, Member *m, const char **ret_step)
   }
   g_free(drv);
   drv = current_driver(host, &m->bdf);
-  if (g_strcmp0(drv, VFD_VFIO_DRIVER) != 0) {
+  if (g_strcmp0(drv, vfio_driver_of(m)) != 0) {
     *ret_step = drv ? "verify vfio-pci (another driver took the device)" : "verify vfio-pci (no driver bound)";
     return -ENXIO;
   }
@@ -896,7 +969,7 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
       vfd_host_unlock_journal(host);
       return NULL;
     }
-    if (g_strcmp0(m->original_driver, VFD_VFIO_DRIVER) == 0) {
+    if (vfd_is_vfio_driver(m->original_driver)) {
       g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY,
                   "%s (IOMMU group %d) is already on vfio-pci but was not bound by vfiod; leaving it alone",
                   m->name, group);
@@ -917,6 +990,8 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
     g_set_error_literal(error, VFD_ERROR, VFD_ERROR_FAILED, "the vfio-pci driver is not loaded (modprobe vfio-pci)");
     return NULL;
   }
+  if (!choose_vfio_drivers(host, members, error))
+    return NULL;
   if (!(flags & VFD_BIND_FORCE) && !check_nvidia_holders(host, members, error))
     return NULL;
   return g_steal_pointer(&members);
@@ -1359,7 +1434,7 @@ collect_units(VfdHost *host, GHashTable *skip, GError **error)
     if (d->iommu_group < 0 || vfd_pci_class_is_bridge(d->class_code))
       continue;
     if (vfd_policy_refusal(host->policy, d->vendor, d->device, d->class_code, d->boot_vga) ||
-        vfd_journal_lookup(host->journal, &d->bdf) || g_strcmp0(d->driver, VFD_VFIO_DRIVER) == 0)
+        vfd_journal_lookup(host->journal, &d->bdf) || vfd_is_vfio_driver(d->driver))
       g_hash_table_add(bad, GINT_TO_POINTER(d->iommu_group));
   }
   vfd_host_unlock_journal(host);

@@ -100,6 +100,15 @@ VfdPciDevice *vfd_host_get_device(VfdHost *host, const VfdBdf *bdf, GError **err
  * thread may still read it. */
 void vfd_host_set_policy(VfdHost *host, VfdPolicy *policy);
 
+/* Picks each device's VFIO driver at bind time from its sysfs `modalias`
+ * through @variant (variant.h): a variant driver such as
+ * nvgrace_gpu_vfio_pci where one matches, else vfio-pci. Takes @variant;
+ * NULL (the default): vfio-pci for every device. */
+typedef struct VfdVariant VfdVariant;
+void vfd_host_set_variant(VfdHost *host, VfdVariant *variant);
+/* The host's variant lookup, NULL when none (owned by the host). */
+VfdVariant *vfd_host_variant(VfdHost *host);
+
 /* Where /proc is (default "/proc"; tests use a fake tree). */
 void vfd_host_set_proc_root(VfdHost *host, const char *proc_root);
 

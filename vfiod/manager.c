@@ -27,6 +27,7 @@
 #include "firewall.h"
 #include "guest-cmdline.h"
 #include "netpool.h"
+#include "pool.h"
 #include "qmp.h"
 #include "tap.h"
 #include "log-limit.h"
@@ -34,6 +35,7 @@
 #include "reconcile.h"
 #include "report-conn.h"
 #include "sandbox.h"
+#include "variant.h"
 #include "vfd-dbus.h"
 
 typedef enum {
@@ -1238,6 +1240,41 @@ owning_sandbox(VfdManager *m, const VfdBdf *bdf)
   return s;
 }
 
+/* The pool (issue 16): [pool] rules of the current config. */
+static VfdPoolRules *
+pool_rules(VfdManager *m)
+{
+  /* Validated when the config was loaded. */
+  return vfd_pool_rules_new(m->config->pool_devices, m->config->pool_match, m->config->pool_mode, NULL);
+}
+
+/* Rewrites the CDI specs ([pool] cdi_dir) from the pool as it is now;
+ * a failure is logged (the specs keep their last content). Any thread. */
+static void
+pool_write_cdi(VfdManager *m)
+{
+  g_autoptr(VfdPoolRules) rules = pool_rules(m);
+  g_autoptr(GPtrArray) entries = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (!*m->config->cdi_dir)
+    return;
+  entries = vfd_pool_collect(m->host, rules, vfd_host_variant(m->host), &error);
+  if (!entries || !vfd_cdi_write(m->config->cdi_dir, entries, &error))
+    g_warning("[pool] cdi_dir %s: %s", m->config->cdi_dir, error->message);
+}
+
+/* Brings the pool to its state and writes the CDI specs (start-up,
+ * reconcile). Any thread. */
+static void
+pool_sync(VfdManager *m, GPtrArray *report)
+{
+  g_autoptr(VfdPoolRules) rules = pool_rules(m);
+
+  vfd_pool_apply(m->host, rules, report);
+  pool_write_cdi(m);
+}
+
 static gboolean
 bind_work(Op *op, GError **error)
 {
@@ -1264,6 +1301,7 @@ bind_done(Op *op, GError *error)
   }
   names = bdf_strv(op->members);
   g_message("bound IOMMU group %d (%s) for '%s'", op->group, vfd_bdf_format(&op->bdf, b), op->owner);
+  pool_write_cdi(op->m);
   vfd_manager1_complete_bind_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names,
                                     op->group);
 }
@@ -1283,6 +1321,9 @@ start_bind(VfdManager *m, GDBusMethodInvocation *inv, const char *bdf_s, const c
     return TRUE;
   if (!*owner)
     owner = "vfioctl";
+  if (g_str_equal(owner, VFD_POOL_OWNER) &&
+      !check_root_only(inv, uid, "bind for the pool (--persist: kept on vfio-pci across restarts and reboots)"))
+    return TRUE;
   if (!parse_bdf_arg(bdf_s, &bdf, &error) || !check_owner_name(owner, &error) || !check_journal_ok(m, &error)) {
     return_error(inv, error);
     return TRUE;
@@ -1346,6 +1387,7 @@ release_done(Op *op, GError *error)
   }
   names = bdf_strv(op->members);
   g_message("released %s", vfd_bdf_format(&op->bdf, b));
+  pool_write_cdi(op->m);
   vfd_manager1_complete_release_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names);
 }
 
@@ -1938,6 +1980,10 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   GVariant *v;
   Op *op;
 
+  if (!vfd_check_sandbox_arch(g_getenv("VFIOD_TEST_MACHINE"), &error)) {
+    return_error(inv, error);
+    return TRUE;
+  }
   g_variant_dict_init(&opts, options);
   g_variant_dict_lookup(&opts, "gpus", "u", &gpus);
   g_variant_dict_lookup(&opts, "disk", "&s", &disk);
@@ -2424,6 +2470,7 @@ static gboolean
 reconcile_work(Op *op, GError **error)
 {
   vfd_reconcile_devices(op->m->host, op->live, op->report);
+  pool_sync(op->m, op->report);
   reconcile_network(op->m, op->report);
   return TRUE;
 }
@@ -2898,6 +2945,16 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   m->host = vfd_host_new(g_steal_pointer(&sysfs), policy, g_steal_pointer(&journal));
   vfd_host_set_proc_root(m->host, config->proc_root);
   vfd_host_set_reset_policy(m->host, config->reset_on_release);
+  if (config->variant_drivers) {
+    /* A test's module tree: its aliases only, not the host's modprobe.d. */
+    static const char *const no_config[] = { NULL };
+    g_autoptr(GError) verr = NULL;
+    VfdVariant *variant = vfd_variant_new(*config->modules_dir ? config->modules_dir : NULL,
+                                          *config->modules_dir ? no_config : NULL, &verr);
+    if (!variant)
+      g_warning("[devices] variant_drivers: %s; every device goes to vfio-pci", verr->message);
+    vfd_host_set_variant(m->host, variant);
+  }
 
   m->observer = g_dbus_auth_observer_new();
   g_signal_connect(m->observer, "authorize-authenticated-peer", G_CALLBACK(on_authorize_peer), m);
@@ -2922,6 +2979,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
     reconcile_sandboxes(m, report);
     live = live_sandbox_ids(m);
     vfd_reconcile_devices(m->host, live, report);
+    pool_sync(m, report);
     reconcile_network(m, report);
     log_report(report);
   }

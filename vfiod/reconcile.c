@@ -4,6 +4,7 @@
 #include <stdarg.h>
 
 #include "error.h"
+#include "variant.h"
 
 void
 vfd_reconcile_item_free(VfdReconcileItem *item)
@@ -149,7 +150,7 @@ vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *repo
   for (guint i = 0; i < devs->len; i++) {
     VfdPciDevice *d = g_ptr_array_index(devs, i);
     char b[VFD_BDF_STRLEN];
-    if (g_strcmp0(d->driver, VFD_VFIO_DRIVER) == 0 && !vfd_journal_lookup(vfd_host_journal(host), &d->bdf))
+    if (vfd_is_vfio_driver(d->driver) && !vfd_journal_lookup(vfd_host_journal(host), &d->bdf))
       vfd_reconcile_add(report, vfd_bdf_format(&d->bdf, b), "unknown",
                         "on vfio-pci but not bound by vfiod; left alone");
   }
