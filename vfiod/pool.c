@@ -326,16 +326,15 @@ apply_group(VfdHost *host, GPtrArray *entries, int group, GPtrArray *report)
     return;
   }
   if (ours == journaled && ours > 0) {
-    /* Journaled for the pool, but on host drivers now (a reboot without
-     * the boot configuration): the records describe nothing any more. */
-    vfd_host_lock_journal(host);
-    for (guint i = 0; i < entries->len; i++) {
-      VfdPoolEntry *e = g_ptr_array_index(entries, i);
-      if (e->iommu_group == group)
-        vfd_journal_remove(j, &e->bdf);
+    /* Journaled for the pool, but not all on the VFIO driver (a reboot
+     * without the boot configuration, a function unbound by hand): give
+     * the group back as the journal says, then bind it again. */
+    g_autoptr(GPtrArray) notes = NULL;
+    if (!vfd_host_release_group_full(host, &first->bdf, VFD_POOL_OWNER, NULL, &notes, &error)) {
+      vfd_reconcile_add(report, b, "failed", "pool IOMMU group %d is off its VFIO driver and could not be reset "
+                        "for a new bind: %s", group, error->message);
+      return;
     }
-    vfd_journal_commit(j, NULL);
-    vfd_host_unlock_journal(host);
   }
   if (!vfd_host_bind_group_full(host, &first->bdf, VFD_POOL_OWNER, VFD_BIND_NONE, NULL, NULL, &error)) {
     vfd_reconcile_add(report, b, "failed", "pool IOMMU group %d: %s", group, error->message);
@@ -473,7 +472,15 @@ gboolean
 vfd_cdi_write(const char *cdi_dir, GPtrArray *entries, GError **error)
 {
   static const char *const kinds[] = { "group", "gpu" };
+  bool any = entries->len > 0;
 
+  for (guint i = 0; !any && i < G_N_ELEMENTS(kinds); i++) {
+    g_autofree char *name = g_strdup_printf("vfiod-%s.json", kinds[i]);
+    g_autofree char *path = g_build_filename(cdi_dir, name, NULL);
+    any = g_file_test(path, G_FILE_TEST_EXISTS);
+  }
+  if (!any)
+    return TRUE; /* no pool, no spec files */
   if (g_mkdir_with_parents(cdi_dir, 0755) < 0) {
     int e = errno;
     g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot create %s: %s", cdi_dir, g_strerror(e));
@@ -508,9 +515,9 @@ vfd_pool_udev_rules(GPtrArray *entries)
     g_string_append_printf(s,
                            "ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"%s\", ATTR{driver_override}=\"%s\", "
                            "RUN{builtin}+=\"kmod load %s\", "
-                           "RUN+=\"/bin/sh -c 'p=/sys/bus/pci/devices/%s; d=$$(readlink $$p/driver); "
-                           "[ -n \\\"$$d\\\" ] && [ $${d##*/} != %s ] && echo %s > $$p/driver/unbind; "
-                           "[ -e $$p/driver ] || echo %s > /sys/bus/pci/drivers_probe'\"\n",
+                           "RUN+=\"/bin/sh -c 'p=/sys/bus/pci/devices/%s; if [ -L $$p/driver ]; then "
+                           "d=$$(readlink $$p/driver); [ $${d##*/} = %s ] || echo %s > $$p/driver/unbind; fi; "
+                           "[ -L $$p/driver ] || echo %s > /sys/bus/pci/drivers_probe'\"\n",
                            b, e->want_driver, e->want_module, b, e->want_driver, b, b);
   }
   return g_string_free(s, FALSE);

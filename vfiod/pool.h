@@ -67,8 +67,9 @@ GPtrArray *vfd_pool_collect(VfdHost *host, const VfdPoolRules *rules, VfdVariant
 
 /* Brings the pool to its state (the daemon, at start-up and on every
  * reconcile): for each pool group not bound for "pool": a group whose
- * records say "pool" but whose functions are on other drivers (a reboot
- * without the boot configuration) is forgotten and bound again; a group
+ * records say "pool" but with functions on other drivers (a reboot without
+ * the boot configuration, a function unbound by hand) is released as the
+ * journal says and bound again; a group
  * all on VFIO drivers that the journal does not know (bound at boot by the
  * generated udev rule) is adopted (journaled bound for "pool", original
  * driver the one modules.alias names for it, else none); other groups are
@@ -95,7 +96,8 @@ char *vfd_cdi_spec(GPtrArray *entries, const char *kind);
 
 /* Writes both specs into @cdi_dir (created 0755 if missing) atomically
  * (temp file, fsync, rename), 0644, only when the content changed. An empty
- * pool writes specs with no devices. FALSE with G_FILE_ERROR on failure. */
+ * pool writes specs with no devices, unless neither file exists (a host
+ * without a pool gets no files). FALSE with G_FILE_ERROR on failure. */
 gboolean vfd_cdi_write(const char *cdi_dir, GPtrArray *entries, GError **error);
 
 /* ---- boot configuration ----

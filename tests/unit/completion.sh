@@ -32,6 +32,9 @@ expect "vfioctl sandbox create --g" --gpus
 expect "vfioctl bind 0000:00:00.0 --f" --force
 expect "vfioctl reconcile --" --force
 expect "vfioctl initramfs " build
+expect "vfioctl pool " install-boot
+expect "vfioctl pool status --" --fix
+expect "vfioctl bind 0000:00:00.0 --p" --persist
 help=$("$vfioctl" --help 2>&1)
 # every command and option the completion offers is in vfioctl's help
 missing=''

@@ -462,6 +462,24 @@ pool_after_reboot(void **state)
   assert_true(report_has(report, "0000:02:00.0", "pool-kept"));
   d0 = driver_of(p, "0000:01:00.0");
   assert_string_equal(d0, "vfio-pci");
+
+  /* A function unbound by hand: not in place, and the next apply (what
+   * `vfioctl pool status --fix` asks for) puts it back. */
+  {
+    g_autofree char *unbind = g_build_filename(fake_sysfs_sys_root(p->fs), "bus", "pci", "drivers", "vfio-pci",
+                                               "unbind", NULL);
+    g_autofree char *d1 = NULL;
+    g_autoptr(GPtrArray) entries = NULL;
+    assert_int_equal(fake_sysfs_writer(unbind, "0000:01:00.1", p->fs), 0);
+    entries = vfd_pool_collect(p->host, rules, NULL, NULL);
+    assert_false(((VfdPoolEntry *) g_ptr_array_index(entries, 1))->ok);
+    g_ptr_array_set_size(report, 0);
+    vfd_pool_apply(p->host, rules, report);
+    dump(report);
+    assert_true(report_has(report, "0000:01:00.0", "pool-bound"));
+    d1 = driver_of(p, "0000:01:00.1");
+    assert_string_equal(d1, "vfio-pci");
+  }
 }
 
 /* Found on vfio-pci at start-up, not journaled (bound at boot by the udev
@@ -552,6 +570,14 @@ cdi_spec(void **state)
   g_clear_pointer(&group, g_free);
   g_clear_object(&pg);
   g_ptr_array_unref(g_steal_pointer(&entries));
+  /* ... and no files for a host without a pool. */
+  {
+    g_autoptr(VfdPoolRules) none = vfd_pool_rules_new("", "", "", NULL);
+    g_autoptr(GPtrArray) nothing = vfd_pool_collect(p->host, none, NULL, NULL);
+    assert_int_equal(nothing->len, 0);
+    assert_true(vfd_cdi_write(cdi_dir, nothing, NULL));
+    assert_false(g_file_test(cdi_dir, G_FILE_TEST_EXISTS));
+  }
 
   vfd_pool_apply(p->host, rules, report);
   /* The kernel's iommufd cdev for 01:00.0 (sysfs vfio-dev/vfio0). */
