@@ -34,7 +34,7 @@ typedef struct {
                          * (variant.h), default true; false: vfio-pci for all */
   char *pool_devices;  /* [pool] devices: ';'-separated BDFs kept on their VFIO driver (pool.h), default "" */
   char *pool_match;    /* [pool] match: ';'-separated rules VVVV:DDDD, VVVV:*, class:CC[SS[PP]], default "" */
-  char *pool_mode;     /* [pool] mode: "external" (default) */
+  char *pool_mode;     /* [pool] mode: "external" (default) or "sandboxes" (pool.h) */
   char *cdi_dir;       /* [pool] cdi_dir: where the CDI specs of the pool go, default /run/cdi; "": none */
   char *qemu_binary;   /* [qemu] binary, default qemu-system-x86_64 */
   char *qemu_accel;    /* [qemu] accel: "kvm" (default) or "tcg" */

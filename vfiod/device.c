@@ -25,6 +25,8 @@ struct VfdHost {
   VfdResetPolicy reset_policy;
   GPtrArray *old_policies; /* replaced by reloads; freed with the host */
   VfdVariant *variant;     /* VFIO variant driver lookup; NULL: plain vfio-pci for all */
+  VfdPoolMemberFunc pool_member; /* pool lending ([pool] mode=sandboxes); NULL: none */
+  void *pool_member_data;
 };
 
 struct VfdGroupLock {
@@ -150,6 +152,55 @@ vfd_host_set_policy(VfdHost *host, VfdPolicy *policy)
   g_atomic_pointer_set(&host->policy, policy);
   g_ptr_array_add(host->old_policies, old);
   vfd_host_unlock_journal(host);
+}
+
+void
+vfd_host_set_pool_lending(VfdHost *host, VfdPoolMemberFunc fn, void *data)
+{
+  host->pool_member = fn;
+  host->pool_member_data = data;
+}
+
+/* A record the pool may lend: bound for "pool", lending on. */
+static bool
+lendable(VfdHost *host, const VfdJournalDevice *jd)
+{
+  return host->pool_member && jd && jd->state == VFD_DEVICE_STATE_BOUND && g_str_equal(jd->owner, "pool");
+}
+
+/* Gives the records of IOMMU group @group to @owner/@uid (journal lock
+ * held), durably; on failure the old owners stay. */
+static gboolean
+hand_over_locked(VfdHost *host, int group, const char *owner, guint32 uid, GError **error)
+{
+  GPtrArray *all = vfd_journal_devices(host->journal);
+  g_autoptr(GPtrArray) old = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GArray) bdfs = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autoptr(GArray) uids = g_array_new(FALSE, FALSE, sizeof(guint32));
+
+  for (guint i = 0; i < all->len; i++) {
+    VfdJournalDevice *d = g_ptr_array_index(all, i);
+    if (d->iommu_group != group)
+      continue;
+    g_array_append_val(bdfs, d->bdf);
+    g_array_append_val(uids, d->owner_uid);
+    g_ptr_array_add(old, g_strdup(d->owner));
+  }
+  for (guint i = 0; i < bdfs->len; i++) {
+    VfdJournalDevice *d = vfd_journal_lookup(host->journal, &g_array_index(bdfs, VfdBdf, i));
+    g_free(d->owner);
+    d->owner = g_strdup(owner);
+    d->owner_uid = uid;
+  }
+  if (vfd_journal_commit(host->journal, error))
+    return TRUE;
+  for (guint i = 0; i < bdfs->len; i++) {
+    VfdJournalDevice *d = vfd_journal_lookup(host->journal, &g_array_index(bdfs, VfdBdf, i));
+    g_free(d->owner);
+    d->owner = g_strdup(g_ptr_array_index(old, i));
+    d->owner_uid = g_array_index(uids, guint32, i);
+  }
+  return FALSE;
 }
 
 VfdVariant *
@@ -941,7 +992,7 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
             GError **error)
 {
   g_autoptr(GArray) members = collect_group(host, group, error);
-  guint owned = 0;
+  guint owned = 0, lent = 0;
 
   *ret_done = FALSE;
   if (!members)
@@ -950,6 +1001,11 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
   for (guint i = 0; i < members->len; i++) {
     Member *m = &g_array_index(members, Member, i);
     VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &m->bdf);
+
+    if (g_str_has_prefix(owner, "sb-") && lendable(host, jd)) {
+      lent++; /* the pool lends it to a sandbox ([pool] mode=sandboxes) */
+      continue;
+    }
 
     if (jd && jd->state == VFD_DEVICE_STATE_BOUND && g_str_equal(jd->owner, owner) && jd->owner_uid == owner_uid) {
       owned++;
@@ -977,7 +1033,19 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
       return NULL;
     }
   }
+  if (lent > 0 && lent == members->len) {
+    gboolean ok = hand_over_locked(host, group, owner, owner_uid, error);
+    vfd_host_unlock_journal(host);
+    if (!ok)
+      return NULL;
+    *ret_done = TRUE;
+    return g_steal_pointer(&members);
+  }
   vfd_host_unlock_journal(host);
+  if (lent > 0) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "IOMMU group %d is partly in the pool", group);
+    return NULL;
+  }
   if (owned == members->len) {
     *ret_done = TRUE;
     return g_steal_pointer(&members);
@@ -1190,6 +1258,25 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64
     return FALSE;
   }
   group = jd->iommu_group;
+  if (host->pool_member && g_str_has_prefix(jd->owner, "sb-") && jd->state == VFD_DEVICE_STATE_BOUND &&
+      host->pool_member(host, bdf, host->pool_member_data)) {
+    /* Lent by the pool: back to it, on its VFIO driver. */
+    GPtrArray *recs = vfd_journal_devices(host->journal);
+    g_autoptr(GArray) back = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+    gboolean ok;
+    for (guint i = 0; i < recs->len; i++) {
+      VfdJournalDevice *d = g_ptr_array_index(recs, i);
+      if (d->iommu_group == group)
+        g_array_append_val(back, d->bdf);
+    }
+    ok = hand_over_locked(host, group, "pool", 0, error);
+    vfd_host_unlock_journal(host);
+    if (ok && ret_members)
+      *ret_members = g_steal_pointer(&back);
+    if (ok && notes)
+      g_ptr_array_add(notes, g_strdup_printf("IOMMU group %d went back to the pool, on its VFIO driver", group));
+    return ok;
+  }
   /* A copy: journal_members() below replaces the record jd points to. */
   group_owner = g_strdup(jd->owner);
   group_owner_uid = jd->owner_uid;
@@ -1433,8 +1520,9 @@ collect_units(VfdHost *host, GHashTable *skip, GError **error)
     VfdPciDevice *d = g_ptr_array_index(devs, i);
     if (d->iommu_group < 0 || vfd_pci_class_is_bridge(d->class_code))
       continue;
+    VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &d->bdf);
     if (vfd_policy_refusal(host->policy, d->vendor, d->device, d->class_code, d->boot_vga) ||
-        vfd_journal_lookup(host->journal, &d->bdf) || vfd_is_vfio_driver(d->driver))
+        (jd && !lendable(host, jd)) || (!jd && vfd_is_vfio_driver(d->driver)))
       g_hash_table_add(bad, GINT_TO_POINTER(d->iommu_group));
   }
   vfd_host_unlock_journal(host);

@@ -1259,9 +1259,34 @@ pool_write_cdi(VfdManager *m)
 
   if (!*m->config->cdi_dir)
     return;
-  entries = vfd_pool_collect(m->host, rules, vfd_host_variant(m->host), &error);
+  /* mode=sandboxes: the pool is vfiod's own, nothing for other consumers. */
+  entries = vfd_pool_rules_lend(rules) ? g_ptr_array_new()
+                                       : vfd_pool_collect(m->host, rules, vfd_host_variant(m->host), &error);
   if (!entries || !vfd_cdi_write(m->config->cdi_dir, entries, &error))
     g_warning("[pool] cdi_dir %s: %s", m->config->cdi_dir, error->message);
+}
+
+/* Pool lending (vfd_host_set_pool_lending()): @bdf is in the pool by the
+ * config's rules. */
+static bool
+pool_member(VfdHost *host, const VfdBdf *bdf, void *data)
+{
+  VfdManager *m = data;
+  g_autoptr(VfdPoolRules) rules = pool_rules(m);
+  g_autoptr(VfdPciDevice) dev = NULL;
+
+  g_autoptr(GArray) fns = NULL;
+
+  if (!vfd_pool_rules_lend(rules) || !vfd_host_group_functions(host, bdf, &fns, NULL))
+    return false;
+  /* The group is the pool's when any of its functions is. */
+  for (guint i = 0; i < fns->len; i++) {
+    g_clear_pointer(&dev, vfd_pci_device_free);
+    dev = vfd_host_get_device(host, &g_array_index(fns, VfdBdf, i), NULL);
+    if (dev && vfd_pool_rules_match(rules, dev))
+      return true;
+  }
+  return false;
 }
 
 /* Brings the pool to its state and writes the CDI specs (start-up,
@@ -1270,6 +1295,8 @@ static void
 pool_sync(VfdManager *m, GPtrArray *report)
 {
   g_autoptr(VfdPoolRules) rules = pool_rules(m);
+
+  vfd_host_set_pool_lending(m->host, vfd_pool_rules_lend(rules) ? pool_member : NULL, m);
 
   vfd_pool_apply(m->host, rules, report);
   pool_write_cdi(m);
@@ -2954,6 +2981,13 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
     if (!variant)
       g_warning("[devices] variant_drivers: %s; every device goes to vfio-pci", verr->message);
     vfd_host_set_variant(m->host, variant);
+  }
+  {
+    /* Before the first reconcile: a lent group whose sandbox is gone goes
+     * back to the pool, not to its host drivers. */
+    g_autoptr(VfdPoolRules) rules = vfd_pool_rules_new(config->pool_devices, config->pool_match, config->pool_mode,
+                                                       NULL);
+    vfd_host_set_pool_lending(m->host, vfd_pool_rules_lend(rules) ? pool_member : NULL, m);
   }
 
   m->observer = g_dbus_auth_observer_new();

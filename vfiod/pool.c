@@ -19,7 +19,14 @@ typedef struct {
 struct VfdPoolRules {
   GArray *bdfs;  /* VfdBdf */
   GArray *rules; /* Rule */
+  bool lend;     /* mode=sandboxes */
 };
+
+bool
+vfd_pool_rules_lend(const VfdPoolRules *r)
+{
+  return r && r->lend;
+}
 
 void
 vfd_pool_rules_free(VfdPoolRules *r)
@@ -57,12 +64,13 @@ vfd_pool_rules_new(const char *devices, const char *match, const char *mode, GEr
 
   r->bdfs = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
   r->rules = g_array_new(FALSE, TRUE, sizeof(Rule));
-  if (mode && *mode && !g_str_equal(mode, "external")) {
+  if (mode && *mode && !g_str_equal(mode, "external") && !g_str_equal(mode, "sandboxes")) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
-                "config key [pool] mode must be 'external' (devices for other consumers, never for sandboxes), "
-                "got '%s'", mode);
+                "config key [pool] mode must be 'external' (devices for other consumers, never for sandboxes) "
+                "or 'sandboxes' (kept for vfiod's sandboxes), got '%s'", mode);
     return NULL;
   }
+  r->lend = mode && g_str_equal(mode, "sandboxes");
   for (char **it = bdfs; *it; it++) {
     VfdBdf b;
     if (!*g_strstrip(*it))
@@ -239,8 +247,10 @@ vfd_pool_collect(VfdHost *host, const VfdPoolRules *rules, VfdVariant *variant, 
     if (e->host_driver)
       e->host_module = driver_module(root, e->host_driver);
     e->cdev = cdev_name(host, &d->bdf);
+    /* In place: on its VFIO driver, held for the pool (or, lending, by a
+     * sandbox it was lent to). */
     e->ok = g_strcmp0(d->driver, e->want_driver) == 0 && jd && jd->state == VFD_DEVICE_STATE_BOUND &&
-            g_str_equal(jd->owner, VFD_POOL_OWNER);
+            (g_str_equal(jd->owner, VFD_POOL_OWNER) || (rules && rules->lend && g_str_has_prefix(jd->owner, "sb-")));
     g_ptr_array_add(out, e);
   }
   vfd_host_unlock_journal(host);
@@ -251,7 +261,7 @@ vfd_pool_collect(VfdHost *host, const VfdPoolRules *rules, VfdVariant *variant, 
 /* ---- apply ---- */
 
 static void
-apply_group(VfdHost *host, GPtrArray *entries, int group, GPtrArray *report)
+apply_group(VfdHost *host, GPtrArray *entries, int group, bool lend, GPtrArray *report)
 {
   g_autoptr(VfdGroupLock) lock = vfd_host_lock_groups(host, &group, 1);
   g_autoptr(GError) error = NULL;
@@ -285,6 +295,10 @@ apply_group(VfdHost *host, GPtrArray *entries, int group, GPtrArray *report)
   if (!first)
     return;
   vfd_bdf_format(&first->bdf, b);
+  if (other && lend && g_str_has_prefix(other, "sb-") && on_vfio == n) {
+    vfd_reconcile_add(report, b, "pool-lent", "pool IOMMU group %d is lent to sandbox %s", group, other);
+    return;
+  }
   if (other) {
     vfd_reconcile_add(report, b, "busy", "pool IOMMU group %d is held for '%s'; left alone", group, other);
     return;
@@ -359,7 +373,7 @@ vfd_pool_apply(VfdHost *host, const VfdPoolRules *rules, GPtrArray *report)
     if (g_hash_table_contains(done, GINT_TO_POINTER(e->iommu_group)))
       continue;
     g_hash_table_add(done, GINT_TO_POINTER(e->iommu_group));
-    apply_group(host, entries, e->iommu_group, report);
+    apply_group(host, entries, e->iommu_group, vfd_pool_rules_lend(rules), report);
   }
 }
 

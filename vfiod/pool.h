@@ -19,7 +19,11 @@
  * [pool] mode: "external" (default): the devices are for other consumers
  * (KubeVirt, Kata, device plugins, via the CDI spec below) and never handed
  * to a sandbox: a create that names one fails BUSY, --gpus N never picks
- * one. Other modes are refused by the config parser. */
+ * one. "sandboxes": the devices are kept on VFIO for vfiod's own sandboxes:
+ * a create (named or --gpus N) borrows a pool group without a sysfs write,
+ * and its end gives the group back to the pool, still on its VFIO driver
+ * (vfd_host_set_pool_lending()); no CDI devices. Groups added with bind
+ * --persist stay external (lending follows the config's rules). */
 
 #define VFD_POOL_OWNER "pool"
 
@@ -34,6 +38,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdPoolRules, vfd_pool_rules_free)
 /* True when @dev is named by [pool] devices or matches a [pool] match rule
  * (the journal is not consulted). */
 bool vfd_pool_rules_match(const VfdPoolRules *rules, const VfdPciDevice *dev);
+
+/* True for mode=sandboxes. */
+bool vfd_pool_rules_lend(const VfdPoolRules *rules);
 
 /* True when the rules name nothing. */
 bool vfd_pool_rules_empty(const VfdPoolRules *rules);

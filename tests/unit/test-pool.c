@@ -262,7 +262,7 @@ rules_parse(void **state)
   }
   static const char *const bad[][3] = {
     { "01:00.0x", "", "external" }, { "", "10de", "" },      { "", "10de:23301", "" }, { "", "class:3", "" },
-    { "", "class:0g", "" },        { "", "zz:*", "" },        { "", "", "sandboxes" },   { "", "class:03020", "" },
+    { "", "class:0g", "" },        { "", "zz:*", "" },        { "", "", "borrowed" },    { "", "class:03020", "" },
   };
   for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
     VfdPoolRules *x = vfd_pool_rules_new(bad[i][0], bad[i][1], bad[i][2], &error);
@@ -535,6 +535,83 @@ pool_busy(void **state)
   assert_int_equal(fake_sysfs_write_count(p->fs), 0);
 }
 
+/* mode=sandboxes: the pool lends its groups to sandboxes and takes them
+ * back, all on vfio-pci, without a sysfs write. */
+static bool
+always_member(VfdHost *host, const VfdBdf *bdf, void *data)
+{
+  (void) host, (void) bdf;
+  return *(bool *) data;
+}
+
+static void
+pool_lend(void **state)
+{
+  Pool *p = *state;
+  g_autoptr(VfdPoolRules) rules = vfd_pool_rules_new("0000:01:00.0", "", "sandboxes", NULL);
+  g_autoptr(GPtrArray) report = vfd_reconcile_report_new();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) units = NULL;
+  g_autoptr(GArray) back = NULL;
+  bool member = true;
+  VfdJournalDevice *jd;
+  int node;
+  VfdBdf b, b1;
+
+  assert_true(vfd_pool_rules_lend(rules));
+  vfd_host_set_pool_lending(p->host, always_member, &member);
+  vfd_pool_apply(p->host, rules, report);
+  assert_true(report_has(report, "0000:01:00.0", "pool-bound"));
+  vfd_bdf_parse("0000:01:00.0", &b);
+  vfd_bdf_parse("0000:01:00.1", &b1);
+
+  /* --gpus N may pick the pool's group. */
+  assert_true(vfd_host_select_units(p->host, 3, &units, &node, &error));
+  assert_int_equal(units->len, 3);
+
+  fake_sysfs_clear_log(p->fs);
+  if (!vfd_host_bind_group(p->host, &b1, "sb-0000beef", NULL, NULL, &error))
+    fail_msg("lend: %s", error->message);
+  assert_int_equal(fake_sysfs_write_count(p->fs), 0);
+  jd = vfd_journal_lookup(vfd_host_journal(p->host), &b);
+  assert_string_equal(jd->owner, "sb-0000beef");
+  {
+    g_autoptr(GPtrArray) entries = vfd_pool_collect(p->host, rules, NULL, NULL);
+    assert_true(((VfdPoolEntry *) g_ptr_array_index(entries, 0))->ok); /* lent is in place */
+    g_ptr_array_set_size(report, 0);
+    vfd_pool_apply(p->host, rules, report);
+    assert_true(report_has(report, "0000:01:00.0", "pool-lent"));
+  }
+  /* Another sandbox cannot take it meanwhile. */
+  assert_false(vfd_host_bind_group(p->host, &b, "sb-0000cafe", NULL, NULL, &error));
+  assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_BUSY));
+  g_clear_error(&error);
+
+  /* The sandbox ends: back to the pool, on vfio-pci, no write. */
+  if (!vfd_host_release_group(p->host, &b, "sb-0000beef", &back, &error))
+    fail_msg("give back: %s", error->message);
+  assert_int_equal(back->len, 2);
+  assert_int_equal(fake_sysfs_write_count(p->fs), 0);
+  jd = vfd_journal_lookup(vfd_host_journal(p->host), &b1);
+  assert_string_equal(jd->owner, VFD_POOL_OWNER);
+  assert_int_equal(jd->owner_uid, 0);
+  {
+    g_autofree char *d = driver_of(p, "0000:01:00.1");
+    assert_string_equal(d, "vfio-pci");
+  }
+
+  /* No longer in the pool by the rules: a sandbox's release gives the
+   * group back to its host drivers. */
+  assert_true(vfd_host_bind_group(p->host, &b, "sb-0000beef", NULL, NULL, NULL));
+  member = false;
+  assert_true(vfd_host_release_group(p->host, &b, "sb-0000beef", NULL, NULL));
+  {
+    g_autofree char *d = driver_of(p, "0000:01:00.0");
+    assert_string_equal(d, "e1000e");
+  }
+  vfd_host_set_pool_lending(p->host, NULL, NULL);
+}
+
 /* ---- CDI ---- */
 
 static JsonObject *
@@ -779,6 +856,7 @@ main(int argc, char **argv)
     cmocka_unit_test_setup_teardown(pool_after_reboot, pool_setup, pool_teardown),
     cmocka_unit_test_setup_teardown(pool_adopt, pool_setup, pool_teardown),
     cmocka_unit_test_setup_teardown(pool_busy, pool_setup, pool_teardown),
+    cmocka_unit_test_setup_teardown(pool_lend, pool_setup, pool_teardown),
     cmocka_unit_test_setup_teardown(cdi_spec, pool_setup, pool_teardown),
     cmocka_unit_test_setup_teardown(boot_config, pool_setup, pool_teardown),
   };
