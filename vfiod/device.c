@@ -1245,6 +1245,15 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64
     g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "%s is not bound by vfiod", name);
     return FALSE;
   }
+  if (owner && host->pool_member && g_str_has_prefix(owner, "sb-") && g_str_equal(jd->owner, "pool") &&
+      jd->state == VFD_DEVICE_STATE_BOUND) {
+    /* Lent by the pool and given back with an earlier member of its
+     * group: nothing left to do. */
+    vfd_host_unlock_journal(host);
+    if (ret_members)
+      *ret_members = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+    return TRUE;
+  }
   if (owner && !g_str_equal(jd->owner, owner)) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "%s is bound for '%s', not '%s'", name, jd->owner, owner);
     vfd_host_unlock_journal(host);

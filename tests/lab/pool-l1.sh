@@ -82,10 +82,17 @@ cdi_names() { json "$cdi/vfiod-$1.json" '" ".join(x["name"] for x in d["devices"
 podman_devices() {
     local args=() n
     for n in "$@"; do args+=(--device "$n"); done
-    mkdir -p /tmp/pm-root /run/pm-run /run/pm-rootfs
-    # The container's root: L1's root again, at a mount point of its own
-    # (crun's pivot_root refuses the current root itself).
-    mountpoint -q /run/pm-rootfs || mount --bind / /run/pm-rootfs
+    mkdir -p /tmp/pm-root /run/pm-run
+    # The container's root: a tmpfs with the static busybox of the lab's
+    # host (busybox-static), writable so that the runtime can add its files.
+    if [[ ! -x /run/pm-rootfs/bin/busybox ]]; then
+        mkdir -p /run/pm-rootfs
+        mount -t tmpfs -o mode=0755 tmpfs /run/pm-rootfs
+        mkdir -p /run/pm-rootfs/{bin,dev,proc,sys,run,tmp,etc}
+        cp /bin/busybox /run/pm-rootfs/bin/busybox
+        ln -s busybox /run/pm-rootfs/bin/ls
+        ln -s busybox /run/pm-rootfs/bin/sh
+    fi
     timeout "$(scaled 180)" podman --root /tmp/pm-root --runroot /run/pm-run --storage-driver vfs \
         --cgroup-manager cgroupfs --events-backend file \
         run --rm --network none --rootfs /run/pm-rootfs "${args[@]}" /bin/ls /dev/vfio 2>"$work/podman.err"
@@ -128,7 +135,7 @@ if [[ $phase == 1 ]]; then
         if [[ -z $out ]] && grep -q -i "unresolvable CDI devices" "$work/podman.err"; then
             ok "podman refuses an unknown vfiod.io/group=999: $(tail -n 1 "$work/podman.err")"
         else
-            nok "podman with vfiod.io/group=999 gave '$(echo $out)'"
+            nok "podman with vfiod.io/group=999 gave '$(echo $out)'; $(tail -n 3 "$work/podman.err")"
         fi
     fi
 
