@@ -131,6 +131,8 @@ vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *repo
         restore(host, d, "restored", why, report);
       } else if (g_str_has_prefix(d->owner, "sb-")) {
         vfd_reconcile_add(report, b, "in-use", "passed through to running sandbox %s", d->owner);
+      } else if (g_str_equal(d->owner, "pool")) {
+        /* The pool's: vfd_pool_apply() checks and reports it. */
       } else {
         vfd_reconcile_add(report, b, "kept", "bound to vfio-pci for '%s'", d->owner);
       }

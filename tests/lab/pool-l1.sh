@@ -95,7 +95,7 @@ podman_devices() {
     fi
     timeout "$(scaled 180)" podman --root /tmp/pm-root --runroot /run/pm-run --storage-driver vfs \
         --cgroup-manager cgroupfs --events-backend file \
-        run --rm --network none --rootfs /run/pm-rootfs "${args[@]}" /bin/ls /dev/vfio 2>"$work/podman.err"
+        run --rm --network none "${args[@]}" --rootfs /run/pm-rootfs /bin/ls /dev/vfio 2>"$work/podman.err"
 }
 
 if [[ $phase == 1 ]]; then
@@ -193,8 +193,11 @@ fi
 mount -t tmpfs -o mode=0755 tmpfs /etc/udev/rules.d &&
     cp "$bootroot/etc/udev/rules.d/70-vfiod-pool.rules" /etc/udev/rules.d/ || nok "install the rule"
 mkdir -p /run/udev
+# udevadm ignores requests in a chroot (this job runs chrooted into the
+# host's root, L1's init being PID 1): say it is meant.
+export SYSTEMD_IGNORE_CHROOT=1
 t0=$(now_ms)
-"$udevd" --daemon 2>"$work/udevd.err" || nok "udevd: $(cat "$work/udevd.err")"
+"$udevd" --daemon --debug >"$work/udevd.log" 2>&1 || nok "udevd: $(tail -n 3 "$work/udevd.log")"
 udevadm trigger --action=add --subsystem-match=pci
 udevadm settle --timeout="$(scaled 60)"
 t1=$(now_ms)
@@ -202,6 +205,7 @@ if both_vfio; then
     ok "udev (the generated rule) moved A and B to vfio-pci in $((t1 - t0)) ms; overrides: $(override_of "$A") $(override_of "$B")"
 else
     nok "after udev: A $(driver_of "$A"), B $(driver_of "$B"), overrides $(override_of "$A") $(override_of "$B")"
+    grep -a -E "$A|$B|vfiod-pool" "$work/udevd.log" | tail -n 40 | sed 's/^/#   /'
 fi
 check "C (not in the pool) stays on e1000e" on_driver "$C" e1000e
 udevadm control --exit
