@@ -167,7 +167,10 @@ driver_module(const char *sys_root, const char *drv)
   return target ? g_path_get_basename(target) : NULL;
 }
 
-/* The iommufd cdev of @bdf: the one entry of <BDF>/vfio-dev/ ("vfio3"). */
+/* The iommufd cdev of @bdf: the entry "vfioN" of <BDF>/vfio-dev/ that has
+ * a `dev` attribute (a character device: /dev/vfio/devices/vfioN, kernels
+ * with CONFIG_VFIO_DEVICE_CDEV, 6.6 on; 6.1 to 6.5 show vfio-dev/vfioN
+ * without a device node). NULL when there is none. */
 static char *
 cdev_name(VfdHost *host, const VfdBdf *bdf)
 {
@@ -175,9 +178,12 @@ cdev_name(VfdHost *host, const VfdBdf *bdf)
   g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
   const char *e;
 
-  while (d && (e = g_dir_read_name(d)))
-    if (g_str_has_prefix(e, "vfio") && e[4] && strspn(e + 4, "0123456789") == strlen(e + 4))
+  while (d && (e = g_dir_read_name(d))) {
+    g_autofree char *devt = g_build_filename(dir, e, "dev", NULL);
+    if (g_str_has_prefix(e, "vfio") && e[4] && strspn(e + 4, "0123456789") == strlen(e + 4) &&
+        g_file_test(devt, G_FILE_TEST_EXISTS))
       return g_strdup(e);
+  }
   return NULL;
 }
 
@@ -312,7 +318,6 @@ apply_group(VfdHost *host, GPtrArray *entries, int group, bool lend, GPtrArray *
     vfd_host_lock_journal(host);
     for (guint i = 0; i < entries->len; i++) {
       VfdPoolEntry *e = g_ptr_array_index(entries, i);
-      g_autofree char *override = NULL;
       VfdJournalDevice d = { .bdf = e->bdf, .iommu_group = group, .state = VFD_DEVICE_STATE_BOUND,
                              .owner = (char *) VFD_POOL_OWNER, .original_override = (char *) "" };
       if (e->iommu_group != group)

@@ -661,13 +661,20 @@ cdi_spec(void **state)
   }
 
   vfd_pool_apply(p->host, rules, report);
-  /* The kernel's iommufd cdev for 01:00.0 (sysfs vfio-dev/vfio0). */
+  /* The kernel's iommufd cdev for 01:00.0 (sysfs vfio-dev/vfio0/dev: a
+   * character device, 6.6 on); 01:00.1 as a 6.1 kernel shows it
+   * (vfio-dev/vfio1 without `dev`: no node, not in the spec). */
   {
     VfdBdf b;
-    g_autofree char *dir = NULL;
+    g_autofree char *dir = NULL, *dir1 = NULL, *devt = NULL;
     vfd_bdf_parse("0000:01:00.0", &b);
     dir = vfd_sysfs_device_path(vfd_host_sysfs(p->host), &b, "vfio-dev/vfio0");
     assert_int_equal(g_mkdir_with_parents(dir, 0755), 0);
+    devt = g_build_filename(dir, "dev", NULL);
+    assert_true(g_file_set_contents(devt, "511:0\n", -1, NULL));
+    vfd_bdf_parse("0000:01:00.1", &b);
+    dir1 = vfd_sysfs_device_path(vfd_host_sysfs(p->host), &b, "vfio-dev/vfio1");
+    assert_int_equal(g_mkdir_with_parents(dir1, 0755), 0);
   }
   entries = vfd_pool_collect(p->host, rules, NULL, NULL);
   group = vfd_cdi_spec(entries, "group");
