@@ -22,12 +22,12 @@
  * Everything else is vfiod-fake: the config's sys_root/dev_root are
  * replaced by DIR/sys and DIR/dev, every sysfs write goes through the
  * fake's writer, which refuses any path outside DIR. */
-#include <glib-unix.h>
 #include <locale.h>
 #include <stdio.h>
 
 #include "config.h"
 #include "fake-sysfs.h"
+#include "daemon.h"
 #include "manager.h"
 
 static void
@@ -49,13 +49,6 @@ timed_writer(const char *path, const char *value, void *fake)
   __atomic_fetch_add(&fake_write_us, g_get_monotonic_time() - t0, __ATOMIC_RELAXED);
   g_atomic_int_inc(&fake_write_count);
   return r;
-}
-
-static gboolean
-on_quit_signal(gpointer loop)
-{
-  g_main_loop_quit(loop);
-  return G_SOURCE_REMOVE;
 }
 
 static gpointer
@@ -83,7 +76,6 @@ main(int argc, char **argv)
   g_autoptr(VfdConfig) config = NULL;
   g_autoptr(FakeSysfs) fake = NULL;
   g_autoptr(VfdManager) manager = NULL;
-  g_autoptr(GMainLoop) loop = NULL;
 
   milestone("main");
   setlocale(LC_ALL, "");
@@ -127,9 +119,5 @@ main(int argc, char **argv)
     return 1;
   }
   milestone("serving");
-  loop = g_main_loop_new(NULL, FALSE);
-  g_unix_signal_add(SIGTERM, on_quit_signal, loop);
-  g_unix_signal_add(SIGINT, on_quit_signal, loop);
-  g_main_loop_run(loop);
-  return 0;
+  return vfd_daemon_run(manager, config_path);
 }

@@ -20,7 +20,23 @@
 gboolean
 vfd_caller_from_connection(GDBusConnection *conn, VfdCaller *ret, GError **error)
 {
-  GIOStream *stream = g_dbus_connection_get_stream(conn);
+  return vfd_caller_from_stream(g_dbus_connection_get_stream(conn), ret, error);
+}
+
+gboolean
+vfd_caller_in_group(const VfdCaller *caller, gid_t gid)
+{
+  if (caller->gid == gid)
+    return TRUE;
+  for (guint i = 0; i < caller->n_groups; i++)
+    if (caller->groups[i] == gid)
+      return TRUE;
+  return FALSE;
+}
+
+gboolean
+vfd_caller_from_stream(GIOStream *stream, VfdCaller *ret, GError **error)
+{
   struct ucred cred = { 0 };
   socklen_t len = sizeof cred;
   g_autofree gid_t *groups = NULL;

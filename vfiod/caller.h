@@ -27,6 +27,17 @@ typedef struct {
  * the connection is not a Unix socket or the kernel does not say. */
 gboolean vfd_caller_from_connection(GDBusConnection *conn, VfdCaller *ret, GError **error);
 
+/* As vfd_caller_from_connection() for the stream of a connection being
+ * set up (GDBusAuthObserver::authorize-authenticated-peer). */
+gboolean vfd_caller_from_stream(GIOStream *stream, VfdCaller *ret, GError **error);
+
+/* TRUE when @gid is @caller's primary group or one of the supplementary
+ * groups its process held when it connected (SO_PEERGROUPS). This is what
+ * the process holds, so it also covers a client in a container that was
+ * given the group (e.g. --group-add) without an entry in the host's
+ * /etc/group. */
+gboolean vfd_caller_in_group(const VfdCaller *caller, gid_t gid);
+
 /* As vfd_caller_from_connection() for the connection @inv arrived on. */
 gboolean vfd_caller_from_invocation(GDBusMethodInvocation *inv, VfdCaller *ret, GError **error);
 

@@ -11,10 +11,17 @@
 #include "policy.h"
 #include "pool.h"
 
-void
-vfd_config_free(VfdConfig *c)
+VfdConfig *
+vfd_config_ref(VfdConfig *c)
 {
-  if (!c)
+  g_atomic_ref_count_inc(&c->refs);
+  return c;
+}
+
+void
+vfd_config_unref(VfdConfig *c)
+{
+  if (!c || !g_atomic_ref_count_dec(&c->refs))
     return;
   g_free(c->state_dir);
   g_free(c->runtime_dir);
@@ -197,6 +204,8 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(VfdPolicy) policy = NULL;
+
+  g_atomic_ref_count_init(&c->refs);
 
   c->state_dir = systemd_dir("STATE_DIRECTORY");
   if (!c->state_dir)

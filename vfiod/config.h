@@ -10,7 +10,12 @@
  * Precedence for directories: the key in the file, else systemd's
  * STATE_DIRECTORY / RUNTIME_DIRECTORY (first path when several), else the
  * built-in default. */
+/* A loaded configuration: immutable once loaded, reference-counted (atomic).
+ * The daemon's current one is replaced by a reload; every operation holds
+ * a reference to the one it started with (issue 14), so a reload frees an
+ * old configuration when its last operation finishes. */
 typedef struct {
+  gatomicrefcount refs; /* private: vfd_config_ref() / vfd_config_unref() */
   char *state_dir;     /* [daemon] state_dir, default /var/lib/vfiod: journal */
   char *runtime_dir;   /* [daemon] runtime_dir, default /run/vfiod: vfiod.sock, sandboxes/ */
   char *allowed_group; /* [daemon] allowed_group, default "vfiod"; "" = root only */
@@ -93,5 +98,8 @@ int vfd_config_parse_uid_range(const char *text, guint32 *ret_first, guint32 *re
  * G_FILE_ERROR on unreadable or malformed files, VFD_ERROR_INVALID_ARGUMENT
  * on bad values (relative directories, unknown accel, bad device rules). */
 VfdConfig *vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error);
-void vfd_config_free(VfdConfig *config);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdConfig, vfd_config_free)
+/* Another reference to @config (any thread). Returns @config. */
+VfdConfig *vfd_config_ref(VfdConfig *config);
+/* Drops a reference (any thread); the last one frees. NULL: nothing. */
+void vfd_config_unref(VfdConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdConfig, vfd_config_unref)

@@ -13,7 +13,8 @@
 
 struct VfdHost {
   VfdSysfs *sysfs;
-  VfdPolicy *policy;
+  VfdPolicy *policy;       /* replaced by reloads: read it through vfd_host_dup_policy() */
+  GMutex policy_lock;      /* policy (the pointer) */
   VfdJournal *journal;
   GRecMutex journal_lock; /* the journal, in memory and on disk */
   GMutex table_lock;      /* group_locks */
@@ -23,7 +24,6 @@ struct VfdHost {
   char *proc_root;
   char *nvidia_smi; /* asked about persistence mode before unbinding nvidia; NULL: not asked */
   VfdResetPolicy reset_policy;
-  GPtrArray *old_policies; /* replaced by reloads; freed with the host */
   VfdVariant *variant;     /* VFIO variant driver lookup; NULL: plain vfio-pci for all */
   VfdPoolMemberFunc pool_member; /* pool lending ([pool] mode=sandboxes); NULL: none */
   void *pool_member_data;
@@ -100,7 +100,7 @@ vfd_host_new(VfdSysfs *sysfs, VfdPolicy *policy, VfdJournal *journal)
   h->group_locks = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, rec_mutex_free);
   h->proc_root = g_strdup("/proc");
   h->nvidia_smi = g_strdup("nvidia-smi");
-  h->old_policies = g_ptr_array_new_with_free_func((GDestroyNotify) vfd_policy_free);
+  g_mutex_init(&h->policy_lock);
   return h;
 }
 
@@ -110,13 +110,13 @@ vfd_host_free(VfdHost *host)
   if (!host)
     return;
   vfd_sysfs_free(host->sysfs);
-  vfd_policy_free(host->policy);
+  vfd_policy_unref(host->policy);
   vfd_journal_free(host->journal);
   g_hash_table_unref(host->group_locks);
   g_free(host->proc_root);
   g_free(host->nvidia_smi);
   vfd_variant_free(host->variant);
-  g_ptr_array_unref(host->old_policies);
+  g_mutex_clear(&host->policy_lock);
   g_rec_mutex_clear(&host->journal_lock);
   g_mutex_clear(&host->table_lock);
   g_mutex_clear(&host->reserve_lock);
@@ -142,16 +142,28 @@ vfd_host_policy(VfdHost *host)
   return host->policy;
 }
 
+VfdPolicy *
+vfd_host_dup_policy(VfdHost *host)
+{
+  VfdPolicy *p;
+
+  g_mutex_lock(&host->policy_lock);
+  p = vfd_policy_ref(host->policy);
+  g_mutex_unlock(&host->policy_lock);
+  return p;
+}
+
 void
 vfd_host_set_policy(VfdHost *host, VfdPolicy *policy)
 {
   VfdPolicy *old;
 
-  vfd_host_lock_journal(host);
+  g_mutex_lock(&host->policy_lock);
   old = host->policy;
-  g_atomic_pointer_set(&host->policy, policy);
-  g_ptr_array_add(host->old_policies, old);
-  vfd_host_unlock_journal(host);
+  host->policy = policy;
+  g_mutex_unlock(&host->policy_lock);
+  /* Freed now unless a worker still holds it (vfd_host_dup_policy()). */
+  vfd_policy_unref(old);
 }
 
 void
@@ -872,7 +884,9 @@ collect_group(VfdHost *host, int group, GError **error)
       bool is_boot_vga = vfd_sysfs_read_attr(host->sysfs, bdf, "boot_vga", &boot_vga) == 0 &&
                          g_strcmp0(boot_vga, "1") == 0;
 
-      why = vfd_policy_refusal(host->policy, dev->vendor, dev->device, dev->class_code, is_boot_vga);
+      g_autoptr(VfdPolicy) policy = vfd_host_dup_policy(host);
+
+      why = vfd_policy_refusal(policy, dev->vendor, dev->device, dev->class_code, is_boot_vga);
       if (why) {
         g_string_append_printf(refused, "%s%s (%04x:%04x, class %06x: %s)", refused->len ? ", " : "", m.name,
                                dev->vendor, dev->device, dev->class_code, why);
@@ -1110,7 +1124,12 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
         m->stuck = true;
         vfd_host_lock_journal(host);
         journal_set_state(host, &m->bdf, VFD_DEVICE_STATE_STUCK);
-        commit_locked(host, NULL);
+        {
+          g_autoptr(GError) jerror = NULL;
+
+          if (!commit_locked(host, &jerror))
+            g_prefix_error(&local, "the journal could not record the stuck state (%s); ", jerror->message);
+        }
         vfd_host_unlock_journal(host);
       }
       done++; /* the failing member is partly done: roll it back too (unless stuck) */
@@ -1150,7 +1169,14 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
       if (jd && jd->state == VFD_DEVICE_STATE_BINDING)
         vfd_journal_remove(host->journal, &m->bdf); /* never touched */
     }
-    commit_locked(host, NULL);
+    {
+      g_autoptr(GError) jerror = NULL;
+
+      /* The rollback is done on the devices; a record the disk keeps says
+       * more than was left, which the next reconcile settles. */
+      if (!commit_locked(host, &jerror))
+        g_prefix_error(&local, "the journal could not record the rollback (%s); ", jerror->message);
+    }
     vfd_host_unlock_journal(host);
     if (left->len)
       g_prefix_error(&local, "rollback could not restore%s; ", left->str);
@@ -1521,16 +1547,18 @@ collect_units(VfdHost *host, GHashTable *skip, GError **error)
   g_autoptr(GHashTable) bad = g_hash_table_new(g_direct_hash, g_direct_equal); /* groups not assignable */
   g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
   g_autoptr(GArray) units = g_array_new(FALSE, FALSE, sizeof(Unit));
+  g_autoptr(VfdPolicy) policy = NULL;
 
   if (!devs)
     return NULL;
+  policy = vfd_host_dup_policy(host);
   vfd_host_lock_journal(host);
   for (guint i = 0; i < devs->len; i++) {
     VfdPciDevice *d = g_ptr_array_index(devs, i);
     if (d->iommu_group < 0 || vfd_pci_class_is_bridge(d->class_code))
       continue;
     VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &d->bdf);
-    if (vfd_policy_refusal(host->policy, d->vendor, d->device, d->class_code, d->boot_vga) ||
+    if (vfd_policy_refusal(policy, d->vendor, d->device, d->class_code, d->boot_vga) ||
         (jd && !lendable(host, jd)) || (!jd && vfd_is_vfio_driver(d->driver)))
       g_hash_table_add(bad, GINT_TO_POINTER(d->iommu_group));
   }

@@ -70,7 +70,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdHost, vfd_host_free)
 
 VfdSysfs *vfd_host_sysfs(VfdHost *host);
 VfdJournal *vfd_host_journal(VfdHost *host);
+/* The current device rules, borrowed: valid until the next
+ * vfd_host_set_policy() (a reload), so only for the thread that reloads
+ * (the main loop) and tests. Workers use vfd_host_dup_policy(). */
 const VfdPolicy *vfd_host_policy(VfdHost *host);
+/* A new reference to the current device rules (any thread; unref it). */
+VfdPolicy *vfd_host_dup_policy(VfdHost *host);
 
 /* The journal is shared by concurrent operations: hold this lock while
  * reading or changing it (recursive). Never held across a sysfs write. */
@@ -95,9 +100,9 @@ GPtrArray *vfd_host_enumerate(VfdHost *host, GError **error);
  * VFD_ERROR_NOT_FOUND when there is no such device. */
 VfdPciDevice *vfd_host_get_device(VfdHost *host, const VfdBdf *bdf, GError **error);
 
-/* Replaces the device rules (config reload). Takes @policy; the previous
- * one stays alive until the host is freed, since an operation on a worker
- * thread may still read it. */
+/* Replaces the device rules (config reload). Takes @policy's reference;
+ * drops the host's reference to the previous one, which stays alive while
+ * an operation on a worker still holds it (vfd_host_dup_policy()). */
 void vfd_host_set_policy(VfdHost *host, VfdPolicy *policy);
 
 /* Picks each device's VFIO driver at bind time from its sysfs `modalias`

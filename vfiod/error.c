@@ -46,3 +46,83 @@ vfd_error_from_errno(int negative_errno)
     return VFD_ERROR_FAILED;
   }
 }
+
+static VfdErrorCode
+code_for_api(const GError *e)
+{
+  if (e->domain == VFD_ERROR && e->code >= 0 && e->code < VFD_ERROR_N_ERRORS)
+    return (VfdErrorCode) e->code;
+  if (e->domain == G_IO_ERROR) {
+    switch (e->code) {
+    case G_IO_ERROR_NOT_FOUND:
+      return VFD_ERROR_NOT_FOUND;
+    case G_IO_ERROR_PERMISSION_DENIED:
+      return VFD_ERROR_PERMISSION_DENIED;
+    case G_IO_ERROR_TIMED_OUT:
+      return VFD_ERROR_TIMED_OUT;
+    case G_IO_ERROR_BUSY:
+    case G_IO_ERROR_WOULD_BLOCK:
+      return VFD_ERROR_BUSY;
+    case G_IO_ERROR_INVALID_ARGUMENT:
+    case G_IO_ERROR_INVALID_FILENAME:
+    case G_IO_ERROR_INVALID_DATA:
+      return VFD_ERROR_INVALID_ARGUMENT;
+    case G_IO_ERROR_NO_SPACE:
+    case G_IO_ERROR_TOO_MANY_OPEN_FILES:
+    case G_IO_ERROR_MESSAGE_TOO_LARGE:
+      return VFD_ERROR_LIMIT_EXCEEDED;
+    default:
+      return VFD_ERROR_FAILED;
+    }
+  }
+  if (e->domain == G_FILE_ERROR) {
+    switch (e->code) {
+    case G_FILE_ERROR_NOENT:
+    case G_FILE_ERROR_NOTDIR:
+    case G_FILE_ERROR_NODEV:
+    case G_FILE_ERROR_NXIO:
+      return VFD_ERROR_NOT_FOUND;
+    case G_FILE_ERROR_ACCES:
+    case G_FILE_ERROR_PERM:
+    case G_FILE_ERROR_ROFS:
+      return VFD_ERROR_PERMISSION_DENIED;
+    case G_FILE_ERROR_INVAL:
+    case G_FILE_ERROR_NAMETOOLONG:
+    case G_FILE_ERROR_LOOP:
+      return VFD_ERROR_INVALID_ARGUMENT;
+    case G_FILE_ERROR_AGAIN:
+      return VFD_ERROR_BUSY;
+    case G_FILE_ERROR_NOSPC:
+    case G_FILE_ERROR_NOMEM:
+    case G_FILE_ERROR_MFILE:
+    case G_FILE_ERROR_NFILE:
+      return VFD_ERROR_LIMIT_EXCEEDED;
+    default:
+      return VFD_ERROR_FAILED;
+    }
+  }
+  if (e->domain == G_SPAWN_ERROR) {
+    switch (e->code) {
+    case G_SPAWN_ERROR_NOENT:
+    case G_SPAWN_ERROR_NOTDIR:
+      return VFD_ERROR_NOT_FOUND;
+    case G_SPAWN_ERROR_ACCES:
+    case G_SPAWN_ERROR_PERM:
+      return VFD_ERROR_PERMISSION_DENIED;
+    case G_SPAWN_ERROR_NOMEM:
+    case G_SPAWN_ERROR_TOO_BIG:
+    case G_SPAWN_ERROR_MFILE:
+    case G_SPAWN_ERROR_NFILE:
+      return VFD_ERROR_LIMIT_EXCEEDED;
+    default:
+      return VFD_ERROR_FAILED;
+    }
+  }
+  return VFD_ERROR_FAILED;
+}
+
+GError *
+vfd_error_for_api(const GError *error)
+{
+  return g_error_new_literal(VFD_ERROR, code_for_api(error), error->message);
+}

@@ -30,3 +30,11 @@ GQuark vfd_error_quark(void);
  * -EINVAL -> INVALID_ARGUMENT, -ENOENT/-ENODEV -> NOT_FOUND, -EBUSY -> BUSY,
  * -EPERM/-EACCES -> PERMISSION_DENIED, anything else -> FAILED. */
 VfdErrorCode vfd_error_from_errno(int negative_errno);
+
+/* The error a D-Bus client sees for @error: a new GError in VFD_ERROR (so
+ * its D-Bus name is one of org.vfiod.Error.*), with @error's message. An
+ * error already in VFD_ERROR is copied; G_IO_ERROR, G_FILE_ERROR and
+ * G_SPAWN_ERROR codes are mapped (not found, permission denied, timed out,
+ * busy, invalid argument, too big -> LimitExceeded); anything else is
+ * Failed. Never NULL for a non-NULL @error. */
+GError *vfd_error_for_api(const GError *error);

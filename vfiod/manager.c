@@ -21,6 +21,7 @@
 #include "api-limits.h"
 #include "api-server.h"
 #include "caller.h"
+#include "log-fields.h"
 #include "error.h"
 #include "failpoint.h"
 #include "metrics.h"
@@ -48,8 +49,19 @@ typedef enum {
 
 static const char *const sandbox_state_names[] = { "creating", "running", "stopping", "stopped", "failed" };
 
+/* A sandbox. Reference-counted (issue 14, defect 3): the manager's table
+ * holds one reference while the sandbox is known, and every operation
+ * (Op) that works on it holds one until its completion has run on the main
+ * loop, so a delete that finishes first cannot free it under a pending
+ * stop step. References are taken and dropped on the main loop only. When
+ * the table drops it (deleted, or vfiod stopping), sandbox_dispose() ends
+ * what would act on it later (timers, watches, fds, its QEMU uid); the
+ * memory goes with the last reference. */
 typedef struct {
+  int refs;
+  gboolean disposed; /* dropped by the manager: operations still holding it do nothing more */
   VfdManager *manager;
+  VfdConfig *config; /* a reference: the configuration when it was created or adopted (workers read this one) */
   char *id;
   char *dir;        /* <runtime>/sandboxes/<id>: root's, 0711 */
   char *qemu_dir;   /* <dir>/qemu: the QEMU uid's, 0700 (QMP socket, pidfile) */
@@ -102,6 +114,7 @@ struct VfdManager {
   VfdManager1 *skeleton;
   gid_t allowed_gid;
   gboolean have_allowed_gid;
+  char *allowed_group; /* its name, for the authentication thread (which must not read m->config) */
   char *journal_corrupt; /* non-NULL: the journal could not be read; no device is touched */
   /* network: pools and firewall state, shared with worker threads */
   GMutex net_lock;
@@ -111,7 +124,6 @@ struct VfdManager {
   gboolean have_vsock;   /* /dev/vhost-vsock exists: CIDs, vsock device, report listener */
   GSocketService *report_service;
   VfdReportConns *report_conns; /* guests' report connections (bounded) */
-  GPtrArray *old_configs; /* replaced by reloads; workers may still read them */
   uid_t qemu_uid;         /* [qemu] user's uid, 0: root (QEMU runs as root) */
   gid_t qemu_gid;         /* [qemu] user's group: every QEMU's gid */
   gid_t kvm_gid;          /* the kvm group (/dev/kvm) for QEMUs under KVM; (gid_t) -1: none */
@@ -119,6 +131,8 @@ struct VfdManager {
   VfdMetrics metrics;     /* operation counters (main loop); gauges are counted when written */
   GHashTable *qemu_uids;  /* uids of [qemu] uid_range sandboxes hold (GUINT_TO_POINTER) */
   GHashTable *creating;   /* ids of sandboxes whose create is under way (main loop): live for reconcile */
+  VfdConfig *pool_config; /* the start-up configuration, a reference: [pool] keys apply at start-up (read on any
+                           * thread: pool lending, CDI, reconcile) */
 };
 
 /* Refuses device work while the journal is corrupt. */
@@ -135,36 +149,70 @@ check_journal_ok(VfdManager *m, GError **error)
 
 /* ---- sandboxes ---------------------------------------------------------- */
 
+/* Ends everything that would act on @s later: its timers and watches, its
+ * fds, its hold on a QEMU uid. Idempotent. */
 static void
-sandbox_free(gpointer p)
+sandbox_dispose(Sandbox *s)
 {
-  Sandbox *s = p;
-
+  if (s->disposed)
+    return;
+  s->disposed = TRUE;
   if (s->kill_timeout)
     g_source_remove(s->kill_timeout);
+  s->kill_timeout = 0;
   if (s->pidfd_source)
     g_source_remove(s->pidfd_source);
+  s->pidfd_source = 0;
   if (s->pidfd >= 0)
     close(s->pidfd);
-  g_clear_object(&s->proc);
+  s->pidfd = -1;
   if (s->serial_monitor)
     g_file_monitor_cancel(s->serial_monitor);
   g_clear_object(&s->serial_monitor);
   if (s->serial_recheck)
     g_source_remove(s->serial_recheck);
+  s->serial_recheck = 0;
+  if (s->serial_fd >= 0)
+    close(s->serial_fd);
+  s->serial_fd = -1;
+  if (s->qemu_uid_held)
+    g_hash_table_remove(s->manager->qemu_uids, GUINT_TO_POINTER(s->qemu_uid));
+  s->qemu_uid_held = FALSE;
+}
+
+static Sandbox *
+sandbox_ref(Sandbox *s)
+{
+  s->refs++;
+  return s;
+}
+
+static void
+sandbox_unref(Sandbox *s)
+{
+  if (!s || --s->refs > 0)
+    return;
+  sandbox_dispose(s);
+  g_clear_object(&s->proc);
+  vfd_config_unref(s->config);
   g_free(s->ready_report);
   g_string_free(s->serial_pending, TRUE);
   g_free(s->id);
   g_free(s->dir);
   g_free(s->qemu_dir);
   g_free(s->serial_log);
-  if (s->serial_fd >= 0)
-    close(s->serial_fd);
-  if (s->qemu_uid_held)
-    g_hash_table_remove(s->manager->qemu_uids, GUINT_TO_POINTER(s->qemu_uid));
   g_array_unref(s->devices);
   g_ptr_array_unref(s->waiters);
   g_free(s);
+}
+
+/* The manager's table lets go of @p (a Sandbox): nothing acts on it any
+ * more; operations still holding it keep its memory until they finish. */
+static void
+sandbox_drop(gpointer p)
+{
+  sandbox_dispose(p);
+  sandbox_unref(p);
 }
 
 static Sandbox *
@@ -172,7 +220,9 @@ sandbox_new(VfdManager *m, const char *id)
 {
   Sandbox *s = g_new0(Sandbox, 1);
 
+  s->refs = 1;
   s->manager = m;
+  s->config = vfd_config_ref(m->config);
   s->id = g_strdup(id);
   s->dir = g_build_filename(m->sandboxes_dir, id, NULL);
   s->qemu_dir = g_build_filename(s->dir, "qemu", NULL);
@@ -250,7 +300,8 @@ sandbox_mark_ready(Sandbox *s, char *report, const char *channel)
   s->ready = TRUE;
   s->ready_report = report;
   s->ready_ms = (g_get_monotonic_time() - s->created_us) / 1000;
-  g_message("sandbox %s: guest ready after %" G_GINT64_FORMAT " ms (%s)", s->id, s->ready_ms, channel);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: guest ready after %" G_GINT64_FORMAT " ms (%s)", s->id,
+                 s->ready_ms, channel);
   if (s->serial_monitor)
     g_file_monitor_cancel(s->serial_monitor);
   if (s->serial_recheck) {
@@ -480,9 +531,11 @@ sandbox_release_devices(Sandbox *s, GError **error)
     gboolean released = vfd_host_release_group_full(s->manager->host, bdf, s->id, NULL, &notes, &local);
 
     for (guint k = 0; notes && k < notes->len; k++)
-      g_warning("sandbox %s: %s", s->id, (const char *) g_ptr_array_index(notes, k));
+      vfd_log_device(G_LOG_LEVEL_WARNING, s->id, s->id, vfd_bdf_format(bdf, name), "sandbox %s: %s", s->id,
+                     (const char *) g_ptr_array_index(notes, k));
     if (!released) {
-      g_warning("sandbox %s: cannot release %s: %s", s->id, vfd_bdf_format(bdf, name), local->message);
+      vfd_log_device(G_LOG_LEVEL_WARNING, s->id, s->id, vfd_bdf_format(bdf, name), "sandbox %s: cannot release %s: %s", s->id,
+                     vfd_bdf_format(bdf, name), local->message);
       if (ok && error)
         g_propagate_error(error, g_steal_pointer(&local));
       ok = FALSE;
@@ -591,6 +644,7 @@ typedef void (*OpDone)(Op *op, GError *error);
 
 struct Op {
   VfdManager *m;
+  VfdConfig *config; /* a reference: the configuration when the op was made; workers read this one */
   GDBusMethodInvocation *inv; /* may be NULL */
   OpWork work;
   OpDone done;
@@ -599,7 +653,7 @@ struct Op {
   uid_t uid;       /* bind, release: the API client's uid (0: root) */
   GArray *members; /* result: VfdBdf */
   int group;
-  Sandbox *sandbox;
+  Sandbox *sandbox; /* a reference (op_finished drops it), or NULL */
   char *kernel;
   char *initrd;
   gboolean kernel_from_client; /* create: named by the client (else [qemu] kernel/initrd) */
@@ -626,6 +680,7 @@ op_free(gpointer p)
 {
   Op *op = p;
 
+  vfd_config_unref(op->config);
   g_clear_object(&op->inv);
   g_free(op->owner);
   g_clear_pointer(&op->members, g_array_unref);
@@ -654,6 +709,7 @@ op_new(VfdManager *m, GDBusMethodInvocation *inv, OpWork work, OpDone done)
   Op *op = g_new0(Op, 1);
 
   op->m = m;
+  op->config = vfd_config_ref(m->config);
   /* Takes the handler's reference: completing the call consumes it. */
   op->inv = inv;
   op->work = work;
@@ -684,6 +740,8 @@ op_finished(GObject *source, GAsyncResult *res, gpointer data)
 
   g_task_propagate_boolean(G_TASK(res), &error);
   op->done(op, error);
+  /* The operation's reference, dropped here on the main loop. */
+  g_clear_pointer(&op->sandbox, sandbox_unref);
 }
 
 static void
@@ -741,7 +799,7 @@ stop_step_done(Op *op, GError *error)
   Sandbox *s = op->sandbox;
   VfdManager *m = s->manager;
 
-  if (s->state != SANDBOX_STOPPING || s->exit_status != -1 || s->kill_timeout)
+  if (s->disposed || s->state != SANDBOX_STOPPING || s->exit_status != -1 || s->kill_timeout)
     return; /* already gone, or a later step is armed */
   if (error)
     g_message("sandbox %s: QMP: %s; using signals", s->id, error->message);
@@ -761,9 +819,9 @@ stop_begin(Sandbox *s)
 {
   Op *op = op_new(s->manager, NULL, powerdown_work, stop_step_done);
 
-  g_message("sandbox %s: stopping (asking the guest to power off)", s->id);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: stopping (asking the guest to power off)", s->id);
   s->stop_stage = 0;
-  op->sandbox = s;
+  op->sandbox = sandbox_ref(s);
   op_run(op);
 }
 
@@ -775,7 +833,7 @@ stop_escalate(Sandbox *s)
     g_message("sandbox %s: the guest did not power off within %u s; asking QEMU to quit", s->id,
               s->manager->config->qemu_stop_timeout_s);
     s->stop_stage = 1;
-    op->sandbox = s;
+    op->sandbox = sandbox_ref(s);
     op_run(op);
   } else {
     g_warning("sandbox %s: QEMU did not quit; sending SIGKILL", s->id);
@@ -791,7 +849,7 @@ net_allocate(VfdManager *m, Sandbox *s, GError **error)
 {
   gboolean ok;
 
-  if (!m->config->net_enabled)
+  if (!s->config->net_enabled)
     return TRUE;
   if (vfd_tap_name_for(s->id, s->tap) < 0 || vfd_guest_mac_for(s->id, s->mac) < 0) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot derive network names for %s", s->id);
@@ -816,7 +874,7 @@ net_setup(VfdManager *m, Sandbox *s, GError **error)
 
   if (!s->has_net)
     return TRUE;
-  if (!vfd_tap_create(s->tap, s->qemu_uid, (gid_t) -1, &s->subnet, m->config->proc_root, error))
+  if (!vfd_tap_create(s->tap, s->qemu_uid, (gid_t) -1, &s->subnet, s->config->proc_root, error))
     return FALSE;
   s->tap_created = TRUE;
   g_mutex_lock(&m->net_lock);
@@ -886,15 +944,15 @@ net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder *args, G
     }
     g_strv_builder_add_many(args, "-netdev", netdev, "-device", nic, NULL);
     g_strv_builder_add_many(append, ip, gw, mac, NULL);
-    if (*m->config->net_dns) {
-      g_autofree char *dns = g_strdup_printf(VFIOD_KEY_DNS "=%s", m->config->net_dns);
+    if (*s->config->net_dns) {
+      g_autofree char *dns = g_strdup_printf(VFIOD_KEY_DNS "=%s", s->config->net_dns);
       g_strv_builder_add(append, dns);
     }
   }
   if (s->cid) {
     int vsock_fd = open("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
     g_autofree char *vsock = NULL;
-    g_autofree char *report = g_strdup_printf(VFIOD_KEY_REPORT "=vsock:%u", m->config->report_port);
+    g_autofree char *report = g_strdup_printf(VFIOD_KEY_REPORT "=vsock:%u", s->config->report_port);
 
     if (vsock_fd < 0) {
       int e = errno;
@@ -937,7 +995,7 @@ finish_deletes(Sandbox *s, GError *error)
       return_error(inv, error);
   }
   if (!error && waiters->len > 0) {
-    g_message("sandbox %s: deleted", s->id);
+    vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: deleted", s->id);
     g_hash_table_remove(m->sandboxes, s->id);
   }
 }
@@ -952,10 +1010,22 @@ exit_release_done(Op *op, GError *error)
   sandbox_set_state(s, s->deleting || s->exit_status == 0 ? SANDBOX_STOPPED : SANDBOX_FAILED);
   vfd_host_lock_journal(m->host);
   vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
-  vfd_journal_commit(vfd_host_journal(m->host), NULL);
+  {
+    g_autoptr(GError) jerror = NULL;
+
+    /* The devices are back; a record left on disk is dropped at the next
+     * commit, or restored as gone by the next start (nothing runs). */
+    if (!vfd_journal_commit(vfd_host_journal(m->host), &jerror))
+      vfd_log_fields(G_LOG_LEVEL_WARNING, s->id, NULL, NULL,
+                     "sandbox %s: its record stays in the journal on disk until the next commit: %s", s->id,
+                     jerror->message);
+  }
   vfd_host_unlock_journal(m->host);
-  if (!error)
-    g_message("sandbox %s: devices released", s->id);
+  if (!error) {
+    g_auto(GStrv) devs = bdf_strv(s->devices);
+
+    vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, s->id, (const char *const *) devs, "sandbox %s: devices released", s->id);
+  }
   finish_deletes(s, error);
 }
 
@@ -974,11 +1044,12 @@ sandbox_exited(Sandbox *s, int exit_status)
     g_source_remove(s->pidfd_source);
     s->pidfd_source = 0;
   }
-  g_message("sandbox %s: QEMU (pid %" G_GINT64_FORMAT ") exited with status %d", s->id, s->pid, exit_status);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: QEMU (pid %" G_GINT64_FORMAT ") exited with status %d", s->id,
+                 s->pid, exit_status);
   sandbox_set_state(s, SANDBOX_STOPPING);
   s->exit_status = exit_status;
   op = op_new(s->manager, NULL, release_sandbox_work, exit_release_done);
-  op->sandbox = s;
+  op->sandbox = sandbox_ref(s);
   op_run(op);
 }
 
@@ -1045,9 +1116,14 @@ return_error(GDBusMethodInvocation *inv, GError *error)
   /* A client can make calls fail at will: at most 20 lines per 10 s. */
   static VfdLogLimit limit = { .burst = 20, .interval_us = 10 * G_USEC_PER_SEC };
 
+  /* One error domain at the API: org.vfiod.Error.* (a journal commit's
+   * GFileError or QEMU's GSpawnError would reach the client as
+   * org.gtk.GDBus.UnmappedGError.*). */
+  g_autoptr(GError) api_error = vfd_error_for_api(error);
+
   vfd_log_limited(&limit, G_LOG_LEVEL_MESSAGE, "%s failed: %s", g_dbus_method_invocation_get_method_name(inv),
                   error->message);
-  g_dbus_method_invocation_return_gerror(inv, error);
+  g_dbus_method_invocation_return_gerror(inv, api_error);
 }
 
 /* The caller's uid (SO_PEERCRED of its connection) into *@ret_uid; FALSE
@@ -1185,6 +1261,30 @@ sandbox_to_variant(Sandbox *s)
   return g_variant_dict_end(&dict);
 }
 
+/* A sandbox being created, as GetSandbox and ListSandboxes show it: only
+ * what was set before its create went to a worker (which is still filling
+ * in the rest: devices, pid, network), so nothing the worker writes is
+ * read. devices is empty and pid 0 until the create is done. */
+static GVariant *
+sandbox_creating_to_variant(Sandbox *s)
+{
+  GVariantDict dict;
+
+  g_variant_dict_init(&dict, NULL);
+  g_variant_dict_insert(&dict, "id", "s", s->id);
+  g_variant_dict_insert(&dict, "owner_uid", "u", (guint32) s->owner_uid);
+  g_variant_dict_insert(&dict, "state", "s", sandbox_state_names[SANDBOX_CREATING]);
+  g_variant_dict_insert(&dict, "pid", "x", (gint64) 0);
+  g_variant_dict_insert_value(&dict, "devices", g_variant_new_strv(NULL, 0));
+  g_variant_dict_insert(&dict, "memory_mib", "u", s->memory_mib);
+  g_variant_dict_insert(&dict, "vcpus", "u", s->vcpus);
+  g_variant_dict_insert(&dict, "serial_log", "s", s->serial_log);
+  g_variant_dict_insert(&dict, "dir", "s", s->dir);
+  g_variant_dict_insert(&dict, "ready", "b", FALSE);
+  g_variant_dict_insert(&dict, "numa_node", "i", -1);
+  return g_variant_dict_end(&dict);
+}
+
 static gint
 sandbox_id_cmp(gconstpointer a, gconstpointer b)
 {
@@ -1240,12 +1340,13 @@ owning_sandbox(VfdManager *m, const VfdBdf *bdf)
   return s;
 }
 
-/* The pool (issue 16): [pool] rules of the current config. */
+/* The pool (issue 16): [pool] rules of the start-up configuration. */
 static VfdPoolRules *
 pool_rules(VfdManager *m)
 {
   /* Validated when the config was loaded. */
-  return vfd_pool_rules_new(m->config->pool_devices, m->config->pool_match, m->config->pool_mode, NULL);
+  return vfd_pool_rules_new(m->pool_config->pool_devices, m->pool_config->pool_match, m->pool_config->pool_mode,
+                            NULL);
 }
 
 /* Rewrites the CDI specs ([pool] cdi_dir) from the pool as it is now;
@@ -1257,13 +1358,13 @@ pool_write_cdi(VfdManager *m)
   g_autoptr(GPtrArray) entries = NULL;
   g_autoptr(GError) error = NULL;
 
-  if (!*m->config->cdi_dir)
+  if (!*m->pool_config->cdi_dir)
     return;
   /* mode=sandboxes: the pool is vfiod's own, nothing for other consumers. */
   entries = vfd_pool_rules_lend(rules) ? g_ptr_array_new()
                                        : vfd_pool_collect(m->host, rules, vfd_host_variant(m->host), &error);
-  if (!entries || !vfd_cdi_write(m->config->cdi_dir, entries, &error))
-    g_warning("[pool] cdi_dir %s: %s", m->config->cdi_dir, error->message);
+  if (!entries || !vfd_cdi_write(m->pool_config->cdi_dir, entries, &error))
+    g_warning("[pool] cdi_dir %s: %s", m->pool_config->cdi_dir, error->message);
 }
 
 /* Pool lending (vfd_host_set_pool_lending()): @bdf is in the pool by the
@@ -1327,7 +1428,8 @@ bind_done(Op *op, GError *error)
     return;
   }
   names = bdf_strv(op->members);
-  g_message("bound IOMMU group %d (%s) for '%s'", op->group, vfd_bdf_format(&op->bdf, b), op->owner);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, NULL, op->owner, (const char *const *) names, "bound IOMMU group %d (%s) for '%s'", op->group,
+                 vfd_bdf_format(&op->bdf, b), op->owner);
   pool_write_cdi(op->m);
   vfd_manager1_complete_bind_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names,
                                     op->group);
@@ -1397,7 +1499,8 @@ release_work(Op *op, GError **error)
                                           &op->members, &notes, error);
 
   for (guint i = 0; notes && i < notes->len; i++)
-    g_warning("release %s: %s", vfd_bdf_format(&op->bdf, b), (const char *) g_ptr_array_index(notes, i));
+    vfd_log_device(G_LOG_LEVEL_WARNING, NULL, NULL, vfd_bdf_format(&op->bdf, b), "release %s: %s", vfd_bdf_format(&op->bdf, b),
+                   (const char *) g_ptr_array_index(notes, i));
   return ok;
 }
 
@@ -1413,7 +1516,7 @@ release_done(Op *op, GError *error)
     return;
   }
   names = bdf_strv(op->members);
-  g_message("released %s", vfd_bdf_format(&op->bdf, b));
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, NULL, NULL, (const char *const *) names, "released %s", vfd_bdf_format(&op->bdf, b));
   pool_write_cdi(op->m);
   vfd_manager1_complete_release_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names);
 }
@@ -1472,7 +1575,7 @@ new_sandbox_id(VfdManager *m)
 static gboolean
 sandbox_pick_qemu_uid(VfdManager *m, Sandbox *s, GError **error)
 {
-  const VfdConfig *c = m->config;
+  const VfdConfig *c = s->config;
 
   s->qemu_uid = m->qemu_uid;
   s->qemu_gid = m->qemu_gid;
@@ -1539,11 +1642,11 @@ plan_devices(VfdManager *m, Op *op, Sandbox *s, GError **error)
   int r;
 
   if (op->requested->len > 0) {
-    r = vfd_host_cpu_read(m->config->proc_root, &cpu);
+    r = vfd_host_cpu_read(s->config->proc_root, &cpu);
     if (r < 0)
       g_message("sandbox %s: the host's address width is unknown (%s/cpuinfo: %s); not checked", s->id,
-                m->config->proc_root, g_strerror(-r));
-    if (!vfd_sandbox_plan_devices(m->host, op->requested, op->gpus, s->memory_mib, m->config->qemu_accel, &cpu,
+                s->config->proc_root, g_strerror(-r));
+    if (!vfd_sandbox_plan_devices(m->host, op->requested, op->gpus, s->memory_mib, s->config->qemu_accel, &cpu,
                                   &functions, &s->plan, error))
       return FALSE;
     /* The node stage 2 binds guest RAM to: the one all functions share. */
@@ -1553,8 +1656,8 @@ plan_devices(VfdManager *m, Op *op, Sandbox *s, GError **error)
       node = i == 0 ? nd : (nd == node ? node : -1);
     }
   }
-  if (m->config->qemu_hugepages || m->config->qemu_hugepage_kib)
-    return vfd_hugepages_check(m->config->sys_root, m->config->proc_root, s->memory_mib, m->config->qemu_hugepage_kib,
+  if (s->config->qemu_hugepages || s->config->qemu_hugepage_kib)
+    return vfd_hugepages_check(s->config->sys_root, s->config->proc_root, s->memory_mib, s->config->qemu_hugepage_kib,
                                node, error);
   return TRUE;
 }
@@ -1859,8 +1962,8 @@ create_work(Op *op, GError **error)
       .n_pass_fds = fds->len,
       .pidfile = pidfile,
       .id = s->id,
-      .qemu_binary = m->config->qemu_binary,
-      .accel = m->config->qemu_accel,
+      .qemu_binary = s->config->qemu_binary,
+      .accel = s->config->qemu_accel,
       .memory_mib = s->memory_mib,
       .vcpus = s->vcpus,
       .kernel = kernel,
@@ -1872,17 +1975,17 @@ create_work(Op *op, GError **error)
       .n_devices = passed->len,
       .pci_hole64_size = s->plan.pci_hole64_size,
       .phys_bits = s->plan.phys_bits,
-      .pci_nocrs = m->config->qemu_pci_nocrs,
-      .hugepages = m->config->qemu_hugepages || m->config->qemu_hugepage_kib,
-      .hugepage_kib = m->config->qemu_hugepage_kib,
-      .prealloc_threads = m->config->qemu_prealloc_threads,
-      .tsc_khz = g_str_equal(m->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
+      .pci_nocrs = s->config->qemu_pci_nocrs,
+      .hugepages = s->config->qemu_hugepages || s->config->qemu_hugepage_kib,
+      .hugepage_kib = s->config->qemu_hugepage_kib,
+      .prealloc_threads = s->config->qemu_prealloc_threads,
+      .tsc_khz = g_str_equal(s->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
       .numa_bind = s->numa_node >= 0,
       .numa_node = (guint) MAX(s->numa_node, 0),
       .run_uid = s->qemu_uid,
       .run_gid = s->qemu_gid,
-      .run_extra_gid = g_str_equal(m->config->qemu_accel, "kvm") ? m->kvm_gid : (gid_t) -1,
-      .seccomp = m->config->qemu_seccomp,
+      .run_extra_gid = g_str_equal(s->config->qemu_accel, "kvm") ? m->kvm_gid : (gid_t) -1,
+      .seccomp = s->config->qemu_seccomp,
     };
     s->proc = vfd_qemu_spawn(&qc, qemu_log, error);
     qemu_log = -1;
@@ -1942,7 +2045,11 @@ create_done(Op *op, GError *error)
   g_hash_table_remove(m->creating, s->id);
   if (error) {
     sandbox_set_state(s, SANDBOX_FAILED);
-    sandbox_free(s);
+    /* Deletes asked during the create: the create rolled back, nothing of
+     * the sandbox is left. */
+    for (guint i = 0; i < s->waiters->len; i++)
+      vfd_manager1_complete_delete_sandbox(m->skeleton, g_object_ref(g_ptr_array_index(s->waiters, i)));
+    sandbox_unref(s);
     return_error(g_steal_pointer(&op->inv), error);
     return;
   }
@@ -1950,8 +2057,18 @@ create_done(Op *op, GError *error)
   sandbox_set_state(s, SANDBOX_RUNNING);
   g_subprocess_wait_async(s->proc, NULL, on_qemu_wait, m);
   sandbox_watch_serial(s);
-  g_message("sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", s->id, s->pid, s->devices->len);
+  {
+    g_auto(GStrv) devs = bdf_strv(s->devices);
+
+    vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, s->id, (const char *const *) devs,
+                   "sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", s->id, s->pid, s->devices->len);
+  }
   vfd_manager1_complete_create_sandbox(m->skeleton, g_steal_pointer(&op->inv), sandbox_to_variant(s));
+  if (s->deleting) {
+    /* A delete came while it was being created: stop it now. */
+    sandbox_set_state(s, SANDBOX_STOPPING);
+    stop_begin(s);
+  }
 }
 
 /* The workload travels on the guest's kernel command line (vfiod.cmd=,
@@ -2091,7 +2208,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   op->initrd_from_client = initrd_from_client;
   if (!sandbox_pick_qemu_uid(m, op->sandbox, &error)) {
     g_autoptr(GError) e = g_steal_pointer(&error);
-    sandbox_free(g_steal_pointer(&op->sandbox));
+    sandbox_unref(g_steal_pointer(&op->sandbox));
     op->inv = NULL;
     op_free(op);
     return_error(inv, e);
@@ -2107,7 +2224,7 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   op->cmd = g_strdup(cmd);
   op->args = g_strdupv((char **) args);
   op->env = env ? g_variant_ref(env) : NULL;
-  g_hash_table_add(m->creating, g_strdup(op->sandbox->id));
+  g_hash_table_insert(m->creating, g_strdup(op->sandbox->id), op->sandbox);
   sandbox_set_state(op->sandbox, SANDBOX_CREATING);
   op_run(op);
   return TRUE;
@@ -2125,11 +2242,14 @@ handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *i
 {
   VfdManager *m = data;
   Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
+  gboolean creating = FALSE;
   g_autoptr(GError) error = NULL;
   uid_t uid;
 
   if (!caller_uid(inv, &uid))
     return TRUE;
+  if (!s && (s = g_hash_table_lookup(m->creating, id)))
+    creating = TRUE;
   if (!s) {
     g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
     return_error(inv, error);
@@ -2146,11 +2266,13 @@ handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *i
   }
   g_ptr_array_add(s->waiters, inv); /* the handler's reference */
   s->deleting = TRUE;
+  if (creating)
+    return TRUE; /* create_done stops it, or answers when the create failed */
   if ((s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED) && s->waiters->len == 1) {
     /* QEMU is gone and its devices were released then; retry any release
      * that failed, then forget the sandbox. */
     Op *op = op_new(m, NULL, release_sandbox_work, delete_stopped_done);
-    op->sandbox = s;
+    op->sandbox = sandbox_ref(s);
     sandbox_set_state(s, SANDBOX_STOPPING);
     op_run(op);
   } else if (s->state == SANDBOX_RUNNING) {
@@ -2167,6 +2289,10 @@ handle_get_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, 
   Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
   g_autoptr(GError) error = NULL;
 
+  if (!s && (s = g_hash_table_lookup(m->creating, id))) {
+    vfd_manager1_complete_get_sandbox(sk, inv, sandbox_creating_to_variant(s));
+    return TRUE;
+  }
   if (!s) {
     g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
     return_error(inv, error);
@@ -2271,11 +2397,17 @@ handle_list_sandboxes(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data
   g_hash_table_iter_init(&iter, m->sandboxes);
   while (g_hash_table_iter_next(&iter, NULL, &value))
     g_ptr_array_add(list, value);
+  g_hash_table_iter_init(&iter, m->creating);
+  while (g_hash_table_iter_next(&iter, NULL, &value))
+    g_ptr_array_add(list, value);
 
   g_ptr_array_sort(list, sandbox_id_cmp);
   g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
-  for (guint i = 0; i < list->len; i++)
-    g_variant_builder_add_value(&b, sandbox_to_variant(g_ptr_array_index(list, i)));
+  for (guint i = 0; i < list->len; i++) {
+    Sandbox *s = g_ptr_array_index(list, i);
+    g_variant_builder_add_value(&b, g_hash_table_contains(m->creating, s->id) ? sandbox_creating_to_variant(s)
+                                                                             : sandbox_to_variant(s));
+  }
   vfd_manager1_complete_list_sandboxes(sk, inv, g_variant_builder_end(&b));
   return TRUE;
 }
@@ -2404,9 +2536,15 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report)
     }
     vfd_journal_remove_sandbox(j, s->id);
     remove_dir_tree(s->dir);
-    sandbox_free(s);
+    sandbox_unref(s);
   }
-  vfd_journal_commit(j, NULL);
+  {
+    g_autoptr(GError) jerror = NULL;
+
+    if (!vfd_journal_commit(j, &jerror))
+      g_warning("restore: the journal could not record what was restored (the next start restores it again): %s",
+                jerror->message);
+  }
 
   /* Directories of sandboxes that never reached the journal (vfiod died
    * while creating them): nothing refers to them. */
@@ -2448,7 +2586,11 @@ log_report(GPtrArray *report)
 {
   for (guint i = 0; i < report->len; i++) {
     VfdReconcileItem *it = g_ptr_array_index(report, i);
-    g_message("reconcile: %s %s: %s", it->subject, it->action, it->detail);
+    VfdBdf bdf;
+    gboolean is_bdf = vfd_bdf_parse(it->subject, &bdf) == 0;
+
+    vfd_log_device(G_LOG_LEVEL_MESSAGE, is_bdf ? NULL : it->subject, NULL, is_bdf ? it->subject : NULL, "reconcile: %s %s: %s",
+                   it->subject, it->action, it->detail);
   }
 }
 
@@ -2480,7 +2622,7 @@ reconcile_network(VfdManager *m, GPtrArray *report)
   g_auto(GStrv) rules = NULL;
   gboolean ok;
 
-  if (!m->config->net_enabled)
+  if (!m->pool) /* [network] off (a restart-only key) */
     return;
   g_mutex_lock(&m->net_lock);
   ok = vfd_net_reconcile(m->fw, &taps, &rules, &error);
@@ -2558,39 +2700,37 @@ handle_reconcile(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options,
 /* ---- D-Bus server ------------------------------------------------------- */
 
 /* GDBus calls this on an authentication thread (api-server.c): only
- * reentrant lookups. */
+ * reentrant work. A client is root, or its process holds [daemon]
+ * allowed_group as its primary or a supplementary group when it connects
+ * (SO_PEERCRED, SO_PEERGROUPS: the kernel's record of the process, not the
+ * host's group database), so a client in a container given the group
+ * (`--group-add`) is a member without an entry in this host's /etc/group,
+ * and a user removed from the group stops being one once its processes
+ * drop it. The socket's mode (0660 root:group) already keeps everyone else
+ * from connecting. */
 static gboolean
 on_authorize_peer(GDBusAuthObserver *observer, GIOStream *stream, GCredentials *credentials, gpointer data)
 {
   static VfdLogLimit limit = { .burst = 10, .interval_us = 10 * G_USEC_PER_SEC };
   VfdManager *m = data;
+  VfdCaller caller;
+  gboolean member;
   uid_t uid;
-  struct passwd pw, *res = NULL;
-  char buf[4096];
-  int ngroups = 64;
-  g_autofree gid_t *groups = NULL;
 
   if (!credentials)
     return FALSE;
   uid = g_credentials_get_unix_user(credentials, NULL);
   if (uid == 0)
     return TRUE;
-  if (uid == (uid_t) -1 || !m->have_allowed_gid)
+  if (uid == (uid_t) -1 || !m->have_allowed_gid || !vfd_caller_from_stream(stream, &caller, NULL))
     goto deny;
-  if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) != 0 || !res)
-    goto deny;
-  groups = g_new(gid_t, ngroups);
-  if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ngroups) < 0) {
-    groups = g_renew(gid_t, groups, ngroups);
-    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ngroups) < 0)
-      goto deny;
-  }
-  for (int i = 0; i < ngroups; i++)
-    if (groups[i] == m->allowed_gid)
-      return TRUE;
+  member = caller.uid == uid && vfd_caller_in_group(&caller, m->allowed_gid);
+  vfd_caller_clear(&caller);
+  if (member)
+    return TRUE;
 deny:
-  vfd_log_limited(&limit, G_LOG_LEVEL_MESSAGE, "refused API client uid %d: not root and not in group '%s'", (int) uid,
-                  m->config->allowed_group);
+  vfd_log_limited(&limit, G_LOG_LEVEL_MESSAGE, "refused API client uid %d: not root and its process does not hold group '%s'",
+                  (int) uid, m->allowed_group);
   return FALSE;
 }
 
@@ -2817,7 +2957,7 @@ vfd_manager_reload(VfdManager *m, const char *path, GError **error)
     g_mutex_lock(&m->net_lock);
     if (!vfd_firewall_state_set_ports(m->fw, c->net_host_ports, error) || !vfd_firewall_apply(m->fw, error)) {
       g_mutex_unlock(&m->net_lock);
-      vfd_policy_free(policy);
+      vfd_policy_unref(policy);
       return FALSE;
     }
     g_mutex_unlock(&m->net_lock);
@@ -2825,9 +2965,9 @@ vfd_manager_reload(VfdManager *m, const char *path, GError **error)
   vfd_host_set_policy(m->host, policy);
   vfd_host_set_reset_policy(m->host, c->reset_on_release);
   vfd_sysfs_set_write_timeout(vfd_host_sysfs(m->host), c->write_timeout_s * 1000);
-  if (!m->old_configs)
-    m->old_configs = g_ptr_array_new_with_free_func((GDestroyNotify) vfd_config_free);
-  g_ptr_array_add(m->old_configs, m->config);
+  /* Operations and sandboxes made before keep the old configuration
+   * through their references; it is freed with the last of them. */
+  vfd_config_unref(m->config);
   m->config = g_steal_pointer(&c);
   g_message("configuration reloaded from %s", path);
   return TRUE;
@@ -2897,10 +3037,11 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   VfdPolicy *policy;
 
   m->config = config;
+  m->allowed_group = g_strdup(config->allowed_group ? config->allowed_group : "");
   m->qemu_uids = g_hash_table_new(NULL, NULL);
   m->creating = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   m->kvm_gid = (gid_t) -1;
-  m->sandboxes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, sandbox_free);
+  m->sandboxes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, sandbox_drop);
   m->socket_path = g_build_filename(config->runtime_dir, VFD_SOCKET_NAME, NULL);
   m->sandboxes_dir = g_build_filename(config->runtime_dir, "sandboxes", NULL);
 
@@ -2941,7 +3082,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
                                                     .allow_storage = config->allow_storage,
                                                     .allow_network = config->allow_network });
   if (!resolve_qemu_user(m, config, error)) {
-    vfd_policy_free(policy);
+    vfd_policy_unref(policy);
     return NULL;
   }
   g_mutex_init(&m->net_lock);
@@ -2949,7 +3090,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   m->cids = vfd_cid_pool_new(VFD_CID_FIRST, VFD_CID_LAST);
   if (config->net_enabled) {
     if (!vfd_firewall_state_set_ports(m->fw, config->net_host_ports, error)) {
-      vfd_policy_free(policy);
+      vfd_policy_unref(policy);
       return NULL;
     }
     g_free(m->fw->nat_uplink);
@@ -2961,7 +3102,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
      * into the host's own networks: refuse to start. */
     if (!m->pool || !vfd_subnet_pool_check_host_overlap(m->pool, VFD_TAP_PREFIX, error)) {
       g_prefix_error(error, "[network] pool %s: ", config->net_pool);
-      vfd_policy_free(policy);
+      vfd_policy_unref(policy);
       return NULL;
     }
     m->have_vsock = g_file_test("/dev/vhost-vsock", G_FILE_TEST_EXISTS);
@@ -2982,11 +3123,11 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
       g_warning("[devices] variant_drivers: %s; every device goes to vfio-pci", verr->message);
     vfd_host_set_variant(m->host, variant);
   }
+  m->pool_config = vfd_config_ref(config);
   {
     /* Before the first reconcile: a lent group whose sandbox is gone goes
      * back to the pool, not to its host drivers. */
-    g_autoptr(VfdPoolRules) rules = vfd_pool_rules_new(config->pool_devices, config->pool_match, config->pool_mode,
-                                                       NULL);
+    g_autoptr(VfdPoolRules) rules = pool_rules(m);
     vfd_host_set_pool_lending(m->host, vfd_pool_rules_lend(rules) ? pool_member : NULL, m);
   }
 
@@ -3038,7 +3179,10 @@ vfd_manager_free(VfdManager *m)
   if (m->serial_cap_timer)
     g_source_remove(m->serial_cap_timer);
   vfd_host_free(m->host);
-  vfd_config_free(m->config);
+  if (m->pool_config)
+    vfd_config_unref(m->pool_config);
+  vfd_config_unref(m->config);
+  g_free(m->allowed_group);
   g_free(m->socket_path);
   g_free(m->sandboxes_dir);
   g_free(m->journal_corrupt);
@@ -3051,7 +3195,6 @@ vfd_manager_free(VfdManager *m)
   vfd_cid_pool_free(m->cids);
   vfd_firewall_state_free(m->fw);
   g_mutex_clear(&m->net_lock);
-  if (m->old_configs)
-    g_ptr_array_unref(m->old_configs);
+
   g_free(m);
 }

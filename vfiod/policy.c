@@ -14,6 +14,7 @@ typedef struct {
 } ClassRule;
 
 struct VfdPolicy {
+  gatomicrefcount refs;
   GArray *ids;     /* IdRule */
   GArray *classes; /* ClassRule */
   VfdPolicyGuards guards;
@@ -51,10 +52,17 @@ parse_id_side(const char *s, int *ret)
   return true;
 }
 
-void
-vfd_policy_free(VfdPolicy *policy)
+VfdPolicy *
+vfd_policy_ref(VfdPolicy *policy)
 {
-  if (!policy)
+  g_atomic_ref_count_inc(&policy->refs);
+  return policy;
+}
+
+void
+vfd_policy_unref(VfdPolicy *policy)
+{
+  if (!policy || !g_atomic_ref_count_dec(&policy->refs))
     return;
   g_array_unref(policy->ids);
   g_array_unref(policy->classes);
@@ -71,6 +79,7 @@ vfd_policy_new(const char *ids, const char *classes, GError **error)
   g_auto(GStrv) id_items = g_strsplit(ids_s, ";", -1);
   g_auto(GStrv) class_items = g_strsplit(classes_s, ";", -1);
 
+  g_atomic_ref_count_init(&p->refs);
   p->ids = g_array_new(FALSE, FALSE, sizeof(IdRule));
   p->classes = g_array_new(FALSE, FALSE, sizeof(ClassRule));
 

@@ -16,9 +16,14 @@
  * bad item on malformed input. */
 typedef struct VfdPolicy VfdPolicy;
 
+/* Device rules, reference-counted (atomic; ref/unref from any thread): a
+ * reload replaces the host's policy while workers still hold the one they
+ * started with (vfd_host_dup_policy()). */
 VfdPolicy *vfd_policy_new(const char *ids, const char *classes, GError **error);
-void vfd_policy_free(VfdPolicy *policy);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdPolicy, vfd_policy_free)
+VfdPolicy *vfd_policy_ref(VfdPolicy *policy);
+/* Drops a reference; the last one frees. NULL: nothing. */
+void vfd_policy_unref(VfdPolicy *policy);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdPolicy, vfd_policy_unref)
 
 /* @class_code: the 24-bit sysfs `class` value (class<<16 | subclass<<8 |
  * prog-if), e.g. 0x030000 for a VGA controller. */

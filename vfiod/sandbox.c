@@ -470,12 +470,13 @@ vfd_sandbox_plan_devices(VfdHost *host, GArray *requested, guint gpus, guint mem
    * all GPUs were bound, and be rolled back. */
   for (guint i = 0; i < functions->len; i++) {
     g_autoptr(VfdPciDevice) d = vfd_host_get_device(host, &g_array_index(functions, VfdBdf, i), error);
+    g_autoptr(VfdPolicy) policy = vfd_host_dup_policy(host); /* a worker: a reload may replace it */
     const char *why;
     char b[VFD_BDF_STRLEN];
 
     if (!d)
       return FALSE;
-    why = vfd_policy_refusal(vfd_host_policy(host), d->vendor, d->device, d->class_code, d->boot_vga);
+    why = vfd_policy_refusal(policy, d->vendor, d->device, d->class_code, d->boot_vga);
     if (why) {
       g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED, "%s (%04x:%04x, class %06x) may not be passed: %s%s",
                   vfd_bdf_format(&d->bdf, b), d->vendor, d->device, d->class_code, why,

@@ -1,47 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vfiod: parse the command line, build the manager, run the loop. */
-#include <glib-unix.h>
 #include <locale.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
-#include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "manager.h"
-
-static gboolean
-on_quit_signal(gpointer loop)
-{
-  g_message("stopping (running sandboxes keep running and are adopted at next start)");
-  sd_notify(0, "STOPPING=1");
-  g_main_loop_quit(loop);
-  return G_SOURCE_REMOVE;
-}
-
-typedef struct {
-  VfdManager *manager;
-  const char *config_path;
-} Reload;
-
-/* SIGHUP: re-read the configuration; a bad one is refused and the old one
- * stays in force. */
-static gboolean
-on_hangup(gpointer data)
-{
-  Reload *r = data;
-  g_autoptr(GError) error = NULL;
-
-  if (!r->config_path) {
-    g_warning("SIGHUP: vfiod runs without --config; nothing to reload");
-    return G_SOURCE_CONTINUE;
-  }
-  sd_notify(0, "RELOADING=1");
-  if (!vfd_manager_reload(r->manager, r->config_path, &error))
-    g_warning("SIGHUP: configuration not reloaded: %s", error->message);
-  sd_notify(0, "READY=1");
-  return G_SOURCE_CONTINUE;
-}
 
 /* --check-config: what vfiod_config_load() refuses, plus the accounts the
  * configuration names; unknown keys are warnings. */
@@ -90,7 +56,6 @@ main(int argc, char **argv)
   g_autoptr(GPtrArray) warnings = NULL;
   g_autoptr(VfdConfig) config = NULL;
   g_autoptr(VfdManager) manager = NULL;
-  g_autoptr(GMainLoop) loop = NULL;
 
   setlocale(LC_ALL, "");
   g_option_context_add_main_entries(ctx, entries, NULL);
@@ -121,15 +86,5 @@ main(int argc, char **argv)
     g_printerr("vfiod: %s\n", error->message);
     return 1;
   }
-  loop = g_main_loop_new(NULL, FALSE);
-  g_unix_signal_add(SIGTERM, on_quit_signal, loop);
-  g_unix_signal_add(SIGINT, on_quit_signal, loop);
-  {
-    Reload reload = { .manager = manager, .config_path = config_path };
-    g_unix_signal_add(SIGHUP, on_hangup, &reload);
-    /* The API is up: tell systemd (Type=notify); a no-op elsewhere. */
-    sd_notify(0, "READY=1");
-    g_main_loop_run(loop);
-  }
-  return 0;
+  return vfd_daemon_run(manager, config_path);
 }

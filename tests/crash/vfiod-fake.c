@@ -11,24 +11,17 @@
  * config's [testing] sys_root. The config's sys_root/dev_root are replaced
  * by DIR/sys and DIR/dev. Every sysfs write goes through the fake's writer,
  * which refuses any path outside DIR: this program never writes to /sys.
- * SIGTERM/SIGINT stop it (sandboxes keep running, as with vfiod). Exit
+ * Signals as vfiod's (vfd_daemon_run(): SIGTERM/SIGINT stop it, sandboxes
+ * keep running; SIGHUP reloads FILE). Exit
  * status: 0 after a signal, 1 when the manager cannot start, 2 on bad usage,
  * configuration or fake tree. */
-#include <glib-unix.h>
 #include <locale.h>
 #include <stdio.h>
 
 #include "config.h"
 #include "fake-sysfs.h"
+#include "daemon.h"
 #include "manager.h"
-
-static gboolean
-on_quit_signal(gpointer loop)
-{
-  g_message("stopping (running sandboxes keep running and are adopted at next start)");
-  g_main_loop_quit(loop);
-  return G_SOURCE_REMOVE;
-}
 
 int
 main(int argc, char **argv)
@@ -48,7 +41,6 @@ main(int argc, char **argv)
   /* Declared before the manager: freed after it (the writer points here). */
   g_autoptr(FakeSysfs) fake = NULL;
   g_autoptr(VfdManager) manager = NULL;
-  g_autoptr(GMainLoop) loop = NULL;
 
   setlocale(LC_ALL, "");
   g_option_context_add_main_entries(ctx, entries, NULL);
@@ -90,9 +82,5 @@ main(int argc, char **argv)
     g_printerr("vfiod-fake: %s\n", error->message);
     return 1;
   }
-  loop = g_main_loop_new(NULL, FALSE);
-  g_unix_signal_add(SIGTERM, on_quit_signal, loop);
-  g_unix_signal_add(SIGINT, on_quit_signal, loop);
-  g_main_loop_run(loop);
-  return 0;
+  return vfd_daemon_run(manager, config_path);
 }

@@ -11,7 +11,9 @@
 #    3 devices bound) and the creates done;
 #  - after the deletes both groups are back, nothing left;
 #  - a reconcile while a create is paused after binding leaves its group
-#    alone, and the create then finishes (issue 14, defect 1).
+#    alone, and the create then finishes (issue 14, defect 1);
+#  - a sandbox being created is listed and shown (state creating), and a
+#    delete asked then stops it once the create is done.
 # Usage: gpus-concurrent.sh BUILD_DIR SOURCE_DIR. Exit 77 when not root.
 set -u
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -159,6 +161,31 @@ id=$(id_of "$work/p.json")
 [ "$rc" = 0 ] && [ -n "$id" ] && [ "$(driver_of 0000:01:00.0)" = vfio-pci ] &&
   ok "the create then finishes: $id running with 0000:01:00.0 on vfio-pci" || nok "the create after the reconcile: exit $rc: $(cat "$work/p.err")"
 [ -z "$id" ] || ctl sandbox delete "$id" > /dev/null 2>&1
+
+# ---- a sandbox being created is visible and can be deleted -----------------
+# (issue 14: the signal announced it, GetSandbox/DeleteSandbox said NotFound)
+touch "$d/pause"
+ctl sandbox create --gpus 1 --json > "$work/q.json" 2> "$work/q.err" &
+cpid=$!
+for _ in $(seq 200); do [ "$(grep -c "paused at devices" "$vlog")" -ge 2 ] && break; sleep 0.05; done
+cid=$(ctl sandbox list --json | python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.load(sys.stdin) if s["state"] == "creating"))')
+show=$(ctl sandbox show "$cid" --json 2>&1)
+[ -n "$cid" ] && [[ $cid != *" "* ]] && [ "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["state"])' "$show" 2> /dev/null)" = creating ] &&
+  ok "a sandbox being created is listed and shown: $cid, state creating" || nok "creating sandbox: list '$cid', show: $show"
+ctl sandbox delete "$cid" > "$work/qd.out" 2>&1 &
+dpid=$!
+sleep 0.5
+kill -0 "$dpid" 2> /dev/null && ok "its delete waits for the create" || nok "the delete of a creating sandbox returned at once: $(cat "$work/qd.out")"
+rm -f "$d/pause"
+wait "$cpid"
+rc=$?
+wait "$dpid"
+drc=$?
+for _ in $(seq 100); do [ "$(driver_of 0000:01:00.0)" != vfio-pci ] && break; sleep 0.05; done
+left=$(ctl sandbox list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+[ "$rc" = 0 ] && [ "$drc" = 0 ] && [ "$left" = 0 ] && [ "$(driver_of 0000:01:00.0)" != vfio-pci ] &&
+  ok "the create finished (exit $rc), then the delete (exit $drc): no sandbox left, 0000:01:00.0 back on '$(driver_of 0000:01:00.0)'" ||
+  nok "create exit $rc ($(cat "$work/q.err")), delete exit $drc ($(cat "$work/qd.out")), $left sandboxes left, 0000:01:00.0 on $(driver_of 0000:01:00.0)"
 for p in $(cat "$d/qemu.pids" 2> /dev/null); do kill -9 "$p" 2> /dev/null; done
 stop_vfiod "pause"
 itest_finish

@@ -8,7 +8,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <grp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -157,12 +161,78 @@ test_other_users_rights(void **state)
   close(fd);
 }
 
+/* The API's peer check (on_authorize_peer in manager.c) reads the groups
+ * the client's process holds when it connects (SO_PEERGROUPS), so that a
+ * client in a container given the group, with no /etc/group entry here,
+ * is a member: a child takes uid/gid 65534 and groups 4242 and 4243, then
+ * connects; the listener reads exactly those. */
+static void
+test_peer_groups(void **state)
+{
+  Fixture *f = *state;
+  g_autofree char *path = g_build_filename(f->dir, "api.sock", NULL);
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) sock = NULL;
+  g_autoptr(GSocketConnection) conn = NULL;
+  VfdCaller c;
+  int lfd, cfd, status;
+  pid_t pid;
+
+  if (geteuid() != 0) {
+    skip(); /* needs root to take another uid and groups */
+    return;
+  }
+  g_strlcpy(sa.sun_path, path, sizeof sa.sun_path);
+  lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(lfd >= 0);
+  assert_int_equal(bind(lfd, (struct sockaddr *) &sa, sizeof sa), 0);
+  assert_int_equal(chmod(path, 0777), 0);
+  assert_int_equal(listen(lfd, 1), 0);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    gid_t groups[] = { 4242, 4243 };
+    int fd;
+    char b;
+
+    if (setgroups(2, groups) < 0 || setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+      _exit(2);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+      _exit(3);
+    (void) !read(fd, &b, 1); /* until the parent closes */
+    _exit(0);
+  }
+  cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+  assert_true(cfd >= 0);
+  sock = g_socket_new_from_fd(cfd, &error);
+  assert_non_null(sock);
+  conn = g_socket_connection_factory_create_connection(sock);
+  assert_true(vfd_caller_from_stream(G_IO_STREAM(conn), &c, &error));
+  assert_int_equal(c.uid, 65534);
+  assert_int_equal(c.gid, 65534);
+  assert_int_equal(c.pid, pid);
+  assert_int_equal(c.n_groups, 2);
+  assert_true(vfd_caller_in_group(&c, 4242));
+  assert_true(vfd_caller_in_group(&c, 4243));
+  assert_true(vfd_caller_in_group(&c, 65534)); /* the primary group */
+  assert_false(vfd_caller_in_group(&c, 4244));
+  assert_false(vfd_caller_in_group(&c, 0));
+  vfd_caller_clear(&c);
+  g_io_stream_close(G_IO_STREAM(conn), NULL, NULL);
+  close(lfd);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_own_rights, setup, teardown),
     cmocka_unit_test_setup_teardown(test_other_users_rights, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_peer_groups, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
