@@ -1360,9 +1360,11 @@ pool_write_cdi(VfdManager *m)
 
   if (!*m->pool_config->cdi_dir)
     return;
-  /* mode=sandboxes: the pool is vfiod's own, nothing for other consumers. */
-  entries = vfd_pool_rules_lend(rules) ? g_ptr_array_new()
-                                       : vfd_pool_collect(m->host, rules, vfd_host_variant(m->host), &error);
+  /* mode=sandboxes: the pool is vfiod's own, nothing for other consumers;
+   * no pool: no PCI scan (the main loop calls this after every bind). */
+  entries = vfd_pool_rules_lend(rules) || vfd_pool_is_empty(m->host, rules)
+                ? g_ptr_array_new()
+                : vfd_pool_collect(m->host, rules, vfd_host_variant(m->host), &error);
   if (!entries || !vfd_cdi_write(m->pool_config->cdi_dir, entries, &error))
     g_warning("[pool] cdi_dir %s: %s", m->pool_config->cdi_dir, error->message);
 }

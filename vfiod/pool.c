@@ -156,6 +156,20 @@ vfd_pool_entry_free(VfdPoolEntry *e)
   g_free(e);
 }
 
+bool
+vfd_pool_is_empty(VfdHost *host, const VfdPoolRules *rules)
+{
+  GPtrArray *all;
+  bool empty = vfd_pool_rules_empty(rules);
+
+  vfd_host_lock_journal(host);
+  all = vfd_journal_devices(vfd_host_journal(host));
+  for (guint i = 0; empty && i < all->len; i++)
+    empty = !g_str_equal(((VfdJournalDevice *) g_ptr_array_index(all, i))->owner, VFD_POOL_OWNER);
+  vfd_host_unlock_journal(host);
+  return empty;
+}
+
 /* The module behind driver @drv (sysfs bus/pci/drivers/<drv>/module), NULL
  * when built in or unknown. */
 static char *
@@ -366,8 +380,13 @@ void
 vfd_pool_apply(VfdHost *host, const VfdPoolRules *rules, GPtrArray *report)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) entries = vfd_pool_collect(host, rules, vfd_host_variant(host), &error);
-  g_autoptr(GHashTable) done = g_hash_table_new(g_direct_hash, g_direct_equal);
+  g_autoptr(GPtrArray) entries = NULL;
+  g_autoptr(GHashTable) done = NULL;
+
+  if (vfd_pool_is_empty(host, rules))
+    return;
+  entries = vfd_pool_collect(host, rules, vfd_host_variant(host), &error);
+  done = g_hash_table_new(g_direct_hash, g_direct_equal);
 
   if (!entries) {
     vfd_reconcile_add(report, "pool", "failed", "cannot enumerate PCI devices: %s", error->message);

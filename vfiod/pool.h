@@ -66,6 +66,11 @@ typedef struct {
 
 void vfd_pool_entry_free(VfdPoolEntry *e);
 
+/* True when the pool has nothing: @rules name nothing and no journal
+ * record is held for "pool" (reads the journal only: lets callers skip the
+ * PCI enumeration on hosts without a pool). */
+bool vfd_pool_is_empty(VfdHost *host, const VfdPoolRules *rules);
+
 /* The pool's functions now (GPtrArray of VfdPoolEntry, sorted by BDF):
  * every non-bridge member of each IOMMU group that has a device the rules
  * match or that is journaled for "pool". @variant (may be NULL: vfio-pci)

@@ -366,6 +366,12 @@ pool_apply_binds(void **state)
   VfdJournalDevice *jd;
   VfdBdf b;
 
+  {
+    /* No rules and no "pool" records: empty (no PCI scan needed). */
+    g_autoptr(VfdPoolRules) none = vfd_pool_rules_new("", "", "", NULL);
+    assert_true(vfd_pool_is_empty(p->host, none));
+    assert_false(vfd_pool_is_empty(p->host, rules));
+  }
   vfd_pool_apply(p->host, rules, report);
   dump(report);
   assert_true(report_has(report, "0000:01:00.0", "pool-bound"));
@@ -393,6 +399,11 @@ pool_apply_binds(void **state)
   }
   assert_true(((VfdPoolEntry *) g_ptr_array_index(entries, 0))->by_rule);
 
+  {
+    /* bind --persist records alone make a pool. */
+    g_autoptr(VfdPoolRules) none = vfd_pool_rules_new("", "", "", NULL);
+    assert_false(vfd_pool_is_empty(p->host, none));
+  }
   /* Again (a vfiod restart): kept, no write. */
   fake_sysfs_clear_log(p->fs);
   g_ptr_array_set_size(report, 0);
