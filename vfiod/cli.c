@@ -46,9 +46,14 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  list                          PCI devices, their IOMMU groups, drivers and vfiod state\n"
-    "  bind BDF [--owner NAME] [--force]  bind BDF's whole IOMMU group to vfio-pci\n"
-    "                                (--force: even when processes hold the GPU's /dev/nvidia* open)\n"
+    "  bind BDF [--owner NAME | --persist] [--force]  bind BDF's whole IOMMU group to vfio-pci\n"
+    "                                (--force: even when processes hold the GPU's /dev/nvidia* open;\n"
+    "                                --persist: for the pool, kept across vfiod restarts and reboots)\n"
     "  release BDF                   give BDF's IOMMU group back to its original drivers\n"
+    "  pool status [--fix] [--config FILE]   the pool's functions, their drivers, those not in place\n"
+    "                                (local; --fix: vfiod rebinds them; exit 1 when any is not in place)\n"
+    "  pool install-boot [--root DIR] [--config FILE]   write the boot configuration binding the pool\n"
+    "                                before host drivers (udev rule, modprobe.d softdeps)\n"
     "  doctor                        check this host: IOMMU, vfio-pci, memlock, hugepages, QEMU, KVM,\n"
     "                                vhost-vsock, pins (local, no daemon; exit 1 when a check fails)\n"
     "  capabilities                  host facts (accel, vsock, hugepages) and the device inventory\n"
@@ -436,10 +441,12 @@ cmd_bind(Cli *cli, int argc, char **argv)
   g_autoptr(VfdManager1) api = NULL;
   g_autofree char *owner = NULL;
   g_auto(GStrv) devs = NULL;
-  gboolean force = FALSE;
+  gboolean force = FALSE, persist = FALSE;
   GOptionEntry entries[] = {
     { "owner", 0, 0, G_OPTION_ARG_STRING, &owner, "Who holds the devices (default: vfioctl)", "NAME" },
     { "force", 0, 0, G_OPTION_ARG_NONE, &force, "Bind even when processes hold the GPU's /dev/nvidia* node", NULL },
+    { "persist", 0, 0, G_OPTION_ARG_NONE, &persist, "For the pool: kept on vfio-pci across restarts and reboots",
+      NULL },
     { NULL },
   };
   GVariantDict opts;
@@ -449,6 +456,12 @@ cmd_bind(Cli *cli, int argc, char **argv)
 
   if (r >= 0 || (r = check_bdf_arg("bind", argc, argv, &bdf)) >= 0)
     return r;
+  if (persist && owner && !g_str_equal(owner, "pool"))
+    return usage_error("bind: --persist binds for the owner 'pool'; it takes no other --owner");
+  if (persist) {
+    g_free(owner);
+    owner = g_strdup("pool");
+  }
   g_variant_dict_init(&opts, NULL);
   if (force)
     g_variant_dict_insert(&opts, "force", "b", TRUE);
@@ -1307,6 +1320,14 @@ cmd_image(Cli *cli, int argc, char **argv)
   return VFD_EXIT_OK;
 }
 
+VfdManager1 *
+vfd_cli_connect(const char *socket_path, GError **error)
+{
+  Cli cli = { .socket_path = socket_path };
+
+  return connect_api(&cli, error);
+}
+
 int
 vfd_cli_main(int argc, char **argv)
 {
@@ -1359,6 +1380,8 @@ vfd_cli_main(int argc, char **argv)
     return cmd_initramfs(&cli, argc, argv);
   if (g_str_equal(argv[0], "image"))
     return cmd_image(&cli, argc, argv);
+  if (g_str_equal(argv[0], "pool"))
+    return vfd_pool_cli(cli.socket_path, cli.json, argc, argv);
   if (g_str_equal(argv[0], "help"))
     return fputs(usage_text, stdout), VFD_EXIT_OK;
   return usage_error("unknown command '%s'", argv[0]);

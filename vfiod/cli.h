@@ -8,3 +8,13 @@ int vfd_cli_main(int argc, char **argv);
 #define VFD_EXIT_OK 0
 #define VFD_EXIT_FAILED 1
 #define VFD_EXIT_USAGE 2
+
+typedef struct _VfdManager1 VfdManager1;
+typedef struct _GError GError;
+
+/* A proxy of vfiod's API over the socket @socket_path; NULL with @error
+ * (vfiod's own words when it refused the connection). */
+VfdManager1 *vfd_cli_connect(const char *socket_path, GError **error);
+
+/* vfioctl pool status|install-boot (pool-cli.c); argv[0] is "pool". */
+int vfd_pool_cli(const char *socket_path, int json, int argc, char **argv);

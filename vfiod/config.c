@@ -10,6 +10,7 @@
 #include "image.h"
 #include "netpool.h"
 #include "policy.h"
+#include "pool.h"
 
 VfdConfig *
 vfd_config_ref(VfdConfig *c)
@@ -38,6 +39,11 @@ vfd_config_unref(VfdConfig *c)
   g_free(c->sys_root);
   g_free(c->dev_root);
   g_free(c->proc_root);
+  g_free(c->modules_dir);
+  g_free(c->pool_devices);
+  g_free(c->pool_match);
+  g_free(c->pool_mode);
+  g_free(c->cdi_dir);
   g_free(c->net_pool);
   g_free(c->net_host_ports);
   g_free(c->net_nat_uplink);
@@ -63,12 +69,13 @@ static const char *const known_keys[] = {
   "daemon/max_connections", "daemon/max_connections_per_uid", "daemon/auth_timeout",
   "devices/ids", "devices/classes",
   "devices/write_timeout", "devices/allow_boot_vga", "devices/allow_storage", "devices/allow_network",
-  "devices/reset_on_release",
+  "devices/reset_on_release", "devices/variant_drivers",
+  "pool/devices", "pool/match", "pool/mode", "pool/cdi_dir",
   "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/driver_layer", "qemu/user",
   "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/test_present_as", "qemu/prealloc_threads", "qemu/uid_range", "qemu/serial_log_max_mib",
   "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
   "network/report_port",
-  "testing/sys_root", "testing/dev_root", "testing/proc_root",
+  "testing/sys_root", "testing/dev_root", "testing/proc_root", "testing/modules_dir",
   NULL,
 };
 
@@ -282,6 +289,12 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   c->sys_root = g_strdup("/sys");
   c->dev_root = g_strdup("/dev");
   c->proc_root = g_strdup("/proc");
+  c->modules_dir = g_strdup("");
+  c->variant_drivers = true;
+  c->pool_devices = g_strdup("");
+  c->pool_match = g_strdup("");
+  c->pool_mode = g_strdup("external");
+  c->cdi_dir = g_strdup("/run/cdi");
   c->net_enabled = true;
   c->net_pool = g_strdup(VFD_SUBNET_POOL_DEFAULT);
   c->net_prefix = VFD_SUBNET_PREFIX_DEFAULT;
@@ -314,6 +327,11 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "testing", "sys_root", &c->sys_root);
     take_string(kf, "testing", "dev_root", &c->dev_root);
     take_string(kf, "testing", "proc_root", &c->proc_root);
+    take_string(kf, "testing", "modules_dir", &c->modules_dir);
+    take_string(kf, "pool", "devices", &c->pool_devices);
+    take_string(kf, "pool", "match", &c->pool_match);
+    take_string(kf, "pool", "mode", &c->pool_mode);
+    take_string(kf, "pool", "cdi_dir", &c->cdi_dir);
     take_string(kf, "network", "pool", &c->net_pool);
     take_string(kf, "network", "host_ports", &c->net_host_ports);
     take_string(kf, "network", "nat_uplink", &c->net_nat_uplink);
@@ -348,6 +366,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
         !take_bool(kf, "devices", "allow_boot_vga", &c->allow_boot_vga, error) ||
         !take_bool(kf, "devices", "allow_storage", &c->allow_storage, error) ||
         !take_bool(kf, "devices", "allow_network", &c->allow_network, error) ||
+        !take_bool(kf, "devices", "variant_drivers", &c->variant_drivers, error) ||
         !take_bool(kf, "qemu", "hugepages", &c->qemu_hugepages, error) ||
         !take_bool(kf, "qemu", "seccomp", &c->qemu_seccomp, error) ||
         !take_bool(kf, "qemu", "pci_nocrs", &c->qemu_pci_nocrs, error))
@@ -447,6 +466,21 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   policy = vfd_policy_new(c->ids, c->classes, error);
   if (!policy)
     return NULL;
+  {
+    g_autoptr(VfdPoolRules) rules = vfd_pool_rules_new(c->pool_devices, c->pool_match, c->pool_mode, error);
+    if (!rules)
+      return NULL;
+  }
+  if (*c->cdi_dir && !g_path_is_absolute(c->cdi_dir)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "config key [pool] cdi_dir must be an absolute path or empty, got '%s'", c->cdi_dir);
+    return NULL;
+  }
+  if (*c->modules_dir && !g_path_is_absolute(c->modules_dir)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "config key [testing] modules_dir must be an absolute path or empty, got '%s'", c->modules_dir);
+    return NULL;
+  }
   {
     g_autoptr(VfdSubnetPool) pool = vfd_subnet_pool_new(c->net_pool, c->net_prefix, error);
     g_autoptr(VfdFirewallState) fw = vfd_firewall_state_new();

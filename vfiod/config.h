@@ -35,6 +35,12 @@ typedef struct {
                                     * "auto" (default: NVIDIA display/3D functions), true (all), false (none) */
   guint write_timeout_s; /* [devices] write_timeout: seconds one sysfs write may take, default 15;
                           * a write still blocked then marks its device "stuck" */
+  bool variant_drivers; /* [devices] variant_drivers: pick the VFIO driver per device from its modalias
+                         * (variant.h), default true; false: vfio-pci for all */
+  char *pool_devices;  /* [pool] devices: ';'-separated BDFs kept on their VFIO driver (pool.h), default "" */
+  char *pool_match;    /* [pool] match: ';'-separated rules VVVV:DDDD, VVVV:*, class:CC[SS[PP]], default "" */
+  char *pool_mode;     /* [pool] mode: "external" (default) or "sandboxes" (pool.h) */
+  char *cdi_dir;       /* [pool] cdi_dir: where the CDI specs of the pool go, default /run/cdi; "": none */
   char *qemu_binary;   /* [qemu] binary, default qemu-system-x86_64 */
   char *qemu_accel;    /* [qemu] accel: "kvm" (default) or "tcg" */
   char *qemu_user;     /* [qemu] user: the account QEMU runs as (its group; its uid too when
@@ -83,6 +89,8 @@ typedef struct {
   char *sys_root;
   char *dev_root;
   char *proc_root; /* [testing] proc_root, default "/proc" (TEST ONLY) */
+  char *modules_dir; /* [testing] modules_dir: the module tree variant drivers are looked up in, default ""
+                      * (/lib/modules/<running kernel>) (TEST ONLY) */
 } VfdConfig;
 
 /* The account QEMU runs as when [qemu] user is unset (created by the

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "nvidia.h"
+#include "variant.h"
 
 struct VfdHost {
   VfdSysfs *sysfs;
@@ -25,6 +26,9 @@ struct VfdHost {
   char *proc_root;
   char *nvidia_smi; /* asked about persistence mode before unbinding nvidia; NULL: not asked */
   VfdResetPolicy reset_policy;
+  VfdVariant *variant;     /* VFIO variant driver lookup; NULL: plain vfio-pci for all */
+  VfdPoolMemberFunc pool_member; /* pool lending ([pool] mode=sandboxes); NULL: none */
+  void *pool_member_data;
 };
 
 struct VfdGroupLock {
@@ -113,6 +117,7 @@ vfd_host_free(VfdHost *host)
   g_hash_table_unref(host->group_locks);
   g_free(host->proc_root);
   g_free(host->nvidia_smi);
+  vfd_variant_free(host->variant);
   g_mutex_clear(&host->policy_lock);
   g_rec_mutex_clear(&host->journal_lock);
   g_mutex_clear(&host->table_lock);
@@ -161,6 +166,68 @@ vfd_host_set_policy(VfdHost *host, VfdPolicy *policy)
   g_mutex_unlock(&host->policy_lock);
   /* Freed now unless a worker still holds it (vfd_host_dup_policy()). */
   vfd_policy_unref(old);
+}
+
+void
+vfd_host_set_pool_lending(VfdHost *host, VfdPoolMemberFunc fn, void *data)
+{
+  host->pool_member = fn;
+  host->pool_member_data = data;
+}
+
+/* A record the pool may lend: bound for "pool", lending on. */
+static bool
+lendable(VfdHost *host, const VfdJournalDevice *jd)
+{
+  return host->pool_member && jd && jd->state == VFD_DEVICE_STATE_BOUND && g_str_equal(jd->owner, "pool");
+}
+
+/* Gives the records of IOMMU group @group to @owner/@uid (journal lock
+ * held), durably; on failure the old owners stay. */
+static gboolean
+hand_over_locked(VfdHost *host, int group, const char *owner, guint32 uid, GError **error)
+{
+  GPtrArray *all = vfd_journal_devices(host->journal);
+  g_autoptr(GPtrArray) old = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GArray) bdfs = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autoptr(GArray) uids = g_array_new(FALSE, FALSE, sizeof(guint32));
+
+  for (guint i = 0; i < all->len; i++) {
+    VfdJournalDevice *d = g_ptr_array_index(all, i);
+    if (d->iommu_group != group)
+      continue;
+    g_array_append_val(bdfs, d->bdf);
+    g_array_append_val(uids, d->owner_uid);
+    g_ptr_array_add(old, g_strdup(d->owner));
+  }
+  for (guint i = 0; i < bdfs->len; i++) {
+    VfdJournalDevice *d = vfd_journal_lookup(host->journal, &g_array_index(bdfs, VfdBdf, i));
+    g_free(d->owner);
+    d->owner = g_strdup(owner);
+    d->owner_uid = uid;
+  }
+  if (vfd_journal_commit(host->journal, error))
+    return TRUE;
+  for (guint i = 0; i < bdfs->len; i++) {
+    VfdJournalDevice *d = vfd_journal_lookup(host->journal, &g_array_index(bdfs, VfdBdf, i));
+    g_free(d->owner);
+    d->owner = g_strdup(g_ptr_array_index(old, i));
+    d->owner_uid = g_array_index(uids, guint32, i);
+  }
+  return FALSE;
+}
+
+VfdVariant *
+vfd_host_variant(VfdHost *host)
+{
+  return host->variant;
+}
+
+void
+vfd_host_set_variant(VfdHost *host, VfdVariant *variant)
+{
+  vfd_variant_free(host->variant);
+  host->variant = variant;
 }
 
 void
@@ -438,6 +505,8 @@ typedef struct {
   bool unbound;
   bool probed;
   bool stuck; /* a write to it never returned: leave it alone */
+  char *vfio_driver; /* the VFIO driver it goes to: "vfio-pci" or a variant driver (variant.h) */
+  char *vfio_module; /* that driver's module */
 } Member;
 
 static void
@@ -450,6 +519,8 @@ member_clear(gpointer p)
   g_free(m->original_d3cold);
   g_free(m->original_reset_method);
   g_free(m->reset_method);
+  g_free(m->vfio_driver);
+  g_free(m->vfio_module);
 }
 
 static GArray *
@@ -581,8 +652,8 @@ restore_member(VfdHost *host, Member *m, bool all, GPtrArray *notes, const char 
   g_autofree char *drv = current_driver(host, &m->bdf);
   int r;
 
-  if (g_strcmp0(drv, VFD_VFIO_DRIVER) == 0 && (all || m->probed || m->override_written)) {
-    r = vfd_sysfs_unbind(host->sysfs, &m->bdf, VFD_VFIO_DRIVER);
+  if (vfd_is_vfio_driver(drv) && (all || m->probed || m->override_written)) {
+    r = vfd_sysfs_unbind(host->sysfs, &m->bdf, drv);
     if (r < 0) {
       *ret_step = "unbind from vfio-pci";
       return r;
@@ -638,6 +709,59 @@ restore_member(VfdHost *host, Member *m, bool all, GPtrArray *notes, const char 
   return 0;
 }
 
+/* The driver_override value for @m: its variant driver, else vfio-pci. */
+static const char *
+vfio_driver_of(const Member *m)
+{
+  return m->vfio_driver ? m->vfio_driver : VFD_VFIO_DRIVER;
+}
+
+/* Picks each member's VFIO driver from its modalias (variant.h) when the
+ * host has a variant lookup, and makes sure a variant driver is loaded (on
+ * the real /sys: loads its module; a fake tree must have it). */
+static gboolean
+choose_vfio_drivers(VfdHost *host, GArray *members, GError **error)
+{
+  const char *root = vfd_sysfs_root(host->sysfs);
+
+  if (!host->variant)
+    return TRUE;
+  for (guint i = 0; i < members->len; i++) {
+    Member *m = &g_array_index(members, Member, i);
+    g_autofree char *modalias = NULL;
+    g_autofree char *dir = NULL;
+
+    if (vfd_sysfs_read_attr(host->sysfs, &m->bdf, "modalias", &modalias) < 0)
+      continue; /* no modalias: plain vfio-pci */
+    m->vfio_module = vfd_variant_module_for(host->variant, modalias, error);
+    if (!m->vfio_module) {
+      g_prefix_error(error, "%s: ", m->name);
+      return FALSE;
+    }
+    if (g_str_equal(m->vfio_module, VFD_VFIO_PCI_MODULE))
+      continue;
+    m->vfio_driver = vfd_variant_driver_name(root, m->vfio_module);
+    dir = g_build_filename(root, "bus", "pci", "drivers", m->vfio_driver, NULL);
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR) && g_str_equal(root, "/sys")) {
+      if (!vfd_variant_load(host->variant, m->vfio_module, error)) {
+        g_prefix_error(error, "%s needs the VFIO variant driver %s: ", m->name, m->vfio_module);
+        return FALSE;
+      }
+      g_free(m->vfio_driver);
+      m->vfio_driver = vfd_variant_driver_name(root, m->vfio_module);
+      g_free(dir);
+      dir = g_build_filename(root, "bus", "pci", "drivers", m->vfio_driver, NULL);
+    }
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED,
+                  "%s needs the VFIO variant driver %s (module %s), which is not loaded (modprobe %s)", m->name,
+                  m->vfio_driver, m->vfio_module, m->vfio_module);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 /* Moves @m to vfio-pci, recording each step done in the guard fields:
  * first its power and reset attributes (while held, no D3cold and no bus
  * reset for a NO_BUS_RESET device), then the driver. */
@@ -665,7 +789,7 @@ bind_member(VfdHost *host, Member *m, const char **ret_step)
     m->reset_method_written = r == 0;
   }
 
-  r = vfd_sysfs_write_attr(host->sysfs, &m->bdf, "driver_override", VFD_VFIO_DRIVER);
+  r = vfd_sysfs_write_attr(host->sysfs, &m->bdf, "driver_override", vfio_driver_of(m));
   if (r < 0) {
     *ret_step = "write driver_override";
     return r;
@@ -673,7 +797,7 @@ bind_member(VfdHost *host, Member *m, const char **ret_step)
   m->override_written = true;
 
   drv = current_driver(host, &m->bdf);
-  if (drv && !g_str_equal(drv, VFD_VFIO_DRIVER)) {
+  if (drv && !g_str_equal(drv, vfio_driver_of(m))) {
     r = vfd_sysfs_unbind(host->sysfs, &m->bdf, drv);
     if (r < 0) {
       *ret_step = "unbind from host driver";
@@ -690,7 +814,7 @@ bind_member(VfdHost *host, Member *m, const char **ret_step)
   }
   g_free(drv);
   drv = current_driver(host, &m->bdf);
-  if (g_strcmp0(drv, VFD_VFIO_DRIVER) != 0) {
+  if (g_strcmp0(drv, vfio_driver_of(m)) != 0) {
     *ret_step = drv ? "verify vfio-pci (another driver took the device)" : "verify vfio-pci (no driver bound)";
     return -ENXIO;
   }
@@ -911,7 +1035,7 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
             GError **error)
 {
   g_autoptr(GArray) members = collect_group(host, group, error);
-  guint owned = 0;
+  guint owned = 0, lent = 0;
 
   *ret_done = FALSE;
   if (!members)
@@ -920,6 +1044,11 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
   for (guint i = 0; i < members->len; i++) {
     Member *m = &g_array_index(members, Member, i);
     VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &m->bdf);
+
+    if (g_str_has_prefix(owner, "sb-") && lendable(host, jd)) {
+      lent++; /* the pool lends it to a sandbox ([pool] mode=sandboxes) */
+      continue;
+    }
 
     if (jd && jd->state == VFD_DEVICE_STATE_BOUND && g_str_equal(jd->owner, owner) && jd->owner_uid == owner_uid) {
       owned++;
@@ -939,7 +1068,7 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
       vfd_host_unlock_journal(host);
       return NULL;
     }
-    if (g_strcmp0(m->original_driver, VFD_VFIO_DRIVER) == 0) {
+    if (vfd_is_vfio_driver(m->original_driver)) {
       g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY,
                   "%s (IOMMU group %d) is already on vfio-pci but was not bound by vfiod; leaving it alone",
                   m->name, group);
@@ -947,7 +1076,19 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
       return NULL;
     }
   }
+  if (lent > 0 && lent == members->len) {
+    gboolean ok = hand_over_locked(host, group, owner, owner_uid, error);
+    vfd_host_unlock_journal(host);
+    if (!ok)
+      return NULL;
+    *ret_done = TRUE;
+    return g_steal_pointer(&members);
+  }
   vfd_host_unlock_journal(host);
+  if (lent > 0) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "IOMMU group %d is partly in the pool", group);
+    return NULL;
+  }
   if (owned == members->len) {
     *ret_done = TRUE;
     return g_steal_pointer(&members);
@@ -960,6 +1101,8 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
     g_set_error_literal(error, VFD_ERROR, VFD_ERROR_FAILED, "the vfio-pci driver is not loaded (modprobe vfio-pci)");
     return NULL;
   }
+  if (!choose_vfio_drivers(host, members, error))
+    return NULL;
   if (!(flags & VFD_BIND_FORCE) && !check_nvidia_holders(host, members, error))
     return NULL;
   return g_steal_pointer(&members);
@@ -1260,6 +1403,49 @@ release_result(Release *rel, GArray **ret_members, GError **error)
   return TRUE;
 }
 
+/* A group the pool lent to a sandbox ([pool] mode=sandboxes) goes back to
+ * the pool when the sandbox releases it: handed over to owner "pool", still
+ * on its VFIO driver, no sysfs write. Journal lock held. TRUE when @bdf is
+ * such a case (*@ret_ok says how it went; a member given back with an
+ * earlier one of its group needs nothing); FALSE: release it as usual
+ * (also when the owner or uid do not match: release_prepare_locked() says
+ * why). */
+static gboolean
+release_to_pool_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64 owner_uid, GArray **ret_members,
+                       GPtrArray *notes, gboolean *ret_ok, GError **error)
+{
+  VfdJournalDevice *jd = vfd_journal_lookup(host->journal, bdf);
+  g_autoptr(GArray) back = NULL;
+  GPtrArray *recs;
+  int group;
+
+  if (!jd || !host->pool_member || jd->state != VFD_DEVICE_STATE_BOUND)
+    return FALSE;
+  if (owner && g_str_has_prefix(owner, "sb-") && g_str_equal(jd->owner, "pool")) {
+    if (ret_members)
+      *ret_members = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+    *ret_ok = TRUE;
+    return TRUE;
+  }
+  if (!g_str_has_prefix(jd->owner, "sb-") || (owner && !g_str_equal(jd->owner, owner)) ||
+      (owner_uid >= 0 && jd->owner_uid != (guint64) owner_uid) || !host->pool_member(host, bdf, host->pool_member_data))
+    return FALSE;
+  group = jd->iommu_group;
+  back = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  recs = vfd_journal_devices(host->journal);
+  for (guint i = 0; i < recs->len; i++) {
+    VfdJournalDevice *d = g_ptr_array_index(recs, i);
+    if (d->iommu_group == group)
+      g_array_append_val(back, d->bdf);
+  }
+  *ret_ok = hand_over_locked(host, group, "pool", 0, error);
+  if (*ret_ok && ret_members)
+    *ret_members = g_steal_pointer(&back);
+  if (*ret_ok && notes)
+    g_ptr_array_add(notes, g_strdup_printf("IOMMU group %d went back to the pool, on its VFIO driver", group));
+  return TRUE;
+}
+
 static gboolean
 release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64 owner_uid, GArray **ret_members,
                      GPtrArray *notes, GError **error)
@@ -1269,6 +1455,10 @@ release_group_locked(VfdHost *host, const VfdBdf *bdf, const char *owner, gint64
 
   /* Stage 1: journal the transition, durably. */
   vfd_host_lock_journal(host);
+  if (release_to_pool_locked(host, bdf, owner, owner_uid, ret_members, notes, &ok, error)) {
+    vfd_host_unlock_journal(host);
+    return ok;
+  }
   if (!release_prepare_locked(host, bdf, owner, owner_uid, &rel, error) || !commit_locked(host, error)) {
     vfd_host_unlock_journal(host);
     goto out;
@@ -1544,8 +1734,9 @@ collect_units_in(VfdHost *host, GPtrArray *devs, GHashTable *skip)
     VfdPciDevice *d = g_ptr_array_index(devs, i);
     if (d->iommu_group < 0 || vfd_pci_class_is_bridge(d->class_code))
       continue;
+    VfdJournalDevice *jd = vfd_journal_lookup(host->journal, &d->bdf);
     if (vfd_policy_refusal(policy, d->vendor, d->device, d->class_code, d->boot_vga) ||
-        vfd_journal_lookup(host->journal, &d->bdf) || g_strcmp0(d->driver, VFD_VFIO_DRIVER) == 0)
+        (jd && !lendable(host, jd)) || (!jd && vfd_is_vfio_driver(d->driver)))
       g_hash_table_add(bad, GINT_TO_POINTER(d->iommu_group));
   }
   vfd_host_unlock_journal(host);

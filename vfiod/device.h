@@ -105,6 +105,26 @@ VfdPciDevice *vfd_host_get_device(VfdHost *host, const VfdBdf *bdf, GError **err
  * an operation on a worker still holds it (vfd_host_dup_policy()). */
 void vfd_host_set_policy(VfdHost *host, VfdPolicy *policy);
 
+/* Picks each device's VFIO driver at bind time from its sysfs `modalias`
+ * through @variant (variant.h): a variant driver such as
+ * nvgrace_gpu_vfio_pci where one matches, else vfio-pci. Takes @variant;
+ * NULL (the default): vfio-pci for every device. */
+typedef struct VfdVariant VfdVariant;
+void vfd_host_set_variant(VfdHost *host, VfdVariant *variant);
+/* The host's variant lookup, NULL when none (owned by the host). */
+VfdVariant *vfd_host_variant(VfdHost *host);
+
+/* Pool lending ([pool] mode=sandboxes, pool.h): with @fn set, an IOMMU
+ * group journaled bound for the owner "pool" is lent to a sandbox owner
+ * ("sb-...") that binds it (the journal's owner changes, no sysfs write),
+ * counts as a free unit for "any N devices", and when that owner releases
+ * it and @fn(@host, BDF, @data) says its functions still belong to the pool
+ * (by the config's rules), it goes back to "pool" on its VFIO driver
+ * instead of to its host drivers. NULL (the default): no lending. @fn runs
+ * on any thread, with the journal lock held; it may read sysfs. */
+typedef bool (*VfdPoolMemberFunc)(VfdHost *host, const VfdBdf *bdf, void *data);
+void vfd_host_set_pool_lending(VfdHost *host, VfdPoolMemberFunc fn, void *data);
+
 /* Where /proc is (default "/proc"; tests use a fake tree). */
 void vfd_host_set_proc_root(VfdHost *host, const char *proc_root);
 

@@ -30,6 +30,7 @@
 #include "guest-cmdline.h"
 #include "image.h"
 #include "netpool.h"
+#include "pool.h"
 #include "qmp.h"
 #include "tap.h"
 #include "log-limit.h"
@@ -37,6 +38,7 @@
 #include "reconcile.h"
 #include "report-conn.h"
 #include "sandbox.h"
+#include "variant.h"
 #include "vfd-dbus.h"
 
 typedef enum {
@@ -133,6 +135,8 @@ struct VfdManager {
   GHashTable *creating;   /* ids of sandboxes whose create is under way (main loop): live for reconcile */
   int host_cpu_read;      /* GetCapabilities: 0 not read yet, 1 host_cpu holds /proc/cpuinfo's, -1 unreadable */
   VfdHostCpu host_cpu;    /* address widths do not change while the host runs: read once */
+  VfdConfig *pool_config; /* the start-up configuration, a reference: [pool] keys apply at start-up (read on any
+                           * thread: pool lending, CDI, reconcile) */
 };
 
 /* Refuses device work while the journal is corrupt. */
@@ -1350,6 +1354,71 @@ owning_sandbox(VfdManager *m, const VfdBdf *bdf)
   return s;
 }
 
+/* The pool (issue 16): [pool] rules of the start-up configuration. */
+static VfdPoolRules *
+pool_rules(VfdManager *m)
+{
+  /* Validated when the config was loaded. */
+  return vfd_pool_rules_new(m->pool_config->pool_devices, m->pool_config->pool_match, m->pool_config->pool_mode,
+                            NULL);
+}
+
+/* Rewrites the CDI specs ([pool] cdi_dir) from the pool as it is now;
+ * a failure is logged (the specs keep their last content). Any thread. */
+static void
+pool_write_cdi(VfdManager *m)
+{
+  g_autoptr(VfdPoolRules) rules = pool_rules(m);
+  g_autoptr(GPtrArray) entries = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (!*m->pool_config->cdi_dir)
+    return;
+  /* mode=sandboxes: the pool is vfiod's own, nothing for other consumers;
+   * no pool: no PCI scan (the main loop calls this after every bind). */
+  entries = vfd_pool_rules_lend(rules) || vfd_pool_is_empty(m->host, rules)
+                ? g_ptr_array_new()
+                : vfd_pool_collect(m->host, rules, vfd_host_variant(m->host), &error);
+  if (!entries || !vfd_cdi_write(m->pool_config->cdi_dir, entries, &error))
+    g_warning("[pool] cdi_dir %s: %s", m->pool_config->cdi_dir, error->message);
+}
+
+/* Pool lending (vfd_host_set_pool_lending()): @bdf is in the pool by the
+ * config's rules. */
+static bool
+pool_member(VfdHost *host, const VfdBdf *bdf, void *data)
+{
+  VfdManager *m = data;
+  g_autoptr(VfdPoolRules) rules = pool_rules(m);
+  g_autoptr(VfdPciDevice) dev = NULL;
+
+  g_autoptr(GArray) fns = NULL;
+
+  if (!vfd_pool_rules_lend(rules) || !vfd_host_group_functions(host, bdf, &fns, NULL))
+    return false;
+  /* The group is the pool's when any of its functions is. */
+  for (guint i = 0; i < fns->len; i++) {
+    g_clear_pointer(&dev, vfd_pci_device_free);
+    dev = vfd_host_get_device(host, &g_array_index(fns, VfdBdf, i), NULL);
+    if (dev && vfd_pool_rules_match(rules, dev))
+      return true;
+  }
+  return false;
+}
+
+/* Brings the pool to its state and writes the CDI specs (start-up,
+ * reconcile). Any thread. */
+static void
+pool_sync(VfdManager *m, GPtrArray *report)
+{
+  g_autoptr(VfdPoolRules) rules = pool_rules(m);
+
+  vfd_host_set_pool_lending(m->host, vfd_pool_rules_lend(rules) ? pool_member : NULL, m);
+
+  vfd_pool_apply(m->host, rules, report);
+  pool_write_cdi(m);
+}
+
 static gboolean
 bind_work(Op *op, GError **error)
 {
@@ -1377,6 +1446,7 @@ bind_done(Op *op, GError *error)
   names = bdf_strv(op->members);
   vfd_log_fields(G_LOG_LEVEL_MESSAGE, NULL, op->owner, (const char *const *) names, "bound IOMMU group %d (%s) for '%s'", op->group,
                  vfd_bdf_format(&op->bdf, b), op->owner);
+  pool_write_cdi(op->m);
   vfd_manager1_complete_bind_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names,
                                     op->group);
 }
@@ -1396,6 +1466,9 @@ start_bind(VfdManager *m, GDBusMethodInvocation *inv, const char *bdf_s, const c
     return TRUE;
   if (!*owner)
     owner = "vfioctl";
+  if (g_str_equal(owner, VFD_POOL_OWNER) &&
+      !check_root_only(inv, uid, "bind for the pool (--persist: kept on vfio-pci across restarts and reboots)"))
+    return TRUE;
   if (!parse_bdf_arg(bdf_s, &bdf, &error) || !check_owner_name(owner, &error) || !check_journal_ok(m, &error)) {
     return_error(inv, error);
     return TRUE;
@@ -1460,6 +1533,7 @@ release_done(Op *op, GError *error)
   }
   names = bdf_strv(op->members);
   vfd_log_fields(G_LOG_LEVEL_MESSAGE, NULL, NULL, (const char *const *) names, "released %s", vfd_bdf_format(&op->bdf, b));
+  pool_write_cdi(op->m);
   vfd_manager1_complete_release_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names);
 }
 
@@ -2186,6 +2260,10 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   GVariant *v;
   Op *op;
 
+  if (!vfd_check_sandbox_arch(g_getenv("VFIOD_TEST_MACHINE"), &error)) {
+    return_error(inv, error);
+    return TRUE;
+  }
   g_variant_dict_init(&opts, options);
   g_variant_dict_lookup(&opts, "gpus", "u", &gpus);
   g_variant_dict_lookup(&opts, "disk", "&s", &disk);
@@ -2649,6 +2727,13 @@ reconcile_sandboxes(VfdManager *m, GPtrArray *report, guint *ret_restored, gint6
       vfd_release_item_clear(&g_array_index(items, VfdReleaseItem, k));
     *ret_restored = gone->len;
     *ret_restore_us = g_get_monotonic_time() - t0;
+  } else {
+    /* Nothing to restore: one commit all the same, so that the journal
+     * exists on disk from the first start and records the adoptions. */
+    g_autoptr(GError) jerror = NULL;
+
+    if (!vfd_journal_commit(j, &jerror))
+      g_warning("start-up: the journal could not be written: %s", jerror->message);
   }
 
   /* Directories of sandboxes that never reached the journal (vfiod died
@@ -2744,6 +2829,7 @@ static gboolean
 reconcile_work(Op *op, GError **error)
 {
   vfd_reconcile_devices(op->m->host, op->live, op->report, NULL);
+  pool_sync(op->m, op->report);
   reconcile_network(op->m, op->report);
   return TRUE;
 }
@@ -3223,6 +3309,23 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   m->host = vfd_host_new(g_steal_pointer(&sysfs), policy, g_steal_pointer(&journal));
   vfd_host_set_proc_root(m->host, config->proc_root);
   vfd_host_set_reset_policy(m->host, config->reset_on_release);
+  if (config->variant_drivers) {
+    /* A test's module tree: its aliases only, not the host's modprobe.d. */
+    static const char *const no_config[] = { NULL };
+    g_autoptr(GError) verr = NULL;
+    VfdVariant *variant = vfd_variant_new(*config->modules_dir ? config->modules_dir : NULL,
+                                          *config->modules_dir ? no_config : NULL, &verr);
+    if (!variant)
+      g_warning("[devices] variant_drivers: %s; every device goes to vfio-pci", verr->message);
+    vfd_host_set_variant(m->host, variant);
+  }
+  m->pool_config = vfd_config_ref(config);
+  {
+    /* Before the first reconcile: a lent group whose sandbox is gone goes
+     * back to the pool, not to its host drivers. */
+    g_autoptr(VfdPoolRules) rules = pool_rules(m);
+    vfd_host_set_pool_lending(m->host, vfd_pool_rules_lend(rules) ? pool_member : NULL, m);
+  }
 
   m->observer = g_dbus_auth_observer_new();
   g_signal_connect(m->observer, "authorize-authenticated-peer", G_CALLBACK(on_authorize_peer), m);
@@ -3251,6 +3354,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
     t1 = g_get_monotonic_time();
     live = live_sandbox_ids(m);
     vfd_reconcile_devices(m->host, live, report, &scan_us);
+    pool_sync(m, report);
     t2 = g_get_monotonic_time();
     reconcile_network(m, report);
     t3 = g_get_monotonic_time();
@@ -3283,6 +3387,8 @@ vfd_manager_free(VfdManager *m)
   if (m->serial_cap_timer)
     g_source_remove(m->serial_cap_timer);
   vfd_host_free(m->host);
+  if (m->pool_config)
+    vfd_config_unref(m->pool_config);
   vfd_config_unref(m->config);
   g_free(m->allowed_group);
   g_free(m->socket_path);

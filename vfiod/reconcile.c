@@ -4,6 +4,7 @@
 #include <stdarg.h>
 
 #include "error.h"
+#include "variant.h"
 
 void
 vfd_reconcile_item_free(VfdReconcileItem *item)
@@ -131,6 +132,8 @@ vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *repo
         restore(host, d, "restored", why, report);
       } else if (g_str_has_prefix(d->owner, "sb-")) {
         vfd_reconcile_add(report, b, "in-use", "passed through to running sandbox %s", d->owner);
+      } else if (g_str_equal(d->owner, "pool")) {
+        /* The pool's: vfd_pool_apply() checks and reports it. */
       } else {
         vfd_reconcile_add(report, b, "kept", "bound to vfio-pci for '%s'", d->owner);
       }
@@ -153,7 +156,7 @@ vfd_reconcile_devices(VfdHost *host, GHashTable *live_sandboxes, GPtrArray *repo
   for (guint i = 0; i < devs->len; i++) {
     VfdPciDevice *d = g_ptr_array_index(devs, i);
     char b[VFD_BDF_STRLEN];
-    if (g_strcmp0(d->driver, VFD_VFIO_DRIVER) == 0 && !vfd_journal_lookup(vfd_host_journal(host), &d->bdf))
+    if (vfd_is_vfio_driver(d->driver) && !vfd_journal_lookup(vfd_host_journal(host), &d->bdf))
       vfd_reconcile_add(report, vfd_bdf_format(&d->bdf, b), "unknown",
                         "on vfio-pci but not bound by vfiod; left alone");
   }

@@ -30,8 +30,9 @@ GPtrArray *vfd_reconcile_report_new(void);
  *    original driver and override (idempotent) -> "finished";
  *  - "bound" for an owner named like a sandbox ("sb-...") that is not in
  *    @live_sandboxes: restored -> "restored";
- *  - "bound" for a live sandbox -> "in-use"; for another owner (an
- *    operator's bind) -> "kept";
+ *  - "bound" for a live sandbox -> "in-use"; for the owner "pool": nothing
+ *    (vfd_pool_apply() of pool.h checks and reports those); for another
+ *    owner (an operator's bind) -> "kept";
  *  - "stuck": left alone -> "stuck";
  *  - on vfio-pci but not journaled: left alone -> "unknown".
  * A restore that fails -> "failed" (its record stays). Takes each group's

@@ -36,6 +36,9 @@ expect "vfioctl im" image
 expect "vfioctl image " build
 expect "vfioctl image build --g" --gpu
 expect "vfioctl image build --gpu --o" --output
+expect "vfioctl pool " install-boot
+expect "vfioctl pool status --" --fix
+expect "vfioctl bind 0000:00:00.0 --p" --persist
 help=$("$vfioctl" --help 2>&1)
 # every command and option the completion offers is in vfioctl's help
 missing=''

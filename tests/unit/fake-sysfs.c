@@ -252,8 +252,10 @@ update_vfio_node(FakeSysfs *fs, int group)
     return 0;
   g_hash_table_iter_init(&it, fs->devices);
   while (g_hash_table_iter_next(&it, NULL, (gpointer *) &d))
-    if (d->group == group && g_strcmp0(d->driver, FAKE_VFIO_DRIVER) == 0)
-      any = TRUE;
+    if (d->group == group && d->driver &&
+        (g_str_equal(d->driver, FAKE_VFIO_DRIVER) || g_str_has_suffix(d->driver, "_vfio_pci") ||
+         g_str_has_suffix(d->driver, "-vfio-pci")))
+      any = TRUE; /* vfio-pci or a VFIO variant driver (nvgrace_gpu_vfio_pci, ...) */
   num = g_strdup_printf("%d", group);
   node = g_build_filename(fs->dev_root, "vfio", num, NULL);
   if (any)

@@ -63,7 +63,8 @@
  *     "\n" clears (reads "(null)\n"). Does not rebind. >= 4095 bytes: -EINVAL.
  *   - bus/pci/drivers/<name>/unbind <BDF>: -ENODEV unless <BDF> is bound to
  *     <name>; else unbinds (links removed, dev/vfio/<N> removed with the
- *     group's last vfio-pci device).
+ *     group's last vfio-pci device). VFIO variant drivers (names ending in
+ *     "_vfio_pci" or "-vfio-pci") count as vfio-pci for dev/vfio/<N>.
  *   - bus/pci/drivers_probe <BDF>: -ENODEV for an unknown BDF; bound already:
  *     success, no change; override set: binds to that driver if it exists,
  *     else stays unbound (success); no override: binds to the native driver
