@@ -3,9 +3,10 @@
 
 /* The host <-> guest protocol on the guest kernel's command line: the one
  * definition of what vfiod writes (vfiod/guest-cmdline.c, and the network,
- * report and root keys of manager.c and sandbox.c) and what guest-init reads
- * (guest-init/cmdline.c). Plain C99, no GLib, nothing to link: the daemon,
- * the static PID 1, the unit tests and the fuzzers all include it.
+ * report and root keys of manager.c, qemu-argv.c and procfs.c) and what
+ * guest-init reads (guest-init/cmdline.c). Plain C99, no GLib, nothing to
+ * link: the daemon, the static PID 1, the unit tests and the fuzzers all
+ * include it.
  *
  * How the guest kernel reads the line (Linux lib/cmdline.c next_arg() and
  * lib/ctype.c, unchanged since 2.6; checked against 6.1, the pinned guest):

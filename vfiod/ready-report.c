@@ -2,6 +2,7 @@
 #include "ready-report.h"
 
 #include <json-glib/json-glib.h>
+#include <string.h>
 
 #include "error.h"
 #include "json-text.h"
@@ -39,4 +40,46 @@ vfd_report_validate(const char *text, gsize len, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+gboolean
+vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report)
+{
+  static const char tag[] = "VFIOD_READY ";
+  const gsize tag_len = sizeof tag - 1;
+  const gsize keep = 64 * 1024;
+  gsize start = 0; /* first byte of the line looked at */
+  gboolean found = FALSE;
+
+  /* Linear: each line is searched once, with an index; the consumed lines
+   * are erased from @pending once, at the end (erasing line by line moved
+   * the rest of the buffer for every line: quadratic on newline-dense
+   * output, issue 13 finding 6). */
+  g_string_append_len(pending, data, (gssize) len);
+  while (start < pending->len) {
+    const char *line = pending->str + start;
+    const char *nl = memchr(line, '\n', pending->len - start);
+    const char *end, *at;
+
+    if (!nl)
+      break;
+    /* The line as a C string: up to its first NUL byte, if any. */
+    end = memchr(line, '\0', (gsize) (nl - line));
+    if (!end)
+      end = nl;
+    at = memmem(line, (gsize) (end - line), tag, tag_len);
+    start = (gsize) (nl - pending->str) + 1;
+    if (at) {
+      /* The guest is hostile: what it wrote is stored and served as a D-Bus
+       * string, which must be UTF-8. Invalid sequences become U+FFFD. */
+      at += tag_len;
+      *ret_report = g_strchomp(g_utf8_make_valid(at, (gssize) (end - at)));
+      found = TRUE;
+      break;
+    }
+  }
+  g_string_erase(pending, 0, (gssize) start);
+  if (!found && pending->len > keep)
+    g_string_erase(pending, 0, (gssize) (pending->len - keep));
+  return found;
 }

@@ -4,8 +4,8 @@
 #include <glib.h>
 
 /* guest-init's ready report, "VFIOD_READY <report>", as vfiod receives it
- * from a guest (hostile) on the serial console (sandbox.c
- * vfd_serial_scan()) or over vsock (report-conn.h). vfiod stores the
+ * from a guest (hostile) on the serial console (vfd_serial_scan()
+ * below) or over vsock (report-conn.h). vfiod stores the
  * report text and serves it as the D-Bus string "ready_report" of
  * GetSandbox/ListSandboxes; `vfioctl --json` parses it with json-glib.
  * So it is validated before it is stored (issue 13, findings 3 and 6). */
@@ -37,3 +37,14 @@
  * what is wrong (and where, as a byte offset), without quoting the report.
  * Costs one linear pass and one json-glib parse of at most 64 KiB. */
 gboolean vfd_report_validate(const char *text, gsize len, GError **error);
+
+/* Scans console output for guest-init's readiness line. @pending holds the
+ * partial last line between calls (at most 64 KiB are kept); @data/@len is
+ * the new output. Returns TRUE and the JSON text after "VFIOD_READY " in
+ * *@ret_report (newly allocated, always valid UTF-8: invalid sequences from
+ * the guest become U+FFFD) when a complete ready line is found; the lines
+ * after it stay in @pending. A line is searched up to its first NUL byte.
+ * Linear in @len plus at most 64 KiB of kept partial line per call
+ * (newline-dense output costs no more than any other). The report is not
+ * validated here (vfd_report_validate(), above, does that). */
+gboolean vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report);

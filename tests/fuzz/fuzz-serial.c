@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The console scanner, vfd_serial_scan() (vfiod/sandbox.c): vfiod reads a
- * hostile guest's serial console for the "VFIOD_READY <json>" line.
+/* The console scanner, vfd_serial_scan() (vfiod/ready-report.c): vfiod
+ * reads a hostile guest's serial console for the "VFIOD_READY <json>" line.
  *
  * Input: the first byte picks the read size (the daemon reads 16 KiB at a
  * time, a slow guest yields smaller reads), the rest is console output. The
@@ -14,7 +14,7 @@
  * depend on how the output was split into reads. */
 #define FUZZ_GLIB
 #include "fuzz-common.h"
-#include "sandbox.h"
+#include "ready-report.h"
 
 #define PENDING_MAX (64 * 1024) /* vfd_serial_scan()'s documented bound */
 

@@ -10,7 +10,7 @@
 
 #include "config.h"
 #include "error.h"
-#include "sandbox.h"
+#include "qemu-argv.h"
 
 static char *
 write_conf(const char *contents)

@@ -19,7 +19,7 @@
 #include "doctor.h"
 #include "error.h"
 #include "fake-sysfs.h"
-#include "sandbox.h"
+#include "qemu-argv.h"
 
 #define MIB (G_GUINT64_CONSTANT(1) << 20)
 #define GIB (G_GUINT64_CONSTANT(1) << 30)

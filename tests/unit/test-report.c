@@ -10,7 +10,7 @@
  *    here); too many lines; unknown peers closed at once without a byte
  *    read; one connection per peer; a global cap;
  *  - the log rate limit (log-limit.h);
- *  - the console scanner vfd_serial_scan() (sandbox.c): linear on
+ *  - the console scanner vfd_serial_scan() (ready-report.c): linear on
  *    newline-dense output (8 MiB of "\n" and of short lines, timed), and
  *    its contract. */
 #include <errno.h>
@@ -27,7 +27,6 @@
 #include "log-limit.h"
 #include "ready-report.h"
 #include "report-conn.h"
-#include "sandbox.h"
 
 /* ---- the report validator ----------------------------------------------- */
 

@@ -26,7 +26,7 @@
 #include "config.h"
 #include "error.h"
 #include "guest-cmdline.h"
-#include "sandbox.h"
+#include "qemu-argv.h"
 
 #include "cmdline.h" /* guest-init's parser */
 
