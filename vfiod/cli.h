@@ -15,6 +15,3 @@ typedef struct _GError GError;
 /* A proxy of vfiod's API over the socket @socket_path; NULL with @error
  * (vfiod's own words when it refused the connection). */
 VfdManager1 *vfd_cli_connect(const char *socket_path, GError **error);
-
-/* vfioctl pool status|install-boot (pool-cli.c); argv[0] is "pool". */
-int vfd_pool_cli(const char *socket_path, int json, int argc, char **argv);

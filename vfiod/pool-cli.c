@@ -3,7 +3,7 @@
  * (issue 16, items 1-2). Local, like doctor: reads the config, the journal
  * and sysfs; only --fix asks the daemon (a reconcile, which brings the pool
  * to its state). */
-#include "cli.h"
+#include "cli-private.h"
 
 #include <json-glib/json-glib.h>
 #include <stdio.h>
@@ -202,30 +202,40 @@ pool_install_boot(const VfdConfig *c, const char *root)
   return VFD_EXIT_OK;
 }
 
-int
-vfd_pool_cli(const char *socket_path, gboolean json, int argc, char **argv)
+typedef struct {
+  char *config_path;
+  char *root;
+  gboolean fix;
+} PoolOpts;
+
+static const GOptionEntry pool_options[] = {
+  { "config", 0, 0, G_OPTION_ARG_FILENAME, VFD_CLI_OPT(PoolOpts, config_path),
+    "vfiod's config (default /etc/vfiod/vfiod.conf)", "FILE" },
+  { "fix", 0, 0, G_OPTION_ARG_NONE, VFD_CLI_OPT(PoolOpts, fix),
+    "status: have vfiod rebind functions not in place", NULL },
+  { "root", 0, 0, G_OPTION_ARG_FILENAME, VFD_CLI_OPT(PoolOpts, root),
+    "install-boot: the root to install under (default /)", "DIR" },
+  { NULL },
+};
+
+static void
+pool_init(void *opts)
 {
-  g_autofree char *config_path = g_strdup(g_getenv("VFIOD_CONFIG"));
-  g_autofree char *root = NULL;
-  gboolean fix = FALSE;
-  GOptionEntry entries[] = {
-    { "config", 0, 0, G_OPTION_ARG_FILENAME, &config_path, "vfiod's config (default /etc/vfiod/vfiod.conf)", "FILE" },
-    { "fix", 0, 0, G_OPTION_ARG_NONE, &fix, "status: have vfiod rebind functions not in place", NULL },
-    { "root", 0, 0, G_OPTION_ARG_FILENAME, &root, "install-boot: the root to install under (default /)", "DIR" },
-    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Machine-readable output", NULL },
-    { NULL },
-  };
-  g_autoptr(GOptionContext) ctx = g_option_context_new("status|install-boot");
-  g_autoptr(GError) error = NULL;
-  g_autoptr(VfdConfig) config = NULL;
+  PoolOpts *o = opts;
+
+  o->config_path = g_strdup(g_getenv("VFIOD_CONFIG"));
+}
+
+static int
+pool_check(VfdCliCall *call)
+{
+  PoolOpts *o = call->opts;
+  int argc = call->argc;
+  char **argv = call->argv;
+  gboolean fix = o->fix, json = call->cli->json;
+  const char *root = o->root;
   const char *verb;
 
-  g_set_prgname("vfioctl pool");
-  g_option_context_add_main_entries(ctx, entries, NULL);
-  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-    fprintf(stderr, "vfioctl: pool: %s\n%s", error->message, pool_usage);
-    return VFD_EXIT_USAGE;
-  }
   if (argc != 2 || (!g_str_equal(argv[1], "status") && !g_str_equal(argv[1], "install-boot"))) {
     fputs(pool_usage, stderr);
     return VFD_EXIT_USAGE;
@@ -243,16 +253,43 @@ vfd_pool_cli(const char *socket_path, gboolean json, int argc, char **argv)
     fprintf(stderr, "vfioctl: pool install-boot --root wants an absolute path, got '%s'\n", root);
     return VFD_EXIT_USAGE;
   }
-  if (!config_path || !*config_path) {
-    g_free(config_path);
-    config_path = g_build_filename(VFIOD_SYSCONFDIR, "vfiod", "vfiod.conf", NULL);
+  return VFD_CLI_GO_ON;
+}
+
+static int
+pool_run(VfdCliCall *call, GError **error)
+{
+  PoolOpts *o = call->opts;
+  const char *verb = call->argv[1];
+  g_autoptr(VfdConfig) config = NULL;
+
+  if (!o->config_path || !*o->config_path) {
+    g_free(o->config_path);
+    o->config_path = g_build_filename(VFIOD_SYSCONFDIR, "vfiod", "vfiod.conf", NULL);
   }
-  config = vfd_config_load(config_path, NULL, &error);
+  config = vfd_config_load(o->config_path, NULL, error);
   if (!config) {
-    fprintf(stderr, "vfioctl: pool: %s\n", error->message);
+    fprintf(stderr, "vfioctl: pool: %s\n", (*error)->message);
     return VFD_EXIT_USAGE;
   }
   if (g_str_equal(verb, "status"))
-    return pool_status(socket_path, json, config, fix);
-  return pool_install_boot(config, root ? root : "/");
+    return pool_status(call->cli->socket_path, call->cli->json, config, o->fix);
+  return pool_install_boot(config, o->root ? o->root : "/");
 }
+
+const VfdCliVerb vfd_cli_verb_pool = {
+  .name = "pool",
+  .summary = "  pool status [--fix] [--config FILE]   the pool's functions, their drivers, those not in place\n"
+             "                                (local; --fix: vfiod rebinds them; exit 1 when any is not in place)\n"
+             "  pool install-boot [--root DIR] [--config FILE]   write the boot configuration binding the pool\n"
+             "                                before host drivers (udev rule, modprobe.d softdeps)\n",
+  .params = "status|install-boot",
+  .args = VFD_CLI_ARGS_ANY,
+  .local = TRUE,
+  .opts_size = sizeof(PoolOpts),
+  .options = pool_options,
+  .init = pool_init,
+  .check = pool_check,
+  .run = pool_run,
+  .parse_usage = pool_usage,
+};

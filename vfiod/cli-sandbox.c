@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vfioctl sandbox create|list|show|delete: sandboxes through vfiod's API;
+ * create --wait follows the sandbox until the guest reports ready. */
+#include "cli-private.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "manager.h"
+
+static void
+print_sandbox_text(GVariant *sb)
+{
+  GVariantDict d;
+  g_autofree const char **devs = NULL;
+  g_autofree char *joined = NULL;
+  gint64 pid = 0;
+  guint32 mem = 0, owner_uid = 0;
+  gint32 status = 0;
+  GVariant *v;
+
+  g_variant_dict_init(&d, sb);
+  if ((v = g_variant_dict_lookup_value(&d, "devices", G_VARIANT_TYPE_STRING_ARRAY))) {
+    devs = g_variant_get_strv(v, NULL);
+    g_variant_unref(v);
+  }
+  joined = devs && devs[0] ? g_strjoinv(",", (char **) devs) : g_strdup("-");
+  g_variant_dict_lookup(&d, "pid", "x", &pid);
+  g_variant_dict_lookup(&d, "memory_mib", "u", &mem);
+  g_variant_dict_lookup(&d, "owner_uid", "u", &owner_uid);
+  printf("%-12s  %6u  %-8s  %7" G_GINT64_FORMAT "  %6u  %s", vfd_cli_dict_str(&d, "id", "?"), owner_uid,
+         vfd_cli_dict_str(&d, "state", "?"), pid, mem, joined);
+  if (g_variant_dict_lookup(&d, "exit_status", "i", &status))
+    printf("  (exit %d)", status);
+  printf("\n");
+  g_variant_dict_clear(&d);
+}
+
+/* Makes @path absolute against the working directory without resolving
+ * "." or ".." (the daemon refuses those). */
+static char *
+absolute_path(const char *path)
+{
+  g_autofree char *cwd = NULL;
+
+  if (g_path_is_absolute(path))
+    return g_strdup(path);
+  cwd = g_get_current_dir();
+  return g_build_filename(cwd, path, NULL);
+}
+
+typedef struct {
+  GMainLoop *loop;
+  const char *id;
+  gboolean ready;
+  gboolean ended; /* stopped or failed */
+  char *state;
+} WaitState;
+
+static void
+on_state_changed(GDBusConnection *conn, const char *sender, const char *path, const char *iface,
+                 const char *signal, GVariant *params, gpointer data)
+{
+  WaitState *w = data;
+  const char *id, *state;
+  gboolean ready;
+
+  g_variant_get(params, "(&s&sb)", &id, &state, &ready);
+  if (!g_str_equal(id, w->id))
+    return;
+  g_free(w->state);
+  w->state = g_strdup(state);
+  w->ready = ready;
+  w->ended = g_str_equal(state, "stopped") || g_str_equal(state, "failed");
+  if (w->ready || w->ended)
+    g_main_loop_quit(w->loop);
+}
+
+static gboolean
+on_wait_tick(gpointer data)
+{
+  WaitState *w = data;
+  static int seconds;
+
+  seconds++;
+  if (isatty(STDERR_FILENO))
+    fprintf(stderr, "\rwaiting for sandbox %s to report ready... %d s", w->id, seconds);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_wait_timeout(gpointer data)
+{
+  g_main_loop_quit(((WaitState *) data)->loop);
+  return G_SOURCE_REMOVE;
+}
+
+/* Waits until sandbox @id reports ready, stops, or @timeout_s passes:
+ * subscribe, check, then wait (the signal may come before we listen).
+ * Returns the final GetSandbox dictionary in *@ret_sb. */
+static int
+wait_ready(VfdManager1 *api, const char *id, int timeout_s, GVariant **ret_sb)
+{
+  GDBusConnection *conn = g_dbus_proxy_get_connection(G_DBUS_PROXY(api));
+  g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+  g_autoptr(GError) error = NULL;
+  WaitState w = { .loop = loop, .id = id };
+  guint sub, tick, timeout;
+  gboolean ready = FALSE;
+  const char *state = NULL;
+  g_autoptr(GVariant) sb = NULL;
+  GVariantDict d;
+
+  sub = g_dbus_connection_signal_subscribe(conn, NULL, "org.vfiod.Manager1", "SandboxStateChanged",
+                                           VFD_MANAGER_OBJECT_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_state_changed,
+                                           &w, NULL);
+  if (!vfd_manager1_call_get_sandbox_sync(api, id, &sb, NULL, &error))
+    return vfd_cli_report_error(error);
+  g_variant_dict_init(&d, sb);
+  g_variant_dict_lookup(&d, "ready", "b", &ready);
+  g_variant_dict_lookup(&d, "state", "&s", &state);
+  if (!ready && g_strcmp0(state, "stopped") != 0 && g_strcmp0(state, "failed") != 0) {
+    tick = g_timeout_add_seconds(1, on_wait_tick, &w);
+    timeout = g_timeout_add_seconds((guint) timeout_s, on_wait_timeout, &w);
+    g_main_loop_run(loop);
+    g_source_remove(tick);
+    if (!w.ready && !w.ended)
+      ; /* timed out: the source has fired and is gone */
+    else
+      g_source_remove(timeout);
+    if (isatty(STDERR_FILENO))
+      fprintf(stderr, "\n");
+    g_clear_pointer(&sb, g_variant_unref);
+    if (!vfd_manager1_call_get_sandbox_sync(api, id, &sb, NULL, &error))
+      return vfd_cli_report_error(error);
+  }
+  g_variant_dict_clear(&d);
+  g_dbus_connection_signal_unsubscribe(conn, sub);
+  g_free(w.state);
+  *ret_sb = g_steal_pointer(&sb);
+  g_variant_dict_init(&d, *ret_sb);
+  ready = FALSE;
+  g_variant_dict_lookup(&d, "ready", "b", &ready);
+  g_variant_dict_lookup(&d, "state", "&s", &state);
+  if (!ready) {
+    fprintf(stderr, "vfioctl: sandbox %s did not report ready (%s)\n", id,
+            g_strcmp0(state, "running") == 0 ? "timed out" : state);
+    g_variant_dict_clear(&d);
+    return VFD_EXIT_FAILED;
+  }
+  g_variant_dict_clear(&d);
+  return VFD_EXIT_OK;
+}
+
+/* ---- sandbox create ------------------------------------------------------- */
+
+typedef struct {
+  char **devices;
+  char *kernel, *initrd;
+  gint memory, vcpus;
+  gboolean wait;
+  gint timeout_s, gpus;
+  char *disk, *cmd;
+  char **cmd_args;
+  char **env;
+  GVariant *request; /* CreateSandbox's options, built by the check */
+} CreateOpts;
+
+static const GOptionEntry create_options[] = {
+  { "device", 'd', 0, G_OPTION_ARG_STRING_ARRAY, VFD_CLI_OPT(CreateOpts, devices),
+    "Pass BDF's IOMMU group through (repeatable)", "BDF" },
+  { "gpus", 'g', 0, G_OPTION_ARG_INT, VFD_CLI_OPT(CreateOpts, gpus),
+    "Pass any N free devices (IOMMU groups) through", "N" },
+  { "disk", 0, 0, G_OPTION_ARG_FILENAME, VFD_CLI_OPT(CreateOpts, disk),
+    "Raw root disk image for the workload", "PATH" },
+  { "cmd", 0, 0, G_OPTION_ARG_STRING, VFD_CLI_OPT(CreateOpts, cmd),
+    "Workload guest-init runs (absolute path in the guest)", "PATH" },
+  { "arg", 0, 0, G_OPTION_ARG_STRING_ARRAY, VFD_CLI_OPT(CreateOpts, cmd_args),
+    "An argument for the workload (repeatable)", "ARG" },
+  { "env", 'e', 0, G_OPTION_ARG_STRING_ARRAY, VFD_CLI_OPT(CreateOpts, env),
+    "NAME=VALUE in the workload's environment (repeatable)", "NAME=VALUE" },
+  { "wait", 'w', 0, G_OPTION_ARG_NONE, VFD_CLI_OPT(CreateOpts, wait), "Wait until the guest reports ready", NULL },
+  { "timeout", 't', 0, G_OPTION_ARG_INT, VFD_CLI_OPT(CreateOpts, timeout_s),
+    "With --wait: give up after SEC seconds (default 300)", "SEC" },
+  { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, VFD_CLI_OPT(CreateOpts, kernel), "Guest kernel (direct boot)", "PATH" },
+  { "initrd", 'i', 0, G_OPTION_ARG_FILENAME, VFD_CLI_OPT(CreateOpts, initrd), "Guest initramfs", "PATH" },
+  { "memory", 'm', 0, G_OPTION_ARG_INT, VFD_CLI_OPT(CreateOpts, memory), "Guest RAM in MiB (default 512)", "MiB" },
+  { "vcpus", 'c', 0, G_OPTION_ARG_INT, VFD_CLI_OPT(CreateOpts, vcpus), "Virtual CPUs (default 1)", "N" },
+  { NULL },
+};
+
+static void
+create_init(void *opts)
+{
+  CreateOpts *o = opts;
+
+  o->memory = 512;
+  o->vcpus = 1;
+  o->timeout_s = 300;
+}
+
+/* The request (the option values' strings are the skeleton's to free). */
+static void
+create_clear(void *opts)
+{
+  g_clear_pointer(&((CreateOpts *) opts)->request, g_variant_unref);
+}
+
+/* The usage checks, and the request built (relative paths made absolute). */
+static int
+create_check(VfdCliCall *call)
+{
+  CreateOpts *o = call->opts;
+  char **devices = o->devices, **cmd_args = o->cmd_args, **env = o->env;
+  const char *kernel = o->kernel, *initrd = o->initrd, *disk = o->disk, *cmd = o->cmd;
+  gint memory = o->memory, vcpus = o->vcpus, timeout_s = o->timeout_s, gpus = o->gpus;
+  gboolean wait = o->wait;
+  g_autofree char *kernel_abs = NULL, *initrd_abs = NULL;
+  GVariantDict opts;
+
+  if (gpus < 0 || gpus > 64)
+    return vfd_cli_usage_error("sandbox create: --gpus must be 0 to 64");
+  if (gpus > 0 && devices && devices[0])
+    return vfd_cli_usage_error("sandbox create: give --device or --gpus, not both");
+  if (memory < 64 || vcpus < 1)
+    return vfd_cli_usage_error("sandbox create: --memory must be >= 64 and --vcpus >= 1");
+  for (char **d = devices; d && *d; d++)
+    if (!vfd_cli_check_bdf(*d))
+      return VFD_EXIT_USAGE;
+  /* The daemon wants absolute paths; resolve relative ones here. */
+  g_variant_dict_init(&opts, NULL);
+  g_variant_dict_insert_value(&opts, "devices",
+                              g_variant_new_strv((const char *const *) devices, devices ? -1 : 0));
+  /* Without --kernel/--initrd the daemon uses its [qemu] kernel/initrd. */
+  if (kernel) {
+    kernel_abs = absolute_path(kernel);
+    g_variant_dict_insert(&opts, "kernel", "s", kernel_abs);
+  }
+  if (initrd) {
+    initrd_abs = absolute_path(initrd);
+    g_variant_dict_insert(&opts, "initrd", "s", initrd_abs);
+  }
+  if (gpus > 0)
+    g_variant_dict_insert(&opts, "gpus", "u", (guint32) gpus);
+  if (disk) {
+    g_autofree char *disk_abs = absolute_path(disk);
+    g_variant_dict_insert(&opts, "disk", "s", disk_abs);
+  }
+  if (cmd)
+    g_variant_dict_insert(&opts, "cmd", "s", cmd);
+  if (cmd_args)
+    g_variant_dict_insert_value(&opts, "args", g_variant_new_strv((const char *const *) cmd_args, -1));
+  if (env) {
+    GVariantBuilder eb;
+    g_variant_builder_init(&eb, G_VARIANT_TYPE("a{ss}"));
+    for (char **e = env; *e; e++) {
+      g_auto(GStrv) kv = g_strsplit(*e, "=", 2);
+      if (!kv[0] || !kv[1] || !*kv[0]) {
+        g_variant_builder_clear(&eb);
+        g_variant_dict_clear(&opts);
+        return vfd_cli_usage_error("sandbox create: --env wants NAME=VALUE, got '%s'", *e);
+      }
+      g_variant_builder_add(&eb, "{ss}", kv[0], kv[1]);
+    }
+    g_variant_dict_insert_value(&opts, "env", g_variant_builder_end(&eb));
+  }
+  g_variant_dict_insert(&opts, "memory_mib", "u", (guint32) memory);
+  g_variant_dict_insert(&opts, "vcpus", "u", (guint32) vcpus);
+  if (wait && timeout_s < 1)
+    return vfd_cli_usage_error("sandbox create: --timeout must be at least 1 second");
+  o->request = g_variant_ref_sink(g_variant_dict_end(&opts));
+  return VFD_CLI_GO_ON;
+}
+
+static int
+create_run(VfdCliCall *call, GError **error)
+{
+  CreateOpts *o = call->opts;
+  g_autoptr(GVariant) sb = NULL;
+
+  if (!vfd_manager1_call_create_sandbox_sync(call->api, o->request, &sb, NULL, error))
+    return VFD_CLI_ERROR;
+  if (o->wait) {
+    g_autoptr(GVariant) final = NULL;
+    const char *id = NULL;
+    int r2;
+    GVariantDict d;
+
+    g_variant_dict_init(&d, sb);
+    g_variant_dict_lookup(&d, "id", "&s", &id);
+    r2 = wait_ready(call->api, id, o->timeout_s, &final);
+    g_variant_dict_clear(&d);
+    if (final) {
+      if (call->cli->json)
+        vfd_cli_print_object(final, vfd_cli_sandbox_keys);
+      else
+        print_sandbox_text(final);
+    }
+    return r2;
+  }
+  if (call->cli->json)
+    vfd_cli_print_object(sb, vfd_cli_sandbox_keys);
+  else
+    print_sandbox_text(sb);
+  return VFD_EXIT_OK;
+}
+
+const VfdCliVerb vfd_cli_verb_sandbox_create = {
+  .name = "sandbox create",
+  .summary = "  sandbox create [--kernel PATH --initrd PATH] [--device BDF... | --gpus N] [--memory MiB]\n"
+             "                 [--vcpus N] [--disk IMG] [--cmd PATH [--arg A]... [--env NAME=VALUE]...]\n"
+             "                 [--wait [--timeout SEC]]   (--wait: until the guest reports ready)\n",
+  .params = "",
+  .args = VFD_CLI_ARGS_NONE_NAMED,
+  /* Binding devices and starting QEMU can take a while on a busy host. */
+  .timeout_ms = 5 * 60 * 1000,
+  .opts_size = sizeof(CreateOpts),
+  .options = create_options,
+  .init = create_init,
+  .clear = create_clear,
+  .check = create_check,
+  .run = create_run,
+};
+
+/* ---- sandbox list, show, delete ------------------------------------------- */
+
+static int
+list_run(VfdCliCall *call, GError **error)
+{
+  g_autoptr(GVariant) list = NULL;
+  GVariantIter it;
+  GVariant *child;
+
+  if (!vfd_manager1_call_list_sandboxes_sync(call->api, &list, NULL, error))
+    return VFD_CLI_ERROR;
+  if (call->cli->json) {
+    vfd_cli_print_object_list(list, vfd_cli_sandbox_keys);
+    return VFD_EXIT_OK;
+  }
+  printf("%-12s  %6s  %-8s  %7s  %6s  %s\n", "ID", "OWNER", "STATE", "PID", "MiB", "DEVICES");
+  g_variant_iter_init(&it, list);
+  while ((child = g_variant_iter_next_value(&it))) {
+    print_sandbox_text(child);
+    g_variant_unref(child);
+  }
+  return VFD_EXIT_OK;
+}
+
+const VfdCliVerb vfd_cli_verb_sandbox_list = {
+  .name = "sandbox list",
+  .summary = "  sandbox list                  sandboxes and their state\n",
+  .params = "",
+  .args = VFD_CLI_ARGS_NONE,
+  .run = list_run,
+};
+
+static int
+show_run(VfdCliCall *call, GError **error)
+{
+  g_autoptr(GVariant) sb = NULL;
+
+  if (!vfd_manager1_call_get_sandbox_sync(call->api, call->arg, &sb, NULL, error))
+    return VFD_CLI_ERROR;
+  if (call->cli->json)
+    vfd_cli_print_object(sb, vfd_cli_sandbox_keys);
+  else
+    print_sandbox_text(sb);
+  return VFD_EXIT_OK;
+}
+
+const VfdCliVerb vfd_cli_verb_sandbox_show = {
+  .name = "sandbox show",
+  .summary = "  sandbox show ID               one sandbox\n",
+  .params = "ID",
+  .args = VFD_CLI_ARGS_ID,
+  .run = show_run,
+};
+
+static int
+delete_run(VfdCliCall *call, GError **error)
+{
+  if (!vfd_manager1_call_delete_sandbox_sync(call->api, call->arg, NULL, error))
+    return VFD_CLI_ERROR;
+  if (call->cli->json)
+    printf("{\"id\": \"%s\", \"deleted\": true}\n", call->arg);
+  else
+    printf("deleted %s\n", call->arg);
+  return VFD_EXIT_OK;
+}
+
+const VfdCliVerb vfd_cli_verb_sandbox_delete = {
+  .name = "sandbox delete",
+  .summary = "  sandbox delete ID             stop the sandbox's QEMU and release its devices\n",
+  .params = "ID",
+  .args = VFD_CLI_ARGS_ID,
+  /* A delete waits for QEMU to stop: allow for the stop timeout. */
+  .timeout_ms = 10 * 60 * 1000,
+  .run = delete_run,
+};
