@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
+
 /* ---- PCI addresses ---- */
 
 /* Parses 1..@max_digits hex digits at *@p into *@ret; advances *@p. */
@@ -16,18 +18,11 @@ hex_field(const char **p, unsigned max_digits, unsigned long *ret)
   unsigned n = 0;
 
   for (; n < max_digits; n++, (*p)++) {
-    char c = **p;
-    unsigned d;
+    int d = gi_hex_digit(**p);
 
-    if (c >= '0' && c <= '9')
-      d = (unsigned) (c - '0');
-    else if (c >= 'a' && c <= 'f')
-      d = (unsigned) (c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F')
-      d = (unsigned) (c - 'A' + 10);
-    else
+    if (d < 0)
       break;
-    v = v * 16 + d;
+    v = v * 16 + (unsigned) d;
   }
   if (n == 0)
     return false;
@@ -129,18 +124,6 @@ json_literal(Json *j, const char *word)
   return true;
 }
 
-static int
-hex_digit(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* A string at the current byte (after blanks), unescaped into @buf (@size
  * bytes, NUL-terminated, cut; NULL to skip it). Bytes >= 0x80 and escapes
  * outside printable ASCII are stored as '?'. */
@@ -186,7 +169,7 @@ json_string(Json *j, char *buf, size_t size)
         int v = 0;
 
         for (int i = 0; i < 4; i++) {
-          int d = hex_digit(j->s[j->pos + (size_t) i]);
+          int d = gi_hex_digit(j->s[j->pos + (size_t) i]);
           if (d < 0) {
             j->pos -= 2;
             return json_fail(j, "bad \\u escape");

@@ -4,17 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 
-static int
-hexval(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
+#include "../guest-init/hex.h"
 
 /* Reads exactly @n hex digits from @s; -1 when any is not hex. */
 static int
@@ -23,7 +13,7 @@ hexn(const char *s, int n)
   int v = 0;
 
   for (int i = 0; i < n; i++) {
-    int d = hexval(s[i]);
+    int d = gi_hex_digit(s[i]);
     if (d < 0)
       return -1;
     v = v * 16 + d;

@@ -613,18 +613,18 @@ vfd_journal_devices(VfdJournal *j)
   return j->devices;
 }
 
-/* Binary search of the devices (sorted by BDF): TRUE with *@ret_index
- * at @bdf's record, or FALSE with *@ret_index where it would go. Lookups,
- * puts and removals were linear scans plus a sort per put: quadratic at
- * start-up with a journal of 1000 devices (issue 17). */
+/* Binary search of @array, sorted by @cmp (an element against @key):
+ * TRUE with *@ret_index at the element equal to @key, or FALSE with
+ * *@ret_index where it would go. */
 static gboolean
-device_index(VfdJournal *j, const VfdBdf *bdf, guint *ret_index)
+sorted_index(GPtrArray *array, gconstpointer key, int (*cmp)(gconstpointer element, gconstpointer key),
+             guint *ret_index)
 {
-  guint lo = 0, hi = j->devices->len;
+  guint lo = 0, hi = array->len;
 
   while (lo < hi) {
     guint mid = lo + (hi - lo) / 2;
-    int c = vfd_bdf_compare(&((VfdJournalDevice *) g_ptr_array_index(j->devices, mid))->bdf, bdf);
+    int c = cmp(g_ptr_array_index(array, mid), key);
     if (c == 0) {
       *ret_index = mid;
       return TRUE;
@@ -636,6 +636,22 @@ device_index(VfdJournal *j, const VfdBdf *bdf, guint *ret_index)
   }
   *ret_index = lo;
   return FALSE;
+}
+
+static int
+device_cmp_bdf(gconstpointer element, gconstpointer bdf)
+{
+  return vfd_bdf_compare(&((const VfdJournalDevice *) element)->bdf, bdf);
+}
+
+/* Binary search of the devices (sorted by BDF): TRUE with *@ret_index
+ * at @bdf's record, or FALSE with *@ret_index where it would go. Lookups,
+ * puts and removals were linear scans plus a sort per put: quadratic at
+ * start-up with a journal of 1000 devices (issue 17). */
+static gboolean
+device_index(VfdJournal *j, const VfdBdf *bdf, guint *ret_index)
+{
+  return sorted_index(j->devices, bdf, device_cmp_bdf, ret_index);
 }
 
 VfdJournalDevice *
@@ -677,26 +693,17 @@ vfd_journal_sandboxes(VfdJournal *j)
   return j->sandboxes;
 }
 
+static int
+sandbox_cmp_id(gconstpointer element, gconstpointer id)
+{
+  return g_strcmp0(((const VfdJournalSandbox *) element)->id, id);
+}
+
 /* device_index() for the sandboxes (sorted by id, g_strcmp0). */
 static gboolean
 sandbox_index(VfdJournal *j, const char *id, guint *ret_index)
 {
-  guint lo = 0, hi = j->sandboxes->len;
-
-  while (lo < hi) {
-    guint mid = lo + (hi - lo) / 2;
-    int c = g_strcmp0(((VfdJournalSandbox *) g_ptr_array_index(j->sandboxes, mid))->id, id);
-    if (c == 0) {
-      *ret_index = mid;
-      return TRUE;
-    }
-    if (c < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  *ret_index = lo;
-  return FALSE;
+  return sorted_index(j->sandboxes, id, sandbox_cmp_id, ret_index);
 }
 
 VfdJournalSandbox *
