@@ -2056,7 +2056,8 @@ create_work(Op *op, GError **error)
       g_array_append_val(fds, ro);
       add_ro = g_strdup_printf("fd=%u,set=%d,opaque=disk-ro", 3 + fds->len - 1, VFD_QEMU_FDSET_DISK);
       g_strv_builder_add_many(args, "-add-fd", add, "-add-fd", add_ro, "-drive", drive, "-device",
-                              passed->len == 0 ? "virtio-blk-device,drive=root" : "virtio-blk-pci,drive=root",
+                              passed->len == 0 ? "virtio-blk-device,drive=root" VFD_QEMU_ROOT_SERIAL
+                                               : "virtio-blk-pci,drive=root" VFD_QEMU_ROOT_SERIAL,
                               NULL);
       g_strv_builder_add(append, VFIOD_KEY_ROOT "=" VFD_QEMU_ROOT_DEV);
       /* The driver layer, for a GPU sandbox (a passed function of display
@@ -2070,7 +2071,7 @@ create_work(Op *op, GError **error)
         op->layer_fd = -1;
         add_layer = g_strdup_printf("fd=%u,set=%d,opaque=driver-layer", 3 + fds->len - 1, VFD_QEMU_FDSET_DRIVER);
         g_strv_builder_add_many(args, "-add-fd", add_layer, "-drive", drive_layer, "-device",
-                                "virtio-blk-pci,drive=driver", NULL);
+                                "virtio-blk-pci,drive=driver" VFD_QEMU_DRIVER_SERIAL, NULL);
         g_strv_builder_add(append, VFIOD_KEY_DRIVER "=" VFD_QEMU_DRIVER_DEV);
       }
     }
