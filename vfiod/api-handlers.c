@@ -9,6 +9,7 @@
 
 #include "api-limits.h"
 #include "log-fields.h"
+#include "meminfo.h"
 #include "pool.h"
 #include "variant.h"
 
@@ -338,19 +339,6 @@ handle_get_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, 
   return TRUE;
 }
 
-/* The value of "Key: N kB"-style line @key in @contents (/proc/meminfo's
- * text, may be NULL); 0 when absent. */
-static guint64
-meminfo_value(const char *contents, const char *key)
-{
-  size_t n = strlen(key);
-
-  for (const char *l = contents; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
-    if (strncmp(l, key, n) == 0 && l[n] == ':')
-      return g_ascii_strtoull(l + n + 1, NULL, 10);
-  return 0;
-}
-
 static gboolean
 handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
 {
@@ -360,7 +348,7 @@ handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer da
    * (issue 17: this call took 20-40 ms when it scanned three times). */
   g_autoptr(GPtrArray) all = vfd_host_enumerate(m->host, &error);
   GVariant *devs = all ? vfd_mgr_device_inventory_from(m, all) : NULL;
-  g_autofree char *meminfo = NULL;
+  VfdMeminfo meminfo;
   GVariantDict host, caps;
   guint free_units;
   int fd;
@@ -370,8 +358,7 @@ handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer da
     return TRUE;
   }
   free_units = vfd_host_count_free_units_in(m->host, all);
-  if (!g_file_get_contents("/proc/meminfo", &meminfo, NULL, NULL))
-    g_clear_pointer(&meminfo, g_free);
+  vfd_meminfo_read(m->config->proc_root, &meminfo);
 
   g_variant_dict_init(&host, NULL);
   g_variant_dict_insert(&host, "version", "s", VFIOD_VERSION);
@@ -382,10 +369,10 @@ handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer da
     close(fd);
   g_variant_dict_insert(&host, "vsock", "b", m->have_vsock);
   g_variant_dict_insert(&host, "network", "b", m->config->net_enabled);
-  g_variant_dict_insert(&host, "hugepages_total", "t", meminfo_value(meminfo, "HugePages_Total"));
-  g_variant_dict_insert(&host, "hugepages_free", "t", meminfo_value(meminfo, "HugePages_Free"));
-  g_variant_dict_insert(&host, "hugepage_kib", "t", meminfo_value(meminfo, "Hugepagesize"));
-  g_variant_dict_insert(&host, "memory_mib", "t", meminfo_value(meminfo, "MemTotal") / 1024);
+  g_variant_dict_insert(&host, "hugepages_total", "t", meminfo.hugepages_total);
+  g_variant_dict_insert(&host, "hugepages_free", "t", meminfo.hugepages_free);
+  g_variant_dict_insert(&host, "hugepage_kib", "t", meminfo.hugepage_kib);
+  g_variant_dict_insert(&host, "memory_mib", "t", meminfo.mem_total_kib / 1024);
   g_variant_dict_insert(&host, "cpus", "u", g_get_num_processors());
   g_variant_dict_insert(&host, "free_units", "u", free_units);
   {
