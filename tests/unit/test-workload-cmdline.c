@@ -76,7 +76,7 @@ assert_refused(const char *cmd, const char *const *args, GVariant *env, ...)
 }
 
 /* The longest words vfiod writes of its own besides vfd_qemu_build_argv's
- * (net_qemu_args() in manager.c and the root disk): longest addresses, a
+ * (vfd_mgr_net_qemu_args() in sandbox-net.c and the root disk in create.c): longest addresses, a
  * /30 prefix ([network] prefix is 1..30), three DNS servers (the config's
  * limit), the highest report port. */
 static const char *const own_longest[] = {
