@@ -34,6 +34,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* ---- sizes ---- */
 
@@ -215,8 +216,5 @@ vfiod_cmdline_disk_valid(const char *v)
 
   if (v[0] == '/')
     return vfiod_cmdline_dev_valid(v);
-  for (size_t i = 0; i < p; i++)
-    if (v[i] != VFIOD_DISK_BY_SERIAL[i])
-      return false;
-  return vfiod_disk_serial_valid(v + p);
+  return strncmp(v, VFIOD_DISK_BY_SERIAL, p) == 0 && vfiod_disk_serial_valid(v + p);
 }

@@ -177,15 +177,15 @@ test_disk_resolve(void **state)
   assert_int_equal(gi_disk_resolve("virtio:vfiod-root", "/nonexistent/sys/block", dev, sizeof(dev)), -ENOENT);
   /* the command line takes both forms for vfiod.root= and vfiod.driver= */
   {
-    static GiCmdline cl;
+    static GiCmdline dcl;
     char err[256];
 
-    gi_cmdline_parse("vfiod.root=virtio:vfiod-root vfiod.driver=virtio:vfiod-driver vfiod.cmd=/bin/true", &cl);
-    assert_true(gi_cmdline_check(&cl, err, sizeof(err)));
-    assert_string_equal(cl.root, "virtio:vfiod-root");
-    assert_string_equal(cl.driver, "virtio:vfiod-driver");
-    gi_cmdline_parse("vfiod.root=virtio:bad/serial vfiod.cmd=/bin/true", &cl);
-    assert_string_equal(cl.root, "");
+    gi_cmdline_parse("vfiod.root=virtio:vfiod-root vfiod.driver=virtio:vfiod-driver vfiod.cmd=/bin/true", &dcl);
+    assert_true(gi_cmdline_check(&dcl, err, sizeof(err)));
+    assert_string_equal(dcl.root, "virtio:vfiod-root");
+    assert_string_equal(dcl.driver, "virtio:vfiod-driver");
+    gi_cmdline_parse("vfiod.root=virtio:bad/serial vfiod.cmd=/bin/true", &dcl);
+    assert_string_equal(dcl.root, "");
   }
   g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", sys);
   assert_int_equal(system(cmd), 0);
