@@ -401,7 +401,7 @@ apply_known(GiCmdline *ret, const GiCmdlineEntry *e)
     return GI_CMDLINE_OK;
   }
   case GI_CMDLINE_KEY_ROOT:
-    if (strncmp(v, "/dev/", 5) != 0 || !is_clean_abs_path(v))
+    if (!vfiod_cmdline_disk_valid(v) || (v[0] == '/' && !is_clean_abs_path(v)))
       return GI_CMDLINE_BAD_VALUE;
     memcpy(ret->root, v, sizeof(ret->root));
     return GI_CMDLINE_OK;
@@ -428,7 +428,7 @@ apply_known(GiCmdline *ret, const GiCmdlineEntry *e)
     ret->timeout_s = (unsigned) n;
     return GI_CMDLINE_OK;
   case GI_CMDLINE_KEY_DRIVER:
-    if (!vfiod_cmdline_dev_valid(v))
+    if (!vfiod_cmdline_disk_valid(v))
       return GI_CMDLINE_BAD_VALUE;
     memcpy(ret->driver, v, sizeof(ret->driver));
     return GI_CMDLINE_OK;

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "disk.h"
 #include "nvidia.h"
 #include "util.h"
 
@@ -29,8 +30,9 @@ extern const size_t gi_cuda_probe_elf_size;
 #define KMSG_MAX_RECORDS 100000
 
 int
-gi_layer_mount(const char *dev, int wait_ms, GiLayer *ret, char *err, size_t err_size)
+gi_layer_mount(const char *spec, int wait_ms, GiLayer *ret, char *err, size_t err_size)
 {
+  const char *dev;
   uint64_t deadline = gi_now_ms() + (uint64_t) wait_ms;
   static char text[8192];
   struct stat st;
@@ -38,15 +40,21 @@ gi_layer_mount(const char *dev, int wait_ms, GiLayer *ret, char *err, size_t err
   int r;
 
   memset(ret, 0, sizeof(*ret));
-  snprintf(ret->dev, sizeof(ret->dev), "%s", dev);
-  while (stat(dev, &st) < 0 || !S_ISBLK(st.st_mode)) {
+  snprintf(ret->dev, sizeof(ret->dev), "%s", spec);
+  while ((r = gi_disk_resolve(spec, GI_SYS_BLOCK, ret->dev, sizeof(ret->dev))) < 0 || stat(ret->dev, &st) < 0 ||
+         !S_ISBLK(st.st_mode)) {
+    if (r == -EINVAL || r == -ENAMETOOLONG) {
+      snprintf(err, err_size, "driver layer device %s: %s", spec, strerror(-r));
+      return r;
+    }
     if (gi_now_ms() >= deadline) {
       snprintf(err, err_size, "driver layer device %s did not appear within %d ms (is its driver module staged?)",
-               dev, wait_ms);
+               spec, wait_ms);
       return -ENODEV;
     }
     usleep(50 * 1000);
   }
+  dev = ret->dev;
   r = gi_mkdir_p(VFIOD_DRIVER_LAYER_DIR, 0755);
   if (r < 0) {
     snprintf(err, err_size, "mkdir %s: %s", VFIOD_DRIVER_LAYER_DIR, strerror(-r));

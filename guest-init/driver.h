@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "disk.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -22,18 +24,19 @@
 
 /* The mounted driver layer. */
 typedef struct {
-  char dev[GI_CMDLINE_MAX_VALUE + 1];  /* the block device, vfiod.driver= */
+  char dev[GI_CMDLINE_MAX_VALUE + 1];  /* the block device vfiod.driver= names (/dev/NAME) */
   char version[64];                    /* NVIDIA_DRIVER_VERSION of its env file */
   char kernel[128];                    /* GUEST_KERNEL_RELEASE, "" when absent */
   char key[80];                        /* DRIVER_LAYER_KEY, "" when absent */
 } GiLayer;
 
-/* Waits at most @wait_ms for the block device @dev, mounts it read-only
- * (erofs; nodev, nosuid) on VFIOD_DRIVER_LAYER_DIR and reads its
- * GI_LAYER_ENV_FILE (NVIDIA_DRIVER_VERSION is required). Returns 0, or
+/* Waits at most @wait_ms for the block device @spec names (vfiod.driver=:
+ * virtio:SERIAL or /dev/NAME, gi_disk_resolve() over GI_SYS_BLOCK), mounts
+ * it read-only (erofs; nodev, nosuid) on VFIOD_DRIVER_LAYER_DIR and reads
+ * its GI_LAYER_ENV_FILE (NVIDIA_DRIVER_VERSION is required). Returns 0, or
  * -errno with @err (ENODEV from mount(): no erofs in the kernel, i.e.
  * erofs.ko not staged). */
-int gi_layer_mount(const char *dev, int wait_ms, GiLayer *ret, char *err, size_t err_size);
+int gi_layer_mount(const char *spec, int wait_ms, GiLayer *ret, char *err, size_t err_size);
 
 /* Loads the NVIDIA modules from the layer, for a kernel (@release) whose
  * initramfs stages none: its lib/modules/<release>/updates/ nvidia,

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "cmdline.h"
+#include "disk.h"
 #include "driver.h"
 #include "gpu.h"
 #include "manifest.h"
@@ -76,6 +77,7 @@
 static bool test_mode;
 
 static GiCmdline cmdline;           /* large: kept off the stack */
+static char root_dev[GI_CMDLINE_MAX_VALUE + 8]; /* the node vfiod.root= resolved to ("" before) */
 
 /* What set-up did, for the ready report. */
 static struct {
@@ -658,7 +660,7 @@ report_context(GiReady *r, const char *pci_root, GiPciDevice **ret_devices)
     }
   }
   if (cmdline.root[0] != '\0') {
-    r->root_dev = cmdline.root;
+    r->root_dev = root_dev[0] != '\0' ? root_dev : cmdline.root;
     r->root_fstype = cmdline.rootfstype;
   }
   r->timings = boot.timings;
@@ -993,9 +995,16 @@ setup_root(void)
   unsigned long flags = cmdline.root_ro ? MS_RDONLY : 0;
   struct stat st;
 
+  int r;
+
   if (cmdline.root[0] == '\0')
     return;
-  while (stat(cmdline.root, &st) < 0 || !S_ISBLK(st.st_mode)) {
+  /* virtio:SERIAL: the disk with that serial, whatever vdX the kernel
+   * named it (protocol.h, "disks") */
+  while ((r = gi_disk_resolve(cmdline.root, GI_SYS_BLOCK, root_dev, sizeof(root_dev))) < 0 ||
+         stat(root_dev, &st) < 0 || !S_ISBLK(st.st_mode)) {
+    if (r == -EINVAL || r == -ENAMETOOLONG)
+      fatal("root device %s: %s", cmdline.root, strerror(-r));
     if (gi_now_ms() >= deadline)
       fatal("root device %s did not appear within %d ms (is its driver module staged?)", cmdline.root,
             ROOT_WAIT_MS);
@@ -1003,8 +1012,8 @@ setup_root(void)
   }
   if (mkdir(NEWROOT, 0755) < 0 && errno != EEXIST)
     fatal("mkdir %s: %s", NEWROOT, strerror(errno));
-  if (mount(cmdline.root, NEWROOT, cmdline.rootfstype, flags, NULL) < 0)
-    fatal("mount %s (%s) on %s: %s", cmdline.root, cmdline.rootfstype, NEWROOT, strerror(errno));
+  if (mount(root_dev, NEWROOT, cmdline.rootfstype, flags, NULL) < 0)
+    fatal("mount %s (%s, %s) on %s: %s", root_dev, cmdline.root, cmdline.rootfstype, NEWROOT, strerror(errno));
   for (size_t i = 0; i < sizeof(binds) / sizeof(binds[0]); i++) {
     char target[64];
 

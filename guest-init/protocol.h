@@ -3,10 +3,10 @@
 
 /* The host <-> guest protocol on the guest kernel's command line: the one
  * definition of what vfiod writes (vfiod/guest-cmdline.c, and the network,
- * report and root keys of manager.c, qemu-argv.c and procfs.c) and what
- * guest-init reads (guest-init/cmdline.c). Plain C99, no GLib, nothing to
- * link: the daemon, the static PID 1, the unit tests and the fuzzers all
- * include it.
+ * report and root keys of sandbox-net.c, create.c, qemu-argv.c and procfs.c)
+ * and what guest-init reads (guest-init/cmdline.c). Plain C99, no GLib,
+ * nothing to link: the daemon, the static PID 1, the unit tests and the
+ * fuzzers all include it.
  *
  * How the guest kernel reads the line (Linux lib/cmdline.c next_arg() and
  * lib/ctype.c, unchanged since 2.6; checked against 6.1, the pinned guest):
@@ -35,6 +35,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* ---- sizes ---- */
 
@@ -46,7 +47,7 @@
  * pci=realloc pci=nocrs, tsc_early_khz=, vfiod.sandbox=, the network keys
  * (vfiod.ip= vfiod.gw= vfiod.mac= vfiod.dns= with at most VFIOD_CMDLINE_MAX_DNS
  * IPv4 servers), vfiod.report=vsock:PORT, vfiod.root= and vfiod.driver=
- * (the NVIDIA driver layer's disk). Their longest form takes 301 bytes
+ * (the NVIDIA driver layer's disk). Their longest form takes 321 bytes
  * (asserted by tests/unit/test-workload-cmdline.c, which
  * builds it with vfd_qemu_build_argv()); the rest is room for keys to come
  * (vfiod.timeout=, vfiod.gpu=, vfiod.nvidia=, vfiod.rootfstype=, ...).
@@ -84,20 +85,30 @@
 #define VFIOD_KEY_CMD "vfiod.cmd"               /* the workload: an absolute path */
 #define VFIOD_KEY_ARG "vfiod.arg"               /* one argument, repeatable, in order */
 #define VFIOD_KEY_ENV "vfiod.env"               /* NAME=VALUE, repeatable */
-#define VFIOD_KEY_ROOT "vfiod.root"             /* /dev/NAME */
+#define VFIOD_KEY_ROOT "vfiod.root"             /* virtio:SERIAL or /dev/NAME */
 #define VFIOD_KEY_ROOTFSTYPE "vfiod.rootfstype" /* ext4, ... */
 #define VFIOD_KEY_ROOTFLAGS "vfiod.rootflags"   /* ro | rw */
 #define VFIOD_KEY_GPU "vfiod.gpu"               /* on | off */
 #define VFIOD_KEY_NVIDIA "vfiod.nvidia"         /* none | uvm,modeset,drm,peermem */
 #define VFIOD_KEY_TIMEOUT "vfiod.timeout"       /* seconds */
-/* /dev/NAME (vfiod_cmdline_dev_valid()): a read-only block device holding
- * the NVIDIA driver layer, an EROFS image made by
+/* virtio:SERIAL or /dev/NAME (vfiod_cmdline_disk_valid()): a read-only
+ * block device holding the NVIDIA driver layer, an EROFS image made by
  * kernel-modules/build-driver-layer.sh. guest-init mounts it read-only at
  * VFIOD_DRIVER_LAYER_DIR and makes it visible in the workload's root
  * (vfiod.root= is required with it; guest-init/README.md "Driver layer").
- * vfiod attaches the image read-only as the disk after the root's and
- * passes its guest name (the root is /dev/vda, the layer /dev/vdb). */
+ * vfiod attaches the image read-only after the root disk, with the serial
+ * VFIOD_DISK_SERIAL_DRIVER. */
 #define VFIOD_KEY_DRIVER "vfiod.driver"
+
+/* ---- disks ----
+ * vfiod names the disks it attaches by their virtio-blk serial, never by
+ * the guest kernel's vdX names: those follow the order in which virtio_blk
+ * probes the disks, and modules loaded in parallel (guest-init) or
+ * asynchronous probing do not keep the order of QEMU's command line. */
+#define VFIOD_DISK_BY_SERIAL "virtio:"          /* vfiod.root=virtio:SERIAL */
+#define VFIOD_DISK_SERIAL_MAX 20                /* VIRTIO_BLK_ID_BYTES */
+#define VFIOD_DISK_SERIAL_ROOT "vfiod-root"     /* the workload's root disk */
+#define VFIOD_DISK_SERIAL_DRIVER "vfiod-driver" /* the NVIDIA driver layer */
 /* Where the driver layer is mounted in the guest, and seen by the workload:
  * under /run (guest-init's tmpfs, bind-mounted into the root), at the path
  * NVIDIA's GPU operator uses for its driver root. */
@@ -166,8 +177,8 @@ vfiod_cmdline_cmd_valid(const char *v)
   }
 }
 
-/* A block device path as vfiod.driver= takes it: "/dev/" and at least one
- * more byte, no empty, "." or ".." component, no trailing '/', every byte
+/* A block device path: "/dev/" and at least one more byte, no empty, "."
+ * or ".." component, no trailing '/', every byte
  * vfiod_cmdline_word_char_ok() (no blank: never quoted), at most
  * VFIOD_CMDLINE_MAX_VALUE bytes. @v is NUL-terminated. */
 static inline bool
@@ -175,4 +186,36 @@ vfiod_cmdline_dev_valid(const char *v)
 {
   return v[0] == '/' && v[1] == 'd' && v[2] == 'e' && v[3] == 'v' && v[4] == '/' && v[5] != '\0' &&
          vfiod_cmdline_cmd_valid(v);
+}
+
+/* A virtio-blk serial as vfiod sets it on the disks it attaches (QEMU's
+ * "serial=" property; the guest reads it in /sys/block/NAME/serial): 1 to
+ * VFIOD_DISK_SERIAL_MAX bytes of [A-Za-z0-9._-]. @v is NUL-terminated. */
+static inline bool
+vfiod_disk_serial_valid(const char *v)
+{
+  size_t n = 0;
+
+  for (; v[n] != '\0'; n++) {
+    unsigned char c = (unsigned char) v[n];
+    if (n >= VFIOD_DISK_SERIAL_MAX ||
+        !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '-'))
+      return false;
+  }
+  return n > 0;
+}
+
+/* A disk as vfiod.root= and vfiod.driver= name it: a block device path
+ * (vfiod_cmdline_dev_valid(), for hand-written command lines) or
+ * VFIOD_DISK_BY_SERIAL followed by a virtio-blk serial
+ * (vfiod_disk_serial_valid()). @v is NUL-terminated. */
+static inline bool
+vfiod_cmdline_disk_valid(const char *v)
+{
+  size_t p = sizeof(VFIOD_DISK_BY_SERIAL) - 1;
+
+  if (v[0] == '/')
+    return vfiod_cmdline_dev_valid(v);
+  return strncmp(v, VFIOD_DISK_BY_SERIAL, p) == 0 && vfiod_disk_serial_valid(v + p);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "meminfo.h"
 #include "pins.h"
 
 void
@@ -58,22 +59,6 @@ count_entries(const char *dir)
   while (d && g_dir_read_name(d))
     n++;
   return n;
-}
-
-static guint64
-meminfo(const char *proc_root, const char *key)
-{
-  g_autofree char *path = g_build_filename(proc_root, "meminfo", NULL);
-  g_autofree char *contents = NULL;
-  g_auto(GStrv) lines = NULL;
-
-  if (!g_file_get_contents(path, &contents, NULL, NULL))
-    return 0;
-  lines = g_strsplit(contents, "\n", -1);
-  for (char **l = lines; *l; l++)
-    if (g_str_has_prefix(*l, key) && (*l)[strlen(key)] == ':')
-      return g_ascii_strtoull(*l + strlen(key) + 1, NULL, 10);
-  return 0;
 }
 
 /* Orders "node<N>" names by N (GPtrArray sort: pointers to the strings). */
@@ -341,11 +326,12 @@ vfd_doctor_run(const VfdDoctorOptions *o)
   }
 
   {
-    guint64 total = meminfo(o->proc_root, "HugePages_Total"), free_pages = meminfo(o->proc_root, "HugePages_Free");
-    guint64 size = meminfo(o->proc_root, "Hugepagesize");
-    if (total > 0)
+    VfdMeminfo mi;
+
+    vfd_meminfo_read(o->proc_root, &mi);
+    if (mi.hugepages_total > 0)
       add(checks, "hugepages", VFD_DOCTOR_OK, "%" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " hugepages free (%" G_GUINT64_FORMAT " KiB)",
-          free_pages, total, size);
+          mi.hugepages_free, mi.hugepages_total, mi.hugepage_kib);
     else
       add(checks, "hugepages", VFD_DOCTOR_WARN, "no hugepages reserved ([qemu] hugepages=true needs some: vm.nr_hugepages)");
   }

@@ -234,7 +234,7 @@ mac_valid(const char *mac)
 }
 
 /* Absolute, and no "." or ".." component: a directory vfiod deletes
- * recursively at start-up (manager.c also checks it is exactly
+ * recursively at start-up (reconcile-run.c also checks it is exactly
  * <runtime dir>/sandboxes/<id>). */
 static gboolean
 dir_valid(const char *dir)

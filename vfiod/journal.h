@@ -73,7 +73,7 @@ typedef struct {
 
 typedef struct VfdJournal VfdJournal;
 
-/* Sandbox ids as vfiod generates them (manager.c new_sandbox_id(),
+/* Sandbox ids as vfiod generates them (create.c new_sandbox_id(),
  * "sb-%08x"): "sb-" and 8 lower-case hex digits. */
 #define VFD_SANDBOX_ID_PREFIX "sb-"
 #define VFD_SANDBOX_ID_DIGITS 8

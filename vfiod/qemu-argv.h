@@ -7,6 +7,7 @@
 #include "bdf.h"
 #include "device.h"
 #include "sysfs.h"
+#include "../guest-init/protocol.h"
 
 /* What one QEMU guest is launched with. */
 typedef struct {
@@ -181,10 +182,14 @@ guint64 vfd_qemu_memlock_bytes(guint memory_mib);
 #define VFD_QEMU_FDSET_DISK 2
 #define VFD_QEMU_FDSET_DRIVER 3 /* the NVIDIA driver layer ([qemu] driver_layer), read-only */
 
-/* The guest's names of the disks vfiod attaches (virtio-blk, in this
- * order): the workload's root disk, then the driver layer. */
-#define VFD_QEMU_ROOT_DEV "/dev/vda"
-#define VFD_QEMU_DRIVER_DEV "/dev/vdb"
+/* The disks vfiod attaches (virtio-blk, in this order: the workload's root
+ * disk, then the driver layer), named to guest-init by their serial
+ * (guest-init/protocol.h, "disks"): the guest kernel's vdX names follow
+ * probe order, which guest-init's parallel module loading does not keep. */
+#define VFD_QEMU_ROOT_DEV VFIOD_DISK_BY_SERIAL VFIOD_DISK_SERIAL_ROOT
+#define VFD_QEMU_DRIVER_DEV VFIOD_DISK_BY_SERIAL VFIOD_DISK_SERIAL_DRIVER
+#define VFD_QEMU_ROOT_SERIAL ",serial=" VFIOD_DISK_SERIAL_ROOT
+#define VFD_QEMU_DRIVER_SERIAL ",serial=" VFIOD_DISK_SERIAL_DRIVER
 
 /* Starts QEMU with @config; stdout/stderr go to @log_fd (taken; -1: not
  * redirected). In the child, before exec: RLIMIT_MEMLOCK soft and hard

@@ -902,7 +902,7 @@ def make_glibc_root(env, libs):
 
 
 def case_driver_layer(env, c):
-    """vfiod.driver=/dev/vdb: an EROFS driver layer (stand-in modules,
+    """vfiod.driver=virtio:vfiod-driver: an EROFS driver layer (stand-in modules,
     firmware, nvidia-smi, persistenced, libcuda) is mounted read-only,
     its modules loaded, and injected into a workload root with no NVIDIA
     files; the CUDA probe decides readiness per GPU; power-off stops
@@ -919,23 +919,28 @@ def case_driver_layer(env, c):
     disk = make_glibc_root(env, libs)
     modules = ['virtio_pci', 'virtio_blk', 'crc32c_generic', 'ext4', 'erofs']
     image = env.image(modules=modules)
-    disks = ['-drive', f'file={disk},format=raw,if=none,id=d0', '-device', 'virtio-blk-pci,drive=d0,addr=0x4',
-             '-drive', f'file={layer},format=raw,if=none,id=d1,readonly=on', '-device',
-             'virtio-blk-pci,drive=d1,addr=0x5']
-    base = 'vfiod.root=/dev/vda vfiod.cmd=/bin/sh vfiod.arg=/test/driver.sh'
+    # The disks are named by their virtio-blk serial, as vfiod does
+    # (protocol.h, "disks"); the layer sits at the lower PCI address, so
+    # the kernel names it vda and the root vdb: guest-init must find each
+    # by its serial, not by its place.
+    disks = ['-drive', f'file={layer},format=raw,if=none,id=d1,readonly=on', '-device',
+             'virtio-blk-pci,drive=d1,addr=0x4,serial=vfiod-driver',
+             '-drive', f'file={disk},format=raw,if=none,id=d0', '-device',
+             'virtio-blk-pci,drive=d0,addr=0x5,serial=vfiod-root']
+    base = 'vfiod.root=virtio:vfiod-root vfiod.cmd=/bin/sh vfiod.arg=/test/driver.sh'
     gpus = ['0000:00:1f.6', '0000:00:1f.7']
 
-    print('# boot 1: the layer on /dev/vdb, two stand-in GPUs, every probe passes')
-    b = env.boot(image, f'vfiod.sandbox=sb-layer vfiod.driver=/dev/vdb vfiod.nvidia=uvm,modeset {base}', extra=disks)
+    print('# boot 1: the layer on /dev/vda (serial vfiod-driver), the root on /dev/vdb, two stand-in GPUs, every probe passes')
+    b = env.boot(image, f'vfiod.sandbox=sb-layer vfiod.driver=virtio:vfiod-driver vfiod.nvidia=uvm,modeset {base}', extra=disks)
     ready, ex = check_common(c, b, 'sb-layer', exit_status=0)
     c.check(ready.get('modules', [])[-3:] == ['nvidia', 'nvidia_modeset', 'nvidia_uvm'] and 'erofs' in ready['modules'],
             'erofs from the initramfs, then nvidia, nvidia_modeset, nvidia_uvm from the layer', ready.get('modules'))
     initramfs_modules = ready.get('modules', [])[:-3]
-    want_layer = {'dev': '/dev/vdb', 'path': '/run/nvidia/driver', 'version': LAYER_VERSION, 'key': 'test-layer',
+    want_layer = {'dev': '/dev/vda', 'path': '/run/nvidia/driver', 'version': LAYER_VERSION, 'key': 'test-layer',
                   'modules': 'layer',
                   'firmware': {'path': f'/lib/firmware/nvidia/{LAYER_VERSION}', 'files': ['gsp_ga10x.bin']}}
     c.check(ready.get('driver_layer') == want_layer,
-            'ready driver_layer: /dev/vdb at /run/nvidia/driver, its version and key, modules from it, the GSP '
+            'ready driver_layer: /dev/vda (found by serial) at /run/nvidia/driver, its version and key, modules from it, the GSP '
             'firmware where the kernel\'s loader looks', ready.get('driver_layer'))
     nv = ready.get('nvidia') or {}
     c.check(nv.get('driver') == LAYER_VERSION and nv.get('persistenced') == 'running' and nv.get('smi') == 'ok',
@@ -980,7 +985,7 @@ def case_driver_layer(env, c):
     check_teardown_console(c, b, ['nvidia_uvm', 'nvidia_modeset', 'nvidia'])
 
     print('# boot 2: cuCtxCreate fails on the second GPU (CUDA_ERROR_SYSTEM_NOT_READY)')
-    b = env.boot(image, f'vfiod.sandbox=sb-layer vfiod.driver=/dev/vdb {base} fakecuda.fail=cuCtxCreate:1:802',
+    b = env.boot(image, f'vfiod.sandbox=sb-layer vfiod.driver=virtio:vfiod-driver {base} fakecuda.fail=cuCtxCreate:1:802',
                  extra=disks)
     c.check(b.rc == 0 and 'Kernel panic' not in b.console, 'QEMU exited by itself, no panic', b.rc)
     c.check(not b.all('VFIOD_READY') and not b.all('VFIOD_EXIT') and not b.workload_lines(),
@@ -1008,7 +1013,7 @@ def case_driver_layer(env, c):
     print('# boot 3: nvidia.ko from the layer fails its probe (ENODEV), as on a GPU it cannot drive')
     fail_marker = env.write('fake-nvidia-fail', 'fail\n')
     image_fail = env.image(modules=modules, extra=[f'{fail_marker}=/lib/firmware/fake-nvidia-fail:0644'])
-    b = env.boot(image_fail, f'vfiod.sandbox=sb-layer vfiod.driver=/dev/vdb {base}', extra=disks)
+    b = env.boot(image_fail, f'vfiod.sandbox=sb-layer vfiod.driver=virtio:vfiod-driver {base}', extra=disks)
     c.check(b.rc == 0 and 'Kernel panic' not in b.console, 'QEMU exited by itself, no panic', b.rc)
     c.check(not b.all('VFIOD_READY') and not b.workload_lines(), 'not ready: no READY, the workload never ran')
     fatal = b.all('VFIOD_FATAL')
@@ -1031,7 +1036,7 @@ def case_driver_layer(env, c):
     c.check(sorted(f.get('modules') or []) == sorted(initramfs_modules) and initramfs_modules and
             dep_ordered(env, f.get('modules')) and f.get('kernel') == env.release and
             f.get('sandbox') == 'sb-layer' and f.get('driver_layer') == want_layer and
-            f.get('root') == {'dev': '/dev/vda', 'fstype': 'ext4'},
+            f.get('root') == {'dev': '/dev/vdb', 'fstype': 'ext4'},
             'VFIOD_FATAL: the initramfs\'s modules, each after its dependencies, no nvidia; kernel, sandbox, driver layer with its '
             'firmware, root', f)
     t = f.get('timings_ms') or {}
@@ -1046,7 +1051,7 @@ def case_driver_layer(env, c):
             'power-off (fatal), no module to unload', po)
 
     print('# boot 4: the same root without vfiod.driver: nothing NVIDIA anywhere')
-    b = env.boot(image, f'vfiod.sandbox=sb-layer {base}', extra=disks[:4])
+    b = env.boot(image, f'vfiod.sandbox=sb-layer {base}', extra=disks[4:])  # the root disk only
     ready, ex = check_common(c, b, 'sb-layer', exit_status=0)
     c.check(ready.get('driver_layer') is None and ready.get('cuda') is None and ready.get('nvidia') is None,
             'driver_layer, cuda and nvidia are null', ready)

@@ -8,7 +8,8 @@
 #  1. `sandbox create --gpus 1 --disk ROOT`: QEMU gets the layer as an fd
 #     (-add-fd fd=N,set=3,opaque=driver-layer; fd N is the image, read-only),
 #     -drive file=/dev/fdset/3,...,readonly=on and a virtio-blk-pci after the
-#     root disk's, vfiod.root=/dev/vda and vfiod.driver=/dev/vdb on the
+#     root disk's, each with its serial (vfiod-root, vfiod-driver), and
+#     vfiod.root=virtio:vfiod-root vfiod.driver=virtio:vfiod-driver on the
 #     kernel command line, the layer's path nowhere in its argv; the VGA
 #     function gets x-pci-vendor-id=0x10de,x-pci-device-id=0x2335, the audio
 #     function not;
@@ -104,10 +105,15 @@ flags=$(awk '/^flags:/ {print $2}' "/proc/$qpid/fdinfo/${fdn:-x}" 2> /dev/null)
 root_at=$(grep -bo ' -device virtio-blk-pci,drive=root' <<< "$argv" | cut -d: -f1)
 drv_at=$(grep -bo ' -device virtio-blk-pci,drive=driver' <<< "$argv" | cut -d: -f1)
 [ -n "$root_at" ] && [ -n "$drv_at" ] && [ "$drv_at" -gt "$root_at" ] &&
-  ok "1: the layer's virtio-blk-pci comes after the root disk's (guest: /dev/vda, then /dev/vdb)" ||
+  ok "1: the layer's virtio-blk-pci comes after the root disk's" ||
   nok "1: virtio-blk devices: root at '$root_at', driver at '$drv_at': $argv"
-[[ $argv == *" vfiod.root=/dev/vda "* ]] && [[ $argv == *" vfiod.driver=/dev/vdb"* ]] &&
-  ok "1: kernel command line: vfiod.root=/dev/vda vfiod.driver=/dev/vdb" || nok "1: -append lacks the keys: $argv"
+[[ $argv == *" -device virtio-blk-pci,drive=root,serial=vfiod-root "* ]] &&
+  [[ "$argv " == *" -device virtio-blk-pci,drive=driver,serial=vfiod-driver "* ]] &&
+  ok "1: the disks carry their serials (vfiod-root, vfiod-driver): guest-init finds them by serial, whatever vdX they get" ||
+  nok "1: virtio-blk devices without the serials: $argv"
+[[ $argv == *" vfiod.root=virtio:vfiod-root "* ]] && [[ $argv == *" vfiod.driver=virtio:vfiod-driver"* ]] &&
+  ok "1: kernel command line: vfiod.root=virtio:vfiod-root vfiod.driver=virtio:vfiod-driver" ||
+  nok "1: -append lacks the keys: $argv"
 [[ $argv != *"$layer"* ]] && [[ $argv != *"$work/root.img"* ]] &&
   ok "1: neither the layer's nor the disk's path is in QEMU's argv" || nok "1: a path in QEMU's argv: $argv"
 [[ $argv == *" -device vfio-pci,host=0000:01:00.0,bus=rp0,x-pci-vendor-id=0x10de,x-pci-device-id=0x2335 "* ]] &&
@@ -170,7 +176,7 @@ else
   id=$(id_of "$work/four.json")
   qpid=$(qemu_pid "$id")
   argv=$(qemu_argv "$qpid")
-  [ "$rc" = 0 ] && [ -n "$argv" ] && [[ $argv != *vfiod.driver* ]] && [[ $argv == *"vfiod.root=/dev/vda"* ]] &&
+  [ "$rc" = 0 ] && [ -n "$argv" ] && [[ $argv != *vfiod.driver* ]] && [[ $argv == *"vfiod.root=virtio:vfiod-root"* ]] &&
     grep -q "no driver layer: the default $default_dir/driver-layer.erofs is missing" "$vlog" &&
     ok "4: driver_layer unset, the default image has none: the GPU sandbox starts without a layer (logged)" ||
     nok "4: default layer missing: exit $rc: $(cat "$work/four.err"): $argv"

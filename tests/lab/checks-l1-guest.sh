@@ -22,7 +22,7 @@
 #      stand-in (QEMU's std VGA, presented to L2 as an NVIDIA H200 by the
 #      test-only [qemu] test_present_as), a plain Debian root disk with no
 #      NVIDIA file, and the NVIDIA driver layer ([qemu] driver_layer,
-#      /dev/vdb). The real nvidia.ko of the layer (vermagic = the guest
+#      a read-only disk with serial vfiod-driver). The real nvidia.ko of the layer (vermagic = the guest
 #      kernel) probes the stand-in and fails; guest-init reports that with
 #      the BDF, the kernel's NVRM lines, the CUDA probe's result and the
 #      output of the layer's nvidia-smi run in the Debian root, then powers
@@ -366,7 +366,7 @@ kernel=$KERNEL
 initrd=$INITRD
 # test only: the display-class stand-in appears in L2 as an NVIDIA H200
 test_present_as=$PRESENT_AS
-$([[ -z ${LAB_GPU_LAYER:-} ]] || printf '# attached read-only as /dev/vdb to GPU sandboxes with a root disk (check 6)\ndriver_layer=%s' "$LAB_GPU_LAYER")
+$([[ -z ${LAB_GPU_LAYER:-} ]] || printf '# attached read-only (serial vfiod-driver) to GPU sandboxes with a root disk (check 6)\ndriver_layer=%s' "$LAB_GPU_LAYER")
 [network]
 enabled=true
 EOF
@@ -754,9 +754,9 @@ if [[ $gpu_ok -eq 1 ]]; then
         gappend=$(grep -a -A1 -x -- '-append' "$work/gpu-qemu-argv.txt" | tail -n 1)
         ldrive=$(grep -a -i -E 'read-only=on|readonly=on' "$work/gpu-qemu-argv.txt" | tr '\n' ' ')
         [[ $vdev == *"x-pci-vendor-id=0x${PRESENT_AS%:*}"* && $vdev == *"x-pci-device-id=0x${PRESENT_AS#*:}"* &&
-            " $gappend " == *" vfiod.driver=/dev/vdb "* && " $gappend " == *" vfiod.root=/dev/vda "* && -n $ldrive ]]
+            " $gappend " == *" vfiod.driver=virtio:vfiod-driver "* && " $gappend " == *" vfiod.root=virtio:vfiod-root "* && -n $ldrive ]]
         argv_ok=$?
-        check $argv_ok "6: QEMU gets '$vdev', the driver layer read-only (${ldrive% }), and 'vfiod.root=/dev/vda vfiod.driver=/dev/vdb' on the guest's command line"
+        check $argv_ok "6: QEMU gets '$vdev', the driver layer read-only (${ldrive% }), and 'vfiod.root=virtio:vfiod-root vfiod.driver=virtio:vfiod-driver' on the guest's command line"
         [[ $argv_ok -eq 0 ]] || indent "argv: " <"$work/gpu-qemu-argv.txt"
     else
         show_call sandbox create --device "$V" --disk "$groot" --initrd "$LAB_GPU_INITRD" --memory "$GPU_MEMORY" --json
@@ -819,8 +819,9 @@ if [[ $gpu_ok -eq 1 ]]; then
         [[ $(py "$fat" "d['driver_layer']['version']") == "$LAB_GPU_DRIVER_VERSION" && $(py "$fat" "d['driver_layer']['key']") == "$LAB_GPU_LAYER_KEY" &&
             $(py "$fat" "d['driver_layer']['modules']") == layer && $fwp == "/lib/firmware/nvidia/$LAB_GPU_DRIVER_VERSION" && -n $fwf && $fwf == "$fw_layer" ]]
         check $? "6: the driver layer was mounted and its modules used, and the GSP firmware path is set: $fwp holds [$fwf] (the layer has [$fw_layer]); driver_layer $dl"
-        [[ $(py "$fat" "d['kernel']") == "$rel" && $(py "$fat" "d['root']['dev']") == /dev/vda ]]
-        check $? "6: guest kernel $(py "$fat" "d['kernel']"), root $(py "$fat" "d['root']"); guest-init timings (guest ms): $(py "$fat" "' '.join('%s=%s' % kv for kv in d['timings_ms'].items())")"
+        [[ $(py "$fat" "d['kernel']") == "$rel" && $(py "$fat" "d['root']['dev']") == /dev/vd[ab] && $(py "$fat" "d['driver_layer']['dev']") == /dev/vd[ab] &&
+            $(py "$fat" "d['root']['dev']") != $(py "$fat" "d['driver_layer']['dev']") ]]
+        check $? "6: guest kernel $(py "$fat" "d['kernel']"), root $(py "$fat" "d['root']"), layer on $(py "$fat" "d['driver_layer']['dev']") (found by serial); guest-init timings (guest ms): $(py "$fat" "' '.join('%s=%s' % kv for kv in d['timings_ms'].items())")"
     else
         nok "6: the guest reports the GPU failure (VFIOD_FATAL with details) within $GPU_TIMEOUT s: got '${verdict:0:300}' after ${t_verdict:-?} ms; QEMU $([[ -n $g_qpid ]] && alive "$g_qpid" && echo running || echo gone)"
         [[ $verdict != VFIOD_READY* ]] || note "a FALSE READY: the stand-in is no GPU"

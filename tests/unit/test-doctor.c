@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "doctor.h"
+#include "meminfo.h"
 
 static void
 put(const char *root, const char *rel, const char *contents)
@@ -163,12 +164,44 @@ test_image(void **state)
   rm_rf(root);
 }
 
+/* vfd_meminfo_read() (GetCapabilities and the hugepages check): reads
+ * <proc_root>/meminfo, not the host's; whole keys only, at any line; a key
+ * that is absent reads 0; an unreadable file is FALSE with all 0. */
+static void
+test_meminfo(void **state)
+{
+  g_autofree char *root = g_dir_make_tmp("vfiod-meminfo-XXXXXX", NULL);
+  g_autofree char *proc = g_build_filename(root, "proc", NULL);
+  VfdMeminfo mi;
+
+  put(root, "proc/meminfo",
+      "MemTotalX:    7 kB\nMemTotal:     2048000 kB\nHugePages_Total:      64\nHugePages_Free:       60\n");
+  assert_true(vfd_meminfo_read(proc, &mi));
+  assert_int_equal(mi.mem_total_kib, 2048000);
+  assert_int_equal(mi.hugepages_total, 64);
+  assert_int_equal(mi.hugepages_free, 60);
+  assert_int_equal(mi.hugepage_kib, 0);
+
+  put(root, "proc/meminfo", "Hugepagesize:    1048576 kB\n");
+  assert_true(vfd_meminfo_read(proc, &mi));
+  assert_int_equal(mi.hugepage_kib, 1048576);
+  assert_int_equal(mi.mem_total_kib, 0);
+
+  rm_rf(proc);
+  mi.hugepages_total = 1;
+  assert_false(vfd_meminfo_read(proc, &mi));
+  assert_int_equal(mi.hugepages_total, 0);
+  assert_int_equal(mi.hugepage_kib, 0);
+  rm_rf(root);
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_good_and_bad_host),
     cmocka_unit_test(test_image),
+    cmocka_unit_test(test_meminfo),
   };
   return cmocka_run_group_tests_name("doctor", tests, NULL, NULL);
 }

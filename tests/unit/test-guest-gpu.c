@@ -17,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cmdline.h"
+#include "disk.h"
 #include "gpu.h"
 #include "report.h"
 
@@ -112,9 +115,80 @@ test_cmdline_driver_protocol(void **state)
   assert_false(vfiod_cmdline_dev_valid(""));
   assert_false(vfiod_cmdline_dev_valid("/dev/a b"));
   assert_false(vfiod_cmdline_dev_valid("/dev/a\"b"));
+  /* disks by virtio-blk serial (what vfiod sends) or by path */
+  assert_true(vfiod_cmdline_disk_valid("virtio:vfiod-driver"));
+  assert_true(vfiod_cmdline_disk_valid("virtio:A.b_9-z"));
+  assert_true(vfiod_cmdline_disk_valid("virtio:12345678901234567890")); /* 20 bytes */
+  assert_false(vfiod_cmdline_disk_valid("virtio:123456789012345678901"));
+  assert_false(vfiod_cmdline_disk_valid("virtio:"));
+  assert_false(vfiod_cmdline_disk_valid("virtio:a/b"));
+  assert_false(vfiod_cmdline_disk_valid("virtio:a b"));
+  assert_false(vfiod_cmdline_disk_valid("virtiox:a"));
+  assert_false(vfiod_cmdline_disk_valid("serial:a"));
+  assert_true(vfiod_cmdline_disk_valid("/dev/vdb"));
+  assert_false(vfiod_cmdline_disk_valid("/dev/../vdb"));
+  assert_false(vfiod_cmdline_disk_valid("vdb"));
   /* Every key once, vfiod.arg and vfiod.env as often as allowed: still
    * within what guest-init keeps (15 keys that count once now). */
   assert_true(15 + VFIOD_CMDLINE_MAX_ARGS + VFIOD_CMDLINE_MAX_ENV <= VFIOD_CMDLINE_MAX_ENTRIES);
+}
+
+/* gi_disk_resolve() over a fake /sys/block: the disk is found by its
+ * serial whatever vdX it got (the order vfiod attached them is not the
+ * order the kernel named them). */
+static void
+write_serial(const char *sys, const char *name, const char *serial)
+{
+  g_autofree char *dir = g_build_filename(sys, name, NULL);
+  g_autofree char *file = g_build_filename(dir, "serial", NULL);
+
+  assert_int_equal(g_mkdir_with_parents(dir, 0755), 0);
+  if (serial)
+    assert_true(g_file_set_contents(file, serial, -1, NULL));
+}
+
+static void
+test_disk_resolve(void **state)
+{
+  g_autofree char *sys = g_dir_make_tmp("vfiod-sysblock-XXXXXX", NULL);
+  char dev[64];
+
+  assert_non_null(sys);
+  /* not there yet: the caller waits */
+  assert_int_equal(gi_disk_resolve("virtio:vfiod-root", sys, dev, sizeof(dev)), -ENOENT);
+  write_serial(sys, "vda", "vfiod-driver");  /* the layer probed first */
+  write_serial(sys, "vdb", "vfiod-root\n"); /* one newline is ignored */
+  write_serial(sys, "sda", NULL);            /* no serial attribute */
+  write_serial(sys, "vdc", "vfiod-root-2");  /* a longer serial is another */
+  assert_int_equal(gi_disk_resolve("virtio:vfiod-root", sys, dev, sizeof(dev)), 0);
+  assert_string_equal(dev, "/dev/vdb");
+  assert_int_equal(gi_disk_resolve("virtio:vfiod-driver", sys, dev, sizeof(dev)), 0);
+  assert_string_equal(dev, "/dev/vda");
+  assert_int_equal(gi_disk_resolve("virtio:vfiod-root-2", sys, dev, sizeof(dev)), 0);
+  assert_string_equal(dev, "/dev/vdc");
+  assert_int_equal(gi_disk_resolve("virtio:vfiod-data", sys, dev, sizeof(dev)), -ENOENT);
+  /* a path is itself, without looking */
+  assert_int_equal(gi_disk_resolve("/dev/vdz", "/nonexistent", dev, sizeof(dev)), 0);
+  assert_string_equal(dev, "/dev/vdz");
+  /* bad values and small buffers */
+  assert_int_equal(gi_disk_resolve("virtio:a/b", sys, dev, sizeof(dev)), -EINVAL);
+  assert_int_equal(gi_disk_resolve("vda", sys, dev, sizeof(dev)), -EINVAL);
+  assert_int_equal(gi_disk_resolve("virtio:vfiod-root", sys, dev, 8), -ENAMETOOLONG);
+  assert_int_equal(gi_disk_resolve("virtio:vfiod-root", "/nonexistent/sys/block", dev, sizeof(dev)), -ENOENT);
+  /* the command line takes both forms for vfiod.root= and vfiod.driver= */
+  {
+    static GiCmdline dcl;
+    char err[256];
+
+    gi_cmdline_parse("vfiod.root=virtio:vfiod-root vfiod.driver=virtio:vfiod-driver vfiod.cmd=/bin/true", &dcl);
+    assert_true(gi_cmdline_check(&dcl, err, sizeof(err)));
+    assert_string_equal(dcl.root, "virtio:vfiod-root");
+    assert_string_equal(dcl.driver, "virtio:vfiod-driver");
+    gi_cmdline_parse("vfiod.root=virtio:bad/serial vfiod.cmd=/bin/true", &dcl);
+    assert_string_equal(dcl.root, "");
+  }
+  g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", sys);
+  assert_int_equal(system(cmd), 0);
 }
 
 /* ---- PCI addresses ---- */
@@ -707,6 +781,7 @@ main(void)
     cmocka_unit_test(test_cmdline_driver),
     cmocka_unit_test(test_cmdline_driver_refused),
     cmocka_unit_test(test_cmdline_driver_protocol),
+    cmocka_unit_test(test_disk_resolve),
     cmocka_unit_test(test_bdf),
     cmocka_unit_test(test_probe_ok),
     cmocka_unit_test(test_probe_refused),

@@ -76,7 +76,7 @@ assert_refused(const char *cmd, const char *const *args, GVariant *env, ...)
 }
 
 /* The longest words vfiod writes of its own besides vfd_qemu_build_argv's
- * (net_qemu_args() in manager.c and the root disk): longest addresses, a
+ * (vfd_mgr_net_qemu_args() in sandbox-net.c and the root disk in create.c): longest addresses, a
  * /30 prefix ([network] prefix is 1..30), three DNS servers (the config's
  * limit), the highest report port. */
 static const char *const own_longest[] = {
@@ -166,8 +166,8 @@ round_trip(const char *cmd, const char *const *args, GVariant *env)
   }
   /* vfiod's own settings are the ones in effect */
   assert_string_equal(cl.sandbox, "sb-ffffffff");
-  assert_string_equal(cl.root, "/dev/vda");
-  assert_string_equal(cl.driver, "/dev/vdb");
+  assert_string_equal(cl.root, VFD_QEMU_ROOT_DEV);
+  assert_string_equal(cl.driver, VFD_QEMU_DRIVER_DEV);
   assert_int_equal(cl.report, GI_REPORT_VSOCK);
   assert_int_equal(cl.report_port, 65535);
   assert_string_equal(cl.ip, "255.255.255.255");
@@ -184,10 +184,12 @@ test_reserved_budget(void **state)
 
   printf("# longest own part: %zu bytes (reserved: %d): %s\n", strlen(own), VFIOD_CMDLINE_RESERVED, own);
   assert_true(strlen(own) <= VFIOD_CMDLINE_RESERVED);
-  /* 301 bytes, as the protocol.h comment says: 279 before vfiod.driver=,
-   * plus " vfiod.driver=/dev/vdb" */
-  assert_int_equal(strlen(own), 279 + 22);
-  assert_non_null(strstr(own, " vfiod.driver=/dev/vdb"));
+  /* 321 bytes, as the protocol.h comment says: 288 before vfiod.driver=
+   * (with " vfiod.root=virtio:vfiod-root"), plus
+   * " vfiod.driver=virtio:vfiod-driver" */
+  assert_int_equal(strlen(own), 288 + 33);
+  assert_non_null(strstr(own, " vfiod.root=virtio:vfiod-root "));
+  assert_non_null(strstr(own, " vfiod.driver=virtio:vfiod-driver"));
   assert_int_equal(VFIOD_CMDLINE_WORKLOAD_MAX + VFIOD_CMDLINE_RESERVED, VFIOD_CMDLINE_SIZE - 1);
   /* every key (14 that count once) with every repeat guest-init allows fits */
   assert_true(14 + VFIOD_CMDLINE_MAX_ARGS + VFIOD_CMDLINE_MAX_ENV <= VFIOD_CMDLINE_MAX_ENTRIES);

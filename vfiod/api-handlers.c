@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The D-Bus methods of org.vfiod.Manager1: each checks its arguments and
+ * the caller, then answers or hands the work to an operation (create.c,
+ * stop.c, reconcile-run.c, device binds and releases here). Main loop. */
+#include "manager-private.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "api-limits.h"
+#include "log-fields.h"
+#include "meminfo.h"
+#include "pool.h"
+#include "variant.h"
+
+/* ---- method handlers ---------------------------------------------------- */
+
+static gboolean
+handle_list_devices(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  GVariant *devs = vfd_mgr_device_inventory(m, &error);
+
+  if (!devs) {
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  vfd_manager1_complete_list_devices(sk, inv, devs);
+  return TRUE;
+}
+
+/* The sandbox that owns @bdf's journal record, if any. */
+static Sandbox *
+owning_sandbox(VfdManager *m, const VfdBdf *bdf)
+{
+  VfdJournalDevice *jd;
+  Sandbox *s;
+
+  vfd_host_lock_journal(m->host);
+  jd = vfd_journal_lookup(vfd_host_journal(m->host), bdf);
+  s = jd ? g_hash_table_lookup(m->sandboxes, jd->owner) : NULL;
+  vfd_host_unlock_journal(m->host);
+  return s;
+}
+
+static gboolean
+bind_work(Op *op, GError **error)
+{
+  return vfd_host_bind_group_as(op->m->host, &op->bdf, op->owner, op->uid, op->flags, &op->members, &op->group,
+                                error);
+}
+
+static void
+bind_done(Op *op, GError *error)
+{
+  g_auto(GStrv) names = NULL;
+  char b[VFD_BDF_STRLEN];
+
+  vfd_metric_op_add(&op->m->metrics.bind, !error, vfd_mgr_op_seconds(op));
+  if (error) {
+    vfd_mgr_return_error(g_steal_pointer(&op->inv), error);
+    return;
+  }
+  names = vfd_mgr_bdf_strv(op->members);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, NULL, op->owner, (const char *const *) names, "bound IOMMU group %d (%s) for '%s'", op->group,
+                 vfd_bdf_format(&op->bdf, b), op->owner);
+  vfd_mgr_pool_write_cdi(op->m);
+  vfd_manager1_complete_bind_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names,
+                                    op->group);
+}
+
+static gboolean
+start_bind(VfdManager *m, GDBusMethodInvocation *inv, const char *bdf_s, const char *owner, VfdBindFlags flags)
+{
+  g_autoptr(GError) error = NULL;
+  VfdBdf bdf;
+  uid_t uid;
+  Op *op;
+
+  if (!vfd_mgr_caller_uid(inv, &uid))
+    return TRUE;
+  if ((flags & VFD_BIND_FORCE) &&
+      !vfd_mgr_check_root_only(inv, uid, "bind --force (binding a GPU whose /dev/nvidia* node processes hold open)"))
+    return TRUE;
+  if (!*owner)
+    owner = "vfioctl";
+  if (g_str_equal(owner, VFD_POOL_OWNER) &&
+      !vfd_mgr_check_root_only(inv, uid, "bind for the pool (--persist: kept on vfio-pci across restarts and reboots)"))
+    return TRUE;
+  if (!vfd_mgr_parse_bdf_arg(bdf_s, &bdf, &error) || !vfd_mgr_check_owner_name(owner, &error) || !vfd_mgr_check_journal_ok(m, &error)) {
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  op = vfd_mgr_op_new(m, inv, bind_work, bind_done);
+  op->bdf = bdf;
+  op->owner = g_strdup(owner);
+  op->uid = uid;
+  op->flags = flags;
+  vfd_mgr_op_run(op);
+  return TRUE;
+}
+
+static gboolean
+handle_bind_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *bdf_s, const char *owner,
+                   gpointer data)
+{
+  VfdManager *m = data;
+
+  return start_bind(m, inv, bdf_s, owner, VFD_BIND_NONE);
+}
+
+static gboolean
+handle_bind_device_full(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *bdf_s, const char *owner,
+                        GVariant *options, gpointer data)
+{
+  VfdManager *m = data;
+  GVariantDict opts;
+  gboolean force = FALSE;
+
+  g_variant_dict_init(&opts, options);
+  g_variant_dict_lookup(&opts, "force", "b", &force);
+  g_variant_dict_clear(&opts);
+  return start_bind(m, inv, bdf_s, owner, force ? VFD_BIND_FORCE : VFD_BIND_NONE);
+}
+
+static gboolean
+release_work(Op *op, GError **error)
+{
+  g_autoptr(GPtrArray) notes = NULL;
+  char b[VFD_BDF_STRLEN];
+  /* A member releases only what it bound; root anything. */
+  gboolean ok = vfd_host_release_group_as(op->m->host, &op->bdf, NULL, op->uid == 0 ? -1 : (gint64) op->uid,
+                                          &op->members, &notes, error);
+
+  for (guint i = 0; notes && i < notes->len; i++)
+    vfd_log_device(G_LOG_LEVEL_WARNING, NULL, NULL, vfd_bdf_format(&op->bdf, b), "release %s: %s", vfd_bdf_format(&op->bdf, b),
+                   (const char *) g_ptr_array_index(notes, i));
+  return ok;
+}
+
+static void
+release_done(Op *op, GError *error)
+{
+  g_auto(GStrv) names = NULL;
+  char b[VFD_BDF_STRLEN];
+
+  vfd_metric_op_add(&op->m->metrics.release, !error, vfd_mgr_op_seconds(op));
+  if (error) {
+    vfd_mgr_return_error(g_steal_pointer(&op->inv), error);
+    return;
+  }
+  names = vfd_mgr_bdf_strv(op->members);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, NULL, NULL, (const char *const *) names, "released %s", vfd_bdf_format(&op->bdf, b));
+  vfd_mgr_pool_write_cdi(op->m);
+  vfd_manager1_complete_release_device(op->m->skeleton, g_steal_pointer(&op->inv), (const char *const *) names);
+}
+
+static gboolean
+handle_release_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *bdf_s, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  Sandbox *owner;
+  VfdBdf bdf;
+  uid_t uid;
+  Op *op;
+
+  if (!vfd_mgr_caller_uid(inv, &uid))
+    return TRUE;
+  if (!vfd_mgr_parse_bdf_arg(bdf_s, &bdf, &error) || !vfd_mgr_check_journal_ok(m, &error)) {
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  owner = owning_sandbox(m, &bdf);
+  if (owner) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_BUSY, "%s is in use by sandbox %s; delete the sandbox instead", bdf_s,
+                owner->id);
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  op = vfd_mgr_op_new(m, inv, release_work, release_done);
+  op->bdf = bdf;
+  op->uid = uid;
+  vfd_mgr_op_run(op);
+  return TRUE;
+}
+
+static gboolean
+handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) requested = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autofree const char **dev_strs = NULL;
+  const char *kernel = NULL, *initrd = NULL, *disk = NULL, *cmd = NULL;
+  gboolean kernel_from_client, initrd_from_client;
+  VfdCaller caller = { 0 };
+  g_autofree const char **args = NULL;
+  g_autoptr(GVariant) env = NULL;
+  guint memory = 512, vcpus = 1, gpus = 0;
+  GVariantDict opts;
+  GVariant *v;
+
+  if (!vfd_check_sandbox_arch(g_getenv("VFIOD_TEST_MACHINE"), &error)) {
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  g_variant_dict_init(&opts, options);
+  g_variant_dict_lookup(&opts, "gpus", "u", &gpus);
+  g_variant_dict_lookup(&opts, "disk", "&s", &disk);
+  g_variant_dict_lookup(&opts, "cmd", "&s", &cmd);
+  env = g_variant_dict_lookup_value(&opts, "env", G_VARIANT_TYPE("a{ss}"));
+  if ((v = g_variant_dict_lookup_value(&opts, "args", G_VARIANT_TYPE_STRING_ARRAY))) {
+    args = g_variant_get_strv(v, NULL);
+    g_variant_unref(v);
+  }
+  if ((v = g_variant_dict_lookup_value(&opts, "devices", G_VARIANT_TYPE_STRING_ARRAY))) {
+    dev_strs = g_variant_get_strv(v, NULL);
+    g_variant_unref(v);
+  }
+  g_variant_dict_lookup(&opts, "kernel", "&s", &kernel);
+  g_variant_dict_lookup(&opts, "initrd", "&s", &initrd);
+  kernel_from_client = kernel != NULL;
+  initrd_from_client = initrd != NULL;
+  g_variant_dict_lookup(&opts, "memory_mib", "u", &memory);
+  g_variant_dict_lookup(&opts, "vcpus", "u", &vcpus);
+  if (!kernel)
+    kernel = m->config->qemu_kernel;
+  if (!initrd)
+    initrd = m->config->qemu_initrd;
+
+  /* Stage 0: validate everything before touching anything. */
+  if (gpus > 0 && dev_strs && dev_strs[0])
+    g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "give devices or gpus, not both");
+  if (!error && gpus > 64)
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "gpus must be at most 64, got %u", gpus);
+  if (!error && disk)
+    vfd_mgr_check_client_path("disk", disk, &error);
+  if (!error)
+    vfd_mgr_check_workload(cmd, args, env, &error);
+  /* At most VFD_API_MAX_DEVICES, each once (the API filter has bounded
+   * the array already; the number is checked here too, before any work). */
+  if (!error && dev_strs && g_strv_length((char **) dev_strs) > VFD_API_MAX_DEVICES)
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED, "devices: %u BDFs, at most %u",
+                g_strv_length((char **) dev_strs), VFD_API_MAX_DEVICES);
+  for (const char **d = dev_strs; !error && d && *d; d++) {
+    VfdBdf bdf;
+    if (!vfd_mgr_parse_bdf_arg(*d, &bdf, &error))
+      break;
+    for (guint k = 0; k < requested->len && !error; k++)
+      if (vfd_bdf_equal(&g_array_index(requested, VfdBdf, k), &bdf))
+        g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "devices: %s is given twice", *d);
+    if (error)
+      break;
+    if (!vfd_sysfs_device_exists(vfd_host_sysfs(m->host), &bdf)) {
+      g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no PCI device %s on this host", *d);
+      break;
+    }
+    g_array_append_val(requested, bdf);
+  }
+  /* Paths only: the files are opened in the create's stage 0, with the
+   * client's rights (open_guest_files()). */
+  if (!error && vfd_mgr_check_client_path("kernel", kernel, &error))
+    vfd_mgr_check_client_path("initrd", initrd, &error);
+  if (!error)
+    vfd_caller_from_invocation(inv, &caller, &error);
+  if (!error && (memory < 64 || memory > 1024 * 1024))
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "memory_mib must be 64 to 1048576, got %u", memory);
+  if (!error && (vcpus < 1 || vcpus > 255))
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "vcpus must be 1 to 255, got %u", vcpus);
+  if (!error)
+    vfd_mgr_check_journal_ok(m, &error);
+  if (error) {
+    vfd_caller_clear(&caller);
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+
+  {
+    CreateRequest req = { .kernel = kernel, .initrd = initrd, .kernel_from_client = kernel_from_client,
+                          .initrd_from_client = initrd_from_client, .disk = disk, .cmd = cmd, .args = args,
+                          .env = env, .memory_mib = memory, .vcpus = vcpus, .gpus = gpus,
+                          .requested = g_steal_pointer(&requested), .caller = caller };
+
+    vfd_mgr_create_begin(m, inv, &req);
+  }
+  return TRUE;
+}
+
+static gboolean
+handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, gpointer data)
+{
+  VfdManager *m = data;
+  Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
+  gboolean creating = FALSE;
+  g_autoptr(GError) error = NULL;
+  uid_t uid;
+
+  if (!vfd_mgr_caller_uid(inv, &uid))
+    return TRUE;
+  if (!s && (s = g_hash_table_lookup(m->creating, id)))
+    creating = TRUE;
+  if (!s) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  /* Members act on their own sandboxes; root on any. */
+  if (uid != 0 && uid != s->owner_uid) {
+    g_autofree char *owner = vfd_uid_describe(s->owner_uid);
+    g_autofree char *who = vfd_uid_describe(uid);
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED,
+                "sandbox %s belongs to %s; only its owner or root may delete it, not %s", s->id, owner, who);
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  vfd_mgr_delete_begin(s, inv, creating);
+  return TRUE;
+}
+
+static gboolean
+handle_get_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, gpointer data)
+{
+  VfdManager *m = data;
+  Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
+  g_autoptr(GError) error = NULL;
+
+  if (!s && (s = g_hash_table_lookup(m->creating, id))) {
+    vfd_manager1_complete_get_sandbox(sk, inv, vfd_mgr_sandbox_creating_to_variant(s));
+    return TRUE;
+  }
+  if (!s) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  vfd_manager1_complete_get_sandbox(sk, inv, vfd_mgr_sandbox_to_variant(s));
+  return TRUE;
+}
+
+static gboolean
+handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  /* One bus scan serves the device list, the free count and the HGX board
+   * (issue 17: this call took 20-40 ms when it scanned three times). */
+  g_autoptr(GPtrArray) all = vfd_host_enumerate(m->host, &error);
+  GVariant *devs = all ? vfd_mgr_device_inventory_from(m, all) : NULL;
+  VfdMeminfo meminfo;
+  GVariantDict host, caps;
+  guint free_units;
+  int fd;
+
+  if (!devs) {
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  free_units = vfd_host_count_free_units_in(m->host, all);
+  vfd_meminfo_read(m->config->proc_root, &meminfo);
+
+  g_variant_dict_init(&host, NULL);
+  g_variant_dict_insert(&host, "version", "s", VFIOD_VERSION);
+  g_variant_dict_insert(&host, "accel", "s", m->config->qemu_accel);
+  fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  g_variant_dict_insert(&host, "kvm", "b", fd >= 0);
+  if (fd >= 0)
+    close(fd);
+  g_variant_dict_insert(&host, "vsock", "b", m->have_vsock);
+  g_variant_dict_insert(&host, "network", "b", m->config->net_enabled);
+  g_variant_dict_insert(&host, "hugepages_total", "t", meminfo.hugepages_total);
+  g_variant_dict_insert(&host, "hugepages_free", "t", meminfo.hugepages_free);
+  g_variant_dict_insert(&host, "hugepage_kib", "t", meminfo.hugepage_kib);
+  g_variant_dict_insert(&host, "memory_mib", "t", meminfo.mem_total_kib / 1024);
+  g_variant_dict_insert(&host, "cpus", "u", g_get_num_processors());
+  g_variant_dict_insert(&host, "free_units", "u", free_units);
+  {
+    /* The guest address width vfiod can give (see vfd_qemu_address_plan()). */
+    if (m->host_cpu_read == 0)
+      m->host_cpu_read = vfd_host_cpu_read(m->config->proc_root, &m->host_cpu) == 0 ? 1 : -1;
+    if (m->host_cpu_read > 0) {
+      g_variant_dict_insert(&host, "phys_bits", "u", m->host_cpu.phys_bits);
+      g_variant_dict_insert(&host, "la57", "b", m->host_cpu.la57);
+    }
+  }
+
+  g_variant_dict_init(&caps, NULL);
+  g_variant_dict_insert_value(&caps, "devices", devs);
+  {
+    /* An HGX board: which partitions a sandbox may take. */
+    g_autoptr(VfdHgxBoard) board = vfd_hgx_board_find(all);
+    if (board) {
+      g_auto(GStrv) gpus = vfd_mgr_bdf_strv(board->gpus);
+      g_auto(GStrv) switches = vfd_mgr_bdf_strv(board->nvswitches);
+      guint32 counts[2] = { 1, board->gpus->len };
+      GVariantDict hgx;
+
+      g_variant_dict_init(&hgx, NULL);
+      g_variant_dict_insert_value(&hgx, "gpus", g_variant_new_strv((const char *const *) gpus, -1));
+      g_variant_dict_insert_value(&hgx, "nvswitches", g_variant_new_strv((const char *const *) switches, -1));
+      /* GPUs per sandbox: 1, or all of them with every NVSwitch. */
+      g_variant_dict_insert_value(&hgx, "gpu_counts",
+                                  g_variant_new_fixed_array(G_VARIANT_TYPE_UINT32, counts,
+                                                            board->gpus->len > 1 ? 2 : 1, sizeof(guint32)));
+      g_variant_dict_insert_value(&caps, "hgx", g_variant_dict_end(&hgx));
+    }
+  }
+  g_variant_dict_insert_value(&caps, "host", g_variant_dict_end(&host));
+  vfd_manager1_complete_get_capabilities(sk, inv, g_variant_dict_end(&caps));
+  return TRUE;
+}
+
+static gboolean
+handle_list_sandboxes(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GPtrArray) list = g_ptr_array_new();
+  GHashTableIter iter;
+  gpointer value;
+  GVariantBuilder b;
+
+  g_hash_table_iter_init(&iter, m->sandboxes);
+  while (g_hash_table_iter_next(&iter, NULL, &value))
+    g_ptr_array_add(list, value);
+  g_hash_table_iter_init(&iter, m->creating);
+  while (g_hash_table_iter_next(&iter, NULL, &value))
+    g_ptr_array_add(list, value);
+
+  g_ptr_array_sort(list, vfd_mgr_sandbox_id_cmp);
+  g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+  for (guint i = 0; i < list->len; i++) {
+    Sandbox *s = g_ptr_array_index(list, i);
+    g_variant_builder_add_value(&b, g_hash_table_contains(m->creating, s->id) ? vfd_mgr_sandbox_creating_to_variant(s)
+                                                                             : vfd_mgr_sandbox_to_variant(s));
+  }
+  vfd_manager1_complete_list_sandboxes(sk, inv, g_variant_builder_end(&b));
+  return TRUE;
+}
+
+static gboolean
+handle_reconcile(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options, gpointer data)
+{
+  VfdManager *m = data;
+  GVariantDict opts;
+  gboolean force = FALSE;
+  g_autoptr(GError) error = NULL;
+  uid_t uid;
+  Op *op;
+
+  g_variant_dict_init(&opts, options);
+  g_variant_dict_lookup(&opts, "force", "b", &force);
+  g_variant_dict_clear(&opts);
+  if (!vfd_mgr_caller_uid(inv, &uid))
+    return TRUE;
+  if (force && !vfd_mgr_check_root_only(inv, uid, "reconcile --force (starting a new journal after a corrupt one)"))
+    return TRUE;
+  op = vfd_mgr_op_new(m, inv, vfd_mgr_reconcile_work, vfd_mgr_reconcile_done);
+  op->report = vfd_reconcile_report_new();
+  if (m->journal_corrupt) {
+    if (!force) {
+      vfd_mgr_check_journal_ok(m, &error);
+      op->inv = NULL;
+      vfd_mgr_op_free(op);
+      vfd_mgr_return_error(inv, error);
+      return TRUE;
+    }
+    /* The operator has looked: start over with an empty journal. The
+     * corrupt file was kept aside when it was found. */
+    vfd_host_lock_journal(m->host);
+    if (!vfd_journal_commit(vfd_host_journal(m->host), &error)) {
+      vfd_host_unlock_journal(m->host);
+      op->inv = NULL;
+      vfd_mgr_op_free(op);
+      vfd_mgr_return_error(inv, error);
+      return TRUE;
+    }
+    vfd_host_unlock_journal(m->host);
+    vfd_reconcile_add(op->report, "journal", "reset", "%s; started a new, empty journal", m->journal_corrupt);
+    g_clear_pointer(&m->journal_corrupt, g_free);
+  }
+  op->live = vfd_mgr_live_sandbox_ids(m);
+  vfd_mgr_op_run(op);
+  return TRUE;
+}
+
+/* Connects the method handlers above to m->skeleton: see
+ * manager-private.h. */
+void
+vfd_mgr_api_connect(VfdManager *m)
+{
+  g_signal_connect(m->skeleton, "handle-list-devices", G_CALLBACK(handle_list_devices), m);
+  g_signal_connect(m->skeleton, "handle-bind-device", G_CALLBACK(handle_bind_device), m);
+  g_signal_connect(m->skeleton, "handle-release-device", G_CALLBACK(handle_release_device), m);
+  g_signal_connect(m->skeleton, "handle-create-sandbox", G_CALLBACK(handle_create_sandbox), m);
+  g_signal_connect(m->skeleton, "handle-delete-sandbox", G_CALLBACK(handle_delete_sandbox), m);
+  g_signal_connect(m->skeleton, "handle-get-sandbox", G_CALLBACK(handle_get_sandbox), m);
+  g_signal_connect(m->skeleton, "handle-list-sandboxes", G_CALLBACK(handle_list_sandboxes), m);
+  g_signal_connect(m->skeleton, "handle-bind-device-full", G_CALLBACK(handle_bind_device_full), m);
+  g_signal_connect(m->skeleton, "handle-reconcile", G_CALLBACK(handle_reconcile), m);
+  g_signal_connect(m->skeleton, "handle-get-capabilities", G_CALLBACK(handle_get_capabilities), m);
+}

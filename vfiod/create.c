@@ -1,0 +1,733 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The create pipeline of a sandbox (worker, stages 0-5) and its
+ * reverse-order rollback; its completion on the main loop. */
+#include "manager-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "failpoint.h"
+#include "guest-cmdline.h"
+#include "log-fields.h"
+
+static char *
+new_sandbox_id(VfdManager *m)
+{
+  for (;;) {
+    char *id = g_strdup_printf("sb-%08x", g_random_int());
+    gboolean journaled;
+
+    vfd_host_lock_journal(m->host);
+    journaled = vfd_journal_lookup_sandbox(vfd_host_journal(m->host), id) != NULL;
+    vfd_host_unlock_journal(m->host);
+    if (!g_hash_table_contains(m->sandboxes, id) && !journaled)
+      return id;
+    g_free(id);
+  }
+}
+
+/* Picks the uid the QEMU of @s runs as (main loop): root when [qemu]
+ * user says root (or vfiod is not root: it cannot switch); [qemu] user's
+ * uid when there is no uid_range; else the lowest uid of the range that no
+ * other sandbox holds and no account uses. LIMIT_EXCEEDED when none is
+ * left. The uid is held in m->qemu_uids until the sandbox is freed. */
+static gboolean
+sandbox_pick_qemu_uid(VfdManager *m, Sandbox *s, GError **error)
+{
+  const VfdConfig *c = s->config;
+
+  s->qemu_uid = m->qemu_uid;
+  s->qemu_gid = m->qemu_gid;
+  if (m->qemu_uid == 0 || c->qemu_uid_count == 0)
+    return TRUE;
+  for (guint32 i = 0; i < c->qemu_uid_count; i++) {
+    uid_t uid = c->qemu_uid_first + i;
+    if (g_hash_table_contains(m->qemu_uids, GUINT_TO_POINTER(uid)))
+      continue;
+    if (getpwuid(uid)) {
+      g_warning("[qemu] uid_range: uid %u belongs to an account; skipped", (guint) uid);
+      continue;
+    }
+    g_hash_table_add(m->qemu_uids, GUINT_TO_POINTER(uid));
+    s->qemu_uid = uid;
+    s->qemu_uid_held = TRUE;
+    return TRUE;
+  }
+  g_set_error(error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED, "no free uid left in [qemu] uid_range (%u uids)",
+              c->qemu_uid_count);
+  return FALSE;
+}
+
+/* Writes the sandbox's record (devices, network, QEMU pid and start time,
+ * owner, QEMU uid) and commits the journal durably. FALSE with @error when
+ * the commit fails: a create must not go on without its record. */
+static gboolean
+journal_sandbox(VfdManager *m, Sandbox *s, GError **error)
+{
+  g_auto(GStrv) devs = vfd_mgr_bdf_strv(s->devices);
+  guint64 start = 0;
+  g_autofree char *subnet = s->has_net ? vfd_subnet_to_string(&s->subnet) : NULL;
+  VfdJournalSandbox js = {
+    .id = s->id, .pid = s->pid, .devices = devs, .dir = s->dir,
+    .subnet = subnet, .tap = s->has_net ? s->tap : NULL, .mac = s->has_net ? s->mac : NULL, .cid = s->cid,
+  };
+  gboolean ok;
+
+  if (s->pid > 0)
+    vfd_proc_start_time(s->pid, &start);
+  js.start_time = start;
+  js.qemu_uid = s->qemu_uid;
+  js.owner_uid = s->owner_uid;
+  js.memory_mib = s->memory_mib;
+  js.vcpus = s->vcpus;
+  js.numa_node = s->numa_node;
+  vfd_host_lock_journal(m->host);
+  vfd_journal_put_sandbox(vfd_host_journal(m->host), &js);
+  ok = vfd_journal_commit(vfd_host_journal(m->host), error);
+  vfd_host_unlock_journal(m->host);
+  if (!ok)
+    g_prefix_error(error, "sandbox %s: ", s->id);
+  return ok;
+}
+
+/* Gives the sandbox's QEMU uid its QEMU directory and /dev/vfio/<group>
+ * nodes. */
+static gboolean
+hand_over(VfdManager *m, Sandbox *s, GError **error)
+{
+  if (chown(s->qemu_dir, s->qemu_uid, s->qemu_gid) < 0) {
+    int e = errno;
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot hand %s to the QEMU user: %s", s->qemu_dir,
+                g_strerror(e));
+    return FALSE;
+  }
+  for (guint i = 0; i < s->devices->len; i++) {
+    int group;
+    g_autofree char *node = NULL;
+    char num[16];
+
+    if (vfd_sysfs_iommu_group(vfd_host_sysfs(m->host), &g_array_index(s->devices, VfdBdf, i), &group) < 0)
+      continue;
+    g_snprintf(num, sizeof num, "%d", group);
+    node = g_build_filename(vfd_sysfs_dev_root(vfd_host_sysfs(m->host)), "vfio", num, NULL);
+    if (chown(node, s->qemu_uid, s->qemu_gid) < 0 || chmod(node, 0600) < 0) {
+      int e = errno;
+      g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot hand %s to the QEMU user: %s", node, g_strerror(e));
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* Stage 2a of a create, reads only: the functions the sandbox will get,
+ * the HGX partition rule and the guest address space (s->plan), see
+ * vfd_sandbox_plan_devices(); then whether hugepages can back its RAM on
+ * the node its functions share (vfd_hugepages_check()). A refusal here has
+ * changed nothing. */
+static gboolean
+plan_devices(VfdManager *m, Op *op, Sandbox *s, GError **error)
+{
+  g_autoptr(GArray) functions = NULL;
+  VfdHostCpu cpu = { 0 };
+  int node = -1;
+  int r;
+
+  if (op->requested->len > 0) {
+    r = vfd_host_cpu_read(s->config->proc_root, &cpu);
+    if (r < 0)
+      g_message("sandbox %s: the host's address width is unknown (%s/cpuinfo: %s); not checked", s->id,
+                s->config->proc_root, g_strerror(-r));
+    if (!vfd_sandbox_plan_devices(m->host, op->requested, op->gpus, s->memory_mib, s->config->qemu_accel, &cpu,
+                                  &functions, &s->plan, error))
+      return FALSE;
+    /* The node stage 2 binds guest RAM to: the one all functions share. */
+    for (guint i = 0; i < functions->len; i++) {
+      g_autoptr(VfdPciDevice) d = vfd_host_get_device(m->host, &g_array_index(functions, VfdBdf, i), NULL);
+      int nd = d ? d->numa_node : -1;
+      node = i == 0 ? nd : (nd == node ? node : -1);
+    }
+  }
+  if (s->config->qemu_hugepages || s->config->qemu_hugepage_kib)
+    return vfd_hugepages_check(s->config->sys_root, s->config->proc_root, s->memory_mib, s->config->qemu_hugepage_kib,
+                               node, error);
+  return TRUE;
+}
+
+/* Largest kernel and initramfs vfiod copies for a QEMU that could not read
+ * them itself (see guest_file_fd()). */
+#define GUEST_FILE_COPY_MAX (G_GUINT64_CONSTANT(2) << 30)
+
+/* The fd QEMU gets for a kernel or initramfs opened as @fd (taken): QEMU
+ * reads it through /proc/self/fd/N, which checks the file's own mode
+ * against QEMU's uid. When that uid could not read it (mode bits; no
+ * ACLs considered), the contents are copied into a sealed memfd instead, so
+ * that a client's 0600 file still boots without QEMU getting any right to
+ * it. -1 with @error when the copy fails or the file is too large. */
+static int
+guest_file_fd(Sandbox *s, const char *what, int fd, GError **error)
+{
+  struct stat st;
+  mode_t need;
+  int mfd;
+  off_t off = 0;
+
+  if (fstat(fd, &st) < 0) {
+    int e = errno;
+    close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "%s: %s", what, g_strerror(e));
+    return -1;
+  }
+  need = st.st_uid == s->qemu_uid ? S_IRUSR : st.st_gid == s->qemu_gid ? S_IRGRP : S_IROTH;
+  if (s->qemu_uid == 0 || (st.st_mode & need))
+    return fd;
+  if ((guint64) st.st_size > GUEST_FILE_COPY_MAX) {
+    close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED,
+                "%s: %" G_GINT64_FORMAT " bytes, not readable by QEMU's uid, too large to copy (2 GiB at most): "
+                "make it readable by others",
+                what, (gint64) st.st_size);
+    return -1;
+  }
+  mfd = memfd_create(what, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  while (mfd >= 0 && off < st.st_size) {
+    ssize_t n = sendfile(mfd, fd, &off, (size_t) MIN(st.st_size - off, 1 << 30));
+    if (n <= 0) {
+      close(mfd);
+      mfd = -1;
+    }
+  }
+  close(fd);
+  if (mfd < 0 || fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+    int e = errno;
+    if (mfd >= 0)
+      close(mfd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "%s: cannot copy it for QEMU: %s", what, g_strerror(e));
+    return -1;
+  }
+  return mfd;
+}
+
+/* A kernel or initramfs of the config ([qemu] kernel/initrd): trusted, so
+ * opened with vfiod's rights and through symbolic links (a "current" link
+ * to the image built last is common); a regular file, not blocking on a
+ * FIFO. -1 with @error. */
+static int
+open_config_file(const char *what, const char *path, GError **error)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  struct stat st;
+
+  if (fd < 0) {
+    int e = errno;
+    g_set_error(error, VFD_ERROR, e == ENOENT ? VFD_ERROR_NOT_FOUND : VFD_ERROR_FAILED, "%s '%s': %s", what, path,
+                g_strerror(e));
+    return -1;
+  }
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, 0) < 0) {
+    close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "%s '%s' is not a regular file", what, path);
+    return -1;
+  }
+  return fd;
+}
+
+/* EROFS: the superblock's magic (EROFS_SUPER_MAGIC_V1, little-endian) at
+ * byte 1024 of the image. */
+#define EROFS_SUPER_OFFSET 1024
+#define EROFS_SUPER_MAGIC 0xe0f5e1e2u
+
+/* The NVIDIA driver layer of the config ([qemu] driver_layer, @path): an
+ * EROFS image, opened read-only with vfiod's rights (the config is
+ * trusted), never through a symbolic link (vfioctl image build writes the
+ * image itself into its DIR: name that), a regular file, not blocking on a
+ * FIFO, with the EROFS magic. QEMU gets the fd (-add-fd), never the path.
+ * -1 with @error (NOT_FOUND when missing, INVALID_ARGUMENT when a link, not
+ * a regular file or not EROFS) naming the key, the path and the fix. */
+static int
+open_driver_layer(const char *path, GError **error)
+{
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  unsigned char magic[4];
+  struct stat st;
+
+  if (fd < 0) {
+    int e = errno;
+    if (e == ELOOP)
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                  "[qemu] driver_layer '%s' is a symbolic link: name the image itself (vfioctl image build "
+                  "writes DIR/driver-layer.erofs as a regular file)", path);
+    else
+      g_set_error(error, VFD_ERROR, e == ENOENT ? VFD_ERROR_NOT_FOUND : VFD_ERROR_FAILED,
+                  "[qemu] driver_layer '%s': %s%s", path, g_strerror(e),
+                  e == ENOENT ? " (build it: vfioctl image build --gpu --output DIR)" : "");
+    return -1;
+  }
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, 0) < 0) {
+    close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "[qemu] driver_layer '%s' is not a regular file",
+                path);
+    return -1;
+  }
+  if (pread(fd, magic, sizeof magic, EROFS_SUPER_OFFSET) != (ssize_t) sizeof magic ||
+      ((guint32) magic[0] | (guint32) magic[1] << 8 | (guint32) magic[2] << 16 | (guint32) magic[3] << 24) !=
+          EROFS_SUPER_MAGIC) {
+    close(fd);
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                "[qemu] driver_layer '%s' is not an EROFS image (no EROFS superblock at byte 1024)", path);
+    return -1;
+  }
+  return fd;
+}
+
+/* Stage 0 of a create (worker), before anything changes: the kernel,
+ * initramfs and disk, opened once. Files the client named are opened with
+ * the client's rights (vfd_caller_open(): no symbolic link, a regular file,
+ * as the client could open it), [qemu] kernel/initrd (the trusted config)
+ * with vfiod's (open_config_file()). QEMU gets the fds, never the paths. */
+/* open_config_file() of [qemu] kernel or initrd (@key), @set: named by the
+ * file; when it is the default image's and missing, the error says so and
+ * how to build that image. */
+static int
+open_default_guest_file(const char *key, const char *path, gboolean set, GError **error)
+{
+  g_autofree char *what = g_strdup_printf("[qemu] %s", key);
+  g_autoptr(GError) local = NULL;
+  int fd = open_config_file(what, path, &local);
+
+  if (fd < 0 && !set && g_error_matches(local, VFD_ERROR, VFD_ERROR_NOT_FOUND)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND,
+                "no guest %s: the sandbox names none, [qemu] %s is unset and the default image has no %s; build it "
+                "with 'vfioctl image build [--gpu] --output " VFIOD_IMAGE_DIR "', set [qemu] %s, or pass --%s",
+                g_str_equal(key, "kernel") ? "kernel" : "initramfs", key, path, key, key);
+    return -1;
+  }
+  if (fd < 0)
+    g_propagate_error(error, g_steal_pointer(&local));
+  return fd;
+}
+
+static gboolean
+open_guest_files(Op *op, GError **error)
+{
+  int fd;
+
+  if (op->kernel_from_client)
+    fd = vfd_caller_open(&op->caller, "kernel", op->kernel, O_RDONLY, 5000, error);
+  else
+    fd = open_default_guest_file("kernel", op->kernel, op->config->qemu_kernel_set, error);
+  if (fd < 0 || (op->kernel_fd = guest_file_fd(op->sandbox, "kernel", fd, error)) < 0)
+    return FALSE;
+  if (op->initrd_from_client)
+    fd = vfd_caller_open(&op->caller, "initrd", op->initrd, O_RDONLY, 5000, error);
+  else
+    fd = open_default_guest_file("initrd", op->initrd, op->config->qemu_initrd_set, error);
+  if (fd < 0 || (op->initrd_fd = guest_file_fd(op->sandbox, "initrd", fd, error)) < 0)
+    return FALSE;
+  if (op->disk && (op->disk_fd = vfd_caller_open(&op->caller, "disk", op->disk, O_RDWR, 5000, error)) < 0)
+    return FALSE;
+  /* The driver layer, for a sandbox that may be a GPU sandbox (functions
+   * passed, a root to inject it into): opened now, so that a bad layer
+   * fails the create before anything is bound; attached in stage 5 when a
+   * passed function is a GPU. A missing default image is no error (the
+   * sandbox boots without it); a missing configured one is. */
+  if (op->disk && *op->config->qemu_driver_layer && (op->gpus > 0 || op->requested->len > 0)) {
+    g_autoptr(GError) local = NULL;
+    op->layer_fd = open_driver_layer(op->config->qemu_driver_layer, &local);
+    if (op->layer_fd < 0) {
+      if (op->config->qemu_driver_layer_set || !g_error_matches(local, VFD_ERROR, VFD_ERROR_NOT_FOUND)) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+      }
+      g_message("sandbox %s: no driver layer: the default %s is missing (vfioctl image build --gpu)",
+                op->sandbox->id, op->config->qemu_driver_layer);
+    }
+  }
+  return TRUE;
+}
+
+/* Stage 1 of a create (worker): <dir> (root's, 0711: QEMU's uid may pass,
+ * not list), <dir>/serial.log and <dir>/qemu.log (root's, 0600, created
+ * here: QEMU writes them through fds), <dir>/qemu (QEMU's uid's, 0700, for
+ * its QMP socket and pidfile; see hand_over()). *@ret_qemu_log: vfiod's fd
+ * of qemu.log for QEMU's stdout and stderr. */
+static gboolean
+make_sandbox_dir(VfdManager *m, Sandbox *s, int *ret_qemu_log, GError **error)
+{
+  int dfd = -1;
+  const char *failed = s->dir;
+
+  if (mkdir(s->dir, 0711) < 0 || chmod(s->dir, 0711) < 0)
+    goto fail;
+  dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  failed = s->qemu_dir;
+  if (dfd < 0 || mkdirat(dfd, "qemu", 0700) < 0)
+    goto fail;
+  failed = "qemu.log";
+  *ret_qemu_log = openat(dfd, "qemu.log", O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (*ret_qemu_log < 0)
+    goto fail;
+  close(dfd);
+  return sandbox_open_serial(s, TRUE, error);
+
+fail: {
+  int e = errno;
+  if (dfd >= 0)
+    close(dfd);
+  g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot create %s: %s", failed, g_strerror(e));
+  return FALSE;
+}
+}
+
+/* TRUE when one of @classes (GArray of guint32, PCI class codes) is a
+ * display controller (class 0x03: VGA 0x0300, 3D 0x0302, ...): a GPU. */
+static gboolean
+sandbox_has_gpu(GArray *classes)
+{
+  for (guint i = 0; i < classes->len; i++)
+    if ((g_array_index(classes, guint32, i) >> 16) == 0x03)
+      return TRUE;
+  return FALSE;
+}
+
+/* Worker: stages 1-3 of a create, with reverse-order rollback of the stages
+ * done when one fails. */
+static gboolean
+create_work(Op *op, GError **error)
+{
+  VfdManager *m = op->m;
+  Sandbox *s = op->sandbox;
+  g_autoptr(GArray) groups = g_array_new(FALSE, FALSE, sizeof(int));
+  g_autoptr(GArray) passed = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autoptr(GArray) classes = g_array_new(FALSE, FALSE, sizeof(guint32)); /* of @passed, in order */
+  g_autoptr(VfdGroupLock) lock = NULL;
+  g_autofree char *qmp = g_build_filename(s->qemu_dir, "qmp.sock", NULL);
+  g_autoptr(GArray) reserved = NULL; /* IOMMU groups picked for "any N", until bound */
+  int qemu_log = -1;
+  guint bound = 0;
+
+  /* Stage 0: the files the guest boots from, opened once. */
+  if (!open_guest_files(op, error))
+    return FALSE;
+
+  /* Stage 1: per-sandbox directory. */
+  if (vfd_fail_stage("dir", error))
+    return FALSE;
+  if (!make_sandbox_dir(m, s, &qemu_log, error))
+    goto rollback;
+
+  /* Stage 2: every requested device's IOMMU group, groups locked in
+   * ascending order for the whole stage. "Any N": pick them first. */
+  if (op->gpus > 0) {
+    g_autoptr(GArray) picked = NULL;
+    int node = -1;
+    /* Picked and reserved in one step: a concurrent create picks others
+     * (issue 14, defect 2); the reservation ends once they are bound. */
+    if (!vfd_host_reserve_units(m->host, op->gpus, &picked, &reserved, &node, error))
+      goto rollback;
+    g_array_append_vals(op->requested, picked->data, picked->len);
+    s->numa_node = node;
+  }
+  if (!plan_devices(m, op, s, error))
+    goto rollback;
+  for (guint i = 0; i < op->requested->len; i++) {
+    int g = -1;
+    if (vfd_sysfs_iommu_group(vfd_host_sysfs(m->host), &g_array_index(op->requested, VfdBdf, i), &g) == 0)
+      g_array_append_val(groups, g);
+  }
+  lock = vfd_host_lock_groups(m->host, (const int *) (void *) groups->data, groups->len);
+  for (guint i = 0; i < op->requested->len; i++) {
+    g_autoptr(GArray) members = NULL;
+    const VfdBdf *bdf = &g_array_index(op->requested, VfdBdf, i);
+    gboolean mine = FALSE;
+
+    for (guint k = 0; k < passed->len; k++)
+      mine = mine || vfd_bdf_equal(&g_array_index(passed, VfdBdf, k), bdf);
+    if (mine)
+      continue; /* same group as an earlier request */
+    if (!vfd_host_bind_group_as(m->host, bdf, s->id, s->owner_uid, VFD_BIND_NONE, &members, NULL, error))
+      goto rollback;
+    bound++;
+    g_array_append_vals(passed, members->data, members->len);
+  }
+  vfd_host_unreserve_units(m->host, reserved);
+  g_clear_pointer(&reserved, g_array_unref);
+  g_array_sort(passed, vfd_bdf_compare);
+  g_array_append_vals(s->devices, passed->data, passed->len);
+  /* One NUMA node for all passed functions: bind guest RAM and vCPUs to it.
+   * Their classes too ([qemu] test_present_as). */
+  for (guint i = 0; i < passed->len; i++) {
+    g_autoptr(VfdPciDevice) d = vfd_host_get_device(m->host, &g_array_index(passed, VfdBdf, i), NULL);
+    int nd = d ? d->numa_node : -1;
+    guint32 cls = d ? d->class_code : 0;
+    g_array_append_val(classes, cls);
+    if (i == 0)
+      s->numa_node = nd;
+    else if (nd != s->numa_node)
+      s->numa_node = -1;
+  }
+  if (vfd_fail_stage("devices", error))
+    goto rollback;
+  vfd_pause_stage("devices");
+
+  /* Stage 3: network names and addresses. The sandbox is journaled then
+   * (pid 0: starting), so that a crash from here on finds its devices, its
+   * TAP and its QEMU (by pidfile). */
+  if (!vfd_mgr_net_allocate(m, s, error) || vfd_fail_stage("network-allocate", error))
+    goto rollback;
+  if (!journal_sandbox(m, s, error) || vfd_fail_stage("journal", error))
+    goto rollback;
+
+  /* Stage 4: TAP and firewall. */
+  if (!vfd_mgr_net_setup(m, s, error) || vfd_fail_stage("network", error))
+    goto rollback;
+
+  /* Stage 5: QEMU, as [qemu] user when set: it gets its own directory (for
+   * the serial log, QMP socket, pidfile) and its IOMMU groups' /dev/vfio
+   * nodes, nothing else (the node goes when the group leaves vfio-pci). */
+  if (s->qemu_uid != 0 && !hand_over(m, s, error))
+    goto rollback;
+  {
+    g_autofree char *pidfile = g_build_filename(s->qemu_dir, "qemu.pid", NULL);
+    g_autofree char *kernel = NULL, *initrd = NULL;
+    int serial_fd = sandbox_open_serial_for_qemu(s);
+    g_autoptr(GStrvBuilder) args = g_strv_builder_new();
+    g_autoptr(GStrvBuilder) append = g_strv_builder_new();
+    g_auto(GStrv) extra_args = NULL;
+    g_auto(GStrv) extra_append = NULL;
+
+    g_autoptr(GArray) fds = g_array_new(FALSE, FALSE, sizeof(int));
+
+    if (serial_fd < 0) {
+      int e = errno;
+      g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot open %s for QEMU: %s", s->serial_log, g_strerror(e));
+      goto rollback;
+    }
+    /* fds QEMU gets, in order from fd 3: serial log, kernel, initramfs,
+     * disk, then the network's. */
+    g_array_append_val(fds, serial_fd);
+    g_array_append_val(fds, op->kernel_fd);
+    kernel = g_strdup_printf("/proc/self/fd/%u", 3 + fds->len - 1);
+    g_array_append_val(fds, op->initrd_fd);
+    initrd = g_strdup_printf("/proc/self/fd/%u", 3 + fds->len - 1);
+    op->kernel_fd = op->initrd_fd = -1;
+    if (op->disk_fd >= 0) {
+      g_autofree char *add = NULL, *add_ro = NULL;
+      g_autofree char *drive = g_strdup_printf("file=/dev/fdset/%d,if=none,id=root,format=raw", VFD_QEMU_FDSET_DISK);
+      /* QEMU probes the image read-only first: the set needs an O_RDONLY
+       * fd of the same file next to the O_RDWR one (reopened through the
+       * fd, so the very same inode). */
+      g_autofree char *self = g_strdup_printf("/proc/self/fd/%d", op->disk_fd);
+      int ro = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+      if (ro < 0) {
+        int e = errno;
+        for (guint i = 0; i < fds->len; i++)
+          close(g_array_index(fds, int, i));
+        g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "disk: cannot reopen it read-only: %s", g_strerror(e));
+        goto rollback;
+      }
+      g_array_append_val(fds, op->disk_fd);
+      op->disk_fd = -1;
+      add = g_strdup_printf("fd=%u,set=%d,opaque=disk", 3 + fds->len - 1, VFD_QEMU_FDSET_DISK);
+      g_array_append_val(fds, ro);
+      add_ro = g_strdup_printf("fd=%u,set=%d,opaque=disk-ro", 3 + fds->len - 1, VFD_QEMU_FDSET_DISK);
+      g_strv_builder_add_many(args, "-add-fd", add, "-add-fd", add_ro, "-drive", drive, "-device",
+                              passed->len == 0 ? "virtio-blk-device,drive=root" VFD_QEMU_ROOT_SERIAL
+                                               : "virtio-blk-pci,drive=root" VFD_QEMU_ROOT_SERIAL,
+                              NULL);
+      g_strv_builder_add(append, VFIOD_KEY_ROOT "=" VFD_QEMU_ROOT_DEV);
+      /* The driver layer, for a GPU sandbox (a passed function of display
+       * class 0x03: a GPU, or the lab's stand-in): read-only, the disk
+       * after the root's, named to guest-init by vfiod.driver=. */
+      if (op->layer_fd >= 0 && sandbox_has_gpu(classes)) {
+        g_autofree char *add_layer = NULL;
+        g_autofree char *drive_layer =
+            g_strdup_printf("file=/dev/fdset/%d,if=none,id=driver,format=raw,readonly=on", VFD_QEMU_FDSET_DRIVER);
+        g_array_append_val(fds, op->layer_fd);
+        op->layer_fd = -1;
+        add_layer = g_strdup_printf("fd=%u,set=%d,opaque=driver-layer", 3 + fds->len - 1, VFD_QEMU_FDSET_DRIVER);
+        g_strv_builder_add_many(args, "-add-fd", add_layer, "-drive", drive_layer, "-device",
+                                "virtio-blk-pci,drive=driver" VFD_QEMU_DRIVER_SERIAL, NULL);
+        g_strv_builder_add(append, VFIOD_KEY_DRIVER "=" VFD_QEMU_DRIVER_DEV);
+      }
+    }
+    if (op->layer_fd >= 0) {
+      /* not a GPU sandbox after all: no layer */
+      close(op->layer_fd);
+      op->layer_fd = -1;
+    }
+    if (!vfd_mgr_net_qemu_args(m, s, passed->len == 0, args, append, fds, error)) {
+      for (guint i = 0; i < fds->len; i++)
+        close(g_array_index(fds, int, i));
+      goto rollback;
+    }
+    /* The workload's words (checked again: checked at the request already). */
+    if (!vfd_guest_cmdline_add_workload(append, op->cmd, (const char *const *) op->args, op->env, error)) {
+      for (guint i = 0; i < fds->len; i++)
+        close(g_array_index(fds, int, i));
+      goto rollback;
+    }
+    extra_args = g_strv_builder_end(args);
+    extra_append = g_strv_builder_end(append);
+    VfdQemuConfig qc = {
+      .extra_args = (const char *const *) extra_args,
+      .extra_append = (const char *const *) extra_append,
+      .pass_fds = (const int *) (void *) fds->data,
+      .n_pass_fds = fds->len,
+      .pidfile = pidfile,
+      .id = s->id,
+      .qemu_binary = s->config->qemu_binary,
+      .accel = s->config->qemu_accel,
+      .memory_mib = s->memory_mib,
+      .vcpus = s->vcpus,
+      .kernel = kernel,
+      .initrd = initrd,
+      .serial_log = s->serial_log,
+      .serial_fd = 3,
+      .qmp_socket = qmp,
+      .devices = (const VfdBdf *) (void *) passed->data,
+      .n_devices = passed->len,
+      .device_classes = (const guint32 *) (void *) classes->data,
+      .present_vendor = s->config->qemu_present_vendor,
+      .present_device = s->config->qemu_present_device,
+      .pci_hole64_size = s->plan.pci_hole64_size,
+      .phys_bits = s->plan.phys_bits,
+      .pci_nocrs = s->config->qemu_pci_nocrs,
+      .hugepages = s->config->qemu_hugepages || s->config->qemu_hugepage_kib,
+      .hugepage_kib = s->config->qemu_hugepage_kib,
+      .prealloc_threads = s->config->qemu_prealloc_threads,
+      .tsc_khz = g_str_equal(s->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
+      .numa_bind = s->numa_node >= 0,
+      .numa_node = (guint) MAX(s->numa_node, 0),
+      .run_uid = s->qemu_uid,
+      .run_gid = s->qemu_gid,
+      .run_extra_gid = g_str_equal(s->config->qemu_accel, "kvm") ? m->kvm_gid : (gid_t) -1,
+      .seccomp = s->config->qemu_seccomp,
+    };
+    s->proc = vfd_qemu_spawn(&qc, qemu_log, error);
+    qemu_log = -1;
+  }
+  if (!s->proc)
+    goto rollback;
+  s->pid = g_ascii_strtoll(g_subprocess_get_identifier(s->proc), NULL, 10);
+  /* The record with QEMU's pid and start time, durable before the create
+   * answers: what a restart adopts. */
+  if (vfd_fail_stage("qemu", error) || !journal_sandbox(m, s, error)) {
+    /* QEMU runs: stop it before undoing the rest. */
+    g_subprocess_force_exit(s->proc);
+    g_subprocess_wait(s->proc, NULL, NULL);
+    g_clear_object(&s->proc);
+    goto rollback;
+  }
+  return TRUE;
+
+rollback:
+  /* Reverse order: QEMU did not start; drop the sandbox record, release the
+   * groups bound so far (the sandbox owns exactly those), then the
+   * directory. The first error is the one reported. */
+  vfd_host_unreserve_units(m->host, reserved);
+  vfd_host_lock_journal(m->host);
+  if (vfd_journal_lookup_sandbox(vfd_host_journal(m->host), s->id)) {
+    g_autoptr(GError) jerror = NULL;
+    vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
+    if (!vfd_journal_commit(vfd_host_journal(m->host), &jerror))
+      g_warning("sandbox %s: rolled back, but its record stays on disk until the next commit: %s", s->id,
+                jerror->message);
+  }
+  vfd_host_unlock_journal(m->host);
+  vfd_mgr_net_teardown(m, s);
+  if (bound > 0) {
+    g_array_set_size(s->devices, 0);
+    g_array_append_vals(s->devices, passed->data, passed->len);
+    sandbox_release_devices(s, NULL);
+    g_array_set_size(s->devices, 0);
+  }
+  if (qemu_log >= 0)
+    close(qemu_log);
+  if (s->serial_fd >= 0) {
+    close(s->serial_fd);
+    s->serial_fd = -1;
+  }
+  vfd_mgr_remove_dir_tree(s->dir);
+  return FALSE;
+}
+
+static void
+create_done(Op *op, GError *error)
+{
+  VfdManager *m = op->m;
+  Sandbox *s = g_steal_pointer(&op->sandbox);
+
+  vfd_metric_op_add(&m->metrics.create, !error, vfd_mgr_op_seconds(op));
+  g_hash_table_remove(m->creating, s->id);
+  if (error) {
+    sandbox_set_state(s, SANDBOX_FAILED);
+    /* Deletes asked during the create: the create rolled back, nothing of
+     * the sandbox is left. */
+    for (guint i = 0; i < s->waiters->len; i++)
+      vfd_manager1_complete_delete_sandbox(m->skeleton, g_object_ref(g_ptr_array_index(s->waiters, i)));
+    sandbox_unref(s);
+    vfd_mgr_return_error(g_steal_pointer(&op->inv), error);
+    return;
+  }
+  g_hash_table_insert(m->sandboxes, s->id, s);
+  sandbox_set_state(s, SANDBOX_RUNNING);
+  g_subprocess_wait_async(s->proc, NULL, vfd_mgr_on_qemu_wait, m);
+  sandbox_watch_serial(s);
+  {
+    g_auto(GStrv) devs = vfd_mgr_bdf_strv(s->devices);
+
+    vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, s->id, (const char *const *) devs,
+                   "sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", s->id, s->pid, s->devices->len);
+  }
+  vfd_manager1_complete_create_sandbox(m->skeleton, g_steal_pointer(&op->inv), vfd_mgr_sandbox_to_variant(s));
+  if (s->deleting) {
+    /* A delete came while it was being created: stop it now. */
+    sandbox_set_state(s, SANDBOX_STOPPING);
+    vfd_mgr_stop_begin(s);
+  }
+}
+
+/* CreateSandbox, once the handler has checked the request: see
+ * manager-private.h. */
+void
+vfd_mgr_create_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *req)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) requested = g_steal_pointer(&req->requested);
+  g_autofree char *id = NULL;
+  Op *op;
+
+  id = new_sandbox_id(m);
+  op = vfd_mgr_op_new(m, inv, create_work, create_done);
+  op->sandbox = sandbox_new(m, id);
+  op->sandbox->owner_uid = req->caller.uid;
+  op->caller = req->caller;
+  op->kernel_from_client = req->kernel_from_client;
+  op->initrd_from_client = req->initrd_from_client;
+  if (!sandbox_pick_qemu_uid(m, op->sandbox, &error)) {
+    g_autoptr(GError) e = g_steal_pointer(&error);
+    sandbox_unref(g_steal_pointer(&op->sandbox));
+    op->inv = NULL;
+    vfd_mgr_op_free(op);
+    vfd_mgr_return_error(inv, e);
+    return;
+  }
+  op->sandbox->memory_mib = req->memory_mib;
+  op->sandbox->vcpus = req->vcpus;
+  op->kernel = g_strdup(req->kernel);
+  op->initrd = g_strdup(req->initrd);
+  op->requested = g_steal_pointer(&requested);
+  op->gpus = req->gpus;
+  op->disk = g_strdup(req->disk);
+  op->cmd = g_strdup(req->cmd);
+  op->args = g_strdupv((char **) req->args);
+  op->env = req->env ? g_variant_ref(req->env) : NULL;
+  g_hash_table_insert(m->creating, g_strdup(op->sandbox->id), op->sandbox);
+  sandbox_set_state(op->sandbox, SANDBOX_CREATING);
+  vfd_mgr_op_run(op);
+}
