@@ -23,9 +23,11 @@
 #include "metrics.h"
 #include "netpool.h"
 #include "pool.h"
+#include "procfs.h"
+#include "qemu-argv.h"
+#include "ready-report.h"
 #include "reconcile.h"
 #include "report-conn.h"
-#include "sandbox.h"
 #include "tap.h"
 #include "vfd-dbus.h"
 
