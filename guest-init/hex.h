@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Hex digits, for guest-init and vfiod alike (vfiod/bdf.c): header-only,
+/* Hex digits, for guest-init and vfiod alike (vfiod/common/bdf.c): header-only,
  * plain C99, nothing to link (guest-init is a static binary of its own). */
 
 /* The value of hex digit @c (0-9, a-f, A-F), or -1 when it is none. */

@@ -2,7 +2,7 @@
 #pragma once
 
 /* The host <-> guest protocol on the guest kernel's command line: the one
- * definition of what vfiod writes (vfiod/guest-cmdline.c, and the network,
+ * definition of what vfiod writes (vfiod/vm/guest-cmdline.c, and the network,
  * report and root keys of sandbox-net.c, create.c, qemu-argv.c and procfs.c)
  * and what guest-init reads (guest-init/cmdline.c). Plain C99, no GLib,
  * nothing to link: the daemon, the static PID 1, the unit tests and the

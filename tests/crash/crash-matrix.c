@@ -10,7 +10,7 @@
  *
  * The daemon is tests/crash/vfiod-fake (vfiod on a fake kernel kept on
  * disk, tests/unit/fake-sysfs), QEMU is a stand-in script that sleeps. The
- * crash points are vfiod's failpoints (vfiod/failpoint.h): one before every
+ * crash points are vfiod's failpoints (vfiod/common/failpoint.h): one before every
  * journal commit and every sysfs write. For each operation:
  *   A create   vfioctl sandbox create --device 0000:01:00.0 ...
  *   B delete   vfioctl sandbox delete ID       (after A, daemon restarted)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* vfd_bdf_parse() (vfiod/bdf.c): every BDF a client, the journal or sysfs
+/* vfd_bdf_parse() (vfiod/common/bdf.c): every BDF a client, the journal or sysfs
  * hands the daemon. Checks: only exactly "DDDD:BB:DD.F" is accepted, a
  * refusal is -EINVAL and leaves the output untouched, and an accepted BDF
  * formats back to the input (up to case) and parses again to itself. */

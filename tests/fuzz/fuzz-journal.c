@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The journal reader, vfd_journal_open() (vfiod/journal.c): the journal on
+/* The journal reader, vfd_journal_open() (vfiod/host/journal.c): the journal on
  * disk may be corrupt or tampered with, and is read as root at every start.
  * The parser is static; its public entry point reads <state_dir>/journal.json,
  * so each input is written there first (a directory under /dev/shm, or

@@ -2,9 +2,9 @@
 /* The guest's ready report, from the guest to the operator: a hostile
  * guest sends "VFIOD_READY <report>" over vsock (the bytes as they come,
  * after the bounded reader, report-conn.c) or prints it on the console
- * (vfd_serial_scan(), vfiod/ready-report.c, which makes it UTF-8
+ * (vfd_serial_scan(), vfiod/vm/ready-report.c, which makes it UTF-8
  * first). Either way vfiod validates the report before it stores it
- * (vfd_report_validate(), vfiod/ready-report.c, called by sandbox-object.c's
+ * (vfd_report_validate(), vfiod/vm/ready-report.c, called by sandbox-object.c's
  * sandbox_mark_ready()), serves it as the D-Bus string "ready_report" of
  * GetSandbox/ListSandboxes, and `vfioctl sandbox show/list --json` parses
  * it with json-glib to embed it (cli.c add_object(), static: its steps are

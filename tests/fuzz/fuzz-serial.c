@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The console scanner, vfd_serial_scan() (vfiod/ready-report.c): vfiod
+/* The console scanner, vfd_serial_scan() (vfiod/vm/ready-report.c): vfiod
  * reads a hostile guest's serial console for the "VFIOD_READY <json>" line.
  *
  * Input: the first byte picks the read size (the daemon reads 16 KiB at a

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The man pages (doc/man/*.scd, built with scdoc) render with man(1), have
 # their sections, and vfiod.conf(5) names every key vfiod knows (the
-# known_keys list of vfiod/config.c): the page cannot fall behind the code.
+# known_keys list of vfiod/config/config.c): the page cannot fall behind the code.
 set -u
 build=$1 src=$2
 pass=0 fail=0
@@ -19,7 +19,7 @@ for page in vfiod.8 vfioctl.1 vfiod.conf.5; do
 done
 conf=$(MANWIDTH=200 man -l "$build/doc/man/vfiod.conf.5" 2> /dev/null)
 missing=''
-for k in $(sed -n '/known_keys\[\] = {/,/NULL/p' "$src/vfiod/config.c" | grep -o '"[a-z]*/[a-z_0-9]*"' | tr -d '"'); do
+for k in $(sed -n '/known_keys\[\] = {/,/NULL/p' "$src/vfiod/config/config.c" | grep -o '"[a-z]*/[a-z_0-9]*"' | tr -d '"'); do
   group=${k%%/*} key=${k#*/}
   [ "$group" = testing ] && continue # test-only roots, not for operators
   awk -v g="[$group]" -v k="$key" '
@@ -27,6 +27,6 @@ for k in $(sed -n '/known_keys\[\] = {/,/NULL/p' "$src/vfiod/config.c" | grep -o
     in_g && $0 ~ ("(^|[ ,])" k "[ ,(]") { found = 1 }
     END { exit !found }' <<< "$conf" || missing="$missing [$group] $key"
 done
-[ -z "$missing" ] && ok "vfiod.conf(5) names every key of vfiod/config.c" || nok "vfiod.conf(5) lacks:$missing"
+[ -z "$missing" ] && ok "vfiod.conf(5) names every key of vfiod/config/config.c" || nok "vfiod.conf(5) lacks:$missing"
 echo "# man-pages: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The workload on the guest kernel command line, both ends (issue 13,
- * finding 4): vfiod's checks and words (vfiod/guest-cmdline.c) against the
+ * finding 4): vfiod's checks and words (vfiod/vm/guest-cmdline.c) against the
  * shared protocol (guest-init/protocol.h), the whole -append line as
  * vfd_qemu_build_argv() makes it, and guest-init's own parser
  * (guest-init/cmdline.c) reading that line back.

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "manager.h"
+#include "interface.h"
 
 static void
 print_sandbox_text(GVariant *sb)

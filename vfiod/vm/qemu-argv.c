@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "../guest-init/protocol.h"
+#include "guest-init/protocol.h"
 
 /* g_strv_builder_take() is GLib 2.80; Debian 12 has 2.74. */
 static void G_GNUC_PRINTF(2, 3)

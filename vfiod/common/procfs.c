@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../guest-init/protocol.h"
+#include "guest-init/protocol.h"
 
 /* True when an argument of process @pid contains @needle. */
 static gboolean

@@ -10,7 +10,7 @@
 
 #include "bdf.h"
 #include "error.h"
-#include "manager.h"
+#include "interface.h"
 
 #define DEFAULT_SOCKET "/run/vfiod/" VFD_SOCKET_NAME
 

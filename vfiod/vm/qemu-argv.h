@@ -7,7 +7,7 @@
 #include "bdf.h"
 #include "device.h"
 #include "sysfs.h"
-#include "../guest-init/protocol.h"
+#include "guest-init/protocol.h"
 
 /* What one QEMU guest is launched with. */
 typedef struct {

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 
-#include "../guest-init/hex.h"
+#include "guest-init/hex.h"
 
 /* Reads exactly @n hex digits from @s; -1 when any is not hex. */
 static int

@@ -5,13 +5,12 @@
 
 #include "config.h"
 #include "device.h"
+#include "interface.h"
 
 /* The daemon object: configuration, device layer, sandboxes, and the D-Bus
  * API served on <runtime_dir>/vfiod.sock. */
 typedef struct VfdManager VfdManager;
 
-#define VFD_MANAGER_OBJECT_PATH "/org/vfiod/Manager1"
-#define VFD_SOCKET_NAME "vfiod.sock"
 
 /* Takes ownership of @config. Opens the journal (a corrupt journal fails
  * with VFD_ERROR_CORRUPT: nothing is touched), creates the runtime

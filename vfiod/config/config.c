@@ -5,7 +5,7 @@
 
 #include "api-limits.h"
 #include "error.h"
-#include "../guest-init/protocol.h"
+#include "guest-init/protocol.h"
 #include "firewall.h"
 #include "image.h"
 #include "netpool.h"

@@ -3,7 +3,7 @@
 
 #include <gio/gio.h>
 
-#include "../guest-init/protocol.h"
+#include "guest-init/protocol.h"
 
 /* The workload's words on the guest kernel command line: vfiod.cmd=,
  * vfiod.arg= and vfiod.env=, which guest-init turns into the workload's
