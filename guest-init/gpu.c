@@ -259,10 +259,55 @@ json_number(Json *j, long *ret)
   return true;
 }
 
+/* The elements of the list that opens with @open ('{' or '[') at the
+ * current byte: @item(j, ctx) reads each (an object's key too), then the
+ * closing byte is checked. */
+static bool
+json_list(Json *j, char open, bool (*item)(Json *j, void *ctx), void *ctx)
+{
+  char close = open == '{' ? '}' : ']';
+
+  if (!json_expect(j, open))
+    return false;
+  json_ws(j);
+  if (j->s[j->pos] == close) {
+    j->pos++;
+    return true;
+  }
+  for (;;) {
+    if (!item(j, ctx))
+      return false;
+    json_ws(j);
+    if (j->s[j->pos] == ',') {
+      j->pos++;
+      continue;
+    }
+    return json_expect(j, close);
+  }
+}
+
+static bool json_skip(Json *j, int depth);
+
+typedef struct {
+  char open;
+  int depth;
+} SkipCtx;
+
+static bool
+skip_element(Json *j, void *ctx)
+{
+  SkipCtx *s = ctx;
+
+  if (s->open == '{' && (!json_string(j, NULL, 0) || !json_expect(j, ':')))
+    return false;
+  return json_skip(j, s->depth - 1);
+}
+
 /* Skips any value, nested at most @depth more levels. */
 static bool
 json_skip(Json *j, int depth)
 {
+  SkipCtx s = { 0, depth };
   char c;
 
   json_ws(j);
@@ -281,24 +326,22 @@ json_skip(Json *j, int depth)
     return json_fail(j, "expected a value");
   if (depth <= 0)
     return json_fail(j, "nested too deep");
-  j->pos++;
-  json_ws(j);
-  if (j->s[j->pos] == (c == '{' ? '}' : ']')) {
-    j->pos++;
-    return true;
-  }
-  for (;;) {
-    if (c == '{' && (!json_string(j, NULL, 0) || !json_expect(j, ':')))
-      return false;
-    if (!json_skip(j, depth - 1))
-      return false;
-    json_ws(j);
-    if (j->s[j->pos] == ',') {
-      j->pos++;
-      continue;
-    }
-    return json_expect(j, c == '{' ? '}' : ']');
-  }
+  s.open = c;
+  return json_list(j, c, skip_element, &s);
+}
+
+typedef struct {
+  bool (*member)(Json *j, const char *key, void *ctx);
+  void *ctx;
+} ObjectCtx;
+
+static bool
+object_member(Json *j, void *ctx)
+{
+  ObjectCtx *o = ctx;
+  char key[32];
+
+  return json_string(j, key, sizeof(key)) && json_expect(j, ':') && o->member(j, key, o->ctx);
 }
 
 /* Calls @member(j, key, ctx) for each member of an object at the current
@@ -306,25 +349,9 @@ json_skip(Json *j, int depth)
 static bool
 json_object(Json *j, bool (*member)(Json *j, const char *key, void *ctx), void *ctx)
 {
-  if (!json_expect(j, '{'))
-    return false;
-  json_ws(j);
-  if (j->s[j->pos] == '}') {
-    j->pos++;
-    return true;
-  }
-  for (;;) {
-    char key[32];
+  ObjectCtx o = { member, ctx };
 
-    if (!json_string(j, key, sizeof(key)) || !json_expect(j, ':') || !member(j, key, ctx))
-      return false;
-    json_ws(j);
-    if (j->s[j->pos] == ',') {
-      j->pos++;
-      continue;
-    }
-    return json_expect(j, '}');
-  }
+  return json_list(j, '{', object_member, &o);
 }
 
 static bool
@@ -364,6 +391,21 @@ device_member(Json *j, const char *key, void *ctx)
   return json_skip(j, JSON_MAX_DEPTH - 3);
 }
 
+/* One element of "devices": a device object. */
+static bool
+device_element(Json *j, void *ctx)
+{
+  GiCudaProbe *p = ctx;
+  GiCudaDevice *d;
+
+  if (p->n_devices == GI_GPU_MAX)
+    return json_fail(j, "more than %d devices", GI_GPU_MAX);
+  d = &p->devices[p->n_devices++];
+  memset(d, 0, sizeof(*d));
+  d->ordinal = (int) p->n_devices - 1;
+  return json_object(j, device_member, d);
+}
+
 typedef struct {
   GiCudaProbe *probe;
   bool has_v;
@@ -394,30 +436,7 @@ top_member(Json *j, const char *key, void *ctx)
     return json_number(j, &p->version);
   if (strcmp(key, "devices") == 0) {
     p->n_devices = 0;
-    if (!json_expect(j, '['))
-      return false;
-    json_ws(j);
-    if (j->s[j->pos] == ']') {
-      j->pos++;
-      return true;
-    }
-    for (;;) {
-      GiCudaDevice *d;
-
-      if (p->n_devices == GI_GPU_MAX)
-        return json_fail(j, "more than %d devices", GI_GPU_MAX);
-      d = &p->devices[p->n_devices++];
-      memset(d, 0, sizeof(*d));
-      d->ordinal = (int) p->n_devices - 1;
-      if (!json_object(j, device_member, d))
-        return false;
-      json_ws(j);
-      if (j->s[j->pos] == ',') {
-        j->pos++;
-        continue;
-      }
-      return json_expect(j, ']');
-    }
+    return json_list(j, '[', device_element, p);
   }
   return json_skip(j, JSON_MAX_DEPTH - 1);
 }

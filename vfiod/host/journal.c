@@ -613,12 +613,16 @@ vfd_journal_devices(VfdJournal *j)
   return j->devices;
 }
 
-/* Binary search of @array, sorted by @cmp (an element against @key):
- * TRUE with *@ret_index at the element equal to @key, or FALSE with
- * *@ret_index where it would go. */
+/* The devices and the sandboxes are each a GPtrArray kept sorted by
+ * @cmp (an element against a key: BDF, id), searched in two: lookups,
+ * puts and removals were linear scans plus a sort per put, quadratic at
+ * start-up with a journal of 1000 devices (issue 17). */
+typedef int (*SortedCmp)(gconstpointer element, gconstpointer key);
+
+/* Binary search of @array: TRUE with *@ret_index at the element equal to
+ * @key, or FALSE with *@ret_index where it would go. */
 static gboolean
-sorted_index(GPtrArray *array, gconstpointer key, int (*cmp)(gconstpointer element, gconstpointer key),
-             guint *ret_index)
+sorted_index(GPtrArray *array, gconstpointer key, SortedCmp cmp, guint *ret_index)
 {
   guint lo = 0, hi = array->len;
 
@@ -638,53 +642,64 @@ sorted_index(GPtrArray *array, gconstpointer key, int (*cmp)(gconstpointer eleme
   return FALSE;
 }
 
+/* @key's element of @array, else NULL. */
+static gpointer
+sorted_lookup(GPtrArray *array, gconstpointer key, SortedCmp cmp)
+{
+  guint i;
+
+  return sorted_index(array, key, cmp, &i) ? g_ptr_array_index(array, i) : NULL;
+}
+
+/* Puts @copy (@array takes it) in @key's place: a record already there
+ * goes, as a removal would (@free_fn, the array's own). Returns @copy. */
+static gpointer
+sorted_put(GPtrArray *array, gconstpointer key, SortedCmp cmp, gpointer copy, GDestroyNotify free_fn)
+{
+  guint i;
+
+  if (sorted_index(array, key, cmp, &i)) {
+    free_fn(g_ptr_array_index(array, i));
+    array->pdata[i] = copy;
+  } else {
+    g_ptr_array_insert(array, (gint) i, copy);
+  }
+  return copy;
+}
+
+/* Removes (and frees) @key's element of @array, if any. */
+static void
+sorted_remove(GPtrArray *array, gconstpointer key, SortedCmp cmp)
+{
+  guint i;
+
+  if (sorted_index(array, key, cmp, &i))
+    g_ptr_array_remove_index(array, i);
+}
+
+/* The devices, sorted by BDF. */
 static int
 device_cmp_bdf(gconstpointer element, gconstpointer bdf)
 {
   return vfd_bdf_compare(&((const VfdJournalDevice *) element)->bdf, bdf);
 }
 
-/* Binary search of the devices (sorted by BDF): TRUE with *@ret_index
- * at @bdf's record, or FALSE with *@ret_index where it would go. Lookups,
- * puts and removals were linear scans plus a sort per put: quadratic at
- * start-up with a journal of 1000 devices (issue 17). */
-static gboolean
-device_index(VfdJournal *j, const VfdBdf *bdf, guint *ret_index)
-{
-  return sorted_index(j->devices, bdf, device_cmp_bdf, ret_index);
-}
-
 VfdJournalDevice *
 vfd_journal_lookup(VfdJournal *j, const VfdBdf *bdf)
 {
-  guint i;
-
-  return device_index(j, bdf, &i) ? g_ptr_array_index(j->devices, i) : NULL;
+  return sorted_lookup(j->devices, bdf, device_cmp_bdf);
 }
 
 VfdJournalDevice *
 vfd_journal_put(VfdJournal *j, const VfdJournalDevice *dev)
 {
-  VfdJournalDevice *c = device_copy(dev);
-  guint i;
-
-  if (device_index(j, &dev->bdf, &i)) {
-    /* The old record goes, as a removal would (device_free). */
-    device_free(g_ptr_array_index(j->devices, i));
-    j->devices->pdata[i] = c;
-  } else {
-    g_ptr_array_insert(j->devices, (gint) i, c);
-  }
-  return c;
+  return sorted_put(j->devices, &dev->bdf, device_cmp_bdf, device_copy(dev), device_free);
 }
 
 void
 vfd_journal_remove(VfdJournal *j, const VfdBdf *bdf)
 {
-  guint i;
-
-  if (device_index(j, bdf, &i))
-    g_ptr_array_remove_index(j->devices, i);
+  sorted_remove(j->devices, bdf, device_cmp_bdf);
 }
 
 GPtrArray *
@@ -693,47 +708,27 @@ vfd_journal_sandboxes(VfdJournal *j)
   return j->sandboxes;
 }
 
+/* The sandboxes, sorted by id (g_strcmp0). */
 static int
 sandbox_cmp_id(gconstpointer element, gconstpointer id)
 {
   return g_strcmp0(((const VfdJournalSandbox *) element)->id, id);
 }
 
-/* device_index() for the sandboxes (sorted by id, g_strcmp0). */
-static gboolean
-sandbox_index(VfdJournal *j, const char *id, guint *ret_index)
-{
-  return sorted_index(j->sandboxes, id, sandbox_cmp_id, ret_index);
-}
-
 VfdJournalSandbox *
 vfd_journal_lookup_sandbox(VfdJournal *j, const char *id)
 {
-  guint i;
-
-  return sandbox_index(j, id, &i) ? g_ptr_array_index(j->sandboxes, i) : NULL;
+  return sorted_lookup(j->sandboxes, id, sandbox_cmp_id);
 }
 
 VfdJournalSandbox *
 vfd_journal_put_sandbox(VfdJournal *j, const VfdJournalSandbox *sb)
 {
-  VfdJournalSandbox *c = sandbox_copy(sb);
-  guint i;
-
-  if (sandbox_index(j, sb->id, &i)) {
-    sandbox_free(g_ptr_array_index(j->sandboxes, i));
-    j->sandboxes->pdata[i] = c;
-  } else {
-    g_ptr_array_insert(j->sandboxes, (gint) i, c);
-  }
-  return c;
+  return sorted_put(j->sandboxes, sb->id, sandbox_cmp_id, sandbox_copy(sb), sandbox_free);
 }
 
 void
 vfd_journal_remove_sandbox(VfdJournal *j, const char *id)
 {
-  guint i;
-
-  if (sandbox_index(j, id, &i))
-    g_ptr_array_remove_index(j->sandboxes, i);
+  sorted_remove(j->sandboxes, id, sandbox_cmp_id);
 }
