@@ -379,6 +379,7 @@ gi_nvidia_unload(const char (*loaded)[64], size_t n_loaded, int timeout_ms, char
   char buf[256];
   size_t len = 0;
   int pipefd[2], r = 0;
+  const char *failed;
   pid_t pid;
 
   *ret_n = 0;
@@ -388,17 +389,10 @@ gi_nvidia_unload(const char (*loaded)[64], size_t n_loaded, int timeout_ms, char
         snprintf(names[n++], sizeof(names[0]), "%s", loaded[i]);
   if (n == 0)
     return 0;
-  if (pipe2(pipefd, O_CLOEXEC) < 0) {
-    snprintf(err, err_size, "pipe: %s", strerror(errno));
-    return -errno;
-  }
-  pid = fork();
+  pid = gi_fork_with_pipe(pipefd, &failed);
   if (pid < 0) {
-    int e = errno;
-    close(pipefd[0]);
-    close(pipefd[1]);
-    snprintf(err, err_size, "fork: %s", strerror(e));
-    return -e;
+    snprintf(err, err_size, "%s: %s", failed, strerror((int) -pid));
+    return pid;
   }
   if (pid == 0) {
     close(pipefd[0]);

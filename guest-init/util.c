@@ -55,22 +55,12 @@ vmessage(const char *prefix, const char *fmt, va_list ap)
 }
 
 void
-gi_warn(const char *fmt, ...)
+gi_message(const char *prefix, const char *fmt, ...)
 {
   va_list ap;
 
   va_start(ap, fmt);
-  vmessage("warning: ", fmt, ap);
-  va_end(ap);
-}
-
-void
-gi_note(const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start(ap, fmt);
-  vmessage("", fmt, ap);
+  vmessage(prefix, fmt, ap);
   va_end(ap);
 }
 
@@ -183,15 +173,14 @@ gi_spawn(char *const argv[], const char *root, int stdout_fd)
 }
 
 pid_t
-gi_spawn_opts(const GiSpawnOptions *o)
+gi_fork_with_pipe(int pipefd[2], const char **failed)
 {
-  char *const *envp = o->envp ? o->envp : gi_spawn_env;
-  int pipefd[2], err = 0;
-  ssize_t n;
   pid_t pid;
 
+  *failed = "pipe";
   if (pipe2(pipefd, O_CLOEXEC) < 0)
     return -errno;
+  *failed = "fork";
   pid = fork();
   if (pid < 0) {
     int e = errno;
@@ -199,6 +188,21 @@ gi_spawn_opts(const GiSpawnOptions *o)
     close(pipefd[1]);
     return -e;
   }
+  return pid;
+}
+
+pid_t
+gi_spawn_opts(const GiSpawnOptions *o)
+{
+  const char *failed;
+  char *const *envp = o->envp ? o->envp : gi_spawn_env;
+  int pipefd[2], err = 0;
+  ssize_t n;
+  pid_t pid;
+
+  pid = gi_fork_with_pipe(pipefd, &failed);
+  if (pid < 0)
+    return pid;
   if (pid == 0) {
     sigset_t none;
 

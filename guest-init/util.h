@@ -15,11 +15,14 @@
  * there is nowhere else to report them. */
 void gi_write_all(int fd, const char *buf, size_t len);
 
-/* "\nguest-init: warning: <message>\n" on stderr (the console), one write. */
-void gi_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "\nguest-init: <prefix><message>\n" on stderr (the console), one write. */
+void gi_message(const char *prefix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* "\nguest-init: <message>\n" on stderr: progress worth a line. */
-void gi_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "\nguest-init: warning: <message>\n": something went wrong. */
+#define gi_warn(...) gi_message("warning: ", __VA_ARGS__)
+
+/* "\nguest-init: <message>\n": progress worth a line. */
+#define gi_note(...) gi_message("", __VA_ARGS__)
 
 /* CLOCK_BOOTTIME in milliseconds: time since the guest kernel started. */
 uint64_t gi_now_ms(void);
@@ -58,6 +61,11 @@ typedef struct {
  * signals unblocked, cwd "/" (of @o->root). Returns the child's pid once
  * execve() succeeded, or -errno of the failed step (the child is reaped). */
 pid_t gi_spawn_opts(const GiSpawnOptions *o);
+
+/* pipe2(@pipefd, O_CLOEXEC), then fork(): the child's pid (0 in the
+ * child), or -errno with *@failed naming the call that failed ("pipe",
+ * "fork") and no end of the pipe left open. */
+pid_t gi_fork_with_pipe(int pipefd[2], const char **failed);
 
 /* gi_run() with every option: runs @o (its stdout_fd is ignored: with @out
  * the output is collected, else the console) and waits at most @timeout_ms.
