@@ -44,16 +44,23 @@ vfd_device_state_from_string(const char *s, VfdDeviceState *ret)
   return -EINVAL;
 }
 
+void
+vfd_journal_free_originals(char *driver, char *override, char *d3cold, char *reset_method)
+{
+  g_free(driver);
+  g_free(override);
+  g_free(d3cold);
+  g_free(reset_method);
+}
+
 static void
 device_free(gpointer p)
 {
   VfdJournalDevice *d = p;
 
   g_free(d->owner);
-  g_free(d->original_driver);
-  g_free(d->original_override);
-  g_free(d->original_d3cold);
-  g_free(d->original_reset_method);
+  vfd_journal_free_originals(d->original_driver, d->original_override, d->original_d3cold,
+                             d->original_reset_method);
   g_free(d);
 }
 

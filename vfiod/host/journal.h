@@ -52,6 +52,10 @@ typedef struct {
                             * sandbox's owner); 0: root, also for records written before owners */
 } VfdJournalDevice;
 
+/* Frees the strings a bind keeps to put a device back: a record's
+ * original_* members, or a bind's own copies of them. */
+void vfd_journal_free_originals(char *driver, char *override, char *d3cold, char *reset_method);
+
 typedef struct {
   char *id;
   gint64 pid;

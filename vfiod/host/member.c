@@ -15,10 +15,8 @@ member_clear(gpointer p)
 {
   Member *m = p;
 
-  g_free(m->original_driver);
-  g_free(m->original_override);
-  g_free(m->original_d3cold);
-  g_free(m->original_reset_method);
+  vfd_journal_free_originals(m->original_driver, m->original_override, m->original_d3cold,
+                             m->original_reset_method);
   g_free(m->reset_method);
   g_free(m->vfio_driver);
   g_free(m->vfio_module);
