@@ -354,10 +354,28 @@ json_object(Json *j, bool (*member)(Json *j, const char *key, void *ctx), void *
   return json_list(j, '{', object_member, &o);
 }
 
+/* "call", "code" and "error": where the probe or a device failed. TRUE,
+ * with *@ok the reading's result, when @key is one of them. */
+static bool
+failure_member(Json *j, const char *key, char call[GI_GPU_CALL_SIZE], long *code, char error[GI_GPU_ERROR_SIZE],
+               bool *ok)
+{
+  if (strcmp(key, "call") == 0)
+    *ok = json_string_or_null(j, call, GI_GPU_CALL_SIZE);
+  else if (strcmp(key, "code") == 0)
+    *ok = json_number(j, code);
+  else if (strcmp(key, "error") == 0)
+    *ok = json_string_or_null(j, error, GI_GPU_ERROR_SIZE);
+  else
+    return false;
+  return true;
+}
+
 static bool
 device_member(Json *j, const char *key, void *ctx)
 {
   GiCudaDevice *d = ctx;
+  bool ok;
   long v;
 
   if (strcmp(key, "ordinal") == 0) {
@@ -382,12 +400,8 @@ device_member(Json *j, const char *key, void *ctx)
   }
   if (strcmp(key, "name") == 0)
     return json_string_or_null(j, d->name, sizeof(d->name));
-  if (strcmp(key, "call") == 0)
-    return json_string_or_null(j, d->call, sizeof(d->call));
-  if (strcmp(key, "code") == 0)
-    return json_number(j, &d->code);
-  if (strcmp(key, "error") == 0)
-    return json_string_or_null(j, d->error, sizeof(d->error));
+  if (failure_member(j, key, d->call, &d->code, d->error, &ok))
+    return ok;
   return json_skip(j, JSON_MAX_DEPTH - 3);
 }
 
@@ -416,6 +430,7 @@ top_member(Json *j, const char *key, void *ctx)
 {
   TopCtx *t = ctx;
   GiCudaProbe *p = t->probe;
+  bool ok;
   long v;
 
   if (strcmp(key, "v") == 0) {
@@ -426,12 +441,8 @@ top_member(Json *j, const char *key, void *ctx)
     t->has_v = true;
     return true;
   }
-  if (strcmp(key, "call") == 0)
-    return json_string_or_null(j, p->call, sizeof(p->call));
-  if (strcmp(key, "code") == 0)
-    return json_number(j, &p->code);
-  if (strcmp(key, "error") == 0)
-    return json_string_or_null(j, p->error, sizeof(p->error));
+  if (failure_member(j, key, p->call, &p->code, p->error, &ok))
+    return ok;
   if (strcmp(key, "version") == 0)
     return json_number(j, &p->version);
   if (strcmp(key, "devices") == 0) {

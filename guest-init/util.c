@@ -74,6 +74,16 @@ gi_now_ms(void)
   return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
+/* Closes @fd after a failed call: that call's -errno. */
+static int
+close_keeping_errno(int fd)
+{
+  int e = errno;
+
+  close(fd);
+  return -e;
+}
+
 ssize_t
 gi_read_file(const char *path, char *buf, size_t size, bool *truncated)
 {
@@ -97,11 +107,8 @@ gi_read_file(const char *path, char *buf, size_t size, bool *truncated)
     n = read(fd, buf + len, size - 1 - len);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return -e;
-    }
+    if (n < 0)
+      return close_keeping_errno(fd);
     if (n == 0)
       break;
     len += (size_t) n;
@@ -123,11 +130,8 @@ gi_write_file(const char *path, const char *s, mode_t mode)
     ssize_t n = write(fd, s, len);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return -e;
-    }
+    if (n < 0)
+      return close_keeping_errno(fd);
     s += n;
     len -= (size_t) n;
   }
