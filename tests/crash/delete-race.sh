@@ -18,12 +18,9 @@ vfiod_fake=$1 vfioctl=$2
 for tool in valgrind python3; do
   command -v "$tool" > /dev/null || { echo "SKIP: $tool missing (apt-get install valgrind python3)"; exit 77; }
 done
-work=$(mktemp -d /tmp/vfiod-delete-race-XXXXXX)
-chmod 0755 "$work"
-pass=0 fail=0 vp=''
-ok() { echo "ok - $*"; pass=$((pass + 1)); }
-nok() { echo "not ok - $*"; fail=$((fail + 1)); }
-if [ "$(id -u)" = 0 ]; then group=''; else group=$(id -gn); fi
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+crash_init delete-race
 cleanup() {
   if [ -n "$vp" ] && kill -0 "$vp" 2> /dev/null; then kill -9 "$vp"; fi
   for p in $(cat "$work/qemu.pids" 2> /dev/null); do kill -9 "$p" 2> /dev/null; done
@@ -34,9 +31,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir -p "$work/fake/sys" "$work/fake/dev"
-touch "$work/qemu.pids" && chmod 0666 "$work/qemu.pids"
-printf '[fake-sysfs]\nformat=vfiod-fake-sysfs\nversion=1\n' > "$work/fake/model.ini"
+fake_kernel
 echo k > "$work/vmlinuz" && echo i > "$work/initrd"
 cat > "$work/qmp-qemu" << 'EOF'
 #!/usr/bin/python3
@@ -60,25 +55,7 @@ if os.fork() == 0:
 os._exit(0)
 EOF
 chmod 0755 "$work/qmp-qemu"
-cat > "$work/vfiod.conf" << EOF
-[daemon]
-state_dir=$work/state
-runtime_dir=$work/run
-allowed_group=$group
-[qemu]
-binary=$work/qmp-qemu
-kernel=$work/vmlinuz
-initrd=$work/initrd
-accel=tcg
-stop_timeout=10
-user=root
-[network]
-enabled=false
-[testing]
-sys_root=$work/fake/sys
-dev_root=$work/fake/dev
-EOF
-ctl() { "$vfioctl" --socket "$work/run/vfiod.sock" "$@"; }
+write_crash_conf "$work/qmp-qemu" "$work/initrd" 10 user=root
 valgrind --error-exitcode=99 --leak-check=no --track-origins=no --num-callers=20 \
   "$vfiod_fake" --config "$work/vfiod.conf" > "$work/vfiod.log" 2>&1 &
 vp=$!

@@ -33,14 +33,11 @@ done
 [ -x "$vfiod_fake" ] && [ -x "$vfioctl" ] || { echo "SKIP: $vfiod_fake or $vfioctl not executable"; exit 77; }
 
 # QEMU may run as a uid of its own: the stand-in and its trigger file must
-# be reachable for it.
-work=$(mktemp -d /tmp/vfiod-hostile-XXXXXX)
-chmod 0755 "$work"
-pass=0 fail=0 vp='' sb=''
-ok() { echo "ok - $*"; pass=$((pass + 1)); }
-nok() { echo "not ok - $*"; fail=$((fail + 1)); }
-
-if [ "$(id -u)" = 0 ]; then group=''; else group=$(id -gn); fi
+# be reachable for it (crash_init).
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+crash_init hostile
+sb=''
 
 cleanup() {
   local p
@@ -61,11 +58,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/fake/sys" "$work/fake/dev"
-# written by the stand-in QEMU, which may run as a uid of its own
-touch "$work/qemu.pids"
-chmod 0666 "$work/qemu.pids"
-printf '[fake-sysfs]\nformat=vfiod-fake-sysfs\nversion=1\n' > "$work/fake/model.ini"
+fake_kernel
 echo "not a kernel" > "$work/vmlinuz"
 echo "not an initrd" > "$work/initrd.img"
 
@@ -100,27 +93,7 @@ exec -a "fake-qemu $*" sleep 100000
 EOF
 chmod 0755 "$work/hostile-qemu"
 
-write_conf() {
-  cat > "$work/vfiod.conf" << EOF
-[daemon]
-state_dir=$work/state
-runtime_dir=$work/run
-allowed_group=$group
-[qemu]
-binary=$work/hostile-qemu
-kernel=$work/vmlinuz
-initrd=$work/initrd.img
-accel=tcg
-stop_timeout=2
-[network]
-enabled=false
-[testing]
-sys_root=$work/fake/sys
-dev_root=$work/fake/dev
-EOF
-}
-
-ctl() { "$vfioctl" --socket "$work/run/vfiod.sock" "$@"; }
+write_conf() { write_crash_conf "$work/hostile-qemu" "$work/initrd.img" 2; }
 
 # start LOG: vfiod-fake in the background until its API answers
 start() {

@@ -11,12 +11,9 @@
 set -u
 vfiod_fake=$1 vfioctl=$2
 command -v python3 > /dev/null || { echo "SKIP: python3 missing"; exit 77; }
-work=$(mktemp -d /tmp/vfiod-reload-XXXXXX)
-chmod 0755 "$work"
-pass=0 fail=0 vp=''
-ok() { echo "ok - $*"; pass=$((pass + 1)); }
-nok() { echo "not ok - $*"; fail=$((fail + 1)); }
-if [ "$(id -u)" = 0 ]; then group=''; else group=$(id -gn); fi
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+crash_init reload
 cleanup() {
   if [ -n "$vp" ] && kill -0 "$vp" 2> /dev/null; then kill -9 "$vp"; fi
   for p in $(cat "$work/qemu.pids" 2> /dev/null); do kill -9 "$p" 2> /dev/null; done
@@ -24,33 +21,12 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir -p "$work/fake/sys" "$work/fake/dev"
-touch "$work/qemu.pids" && chmod 0666 "$work/qemu.pids"
-printf '[fake-sysfs]\nformat=vfiod-fake-sysfs\nversion=1\n' > "$work/fake/model.ini"
+fake_kernel
 echo k > "$work/vmlinuz" && echo i > "$work/initrd"
 here=$(cd "$(dirname "$0")" && pwd)
 ids=$(python3 -c 'print(";".join("10de:%04x" % i for i in range(2000)))')
-cat > "$work/vfiod.conf" << EOF
-[daemon]
-state_dir=$work/state
-runtime_dir=$work/run
-allowed_group=$group
-[devices]
-ids=$ids
-[qemu]
-binary=$here/fake-qemu.sh
-kernel=$work/vmlinuz
-initrd=$work/initrd
-accel=tcg
-stop_timeout=1
-user=root
-[network]
-enabled=false
-[testing]
-sys_root=$work/fake/sys
-dev_root=$work/fake/dev
-EOF
-ctl() { "$vfioctl" --socket "$work/run/vfiod.sock" "$@"; }
+write_crash_conf "$here/fake-qemu.sh" "$work/initrd" 1 user=root
+printf '[devices]\nids=%s\n' "$ids" >> "$work/vfiod.conf"
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$vp/status"; }
 VFIOD_FAKE_QEMU_PIDS=$work/qemu.pids "$vfiod_fake" --config "$work/vfiod.conf" > "$work/vfiod.log" 2>&1 &
 vp=$!
