@@ -24,12 +24,7 @@ set -u
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 command -v mkfs.erofs > /dev/null || { echo "SKIP: mkfs.erofs missing (erofs-utils)"; exit 77; }
 itest_init driver-layer "$@"
-fake_tree=$build/tests/integration/fake-tree
-vfiod_fake=$build/tests/crash/vfiod-fake
-vfiod_real=$vfiod
-for f in "$fake_tree" "$vfiod_fake"; do
-  [ -x "$f" ] || { nok "$f missing (build it)"; exit 1; }
-done
+use_fake_vfiod
 
 echo k > "$work/vmlinuz" && echo i > "$work/initrd"
 truncate -s 16M "$work/root.img"
@@ -43,34 +38,12 @@ layer=$work/layer.erofs
 # and vfiod-fake with that config in $work/NAME ([qemu] kernel and initrd
 # set unless --no-guest); sets d.
 setup() {
-  local guest=1
+  local kernel=$work/vmlinuz initrd=$work/initrd
   d=$work/$1
   shift
-  [ "${1:-}" = --no-guest ] && { guest=0; shift; }
-  mkdir -p "$d"
-  "$fake_tree" "$d/fake" > "$d/roots" || { nok "fake-tree"; exit 1; }
-  cp "$src/tests/crash/fake-qemu.sh" "$d/fake-qemu" && chmod 0755 "$d/fake-qemu"
-  {
-    echo "[daemon]"
-    echo "state_dir=$d/state"
-    echo "runtime_dir=$d/run"
-    echo "allowed_group="
-    echo "[qemu]"
-    echo "binary=$d/fake-qemu"
-    echo "user=root"
-    echo "accel=tcg"
-    echo "stop_timeout=2"
-    [ "$guest" = 0 ] || echo "kernel=$work/vmlinuz"
-    [ "$guest" = 0 ] || echo "initrd=$work/initrd"
-    if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi
-    echo "[network]"
-    echo "enabled=false"
-    echo "[testing]"
-    cat "$d/roots"
-  } > "$d/vfiod.conf"
-  vfiod=$vfiod_fake
-  start_vfiod "$d" VFIOD_FAKE_QEMU_PIDS="$d/qemu.pids" || exit 1
-  vfiod=$vfiod_real
+  [ "${1:-}" = --no-guest ] && { kernel='' initrd=''; shift; }
+  write_fake_conf "$d" "$kernel" "$initrd" "allowed_group=" -- "$@"
+  start_fake_vfiod "$d" || exit 1
 }
 teardown() {
   local p

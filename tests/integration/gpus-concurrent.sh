@@ -19,44 +19,15 @@ set -u
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 itest_init gpus-concurrent "$@"
-fake_tree=$build/tests/integration/fake-tree
-vfiod_fake=$build/tests/crash/vfiod-fake
-for f in "$fake_tree" "$vfiod_fake"; do
-  [ -x "$f" ] || { nok "$f missing (build it)"; exit 1; }
-done
+use_fake_vfiod
 
 d=$work/f
-mkdir -p "$d"
-"$fake_tree" "$d/fake" > "$d/roots" || { nok "fake-tree"; exit 1; }
-cp "$src/tests/crash/fake-qemu.sh" "$d/fake-qemu" && chmod 0755 "$d/fake-qemu"
 echo k > "$work/vmlinuz" && echo i > "$work/initrd"
 # [qemu] kernel through a symbolic link: the config is trusted, its paths may
 # be links (a client's may not: security-files.sh)
 ln -s vmlinuz "$work/vmlinuz-current"
-cat > "$d/vfiod.conf" << CONF
-# gpus-concurrent.sh (TEST ONLY): vfiod-fake, stand-in QEMU (which records
-# its pid in this test's dir: root, said explicitly)
-[daemon]
-state_dir=$d/state
-runtime_dir=$d/run
-allowed_group=
-metrics_file=$d/vfiod.prom
-[qemu]
-binary=$d/fake-qemu
-user=root
-accel=tcg
-stop_timeout=2
-kernel=$work/vmlinuz-current
-initrd=$work/initrd
-[network]
-enabled=false
-[testing]
-$(cat "$d/roots")
-CONF
-vfiod_real=$vfiod
-vfiod=$vfiod_fake
-start_vfiod "$d" VFIOD_FAKE_QEMU_PIDS="$d/qemu.pids" || exit 1
-vfiod=$vfiod_real
+write_fake_conf "$d" "$work/vmlinuz-current" "$work/initrd" "allowed_group=" "metrics_file=$d/vfiod.prom"
+start_fake_vfiod "$d" || exit 1
 groups_of() { python3 -c 'import json,sys
 j = json.load(open(sys.argv[1]))
 print(",".join(j.get("devices", [])))' "$1" 2> /dev/null; }
@@ -129,15 +100,11 @@ stop_vfiod "end"
 # it restored it: a sandbox being created was not "live"), and the create
 # must finish with its devices on vfio-pci.
 d=$work/p
-mkdir -p "$d"
-"$fake_tree" "$d/fake" > "$d/roots" || { nok "fake-tree"; exit 1; }
-cp "$src/tests/crash/fake-qemu.sh" "$d/fake-qemu" && chmod 0755 "$d/fake-qemu"
+fake_dir "$d"
 sed -e "s|$work/f/|$d/|g" -e "/^metrics_file=/d" "$work/f/vfiod.conf" > "$d/vfiod.conf"
 sed -i "/^sys_root=\|^dev_root=/d" "$d/vfiod.conf" && cat "$d/roots" >> "$d/vfiod.conf"
 touch "$d/pause"
-vfiod=$vfiod_fake
-start_vfiod "$d" VFIOD_FAKE_QEMU_PIDS="$d/qemu.pids" VFIOD_PAUSE_STAGE=devices VFIOD_PAUSE_FILE="$d/pause" || exit 1
-vfiod=$vfiod_real
+start_fake_vfiod "$d" VFIOD_PAUSE_STAGE=devices VFIOD_PAUSE_FILE="$d/pause" || exit 1
 driver_of() { local l; l=$(readlink "$d/fake/sys/bus/pci/devices/$1/driver" 2> /dev/null); echo "${l##*/}"; }
 ctl sandbox create --gpus 1 --json > "$work/p.json" 2> "$work/p.err" &
 cpid=$!

@@ -118,6 +118,81 @@ write_conf() {
   } > "$dir/vfiod.conf"
 }
 
+# make_member GROUP USER: sets group and member; makes GROUP and USER, a
+# system user in it (no home, no login), unless they exist (made_group and
+# made_member say what was made); remove_accounts removes what was made,
+# at the latest at exit.
+make_member() {
+  group=$1 member=$2 made_group='' made_member=''
+  itest_extra_cleanup=remove_accounts
+  if ! getent group "$group" > /dev/null; then
+    groupadd -r "$group" || { nok "groupadd $group"; exit 1; }
+    made_group=1
+  fi
+  if ! getent passwd "$member" > /dev/null; then
+    useradd -r -M -N -g nogroup -G "$group" -s /usr/sbin/nologin -d /nonexistent "$member" || { nok "useradd $member"; exit 1; }
+    made_member=1
+  fi
+}
+remove_accounts() {
+  [ -n "$made_member" ] && userdel "$member" 2> /dev/null
+  [ -n "$made_group" ] && groupdel "$group" 2> /dev/null
+  made_member='' made_group=''
+}
+
+# use_fake_vfiod: vfiod on a fake kernel, tests/crash/vfiod-fake (sets
+# vfiod_fake), on trees made by fake-tree (TEST ONLY; sets fake_tree);
+# exits when they are not built.
+use_fake_vfiod() {
+  local f
+  fake_tree=$build/tests/integration/fake-tree
+  vfiod_fake=$build/tests/crash/vfiod-fake
+  for f in "$fake_tree" "$vfiod_fake"; do
+    [ -x "$f" ] || { nok "$f missing (build it)"; exit 1; }
+  done
+}
+
+# fake_dir DIR: a fresh fake tree in DIR/fake (its [testing] lines in
+# DIR/roots) and the stand-in QEMU, DIR/fake-qemu.
+fake_dir() {
+  local dir=$1
+  mkdir -p "$dir"
+  "$fake_tree" "$dir/fake" > "$dir/roots" || { nok "fake-tree"; exit 1; }
+  cp "$src/tests/crash/fake-qemu.sh" "$dir/fake-qemu" && chmod 0755 "$dir/fake-qemu"
+}
+
+# write_fake_conf DIR KERNEL INITRD [DAEMON_LINE...] [-- QEMU_LINE...]:
+# fake_dir DIR and DIR/vfiod.conf for vfiod-fake: its own state and
+# runtime dirs, the stand-in QEMU run as root, [qemu] kernel and initrd
+# (unless empty), [network] off, the fake tree's [testing] roots; the
+# KEY=VALUE lines go to [daemon], those after "--" to [qemu].
+write_fake_conf() {
+  local dir=$1 kernel=$2 initrd=$3 daemon=()
+  shift 3
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do daemon+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  fake_dir "$dir"
+  {
+    echo "# $itest_name.sh (TEST ONLY): vfiod-fake, stand-in QEMU run as root"
+    echo "[daemon]"
+    echo "state_dir=$dir/state"
+    echo "runtime_dir=$dir/run"
+    [ ${#daemon[@]} -eq 0 ] || printf '%s\n' "${daemon[@]}"
+    echo "[qemu]"
+    echo "binary=$dir/fake-qemu"
+    echo "user=root"
+    echo "accel=tcg"
+    echo "stop_timeout=2"
+    [ -z "$kernel" ] || echo "kernel=$kernel"
+    [ -z "$initrd" ] || echo "initrd=$initrd"
+    [ $# -eq 0 ] || printf '%s\n' "$@"
+    echo "[network]"
+    echo "enabled=false"
+    echo "[testing]"
+    cat "$dir/roots"
+  } > "$dir/vfiod.conf"
+}
+
 # start_vfiod DIR [VAR=VALUE...]: runs vfiod with DIR/vfiod.conf (and the
 # given environment), waits until its API answers (with no_client set: until
 # it says it serves the API, without connecting). Sets vp, vlog, sock.
@@ -140,6 +215,14 @@ start_vfiod() {
   done
   nok "vfiod ($*) did not start"
   return 1
+}
+
+# start_fake_vfiod DIR [VAR=VALUE...]: start_vfiod with vfiod-fake, its
+# stand-in QEMU writing the pids it runs as to DIR/qemu.pids.
+start_fake_vfiod() {
+  local dir=$1 vfiod=$vfiod_fake
+  shift
+  start_vfiod "$dir" VFIOD_FAKE_QEMU_PIDS="$dir/qemu.pids" "$@"
 }
 
 # stop_vfiod LABEL: SIGTERM; vfiod must exit 0 within 10 s (else SIGKILL)

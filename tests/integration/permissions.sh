@@ -25,21 +25,7 @@ for tool in setpriv runuser useradd userdel groupadd groupdel; do
 done
 
 group=vfiod-itest member=vfiod-itest-m outsider=nobody nouid=54321
-made_group='' made_member=''
-remove_accounts() {
-  [ -n "$made_member" ] && userdel "$member" 2> /dev/null
-  [ -n "$made_group" ] && groupdel "$group" 2> /dev/null
-  made_member='' made_group=''
-}
-itest_extra_cleanup=remove_accounts
-if ! getent group "$group" > /dev/null; then
-  groupadd -r "$group" || { nok "groupadd $group"; exit 1; }
-  made_group=1
-fi
-if ! getent passwd "$member" > /dev/null; then
-  useradd -r -M -N -g nogroup -G "$group" -s /usr/sbin/nologin -d /nonexistent "$member" || { nok "useradd $member"; exit 1; }
-  made_member=1
-fi
+make_member "$group" "$member"
 gid=$(getent group "$group" | cut -d: -f3)
 id -nG "$outsider" | tr ' ' '\n' | grep -qx "$group" && { nok "$outsider is in $group"; exit 1; }
 note "group $group (gid $gid); member $member ($(id "$member")); outsider $outsider ($(id "$outsider"))"

@@ -39,11 +39,7 @@ attack=$src/tests/integration/api-attack.py
 # root's PATH may live where they cannot go).
 py=/usr/bin/python3
 [ -x "$py" ] || { nok "$py missing (Debian package python3)"; exit 1; }
-fake_tree=$build/tests/integration/fake-tree
-vfiod_fake=$build/tests/crash/vfiod-fake
-for f in "$fake_tree" "$vfiod_fake"; do
-  [ -x "$f" ] || { nok "$f is not built"; exit 1; }
-done
+use_fake_vfiod
 
 group=vfiod-sapi ua=vfiod-sapi-a ub=vfiod-sapi-b
 made=()
@@ -237,31 +233,8 @@ stop_vfiod "part 1"
 
 # ==== part 2: owners, on a fake kernel ======================================
 d=$work/f
-mkdir -p "$d"
-"$fake_tree" "$d/fake" > "$d/roots" || { nok "fake-tree"; exit 1; }
-cp "$src/tests/crash/fake-qemu.sh" "$d/fake-qemu" && chmod 0755 "$d/fake-qemu"
-cat > "$d/vfiod.conf" << EOF
-# security-api.sh part 2 (TEST ONLY): vfiod-fake, stand-in QEMU
-[daemon]
-state_dir=$d/state
-runtime_dir=$d/run
-allowed_group=$group
-[qemu]
-binary=$d/fake-qemu
-user=root
-accel=tcg
-stop_timeout=2
-kernel=$work/vmlinuz
-initrd=$work/initrd
-[network]
-enabled=false
-[testing]
-$(cat "$d/roots")
-EOF
-vfiod_real=$vfiod
-vfiod=$vfiod_fake
-start_vfiod "$d" VFIOD_FAKE_QEMU_PIDS="$d/qemu.pids" || exit 1
-vfiod=$vfiod_real
+write_fake_conf "$d" "$work/vmlinuz" "$work/initrd" "allowed_group=$group"
+start_fake_vfiod "$d" || exit 1
 S=(--socket "$sock")
 jq_py() { python3 -c "import json,sys; j=json.load(sys.stdin); $1" 2>&1; }
 driver_of() { basename "$(readlink "$d/fake/sys/bus/pci/devices/$1/driver" 2> /dev/null)" 2> /dev/null; }

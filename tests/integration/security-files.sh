@@ -34,21 +34,7 @@ done
 build_image || { nok "guest image built"; exit 1; }
 
 group=vfiod-itest-f member=vfiod-itest-f1
-made_group='' made_member=''
-remove_accounts() {
-  [ -n "$made_member" ] && userdel "$member" 2> /dev/null
-  [ -n "$made_group" ] && groupdel "$group" 2> /dev/null
-  made_member='' made_group=''
-}
-itest_extra_cleanup=remove_accounts
-if ! getent group "$group" > /dev/null; then
-  groupadd -r "$group" || { nok "groupadd $group"; exit 1; }
-  made_group=1
-fi
-if ! getent passwd "$member" > /dev/null; then
-  useradd -r -M -N -g nogroup -G "$group" -s /usr/sbin/nologin -d /nonexistent "$member" || { nok "useradd $member"; exit 1; }
-  made_member=1
-fi
+make_member "$group" "$member"
 
 # The member's files: the kernel and image copied where it may read them.
 mdir=$work/member

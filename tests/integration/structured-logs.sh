@@ -14,35 +14,11 @@ set -u
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 itest_init structured-logs "$@"
-fake_tree=$build/tests/integration/fake-tree
-vfiod_fake=$build/tests/crash/vfiod-fake
-for f in "$fake_tree" "$vfiod_fake"; do
-  [ -x "$f" ] || { nok "$f missing (build it)"; exit 1; }
-done
+use_fake_vfiod
 
 d=$work/f
-mkdir -p "$d"
-"$fake_tree" "$d/fake" > "$d/roots" || { nok "fake-tree"; exit 1; }
-cp "$src/tests/crash/fake-qemu.sh" "$d/fake-qemu" && chmod 0755 "$d/fake-qemu"
 echo k > "$work/vmlinuz" && echo i > "$work/initrd"
-cat > "$d/vfiod.conf" << CONF
-# structured-logs.sh (TEST ONLY): vfiod-fake, stand-in QEMU run as root
-[daemon]
-state_dir=$d/state
-runtime_dir=$d/run
-allowed_group=
-[qemu]
-binary=$d/fake-qemu
-user=root
-accel=tcg
-stop_timeout=2
-kernel=$work/vmlinuz
-initrd=$work/initrd
-[network]
-enabled=false
-[testing]
-$(cat "$d/roots")
-CONF
+write_fake_conf "$d" "$work/vmlinuz" "$work/initrd" "allowed_group="
 
 # journald's native protocol: FIELD=value lines, or FIELD\n<le64 size><value>\n
 cat > "$work/journald.py" << 'PY'
