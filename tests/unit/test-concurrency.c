@@ -11,12 +11,9 @@
 #include "device.h"
 #include "error.h"
 #include "fake-sysfs.h"
+#include "host-fixture.h"
 
-typedef struct {
-  FakeSysfs *fs;
-  char *state_dir;
-  VfdHost *host;
-} Fixture;
+typedef HostFixture Fixture;
 
 static int
 setup(void **state)
@@ -45,33 +42,13 @@ static int
 teardown(void **state)
 {
   Fixture *f = *state;
-  g_autofree char *journal = g_build_filename(f->state_dir, "journal.json", NULL);
 
   fake_sysfs_unhang(f->fs);
   vfd_host_free(f->host);
   fake_sysfs_free(f->fs); /* waits for writers still running */
-  g_unlink(journal);
-  {
-    /* corrupt copies and the like */
-    g_autoptr(GDir) d = g_dir_open(f->state_dir, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-      g_autofree char *q = g_build_filename(f->state_dir, n, NULL);
-      g_unlink(q);
-    }
-  }
-  g_rmdir(f->state_dir);
-  g_free(f->state_dir);
+  host_fixture_remove_state_dir(f);
   g_free(f);
   return 0;
-}
-
-static VfdBdf
-bdf(const char *s)
-{
-  VfdBdf b;
-  assert_int_equal(vfd_bdf_parse(s, &b), 0);
-  return b;
 }
 
 static VfdDeviceState
@@ -79,7 +56,7 @@ journal_state(Fixture *f, const char *dev)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(VfdJournal) j = vfd_journal_open(f->state_dir, &error);
-  VfdBdf b = bdf(dev);
+  VfdBdf b = test_bdf(dev);
   VfdJournalDevice *d;
 
   assert_non_null(j);
@@ -92,7 +69,7 @@ test_hung_unbind_on_bind_is_stuck(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
   gint64 t0 = g_get_monotonic_time();
   guint writes;
 
@@ -131,7 +108,7 @@ test_hung_unbind_on_release_is_stuck(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
   g_autofree char *drv = NULL;
 
   assert_true(vfd_host_bind_group(f->host, &b, "sb-1", NULL, NULL, &error));
@@ -159,7 +136,7 @@ static gpointer
 bind_thread(gpointer data)
 {
   BindJob *j = data;
-  VfdBdf b = bdf(j->bdf);
+  VfdBdf b = test_bdf(j->bdf);
 
   j->ok = vfd_host_bind_group(j->host, &b, j->owner, NULL, NULL, &j->error);
   j->finished = g_get_monotonic_time();

@@ -12,29 +12,13 @@
 #include "device.h"
 #include "error.h"
 #include "fake-sysfs.h"
+#include "host-fixture.h"
 #include "nvidia.h"
 
 /* A GPU-like group 12: VGA 01:00.0 on nvidia with its HDMI audio 01:00.1 on
  * snd_hda_intel, behind bridge 00:01.0 (also group 12, must be skipped);
  * an unrelated NIC in group 3. */
-typedef struct {
-  FakeSysfs *fs;
-  char *state_dir;
-  VfdHost *host;
-} Fixture;
-
-static VfdHost *
-open_host(Fixture *f, const char *ids, const char *classes)
-{
-  g_autoptr(GError) error = NULL;
-  VfdPolicy *policy = vfd_policy_new(ids, classes, &error);
-  VfdJournal *journal;
-
-  assert_non_null(policy);
-  journal = vfd_journal_open(f->state_dir, &error);
-  assert_non_null(journal);
-  return vfd_host_new(fake_sysfs_open(f->fs), policy, journal);
-}
+typedef HostFixture Fixture;
 
 static int
 setup(void **state)
@@ -50,7 +34,7 @@ setup(void **state)
   fake_sysfs_add_device(f->fs, "0000:02:00.0", 0x8086, 0x10d3, 0x020000, 3, "e1000e", "e1000e");
   f->state_dir = g_dir_make_tmp("vfiod-test-state-XXXXXX", NULL);
   assert_non_null(f->state_dir);
-  f->host = open_host(f, VFD_POLICY_DEFAULT_IDS, VFD_POLICY_DEFAULT_CLASSES);
+  f->host = host_fixture_open(f, VFD_POLICY_DEFAULT_IDS, VFD_POLICY_DEFAULT_CLASSES);
   fake_sysfs_clear_log(f->fs);
   *state = f;
   return 0;
@@ -59,34 +43,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-  Fixture *f = *state;
-  g_autofree char *journal = g_build_filename(f->state_dir, "journal.json", NULL);
-
-  vfd_host_free(f->host);
-  g_unlink(journal);
-  {
-    /* corrupt copies and the like */
-    g_autoptr(GDir) d = g_dir_open(f->state_dir, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-      g_autofree char *q = g_build_filename(f->state_dir, n, NULL);
-      g_unlink(q);
-    }
-  }
-  g_rmdir(f->state_dir);
-  g_free(f->state_dir);
-  assert_int_equal(fake_sysfs_outside_writes(f->fs), 0);
-  fake_sysfs_free(f->fs);
-  g_free(f);
+  host_fixture_free(*state);
   return 0;
-}
-
-static VfdBdf
-bdf(const char *s)
-{
-  VfdBdf b;
-  assert_int_equal(vfd_bdf_parse(s, &b), 0);
-  return b;
 }
 
 static void
@@ -135,7 +93,7 @@ test_group_members(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GArray) members = NULL;
-  VfdBdf b = bdf("0000:01:00.1");
+  VfdBdf b = test_bdf("0000:01:00.1");
   int group = -1;
 
   assert_int_equal(vfd_sysfs_iommu_group(vfd_host_sysfs(f->host), &b, &group), 0);
@@ -171,7 +129,7 @@ test_bind_release_group(void **state)
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) members = NULL;
   g_autoptr(GArray) released = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
   int group = -1;
 
   assert_true(vfd_host_bind_group(f->host, &b, "sb-test", &members, &group, &error));
@@ -214,7 +172,7 @@ test_bind_release_group(void **state)
   g_clear_error(&error);
 
   /* Release via the other function of the group. */
-  b = bdf("0000:01:00.1");
+  b = test_bdf("0000:01:00.1");
   assert_true(vfd_host_release_group(f->host, &b, "sb-test", &released, &error));
   assert_int_equal(released->len, 2);
   assert_host_state(f);
@@ -230,7 +188,7 @@ test_original_override_restored(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
 
   /* An override someone else set (naming the current driver) comes back. */
   fake_sysfs_set_override(f->fs, "0000:01:00.1", "snd_hda_intel");
@@ -246,7 +204,7 @@ test_unbound_member_stays_unbound(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:03:00.0");
+  VfdBdf b = test_bdf("0000:03:00.0");
 
   /* A device that had no driver goes back to having none. */
   fake_sysfs_add_device(f->fs, "0000:03:00.0", 0x10de, 0x2230, 0x030200, 20, NULL, NULL);
@@ -265,14 +223,14 @@ test_refusals_write_nothing(void **state)
   VfdBdf b;
 
   /* Unknown device. */
-  b = bdf("0000:00:1f.7");
+  b = test_bdf("0000:00:1f.7");
   assert_false(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_FOUND));
   assert_non_null(strstr(error->message, "0000:00:1f.7"));
   g_clear_error(&error);
 
   /* Policy: the NIC (group 3) is not an NVIDIA display device. */
-  b = bdf("0000:02:00.0");
+  b = test_bdf("0000:02:00.0");
   assert_false(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED));
   assert_non_null(strstr(error->message, "0000:02:00.0"));
@@ -280,7 +238,7 @@ test_refusals_write_nothing(void **state)
 
   /* A group with one allowed and one disallowed member names the latter. */
   fake_sysfs_add_device(f->fs, "0000:01:00.2", 0x1b21, 0x1242, 0x0c0330, 12, "xhci_hcd", "xhci_hcd");
-  b = bdf("0000:01:00.0");
+  b = test_bdf("0000:01:00.0");
   assert_false(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED));
   assert_non_null(strstr(error->message, "0000:01:00.2"));
@@ -289,14 +247,14 @@ test_refusals_write_nothing(void **state)
 
   /* No IOMMU group. */
   fake_sysfs_add_device(f->fs, "0000:04:00.0", 0x10de, 0x2204, 0x030000, -1, "nvidia", "nvidia");
-  b = bdf("0000:04:00.0");
+  b = test_bdf("0000:04:00.0");
   assert_false(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
   assert_non_null(strstr(error->message, "IOMMU"));
   g_clear_error(&error);
 
   /* Already on vfio-pci outside vfiod: left alone. */
   fake_sysfs_add_device(f->fs, "0000:05:00.0", 0x10de, 0x2204, 0x030000, 30, "vfio-pci", "nvidia");
-  b = bdf("0000:05:00.0");
+  b = test_bdf("0000:05:00.0");
   assert_false(vfd_host_bind_group(f->host, &b, "op", NULL, NULL, &error));
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_BUSY));
   g_clear_error(&error);
@@ -332,7 +290,7 @@ test_rollback_each_step(void **state)
 
   for (guint i = 0; i < G_N_ELEMENTS(faults); i++) {
     g_autoptr(GError) error = NULL;
-    VfdBdf b = bdf("0000:01:00.0");
+    VfdBdf b = test_bdf("0000:01:00.0");
 
     fake_sysfs_fail_next(f->fs, faults[i].bdf, faults[i].op, faults[i].err);
     assert_false(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
@@ -349,7 +307,7 @@ test_rollback_probe_binds_nothing(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
 
   fake_sysfs_probe_binds_nothing(f->fs, "0000:01:00.1");
   assert_false(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
@@ -362,7 +320,7 @@ test_rollback_regrab(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
 
   /* nvidia grabs the device right back after our unbind. */
   fake_sysfs_regrab_after_unbind(f->fs, "0000:01:00.0", "nvidia");
@@ -376,7 +334,7 @@ test_release_vanished_device(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
 
   assert_true(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
   fake_sysfs_remove_device(f->fs, "0000:01:00.1");
@@ -393,7 +351,7 @@ test_release_failure_keeps_record(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
 
   assert_true(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
   fake_sysfs_fail_next(f->fs, "0000:01:00.0", FAKE_OP_UNBIND, EBUSY);
@@ -429,7 +387,7 @@ probing_writer(const char *path, const char *value, void *data)
   JournalProbe *p = data;
   g_autoptr(GError) error = NULL;
   g_autoptr(VfdJournal) j = vfd_journal_open(p->f->state_dir, &error);
-  VfdBdf gpu = bdf("0000:01:00.0"), audio = bdf("0000:01:00.1");
+  VfdBdf gpu = test_bdf("0000:01:00.0"), audio = test_bdf("0000:01:00.1");
   VfdJournalDevice *a, *b;
 
   if (!j) {
@@ -455,7 +413,7 @@ test_journal_written_before_first_write(void **state)
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
   JournalProbe probe = { .f = f };
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
 
   vfd_sysfs_set_writer(vfd_host_sysfs(f->host), probing_writer, &probe);
   assert_true(vfd_host_bind_group(f->host, &b, "sb-x", NULL, NULL, &error));
@@ -471,7 +429,7 @@ test_journal_failure_writes_nothing(void **state)
   g_autoptr(GError) error = NULL;
   g_autofree char *journal = g_build_filename(f->state_dir, "journal.json", NULL);
   g_autofree char *blocker = g_build_filename(journal, "x", NULL);
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
 
   /* A non-empty directory where the journal goes: the rename of the commit
    * fails, even for root. Then no sysfs write may happen. */
@@ -491,7 +449,7 @@ test_guards(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf gpu = bdf("0000:01:00.0"), nic = bdf("0000:02:00.0");
+  VfdBdf gpu = test_bdf("0000:01:00.0"), nic = test_bdf("0000:02:00.0");
   VfdHost *any;
 
   /* The boot VGA device is refused by default, with the key that allows it. */
@@ -507,7 +465,7 @@ test_guards(void **state)
   /* Rules that match anything still refuse a network controller... */
   fake_sysfs_clear_log(f->fs);
   vfd_host_free(f->host);
-  f->host = any = open_host(f, "", "");
+  f->host = any = host_fixture_open(f, "", "");
   assert_false(vfd_host_bind_group(any, &nic, "op", NULL, NULL, &error));
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED));
   assert_non_null(strstr(error->message, "allow_network"));
@@ -542,7 +500,7 @@ test_nvidia_holders(void **state)
   g_autofree char *node = g_strdup_printf("%s/nvidia1", fake_sysfs_dev_root(f->fs));
   g_autofree char *other_node = g_strdup_printf("%s/nvidia0", fake_sysfs_dev_root(f->fs));
   g_autoptr(GPtrArray) holders = NULL;
-  VfdBdf gpu = bdf("0000:01:00.0");
+  VfdBdf gpu = test_bdf("0000:01:00.0");
 
   assert_int_equal(g_mkdir_with_parents(gpu_dir, 0755), 0);
   assert_int_equal(g_mkdir_with_parents(fd_dir, 0755), 0);
@@ -640,7 +598,7 @@ test_nvidia_hazards(void **state)
                                                 smi_log);
   g_autofree char *logged = NULL;
   g_autoptr(GPtrArray) hazards = NULL;
-  VfdBdf gpu = bdf("0000:01:00.0");
+  VfdBdf gpu = test_bdf("0000:01:00.0");
 
   vfd_host_set_proc_root(f->host, proc);
   vfd_host_set_nvidia_smi(f->host, NULL);
@@ -699,7 +657,7 @@ test_reset_on_release(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf gpu = bdf("0000:01:00.0");
+  VfdBdf gpu = test_bdf("0000:01:00.0");
 
   /* Default (auto): the NVIDIA VGA function is reset, its audio function
    * (class 0403) is not. */
@@ -731,7 +689,7 @@ test_vanish_mid_bind(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf gpu = bdf("0000:01:00.0");
+  VfdBdf gpu = test_bdf("0000:01:00.0");
 
   /* The audio function is hot-unplugged right after its override write. */
   fake_sysfs_vanish_after(f->fs, "0000:01:00.1", FAKE_OP_OVERRIDE);
@@ -784,7 +742,7 @@ test_select_units(void **state)
 
   /* A unit held by vfiod is not free; four are left, five is too many. */
   {
-    VfdBdf b = bdf("0000:05:00.0");
+    VfdBdf b = test_bdf("0000:05:00.0");
     assert_true(vfd_host_bind_group(f->host, &b, "sb-1", NULL, NULL, &error));
   }
   assert_true(vfd_host_select_units(f->host, 2, &two, &node, &error));

@@ -19,6 +19,7 @@
 #include "doctor.h"
 #include "error.h"
 #include "fake-sysfs.h"
+#include "host-fixture.h"
 #include "qemu-argv.h"
 
 #define MIB (G_GUINT64_CONSTANT(1) << 20)
@@ -32,23 +33,13 @@
 #define L40S_AUDIO 0x22ba
 #define NVSWITCH 0x22a3
 
-typedef struct {
-  FakeSysfs *fs;
-  char *state_dir;
-  VfdHost *host;
-} Fixture;
+typedef HostFixture Fixture;
 
+/* The default ids and @classes. */
 static VfdHost *
 open_host(Fixture *f, const char *classes)
 {
-  g_autoptr(GError) error = NULL;
-  VfdPolicy *policy = vfd_policy_new(VFD_POLICY_DEFAULT_IDS, classes, &error);
-  VfdJournal *journal;
-
-  assert_non_null(policy);
-  journal = vfd_journal_open(f->state_dir, &error);
-  assert_non_null(journal);
-  return vfd_host_new(fake_sysfs_open(f->fs), policy, journal);
+  return host_fixture_open(f, VFD_POLICY_DEFAULT_IDS, classes);
 }
 
 static int
@@ -70,30 +61,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-  Fixture *f = *state;
-  g_autoptr(GDir) d = NULL;
-  const char *n;
-
-  vfd_host_free(f->host);
-  d = g_dir_open(f->state_dir, 0, NULL);
-  while (d && (n = g_dir_read_name(d))) {
-    g_autofree char *p = g_build_filename(f->state_dir, n, NULL);
-    g_unlink(p);
-  }
-  g_rmdir(f->state_dir);
-  g_free(f->state_dir);
-  assert_int_equal(fake_sysfs_outside_writes(f->fs), 0);
-  fake_sysfs_free(f->fs);
-  g_free(f);
+  host_fixture_free(*state);
   return 0;
-}
-
-static VfdBdf
-bdf(const char *s)
-{
-  VfdBdf b;
-  assert_int_equal(vfd_bdf_parse(s, &b), 0);
-  return b;
 }
 
 static GArray *
@@ -102,7 +71,7 @@ bdf_array(const char *const *names)
   GArray *a = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
 
   for (const char *const *n = names; *n; n++) {
-    VfdBdf b = bdf(*n);
+    VfdBdf b = test_bdf(*n);
     g_array_append_val(a, b);
   }
   return a;
@@ -263,7 +232,7 @@ test_board_windows(void **state)
   add_l40s(f->fs, "0000:c1:00.0", "0000:c1:00.1", 50, 0x30000000000);
   for (guint i = 0; i < G_N_ELEMENTS(expect); i++) {
     VfdPciBar bars[VFD_PCI_NUM_BARS];
-    VfdBdf b = bdf(expect[i].bdf);
+    VfdBdf b = test_bdf(expect[i].bdf);
     assert_int_equal(vfd_sysfs_read_bars(vfd_host_sysfs(f->host), &b, bars), 0);
     if (vfd_pci_function_window(bars) != expect[i].window)
       fail_msg("%s: window %" G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, expect[i].bdf,
@@ -271,7 +240,7 @@ test_board_windows(void **state)
   }
   {
     VfdPciBar bars[VFD_PCI_NUM_BARS];
-    VfdBdf none = bdf("0000:ee:00.0");
+    VfdBdf none = test_bdf("0000:ee:00.0");
     assert_int_equal(vfd_sysfs_read_bars(vfd_host_sysfs(f->host), &none, bars), -ENOENT);
   }
 }
@@ -438,7 +407,7 @@ test_hgx_full_passthrough(void **state)
   assert_true(vfd_host_select_units(f->host, 8, &picked, &node, &error));
   assert_int_equal(picked->len, 8);
   for (guint i = 0; i < 8; i++) {
-    VfdBdf want = bdf(h200_gpus[i]);
+    VfdBdf want = test_bdf(h200_gpus[i]);
     assert_true(vfd_bdf_equal(&g_array_index(picked, VfdBdf, i), &want));
   }
 
@@ -651,7 +620,7 @@ test_bridge_classes(void **state)
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) functions = NULL;
   g_autoptr(GArray) members = NULL;
-  VfdBdf sw = bdf("0000:05:00.0");
+  VfdBdf sw = test_bdf("0000:05:00.0");
 
   assert_true(vfd_pci_class_is_bridge(0x060000));  /* host bridge */
   assert_true(vfd_pci_class_is_bridge(0x060400));  /* PCI-to-PCI bridge */
@@ -724,7 +693,7 @@ static VfdJournalDevice *
 journal_record(Fixture *f, VfdJournal **ret_journal, const char *dev)
 {
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf(dev);
+  VfdBdf b = test_bdf(dev);
 
   *ret_journal = vfd_journal_open(f->state_dir, &error);
   assert_non_null(*ret_journal);
@@ -740,7 +709,7 @@ test_no_bus_reset_bind_release(void **state)
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) notes = NULL;
   const char *gpu = "0000:61:00.0";
-  VfdBdf b = bdf(gpu);
+  VfdBdf b = test_bdf(gpu);
 
   fake_sysfs_add_device(f->fs, gpu, 0x10de, 0x2342, 0x030200, 30, "nvidia", "nvidia");
   fake_sysfs_clear_log(f->fs);
@@ -795,7 +764,7 @@ test_d3cold(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf gpu = bdf("0000:c1:00.0");
+  VfdBdf gpu = test_bdf("0000:c1:00.0");
 
   add_l40s(f->fs, "0000:c1:00.0", "0000:c1:00.1", 50, 0x30000000000);
   fake_sysfs_set_attr(f->fs, "0000:c1:00.1", "d3cold_allowed", "0\n"); /* already off: left alone */
@@ -840,7 +809,7 @@ test_failed_reset(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf gpu = bdf("0000:41:00.0");
+  VfdBdf gpu = test_bdf("0000:41:00.0");
 
   add_h100(f->fs);
   assert_true(vfd_host_bind_group(f->host, &gpu, "sb-4", NULL, NULL, &error));

@@ -14,38 +14,20 @@
 #include "device.h"
 #include "error.h"
 #include "fake-sysfs.h"
+#include "host-fixture.h"
 
 #define UID_A 1001
 #define UID_B 1002
 
 /* Group 12: an NVIDIA display function without a driver (no /dev/nvidia*
  * holders to look for) and its audio function. */
-typedef struct {
-  FakeSysfs *fs;
-  char *state_dir;
-  VfdHost *host;
-} Fixture;
+typedef HostFixture Fixture;
 
-static VfdBdf
-bdf(const char *s)
-{
-  VfdBdf b;
-
-  assert_int_equal(vfd_bdf_parse(s, &b), 0);
-  return b;
-}
-
+/* The default policy. */
 static VfdHost *
 open_host(Fixture *f)
 {
-  g_autoptr(GError) error = NULL;
-  VfdPolicy *policy = vfd_policy_new(VFD_POLICY_DEFAULT_IDS, VFD_POLICY_DEFAULT_CLASSES, &error);
-  VfdJournal *journal;
-
-  assert_non_null(policy);
-  journal = vfd_journal_open(f->state_dir, &error);
-  assert_non_null(journal);
-  return vfd_host_new(fake_sysfs_open(f->fs), policy, journal);
+  return host_fixture_open(f, VFD_POLICY_DEFAULT_IDS, VFD_POLICY_DEFAULT_CLASSES);
 }
 
 static int
@@ -68,28 +50,14 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-  Fixture *f = *state;
-  g_autoptr(GDir) d = NULL;
-  const char *n;
-
-  vfd_host_free(f->host);
-  d = g_dir_open(f->state_dir, 0, NULL);
-  while (d && (n = g_dir_read_name(d))) {
-    g_autofree char *p = g_build_filename(f->state_dir, n, NULL);
-    g_unlink(p);
-  }
-  g_rmdir(f->state_dir);
-  g_free(f->state_dir);
-  assert_int_equal(fake_sysfs_outside_writes(f->fs), 0);
-  fake_sysfs_free(f->fs);
-  g_free(f);
+  host_fixture_free(*state);
   return 0;
 }
 
 static guint32
 journal_uid(Fixture *f, const char *s)
 {
-  VfdBdf b = bdf(s);
+  VfdBdf b = test_bdf(s);
   VfdJournalDevice *jd = vfd_journal_lookup(vfd_host_journal(f->host), &b);
 
   assert_non_null(jd);
@@ -101,7 +69,7 @@ test_bind_records_uid(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
 
   assert_true(vfd_host_bind_group_as(f->host, &b, "op", UID_A, VFD_BIND_NONE, NULL, NULL, &error));
   assert_int_equal(journal_uid(f, "0000:01:00.0"), UID_A);
@@ -124,7 +92,7 @@ test_member_cannot_release_others(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
   g_autofree char *drv = NULL;
   guint writes;
 
@@ -136,7 +104,7 @@ test_member_cannot_release_others(void **state)
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED));
   assert_non_null(strstr(error->message, "uid 1001"));
   g_clear_error(&error);
-  b = bdf("0000:01:00.1");
+  b = test_bdf("0000:01:00.1");
   assert_false(vfd_host_release_group_as(f->host, &b, NULL, UID_B, NULL, NULL, &error));
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED));
   g_clear_error(&error);
@@ -160,7 +128,7 @@ test_root_releases_any(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
 
   assert_true(vfd_host_bind_group_as(f->host, &b, "op", UID_A, VFD_BIND_NONE, NULL, NULL, &error));
   assert_true(vfd_host_release_group_as(f->host, &b, NULL, -1, NULL, NULL, &error));
@@ -174,7 +142,7 @@ test_same_name_other_uid_is_busy(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
   guint writes;
 
   assert_true(vfd_host_bind_group_as(f->host, &b, "vfioctl", UID_A, VFD_BIND_NONE, NULL, NULL, &error));
@@ -195,7 +163,7 @@ test_uid_kept_when_release_fails(void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VfdBdf b = bdf("0000:01:00.0");
+  VfdBdf b = test_bdf("0000:01:00.0");
 
   assert_true(vfd_host_bind_group_as(f->host, &b, "op", UID_A, VFD_BIND_NONE, NULL, NULL, &error));
   /* The audio function's probe fails: its record stays (releasing) for a
@@ -204,7 +172,7 @@ test_uid_kept_when_release_fails(void **state)
   assert_false(vfd_host_release_group_as(f->host, &b, NULL, UID_A, NULL, NULL, &error));
   g_clear_error(&error);
   assert_int_equal(journal_uid(f, "0000:01:00.1"), UID_A);
-  b = bdf("0000:01:00.1");
+  b = test_bdf("0000:01:00.1");
   assert_false(vfd_host_release_group_as(f->host, &b, NULL, UID_B, NULL, NULL, &error));
   assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED));
   g_clear_error(&error);
