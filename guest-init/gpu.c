@@ -551,6 +551,20 @@ result_fail(GiGpuResult *r, const char *call, const char *error)
   snprintf(r->error, sizeof(r->error), "%s", error && error[0] ? error : "failed");
 }
 
+/* @r from what CUDA said of @d (its name, ok or the failed call): 1 when
+ * it failed, else 0. */
+static int
+result_of_device(GiGpuResult *r, const GiCudaDevice *d)
+{
+  snprintf(r->name, sizeof(r->name), "%s", d->name);
+  if (d->call[0] != '\0') {
+    result_fail(r, d->call, d->error);
+    return 1;
+  }
+  r->ok = true;
+  return 0;
+}
+
 int
 gi_gpu_verdict(const char *const *requested, size_t n_requested, const GiCudaProbe *probe, const char *failure_call,
                const char *failure, GiGpuResult *ret, size_t max, size_t *ret_n)
@@ -596,13 +610,7 @@ gi_gpu_verdict(const char *const *requested, size_t n_requested, const GiCudaPro
       failed++;
       continue;
     }
-    snprintf(r->name, sizeof(r->name), "%s", d->name);
-    if (d->call[0] != '\0') {
-      result_fail(r, d->call, d->error);
-      failed++;
-    } else {
-      r->ok = true;
-    }
+    failed += result_of_device(r, d);
   }
   /* Devices CUDA lists that no one asked for: reported, and they count. */
   for (size_t k = 0; probe && probe->call[0] == '\0' && k < probe->n_devices && k < GI_GPU_MAX; k++) {
@@ -618,13 +626,7 @@ gi_gpu_verdict(const char *const *requested, size_t n_requested, const GiCudaPro
     r = &ret[n++];
     memset(r, 0, sizeof(*r));
     snprintf(r->bdf, sizeof(r->bdf), "%s", d->bdf);
-    snprintf(r->name, sizeof(r->name), "%s", d->name);
-    if (d->call[0] != '\0') {
-      result_fail(r, d->call, d->error);
-      failed++;
-    } else {
-      r->ok = true;
-    }
+    failed += result_of_device(r, d);
   }
   *ret_n = n;
   if (overflow) {
