@@ -26,7 +26,6 @@ command -v mkfs.erofs > /dev/null || { echo "SKIP: mkfs.erofs missing (erofs-uti
 itest_init driver-layer "$@"
 use_fake_vfiod
 
-echo k > "$work/vmlinuz" && echo i > "$work/initrd"
 truncate -s 16M "$work/root.img"
 mkdir -p "$work/layer-tree/etc/vfiod"
 echo "NVIDIA_DRIVER_VERSION=550.163.01" > "$work/layer-tree/etc/vfiod/driver-layer.env"

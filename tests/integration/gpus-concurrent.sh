@@ -22,7 +22,6 @@ itest_init gpus-concurrent "$@"
 use_fake_vfiod
 
 d=$work/f
-echo k > "$work/vmlinuz" && echo i > "$work/initrd"
 # [qemu] kernel through a symbolic link: the config is trusted, its paths may
 # be links (a client's may not: security-files.sh)
 ln -s vmlinuz "$work/vmlinuz-current"

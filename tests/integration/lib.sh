@@ -142,7 +142,8 @@ remove_accounts() {
 
 # use_fake_vfiod: vfiod on a fake kernel, tests/crash/vfiod-fake (sets
 # vfiod_fake), on trees made by fake-tree (TEST ONLY; sets fake_tree);
-# exits when they are not built.
+# exits when they are not built. The stand-in QEMU's guest: $work/vmlinuz
+# and $work/initrd.
 use_fake_vfiod() {
   local f
   fake_tree=$build/tests/integration/fake-tree
@@ -150,6 +151,7 @@ use_fake_vfiod() {
   for f in "$fake_tree" "$vfiod_fake"; do
     [ -x "$f" ] || { nok "$f missing (build it)"; exit 1; }
   done
+  echo k > "$work/vmlinuz" && echo i > "$work/initrd"
 }
 
 # fake_dir DIR: a fresh fake tree in DIR/fake (its [testing] lines in

@@ -17,7 +17,6 @@ itest_init structured-logs "$@"
 use_fake_vfiod
 
 d=$work/f
-echo k > "$work/vmlinuz" && echo i > "$work/initrd"
 write_fake_conf "$d" "$work/vmlinuz" "$work/initrd" "allowed_group="
 
 # journald's native protocol: FIELD=value lines, or FIELD\n<le64 size><value>\n
