@@ -124,6 +124,9 @@ void vfd_cli_print_object_list(GVariant *list, const char *const *keys);
 /* Prints the a{sv} @dict as one vfd_cli_add_object(). */
 void vfd_cli_print_object(GVariant *dict, const char *const *keys);
 
+/* Adds the member @name to @b: the string @value, or null when NULL. */
+void vfd_cli_add_string_member(JsonBuilder *b, const char *name, const char *value);
+
 /* The string @key of @d, else @fallback. */
 const char *vfd_cli_dict_str(GVariantDict *d, const char *key, const char *fallback);
 

@@ -243,6 +243,16 @@ const char *const vfd_cli_sandbox_keys[] = { "id",    "owner_uid", "state",     
                                              "ready", "ready_ms",  "ready_report", NULL };
 
 void
+vfd_cli_add_string_member(JsonBuilder *b, const char *name, const char *value)
+{
+  json_builder_set_member_name(b, name);
+  if (value)
+    json_builder_add_string_value(b, value);
+  else
+    json_builder_add_null_value(b);
+}
+
+void
 vfd_cli_add_object(JsonBuilder *b, GVariant *dict_v, const char *const *keys)
 {
   GVariantDict dict;
