@@ -246,6 +246,15 @@ class Bench:
                              capture_output=True, text=True).stdout
         return [line.split() for line in out.splitlines()]
 
+    def fake_host_dir(self, d, groups, extra=""):
+        """Makes D with a fake host of GROUPS IOMMU groups in D/fake and
+        vfiod's config for it (write_conf); returns the config's path, the
+        API socket's and the groups (mk_fake_host)."""
+        fake = os.path.join(d, "fake")
+        os.makedirs(d)
+        found = self.mk_fake_host(fake, groups)
+        return self.write_conf(d, fake, extra=extra), os.path.join(d, "run", "vfiod.sock"), found
+
     def write_conf(self, d, fake=None, extra=""):
         """A vfiod config with its own state/runtime dirs under d."""
         os.makedirs(d, exist_ok=True)
@@ -407,11 +416,7 @@ class Bench:
         n = self.args.repeats
         self.images()
         d = os.path.join(self.work, "g1")
-        fake = os.path.join(d, "fake")
-        os.makedirs(d)
-        self.mk_fake_host(fake, 2)
-        conf = self.write_conf(d, fake)
-        sock = os.path.join(d, "run", "vfiod.sock")
+        conf, sock, _ = self.fake_host_dir(d, 2)
         vp = self.start_vfiod(conf)
         self.wait_api(sock)
         raw_dir = os.path.join(d, "raw")
@@ -625,11 +630,7 @@ class Bench:
     def bench_footprint(self):
         n = self.args.daemon_runs
         d = os.path.join(self.work, "g4")
-        fake = os.path.join(d, "fake")
-        os.makedirs(d)
-        self.mk_fake_host(fake, 8)
-        conf = self.write_conf(d, fake, extra=f"binary={self.fake_qemu}\n")
-        sock = os.path.join(d, "run", "vfiod.sock")
+        conf, sock, _ = self.fake_host_dir(d, 8, extra=f"binary={self.fake_qemu}\n")
         k = os.path.join(d, "kernel")
         i_ = os.path.join(d, "initrd")
         for f in (k, i_):
@@ -925,11 +926,7 @@ class Bench:
         total, par = self.args.throughput_sandboxes, 16
         self.images()
         d = os.path.join(self.work, "g9")
-        fake = os.path.join(d, "fake")
-        os.makedirs(d)
-        self.mk_fake_host(fake, 2)
-        conf = self.write_conf(d, fake)
-        sock = os.path.join(d, "run", "vfiod.sock")
+        conf, sock, _ = self.fake_host_dir(d, 2)
         vp = self.start_vfiod(conf)
         self.wait_api(sock)
 
@@ -984,17 +981,13 @@ class Bench:
             open(f, "w").write("x\n")
         for label in ("busy", "idle"):
             dd = os.path.join(d, label)
-            fake = os.path.join(dd, "fake")
-            os.makedirs(dd)
-            groups = self.mk_fake_host(fake, 8)
-            conf = self.write_conf(dd, fake, extra=f"binary={self.fake_qemu}\n")
+            conf, sock, groups = self.fake_host_dir(dd, 8, extra=f"binary={self.fake_qemu}\n")
             pids = os.path.join(dd, "qemu.pids")
             self.pid_files.append(pids)
             extra = ["--hang-unbind", groups[0][1]] if label == "busy" else []
             logp = os.path.join(dd, "daemon.log")
             p = self.start_vfiod(conf, binary=self.tool("bench-daemon"), extra_args=extra,
                                  env={"VFIOD_FAKE_QEMU_PIDS": pids}, log_path=logp)
-            sock = os.path.join(dd, "run", "vfiod.sock")
             self.wait_api(sock)
             for _ in range(64):
                 self.vfioctl_json(sock, "sandbox", "create", "--kernel", k, "--initrd", i_)
