@@ -8,7 +8,8 @@
 
 /* Small helpers of the guest-init binary (not of the pure, unit-tested
  * parsers): console output, files, time, child processes. Errors are
- * returned as -errno; nothing here logs except gi_warn(). */
+ * returned as -errno; nothing here logs except gi_message() (gi_warn(),
+ * gi_note()). */
 
 /* Writes all of @buf to @fd in as few write(2) calls as possible (one, for a
  * console line, so that kernel messages do not cut it). Errors are dropped:
