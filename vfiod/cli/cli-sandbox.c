@@ -222,6 +222,29 @@ create_clear(void *opts)
   g_clear_pointer(&((CreateOpts *) opts)->request, g_variant_unref);
 }
 
+/* @items ("K=V" strings, NULL: none) as the a{ss} @key of @opts; FALSE
+ * with the usage error printed (@what) when one has no '=' or no K. */
+static gboolean
+insert_pairs(GVariantDict *opts, const char *key, const char *what, char **items)
+{
+  GVariantBuilder b;
+
+  if (!items)
+    return TRUE;
+  g_variant_builder_init(&b, G_VARIANT_TYPE("a{ss}"));
+  for (char **i = items; *i; i++) {
+    g_auto(GStrv) kv = g_strsplit(*i, "=", 2);
+    if (!kv[0] || !kv[1] || !*kv[0]) {
+      g_variant_builder_clear(&b);
+      vfd_cli_usage_error("sandbox create: %s, got '%s'", what, *i);
+      return FALSE;
+    }
+    g_variant_builder_add(&b, "{ss}", kv[0], kv[1]);
+  }
+  g_variant_dict_insert_value(opts, key, g_variant_builder_end(&b));
+  return TRUE;
+}
+
 /* The usage checks, and the request built (relative paths made absolute). */
 static int
 create_check(VfdCliCall *call)
@@ -266,36 +289,13 @@ create_check(VfdCliCall *call)
     g_variant_dict_insert(&opts, "cmd", "s", cmd);
   if (cmd_args)
     g_variant_dict_insert_value(&opts, "args", g_variant_new_strv((const char *const *) cmd_args, -1));
-  if (env) {
-    GVariantBuilder eb;
-    g_variant_builder_init(&eb, G_VARIANT_TYPE("a{ss}"));
-    for (char **e = env; *e; e++) {
-      g_auto(GStrv) kv = g_strsplit(*e, "=", 2);
-      if (!kv[0] || !kv[1] || !*kv[0]) {
-        g_variant_builder_clear(&eb);
-        g_variant_dict_clear(&opts);
-        return vfd_cli_usage_error("sandbox create: --env wants NAME=VALUE, got '%s'", *e);
-      }
-      g_variant_builder_add(&eb, "{ss}", kv[0], kv[1]);
-    }
-    g_variant_dict_insert_value(&opts, "env", g_variant_builder_end(&eb));
+  if (!insert_pairs(&opts, "env", "--env wants NAME=VALUE", env) ||
+      !insert_pairs(&opts, "labels", "--label wants KEY=VALUE", o->labels)) {
+    g_variant_dict_clear(&opts);
+    return VFD_EXIT_USAGE;
   }
   if (o->name)
     g_variant_dict_insert(&opts, "name", "s", o->name);
-  if (o->labels) {
-    GVariantBuilder lb;
-    g_variant_builder_init(&lb, G_VARIANT_TYPE("a{ss}"));
-    for (char **l = o->labels; *l; l++) {
-      g_auto(GStrv) kv = g_strsplit(*l, "=", 2);
-      if (!kv[0] || !kv[1] || !*kv[0]) {
-        g_variant_builder_clear(&lb);
-        g_variant_dict_clear(&opts);
-        return vfd_cli_usage_error("sandbox create: --label wants KEY=VALUE, got '%s'", *l);
-      }
-      g_variant_builder_add(&lb, "{ss}", kv[0], kv[1]);
-    }
-    g_variant_dict_insert_value(&opts, "labels", g_variant_builder_end(&lb));
-  }
   g_variant_dict_insert(&opts, "memory_mib", "u", (guint32) memory);
   g_variant_dict_insert(&opts, "vcpus", "u", (guint32) vcpus);
   if (wait && timeout_s < 1)

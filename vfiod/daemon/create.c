@@ -749,7 +749,7 @@ vfd_mgr_create_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *r
   op->args = g_strdupv((char **) req->args);
   op->env = req->env ? g_variant_ref(req->env) : NULL;
   op->sandbox->name = g_strdup(req->name);
-  op->sandbox->labels = req->labels ? g_variant_ref_sink(g_variant_get_normal_form(req->labels)) : NULL;
+  op->sandbox->labels = req->labels ? g_variant_get_normal_form(req->labels) : NULL; /* a new reference */
   op->sandbox->spec = g_strdup(req->spec);
   g_hash_table_insert(m->creating, g_strdup(op->sandbox->id), op->sandbox);
   /* The name is taken here, on the main loop, before the worker runs: a
