@@ -441,6 +441,103 @@ test_states(void **state)
   assert_int_equal(vfd_device_state_from_string(NULL, &s), -EINVAL);
 }
 
+/* Identity and the workload's result (issue 15, items 1 and 4) round-trip;
+ * a record written before them still loads, without them; a bad name,
+ * label or spec is refused as corrupt. */
+static void
+test_identity_round_trip(void **state)
+{
+  g_autofree char *dir = tmpdir();
+  g_autofree char *path = g_build_filename(dir, "journal.json", NULL);
+  g_autoptr(GError) error = NULL;
+  char *devs[] = { NULL };
+  char *labels[] = { "app", "web", "team/x", "caf\xc3\xa9 = \"q\"", NULL };
+  const char *spec = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+  {
+    g_autoptr(VfdJournal) j = vfd_journal_open(dir, &error);
+    VfdJournalSandbox s = { .id = "sb-00000001", .devices = devs, .dir = "/run/vfiod/sandboxes/sb-00000001",
+                            .numa_node = -1, .name = "web-1", .labels = labels, .spec = (char *) spec,
+                            .workload_exited = TRUE, .workload_exit_status = 3, .workload_signal = 9 };
+    VfdJournalSandbox f = { .id = "sb-00000002", .devices = devs, .dir = "/run/vfiod/sandboxes/sb-00000002",
+                            .numa_node = -1, .failure_reason = "mount proc: No such device" };
+    VfdJournalSandbox z = { .id = "sb-00000003", .devices = devs, .dir = "/run/vfiod/sandboxes/sb-00000003",
+                            .numa_node = -1, .workload_exited = TRUE, .workload_exit_status = 0 };
+    assert_non_null(j);
+    vfd_journal_put_sandbox(j, &s);
+    vfd_journal_put_sandbox(j, &f);
+    vfd_journal_put_sandbox(j, &z);
+    assert_true(vfd_journal_commit(j, &error));
+  }
+  {
+    g_autoptr(VfdJournal) j = vfd_journal_open(dir, &error);
+    VfdJournalSandbox *s;
+
+    assert_non_null(j);
+    s = vfd_journal_lookup_sandbox(j, "sb-00000001");
+    assert_string_equal(s->name, "web-1");
+    assert_int_equal(g_strv_length(s->labels), 4);
+    assert_string_equal(s->labels[0], "app");
+    assert_string_equal(s->labels[1], "web");
+    assert_string_equal(s->labels[2], "team/x");
+    assert_string_equal(s->labels[3], "caf\xc3\xa9 = \"q\"");
+    assert_string_equal(s->spec, spec);
+    assert_true(s->workload_exited);
+    assert_int_equal(s->workload_exit_status, 3);
+    assert_int_equal(s->workload_signal, 9);
+    assert_null(s->failure_reason);
+    s = vfd_journal_lookup_sandbox(j, "sb-00000002");
+    assert_null(s->name);
+    assert_null(s->labels);
+    assert_false(s->workload_exited);
+    assert_string_equal(s->failure_reason, "mount proc: No such device");
+    /* status 0 is a result too */
+    s = vfd_journal_lookup_sandbox(j, "sb-00000003");
+    assert_true(s->workload_exited);
+    assert_int_equal(s->workload_exit_status, 0);
+  }
+  rm_tree(dir);
+
+  /* a record from before names, labels and results */
+  dir = (g_free(dir), tmpdir());
+  g_free(path);
+  path = g_build_filename(dir, "journal.json", NULL);
+  assert_true(g_file_set_contents(path,
+                                  "{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[{\"id\":"
+                                  "\"sb-1a2b3c4d\",\"pid\":0,\"devices\":[],\"dir\":\"/run/vfiod/sandboxes/sb-1a2b3c4d\"}]}",
+                                  -1, NULL));
+  {
+    g_autoptr(VfdJournal) j = vfd_journal_open(dir, &error);
+    VfdJournalSandbox *s;
+
+    assert_non_null(j);
+    s = vfd_journal_lookup_sandbox(j, "sb-1a2b3c4d");
+    assert_non_null(s);
+    assert_null(s->name);
+    assert_null(s->labels);
+    assert_null(s->spec);
+    assert_false(s->workload_exited);
+    assert_null(s->failure_reason);
+  }
+  rm_tree(dir);
+
+#define REC(extra)                                                                                            \
+  "{\"format\":\"vfiod-journal\",\"version\":1,\"devices\":[],\"sandboxes\":[{\"id\":\"sb-1a2b3c4d\","       \
+  "\"devices\":[],\"dir\":\"/run/x\"," extra "}]}"
+  check_corrupt(REC("\"name\":\"sb-web\""));
+  check_corrupt(REC("\"name\":\"Web\""));
+  check_corrupt(REC("\"name\":\"\""));
+  check_corrupt(REC("\"labels\":[]"));
+  check_corrupt(REC("\"labels\":{\"a b\":\"v\"}"));
+  check_corrupt(REC("\"labels\":{\"k\":\"a\\nb\"}"));
+  check_corrupt(REC("\"labels\":{\"k\":1}"));
+  check_corrupt(REC("\"spec\":\"abc\""));
+  check_corrupt(REC("\"workload_exit_status\":256"));
+  check_corrupt(REC("\"workload_exit_status\":-1"));
+  check_corrupt(REC("\"workload_signal\":200"));
+#undef REC
+}
+
 int
 main(void)
 {
@@ -452,6 +549,7 @@ main(void)
     cmocka_unit_test(test_reconcile_dir_check),
     cmocka_unit_test(test_tap_delete_refuses_foreign_names),
     cmocka_unit_test(test_states),
+    cmocka_unit_test(test_identity_round_trip),
   };
   /* A GLib critical means a malformed journal slipped past a check. */
   g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);

@@ -33,6 +33,7 @@ test_format(void **state)
   assert_non_null(strstr(text, "vfiod_stuck_devices 1\n"));
   assert_non_null(strstr(text, "vfiod_sandboxes{state=\"running\"} 2\n"));
   assert_non_null(strstr(text, "vfiod_sandboxes{state=\"failed\"} 0\n"));
+  assert_non_null(strstr(text, "vfiod_sandboxes{state=\"exited\"} 0\n"));
   assert_non_null(strstr(text, "vfiod_create_total{result=\"ok\"} 2\n"));
   assert_non_null(strstr(text, "vfiod_create_total{result=\"failed\"} 1\n"));
   assert_non_null(strstr(text, "vfiod_create_seconds_sum 1.750000\n"));
@@ -75,7 +76,7 @@ test_format(void **state)
       samples++;
     }
   }
-  assert_int_equal(samples, 4 + 1 + 5 + 3 * 4);
+  assert_int_equal(samples, 4 + 1 + 6 + 3 * 4); /* sandbox states: creating ... failed, exited (issue 15) */
 }
 
 static void

@@ -695,6 +695,65 @@ test_serial_scan_contract(void **state)
   }
 }
 
+/* The workload's result on the console (issue 15, item 4): READY, EXIT and
+ * FATAL lines found in order; the exit report's status and signal checked;
+ * a fatal reason cut and cleaned. */
+static void
+test_serial_scan_result(void **state)
+{
+  static const char *const tags[] = { VFD_REPORT_TAG, VFD_EXIT_TAG, VFD_FATAL_TAG, NULL };
+  g_autoptr(GString) pending = g_string_new(NULL);
+  const char *out = "boot\nVFIOD_READY {\"v\":1}\nworkload says hi\nVFIOD_EXIT {\"status\":3,\"signal\":0}\n";
+  g_autofree char *text = NULL;
+  guint tag = 99;
+  int status = -1, sig = -1;
+  g_autoptr(GError) error = NULL;
+
+  assert_true(vfd_serial_scan_tags(pending, out, strlen(out), tags, &tag, &text));
+  assert_int_equal(tag, 0);
+  assert_string_equal(text, "{\"v\":1}");
+  g_clear_pointer(&text, g_free);
+  assert_true(vfd_serial_scan_tags(pending, "", 0, tags, &tag, &text));
+  assert_int_equal(tag, 1);
+  assert_true(vfd_exit_report_parse(text, &status, &sig, &error));
+  assert_int_equal(status, 3);
+  assert_int_equal(sig, 0);
+  g_clear_pointer(&text, g_free);
+  assert_false(vfd_serial_scan_tags(pending, "", 0, tags, &tag, &text));
+  /* a line split across reads */
+  assert_false(vfd_serial_scan_tags(pending, "VFIOD_FA", 8, tags, &tag, &text));
+  {
+    const char *rest = "TAL {\"error\":\"x\"}\n";
+    assert_true(vfd_serial_scan_tags(pending, rest, strlen(rest), tags, &tag, &text));
+  }
+  assert_int_equal(tag, 2);
+  g_clear_pointer(&text, g_free);
+
+  status = sig = -1;
+  assert_true(vfd_exit_report_parse("{\"status\":0,\"signal\":9}", &status, &sig, NULL));
+  assert_int_equal(status, 0);
+  assert_int_equal(sig, 9);
+  assert_true(vfd_exit_report_parse("{\"status\":255}", &status, &sig, NULL));
+  assert_int_equal(sig, 0);
+  assert_false(vfd_exit_report_parse("{\"status\":256}", &status, &sig, NULL));
+  assert_false(vfd_exit_report_parse("{\"status\":-1}", &status, &sig, NULL));
+  assert_false(vfd_exit_report_parse("{\"status\":\"3\"}", &status, &sig, NULL));
+  assert_false(vfd_exit_report_parse("{\"signal\":1}", &status, &sig, NULL));
+  assert_false(vfd_exit_report_parse("{\"status\":1,\"signal\":128}", &status, &sig, NULL));
+  assert_false(vfd_exit_report_parse("[3]", &status, &sig, NULL));
+  assert_false(vfd_exit_report_parse("{\"status\":1", &status, &sig, NULL));
+
+  text = vfd_fatal_report_reason("{\"error\":\"mount proc: No such device\"}", 1024);
+  assert_string_equal(text, "mount proc: No such device");
+  g_clear_pointer(&text, g_free);
+  text = vfd_fatal_report_reason("{\"error\":\"a\\nb\\u0007c\"}", 1024);
+  assert_string_equal(text, "a b c");
+  g_clear_pointer(&text, g_free);
+  text = vfd_fatal_report_reason("not json \xc3\xa9\xc3\xa9", 11); /* cut before a whole character */
+  assert_string_equal(text, "not json \xc3\xa9");
+  g_clear_pointer(&text, g_free);
+}
+
 int
 main(void)
 {
@@ -711,6 +770,7 @@ main(void)
     cmocka_unit_test(test_log_limit),
     cmocka_unit_test(test_serial_scan_linear),
     cmocka_unit_test(test_serial_scan_contract),
+    cmocka_unit_test(test_serial_scan_result),
   };
   g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
   return cmocka_run_group_tests_name("report", tests, NULL, NULL);

@@ -17,6 +17,7 @@ print_sandbox_text(GVariant *sb)
   gint64 pid = 0;
   guint32 mem = 0, owner_uid = 0;
   gint32 status = 0;
+  const char *reason = NULL, *name = NULL;
   GVariant *v;
 
   g_variant_dict_init(&d, sb);
@@ -32,6 +33,14 @@ print_sandbox_text(GVariant *sb)
          vfd_cli_dict_str(&d, "state", "?"), pid, mem, joined);
   if (g_variant_dict_lookup(&d, "exit_status", "i", &status))
     printf("  (exit %d)", status);
+  if (g_variant_dict_lookup(&d, "workload_exit_status", "i", &status))
+    printf("  (workload exit %d)", status);
+  if (g_variant_dict_lookup(&d, "workload_signal", "i", &status))
+    printf("  (workload signal %d)", status);
+  if (g_variant_dict_lookup(&d, "failure_reason", "&s", &reason))
+    printf("  (failed: %s)", reason);
+  if (g_variant_dict_lookup(&d, "name", "&s", &name))
+    printf("  name=%s", name);
   printf("\n");
   g_variant_dict_clear(&d);
 }
@@ -71,7 +80,7 @@ on_state_changed(GDBusConnection *conn, const char *sender, const char *path, co
   g_free(w->state);
   w->state = g_strdup(state);
   w->ready = ready;
-  w->ended = g_str_equal(state, "stopped") || g_str_equal(state, "failed");
+  w->ended = g_str_equal(state, "stopped") || g_str_equal(state, "failed") || g_str_equal(state, "exited");
   if (w->ready || w->ended)
     g_main_loop_quit(w->loop);
 }
@@ -119,7 +128,8 @@ wait_ready(VfdManager1 *api, const char *id, int timeout_s, GVariant **ret_sb)
   g_variant_dict_init(&d, sb);
   g_variant_dict_lookup(&d, "ready", "b", &ready);
   g_variant_dict_lookup(&d, "state", "&s", &state);
-  if (!ready && g_strcmp0(state, "stopped") != 0 && g_strcmp0(state, "failed") != 0) {
+  if (!ready && g_strcmp0(state, "stopped") != 0 && g_strcmp0(state, "failed") != 0 &&
+      g_strcmp0(state, "exited") != 0) {
     tick = g_timeout_add_seconds(1, on_wait_tick, &w);
     timeout = g_timeout_add_seconds((guint) timeout_s, on_wait_timeout, &w);
     g_main_loop_run(loop);
@@ -163,6 +173,8 @@ typedef struct {
   char *disk, *cmd;
   char **cmd_args;
   char **env;
+  char *name;
+  char **labels;
   GVariant *request; /* CreateSandbox's options, built by the check */
 } CreateOpts;
 
@@ -179,6 +191,10 @@ static const GOptionEntry create_options[] = {
     "An argument for the workload (repeatable)", "ARG" },
   { "env", 'e', 0, G_OPTION_ARG_STRING_ARRAY, VFD_CLI_OPT(CreateOpts, env),
     "NAME=VALUE in the workload's environment (repeatable)", "NAME=VALUE" },
+  { "name", 'n', 0, G_OPTION_ARG_STRING, VFD_CLI_OPT(CreateOpts, name),
+    "The sandbox's name: unique, 1-63 of a-z 0-9 . - (show and delete take it)", "NAME" },
+  { "label", 'l', 0, G_OPTION_ARG_STRING_ARRAY, VFD_CLI_OPT(CreateOpts, labels),
+    "A label KEY=VALUE (repeatable)", "KEY=VALUE" },
   { "wait", 'w', 0, G_OPTION_ARG_NONE, VFD_CLI_OPT(CreateOpts, wait), "Wait until the guest reports ready", NULL },
   { "timeout", 't', 0, G_OPTION_ARG_INT, VFD_CLI_OPT(CreateOpts, timeout_s),
     "With --wait: give up after SEC seconds (default 300)", "SEC" },
@@ -204,6 +220,29 @@ static void
 create_clear(void *opts)
 {
   g_clear_pointer(&((CreateOpts *) opts)->request, g_variant_unref);
+}
+
+/* @items ("K=V" strings, NULL: none) as the a{ss} @key of @opts; FALSE
+ * with the usage error printed (@what) when one has no '=' or no K. */
+static gboolean
+insert_pairs(GVariantDict *opts, const char *key, const char *what, char **items)
+{
+  GVariantBuilder b;
+
+  if (!items)
+    return TRUE;
+  g_variant_builder_init(&b, G_VARIANT_TYPE("a{ss}"));
+  for (char **i = items; *i; i++) {
+    g_auto(GStrv) kv = g_strsplit(*i, "=", 2);
+    if (!kv[0] || !kv[1] || !*kv[0]) {
+      g_variant_builder_clear(&b);
+      vfd_cli_usage_error("sandbox create: %s, got '%s'", what, *i);
+      return FALSE;
+    }
+    g_variant_builder_add(&b, "{ss}", kv[0], kv[1]);
+  }
+  g_variant_dict_insert_value(opts, key, g_variant_builder_end(&b));
+  return TRUE;
 }
 
 /* The usage checks, and the request built (relative paths made absolute). */
@@ -250,20 +289,13 @@ create_check(VfdCliCall *call)
     g_variant_dict_insert(&opts, "cmd", "s", cmd);
   if (cmd_args)
     g_variant_dict_insert_value(&opts, "args", g_variant_new_strv((const char *const *) cmd_args, -1));
-  if (env) {
-    GVariantBuilder eb;
-    g_variant_builder_init(&eb, G_VARIANT_TYPE("a{ss}"));
-    for (char **e = env; *e; e++) {
-      g_auto(GStrv) kv = g_strsplit(*e, "=", 2);
-      if (!kv[0] || !kv[1] || !*kv[0]) {
-        g_variant_builder_clear(&eb);
-        g_variant_dict_clear(&opts);
-        return vfd_cli_usage_error("sandbox create: --env wants NAME=VALUE, got '%s'", *e);
-      }
-      g_variant_builder_add(&eb, "{ss}", kv[0], kv[1]);
-    }
-    g_variant_dict_insert_value(&opts, "env", g_variant_builder_end(&eb));
+  if (!insert_pairs(&opts, "env", "--env wants NAME=VALUE", env) ||
+      !insert_pairs(&opts, "labels", "--label wants KEY=VALUE", o->labels)) {
+    g_variant_dict_clear(&opts);
+    return VFD_EXIT_USAGE;
   }
+  if (o->name)
+    g_variant_dict_insert(&opts, "name", "s", o->name);
   g_variant_dict_insert(&opts, "memory_mib", "u", (guint32) memory);
   g_variant_dict_insert(&opts, "vcpus", "u", (guint32) vcpus);
   if (wait && timeout_s < 1)
@@ -309,6 +341,7 @@ const VfdCliVerb vfd_cli_verb_sandbox_create = {
   .name = "sandbox create",
   .summary = "  sandbox create [--kernel PATH --initrd PATH] [--device BDF... | --gpus N] [--memory MiB]\n"
              "                 [--vcpus N] [--disk IMG] [--cmd PATH [--arg A]... [--env NAME=VALUE]...]\n"
+             "                 [--name NAME] [--label KEY=VALUE]...\n"
              "                 [--wait [--timeout SEC]]   (--wait: until the guest reports ready)\n",
   .params = "",
   .args = VFD_CLI_ARGS_NONE_NAMED,
@@ -370,8 +403,8 @@ show_run(VfdCliCall *call, GError **error)
 
 const VfdCliVerb vfd_cli_verb_sandbox_show = {
   .name = "sandbox show",
-  .summary = "  sandbox show ID               one sandbox\n",
-  .params = "ID",
+  .summary = "  sandbox show ID|NAME          one sandbox\n",
+  .params = "ID|NAME",
   .args = VFD_CLI_ARGS_ID,
   .run = show_run,
 };
@@ -390,8 +423,8 @@ delete_run(VfdCliCall *call, GError **error)
 
 const VfdCliVerb vfd_cli_verb_sandbox_delete = {
   .name = "sandbox delete",
-  .summary = "  sandbox delete ID             stop the sandbox's QEMU and release its devices\n",
-  .params = "ID",
+  .summary = "  sandbox delete ID|NAME        stop the sandbox's QEMU and release its devices\n",
+  .params = "ID|NAME",
   .args = VFD_CLI_ARGS_ID,
   /* A delete waits for QEMU to stop: allow for the stop timeout. */
   .timeout_ms = 10 * 60 * 1000,

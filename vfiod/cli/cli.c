@@ -232,15 +232,27 @@ add_member(JsonBuilder *b, GVariantDict *dict, const char *key, gboolean null_if
     for (gsize i = 0; i < n; i++)
       json_builder_add_int_value(b, u[i]);
     json_builder_end_array(b);
+  } else if (g_variant_is_of_type(v, G_VARIANT_TYPE("a{ss}"))) {
+    GVariantIter it;
+    const char *k, *val;
+    json_builder_begin_object(b);
+    g_variant_iter_init(&it, v);
+    while (g_variant_iter_next(&it, "{&s&s}", &k, &val)) {
+      json_builder_set_member_name(b, k);
+      json_builder_add_string_value(b, val);
+    }
+    json_builder_end_object(b);
   } else
     json_builder_add_null_value(b);
 }
 
 const char *const vfd_cli_device_keys[] = { "bdf",    "vendor", "device", "class",     "iommu_group", "numa_node",
                                             "driver", "state",  "owner",  "owner_uid", "managed",     "name", NULL };
-const char *const vfd_cli_sandbox_keys[] = { "id",    "owner_uid", "state",      "pid", "devices",     "memory_mib",
-                                             "vcpus", "numa_node", "serial_log", "dir", "exit_status",
-                                             "ready", "ready_ms",  "ready_report", NULL };
+const char *const vfd_cli_sandbox_keys[] = { "id",    "name",      "labels",     "owner_uid", "state",
+                                             "pid",   "devices",   "memory_mib", "vcpus",     "numa_node",
+                                             "serial_log", "dir",  "exit_status", "workload_exit_status",
+                                             "workload_signal", "failure_reason", "ready", "ready_ms",
+                                             "ready_report", NULL };
 
 void
 vfd_cli_add_string_member(JsonBuilder *b, const char *name, const char *value)
@@ -381,7 +393,7 @@ check_args(const VfdCliVerb *verb, int argc, char **argv, const char **ret)
     break;
   case VFD_CLI_ARGS_ID:
     if (argc != 2)
-      return vfd_cli_usage_error("%s takes exactly one sandbox id", verb->name);
+      return vfd_cli_usage_error("%s takes exactly one sandbox id or name", verb->name);
     *ret = argv[1];
     break;
   case VFD_CLI_ARGS_ANY:

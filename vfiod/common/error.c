@@ -14,6 +14,7 @@ static const GDBusErrorEntry vfd_error_entries[] = {
   { VFD_ERROR_CORRUPT, "org.vfiod.Error.Corrupt" },
   { VFD_ERROR_TIMED_OUT, "org.vfiod.Error.TimedOut" },
   { VFD_ERROR_LIMIT_EXCEEDED, "org.vfiod.Error.LimitExceeded" },
+  { VFD_ERROR_ALREADY_EXISTS, "org.vfiod.Error.AlreadyExists" },
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(vfd_error_entries) == VFD_ERROR_N_ERRORS);

@@ -21,6 +21,7 @@ typedef enum {
   VFD_ERROR_CORRUPT,           /* org.vfiod.Error.Corrupt: journal unreadable */
   VFD_ERROR_TIMED_OUT,         /* org.vfiod.Error.TimedOut: a bounded wait ran out */
   VFD_ERROR_LIMIT_EXCEEDED,    /* org.vfiod.Error.LimitExceeded: a size, count or rate cap */
+  VFD_ERROR_ALREADY_EXISTS,    /* org.vfiod.Error.AlreadyExists: a sandbox of that name has another spec */
   VFD_ERROR_N_ERRORS
 } VfdErrorCode;
 

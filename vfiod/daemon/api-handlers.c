@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api-limits.h"
+#include "identity.h"
 #include "log-fields.h"
 #include "meminfo.h"
 #include "pool.h"
@@ -198,6 +199,10 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   VfdCaller caller = { 0 };
   g_autofree const char **args = NULL;
   g_autoptr(GVariant) env = NULL;
+  g_autoptr(GVariant) name_v = NULL;
+  g_autoptr(GVariant) labels = NULL;
+  g_autofree char *spec = NULL;
+  const char *name = NULL;
   guint memory = 512, vcpus = 1, gpus = 0;
   GVariantDict opts;
   GVariant *v;
@@ -211,6 +216,19 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
   g_variant_dict_lookup(&opts, "disk", "&s", &disk);
   g_variant_dict_lookup(&opts, "cmd", "&s", &cmd);
   env = g_variant_dict_lookup_value(&opts, "env", G_VARIANT_TYPE("a{ss}"));
+  /* Identity (issue 15, item 1): a name and labels of the wrong type are
+   * refused, not ignored. */
+  if (g_variant_dict_contains(&opts, "name") &&
+      !(name_v = g_variant_dict_lookup_value(&opts, "name", G_VARIANT_TYPE_STRING)))
+    g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "name: must be a string (s)");
+  name = name_v ? g_variant_get_string(name_v, NULL) : NULL;
+  if (!error && g_variant_dict_contains(&opts, "labels") &&
+      !(labels = g_variant_dict_lookup_value(&opts, "labels", G_VARIANT_TYPE("a{ss}"))))
+    g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "labels: must be a{ss}");
+  if (!error && name_v)
+    vfd_sandbox_name_check(name, &error);
+  if (!error)
+    vfd_sandbox_labels_check(labels, &error);
   if ((v = g_variant_dict_lookup_value(&opts, "args", G_VARIANT_TYPE_STRING_ARRAY))) {
     args = g_variant_get_strv(v, NULL);
     g_variant_unref(v);
@@ -231,7 +249,9 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
     initrd = m->config->qemu_initrd;
 
   /* Stage 0: validate everything before touching anything. */
-  if (gpus > 0 && dev_strs && dev_strs[0])
+  if (error)
+    ; /* name or labels */
+  else if (gpus > 0 && dev_strs && dev_strs[0])
     g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "give devices or gpus, not both");
   if (!error && gpus > 64)
     g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "gpus must be at most 64, got %u", gpus);
@@ -276,11 +296,36 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
     vfd_mgr_return_error(inv, error);
     return TRUE;
   }
+  spec = vfd_sandbox_spec_hash(options);
+  if (name) {
+    /* A name stands for one spec: the same create again is answered with
+     * the sandbox it made (also while that is being created: one create
+     * makes it, the name was taken on the main loop); another spec, or
+     * another owner, is AlreadyExists. */
+    gboolean creating;
+    Sandbox *s = vfd_mgr_find_sandbox(m, name, &creating);
+
+    if (s) {
+      uid_t uid = caller.uid;
+
+      vfd_caller_clear(&caller);
+      if (g_strcmp0(s->spec, spec) == 0 && s->owner_uid == uid) {
+        vfd_manager1_complete_create_sandbox(sk, inv, creating ? vfd_mgr_sandbox_creating_to_variant(s)
+                                                               : vfd_mgr_sandbox_to_variant(s));
+        return TRUE;
+      }
+      g_set_error(&error, VFD_ERROR, VFD_ERROR_ALREADY_EXISTS,
+                  "a sandbox named '%s' exists already (%s) with %s; delete it first or choose another name", name,
+                  s->id, s->owner_uid != uid ? "another owner" : "another spec");
+      vfd_mgr_return_error(inv, error);
+      return TRUE;
+    }
+  }
 
   {
     CreateRequest req = { .kernel = kernel, .initrd = initrd, .kernel_from_client = kernel_from_client,
                           .initrd_from_client = initrd_from_client, .disk = disk, .cmd = cmd, .args = args,
-                          .env = env, .memory_mib = memory, .vcpus = vcpus, .gpus = gpus,
+                          .env = env, .name = name, .labels = labels, .spec = spec, .memory_mib = memory, .vcpus = vcpus, .gpus = gpus,
                           .requested = g_steal_pointer(&requested), .caller = caller };
 
     vfd_mgr_create_begin(m, inv, &req);
@@ -292,15 +337,13 @@ static gboolean
 handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, gpointer data)
 {
   VfdManager *m = data;
-  Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
   gboolean creating = FALSE;
+  Sandbox *s = vfd_mgr_find_sandbox(m, id, &creating);
   g_autoptr(GError) error = NULL;
   uid_t uid;
 
   if (!vfd_mgr_caller_uid(inv, &uid))
     return TRUE;
-  if (!s && (s = g_hash_table_lookup(m->creating, id)))
-    creating = TRUE;
   if (!s) {
     g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
     vfd_mgr_return_error(inv, error);
@@ -323,10 +366,11 @@ static gboolean
 handle_get_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, gpointer data)
 {
   VfdManager *m = data;
-  Sandbox *s = g_hash_table_lookup(m->sandboxes, id);
+  gboolean creating = FALSE;
+  Sandbox *s = vfd_mgr_find_sandbox(m, id, &creating);
   g_autoptr(GError) error = NULL;
 
-  if (!s && (s = g_hash_table_lookup(m->creating, id))) {
+  if (s && creating) {
     vfd_manager1_complete_get_sandbox(sk, inv, vfd_mgr_sandbox_creating_to_variant(s));
     return TRUE;
   }

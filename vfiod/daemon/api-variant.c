@@ -173,6 +173,9 @@ vfd_mgr_sandbox_to_variant(Sandbox *s)
 
   g_variant_dict_init(&dict, NULL);
   g_variant_dict_insert(&dict, "id", "s", s->id);
+  if (s->name)
+    g_variant_dict_insert(&dict, "name", "s", s->name);
+  g_variant_dict_insert_value(&dict, "labels", s->labels ? s->labels : g_variant_new_array(G_VARIANT_TYPE("{ss}"), NULL, 0));
   g_variant_dict_insert(&dict, "owner_uid", "u", (guint32) s->owner_uid);
   g_variant_dict_insert(&dict, "state", "s", sandbox_state_names[s->state]);
   g_variant_dict_insert(&dict, "pid", "x", s->pid);
@@ -181,8 +184,15 @@ vfd_mgr_sandbox_to_variant(Sandbox *s)
   g_variant_dict_insert(&dict, "vcpus", "u", s->vcpus);
   g_variant_dict_insert(&dict, "serial_log", "s", s->serial_log);
   g_variant_dict_insert(&dict, "dir", "s", s->dir);
-  if (s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED)
+  if (s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED || s->state == SANDBOX_EXITED)
     g_variant_dict_insert(&dict, "exit_status", "i", s->exit_status);
+  if (s->workload_exited) {
+    g_variant_dict_insert(&dict, "workload_exit_status", "i", s->workload_exit_status);
+    if (s->workload_signal > 0)
+      g_variant_dict_insert(&dict, "workload_signal", "i", s->workload_signal);
+  }
+  if (s->failure_reason)
+    g_variant_dict_insert(&dict, "failure_reason", "s", s->failure_reason);
   g_variant_dict_insert(&dict, "ready", "b", s->ready);
   g_variant_dict_insert(&dict, "numa_node", "i", s->numa_node);
   if (s->ready_report)
@@ -203,6 +213,9 @@ vfd_mgr_sandbox_creating_to_variant(Sandbox *s)
 
   g_variant_dict_init(&dict, NULL);
   g_variant_dict_insert(&dict, "id", "s", s->id);
+  if (s->name)
+    g_variant_dict_insert(&dict, "name", "s", s->name);
+  g_variant_dict_insert_value(&dict, "labels", s->labels ? s->labels : g_variant_new_array(G_VARIANT_TYPE("{ss}"), NULL, 0));
   g_variant_dict_insert(&dict, "owner_uid", "u", (guint32) s->owner_uid);
   g_variant_dict_insert(&dict, "state", "s", sandbox_state_names[SANDBOX_CREATING]);
   g_variant_dict_insert(&dict, "pid", "x", (gint64) 0);

@@ -70,6 +70,8 @@ static gboolean
 journal_sandbox(VfdManager *m, Sandbox *s, GError **error)
 {
   g_auto(GStrv) devs = vfd_mgr_bdf_strv(s->devices);
+  g_autoptr(GStrvBuilder) labels = NULL;
+  g_auto(GStrv) label_strv = NULL;
   guint64 start = 0;
   g_autofree char *subnet = s->has_net ? vfd_subnet_to_string(&s->subnet) : NULL;
   VfdJournalSandbox js = {
@@ -86,6 +88,24 @@ journal_sandbox(VfdManager *m, Sandbox *s, GError **error)
   js.memory_mib = s->memory_mib;
   js.vcpus = s->vcpus;
   js.numa_node = s->numa_node;
+  js.name = s->name;
+  js.spec = s->spec;
+  js.workload_exited = s->workload_exited;
+  js.workload_exit_status = s->workload_exit_status;
+  js.workload_signal = s->workload_signal;
+  js.failure_reason = s->failure_reason;
+  if (s->labels) {
+    GVariantIter iter;
+    const char *k, *v;
+
+    labels = g_strv_builder_new();
+    g_variant_iter_init(&iter, s->labels);
+    while (g_variant_iter_next(&iter, "{&s&s}", &k, &v)) {
+      g_strv_builder_add(labels, k);
+      g_strv_builder_add(labels, v);
+    }
+    js.labels = label_strv = g_strv_builder_end(labels);
+  }
   vfd_host_lock_journal(m->host);
   vfd_journal_put_sandbox(vfd_host_journal(m->host), &js);
   ok = vfd_journal_commit(vfd_host_journal(m->host), error);
@@ -665,6 +685,7 @@ create_done(Op *op, GError *error)
   vfd_metric_op_add(&m->metrics.create, !error, vfd_mgr_op_seconds(op));
   g_hash_table_remove(m->creating, s->id);
   if (error) {
+    sandbox_forget_name(s); /* the name is free again */
     sandbox_set_state(s, SANDBOX_FAILED);
     /* Deletes asked during the create: the create rolled back, nothing of
      * the sandbox is left. */
@@ -727,7 +748,14 @@ vfd_mgr_create_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *r
   op->cmd = g_strdup(req->cmd);
   op->args = g_strdupv((char **) req->args);
   op->env = req->env ? g_variant_ref(req->env) : NULL;
+  op->sandbox->name = g_strdup(req->name);
+  op->sandbox->labels = req->labels ? g_variant_get_normal_form(req->labels) : NULL; /* a new reference */
+  op->sandbox->spec = g_strdup(req->spec);
   g_hash_table_insert(m->creating, g_strdup(op->sandbox->id), op->sandbox);
+  /* The name is taken here, on the main loop, before the worker runs: a
+   * second create of the same name finds it at once (api-handlers.c). */
+  if (op->sandbox->name)
+    g_hash_table_insert(m->names, op->sandbox->name, op->sandbox);
   sandbox_set_state(op->sandbox, SANDBOX_CREATING);
   vfd_mgr_op_run(op);
 }

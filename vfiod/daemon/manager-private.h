@@ -36,7 +36,8 @@ typedef enum {
   SANDBOX_RUNNING,
   SANDBOX_STOPPING,
   SANDBOX_STOPPED,
-  SANDBOX_FAILED, /* QEMU exited by itself with an error */
+  SANDBOX_FAILED, /* QEMU exited by itself with an error, or guest-init reported VFIOD_FATAL */
+  SANDBOX_EXITED, /* the workload ended (guest-init reported VFIOD_EXIT) and QEMU exited */
 } SandboxState;
 
 /* Names of the states, as the API and the metrics give them. */
@@ -94,6 +95,15 @@ typedef struct {
   gboolean tap_created;
   int numa_node; /* all passed devices on this node, else -1 */
   VfdAddressPlan plan; /* Q35: the guest's 64-bit PCI window and address width */
+  /* identity (issue 15, item 1): set before the create goes to a worker, journaled */
+  char *name;       /* the client's name (identity.h), NULL: none; held in the manager's names */
+  GVariant *labels; /* a{ss}, NULL: none */
+  char *spec;       /* vfd_sandbox_spec_hash() of the create's options */
+  /* the workload's result from the console (issue 15, item 4), journaled */
+  gboolean workload_exited; /* VFIOD_EXIT seen: the two below hold */
+  int workload_exit_status;
+  int workload_signal;
+  char *failure_reason; /* VFIOD_FATAL's error, NULL: none seen */
 } Sandbox;
 
 struct VfdManager {
@@ -124,6 +134,7 @@ struct VfdManager {
   VfdMetrics metrics;     /* operation counters (main loop); gauges are counted when written */
   GHashTable *qemu_uids;  /* uids of [qemu] uid_range sandboxes hold (GUINT_TO_POINTER) */
   GHashTable *creating;   /* ids of sandboxes whose create is under way (main loop): live for reconcile */
+  GHashTable *names;      /* name -> Sandbox (borrowed) of every sandbox in sandboxes or creating that has a name */
   int host_cpu_read;      /* GetCapabilities: 0 not read yet, 1 host_cpu holds /proc/cpuinfo's, -1 unreadable */
   VfdHostCpu host_cpu;    /* address widths do not change while the host runs: read once */
   VfdConfig *pool_config; /* the start-up configuration, a reference: [pool] keys apply at start-up (read on any
@@ -185,6 +196,9 @@ typedef struct {
   const char *cmd;  /* NULL: none */
   const char *const *args;
   GVariant *env; /* a{ss}, or NULL */
+  const char *name;  /* NULL: none */
+  GVariant *labels;  /* a{ss}, or NULL */
+  const char *spec;  /* vfd_sandbox_spec_hash() of the options */
   guint memory_mib;
   guint vcpus;
   guint gpus;          /* "any N" units; 0 when @requested names the functions */
@@ -216,6 +230,19 @@ void sandbox_unref(Sandbox *s);
  * function. Ends what would act on it later; operations holding a
  * reference keep its memory until they finish. */
 void sandbox_drop(gpointer p);
+
+/* The sandbox named @id_or_name: an id ("sb-...") in the table or being
+ * created, or a name; NULL when none. *@ret_creating (may be NULL): it is
+ * being created. */
+Sandbox *vfd_mgr_find_sandbox(VfdManager *m, const char *id_or_name, gboolean *ret_creating);
+
+/* @s lets go of its name (no longer found by it); nothing when it has
+ * none or another sandbox holds it. */
+void sandbox_forget_name(Sandbox *s);
+
+/* Scans the rest of the console log of @s (ready line, the workload's
+ * result); called once more when QEMU has exited. */
+void sandbox_check_serial(Sandbox *s);
 
 /* Sets the state and emits SandboxStateChanged (slow clients are kicked
  * first). */

@@ -295,6 +295,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   m->allowed_group = g_strdup(config->allowed_group ? config->allowed_group : "");
   m->qemu_uids = g_hash_table_new(NULL, NULL);
   m->creating = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  m->names = g_hash_table_new(g_str_hash, g_str_equal);
   m->kvm_gid = (gid_t) -1;
   m->sandboxes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, sandbox_drop);
   m->socket_path = g_build_filename(config->runtime_dir, VFD_SOCKET_NAME, NULL);
@@ -438,6 +439,7 @@ vfd_manager_free(VfdManager *m)
   g_hash_table_unref(m->sandboxes);
   g_hash_table_unref(m->qemu_uids);
   g_hash_table_unref(m->creating);
+  g_clear_pointer(&m->names, g_hash_table_unref);
   if (m->serial_cap_timer)
     g_source_remove(m->serial_cap_timer);
   vfd_host_free(m->host);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "metrics.h"
 
-static const char *const sandbox_states[] = { "creating", "running", "stopping", "stopped", "failed" };
+static const char *const sandbox_states[] = { "creating", "running", "stopping", "stopped", "failed", "exited" };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(sandbox_states) == G_N_ELEMENTS(((VfdMetrics *) 0)->sandboxes));
 

@@ -18,7 +18,7 @@ typedef struct {
 
 typedef struct {
   guint devices[VFD_DEVICE_STATE_STUCK + 1]; /* journaled devices by state (index: VfdDeviceState) */
-  guint sandboxes[5];                        /* by state: creating, running, stopping, stopped, failed */
+  guint sandboxes[6];                        /* by state: creating, running, stopping, stopped, failed, exited */
   VfdMetricOp create;                        /* CreateSandbox: request to QEMU started */
   VfdMetricOp bind;                          /* BindDevice: a whole IOMMU group */
   VfdMetricOp release;                       /* ReleaseDevice */

@@ -70,6 +70,19 @@ vfd_mgr_reconcile_sandboxes(VfdManager *m, GPtrArray *report, guint *ret_restore
     s->memory_mib = js->memory_mib;
     s->vcpus = js->vcpus;
     s->numa_node = js->numa_node;
+    s->name = g_strdup(js->name);
+    s->spec = g_strdup(js->spec);
+    if (js->labels && js->labels[0]) {
+      GVariantBuilder lb;
+      g_variant_builder_init(&lb, G_VARIANT_TYPE("a{ss}"));
+      for (char **l = js->labels; l[0] && l[1]; l += 2)
+        g_variant_builder_add(&lb, "{ss}", l[0], l[1]);
+      s->labels = g_variant_ref_sink(g_variant_builder_end(&lb));
+    }
+    s->workload_exited = js->workload_exited;
+    s->workload_exit_status = js->workload_exit_status;
+    s->workload_signal = js->workload_signal;
+    s->failure_reason = g_strdup(js->failure_reason);
     g_free(s->qemu_dir);
     s->qemu_dir = g_build_filename(s->dir, "qemu", NULL);
     s->qemu_uid = js->qemu_uid;
@@ -98,6 +111,12 @@ vfd_mgr_reconcile_sandboxes(VfdManager *m, GPtrArray *report, guint *ret_restore
       s->state = SANDBOX_RUNNING;
       s->pidfd_source = g_unix_fd_add(s->pidfd, G_IO_IN, vfd_mgr_on_pidfd_ready, s);
       g_hash_table_insert(m->sandboxes, s->id, s);
+      /* Its name again; a journal naming two live sandboxes alike (edited
+       * by hand) keeps the first, the other is found by its id only. */
+      if (s->name && !g_hash_table_contains(m->names, s->name))
+        g_hash_table_insert(m->names, s->name, s);
+      else if (s->name)
+        g_warning("sandbox %s: its name '%s' is taken by another sandbox; found by its id only", s->id, s->name);
       {
         g_autoptr(GError) serr = NULL;
         if (!sandbox_open_serial(s, FALSE, &serr))
@@ -222,7 +241,7 @@ vfd_mgr_live_sandbox_ids(VfdManager *m)
 
   g_hash_table_iter_init(&it, m->sandboxes);
   while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s))
-    if (s->state != SANDBOX_STOPPED && s->state != SANDBOX_FAILED)
+    if (s->state != SANDBOX_STOPPED && s->state != SANDBOX_FAILED && s->state != SANDBOX_EXITED)
       g_hash_table_add(live, g_strdup(s->id));
   /* A sandbox being created owns what it has bound so far (issue 14,
    * defect 1: a reconcile then released the devices under its QEMU). */

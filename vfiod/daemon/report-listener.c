@@ -40,7 +40,7 @@ live_sandbox_by_cid(VfdManager *m, guint32 cid)
 {
   Sandbox *s = sandbox_by_cid(m, cid);
 
-  return s && s->state != SANDBOX_STOPPED && s->state != SANDBOX_FAILED ? s : NULL;
+  return s && s->state != SANDBOX_STOPPED && s->state != SANDBOX_FAILED && s->state != SANDBOX_EXITED ? s : NULL;
 }
 
 static gboolean

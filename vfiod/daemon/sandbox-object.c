@@ -15,7 +15,7 @@
 #include "log-limit.h"
 #include "ready-report.h"
 
-const char *const sandbox_state_names[] = { "creating", "running", "stopping", "stopped", "failed" };
+const char *const sandbox_state_names[] = { "creating", "running", "stopping", "stopped", "failed", "exited" };
 
 /* ---- sandboxes ---------------------------------------------------------- */
 
@@ -48,6 +48,33 @@ sandbox_dispose(Sandbox *s)
   if (s->qemu_uid_held)
     g_hash_table_remove(s->manager->qemu_uids, GUINT_TO_POINTER(s->qemu_uid));
   s->qemu_uid_held = FALSE;
+  sandbox_forget_name(s);
+}
+
+void
+sandbox_forget_name(Sandbox *s)
+{
+  if (s->name && s->manager->names && g_hash_table_lookup(s->manager->names, s->name) == s)
+    g_hash_table_remove(s->manager->names, s->name);
+}
+
+Sandbox *
+vfd_mgr_find_sandbox(VfdManager *m, const char *id_or_name, gboolean *ret_creating)
+{
+  Sandbox *s = NULL;
+
+  if (ret_creating)
+    *ret_creating = FALSE;
+  if (g_str_has_prefix(id_or_name, VFD_SANDBOX_ID_PREFIX)) {
+    s = g_hash_table_lookup(m->sandboxes, id_or_name);
+    if (!s && (s = g_hash_table_lookup(m->creating, id_or_name)) && ret_creating)
+      *ret_creating = TRUE;
+    return s;
+  }
+  s = g_hash_table_lookup(m->names, id_or_name);
+  if (s && ret_creating)
+    *ret_creating = g_hash_table_contains(m->creating, s->id);
+  return s;
 }
 
 Sandbox *
@@ -66,6 +93,10 @@ sandbox_unref(Sandbox *s)
   g_clear_object(&s->proc);
   vfd_config_unref(s->config);
   g_free(s->ready_report);
+  g_free(s->name);
+  g_clear_pointer(&s->labels, g_variant_unref);
+  g_free(s->spec);
+  g_free(s->failure_reason);
   g_string_free(s->serial_pending, TRUE);
   g_free(s->id);
   g_free(s->dir);
@@ -170,6 +201,64 @@ sandbox_mark_ready(Sandbox *s, char *report, const char *channel)
   s->ready_ms = (g_get_monotonic_time() - s->created_us) / 1000;
   vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: guest ready after %" G_GINT64_FORMAT " ms (%s)", s->id,
                  s->ready_ms, channel);
+  sandbox_set_state(s, s->state);
+}
+
+/* The console is followed until guest-init's result (VFIOD_EXIT or
+ * VFIOD_FATAL) is known. */
+static gboolean
+sandbox_console_done(Sandbox *s)
+{
+  return s->workload_exited || s->failure_reason;
+}
+
+/* Writes the result of @s into its journal record (when it has one), so a
+ * restart of vfiod keeps it. Failures are logged. */
+static void
+journal_result(Sandbox *s)
+{
+  VfdManager *m = s->manager;
+  VfdJournalSandbox *js;
+  g_autoptr(GError) error = NULL;
+
+  vfd_host_lock_journal(m->host);
+  js = vfd_journal_lookup_sandbox(vfd_host_journal(m->host), s->id);
+  if (js) {
+    js->workload_exited = s->workload_exited;
+    js->workload_exit_status = s->workload_exit_status;
+    js->workload_signal = s->workload_signal;
+    g_free(js->failure_reason);
+    js->failure_reason = g_strdup(s->failure_reason);
+    if (!vfd_journal_commit(vfd_host_journal(m->host), &error))
+      g_warning("sandbox %s: the workload's result is not journaled: %s", s->id, error->message);
+  }
+  vfd_host_unlock_journal(m->host);
+}
+
+/* guest-init's VFIOD_EXIT (@tag 1) or VFIOD_FATAL (@tag 2) line, the text
+ * after the tag in @text. The first valid one counts; later ones are
+ * ignored. */
+static void
+sandbox_mark_result(Sandbox *s, guint tag, const char *text)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (sandbox_console_done(s))
+    return;
+  if (tag == 1) {
+    if (!vfd_exit_report_parse(text, &s->workload_exit_status, &s->workload_signal, &error)) {
+      vfd_mgr_guest_warning("sandbox %s: ignored the guest's exit report: %s", s->id, error->message);
+      return;
+    }
+    s->workload_exited = TRUE;
+    vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: the workload exited with status %d, signal %d",
+                   s->id, s->workload_exit_status, s->workload_signal);
+  } else {
+    s->failure_reason = vfd_fatal_report_reason(text, 1024);
+    vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: guest-init failed: %s", s->id,
+                   s->failure_reason);
+  }
+  journal_result(s);
   if (s->serial_monitor)
     g_file_monitor_cancel(s->serial_monitor);
   if (s->serial_recheck) {
@@ -180,27 +269,36 @@ sandbox_mark_ready(Sandbox *s, char *report, const char *channel)
 }
 
 /* Reads what QEMU appended to the serial log since last time and looks
- * for guest-init's ready line. */
-static void
+ * for guest-init's ready line, then for its result line. */
+void
 sandbox_check_serial(Sandbox *s)
 {
+  static const char *const tags[] = { VFD_REPORT_TAG, VFD_EXIT_TAG, VFD_FATAL_TAG, NULL };
   char buf[16384];
   gssize n;
 
   /* Through vfiod's own fd, opened when vfiod created the file: never the
    * path again (finding 5 of the audit: a link to /dev/zero spun vfiod). */
-  if (s->ready || s->serial_fd < 0)
+  if (sandbox_console_done(s) || s->serial_fd < 0)
     return;
   while ((n = pread(s->serial_fd, buf, sizeof buf, s->serial_offset)) > 0) {
-    g_autofree char *report = NULL;
+    const char *data = buf;
+    gsize len = (gsize) n;
+    g_autofree char *text = NULL;
+    guint tag;
+
     s->serial_offset += n;
     /* A report can be refused (sandbox_mark_ready): then the lines after
      * it, already read, are scanned too. */
-    if (vfd_serial_scan(s->serial_pending, buf, (gsize) n, &report)) {
-      do
-        sandbox_mark_ready(s, g_steal_pointer(&report), "console");
-      while (!s->ready && vfd_serial_scan(s->serial_pending, "", 0, &report));
-      if (s->ready)
+    while (vfd_serial_scan_tags(s->serial_pending, data, len, tags, &tag, &text)) {
+      if (tag == 0)
+        sandbox_mark_ready(s, g_steal_pointer(&text), "console");
+      else
+        sandbox_mark_result(s, tag, text);
+      g_clear_pointer(&text, g_free);
+      data = "";
+      len = 0;
+      if (sandbox_console_done(s))
         return;
     }
   }
@@ -218,7 +316,8 @@ on_serial_recheck(gpointer data)
   Sandbox *s = data;
 
   sandbox_check_serial(s);
-  if (s->ready || s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED) {
+  if (sandbox_console_done(s) || s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED ||
+      s->state == SANDBOX_EXITED) {
     s->serial_recheck = 0;
     return G_SOURCE_REMOVE;
   }
@@ -237,8 +336,7 @@ sandbox_cap_serial(Sandbox *s, guint64 max)
 
   if (s->serial_fd < 0 || fstat(s->serial_fd, &st) < 0 || (guint64) st.st_size <= max)
     return;
-  if (!s->ready)
-    sandbox_check_serial(s); /* do not miss the ready line */
+  sandbox_check_serial(s); /* do not miss the ready or result line */
   if (ftruncate(s->serial_fd, 0) < 0) {
     g_warning("sandbox %s: cannot cut back its console log: %s", s->id, g_strerror(errno));
     return;
@@ -306,7 +404,7 @@ sandbox_watch_serial(Sandbox *s)
   g_autoptr(GFile) file = g_file_new_for_path(s->serial_log);
 
   sandbox_check_serial(s);
-  if (s->ready)
+  if (sandbox_console_done(s))
     return;
   s->serial_monitor = g_file_monitor_file(file, G_FILE_MONITOR_NONE, NULL, NULL);
   if (s->serial_monitor) {

@@ -134,8 +134,17 @@ exit_release_done(Op *op, GError *error)
   Sandbox *s = op->sandbox;
   VfdManager *m = s->manager;
 
-  /* Stopped on request, or it powered off cleanly: stopped; else failed. */
-  sandbox_set_state(s, s->deleting || s->exit_status == 0 ? SANDBOX_STOPPED : SANDBOX_FAILED);
+  /* Stopped on request: stopped. Else what guest-init reported: the
+   * workload exited (exited) or set-up failed (failed); else it powered
+   * off cleanly (stopped) or QEMU failed (failed). */
+  if (s->deleting)
+    sandbox_set_state(s, SANDBOX_STOPPED);
+  else if (s->failure_reason)
+    sandbox_set_state(s, SANDBOX_FAILED);
+  else if (s->workload_exited)
+    sandbox_set_state(s, SANDBOX_EXITED);
+  else
+    sandbox_set_state(s, s->exit_status == 0 ? SANDBOX_STOPPED : SANDBOX_FAILED);
   vfd_host_lock_journal(m->host);
   vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
   {
@@ -174,6 +183,9 @@ sandbox_exited(Sandbox *s, int exit_status)
   }
   vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: QEMU (pid %" G_GINT64_FORMAT ") exited with status %d", s->id,
                  s->pid, exit_status);
+  /* guest-init's last lines (VFIOD_EXIT, VFIOD_FATAL) came just before
+   * the power-off: read them before the state says how it ended. */
+  sandbox_check_serial(s);
   sandbox_set_state(s, SANDBOX_STOPPING);
   s->exit_status = exit_status;
   op = vfd_mgr_op_new(s->manager, NULL, release_sandbox_work, exit_release_done);
@@ -254,7 +266,8 @@ vfd_mgr_delete_begin(Sandbox *s, GDBusMethodInvocation *inv, gboolean creating)
   s->deleting = TRUE;
   if (creating)
     return; /* create_done stops it, or answers when the create failed */
-  if ((s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED) && s->waiters->len == 1) {
+  if ((s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED || s->state == SANDBOX_EXITED) &&
+      s->waiters->len == 1) {
     /* QEMU is gone and its devices were released then; retry any release
      * that failed, then forget the sandbox. */
     Op *op = vfd_mgr_op_new(m, NULL, release_sandbox_work, delete_stopped_done);

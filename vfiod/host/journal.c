@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "failpoint.h"
+#include "identity.h"
 #include "json-text.h"
 #include "netpool.h"
 
@@ -89,6 +90,10 @@ sandbox_free(gpointer p)
   g_free(s->subnet);
   g_free(s->tap);
   g_free(s->mac);
+  g_free(s->name);
+  g_strfreev(s->labels);
+  g_free(s->spec);
+  g_free(s->failure_reason);
   g_free(s);
 }
 
@@ -104,6 +109,10 @@ sandbox_copy(const VfdJournalSandbox *s)
   c->subnet = g_strdup(s->subnet);
   c->tap = g_strdup(s->tap);
   c->mac = g_strdup(s->mac);
+  c->name = g_strdup(s->name);
+  c->labels = g_strdupv(s->labels);
+  c->spec = g_strdup(s->spec);
+  c->failure_reason = g_strdup(s->failure_reason);
   return c;
 }
 
@@ -289,8 +298,9 @@ parse_sandbox(JsonObject *so, VfdJournalSandbox *s, GError **error)
 {
   JsonArray *sdevs = get_array(so, "devices");
   JsonNode *nat;
-  gint64 start_time, cid, owner_uid, qemu_uid, memory_mib, vcpus, numa_node;
+  gint64 start_time, cid, owner_uid, qemu_uid, memory_mib, vcpus, numa_node, wstatus, wsignal;
   const char *who = NULL;
+  JsonNode *labels_node = json_object_get_member(so, "labels");
   g_autoptr(GStrvBuilder) b = g_strv_builder_new();
 
 #define BAD(member, why) bad_member(error, "sandbox", who, member, why)
@@ -322,6 +332,41 @@ parse_sandbox(JsonObject *so, VfdJournalSandbox *s, GError **error)
     return BAD("numa_node", "is not a NUMA node (-1 to 1023)");
   if (!json_object_has_member(so, "numa_node"))
     numa_node = -1;
+  if (!get_string(so, "name", NULL, (const char **) &s->name) || (s->name && !vfd_sandbox_name_check(s->name, NULL)))
+    return BAD("name", "is not a sandbox name (1 to 63 bytes of a-z 0-9 . -, not \"sb-...\")");
+  if (!get_string(so, "spec", NULL, (const char **) &s->spec) || (s->spec && !vfd_sandbox_spec_hash_valid(s->spec)))
+    return BAD("spec", "is not a spec hash (64 lower-case hex digits)");
+  if (!get_int(so, "workload_exit_status", FALSE, 0, 255, &wstatus))
+    return BAD("workload_exit_status", "is not an exit status (0 to 255)");
+  if (!get_int(so, "workload_signal", FALSE, 0, 127, &wsignal))
+    return BAD("workload_signal", "is not a signal number (0 to 127)");
+  if (!get_string(so, "failure_reason", NULL, (const char **) &s->failure_reason) ||
+      (s->failure_reason && strlen(s->failure_reason) > 4096))
+    return BAD("failure_reason", "is not a string of at most 4096 bytes");
+  if (labels_node && !JSON_NODE_HOLDS_NULL(labels_node)) {
+    g_autoptr(GStrvBuilder) lb = g_strv_builder_new();
+    JsonObject *lo;
+    GList *members;
+
+    if (!JSON_NODE_HOLDS_OBJECT(labels_node))
+      return BAD("labels", "is not an object");
+    lo = json_node_get_object(labels_node);
+    if (json_object_get_size(lo) > VFD_SANDBOX_LABELS_MAX)
+      return BAD("labels", "has more than 64 entries");
+    members = json_object_get_members(lo);
+    members = g_list_sort(members, (GCompareFunc) strcmp);
+    for (GList *l = members; l; l = l->next) {
+      const char *v = NULL;
+      if (!get_string(lo, l->data, NULL, &v) || !v || !vfd_sandbox_label_check(l->data, v, NULL)) {
+        g_list_free(members);
+        return BAD("labels", "holds a key or value that is not a label's");
+      }
+      g_strv_builder_add(lb, l->data);
+      g_strv_builder_add(lb, v);
+    }
+    g_list_free(members);
+    s->labels = g_strv_builder_end(lb);
+  }
   if (!get_string(so, "subnet", NULL, (const char **) &s->subnet) ||
       (s->subnet && vfd_subnet_parse(s->subnet, &(VfdSubnet){ 0 }) < 0))
     return BAD("subnet", "is not an IPv4 subnet a.b.c.d/prefix (prefix 1 to 30, host bits 0)");
@@ -351,6 +396,9 @@ parse_sandbox(JsonObject *so, VfdJournalSandbox *s, GError **error)
   s->memory_mib = (guint32) memory_mib;
   s->vcpus = (guint32) vcpus;
   s->numa_node = (int) numa_node;
+  s->workload_exited = json_object_has_member(so, "workload_exit_status");
+  s->workload_exit_status = (int) wstatus;
+  s->workload_signal = (int) wsignal;
   s->nat = nat ? json_node_get_boolean(nat) : FALSE;
   s->devices = g_strv_builder_end(b);
   return TRUE;
@@ -411,6 +459,7 @@ parse_document(VfdJournal *j, JsonNode *root, GError **error)
     if (ok)
       vfd_journal_put_sandbox(j, &s);
     g_strfreev(s.devices);
+    g_strfreev(s.labels);
     if (!ok)
       return FALSE;
   }
@@ -572,6 +621,35 @@ build_document(VfdJournal *j)
     if (s->numa_node >= 0) {
       json_builder_set_member_name(b, "numa_node");
       json_builder_add_int_value(b, s->numa_node);
+    }
+    if (s->name) {
+      json_builder_set_member_name(b, "name");
+      json_builder_add_string_value(b, s->name);
+    }
+    if (s->labels && s->labels[0]) {
+      json_builder_set_member_name(b, "labels");
+      json_builder_begin_object(b);
+      for (char **l = s->labels; l[0] && l[1]; l += 2) {
+        json_builder_set_member_name(b, l[0]);
+        json_builder_add_string_value(b, l[1]);
+      }
+      json_builder_end_object(b);
+    }
+    if (s->spec) {
+      json_builder_set_member_name(b, "spec");
+      json_builder_add_string_value(b, s->spec);
+    }
+    if (s->workload_exited) {
+      json_builder_set_member_name(b, "workload_exit_status");
+      json_builder_add_int_value(b, s->workload_exit_status);
+    }
+    if (s->workload_exited && s->workload_signal > 0) {
+      json_builder_set_member_name(b, "workload_signal");
+      json_builder_add_int_value(b, s->workload_signal);
+    }
+    if (s->failure_reason) {
+      json_builder_set_member_name(b, "failure_reason");
+      json_builder_add_string_value(b, s->failure_reason);
     }
     json_builder_end_object(b);
   }

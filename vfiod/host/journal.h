@@ -17,8 +17,12 @@
  *                "original_d3cold_allowed":"1", "original_reset_method":"flr bus"}],
  *    "sandboxes":[{"id":"sb-1a2b3c4d","pid":1234,"start_time":5678,
  *                  "devices":["0000:01:00.0"],"dir":"/run/vfiod/sandboxes/sb-1a2b3c4d",
- *                  "subnet":"10.0.128.4/30","tap":"vfd1a2b3c4d","mac":"02:..","cid":3,"nat":false}]}
+ *                  "subnet":"10.0.128.4/30","tap":"vfd1a2b3c4d","mac":"02:..","cid":3,"nat":false,
+ *                  "name":"web","labels":{"app":"x"},"spec":"<sha256 hex>",
+ *                  "workload_exit_status":3,"workload_signal":0,"failure_reason":"..."}]}
  * (the network members are optional: absent when the sandbox has none;
+ * so are the identity and workload members: absent in records written
+ * before them, or when there is none;
  * original_d3cold_allowed and original_reset_method are absent when the bind
  * leaves that attribute as it is).
  *
@@ -73,6 +77,15 @@ typedef struct {
   guint32 memory_mib; /* guest RAM, MiB; 0: not recorded (older records) */
   guint32 vcpus;      /* 0: not recorded */
   int numa_node;      /* host node its RAM and devices are bound to; -1: none (also when absent) */
+  /* Identity (issue 15, item 1); absent in older records. */
+  char *name;   /* the client's name for it (identity.h rules); NULL: none */
+  GStrv labels; /* key, value, key, value, ... (identity.h rules); NULL or empty: none */
+  char *spec;   /* vfd_sandbox_spec_hash() of its create's options; NULL: not recorded */
+  /* The workload's result as guest-init reported it (issue 15, item 4). */
+  gboolean workload_exited; /* guest-init reported VFIOD_EXIT: the two below hold */
+  int workload_exit_status; /* VFIOD_EXIT's status (0-255) */
+  int workload_signal;      /* VFIOD_EXIT's signal; 0: none */
+  char *failure_reason;     /* VFIOD_FATAL's error; NULL: none */
 } VfdJournalSandbox;
 
 typedef struct VfdJournal VfdJournal;

@@ -43,23 +43,22 @@ vfd_report_validate(const char *text, gsize len, GError **error)
 }
 
 gboolean
-vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report)
+vfd_serial_scan_tags(GString *pending, const char *data, gsize len, const char *const *tags, guint *ret_tag,
+                     char **ret_text)
 {
-  static const char tag[] = "VFIOD_READY ";
-  const gsize tag_len = sizeof tag - 1;
   const gsize keep = 64 * 1024;
   gsize start = 0; /* first byte of the line looked at */
   gboolean found = FALSE;
 
-  /* Linear: each line is searched once, with an index; the consumed lines
-   * are erased from @pending once, at the end (erasing line by line moved
-   * the rest of the buffer for every line: quadratic on newline-dense
-   * output, issue 13 finding 6). */
+  /* Linear: each line is searched once per tag, with an index; the consumed
+   * lines are erased from @pending once, at the end (erasing line by line
+   * moved the rest of the buffer for every line: quadratic on
+   * newline-dense output, issue 13 finding 6). */
   g_string_append_len(pending, data, (gssize) len);
-  while (start < pending->len) {
+  while (start < pending->len && !found) {
     const char *line = pending->str + start;
     const char *nl = memchr(line, '\n', pending->len - start);
-    const char *end, *at;
+    const char *end;
 
     if (!nl)
       break;
@@ -67,13 +66,18 @@ vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report
     end = memchr(line, '\0', (gsize) (nl - line));
     if (!end)
       end = nl;
-    at = memmem(line, (gsize) (end - line), tag, tag_len);
     start = (gsize) (nl - pending->str) + 1;
-    if (at) {
+    for (guint t = 0; tags[t]; t++) {
+      gsize tag_len = strlen(tags[t]);
+      const char *at = memmem(line, (gsize) (end - line), tags[t], tag_len);
+      if (!at)
+        continue;
       /* The guest is hostile: what it wrote is stored and served as a D-Bus
        * string, which must be UTF-8. Invalid sequences become U+FFFD. */
       at += tag_len;
-      *ret_report = g_strchomp(g_utf8_make_valid(at, (gssize) (end - at)));
+      *ret_text = g_strchomp(g_utf8_make_valid(at, (gssize) (end - at)));
+      if (ret_tag)
+        *ret_tag = t;
       found = TRUE;
       break;
     }
@@ -82,4 +86,68 @@ vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report
   if (!found && pending->len > keep)
     g_string_erase(pending, 0, (gssize) (pending->len - keep));
   return found;
+}
+
+gboolean
+vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report)
+{
+  static const char *const tags[] = { VFD_REPORT_TAG, NULL };
+
+  return vfd_serial_scan_tags(pending, data, len, tags, NULL, ret_report);
+}
+
+gboolean
+vfd_exit_report_parse(const char *text, int *ret_status, int *ret_signal, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new();
+  JsonObject *o;
+  JsonNode *n;
+  gint64 status, sig = 0;
+
+  if (!vfd_report_validate(text, strlen(text), error) || !json_parser_load_from_data(parser, text, -1, error))
+    return FALSE;
+  o = json_node_get_object(json_parser_get_root(parser));
+  n = json_object_get_member(o, "status");
+  if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64 ||
+      (status = json_node_get_int(n)) < 0 || status > 255) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "exit report: \"status\" is not 0 to 255");
+    return FALSE;
+  }
+  n = json_object_get_member(o, "signal");
+  if (n && (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64 ||
+            (sig = json_node_get_int(n)) < 0 || sig > 127)) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "exit report: \"signal\" is not 0 to 127");
+    return FALSE;
+  }
+  *ret_status = (int) status;
+  *ret_signal = (int) sig;
+  return TRUE;
+}
+
+char *
+vfd_fatal_report_reason(const char *text, gsize max)
+{
+  g_autoptr(JsonParser) parser = json_parser_new();
+  const char *reason = text;
+  GString *out = g_string_new(NULL);
+
+  if (vfd_report_validate(text, strlen(text), NULL) && json_parser_load_from_data(parser, text, -1, NULL)) {
+    JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+    JsonNode *n = json_object_get_member(o, "error");
+    if (n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING)
+      reason = json_node_get_string(n);
+  }
+  /* text is valid UTF-8 (vfd_serial_scan_tags() made it so), and so is a
+   * string json-glib parsed */
+  for (const char *p = reason; *p; p = g_utf8_next_char(p)) {
+    gunichar c = g_utf8_get_char(p);
+    gsize n = (gsize) (g_utf8_next_char(p) - p);
+    if (out->len + n > max)
+      break;
+    if (g_unichar_iscntrl(c))
+      g_string_append_c(out, ' ');
+    else
+      g_string_append_len(out, p, (gssize) n);
+  }
+  return g_string_free(out, FALSE);
 }

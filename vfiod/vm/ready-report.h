@@ -48,3 +48,27 @@ gboolean vfd_report_validate(const char *text, gsize len, GError **error);
  * (newline-dense output costs no more than any other). The report is not
  * validated here (vfd_report_validate(), above, does that). */
 gboolean vfd_serial_scan(GString *pending, const char *data, gsize len, char **ret_report);
+
+/* The tags of guest-init's result lines (guest-init/README.md): the
+ * workload ended (status, signal) or set-up failed (error). */
+#define VFD_EXIT_TAG "VFIOD_EXIT "
+#define VFD_FATAL_TAG "VFIOD_FATAL "
+
+/* vfd_serial_scan() for any of @tags (NULL-terminated, each ending in a
+ * space like VFD_REPORT_TAG): the first line holding one of them gives
+ * the text after the tag in *@ret_text and the tag's index in *@ret_tag
+ * (may be NULL); a line holding two is taken for the first of @tags. The
+ * same bounds as vfd_serial_scan(). */
+gboolean vfd_serial_scan_tags(GString *pending, const char *data, gsize len, const char *const *tags, guint *ret_tag,
+                              char **ret_text);
+
+/* The workload's result from the text after VFD_EXIT_TAG (validated as
+ * vfd_report_validate() does): "status" 0-255 and "signal" 0-127 (absent:
+ * 0). FALSE with @error when it is not such a report. */
+gboolean vfd_exit_report_parse(const char *text, int *ret_status, int *ret_signal, GError **error);
+
+/* The reason from the text after VFD_FATAL_TAG: its "error" string, cut
+ * to at most @max bytes (a whole UTF-8 character), control characters
+ * replaced by spaces; the whole text (cut the same way) when it is no
+ * such report. Newly allocated, never NULL. */
+char *vfd_fatal_report_reason(const char *text, gsize max);
