@@ -1,7 +1,7 @@
 #!/bin/bash
 # build-tools.sh SOURCE_DIR BUILD_DIR: compiles the benchmark's helper
 # programs into BUILD_DIR/bench/ against the main build's static libraries
-# (libvfiod-core, fake-sysfs-standalone) and its generated D-Bus header.
+# (vfiod's layer libraries, fake-sysfs-standalone) and its generated D-Bus header.
 # bench/ is not part of the meson tree: this keeps it self-contained.
 # Rebuilds a program only when its source or a library is newer.
 set -euo pipefail
@@ -14,7 +14,7 @@ layers=(common net host image vm api config daemon cli)
 libs=()
 incs=(-I"$src" -I"$build/vfiod/api")
 for l in "${layers[@]}"; do
-  libs+=("$build/vfiod/$l/libvfiod-$l.a")
+  libs+=("$build/vfiod/libvfiod-$l.a")
   incs+=(-I"$src/vfiod/$l")
 done
 libs+=("$build/vfiod/api/libvfiod-api-proto.a")

@@ -165,6 +165,27 @@ device_to_variant(VfdManager *m, const VfdPciDevice *d)
   return g_variant_dict_end(&dict);
 }
 
+/* What GetSandbox shows of every sandbox, created or being created: its
+ * identity, state @state, QEMU's @pid, @devs (NULL: none) and what it was
+ * asked for. Into @dict (initialised by the caller). */
+static void
+insert_common(GVariantDict *dict, Sandbox *s, SandboxState state, gint64 pid, const char *const *devs)
+{
+  g_variant_dict_insert(dict, "id", "s", s->id);
+  if (s->name)
+    g_variant_dict_insert(dict, "name", "s", s->name);
+  g_variant_dict_insert_value(dict, "labels",
+                              s->labels ? s->labels : g_variant_new_array(G_VARIANT_TYPE("{ss}"), NULL, 0));
+  g_variant_dict_insert(dict, "owner_uid", "u", (guint32) s->owner_uid);
+  g_variant_dict_insert(dict, "state", "s", sandbox_state_names[state]);
+  g_variant_dict_insert(dict, "pid", "x", pid);
+  g_variant_dict_insert_value(dict, "devices", g_variant_new_strv(devs, devs ? -1 : 0));
+  g_variant_dict_insert(dict, "memory_mib", "u", s->memory_mib);
+  g_variant_dict_insert(dict, "vcpus", "u", s->vcpus);
+  g_variant_dict_insert(dict, "serial_log", "s", s->serial_log);
+  g_variant_dict_insert(dict, "dir", "s", s->dir);
+}
+
 GVariant *
 vfd_mgr_sandbox_to_variant(Sandbox *s)
 {
@@ -172,18 +193,7 @@ vfd_mgr_sandbox_to_variant(Sandbox *s)
   g_auto(GStrv) devs = vfd_mgr_bdf_strv(s->devices);
 
   g_variant_dict_init(&dict, NULL);
-  g_variant_dict_insert(&dict, "id", "s", s->id);
-  if (s->name)
-    g_variant_dict_insert(&dict, "name", "s", s->name);
-  g_variant_dict_insert_value(&dict, "labels", s->labels ? s->labels : g_variant_new_array(G_VARIANT_TYPE("{ss}"), NULL, 0));
-  g_variant_dict_insert(&dict, "owner_uid", "u", (guint32) s->owner_uid);
-  g_variant_dict_insert(&dict, "state", "s", sandbox_state_names[s->state]);
-  g_variant_dict_insert(&dict, "pid", "x", s->pid);
-  g_variant_dict_insert_value(&dict, "devices", g_variant_new_strv((const char *const *) devs, -1));
-  g_variant_dict_insert(&dict, "memory_mib", "u", s->memory_mib);
-  g_variant_dict_insert(&dict, "vcpus", "u", s->vcpus);
-  g_variant_dict_insert(&dict, "serial_log", "s", s->serial_log);
-  g_variant_dict_insert(&dict, "dir", "s", s->dir);
+  insert_common(&dict, s, s->state, s->pid, (const char *const *) devs);
   if (s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED || s->state == SANDBOX_EXITED)
     g_variant_dict_insert(&dict, "exit_status", "i", s->exit_status);
   if (s->workload_exited) {
@@ -212,18 +222,7 @@ vfd_mgr_sandbox_creating_to_variant(Sandbox *s)
   GVariantDict dict;
 
   g_variant_dict_init(&dict, NULL);
-  g_variant_dict_insert(&dict, "id", "s", s->id);
-  if (s->name)
-    g_variant_dict_insert(&dict, "name", "s", s->name);
-  g_variant_dict_insert_value(&dict, "labels", s->labels ? s->labels : g_variant_new_array(G_VARIANT_TYPE("{ss}"), NULL, 0));
-  g_variant_dict_insert(&dict, "owner_uid", "u", (guint32) s->owner_uid);
-  g_variant_dict_insert(&dict, "state", "s", sandbox_state_names[SANDBOX_CREATING]);
-  g_variant_dict_insert(&dict, "pid", "x", (gint64) 0);
-  g_variant_dict_insert_value(&dict, "devices", g_variant_new_strv(NULL, 0));
-  g_variant_dict_insert(&dict, "memory_mib", "u", s->memory_mib);
-  g_variant_dict_insert(&dict, "vcpus", "u", s->vcpus);
-  g_variant_dict_insert(&dict, "serial_log", "s", s->serial_log);
-  g_variant_dict_insert(&dict, "dir", "s", s->dir);
+  insert_common(&dict, s, SANDBOX_CREATING, 0, NULL);
   g_variant_dict_insert(&dict, "ready", "b", FALSE);
   g_variant_dict_insert(&dict, "numa_node", "i", -1);
   return g_variant_dict_end(&dict);
