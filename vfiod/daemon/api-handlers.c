@@ -314,9 +314,15 @@ handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *opt
                                                                : vfd_mgr_sandbox_to_variant(s));
         return TRUE;
       }
-      g_set_error(&error, VFD_ERROR, VFD_ERROR_ALREADY_EXISTS,
-                  "a sandbox named '%s' exists already (%s) with %s; delete it first or choose another name", name,
-                  s->id, s->owner_uid != uid ? "another owner" : "another spec");
+      /* Another owner's sandbox is not named: its id is not the caller's
+       * to know. */
+      if (s->owner_uid != uid)
+        g_set_error(&error, VFD_ERROR, VFD_ERROR_ALREADY_EXISTS,
+                    "a sandbox named '%s' exists already with another owner; choose another name", name);
+      else
+        g_set_error(&error, VFD_ERROR, VFD_ERROR_ALREADY_EXISTS,
+                    "a sandbox named '%s' exists already (%s) with another spec; delete it first or choose another "
+                    "name", name, s->id);
       vfd_mgr_return_error(inv, error);
       return TRUE;
     }
