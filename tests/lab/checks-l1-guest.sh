@@ -781,6 +781,9 @@ if [[ $gpu_ok -eq 1 ]]; then
         while [[ -n $g_qpid ]] && alive "$g_qpid" && (($(now_ms) - t1 < $(scaled_l2 90) * 1000)); do nap 0.5; done
         alive "$g_qpid" || t_gone=$(ms_since "$t0")
         sleep 0.5 # (let tail copy the last lines)
+        # The verdict line again, now that the guest is done writing: the
+        # first read may have caught it half written (a long VFIOD_FATAL).
+        [[ -z $verdict ]] || verdict=$(grep -a -o -E 'VFIOD_(FATAL|READY) \{.*\}' "$g_serial" | head -n 1 | tr -d '\r')
     fi
     fat=$work/gpu-fatal.json
     : >"$fat"
