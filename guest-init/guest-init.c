@@ -396,6 +396,21 @@ read_driver(const char *root, const char *bdf, char *buf, size_t size)
   snprintf(buf, size, "%.*s", (int) size - 1, base);
 }
 
+/* The BARs of @bdf from its `resource` attribute (all zero when it cannot
+ * be read: the report then lists none). */
+static void
+read_bars(const char *root, const char *bdf, GiPciBar bars[GI_PCI_NUM_BARS])
+{
+  char path[512], buf[1024];
+  bool truncated;
+
+  snprintf(path, sizeof(path), "%s/%s/resource", root, bdf);
+  /* 7 to 17 lines of 57 bytes: the BARs are in the first 342. */
+  if (gi_read_file(path, buf, sizeof(buf), &truncated) < 0 ||
+      gi_pci_parse_resource(buf, bars) < GI_PCI_NUM_BARS)
+    memset(bars, 0, GI_PCI_NUM_BARS * sizeof(*bars));
+}
+
 /* Lists the PCI functions under @root (the guest's PCI devices directory),
  * sorted by BDF, into a malloc'ed array. A missing @root means no PCI bus:
  * an empty list. Functions whose IDs cannot be read are skipped with a
@@ -441,6 +456,7 @@ pci_scan(const char *root, GiPciDevice **ret_devices, size_t *ret_n)
     dev.device = (uint16_t) device;
     dev.class_code = class_code;
     read_driver(root, dev.bdf, dev.driver, sizeof(dev.driver));
+    read_bars(root, dev.bdf, dev.bars);
     grown = realloc(devices, (n + 1) * sizeof(*devices));
     if (!grown) {
       free(devices);

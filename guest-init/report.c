@@ -123,6 +123,70 @@ gi_pci_device_compare(const void *a, const void *b)
   return strcmp(x->bdf, y->bdf);
 }
 
+int
+gi_pci_parse_resource(const char *text, GiPciBar bars[GI_PCI_NUM_BARS])
+{
+  const char *p = text;
+  int parsed = 0;
+
+  memset(bars, 0, GI_PCI_NUM_BARS * sizeof(*bars));
+  for (int i = 0; i < GI_PCI_NUM_BARS && p && *p; i++) {
+    unsigned long long start, end, flags;
+    const char *nl = strchr(p, '\n');
+
+    if (sscanf(p, "%llx %llx %llx", &start, &end, &flags) == 3) {
+      parsed++;
+      if (end != 0 && end >= start && !(start == 0 && end == UINT64_MAX)) {
+        bars[i].start = start;
+        bars[i].size = end - start + 1;
+        bars[i].flags = flags;
+      }
+    }
+    p = nl ? nl + 1 : NULL;
+  }
+  return parsed;
+}
+
+bool
+gi_pci_bar_assigned(const GiPciBar *bar)
+{
+  return bar->size > 0 && bar->start != 0 && !(bar->flags & GI_IORESOURCE_UNSET);
+}
+
+/* The "bars" array of @d: the BARs it implements. */
+static void
+out_bars(GiOut *o, const GiPciDevice *d)
+{
+  bool first = true;
+
+  out_putc(o, '[');
+  for (int i = 0; i < GI_PCI_NUM_BARS; i++) {
+    const GiPciBar *b = &d->bars[i];
+    const char *type;
+
+    if (b->size == 0)
+      continue;
+    if (b->flags & GI_IORESOURCE_IO)
+      type = "io";
+    else
+      type = (b->flags & GI_IORESOURCE_MEM_64) ? "mem64" : "mem32";
+    gi_out_puts(o, first ? "{" : ",{");
+    first = false;
+    out_key(o, "bar", true);
+    out_printf(o, "%d", i);
+    out_key(o, "size", false);
+    out_printf(o, "%" PRIu64, b->size);
+    out_key(o, "type", false);
+    gi_out_json_string(o, type);
+    out_key(o, "prefetch", false);
+    gi_out_puts(o, (b->flags & GI_IORESOURCE_PREFETCH) ? "true" : "false");
+    out_key(o, "assigned", false);
+    gi_out_puts(o, gi_pci_bar_assigned(b) ? "true" : "false");
+    out_putc(o, '}');
+  }
+  out_putc(o, ']');
+}
+
 /* The "pci" array of @r. */
 static void
 out_pci(GiOut *o, const GiReady *r)
@@ -143,6 +207,8 @@ out_pci(GiOut *o, const GiReady *r)
     gi_out_json_string(o, class_code);
     out_key(o, "driver", false);
     gi_out_json_string_or_null(o, d->driver[0] != '\0' ? d->driver : NULL);
+    out_key(o, "bars", false);
+    out_bars(o, d);
     out_putc(o, '}');
   }
   out_putc(o, ']');

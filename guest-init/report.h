@@ -32,6 +32,24 @@ void gi_out_json_string_or_null(GiOut *o, const char *s);
 /* Appends "\n" and NUL-terminates; returns the length the line needs. */
 size_t gi_out_finish(GiOut *o);
 
+/* BARs 0-5 of a PCI function (the ROM and bridge windows are not listed). */
+#define GI_PCI_NUM_BARS 6
+
+/* One BAR as the guest's kernel set it up: a line of the function's sysfs
+ * `resource` file ("0x<start> 0x<end> 0x<flags>"). */
+typedef struct {
+  uint64_t start; /* bus address the kernel assigned; 0 when it assigned none */
+  uint64_t size;  /* bytes (end - start + 1); 0: the BAR is not implemented */
+  uint64_t flags; /* the kernel's IORESOURCE_* bits */
+} GiPciBar;
+
+/* Kernel resource flags (include/linux/ioport.h) the report uses. */
+#define GI_IORESOURCE_IO 0x00000100ull
+#define GI_IORESOURCE_MEM 0x00000200ull
+#define GI_IORESOURCE_PREFETCH 0x00002000ull
+#define GI_IORESOURCE_MEM_64 0x00100000ull
+#define GI_IORESOURCE_UNSET 0x20000000ull
+
 /* One PCI function as seen in the guest's sysfs. */
 typedef struct {
   char bdf[32];        /* directory name under the PCI devices root, e.g. "0000:00:01.0" */
@@ -39,7 +57,19 @@ typedef struct {
   uint16_t device;     /* from its `device` attribute */
   uint32_t class_code; /* from its `class` attribute, e.g. 0x030000 */
   char driver[64];     /* name of the bound driver (its `driver` link), "" for none */
+  GiPciBar bars[GI_PCI_NUM_BARS]; /* from its `resource` attribute; all 0 if unreadable */
 } GiPciDevice;
+
+/* Parses the first GI_PCI_NUM_BARS lines of a sysfs `resource` file
+ * (@text, NUL-terminated) into @bars. A line whose end is 0 (or below its
+ * start) is a BAR the function does not implement: size 0. Lines that do not
+ * parse leave their BAR zeroed. Returns the number of lines parsed. */
+int gi_pci_parse_resource(const char *text, GiPciBar bars[GI_PCI_NUM_BARS]);
+
+/* True when the kernel gave @bar an address: it has a size, a non-zero
+ * start and no IORESOURCE_UNSET flag (the kernel keeps the size of a BAR it
+ * could not place, with that flag or start 0). */
+bool gi_pci_bar_assigned(const GiPciBar *bar);
 
 /* Orders "DDDD:BB:DD.F" addresses numerically (domain, bus, device,
  * function), for qsort() over GiPciDevice. Names that do not parse sort after
@@ -131,7 +161,8 @@ typedef struct {
 
 /* VFIOD_READY {"v":1,"sandbox":...,"kernel":...,"uptime_ms":N,"report":...,
  *   "modules":[...],"pci":[{"bdf":"...","id":"vvvv:dddd","class":"cccccc",
- *   "driver":"..."|null},...],"nvidia":null|{...},"gpus":[...],
+ *   "driver":"..."|null,"bars":[{"bar":N,"size":BYTES,"type":"mem64"|"mem32"|"io",
+ *   "prefetch":B,"assigned":B},...]},...],"nvidia":null|{...},"gpus":[...],
  *   "driver_layer":null|{...},"cuda":null|{...},
  *   "net":null|{...},"root":null|{...},"workload":...,"timings_ms":{...}}
  * IDs are 4 lower-case hex digits each, the class 6. */

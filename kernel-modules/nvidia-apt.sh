@@ -13,11 +13,14 @@
 #   . "$repo/scripts/archive.sh"; . "$repo/kernel-modules/nvidia-apt.sh"
 #
 # Functions (errors on stderr, non-zero status; none exits):
-#   nvidia_apt_init DIR [SUITE]
+#   nvidia_apt_init DIR [SUITE [COMPONENTS]]
 #                      create the configuration in DIR (DIR/apt.conf,
 #                      sources.list, lists/, cache/, status); sets
 #                      NVIDIA_APT_CONFIG. SUITE: default NVIDIA_DEBIAN_SUITE,
-#                      else trixie. Mirror: $VFIOD_NVIDIA_MIRROR, default
+#                      else trixie. COMPONENTS: default "contrib non-free
+#                      non-free-firmware" (the lab's large-BAR host uses
+#                      "bookworm-backports main": tests/lab/fetch-backports.sh).
+#                      Mirror: $VFIOD_NVIDIA_MIRROR, default
 #                      http://deb.debian.org/debian.
 #   nvidia_apt_update [--force]
 #                      `apt-get update` under the private configuration when
@@ -45,7 +48,7 @@
 #    nvidia-apt.sh build/nvidia-apt apt-cache madison nvidia-smi)
 
 nvidia_apt_init() {
-    local dir=$1 suite=${2:-${NVIDIA_DEBIAN_SUITE:-trixie}}
+    local dir=$1 suite=${2:-${NVIDIA_DEBIAN_SUITE:-trixie}} components=${3:-contrib non-free non-free-firmware}
     local mirror=${VFIOD_NVIDIA_MIRROR:-http://deb.debian.org/debian}
     local keyring=/usr/share/keyrings/debian-archive-keyring.gpg line
     [[ -n $dir ]] || { echo "nvidia-apt: nvidia_apt_init needs a DIR" >&2; return 2; }
@@ -56,9 +59,9 @@ nvidia_apt_init() {
     mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/preferences.d" || return 1
     dir=$(cd "$dir" && pwd) || return 1
     [[ -e $dir/status ]] || : >"$dir/status" || return 1
-    # contrib, non-free, non-free-firmware only: nothing is installed, so
-    # no dependency from main has to be resolved.
-    line="deb [signed-by=$keyring] $mirror $suite contrib non-free non-free-firmware"
+    # Nothing is installed from here (apt-get download only), so no
+    # dependency has to be resolved against the machine's own suites.
+    line="deb [signed-by=$keyring] $mirror $suite $components"
     if [[ ! -f $dir/sources.list || $(<"$dir/sources.list") != "$line" ]]; then
         echo "$line" >"$dir/sources.list.new" && mv "$dir/sources.list.new" "$dir/sources.list" || return 1
     fi

@@ -70,9 +70,19 @@ for m in "${roots[@]}"; do
             *) die "unexpected modprobe output for $m: $verb $path" ;;
         esac
         ko=${path##*/}
+        # Kernels from 6.12 on (Debian) ship modules xz-compressed; busybox
+        # insmod wants them plain.
+        case $ko in
+            *.ko.xz) ko=${ko%.xz} ;;
+            *.ko.zst) ko=${ko%.zst} ;;
+        esac
         [[ -z ${seen[$ko]:-} ]] || continue
         seen[$ko]=1
-        cp "$path" "$stage/lab/modules/$ko"
+        case $path in
+            *.ko.xz) xz -dc "$path" >"$stage/lab/modules/$ko" || die "cannot decompress $path" ;;
+            *.ko.zst) zstd -qdc "$path" >"$stage/lab/modules/$ko" || die "cannot decompress $path" ;;
+            *) cp "$path" "$stage/lab/modules/$ko" ;;
+        esac
         echo "$ko" >>"$stage/lab/modules.list"
     done <<<"$deps"
 done

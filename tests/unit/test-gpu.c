@@ -582,6 +582,27 @@ test_address_refusals(void **state)
   assert_true(vfd_qemu_address_plan(16384, two_l40s, 2, "kvm", &unknown, &plan, &error));
   /* Under TCG the host's width does not limit the guest. */
   assert_true(vfd_qemu_address_plan(16384, two_l40s, 2, "tcg", &small, &plan, &error));
+
+  /* The operator's cap ([qemu] max_phys_bits) holds under KVM and TCG. The
+   * lab's case: one 64 GiB BAR (QEMU ivshmem) and 512 MiB need 38 bits
+   * (the window at 64 GiB, 64 GiB long, then 1 GiB). */
+  {
+    const guint64 one_64g[] = { 64 * GIB };
+    const VfdHostCpu cap37 = { .phys_bits = 46, .cap_bits = 37 };
+    const VfdHostCpu cap38 = { .phys_bits = 46, .cap_bits = 38 };
+
+    assert_true(vfd_qemu_address_plan(512, one_64g, 1, "tcg", &cap38, &plan, &error));
+    assert_int_equal(plan.needed_bits, 38);
+    assert_int_equal(plan.pci_hole64_size, 64 * GIB);
+    assert_false(vfd_qemu_address_plan(512, one_64g, 1, "tcg", &cap37, &plan, &error));
+    assert_true(g_error_matches(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED));
+    assert_non_null(strstr(error->message, "64 GiB PCI window above 512 MiB of guest RAM"));
+    assert_non_null(strstr(error->message, "38 physical address bits, more than the 37 this host allows ([qemu] max_phys_bits)"));
+    g_clear_error(&error);
+    assert_false(vfd_qemu_address_plan(16384, two_l40s, 2, "kvm", &cap38, &plan, &error));
+    assert_non_null(strstr(error->message, "[qemu] max_phys_bits"));
+    g_clear_error(&error);
+  }
 }
 
 /* An AMD guest whose hole reaches 1012 GiB: QEMU moves RAM above 4 GiB to
@@ -1097,6 +1118,17 @@ test_config_keys(void **state)
   assert_non_null(strstr(error->message, "prealloc_threads"));
   g_clear_error(&error);
   assert_null(load("[qemu]\nprealloc_threads=-1\n", &error));
+  g_clear_error(&error);
+  assert_int_equal(def->qemu_max_phys_bits, 0);
+  {
+    g_autoptr(VfdConfig) cap = load("[qemu]\nmax_phys_bits=39\n", &error);
+    assert_non_null(cap);
+    assert_int_equal(cap->qemu_max_phys_bits, 39);
+  }
+  assert_null(load("[qemu]\nmax_phys_bits=35\n", &error));
+  assert_non_null(strstr(error->message, "max_phys_bits must be 0 (no cap) or 36 to 52"));
+  g_clear_error(&error);
+  assert_null(load("[qemu]\nmax_phys_bits=wide\n", &error));
   g_clear_error(&error);
   assert_null(load("[devices]\nreset_on_release=sometimes\n", &error));
   assert_non_null(strstr(error->message, "reset_on_release must be auto, true or false"));

@@ -247,6 +247,77 @@ test_poweroff_fatal(void **state)
   assert_string_equal(buf, "VFIOD_FATAL {\"error\":\"mount \\\"proc\\\": No such device\"}\n");
 }
 
+/* A sysfs `resource` file as the kernel prints it for an H100 PCIe (BAR0
+ * 16 MiB, BAR1 128 GiB 64-bit prefetchable, BAR3 32 MiB), with BAR1 left
+ * unassigned (IORESOURCE_UNSET, start 0) in a second variant. */
+static const char h100_resource[] =
+  "0x00000000fd000000 0x00000000fdffffff 0x0000000000040200\n"
+  "0x0000002000000000 0x0000003fffffffff 0x000000000014220c\n"
+  "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+  "0x0000004000000000 0x0000004001ffffff 0x000000000014220c\n"
+  "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+  "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+  "0x00000000fe000000 0x00000000fe07ffff 0x0000000000046200\n";
+
+static void
+test_pci_bars(void **state)
+{
+  GiPciDevice dev = { "0000:01:00.0", 0x10de, 0x2331, 0x030200, "nvidia" };
+  GiReady r = { .sandbox = "sb", .kernel = "k", .report = "console", .pci = &dev, .n_pci = 1 };
+  g_autoptr(JsonNode) root = NULL;
+  JsonArray *bars;
+  JsonObject *b1;
+  char buf[4096], *unset;
+
+  (void) state;
+  assert_int_equal(gi_pci_parse_resource(h100_resource, dev.bars), GI_PCI_NUM_BARS);
+  assert_int_equal(dev.bars[0].size, 16u << 20);
+  assert_int_equal(dev.bars[1].size, 128ull << 30);
+  assert_int_equal(dev.bars[1].start, 0x2000000000ull);
+  assert_int_equal(dev.bars[2].size, 0);
+  assert_int_equal(dev.bars[3].size, 32u << 20);
+  assert_true(gi_pci_bar_assigned(&dev.bars[1]));
+
+  assert_true(gi_format_ready(buf, sizeof(buf), &r) < sizeof(buf));
+  root = parse_line(buf, "VFIOD_READY");
+  bars = json_object_get_array_member(json_array_get_object_element(
+                                        json_object_get_array_member(json_node_get_object(root), "pci"), 0),
+                                      "bars");
+  assert_int_equal(json_array_get_length(bars), 3);
+  b1 = json_array_get_object_element(bars, 1);
+  assert_int_equal(json_object_get_int_member(b1, "bar"), 1);
+  assert_int_equal(json_object_get_int_member(b1, "size"), 128ll << 30);
+  assert_string_equal(json_object_get_string_member(b1, "type"), "mem64");
+  assert_true(json_object_get_boolean_member(b1, "prefetch"));
+  assert_true(json_object_get_boolean_member(b1, "assigned"));
+  assert_string_equal(json_object_get_string_member(json_array_get_object_element(bars, 0), "type"), "mem32");
+  assert_false(json_object_get_boolean_member(json_array_get_object_element(bars, 0), "prefetch"));
+  assert_int_equal(json_object_get_int_member(json_array_get_object_element(bars, 2), "bar"), 3);
+
+  /* The kernel could not place BAR1: start 0 with the size kept, or the
+   * IORESOURCE_UNSET flag. Both are reported unassigned. */
+  unset = g_strdup(h100_resource);
+  memcpy(unset + 57, "0x0000000000000000 0x0000001fffffffff", 37);
+  assert_int_equal(gi_pci_parse_resource(unset, dev.bars), GI_PCI_NUM_BARS);
+  assert_int_equal(dev.bars[1].size, 128ull << 30);
+  assert_false(gi_pci_bar_assigned(&dev.bars[1]));
+  g_free(unset);
+  dev.bars[1].start = 0x2000000000ull;
+  dev.bars[1].flags |= GI_IORESOURCE_UNSET;
+  assert_false(gi_pci_bar_assigned(&dev.bars[1]));
+  assert_true(gi_format_ready(buf, sizeof(buf), &r) < sizeof(buf));
+  assert_non_null(strstr(buf, "\"bar\":1,\"size\":137438953472,\"type\":\"mem64\",\"prefetch\":true,\"assigned\":false"));
+
+  /* Short, empty or garbled files: what parses, and nothing else. */
+  assert_int_equal(gi_pci_parse_resource("", dev.bars), 0);
+  assert_int_equal(dev.bars[0].size, 0);
+  assert_int_equal(gi_pci_parse_resource("0x1000 0x1fff 0x200\ngarbage\n", dev.bars), 1);
+  assert_int_equal(dev.bars[0].size, 0x1000);
+  assert_int_equal(dev.bars[1].size, 0);
+  assert_int_equal(gi_pci_parse_resource("0x2000 0x1fff 0x200\n", dev.bars), 1);
+  assert_int_equal(dev.bars[0].size, 0);
+}
+
 static void
 test_pci_sort(void **state)
 {
@@ -279,6 +350,7 @@ main(void)
     cmocka_unit_test(test_report_status),
     cmocka_unit_test(test_poweroff_fatal),
     cmocka_unit_test(test_pci_sort),
+    cmocka_unit_test(test_pci_bars),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,7 +72,7 @@ static const char *const known_keys[] = {
   "devices/reset_on_release", "devices/variant_drivers",
   "pool/devices", "pool/match", "pool/mode", "pool/cdi_dir",
   "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/driver_layer", "qemu/user",
-  "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/test_present_as", "qemu/prealloc_threads", "qemu/uid_range", "qemu/serial_log_max_mib",
+  "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/test_present_as", "qemu/prealloc_threads", "qemu/max_phys_bits", "qemu/uid_range", "qemu/serial_log_max_mib",
   "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
   "network/report_port",
   "testing/sys_root", "testing/dev_root", "testing/proc_root", "testing/modules_dir",
@@ -422,6 +422,16 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
         return NULL;
       }
       c->qemu_prealloc_threads = (guint) v;
+    }
+    if (g_key_file_has_key(kf, "qemu", "max_phys_bits", NULL)) {
+      g_autoptr(GError) local = NULL;
+      gint v = g_key_file_get_integer(kf, "qemu", "max_phys_bits", &local);
+      if (local || (v != 0 && (v < 36 || v > 52))) {
+        g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                            "config key [qemu] max_phys_bits must be 0 (no cap) or 36 to 52 (address bits)");
+        return NULL;
+      }
+      c->qemu_max_phys_bits = (guint) v;
     }
     if (g_key_file_has_key(kf, "devices", "reset_on_release", NULL)) {
       g_autofree char *v = g_key_file_get_string(kf, "devices", "reset_on_release", NULL);

@@ -67,6 +67,8 @@ typedef struct {
                                 * the host's default hugepage size */
   guint qemu_prealloc_threads; /* [qemu] prealloc_threads: preallocate guest RAM with N threads
                                 * (prealloc=on,prealloc-threads=N), 1-256; 0 (default): no preallocation */
+  guint qemu_max_phys_bits;    /* [qemu] max_phys_bits: the most guest physical address bits a
+                                * sandbox may get (36-52); 0 (default): no cap beyond the host's */
   bool qemu_seccomp;   /* [qemu] seccomp: run QEMU with -sandbox on, default true */
   bool qemu_pci_nocrs; /* [qemu] pci_nocrs: "pci=nocrs" for Q35 guests (ignore the firmware's PCI windows,
                         * as Kata's NVIDIA profile does), default false */

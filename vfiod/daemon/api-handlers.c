@@ -433,6 +433,8 @@ handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer da
       g_variant_dict_insert(&host, "phys_bits", "u", m->host_cpu.phys_bits);
       g_variant_dict_insert(&host, "la57", "b", m->host_cpu.la57);
     }
+    if (m->config->qemu_max_phys_bits)
+      g_variant_dict_insert(&host, "max_phys_bits", "u", m->config->qemu_max_phys_bits);
   }
 
   g_variant_dict_init(&caps, NULL);

@@ -162,6 +162,7 @@ plan_devices(VfdManager *m, Op *op, Sandbox *s, GError **error)
     if (r < 0)
       g_message("sandbox %s: the host's address width is unknown (%s/cpuinfo: %s); not checked", s->id,
                 s->config->proc_root, g_strerror(-r));
+    cpu.cap_bits = s->config->qemu_max_phys_bits;
     if (!vfd_sandbox_plan_devices(m->host, op->requested, op->gpus, s->memory_mib, s->config->qemu_accel, &cpu,
                                   &functions, &s->plan, error))
       return FALSE;

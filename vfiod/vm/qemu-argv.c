@@ -394,7 +394,8 @@ vfd_qemu_address_plan(guint memory_mib, const guint64 *windows, guint n, const c
     limit = cpu->la57 ? PHYS_BITS_5LEVEL : PHYS_BITS_4LEVEL;
   else
     limit = PHYS_BITS_4LEVEL; /* qemu64 has no 5-level paging */
-  if (needed > limit || (kvm && cpu->phys_bits && needed > cpu->phys_bits)) {
+  if (needed > limit || (kvm && cpu->phys_bits && needed > cpu->phys_bits) ||
+      (cpu->cap_bits && needed > cpu->cap_bits)) {
     g_autofree char *wt = size_text(w);
     g_autofree char *rt = size_text(ram);
     g_autofree char *why = NULL;
@@ -402,8 +403,10 @@ vfd_qemu_address_plan(guint memory_mib, const guint64 *windows, guint n, const c
       why = g_strdup_printf("more than the %u a guest with %s paging can map%s", limit,
                             limit == PHYS_BITS_5LEVEL ? "5-level" : "4-level",
                             kvm && !cpu->la57 ? " (the host has no 5-level paging, la57)" : "");
-    else
+    else if (kvm && cpu->phys_bits && needed > cpu->phys_bits)
       why = g_strdup_printf("but the host's CPU has %u (/proc/cpuinfo \"address sizes\")", cpu->phys_bits);
+    else
+      why = g_strdup_printf("more than the %u this host allows ([qemu] max_phys_bits)", cpu->cap_bits);
     g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED,
                 "the passed functions' 64-bit prefetchable BARs need a %s PCI window above %s of guest RAM: "
                 "%u physical address bits, %s; pass fewer or smaller devices, or give the sandbox less memory",

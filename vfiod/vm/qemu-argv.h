@@ -102,6 +102,9 @@ typedef struct {
   gboolean amd;    /* "vendor_id : AuthenticAMD" (or HygonGenuine): QEMU moves guest RAM
                     * above 1 TiB when the guest's address space crosses AMD's HyperTransport
                     * hole at 1012 GiB */
+  guint cap_bits;  /* not from cpuinfo: the operator's cap on guest address bits ([qemu]
+                    * max_phys_bits; e.g. the IOMMU's address width, or the narrowest host a
+                    * fleet's guests must fit); 0: none */
 } VfdHostCpu;
 
 /* Parses the text of /proc/cpuinfo into *@ret (only the first processor's
@@ -146,7 +149,7 @@ typedef struct {
  * Refuses with VFD_ERROR_NOT_ALLOWED, saying how many bits are needed and
  * why they are not there, when the guest would need more than 48 address
  * bits (4-level paging; under KVM up to 52 when the host has la57), or,
- * under KVM, more than the host's CPU has. *@ret written only on success. */
+ * under KVM, more than the host's CPU has, or more than @cpu->cap_bits. *@ret written only on success. */
 gboolean vfd_qemu_address_plan(guint memory_mib, const guint64 *windows, guint n, const char *accel,
                                const VfdHostCpu *cpu, VfdAddressPlan *ret, GError **error);
 
