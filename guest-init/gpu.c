@@ -63,6 +63,12 @@ gi_pci_is_nvidia_gpu(uint16_t vendor, uint32_t class_code)
   return vendor == 0x10de && (cls == 0x0300 || cls == 0x0302);
 }
 
+bool
+gi_pci_is_nvswitch(uint16_t vendor, uint32_t class_code)
+{
+  return vendor == 0x10de && ((class_code >> 8) & 0xffff) == 0x0680;
+}
+
 /* ---- a small JSON reader for the probe's line ---- */
 
 #define JSON_MAX_DEPTH 4

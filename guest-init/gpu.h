@@ -34,6 +34,10 @@ int gi_bdf_normalize(const char *s, char ret[GI_GPU_BDF_SIZE]);
  * its PCI table. Audio functions (0x0403) and NVSwitches (0x0680) are not. */
 bool gi_pci_is_nvidia_gpu(uint16_t vendor, uint32_t class_code);
 
+/* True for an NVSwitch: an NVIDIA function of PCI class 0x0680 ("other
+ * bridge"; e.g. 10de:22a3 on HGX H100/H200 boards). */
+bool gi_pci_is_nvswitch(uint16_t vendor, uint32_t class_code);
+
 /* ---- the CUDA probe's line ---- */
 
 /* One CUDA device as the probe saw it. */

@@ -179,8 +179,11 @@ power_off(int test_exit_code)
     sleep(3600);
 }
 
-/* Stops the nvidia-persistenced guest-init started (once): before the
- * workload's leftovers are killed, and before the modules are unloaded. */
+static int pci_scan(const char *root, GiPciDevice **ret_devices, size_t *ret_n);
+
+/* Stops the nvidia-persistenced and the fabric manager guest-init started
+ * (once): before the workload's leftovers are killed, and before the
+ * modules are unloaded (both hold NVIDIA device files). */
 static void
 stop_persistenced(void)
 {
@@ -188,6 +191,25 @@ stop_persistenced(void)
     return;
   teardown.persistenced_done = true;
   teardown.persistenced = gi_nvidia_stop_persistenced(boot.nvidia.persistenced_pid, PERSISTENCED_STOP_MS);
+  if (boot.nvidia.fabricmanager_pid > 0)
+    gi_note("fabric manager: %s",
+            gi_nvidia_stop_persistenced(boot.nvidia.fabricmanager_pid, PERSISTENCED_STOP_MS));
+}
+
+/* NVSwitch functions on the guest's PCI bus (0 when it cannot be read). */
+static unsigned
+count_nvswitches(void)
+{
+  GiPciDevice *devices = NULL;
+  size_t n_devices = 0;
+  unsigned n = 0;
+
+  if (pci_scan(GUEST_PCI_ROOT, &devices, &n_devices) < 0)
+    return 0;
+  for (size_t i = 0; i < n_devices; i++)
+    n += gi_pci_is_nvswitch(devices[i].vendor, devices[i].class_code);
+  free(devices);
+  return n;
 }
 
 /* Before power-off: leaves no GPU firmware running for the next user.
@@ -830,7 +852,7 @@ setup_nvidia(void)
   if (gi_nvidia_create_nodes(boot.modules.nvidia_modeset, &boot.nvidia, err, sizeof(err)) < 0)
     fatal("NVIDIA set-up: %s", err);
   if (!boot.has_layer) {
-    GiHelpers h = { .root = NULL, .bin_dir = "/usr/bin", .envp = NULL };
+    GiHelpers h = { .root = NULL, .bin_dir = "/usr/bin", .envp = NULL, .nvswitches = count_nvswitches() };
 
     gi_nvidia_start_helpers(&h, &boot.nvidia);
   }
@@ -847,7 +869,8 @@ setup_cuda(void)
   static GiCudaProbe probe;
   char bdfs[GI_GPU_MAX][GI_GPU_BDF_SIZE], err[512], error[512];
   const char *req[GI_GPU_MAX];
-  GiHelpers h = { .root = NEWROOT, .bin_dir = GI_LAYER_BIN_DIR, .envp = layer_env(false) };
+  GiHelpers h = { .root = NEWROOT, .bin_dir = GI_LAYER_BIN_DIR, .envp = layer_env(false),
+                  .nvswitches = count_nvswitches() };
   size_t n_req, n_results = 0;
   int failed, r;
 
@@ -1081,6 +1104,7 @@ print_ready(const char *pci_root)
     r.nvidia_nodes = nodes;
     r.n_nvidia_nodes = boot.nvidia.n_nodes;
     r.persistenced = boot.nvidia.persistenced;
+    r.fabricmanager = boot.nvidia.fabricmanager[0] != '\0' ? boot.nvidia.fabricmanager : NULL;
     r.smi = boot.nvidia.smi;
     r.gpus = gpus;
     r.n_gpus = boot.nvidia.n_gpus;

@@ -25,6 +25,7 @@
 #define SMI_TIMEOUT_MS 60000
 /* nvidia-persistenced's (NVPD_PID_FILE in its source), relative to its root. */
 #define PERSISTENCED_PID_FILE "/var/run/nvidia-persistenced/nvidia-persistenced.pid"
+#define FABRICMANAGER_TIMEOUT_MS 60000
 
 int
 gi_firmware_set_path(const char *dir)
@@ -481,12 +482,12 @@ helper_exists(const GiHelpers *h, const char *path)
   return is_executable(full);
 }
 
-/* The pid nvidia-persistenced wrote into its pid file inside @root (NULL:
- * "/"), resolved beneath the root (openat2 RESOLVE_IN_ROOT: the root's
- * /var/run is usually a symlink to /run), and only when that process is
- * nvidia-persistenced. 0 when unknown. */
+/* The pid a daemon wrote into @pid_file inside @root (NULL: "/"), resolved
+ * beneath the root (openat2 RESOLVE_IN_ROOT: the root's /var/run is usually
+ * a symlink to /run), and only when that process's comm starts with @comm
+ * (at most 15 characters). 0 when unknown. */
 static int
-persistenced_pid(const char *root)
+daemon_pid(const char *root, const char *pid_file, const char *comm_prefix)
 {
   struct open_how how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
   char text[32], path[64], comm[32];
@@ -498,7 +499,7 @@ persistenced_pid(const char *root)
   dirfd = open(root ? root : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0)
     return 0;
-  fd = (int) syscall(SYS_openat2, dirfd, PERSISTENCED_PID_FILE, &how, sizeof(how));
+  fd = (int) syscall(SYS_openat2, dirfd, pid_file, &how, sizeof(how));
   close(dirfd);
   if (fd < 0)
     return 0;
@@ -513,7 +514,7 @@ persistenced_pid(const char *root)
     return 0;
   pid = (int) v;
   snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-  if (gi_read_file(path, comm, sizeof(comm), NULL) < 0 || strncmp(comm, "nvidia-persiste", 15) != 0)
+  if (gi_read_file(path, comm, sizeof(comm), NULL) < 0 || strncmp(comm, comm_prefix, strnlen(comm_prefix, 15)) != 0)
     return 0;
   return pid;
 }
@@ -536,6 +537,41 @@ keep_lines(char *out, char lines[][160], size_t max)
   return n;
 }
 
+/* The fabric manager hook of gi_nvidia_start_helpers(). */
+static void
+start_fabricmanager(const GiHelpers *h, GiNvidiaState *ret)
+{
+  char path[256];
+  int r, status = 0;
+
+  ret->fabricmanager[0] = '\0';
+  ret->fabricmanager_pid = 0;
+  if (h->nvswitches == 0)
+    return;
+  snprintf(path, sizeof(path), "%s/" GI_FABRICMANAGER_NAME, h->bin_dir);
+  if (!helper_exists(h, path))
+    snprintf(path, sizeof(path), "/usr/bin/" GI_FABRICMANAGER_NAME);
+  if (!helper_exists(h, path)) {
+    snprintf(ret->fabricmanager, sizeof(ret->fabricmanager), "absent");
+    gi_warn("the guest has %u NVSwitch function(s) but no %s in the root's /usr/bin or %s: "
+            "CUDA cannot use NVLink (error 802); supply NVIDIA's fabric manager of the driver's version",
+            h->nvswitches, GI_FABRICMANAGER_NAME, h->bin_dir);
+    return;
+  }
+  {
+    char *argv[] = { path, "-c", GI_FABRICMANAGER_CONFIG, NULL };
+    GiSpawnOptions o = { .argv = argv, .envp = h->envp, .root = h->root, .stdout_fd = -1, .exec_fd = -1 };
+
+    /* Like nvidia-persistenced, it daemonizes once the fabric is set up. */
+    r = gi_run_opts(&o, FABRICMANAGER_TIMEOUT_MS, NULL, 0, NULL, &status);
+  }
+  describe_status(ret->fabricmanager, sizeof(ret->fabricmanager), r, status);
+  if (strcmp(ret->fabricmanager, "ok") == 0) {
+    snprintf(ret->fabricmanager, sizeof(ret->fabricmanager), "running");
+    ret->fabricmanager_pid = daemon_pid(h->root, GI_FABRICMANAGER_PID_FILE, GI_FABRICMANAGER_NAME);
+  }
+}
+
 void
 gi_nvidia_start_helpers(const GiHelpers *h, GiNvidiaState *ret)
 {
@@ -546,6 +582,7 @@ gi_nvidia_start_helpers(const GiHelpers *h, GiNvidiaState *ret)
   snprintf(smi, sizeof(smi), "%s/nvidia-smi", h->bin_dir);
   ret->persistenced_pid = 0;
   ret->n_gpus = ret->n_smi_output = 0;
+  start_fabricmanager(h, ret);
 
   if (helper_exists(h, persistenced)) {
     char *argv[] = { persistenced, NULL };
@@ -557,7 +594,7 @@ gi_nvidia_start_helpers(const GiHelpers *h, GiNvidiaState *ret)
     describe_status(ret->persistenced, sizeof(ret->persistenced), r, status);
     if (strcmp(ret->persistenced, "ok") == 0) {
       snprintf(ret->persistenced, sizeof(ret->persistenced), "running");
-      ret->persistenced_pid = persistenced_pid(h->root);
+      ret->persistenced_pid = daemon_pid(h->root, PERSISTENCED_PID_FILE, "nvidia-persistenced");
       if (ret->persistenced_pid == 0)
         gi_warn("nvidia-persistenced runs, but no pid of it in %s%s: it is stopped with the others at the end",
                 h->root ? h->root : "", PERSISTENCED_PID_FILE);

@@ -85,6 +85,8 @@ typedef struct {
   size_t n_nodes;
   char persistenced[96];                /* "running", "absent", "failed: ..." */
   int persistenced_pid;                 /* the daemon's pid from its pid file, 0 when unknown */
+  char fabricmanager[96];               /* "" (no NVSwitch), "running", "absent", "failed: ..." */
+  int fabricmanager_pid;                /* nv-fabricmanager's pid from its pid file, 0 when unknown */
   char smi[96];                         /* "ok", "absent", "exit:N", "timeout", "failed: ..." */
   char gpus[GI_MAX_GPUS][160];          /* `nvidia-smi -L` lines (when it exited 0) */
   size_t n_gpus;
@@ -103,17 +105,33 @@ typedef struct {
   const char *bin_dir;       /* their directory as seen from there: "/usr/bin", or the driver
                               * layer's usr/bin */
   char *const *envp;         /* their environment; NULL for the clean one */
+  unsigned nvswitches;       /* NVSwitch functions in the guest (gi_pci_count_nvswitches()) */
 } GiHelpers;
 
-/* Starts nvidia-persistenced (persistence mode on, its default) when
+/* NVIDIA's fabric manager, which an HGX board passed whole needs inside the
+ * guest before CUDA can use NVLink: not in Debian, so supplied by the
+ * operator in the workload's root (or the driver layer's bin directory), in
+ * the version of the driver. guest-init starts it when the guest has
+ * NVSwitches (the hook, README "Real GPUs"). */
+#define GI_FABRICMANAGER_NAME "nv-fabricmanager"
+#define GI_FABRICMANAGER_CONFIG "/usr/share/nvidia/nvswitch/fabricmanager.cfg"
+#define GI_FABRICMANAGER_PID_FILE "/var/run/nvidia-fabricmanager/nv-fabricmanager.pid"
+
+/* When @h->nvswitches > 0: starts the fabric manager first,
+ * GI_FABRICMANAGER_NAME from @h->bin_dir or the root's /usr/bin, as
+ * `nv-fabricmanager -c GI_FABRICMANAGER_CONFIG` (60 s limit for it to
+ * daemonize; pid from GI_FABRICMANAGER_PID_FILE inside the root), "absent"
+ * when neither has it (CUDA then fails with error 802 on such a board).
+ * Then starts nvidia-persistenced (persistence mode on, its default) when
  * @h->bin_dir has it (30 s limit for it to daemonize; its pid is read from
  * its pid file, /var/run/nvidia-persistenced/nvidia-persistenced.pid inside
  * the root), and runs nvidia-smi -L when it is there (60 s limit). Failures
  * are only reported in @ret. */
 void gi_nvidia_start_helpers(const GiHelpers *h, GiNvidiaState *ret);
 
-/* Stops the nvidia-persistenced that gi_nvidia_start_helpers() started
- * (@pid, 0 for none): SIGTERM (it then turns persistence mode off and exits),
+/* Stops a daemon that gi_nvidia_start_helpers() started (nvidia-persistenced
+ * or the fabric manager; @pid, 0 for none): SIGTERM (persistenced then turns
+ * persistence mode off and exits),
  * waits at most @timeout_ms for it to be gone (reaping it: it is PID 1's
  * child once daemonized), then SIGKILL and 1 s more. Returns "stopped",
  * "killed", "gone" (it had exited already) or "none" (@pid 0). */

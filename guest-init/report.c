@@ -302,6 +302,8 @@ gi_format_ready(char *buf, size_t size, const GiReady *r)
     out_string_array(&o, r->nvidia_nodes, r->n_nvidia_nodes);
     out_key(&o, "persistenced", false);
     gi_out_json_string_or_null(&o, r->persistenced);
+    out_key(&o, "fabricmanager", false);
+    gi_out_json_string_or_null(&o, r->fabricmanager);
     out_key(&o, "smi", false);
     gi_out_json_string_or_null(&o, r->smi);
     out_putc(&o, '}');

@@ -125,6 +125,7 @@ typedef struct {
   const char *const *nvidia_nodes; /* /dev nodes created */
   size_t n_nvidia_nodes;
   const char *persistenced;        /* "running", "absent", "failed: ..." */
+  const char *fabricmanager;       /* NULL (no NVSwitch), "running", "absent", "failed: ..." */
   const char *smi;                 /* "ok", "absent", "exit:N", "timeout", "failed: ..." */
   const char *const *gpus;         /* `nvidia-smi -L` lines */
   size_t n_gpus;
