@@ -5,7 +5,7 @@
 # the serial log vfiod hands it; `vfioctl sandbox watch --json` in the
 # background, its lines checked:
 #  - create (a device passed) and delete: create-started, devices-bound,
-#    vm-started, ready, stopping (delete), removed, then SandboxRemoved with
+#    network-ready (its TAP), vm-started, ready, stopping (delete), removed, then SandboxRemoved with
 #    the name; timestamps (CLOCK_REALTIME) non-decreasing, within the test's
 #    run;
 #  - a create that fails in its worker (the device bound for another owner;
@@ -31,6 +31,9 @@ make_member vfiod-itest-ev vfiod-itest-ev1
 d=$work/f
 write_fake_conf "$d" "$work/vmlinuz" "$work/initrd" "allowed_group=$group"
 chmod 0644 "$work/vmlinuz" "$work/initrd"
+# [network] on: TAPs and nft rules in this test's network namespace
+# (itest_init's unshare), network-ready among the stages.
+sed -i 's/^enabled=false$/enabled=true/' "$d/vfiod.conf"
 # The stand-in QEMU (replaces fake_dir's): its pid, then guest-init's lines
 # on the console fd vfiod gave it. vfiod.cmd=/exit3: the workload exits 3;
 # /fatal: set-up fails; both power off. Anything else stays up.
@@ -133,8 +136,9 @@ id=$(field "$a" id)
 ctl sandbox delete ev-one > /dev/null 2>&1
 wait_for "$work/all.out" "\"SandboxRemoved\",\"id\":\"$id\"" || note "no SandboxRemoved for $id"
 got=$(stages "$work/all.out" "$id")
-want="create-started devices-bound vm-started ready(console) stopping(delete) removed removed!:ev-one"
+want="create-started devices-bound network-ready vm-started ready(console) stopping(delete) removed removed!:ev-one"
 [ -n "$id" ] && [ "$got" = "$want" ] && [ "$(event "$work/all.out" "$id" devices-bound message)" = 0000:02:00.0 ] &&
+  [[ $(event "$work/all.out" "$id" network-ready message) == vfd* ]] &&
   ok "create --device 0000:02:00.0 --name ev-one, then delete: $got (timestamps non-decreasing)" ||
   nok "create/delete events of '$id': got '$got', want '$want'; create: $a $(cat "$work/a.err")"
 
@@ -193,7 +197,7 @@ fi
 wait "$one_pid"
 rc=$?
 got=$(stages "$work/all.out" "$xid")
-want="create-started vm-started ready(console) workload-exited(exit) stopping(qemu-exited) stopping(delete) removed removed!:ex3"
+want="create-started network-ready vm-started ready(console) workload-exited(exit) stopping(qemu-exited) stopping(delete) removed removed!:ex3"
 [ "$got" = "$want" ] && [ "$(event "$work/all.out" "$xid" workload-exited message)" = "status 3" ] &&
   ok "a workload that exits 3, then delete: $got" || nok "workload exit events: got '$got', want '$want'"
 one=$(stages "$work/one.out" "$xid")
@@ -206,7 +210,7 @@ f=$(ctl sandbox create --name ft --cmd /fatal --json 2>&1)
 fid=$(field "$f" id)
 wait_for "$work/all.out" "\"$fid\",\"stage\":\"stopping\"" || note "no stopping for $fid"
 got=$(stages "$work/all.out" "$fid")
-[ "$got" = "create-started vm-started failed(guest-init) stopping(qemu-exited)" ] &&
+[ "$got" = "create-started network-ready vm-started failed(guest-init) stopping(qemu-exited)" ] &&
   [ "$(event "$work/all.out" "$fid" failed message)" = "workload /fatal: No such file or directory" ] &&
   ok "a guest whose set-up fails: $got, with VFIOD_FATAL's error" || nok "VFIOD_FATAL events: '$got'"
 ctl sandbox delete ft > /dev/null 2>&1
