@@ -7,8 +7,8 @@
 #    gets the same devices);
 #  - a bad BDF, an unknown device, too much memory, vcpus 0, a missing
 #    kernel, a device bound for another owner, more gpus than are free, a
-#    name another spec holds: the same D-Bus error name and message as the
-#    CreateSandbox of the same spec;
+#    name another spec holds, an exhausted subnet pool: the same D-Bus
+#    error name and message as the CreateSandbox of the same spec;
 #  - the same name and spec as an existing sandbox: valid, existing = its id;
 #  - nothing changes: the journal file byte for byte, the sandbox list, the
 #    runtime's sandbox directories, ListDevices, the fake tree's sysfs files,
@@ -128,6 +128,23 @@ r=$(ctl sandbox create --gpus 1 --memory 128 --json 2>&1)
   ok "the create after the dry run gets what it said: $(field "$r" devices), and a TAP ($(ip -o link show | grep -o 'vfd[^:@]*' | head -1))" ||
   nok "dry run said '$(field "$v" devices)', the create got: $r"
 ctl sandbox delete "$(field "$r" id)" > /dev/null 2>&1
+
+# ---- a subnet pool with one subnet, taken: the create's error ----------------------
+stop_vfiod "before the one-subnet pool"
+sed -i '/^\[network\]$/a pool=10.250.0.0/30\nprefix=30' "$d/vfiod.conf"
+start_fake_vfiod "$d" || exit 1
+one=$(ctl sandbox create --json 2>&1)
+snapshot "$work/before-pool"
+ev=$(gcall ValidateSandbox "{}")
+ec=$(gcall CreateSandbox "{}")
+snapshot "$work/after-pool"
+[ -n "$(field "$one" id)" ] && [[ $ev == *org.vfiod.Error.Busy*exhausted* ]] && [ "$ev" = "$ec" ] &&
+  diff -q "$work/before-pool" "$work/after-pool" > /dev/null &&
+  ok "[network] pool of one subnet, taken: ValidateSandbox answers the create's $(grep -o 'org.vfiod.Error.*' <<< "$ev"); nothing changed" ||
+  nok "exhausted pool: validate '$ev', create '$ec', first create: $one; $(diff "$work/before-pool" "$work/after-pool" | head -c 400)"
+ctl sandbox delete "$(field "$one" id)" > /dev/null 2>&1
+v=$(ctl sandbox create --dry-run --json 2>&1)
+[ "$(field "$v" valid)" = True ] && ok "the subnet given back: valid again" || nok "after the delete: $v"
 
 for p in $(cat "$d/qemu.pids" 2> /dev/null); do kill -9 "$p" 2> /dev/null; done
 stop_vfiod "end"

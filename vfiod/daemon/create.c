@@ -429,8 +429,9 @@ sandbox_has_gpu(GArray *classes)
  * the caller unreserves; a dry run reserves nothing); the functions, the
  * HGX rule, the address plan and hugepages (plan_devices()); a dry run
  * also makes the bind checks of each requested group (the create's binds
- * make them under the group locks). *@ret_functions (may be NULL): what
- * the sandbox gets. */
+ * make them under the group locks), and whether a subnet is free
+ * (vfd_mgr_net_check(); the create allocates it in stage 3).
+ * *@ret_functions (may be NULL): what the sandbox gets. */
 static gboolean
 create_checks(Op *op, gboolean dry, GArray **ret_reserved, GArray **ret_functions, GError **error)
 {
@@ -458,7 +459,9 @@ create_checks(Op *op, gboolean dry, GArray **ret_reserved, GArray **ret_function
     if (!vfd_host_check_bind_as(m->host, &g_array_index(op->requested, VfdBdf, i), s->id, s->owner_uid, VFD_BIND_NONE,
                                 error))
       return FALSE;
-  return TRUE;
+  /* The create takes its subnet in stage 3: a dry run asks whether one is
+   * free. */
+  return !dry || vfd_mgr_net_check(m, s, error);
 }
 
 /* Worker: stages 1-3 of a create, with reverse-order rollback of the stages

@@ -357,6 +357,10 @@ void vfd_mgr_delete_begin(Sandbox *s, GDBusMethodInvocation *inv, gboolean creat
  * nothing on the host changes. TRUE without network ([network] off). */
 gboolean vfd_mgr_net_allocate(VfdManager *m, Sandbox *s, GError **error);
 
+/* Part 1 without effects (ValidateSandbox, worker): a subnet would be
+ * free now (its error otherwise); the CID is not tried. */
+gboolean vfd_mgr_net_check(VfdManager *m, Sandbox *s, GError **error);
+
 /* Part 2 (worker): the TAP with the host address, and the firewall. */
 gboolean vfd_mgr_net_setup(VfdManager *m, Sandbox *s, GError **error);
 
