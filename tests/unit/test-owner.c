@@ -179,6 +179,98 @@ test_uid_kept_when_release_fails(void **state)
   assert_true(vfd_host_release_group_as(f->host, &b, NULL, UID_A, NULL, NULL, &error));
 }
 
+/* The journal file's bytes (NULL: none). */
+static char *
+journal_bytes(Fixture *f)
+{
+  g_autofree char *path = g_build_filename(f->state_dir, "journal.json", NULL);
+  char *text = NULL;
+
+  g_file_get_contents(path, &text, NULL, NULL);
+  return text;
+}
+
+/* vfd_host_check_bind_as() (ValidateSandbox, issue 15 item 6): the bind's
+ * checks, with the bind's errors, and nothing written: no sysfs write, no
+ * journal record, the journal file's bytes the same. */
+static void
+test_check_bind_changes_nothing(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) check_error = NULL;
+  g_autoptr(GError) bind_error = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *before = NULL, *after = NULL;
+  g_autofree char *override_before = fake_sysfs_get_override(f->fs, "0000:01:00.0");
+  g_autofree char *override_after = NULL;
+  VfdBdf b = test_bdf("0000:01:00.0");
+  guint writes;
+
+  /* A free group: it would bind; nothing changes. */
+  before = journal_bytes(f);
+  writes = fake_sysfs_write_count(f->fs);
+  assert_true(vfd_host_check_bind_as(f->host, &b, "sb-00000001", UID_A, VFD_BIND_NONE, &error));
+  assert_int_equal(fake_sysfs_write_count(f->fs), writes);
+  assert_null(vfd_journal_lookup(vfd_host_journal(f->host), &b));
+  after = journal_bytes(f);
+  assert_string_equal(before ? before : "(none)", after ? after : "(none)");
+  override_after = fake_sysfs_get_override(f->fs, "0000:01:00.0");
+  assert_string_equal(override_before ? override_before : "(none)", override_after ? override_after : "(none)");
+
+  /* Bound for "op" by A: another owner is refused as the bind refuses it. */
+  assert_true(vfd_host_bind_group_as(f->host, &b, "op", UID_A, VFD_BIND_NONE, NULL, NULL, &error));
+  g_clear_pointer(&before, g_free);
+  before = journal_bytes(f);
+  writes = fake_sysfs_write_count(f->fs);
+  assert_false(vfd_host_check_bind_as(f->host, &b, "sb-00000001", UID_B, VFD_BIND_NONE, &check_error));
+  assert_false(vfd_host_bind_group_as(f->host, &b, "sb-00000001", UID_B, VFD_BIND_NONE, NULL, NULL, &bind_error));
+  assert_true(g_error_matches(check_error, VFD_ERROR, VFD_ERROR_BUSY));
+  assert_int_equal(check_error->code, bind_error->code);
+  assert_string_equal(check_error->message, bind_error->message);
+  g_clear_error(&check_error);
+  g_clear_error(&bind_error);
+  /* The same owner name from another uid: Busy, as the bind says. */
+  assert_false(vfd_host_check_bind_as(f->host, &b, "op", UID_B, VFD_BIND_NONE, &check_error));
+  assert_false(vfd_host_bind_group_as(f->host, &b, "op", UID_B, VFD_BIND_NONE, NULL, NULL, &bind_error));
+  assert_string_equal(check_error->message, bind_error->message);
+  /* Its own binding: the bind would succeed without writes. */
+  assert_true(vfd_host_check_bind_as(f->host, &b, "op", UID_A, VFD_BIND_NONE, &error));
+  assert_int_equal(fake_sysfs_write_count(f->fs), writes);
+  g_clear_pointer(&after, g_free);
+  after = journal_bytes(f);
+  assert_non_null(before);
+  assert_non_null(after);
+  assert_string_equal(before, after);
+}
+
+/* A device the [devices] rules do not allow, and one that is not there:
+ * the bind's errors, nothing written. */
+static void
+test_check_bind_refusals(void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) check_error = NULL;
+  g_autoptr(GError) bind_error = NULL;
+  VfdBdf b = test_bdf("0000:01:00.0"), missing = test_bdf("0000:07:00.0");
+  guint writes;
+
+  vfd_host_free(f->host);
+  f->host = host_fixture_open(f, "1234:*", "ff"); /* none of the fake devices allowed */
+  writes = fake_sysfs_write_count(f->fs);
+  assert_false(vfd_host_check_bind_as(f->host, &b, "sb-00000001", UID_A, VFD_BIND_NONE, &check_error));
+  assert_true(g_error_matches(check_error, VFD_ERROR, VFD_ERROR_NOT_ALLOWED));
+  assert_false(vfd_host_bind_group_as(f->host, &b, "sb-00000001", UID_A, VFD_BIND_NONE, NULL, NULL, &bind_error));
+  assert_string_equal(check_error->message, bind_error->message);
+  g_clear_error(&check_error);
+  g_clear_error(&bind_error);
+  assert_false(vfd_host_check_bind_as(f->host, &missing, "sb-00000001", UID_A, VFD_BIND_NONE, &check_error));
+  assert_true(g_error_matches(check_error, VFD_ERROR, VFD_ERROR_NOT_FOUND));
+  assert_false(vfd_host_bind_group_as(f->host, &missing, "sb-00000001", UID_A, VFD_BIND_NONE, NULL, NULL, &bind_error));
+  assert_string_equal(check_error->message, bind_error->message);
+  assert_int_equal(fake_sysfs_write_count(f->fs), writes);
+  assert_null(vfd_journal_lookup(vfd_host_journal(f->host), &b));
+}
+
 int
 main(void)
 {
@@ -188,6 +280,8 @@ main(void)
     cmocka_unit_test_setup_teardown(test_root_releases_any, setup, teardown),
     cmocka_unit_test_setup_teardown(test_same_name_other_uid_is_busy, setup, teardown),
     cmocka_unit_test_setup_teardown(test_uid_kept_when_release_fails, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_check_bind_changes_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_check_bind_refusals, setup, teardown),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -536,6 +536,31 @@ vfd_api_server_kick_slow(VfdApiServer *s)
 }
 
 guint
+vfd_api_server_emit_to(VfdApiServer *s, gint64 uid, const char *object_path, const char *interface_name,
+                       const char *signal_name, GVariant *params)
+{
+  g_autoptr(GVariant) body = g_variant_ref_sink(params);
+  GHashTableIter it;
+  ApiConn *c;
+  guint n = 0;
+
+  if (!s)
+    return 0;
+  vfd_api_server_kick_slow(s);
+  g_hash_table_iter_init(&it, s->conns);
+  while (g_hash_table_iter_next(&it, (gpointer *) &c, NULL)) {
+    if (!c->exported || !c->conn || g_atomic_int_get(&c->kicked))
+      continue;
+    if (uid >= 0 && c->uid != 0 && (gint64) c->uid != uid)
+      continue;
+    /* The body is shared: GDBus takes a reference per message. */
+    if (g_dbus_connection_emit_signal(c->conn, NULL, object_path, interface_name, signal_name, body, NULL))
+      n++;
+  }
+  return n;
+}
+
+guint
 vfd_api_server_n_connections(VfdApiServer *s)
 {
   return s ? vfd_conn_limits_total(s->caps) : 0;

@@ -63,5 +63,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdApiServer, vfd_api_server_free)
  * many were disconnected. NULL: 0. */
 guint vfd_api_server_kick_slow(VfdApiServer *server);
 
+/* Emits the signal @signal_name of @interface_name at @object_path with
+ * @params (a tuple; a floating reference is taken) on every authenticated
+ * connection whose peer is root or has the uid @uid; @uid -1: on every
+ * one. Slow clients are disconnected first (vfd_api_server_kick_slow()).
+ * Returns on how many connections it was sent. NULL @server: 0 (@params
+ * is still taken). */
+guint vfd_api_server_emit_to(VfdApiServer *server, gint64 uid, const char *object_path, const char *interface_name,
+                             const char *signal_name, GVariant *params);
+
 /* Connections counted against the caps (authenticating and open). */
 guint vfd_api_server_n_connections(VfdApiServer *server);

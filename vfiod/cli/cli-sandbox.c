@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* vfioctl sandbox create|list|show|delete: sandboxes through vfiod's API;
- * create --wait follows the sandbox until the guest reports ready. */
+/* vfioctl sandbox create|list|show|delete|watch: sandboxes through vfiod's
+ * API; create --wait follows the sandbox until the guest reports ready,
+ * create --dry-run asks ValidateSandbox; watch prints its events. */
 #include "cli-private.h"
 
+#include <glib-unix.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -169,6 +172,7 @@ typedef struct {
   char *kernel, *initrd;
   gint memory, vcpus;
   gboolean wait;
+  gboolean dry_run;
   gint timeout_s, gpus;
   char *disk, *cmd;
   char **cmd_args;
@@ -196,6 +200,8 @@ static const GOptionEntry create_options[] = {
   { "label", 'l', 0, G_OPTION_ARG_STRING_ARRAY, VFD_CLI_OPT(CreateOpts, labels),
     "A label KEY=VALUE (repeatable)", "KEY=VALUE" },
   { "wait", 'w', 0, G_OPTION_ARG_NONE, VFD_CLI_OPT(CreateOpts, wait), "Wait until the guest reports ready", NULL },
+  { "dry-run", 0, 0, G_OPTION_ARG_NONE, VFD_CLI_OPT(CreateOpts, dry_run),
+    "Check the spec as the create would (ValidateSandbox) and say what it would get; change nothing", NULL },
   { "timeout", 't', 0, G_OPTION_ARG_INT, VFD_CLI_OPT(CreateOpts, timeout_s),
     "With --wait: give up after SEC seconds (default 300)", "SEC" },
   { "kernel", 'k', 0, G_OPTION_ARG_FILENAME, VFD_CLI_OPT(CreateOpts, kernel), "Guest kernel (direct boot)", "PATH" },
@@ -300,8 +306,51 @@ create_check(VfdCliCall *call)
   g_variant_dict_insert(&opts, "vcpus", "u", (guint32) vcpus);
   if (wait && timeout_s < 1)
     return vfd_cli_usage_error("sandbox create: --timeout must be at least 1 second");
+  if (wait && o->dry_run)
+    return vfd_cli_usage_error("sandbox create: --dry-run creates nothing to --wait for");
   o->request = g_variant_ref_sink(g_variant_dict_end(&opts));
   return VFD_CLI_GO_ON;
+}
+
+/* The keys of ValidateSandbox's answer, in --json order. */
+static const char *const validate_keys[] = { "valid", "existing", "devices", "iommu_groups", "numa_node", "memory_mib",
+                                             "vcpus", "machine", "pci_hole64_size", "phys_bits", "hugepages", NULL };
+
+/* create --dry-run: ValidateSandbox's answer, as JSON or one line. */
+static int
+dry_run(VfdCliCall *call, GError **error)
+{
+  CreateOpts *o = call->opts;
+  g_autoptr(GVariant) r = NULL;
+  g_autofree const char **devs = NULL;
+  g_autofree char *joined = NULL;
+  guint32 mem = 0, vcpus = 0;
+  const char *existing = NULL;
+  GVariantDict d;
+  GVariant *v;
+
+  if (!vfd_manager1_call_validate_sandbox_sync(call->api, o->request, &r, NULL, error))
+    return VFD_CLI_ERROR;
+  if (call->cli->json) {
+    vfd_cli_print_object(r, validate_keys);
+    return VFD_EXIT_OK;
+  }
+  g_variant_dict_init(&d, r);
+  if ((v = g_variant_dict_lookup_value(&d, "devices", G_VARIANT_TYPE_STRING_ARRAY))) {
+    devs = g_variant_get_strv(v, NULL);
+    g_variant_unref(v);
+  }
+  joined = devs && devs[0] ? g_strjoinv(",", (char **) devs) : g_strdup("-");
+  g_variant_dict_lookup(&d, "memory_mib", "u", &mem);
+  g_variant_dict_lookup(&d, "vcpus", "u", &vcpus);
+  if (g_variant_dict_lookup(&d, "existing", "&s", &existing))
+    printf("valid: the create would return the existing sandbox %s (memory %u MiB, %u vcpus, devices %s)\n",
+           existing, mem, vcpus, joined);
+  else
+    printf("valid: a %s sandbox with memory %u MiB, %u vcpus, devices %s\n",
+           vfd_cli_dict_str(&d, "machine", "?"), mem, vcpus, joined);
+  g_variant_dict_clear(&d);
+  return VFD_EXIT_OK;
 }
 
 static int
@@ -309,6 +358,9 @@ create_run(VfdCliCall *call, GError **error)
 {
   CreateOpts *o = call->opts;
   g_autoptr(GVariant) sb = NULL;
+
+  if (o->dry_run)
+    return dry_run(call, error);
 
   if (!vfd_manager1_call_create_sandbox_sync(call->api, o->request, &sb, NULL, error))
     return VFD_CLI_ERROR;
@@ -342,7 +394,8 @@ const VfdCliVerb vfd_cli_verb_sandbox_create = {
   .summary = "  sandbox create [--kernel PATH --initrd PATH] [--device BDF... | --gpus N] [--memory MiB]\n"
              "                 [--vcpus N] [--disk IMG] [--cmd PATH [--arg A]... [--env NAME=VALUE]...]\n"
              "                 [--name NAME] [--label KEY=VALUE]...\n"
-             "                 [--wait [--timeout SEC]]   (--wait: until the guest reports ready)\n",
+             "                 [--wait [--timeout SEC] | --dry-run]   (--wait: until the guest reports ready;\n"
+             "                 --dry-run: check it as the create would, change nothing)\n",
   .params = "",
   .args = VFD_CLI_ARGS_NONE_NAMED,
   /* Binding devices and starting QEMU can take a while on a busy host. */
@@ -429,4 +482,181 @@ const VfdCliVerb vfd_cli_verb_sandbox_delete = {
   /* A delete waits for QEMU to stop: allow for the stop timeout. */
   .timeout_ms = 10 * 60 * 1000,
   .run = delete_run,
+};
+
+/* ---- sandbox watch -------------------------------------------------------- */
+
+typedef struct {
+  GMainLoop *loop;
+  gboolean json;
+  char *id;        /* the one sandbox watched (its id), NULL: all */
+  gboolean closed; /* vfiod closed the connection */
+} WatchState;
+
+/* One line to stdout, flushed (a reader of a pipe or file sees each event
+ * as it comes). */
+static void
+print_watch_json(JsonBuilder *b)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  g_autoptr(JsonNode) root = json_builder_get_root(b);
+  g_autofree char *text = NULL;
+
+  json_generator_set_root(gen, root);
+  text = json_generator_to_data(gen, NULL);
+  printf("%s\n", text);
+  fflush(stdout);
+}
+
+static char *
+format_usec(gint64 usec)
+{
+  g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(usec / G_USEC_PER_SEC);
+
+  if (!t)
+    return g_strdup_printf("%" G_GINT64_FORMAT, usec);
+  {
+    g_autofree char *head = g_date_time_format(t, "%Y-%m-%dT%H:%M:%S");
+    return g_strdup_printf("%s.%06dZ", head, (int) (usec % G_USEC_PER_SEC));
+  }
+}
+
+static void
+on_watch_signal(GDBusConnection *conn, const char *sender, const char *path, const char *iface, const char *signal,
+                GVariant *params, gpointer data)
+{
+  WatchState *w = data;
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  const char *id;
+
+  if (g_str_equal(signal, "SandboxEvent") && g_variant_is_of_type(params, G_VARIANT_TYPE("(ssxss)"))) {
+    const char *stage, *reason, *message;
+    gint64 ts;
+
+    g_variant_get(params, "(&s&sx&s&s)", &id, &stage, &ts, &reason, &message);
+    if (w->id && !g_str_equal(id, w->id))
+      return;
+    if (w->json) {
+      json_builder_begin_object(b);
+      vfd_cli_add_string_member(b, "signal", "SandboxEvent");
+      vfd_cli_add_string_member(b, "id", id);
+      vfd_cli_add_string_member(b, "stage", stage);
+      json_builder_set_member_name(b, "timestamp_usec");
+      json_builder_add_int_value(b, ts);
+      vfd_cli_add_string_member(b, "reason", reason);
+      vfd_cli_add_string_member(b, "message", message);
+      json_builder_end_object(b);
+      print_watch_json(b);
+    } else {
+      g_autofree char *when = format_usec(ts);
+      printf("%s  %-12s  %-15s  %s%s%s\n", when, id, stage, reason, *reason && *message ? ": " : "", message);
+      fflush(stdout);
+    }
+  } else if (g_str_equal(signal, "SandboxRemoved") && g_variant_is_of_type(params, G_VARIANT_TYPE("(ss)"))) {
+    const char *name;
+
+    g_variant_get(params, "(&s&s)", &id, &name);
+    if (w->id && !g_str_equal(id, w->id))
+      return;
+    if (w->json) {
+      json_builder_begin_object(b);
+      vfd_cli_add_string_member(b, "signal", "SandboxRemoved");
+      vfd_cli_add_string_member(b, "id", id);
+      vfd_cli_add_string_member(b, "name", *name ? name : NULL);
+      json_builder_end_object(b);
+      print_watch_json(b);
+    } else {
+      g_autofree char *when = format_usec(g_get_real_time());
+      printf("%s  %-12s  %-15s  %s\n", when, id, "(gone)", name);
+      fflush(stdout);
+    }
+    if (w->id)
+      g_main_loop_quit(w->loop); /* the watched sandbox is gone */
+  }
+}
+
+static void
+on_watch_closed(GDBusConnection *conn, gboolean remote_peer_vanished, GError *error, gpointer data)
+{
+  WatchState *w = data;
+
+  w->closed = TRUE;
+  g_main_loop_quit(w->loop);
+}
+
+static gboolean
+on_watch_interrupt(gpointer data)
+{
+  g_main_loop_quit(((WatchState *) data)->loop);
+  return G_SOURCE_CONTINUE;
+}
+
+static int
+watch_check(VfdCliCall *call)
+{
+  if (call->argc > 2)
+    return vfd_cli_usage_error("sandbox watch takes at most one sandbox id or name");
+  return VFD_CLI_GO_ON;
+}
+
+/* Subscribes first, then finds the sandbox (an event between the two is
+ * not lost), then prints events until interrupted, the watched sandbox is
+ * removed, or vfiod closes the connection. */
+static int
+watch_run(VfdCliCall *call, GError **error)
+{
+  GDBusConnection *conn = g_dbus_proxy_get_connection(G_DBUS_PROXY(call->api));
+  g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+  WatchState w = { .loop = loop, .json = call->cli->json };
+  guint sub_event, sub_removed, sig_int, sig_term;
+  gulong closed_id;
+
+  sub_event = g_dbus_connection_signal_subscribe(conn, NULL, "org.vfiod.Manager1", "SandboxEvent",
+                                                 VFD_MANAGER_OBJECT_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                                 on_watch_signal, &w, NULL);
+  sub_removed = g_dbus_connection_signal_subscribe(conn, NULL, "org.vfiod.Manager1", "SandboxRemoved",
+                                                   VFD_MANAGER_OBJECT_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                                   on_watch_signal, &w, NULL);
+  closed_id = g_signal_connect(conn, "closed", G_CALLBACK(on_watch_closed), &w);
+  if (call->argc == 2) {
+    g_autoptr(GVariant) sb = NULL;
+    GVariantDict d;
+
+    if (!vfd_manager1_call_get_sandbox_sync(call->api, call->argv[1], &sb, NULL, error)) {
+      g_signal_handler_disconnect(conn, closed_id);
+      g_dbus_connection_signal_unsubscribe(conn, sub_event);
+      g_dbus_connection_signal_unsubscribe(conn, sub_removed);
+      return VFD_CLI_ERROR;
+    }
+    g_variant_dict_init(&d, sb);
+    w.id = g_strdup(vfd_cli_dict_str(&d, "id", call->argv[1]));
+    g_variant_dict_clear(&d);
+  }
+  sig_int = g_unix_signal_add(SIGINT, on_watch_interrupt, &w);
+  sig_term = g_unix_signal_add(SIGTERM, on_watch_interrupt, &w);
+  /* Said once subscribed: a script may start its work from here. */
+  fprintf(stderr, "vfioctl: watching %s%s (Ctrl-C to stop)\n", w.id ? "sandbox " : "all sandboxes",
+          w.id ? w.id : "");
+  g_main_loop_run(loop);
+  g_source_remove(sig_int);
+  g_source_remove(sig_term);
+  g_signal_handler_disconnect(conn, closed_id);
+  g_dbus_connection_signal_unsubscribe(conn, sub_event);
+  g_dbus_connection_signal_unsubscribe(conn, sub_removed);
+  g_free(w.id);
+  if (w.closed) {
+    fprintf(stderr, "vfioctl: vfiod closed the connection\n");
+    return VFD_EXIT_FAILED;
+  }
+  return VFD_EXIT_OK;
+}
+
+const VfdCliVerb vfd_cli_verb_sandbox_watch = {
+  .name = "sandbox watch",
+  .summary = "  sandbox watch [ID|NAME]       print sandbox events as they come (SandboxEvent, SandboxRemoved)\n"
+             "                                until interrupted, or until the sandbox named is removed\n",
+  .params = "[ID|NAME]",
+  .args = VFD_CLI_ARGS_ANY,
+  .check = watch_check,
+  .run = watch_run,
 };

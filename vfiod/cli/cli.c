@@ -35,8 +35,8 @@ static const VfdCliVerb *const verbs[] = {
   &vfd_cli_verb_list,           &vfd_cli_verb_bind,           &vfd_cli_verb_release,
   &vfd_cli_verb_pool,           &vfd_cli_verb_doctor,         &vfd_cli_verb_capabilities,
   &vfd_cli_verb_reconcile,      &vfd_cli_verb_sandbox_create, &vfd_cli_verb_sandbox_list,
-  &vfd_cli_verb_sandbox_show,   &vfd_cli_verb_sandbox_delete, &vfd_cli_verb_initramfs_build,
-  &vfd_cli_verb_image_build,
+  &vfd_cli_verb_sandbox_show,   &vfd_cli_verb_sandbox_delete, &vfd_cli_verb_sandbox_watch,
+  &vfd_cli_verb_initramfs_build, &vfd_cli_verb_image_build,
 };
 
 /* The commands of two words: what their usage errors say. */
@@ -45,7 +45,7 @@ static const struct {
   const char *subcommands; /* as "<name> needs a subcommand: ..." lists them */
   gboolean names_unknown;  /* an unknown subcommand gets "unknown <name> subcommand '<it>'" */
 } groups[] = {
-  { "sandbox", "create, list, show, delete", TRUE },
+  { "sandbox", "create, list, show, delete, watch", TRUE },
   { "initramfs", "build", FALSE },
   { "image", "build", FALSE },
 };
@@ -193,7 +193,7 @@ vfd_cli_print_json(JsonNode *node)
 }
 
 /* Adds @key from @dict as a JSON member: strings as strings (absent: null
- * when @null_if_absent), numbers, booleans, string arrays. */
+ * when @null_if_absent), numbers, booleans, string and number arrays. */
 static void
 add_member(JsonBuilder *b, GVariantDict *dict, const char *key, gboolean null_if_absent)
 {
@@ -231,6 +231,13 @@ add_member(JsonBuilder *b, GVariantDict *dict, const char *key, gboolean null_if
     json_builder_begin_array(b);
     for (gsize i = 0; i < n; i++)
       json_builder_add_int_value(b, u[i]);
+    json_builder_end_array(b);
+  } else if (g_variant_is_of_type(v, G_VARIANT_TYPE("ai"))) {
+    gsize n = 0;
+    const gint32 *iv = g_variant_get_fixed_array(v, &n, sizeof(gint32));
+    json_builder_begin_array(b);
+    for (gsize i = 0; i < n; i++)
+      json_builder_add_int_value(b, iv[i]);
     json_builder_end_array(b);
   } else if (g_variant_is_of_type(v, G_VARIANT_TYPE("a{ss}"))) {
     GVariantIter it;

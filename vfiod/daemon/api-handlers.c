@@ -187,155 +187,262 @@ handle_release_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *b
   return TRUE;
 }
 
+/* A CreateSandbox (or ValidateSandbox) spec as parsed and checked by
+ * create_parse(); strings are borrowed from the call's options. */
+typedef struct {
+  GArray *requested; /* VfdBdf */
+  const char **dev_strs;
+  const char **args;
+  const char *kernel, *initrd, *disk, *cmd, *name;
+  gboolean kernel_from_client, initrd_from_client;
+  VfdCaller caller;
+  GVariant *env, *name_v, *labels;
+  char *spec;
+  guint memory, vcpus, gpus;
+} CreateSpec;
+
+static void
+create_spec_clear(CreateSpec *p)
+{
+  g_clear_pointer(&p->requested, g_array_unref);
+  g_clear_pointer(&p->dev_strs, g_free);
+  g_clear_pointer(&p->args, g_free);
+  g_clear_pointer(&p->env, g_variant_unref);
+  g_clear_pointer(&p->name_v, g_variant_unref);
+  g_clear_pointer(&p->labels, g_variant_unref);
+  g_clear_pointer(&p->spec, g_free);
+  vfd_caller_clear(&p->caller);
+}
+
+/* Every check CreateSandbox makes of its options on the main loop, before
+ * anything changes (ValidateSandbox makes the same): the machine, option
+ * types, name and labels, devices or gpus, paths, the workload, the BDFs
+ * (each once, each on this host), memory and vcpus bounds, the caller's
+ * credentials, the journal. Fills @p (create_spec_clear() it either way);
+ * FALSE with the error the create would answer. */
+static gboolean
+create_parse(VfdManager *m, GDBusMethodInvocation *inv, GVariant *options, CreateSpec *p, GError **error)
+{
+  GVariantDict opts;
+  GVariant *v;
+
+  *p = (CreateSpec){ .memory = 512, .vcpus = 1 };
+  p->requested = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  if (!vfd_check_sandbox_arch(g_getenv("VFIOD_TEST_MACHINE"), error))
+    return FALSE;
+  g_variant_dict_init(&opts, options);
+  g_variant_dict_lookup(&opts, "gpus", "u", &p->gpus);
+  g_variant_dict_lookup(&opts, "disk", "&s", &p->disk);
+  g_variant_dict_lookup(&opts, "cmd", "&s", &p->cmd);
+  p->env = g_variant_dict_lookup_value(&opts, "env", G_VARIANT_TYPE("a{ss}"));
+  /* Identity (issue 15, item 1): a name and labels of the wrong type are
+   * refused, not ignored. */
+  if (g_variant_dict_contains(&opts, "name") &&
+      !(p->name_v = g_variant_dict_lookup_value(&opts, "name", G_VARIANT_TYPE_STRING)))
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "name: must be a string (s)");
+  p->name = p->name_v ? g_variant_get_string(p->name_v, NULL) : NULL;
+  if (!*error && g_variant_dict_contains(&opts, "labels") &&
+      !(p->labels = g_variant_dict_lookup_value(&opts, "labels", G_VARIANT_TYPE("a{ss}"))))
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "labels: must be a{ss}");
+  if (!*error && p->name_v)
+    vfd_sandbox_name_check(p->name, error);
+  if (!*error)
+    vfd_sandbox_labels_check(p->labels, error);
+  if ((v = g_variant_dict_lookup_value(&opts, "args", G_VARIANT_TYPE_STRING_ARRAY))) {
+    p->args = g_variant_get_strv(v, NULL);
+    g_variant_unref(v);
+  }
+  if ((v = g_variant_dict_lookup_value(&opts, "devices", G_VARIANT_TYPE_STRING_ARRAY))) {
+    p->dev_strs = g_variant_get_strv(v, NULL);
+    g_variant_unref(v);
+  }
+  g_variant_dict_lookup(&opts, "kernel", "&s", &p->kernel);
+  g_variant_dict_lookup(&opts, "initrd", "&s", &p->initrd);
+  p->kernel_from_client = p->kernel != NULL;
+  p->initrd_from_client = p->initrd != NULL;
+  g_variant_dict_lookup(&opts, "memory_mib", "u", &p->memory);
+  g_variant_dict_lookup(&opts, "vcpus", "u", &p->vcpus);
+  /* The strings looked up stay valid: they point into @options. */
+  g_variant_dict_clear(&opts);
+  if (!p->kernel)
+    p->kernel = m->config->qemu_kernel;
+  if (!p->initrd)
+    p->initrd = m->config->qemu_initrd;
+
+  /* Stage 0: validate everything before touching anything. */
+  if (*error)
+    return FALSE; /* name or labels */
+  if (p->gpus > 0 && p->dev_strs && p->dev_strs[0]) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "give devices or gpus, not both");
+    return FALSE;
+  }
+  if (p->gpus > 64) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "gpus must be at most 64, got %u", p->gpus);
+    return FALSE;
+  }
+  if ((p->disk && !vfd_mgr_check_client_path("disk", p->disk, error)) ||
+      !vfd_mgr_check_workload(p->cmd, p->args, p->env, error))
+    return FALSE;
+  /* At most VFD_API_MAX_DEVICES, each once (the API filter has bounded
+   * the array already; the number is checked here too, before any work). */
+  if (p->dev_strs && g_strv_length((char **) p->dev_strs) > VFD_API_MAX_DEVICES) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED, "devices: %u BDFs, at most %u",
+                g_strv_length((char **) p->dev_strs), VFD_API_MAX_DEVICES);
+    return FALSE;
+  }
+  for (const char **d = p->dev_strs; d && *d; d++) {
+    VfdBdf bdf;
+    if (!vfd_mgr_parse_bdf_arg(*d, &bdf, error))
+      return FALSE;
+    for (guint k = 0; k < p->requested->len; k++)
+      if (vfd_bdf_equal(&g_array_index(p->requested, VfdBdf, k), &bdf)) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "devices: %s is given twice", *d);
+        return FALSE;
+      }
+    if (!vfd_sysfs_device_exists(vfd_host_sysfs(m->host), &bdf)) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no PCI device %s on this host", *d);
+      return FALSE;
+    }
+    g_array_append_val(p->requested, bdf);
+  }
+  /* Paths only: the files are opened in the create's stage 0, with the
+   * client's rights (open_guest_files()). */
+  if (!vfd_mgr_check_client_path("kernel", p->kernel, error) || !vfd_mgr_check_client_path("initrd", p->initrd, error) ||
+      !vfd_caller_from_invocation(inv, &p->caller, error))
+    return FALSE;
+  if (p->memory < 64 || p->memory > 1024 * 1024) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "memory_mib must be 64 to 1048576, got %u", p->memory);
+    return FALSE;
+  }
+  if (p->vcpus < 1 || p->vcpus > 255) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "vcpus must be 1 to 255, got %u", p->vcpus);
+    return FALSE;
+  }
+  if (!vfd_mgr_check_journal_ok(m, error))
+    return FALSE;
+  p->spec = vfd_sandbox_spec_hash(options);
+  return TRUE;
+}
+
+/* The name of @p against the sandboxes vfiod knows: TRUE with
+ * *@ret_existing NULL when free; TRUE with the sandbox (and
+ * *@ret_creating) when the caller's sandbox of the same spec holds it (the
+ * create answers with it); else FALSE with AlreadyExists. */
+static gboolean
+create_name_check(VfdManager *m, const CreateSpec *p, Sandbox **ret_existing, gboolean *ret_creating, GError **error)
+{
+  Sandbox *s;
+
+  *ret_existing = NULL;
+  *ret_creating = FALSE;
+  if (!p->name)
+    return TRUE;
+  /* A name stands for one spec: the same create again is answered with
+   * the sandbox it made (also while that is being created: one create
+   * makes it, the name was taken on the main loop); another spec, or
+   * another owner, is AlreadyExists. */
+  s = vfd_mgr_find_sandbox(m, p->name, ret_creating);
+  if (!s)
+    return TRUE;
+  if (g_strcmp0(s->spec, p->spec) == 0 && s->owner_uid == p->caller.uid) {
+    *ret_existing = s;
+    return TRUE;
+  }
+  /* Another owner's sandbox is not named: its id is not the caller's to
+   * know. */
+  if (s->owner_uid != p->caller.uid)
+    g_set_error(error, VFD_ERROR, VFD_ERROR_ALREADY_EXISTS,
+                "a sandbox named '%s' exists already with another owner; choose another name", p->name);
+  else
+    g_set_error(error, VFD_ERROR, VFD_ERROR_ALREADY_EXISTS,
+                "a sandbox named '%s' exists already (%s) with another spec; delete it first or choose another "
+                "name", p->name, s->id);
+  return FALSE;
+}
+
+/* The request vfd_mgr_create_begin() and vfd_mgr_validate_begin() take,
+ * from @p (its BDFs and caller are moved into it). */
+static CreateRequest
+create_request_from(CreateSpec *p)
+{
+  CreateRequest req = { .kernel = p->kernel, .initrd = p->initrd, .kernel_from_client = p->kernel_from_client,
+                        .initrd_from_client = p->initrd_from_client, .disk = p->disk, .cmd = p->cmd,
+                        .args = p->args, .env = p->env, .name = p->name, .labels = p->labels, .spec = p->spec,
+                        .memory_mib = p->memory, .vcpus = p->vcpus, .gpus = p->gpus,
+                        .requested = g_steal_pointer(&p->requested), .caller = p->caller };
+
+  p->caller = (VfdCaller){ 0 };
+  return req;
+}
+
 static gboolean
 handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options, gpointer data)
 {
   VfdManager *m = data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GArray) requested = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
-  g_autofree const char **dev_strs = NULL;
-  const char *kernel = NULL, *initrd = NULL, *disk = NULL, *cmd = NULL;
-  gboolean kernel_from_client, initrd_from_client;
-  VfdCaller caller = { 0 };
-  g_autofree const char **args = NULL;
-  g_autoptr(GVariant) env = NULL;
-  g_autoptr(GVariant) name_v = NULL;
-  g_autoptr(GVariant) labels = NULL;
-  g_autofree char *spec = NULL;
-  const char *name = NULL;
-  guint memory = 512, vcpus = 1, gpus = 0;
-  GVariantDict opts;
-  GVariant *v;
+  CreateSpec p;
+  Sandbox *s = NULL;
+  gboolean creating = FALSE;
 
-  if (!vfd_check_sandbox_arch(g_getenv("VFIOD_TEST_MACHINE"), &error)) {
+  if (!create_parse(m, inv, options, &p, &error) || !create_name_check(m, &p, &s, &creating, &error)) {
+    create_spec_clear(&p);
     vfd_mgr_return_error(inv, error);
     return TRUE;
   }
-  g_variant_dict_init(&opts, options);
-  g_variant_dict_lookup(&opts, "gpus", "u", &gpus);
-  g_variant_dict_lookup(&opts, "disk", "&s", &disk);
-  g_variant_dict_lookup(&opts, "cmd", "&s", &cmd);
-  env = g_variant_dict_lookup_value(&opts, "env", G_VARIANT_TYPE("a{ss}"));
-  /* Identity (issue 15, item 1): a name and labels of the wrong type are
-   * refused, not ignored. */
-  if (g_variant_dict_contains(&opts, "name") &&
-      !(name_v = g_variant_dict_lookup_value(&opts, "name", G_VARIANT_TYPE_STRING)))
-    g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "name: must be a string (s)");
-  name = name_v ? g_variant_get_string(name_v, NULL) : NULL;
-  if (!error && g_variant_dict_contains(&opts, "labels") &&
-      !(labels = g_variant_dict_lookup_value(&opts, "labels", G_VARIANT_TYPE("a{ss}"))))
-    g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "labels: must be a{ss}");
-  if (!error && name_v)
-    vfd_sandbox_name_check(name, &error);
-  if (!error)
-    vfd_sandbox_labels_check(labels, &error);
-  if ((v = g_variant_dict_lookup_value(&opts, "args", G_VARIANT_TYPE_STRING_ARRAY))) {
-    args = g_variant_get_strv(v, NULL);
-    g_variant_unref(v);
-  }
-  if ((v = g_variant_dict_lookup_value(&opts, "devices", G_VARIANT_TYPE_STRING_ARRAY))) {
-    dev_strs = g_variant_get_strv(v, NULL);
-    g_variant_unref(v);
-  }
-  g_variant_dict_lookup(&opts, "kernel", "&s", &kernel);
-  g_variant_dict_lookup(&opts, "initrd", "&s", &initrd);
-  kernel_from_client = kernel != NULL;
-  initrd_from_client = initrd != NULL;
-  g_variant_dict_lookup(&opts, "memory_mib", "u", &memory);
-  g_variant_dict_lookup(&opts, "vcpus", "u", &vcpus);
-  if (!kernel)
-    kernel = m->config->qemu_kernel;
-  if (!initrd)
-    initrd = m->config->qemu_initrd;
-
-  /* Stage 0: validate everything before touching anything. */
-  if (error)
-    ; /* name or labels */
-  else if (gpus > 0 && dev_strs && dev_strs[0])
-    g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "give devices or gpus, not both");
-  if (!error && gpus > 64)
-    g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "gpus must be at most 64, got %u", gpus);
-  if (!error && disk)
-    vfd_mgr_check_client_path("disk", disk, &error);
-  if (!error)
-    vfd_mgr_check_workload(cmd, args, env, &error);
-  /* At most VFD_API_MAX_DEVICES, each once (the API filter has bounded
-   * the array already; the number is checked here too, before any work). */
-  if (!error && dev_strs && g_strv_length((char **) dev_strs) > VFD_API_MAX_DEVICES)
-    g_set_error(&error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED, "devices: %u BDFs, at most %u",
-                g_strv_length((char **) dev_strs), VFD_API_MAX_DEVICES);
-  for (const char **d = dev_strs; !error && d && *d; d++) {
-    VfdBdf bdf;
-    if (!vfd_mgr_parse_bdf_arg(*d, &bdf, &error))
-      break;
-    for (guint k = 0; k < requested->len && !error; k++)
-      if (vfd_bdf_equal(&g_array_index(requested, VfdBdf, k), &bdf))
-        g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "devices: %s is given twice", *d);
-    if (error)
-      break;
-    if (!vfd_sysfs_device_exists(vfd_host_sysfs(m->host), &bdf)) {
-      g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no PCI device %s on this host", *d);
-      break;
-    }
-    g_array_append_val(requested, bdf);
-  }
-  /* Paths only: the files are opened in the create's stage 0, with the
-   * client's rights (open_guest_files()). */
-  if (!error && vfd_mgr_check_client_path("kernel", kernel, &error))
-    vfd_mgr_check_client_path("initrd", initrd, &error);
-  if (!error)
-    vfd_caller_from_invocation(inv, &caller, &error);
-  if (!error && (memory < 64 || memory > 1024 * 1024))
-    g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "memory_mib must be 64 to 1048576, got %u", memory);
-  if (!error && (vcpus < 1 || vcpus > 255))
-    g_set_error(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "vcpus must be 1 to 255, got %u", vcpus);
-  if (!error)
-    vfd_mgr_check_journal_ok(m, &error);
-  if (error) {
-    vfd_caller_clear(&caller);
-    vfd_mgr_return_error(inv, error);
+  if (s) {
+    create_spec_clear(&p);
+    vfd_manager1_complete_create_sandbox(sk, inv, creating ? vfd_mgr_sandbox_creating_to_variant(s)
+                                                           : vfd_mgr_sandbox_to_variant(s));
     return TRUE;
   }
-  spec = vfd_sandbox_spec_hash(options);
-  if (name) {
-    /* A name stands for one spec: the same create again is answered with
-     * the sandbox it made (also while that is being created: one create
-     * makes it, the name was taken on the main loop); another spec, or
-     * another owner, is AlreadyExists. */
-    gboolean creating;
-    Sandbox *s = vfd_mgr_find_sandbox(m, name, &creating);
-
-    if (s) {
-      uid_t uid = caller.uid;
-
-      vfd_caller_clear(&caller);
-      if (g_strcmp0(s->spec, spec) == 0 && s->owner_uid == uid) {
-        vfd_manager1_complete_create_sandbox(sk, inv, creating ? vfd_mgr_sandbox_creating_to_variant(s)
-                                                               : vfd_mgr_sandbox_to_variant(s));
-        return TRUE;
-      }
-      /* Another owner's sandbox is not named: its id is not the caller's
-       * to know. */
-      if (s->owner_uid != uid)
-        g_set_error(&error, VFD_ERROR, VFD_ERROR_ALREADY_EXISTS,
-                    "a sandbox named '%s' exists already with another owner; choose another name", name);
-      else
-        g_set_error(&error, VFD_ERROR, VFD_ERROR_ALREADY_EXISTS,
-                    "a sandbox named '%s' exists already (%s) with another spec; delete it first or choose another "
-                    "name", name, s->id);
-      vfd_mgr_return_error(inv, error);
-      return TRUE;
-    }
-  }
-
   {
-    CreateRequest req = { .kernel = kernel, .initrd = initrd, .kernel_from_client = kernel_from_client,
-                          .initrd_from_client = initrd_from_client, .disk = disk, .cmd = cmd, .args = args,
-                          .env = env, .name = name, .labels = labels, .spec = spec, .memory_mib = memory, .vcpus = vcpus, .gpus = gpus,
-                          .requested = g_steal_pointer(&requested), .caller = caller };
+    CreateRequest req = create_request_from(&p);
 
     vfd_mgr_create_begin(m, inv, &req);
   }
+  create_spec_clear(&p);
+  return TRUE;
+}
+
+/* ValidateSandbox: CreateSandbox's checks, its main-loop ones here
+ * (create_parse(), create_name_check()), those of its worker by
+ * vfd_mgr_validate_begin(); nothing changes. */
+static gboolean
+handle_validate_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  CreateSpec p;
+  Sandbox *s = NULL;
+  gboolean creating = FALSE;
+
+  if (!create_parse(m, inv, options, &p, &error) || !create_name_check(m, &p, &s, &creating, &error)) {
+    create_spec_clear(&p);
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  if (s) {
+    /* The create would answer with this sandbox. */
+    g_auto(GStrv) devs = vfd_mgr_bdf_strv(s->devices);
+    GVariantDict r;
+
+    create_spec_clear(&p);
+    g_variant_dict_init(&r, NULL);
+    g_variant_dict_insert(&r, "valid", "b", TRUE);
+    g_variant_dict_insert(&r, "existing", "s", s->id);
+    if (!creating)
+      g_variant_dict_insert_value(&r, "devices", g_variant_new_strv((const char *const *) devs, -1));
+    g_variant_dict_insert(&r, "memory_mib", "u", s->memory_mib);
+    g_variant_dict_insert(&r, "vcpus", "u", s->vcpus);
+    vfd_manager1_complete_validate_sandbox(sk, inv, g_variant_dict_end(&r));
+    return TRUE;
+  }
+  {
+    CreateRequest req = create_request_from(&p);
+
+    vfd_mgr_validate_begin(m, inv, &req);
+  }
+  create_spec_clear(&p);
   return TRUE;
 }
 
@@ -545,6 +652,7 @@ vfd_mgr_api_connect(VfdManager *m)
   g_signal_connect(m->skeleton, "handle-bind-device", G_CALLBACK(handle_bind_device), m);
   g_signal_connect(m->skeleton, "handle-release-device", G_CALLBACK(handle_release_device), m);
   g_signal_connect(m->skeleton, "handle-create-sandbox", G_CALLBACK(handle_create_sandbox), m);
+  g_signal_connect(m->skeleton, "handle-validate-sandbox", G_CALLBACK(handle_validate_sandbox), m);
   g_signal_connect(m->skeleton, "handle-delete-sandbox", G_CALLBACK(handle_delete_sandbox), m);
   g_signal_connect(m->skeleton, "handle-get-sandbox", G_CALLBACK(handle_get_sandbox), m);
   g_signal_connect(m->skeleton, "handle-list-sandboxes", G_CALLBACK(handle_list_sandboxes), m);

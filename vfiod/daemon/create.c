@@ -35,9 +35,10 @@ new_sandbox_id(VfdManager *m)
  * user says root (or vfiod is not root: it cannot switch); [qemu] user's
  * uid when there is no uid_range; else the lowest uid of the range that no
  * other sandbox holds and no account uses. LIMIT_EXCEEDED when none is
- * left. The uid is held in m->qemu_uids until the sandbox is freed. */
+ * left. With @hold, the uid is held in m->qemu_uids until the sandbox is
+ * freed; without (ValidateSandbox), nothing changes. */
 static gboolean
-sandbox_pick_qemu_uid(VfdManager *m, Sandbox *s, GError **error)
+sandbox_pick_qemu_uid(VfdManager *m, Sandbox *s, gboolean hold, GError **error)
 {
   const VfdConfig *c = s->config;
 
@@ -53,9 +54,11 @@ sandbox_pick_qemu_uid(VfdManager *m, Sandbox *s, GError **error)
       g_warning("[qemu] uid_range: uid %u belongs to an account; skipped", (guint) uid);
       continue;
     }
-    g_hash_table_add(m->qemu_uids, GUINT_TO_POINTER(uid));
     s->qemu_uid = uid;
-    s->qemu_uid_held = TRUE;
+    if (hold) {
+      g_hash_table_add(m->qemu_uids, GUINT_TO_POINTER(uid));
+      s->qemu_uid_held = TRUE;
+    }
     return TRUE;
   }
   g_set_error(error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED, "no free uid left in [qemu] uid_range (%u uids)",
@@ -148,9 +151,10 @@ hand_over(VfdManager *m, Sandbox *s, GError **error)
  * the HGX partition rule and the guest address space (s->plan), see
  * vfd_sandbox_plan_devices(); then whether hugepages can back its RAM on
  * the node its functions share (vfd_hugepages_check()). A refusal here has
- * changed nothing. */
+ * changed nothing. *@ret_functions (may be NULL): the functions, VfdBdf
+ * sorted (empty without devices). */
 static gboolean
-plan_devices(VfdManager *m, Op *op, Sandbox *s, GError **error)
+plan_devices(VfdManager *m, Op *op, Sandbox *s, GArray **ret_functions, GError **error)
 {
   g_autoptr(GArray) functions = NULL;
   VfdHostCpu cpu = { 0 };
@@ -173,9 +177,12 @@ plan_devices(VfdManager *m, Op *op, Sandbox *s, GError **error)
       node = i == 0 ? nd : (nd == node ? node : -1);
     }
   }
-  if (s->config->qemu_hugepages || s->config->qemu_hugepage_kib)
-    return vfd_hugepages_check(s->config->sys_root, s->config->proc_root, s->memory_mib, s->config->qemu_hugepage_kib,
-                               node, error);
+  if ((s->config->qemu_hugepages || s->config->qemu_hugepage_kib) &&
+      !vfd_hugepages_check(s->config->sys_root, s->config->proc_root, s->memory_mib, s->config->qemu_hugepage_kib, node,
+                           error))
+    return FALSE;
+  if (ret_functions)
+    *ret_functions = functions ? g_steal_pointer(&functions) : g_array_new(FALSE, FALSE, sizeof(VfdBdf));
   return TRUE;
 }
 
@@ -415,6 +422,49 @@ sandbox_has_gpu(GArray *classes)
   return FALSE;
 }
 
+/* Worker: the checks of a create before it changes anything, shared by
+ * CreateSandbox (stage 0 and the start of stage 2) and ValidateSandbox
+ * (@dry): the kernel, initramfs, disk and driver layer opened (with the
+ * client's rights for its own; ValidateSandbox's are closed with its op);
+ * "any N": N free units picked, and reserved for a create (*@ret_reserved,
+ * the caller unreserves; a dry run reserves nothing); the functions, the
+ * HGX rule, the address plan and hugepages (plan_devices()); a dry run
+ * also makes the bind checks of each requested group (the create's binds
+ * make them under the group locks), and whether a subnet is free
+ * (vfd_mgr_net_check(); the create allocates it in stage 3).
+ * *@ret_functions (may be NULL): what the sandbox gets. */
+static gboolean
+create_checks(Op *op, gboolean dry, GArray **ret_reserved, GArray **ret_functions, GError **error)
+{
+  VfdManager *m = op->m;
+  Sandbox *s = op->sandbox;
+
+  /* Stage 0: the files the guest boots from, opened once. */
+  if (!open_guest_files(op, error))
+    return FALSE;
+  /* "Any N": pick them first. */
+  if (op->gpus > 0) {
+    g_autoptr(GArray) picked = NULL;
+    int node = -1;
+    /* Picked and reserved in one step: a concurrent create picks others
+     * (issue 14, defect 2); the reservation ends once they are bound. */
+    if (dry ? !vfd_host_select_units(m->host, op->gpus, &picked, &node, error)
+            : !vfd_host_reserve_units(m->host, op->gpus, &picked, ret_reserved, &node, error))
+      return FALSE;
+    g_array_append_vals(op->requested, picked->data, picked->len);
+    s->numa_node = node;
+  }
+  if (!plan_devices(m, op, s, ret_functions, error))
+    return FALSE;
+  for (guint i = 0; dry && i < op->requested->len; i++)
+    if (!vfd_host_check_bind_as(m->host, &g_array_index(op->requested, VfdBdf, i), s->id, s->owner_uid, VFD_BIND_NONE,
+                                error))
+      return FALSE;
+  /* The create takes its subnet in stage 3: a dry run asks whether one is
+   * free. */
+  return !dry || vfd_mgr_net_check(m, s, error);
+}
+
 /* Worker: stages 1-3 of a create, with reverse-order rollback of the stages
  * done when one fails. */
 static gboolean
@@ -431,9 +481,10 @@ create_work(Op *op, GError **error)
   int qemu_log = -1;
   guint bound = 0;
 
-  /* Stage 0: the files the guest boots from, opened once. */
-  if (!open_guest_files(op, error))
-    return FALSE;
+  /* Stage 0: the files, the units picked, the plan (nothing changes but
+   * the reservation). */
+  if (!create_checks(op, FALSE, &reserved, NULL, error))
+    goto rollback;
 
   /* Stage 1: per-sandbox directory. */
   if (vfd_fail_stage("dir", error))
@@ -442,19 +493,7 @@ create_work(Op *op, GError **error)
     goto rollback;
 
   /* Stage 2: every requested device's IOMMU group, groups locked in
-   * ascending order for the whole stage. "Any N": pick them first. */
-  if (op->gpus > 0) {
-    g_autoptr(GArray) picked = NULL;
-    int node = -1;
-    /* Picked and reserved in one step: a concurrent create picks others
-     * (issue 14, defect 2); the reservation ends once they are bound. */
-    if (!vfd_host_reserve_units(m->host, op->gpus, &picked, &reserved, &node, error))
-      goto rollback;
-    g_array_append_vals(op->requested, picked->data, picked->len);
-    s->numa_node = node;
-  }
-  if (!plan_devices(m, op, s, error))
-    goto rollback;
+   * ascending order for the whole stage (picked and planned in stage 0). */
   for (guint i = 0; i < op->requested->len; i++) {
     int g = -1;
     if (vfd_sysfs_iommu_group(vfd_host_sysfs(m->host), &g_array_index(op->requested, VfdBdf, i), &g) == 0)
@@ -493,6 +532,11 @@ create_work(Op *op, GError **error)
   }
   if (vfd_fail_stage("devices", error))
     goto rollback;
+  if (passed->len > 0) {
+    g_auto(GStrv) names = vfd_mgr_bdf_strv(passed);
+    g_autofree char *joined = g_strjoinv(",", names);
+    sandbox_event_from_worker(s, "devices-bound", "", "%s", joined);
+  }
   vfd_pause_stage("devices");
 
   /* Stage 3: network names and addresses. The sandbox is journaled then
@@ -506,6 +550,8 @@ create_work(Op *op, GError **error)
   /* Stage 4: TAP and firewall. */
   if (!vfd_mgr_net_setup(m, s, error) || vfd_fail_stage("network", error))
     goto rollback;
+  if (s->has_net)
+    sandbox_event_from_worker(s, "network-ready", "", "%s", s->tap);
 
   /* Stage 5: QEMU, as [qemu] user when set: it gets its own directory (for
    * the serial log, QMP socket, pidfile) and its IOMMU groups' /dev/vfio
@@ -686,8 +732,14 @@ create_done(Op *op, GError *error)
   vfd_metric_op_add(&m->metrics.create, !error, vfd_mgr_op_seconds(op));
   g_hash_table_remove(m->creating, s->id);
   if (error) {
+    g_autoptr(GError) api_error = vfd_error_for_api(error);
+    g_autofree char *name = g_dbus_error_encode_gerror(api_error);
+    const char *reason = g_str_has_prefix(name, "org.vfiod.Error.") ? name + strlen("org.vfiod.Error.") : name;
+
     sandbox_forget_name(s); /* the name is free again */
     sandbox_set_state(s, SANDBOX_FAILED);
+    sandbox_event(s, "failed", reason, "%s", error->message);
+    sandbox_removed(s);
     /* Deletes asked during the create: the create rolled back, nothing of
      * the sandbox is left. */
     for (guint i = 0; i < s->waiters->len; i++)
@@ -698,6 +750,7 @@ create_done(Op *op, GError *error)
   }
   g_hash_table_insert(m->sandboxes, s->id, s);
   sandbox_set_state(s, SANDBOX_RUNNING);
+  sandbox_event(s, "vm-started", "", "pid %" G_GINT64_FORMAT, s->pid);
   g_subprocess_wait_async(s->proc, NULL, vfd_mgr_on_qemu_wait, m);
   sandbox_watch_serial(s);
   {
@@ -710,6 +763,7 @@ create_done(Op *op, GError *error)
   if (s->deleting) {
     /* A delete came while it was being created: stop it now. */
     sandbox_set_state(s, SANDBOX_STOPPING);
+    sandbox_event(s, "stopping", "delete", "%s", "");
     vfd_mgr_stop_begin(s);
   }
 }
@@ -731,7 +785,7 @@ vfd_mgr_create_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *r
   op->caller = req->caller;
   op->kernel_from_client = req->kernel_from_client;
   op->initrd_from_client = req->initrd_from_client;
-  if (!sandbox_pick_qemu_uid(m, op->sandbox, &error)) {
+  if (!sandbox_pick_qemu_uid(m, op->sandbox, TRUE, &error)) {
     g_autoptr(GError) e = g_steal_pointer(&error);
     sandbox_unref(g_steal_pointer(&op->sandbox));
     op->inv = NULL;
@@ -758,5 +812,101 @@ vfd_mgr_create_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *r
   if (op->sandbox->name)
     g_hash_table_insert(m->names, op->sandbox->name, op->sandbox);
   sandbox_set_state(op->sandbox, SANDBOX_CREATING);
+  sandbox_event(op->sandbox, "create-started", "", "%s", "");
+  vfd_mgr_op_run(op);
+}
+
+/* ---- ValidateSandbox ----------------------------------------------------- */
+
+static gboolean
+validate_work(Op *op, GError **error)
+{
+  return create_checks(op, TRUE, NULL, &op->members, error);
+}
+
+/* Main loop: answers what the create would have chosen. */
+static void
+validate_done(Op *op, GError *error)
+{
+  VfdManager *m = op->m;
+  Sandbox *s = op->sandbox;
+  g_auto(GStrv) devs = NULL;
+  GVariantBuilder groups;
+  GVariantDict r;
+  int node = s->numa_node;
+
+  if (error) {
+    vfd_mgr_return_error(g_steal_pointer(&op->inv), error);
+    return;
+  }
+  devs = vfd_mgr_bdf_strv(op->members);
+  g_variant_builder_init(&groups, G_VARIANT_TYPE("ai"));
+  {
+    g_autoptr(GArray) seen = g_array_new(FALSE, FALSE, sizeof(int));
+    for (guint i = 0; i < op->members->len; i++) {
+      const VfdBdf *bdf = &g_array_index(op->members, VfdBdf, i);
+      g_autoptr(VfdPciDevice) d = vfd_host_get_device(m->host, bdf, NULL);
+      int g = -1, nd = d ? d->numa_node : -1;
+      gboolean dup = FALSE;
+
+      /* The node the create binds guest RAM to: the one all share. */
+      node = i == 0 ? nd : (nd == node ? node : -1);
+      if (vfd_sysfs_iommu_group(vfd_host_sysfs(m->host), bdf, &g) < 0)
+        continue;
+      for (guint k = 0; k < seen->len; k++)
+        dup = dup || g_array_index(seen, int, k) == g;
+      if (!dup) {
+        g_array_append_val(seen, g);
+        g_variant_builder_add(&groups, "i", g);
+      }
+    }
+  }
+  g_variant_dict_init(&r, NULL);
+  g_variant_dict_insert(&r, "valid", "b", TRUE);
+  g_variant_dict_insert_value(&r, "devices", g_variant_new_strv((const char *const *) devs, -1));
+  g_variant_dict_insert_value(&r, "iommu_groups", g_variant_builder_end(&groups));
+  g_variant_dict_insert(&r, "numa_node", "i", op->members->len > 0 ? node : -1);
+  g_variant_dict_insert(&r, "memory_mib", "u", s->memory_mib);
+  g_variant_dict_insert(&r, "vcpus", "u", s->vcpus);
+  g_variant_dict_insert(&r, "machine", "s", op->members->len > 0 ? "q35" : "microvm");
+  if (op->members->len > 0) {
+    g_variant_dict_insert(&r, "pci_hole64_size", "t", (guint64) s->plan.pci_hole64_size);
+    g_variant_dict_insert(&r, "phys_bits", "u", (guint32) s->plan.phys_bits);
+  }
+  g_variant_dict_insert(&r, "hugepages", "b", s->config->qemu_hugepages || s->config->qemu_hugepage_kib);
+  vfd_manager1_complete_validate_sandbox(m->skeleton, g_steal_pointer(&op->inv), g_variant_dict_end(&r));
+}
+
+/* ValidateSandbox, once the handler has made the main-loop checks: see
+ * manager-private.h. */
+void
+vfd_mgr_validate_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *req)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id = new_sandbox_id(m);
+  Op *op = vfd_mgr_op_new(m, inv, validate_work, validate_done);
+
+  /* A sandbox that is never registered: no name held, no uid held, its
+   * directory never made; it goes with the op. */
+  op->sandbox = sandbox_new(m, id);
+  op->sandbox->owner_uid = req->caller.uid;
+  op->caller = req->caller;
+  req->caller = (VfdCaller){ 0 };
+  op->kernel_from_client = req->kernel_from_client;
+  op->initrd_from_client = req->initrd_from_client;
+  op->requested = g_steal_pointer(&req->requested);
+  if (!sandbox_pick_qemu_uid(m, op->sandbox, FALSE, &error)) {
+    sandbox_unref(g_steal_pointer(&op->sandbox));
+    op->inv = NULL;
+    vfd_mgr_op_free(op);
+    vfd_mgr_return_error(inv, error);
+    return;
+  }
+  op->sandbox->memory_mib = req->memory_mib;
+  op->sandbox->vcpus = req->vcpus;
+  op->kernel = g_strdup(req->kernel);
+  op->initrd = g_strdup(req->initrd);
+  op->gpus = req->gpus;
+  op->disk = g_strdup(req->disk);
   vfd_mgr_op_run(op);
 }

@@ -248,6 +248,27 @@ void sandbox_check_serial(Sandbox *s);
  * first). */
 void sandbox_set_state(Sandbox *s, SandboxState state);
 
+/* SandboxEvent (org.vfiod.Manager1.xml has the stages): sandbox @id's
+ * @stage at @timestamp_usec (CLOCK_REALTIME, g_get_real_time()), with
+ * @reason and @message (NULL: ""; cut to 1024 bytes, made valid UTF-8),
+ * sent to the connections of root and of @owner_uid only (a failed
+ * create's message can name the owner's files). */
+void vfd_mgr_emit_event(VfdManager *m, const char *id, uid_t owner_uid, const char *stage, gint64 timestamp_usec,
+                        const char *reason, const char *message);
+
+/* vfd_mgr_emit_event() for @s now; the message from @fmt. */
+void sandbox_event(Sandbox *s, const char *stage, const char *reason, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+
+/* The same from a worker that owns @s (a create's): the time is taken
+ * now, the signal is sent from the main loop, before the operation's
+ * completion. */
+void sandbox_event_from_worker(Sandbox *s, const char *stage, const char *reason, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+
+/* @s is gone from vfiod (deleted, or its create rolled back): the
+ * "removed" SandboxEvent, then SandboxRemoved(id, name). */
+void sandbox_removed(Sandbox *s);
+
 /* g_warning() for refusals a guest can cause at will: at most 5 per 10 s,
  * all callers together. */
 void vfd_mgr_guest_warning(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -336,6 +357,10 @@ void vfd_mgr_delete_begin(Sandbox *s, GDBusMethodInvocation *inv, gboolean creat
  * nothing on the host changes. TRUE without network ([network] off). */
 gboolean vfd_mgr_net_allocate(VfdManager *m, Sandbox *s, GError **error);
 
+/* Part 1 without effects (ValidateSandbox, worker): a subnet would be
+ * free now (its error otherwise); the CID is not tried. */
+gboolean vfd_mgr_net_check(VfdManager *m, Sandbox *s, GError **error);
+
 /* Part 2 (worker): the TAP with the host address, and the firewall. */
 gboolean vfd_mgr_net_setup(VfdManager *m, Sandbox *s, GError **error);
 
@@ -355,6 +380,15 @@ gboolean vfd_mgr_net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStr
  * the create (create.c's stages, on a worker) and answers @inv (the
  * handler's reference, taken). Takes req->requested and req->caller. */
 void vfd_mgr_create_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *req);
+
+/* ValidateSandbox after the same checks as CreateSandbox's handler (and
+ * the name free): the QEMU uid a create would get (not held), then on a
+ * worker create.c's create_checks() without effects (files opened with
+ * the caller's rights and closed, units selected not reserved, plan,
+ * hugepages, bind checks); answers @inv (the handler's reference, taken)
+ * with the result (org.vfiod.Manager1.xml) or the create's error. Takes
+ * req->requested and req->caller. */
+void vfd_mgr_validate_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *req);
 
 /* ---- api-handlers.c ----------------------------------------------------- */
 

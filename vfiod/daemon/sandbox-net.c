@@ -35,6 +35,32 @@ vfd_mgr_net_allocate(VfdManager *m, Sandbox *s, GError **error)
   return ok;
 }
 
+/* ValidateSandbox's part 1 (worker): whether vfd_mgr_net_allocate() would
+ * get a subnet now, with its error when not; nothing changes (the subnet
+ * is taken and given back under the lock). The CID is not tried: its
+ * probe binds a vhost-vsock CID in the kernel. */
+gboolean
+vfd_mgr_net_check(VfdManager *m, Sandbox *s, GError **error)
+{
+  VfdSubnet subnet;
+  char tap[IFNAMSIZ];
+  char mac[VFD_MAC_STRLEN];
+  gboolean ok;
+
+  if (!s->config->net_enabled)
+    return TRUE;
+  if (vfd_tap_name_for(s->id, tap) < 0 || vfd_guest_mac_for(s->id, mac) < 0) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot derive network names for %s", s->id);
+    return FALSE;
+  }
+  g_mutex_lock(&m->net_lock);
+  ok = vfd_subnet_pool_alloc(m->pool, &subnet, error);
+  if (ok)
+    vfd_subnet_pool_release(m->pool, &subnet);
+  g_mutex_unlock(&m->net_lock);
+  return ok;
+}
+
 /* Part 2 (worker): the TAP with the host address, and the firewall. */
 gboolean
 vfd_mgr_net_setup(VfdManager *m, Sandbox *s, GError **error)

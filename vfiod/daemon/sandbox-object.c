@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "api-server.h"
+#include "interface.h"
 #include "log-fields.h"
 #include "log-limit.h"
 #include "ready-report.h"
@@ -151,6 +152,109 @@ sandbox_set_state(Sandbox *s, SandboxState state)
     vfd_manager1_emit_sandbox_state_changed(s->manager->skeleton, s->id, sandbox_state_names[state], s->ready);
 }
 
+/* ---- events (SandboxEvent, SandboxRemoved) ------------------------------- */
+
+/* reason and message of an event: at most this many bytes, valid UTF-8. */
+#define EVENT_TEXT_MAX 1024
+
+static char *
+event_text(const char *text)
+{
+  g_autofree char *valid = g_utf8_make_valid(text ? text : "", -1);
+  const char *end;
+
+  if (strlen(valid) <= EVENT_TEXT_MAX)
+    return g_steal_pointer(&valid);
+  /* Cut on a character boundary. */
+  end = g_utf8_find_prev_char(valid, valid + EVENT_TEXT_MAX + 1);
+  return g_strndup(valid, (gsize) (end - valid));
+}
+
+void
+vfd_mgr_emit_event(VfdManager *m, const char *id, uid_t owner_uid, const char *stage, gint64 timestamp_usec,
+                   const char *reason, const char *message)
+{
+  g_autofree char *r = event_text(reason);
+  g_autofree char *msg = event_text(message);
+
+  g_debug("sandbox %s: event %s (%s) %s", id, stage, r, msg);
+  vfd_api_server_emit_to(m->api, (gint64) owner_uid, VFD_MANAGER_OBJECT_PATH, "org.vfiod.Manager1", "SandboxEvent",
+                         g_variant_new("(ssxss)", id, stage, timestamp_usec, r, msg));
+}
+
+void
+sandbox_event(Sandbox *s, const char *stage, const char *reason, const char *fmt, ...)
+{
+  g_autofree char *msg = NULL;
+  va_list ap;
+
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  vfd_mgr_emit_event(s->manager, s->id, s->owner_uid, stage, g_get_real_time(), reason, msg);
+}
+
+/* An event a worker saw, emitted on the main loop. */
+typedef struct {
+  VfdManager *m;
+  char *id;
+  uid_t owner_uid;
+  char *stage;
+  gint64 timestamp_usec;
+  char *reason;
+  char *message;
+} PendingEvent;
+
+static gboolean
+pending_event_emit(gpointer data)
+{
+  PendingEvent *e = data;
+
+  vfd_mgr_emit_event(e->m, e->id, e->owner_uid, e->stage, e->timestamp_usec, e->reason, e->message);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+pending_event_free(gpointer data)
+{
+  PendingEvent *e = data;
+
+  g_free(e->id);
+  g_free(e->stage);
+  g_free(e->reason);
+  g_free(e->message);
+  g_free(e);
+}
+
+void
+sandbox_event_from_worker(Sandbox *s, const char *stage, const char *reason, const char *fmt, ...)
+{
+  PendingEvent *e = g_new0(PendingEvent, 1);
+  va_list ap;
+
+  e->m = s->manager;
+  e->id = g_strdup(s->id);
+  e->owner_uid = s->owner_uid;
+  e->stage = g_strdup(stage);
+  e->timestamp_usec = g_get_real_time();
+  e->reason = g_strdup(reason);
+  va_start(ap, fmt);
+  e->message = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  /* The op's completion comes after this (same priority, queued later):
+   * the stages reach clients in order. */
+  g_main_context_invoke_full(g_main_context_default(), G_PRIORITY_DEFAULT, pending_event_emit, e,
+                             pending_event_free);
+}
+
+void
+sandbox_removed(Sandbox *s)
+{
+  sandbox_event(s, "removed", "", "%s", "");
+  vfd_api_server_emit_to(s->manager->api, (gint64) s->owner_uid, VFD_MANAGER_OBJECT_PATH, "org.vfiod.Manager1",
+                         "SandboxRemoved", g_variant_new("(ss)", s->id, s->name ? s->name : ""));
+}
+
 /* Refusals a guest can cause at will (invalid reports, report
  * connections over the limits) are logged at most 5 per 10 s, all kinds
  * together, so that a hostile guest cannot fill the log. */
@@ -202,6 +306,7 @@ sandbox_mark_ready(Sandbox *s, char *report, const char *channel)
   vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: guest ready after %" G_GINT64_FORMAT " ms (%s)", s->id,
                  s->ready_ms, channel);
   sandbox_set_state(s, s->state);
+  sandbox_event(s, "ready", channel, "%s", "");
 }
 
 /* The console is followed until guest-init's result (VFIOD_EXIT or
@@ -253,10 +358,15 @@ sandbox_mark_result(Sandbox *s, guint tag, const char *text)
     s->workload_exited = TRUE;
     vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: the workload exited with status %d, signal %d",
                    s->id, s->workload_exit_status, s->workload_signal);
+    if (s->workload_signal > 0)
+      sandbox_event(s, "workload-exited", "signal", "signal %d", s->workload_signal);
+    else
+      sandbox_event(s, "workload-exited", "exit", "status %d", s->workload_exit_status);
   } else {
     s->failure_reason = vfd_fatal_report_reason(text, 1024);
     vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: guest-init failed: %s", s->id,
                    s->failure_reason);
+    sandbox_event(s, "failed", "guest-init", "%s", s->failure_reason);
   }
   journal_result(s);
   if (s->serial_monitor)

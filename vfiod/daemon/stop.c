@@ -124,6 +124,7 @@ finish_deletes(Sandbox *s, GError *error)
   }
   if (!error && waiters->len > 0) {
     vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, NULL, NULL, "sandbox %s: deleted", s->id);
+    sandbox_removed(s);
     g_hash_table_remove(m->sandboxes, s->id);
   }
 }
@@ -143,8 +144,12 @@ exit_release_done(Op *op, GError *error)
     sandbox_set_state(s, SANDBOX_FAILED);
   else if (s->workload_exited)
     sandbox_set_state(s, SANDBOX_EXITED);
-  else
-    sandbox_set_state(s, s->exit_status == 0 ? SANDBOX_STOPPED : SANDBOX_FAILED);
+  else if (s->exit_status == 0)
+    sandbox_set_state(s, SANDBOX_STOPPED);
+  else {
+    sandbox_set_state(s, SANDBOX_FAILED);
+    sandbox_event(s, "failed", "qemu", "exit status %d", s->exit_status);
+  }
   vfd_host_lock_journal(m->host);
   vfd_journal_remove_sandbox(vfd_host_journal(m->host), s->id);
   {
@@ -186,6 +191,9 @@ sandbox_exited(Sandbox *s, int exit_status)
   /* guest-init's last lines (VFIOD_EXIT, VFIOD_FATAL) came just before
    * the power-off: read them before the state says how it ended. */
   sandbox_check_serial(s);
+  /* A delete announced its stop already. */
+  if (s->state != SANDBOX_STOPPING)
+    sandbox_event(s, "stopping", "qemu-exited", "exit status %d", exit_status);
   sandbox_set_state(s, SANDBOX_STOPPING);
   s->exit_status = exit_status;
   op = vfd_mgr_op_new(s->manager, NULL, release_sandbox_work, exit_release_done);
@@ -273,9 +281,11 @@ vfd_mgr_delete_begin(Sandbox *s, GDBusMethodInvocation *inv, gboolean creating)
     Op *op = vfd_mgr_op_new(m, NULL, release_sandbox_work, delete_stopped_done);
     op->sandbox = sandbox_ref(s);
     sandbox_set_state(s, SANDBOX_STOPPING);
+    sandbox_event(s, "stopping", "delete", "%s", "");
     vfd_mgr_op_run(op);
   } else if (s->state == SANDBOX_RUNNING) {
     sandbox_set_state(s, SANDBOX_STOPPING);
+    sandbox_event(s, "stopping", "delete", "%s", "");
     vfd_mgr_stop_begin(s);
   }
 }

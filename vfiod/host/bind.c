@@ -167,9 +167,12 @@ check_nvidia_holders(VfdHost *host, GArray *members, GError **error)
   return TRUE;
 }
 
+/* The checks of a bind of @group for @owner of @owner_uid; with @dry,
+ * nothing changes: a group the pool would lend is not handed over, no
+ * variant driver module is loaded. */
 static GArray *
-bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdBindFlags flags, gboolean *ret_done,
-            GError **error)
+bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdBindFlags flags, gboolean dry,
+            gboolean *ret_done, GError **error)
 {
   g_autoptr(GArray) members = collect_group(host, group, error);
   guint owned = 0, lent = 0;
@@ -214,7 +217,7 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
     }
   }
   if (lent > 0 && lent == members->len) {
-    gboolean ok = vfd_host_hand_over_locked(host, group, owner, owner_uid, error);
+    gboolean ok = dry || vfd_host_hand_over_locked(host, group, owner, owner_uid, error);
     vfd_host_unlock_journal(host);
     if (!ok)
       return NULL;
@@ -238,7 +241,7 @@ bind_checks(VfdHost *host, int group, const char *owner, guint32 owner_uid, VfdB
     g_set_error_literal(error, VFD_ERROR, VFD_ERROR_FAILED, "the vfio-pci driver is not loaded (modprobe vfio-pci)");
     return NULL;
   }
-  if (!vfd_members_choose_vfio_drivers(host, members, error))
+  if (!dry && !vfd_members_choose_vfio_drivers(host, members, error))
     return NULL;
   if (!(flags & VFD_BIND_FORCE) && !check_nvidia_holders(host, members, error))
     return NULL;
@@ -257,7 +260,7 @@ bind_group_locked(VfdHost *host, const VfdBdf *bdf, int group, const char *owner
   const char *step = NULL;
   int r;
 
-  members = bind_checks(host, group, owner, owner_uid, flags, &already, error);
+  members = bind_checks(host, group, owner, owner_uid, flags, FALSE, &already, error);
   if (!members)
     return FALSE;
   if (already) {
@@ -382,14 +385,12 @@ vfd_host_bind_group_full(VfdHost *host, const VfdBdf *bdf, const char *owner, Vf
   return vfd_host_bind_group_as(host, bdf, owner, 0, flags, ret_members, ret_group, error);
 }
 
-gboolean
-vfd_host_bind_group_as(VfdHost *host, const VfdBdf *bdf, const char *owner, guint32 owner_uid, VfdBindFlags flags,
-                       GArray **ret_members, int *ret_group, GError **error)
+/* The device and IOMMU group checks of vfd_host_bind_group_as(), same
+ * errors. */
+static gboolean
+bind_group_lookup(VfdHost *host, const VfdBdf *bdf, const char *owner, int *ret_group, GError **error)
 {
   char name[VFD_BDF_STRLEN];
-  VfdGroupLock *lock;
-  gboolean ok;
-  int group, r;
 
   vfd_bdf_format(bdf, name);
   if (!owner || !*owner) {
@@ -400,14 +401,43 @@ vfd_host_bind_group_as(VfdHost *host, const VfdBdf *bdf, const char *owner, guin
     g_set_error(error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no PCI device %s on this host", name);
     return FALSE;
   }
-  r = vfd_sysfs_iommu_group(host->sysfs, bdf, &group);
-  if (r < 0) {
+  if (vfd_sysfs_iommu_group(host->sysfs, bdf, ret_group) < 0) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED,
                 "PCI device %s has no IOMMU group: the IOMMU is off or unsupported "
                 "(boot with intel_iommu=on or amd_iommu=on, and enable VT-d/AMD-Vi in firmware)",
                 name);
     return FALSE;
   }
+  return TRUE;
+}
+
+gboolean
+vfd_host_check_bind_as(VfdHost *host, const VfdBdf *bdf, const char *owner, guint32 owner_uid, VfdBindFlags flags,
+                       GError **error)
+{
+  g_autoptr(GArray) members = NULL;
+  VfdGroupLock *lock;
+  gboolean already = FALSE;
+  int group;
+
+  if (!bind_group_lookup(host, bdf, owner, &group, error))
+    return FALSE;
+  lock = vfd_host_lock_groups(host, &group, 1);
+  members = bind_checks(host, group, owner, owner_uid, flags, TRUE, &already, error);
+  vfd_group_lock_release(lock);
+  return members != NULL;
+}
+
+gboolean
+vfd_host_bind_group_as(VfdHost *host, const VfdBdf *bdf, const char *owner, guint32 owner_uid, VfdBindFlags flags,
+                       GArray **ret_members, int *ret_group, GError **error)
+{
+  VfdGroupLock *lock;
+  gboolean ok;
+  int group;
+
+  if (!bind_group_lookup(host, bdf, owner, &group, error))
+    return FALSE;
   lock = vfd_host_lock_groups(host, &group, 1);
   ok = bind_group_locked(host, bdf, group, owner, owner_uid, flags, ret_members, error);
   vfd_group_lock_release(lock);

@@ -185,6 +185,16 @@ gboolean vfd_host_bind_group_full(VfdHost *host, const VfdBdf *bdf, const char *
 gboolean vfd_host_bind_group_as(VfdHost *host, const VfdBdf *bdf, const char *owner, guint32 owner_uid,
                                 VfdBindFlags flags, GArray **ret_members, int *ret_group, GError **error);
 
+/* The checks vfd_host_bind_group_as() makes before it changes anything
+ * (device, IOMMU group, [devices] rules, owners in the journal, vfio-pci
+ * outside vfiod, holders of /dev/nvidia* without VFD_BIND_FORCE, the
+ * vfio-pci driver loaded), under the group's lock, with the same errors;
+ * nothing changes (no journal write, no hand-over from the pool, no module
+ * loaded). TRUE: the bind would get past them now (it can still fail in
+ * sysfs, or when the host changes in between). Any thread. */
+gboolean vfd_host_check_bind_as(VfdHost *host, const VfdBdf *bdf, const char *owner, guint32 owner_uid,
+                                VfdBindFlags flags, GError **error);
+
 /* vfd_host_bind_group_full() with VFD_BIND_NONE. */
 gboolean vfd_host_bind_group(VfdHost *host, const VfdBdf *bdf, const char *owner, GArray **ret_members,
                              int *ret_group, GError **error);
