@@ -240,7 +240,7 @@ fi
 
 echo "$prog: booting L1 (timeout ${timeout}s, log $log): $script${*:+ $*}" >&2
 mkfifo "$work/console"
-tr -d '\r' <"$work/console" | tee "$log" &
+sed -u -e 's/\r//g' <"$work/console" | tee "$log" &
 ppid_=$!
 t0=$(date +%s.%N)
 "$qemu" "${qemu_args[@]}" </dev/null >"$work/console" &

@@ -13,6 +13,17 @@
  * waits for SIGTERM or SIGINT and exits 0. Exit 1 on any failure (with a
  * message on stderr), 2 on bad usage.
  *
+ * vfio-hold --map-bar N [--unaligned] BDF: the kernel's cost of what a VMM
+ * does with a large BAR (lab-bigbar): opens the device as above, mmap()s BAR
+ * N from the device fd (at an address aligned to the BAR's size, as QEMU
+ * >= 9.2 does so that the kernel can map it with huge pages; --unaligned:
+ * 4 KiB-aligned, as older QEMU did), reads one byte of it (the first fault
+ * maps it: per 4 KiB page before Linux 6.12's huge pfnmap), then maps the
+ * whole BAR for device DMA (VFIO_IOMMU_MAP_DMA, as QEMU does for
+ * peer-to-peer) and unmaps it. Prints one JSON line: {"bar":N,"size":BYTES,
+ * "aligned":B,"mmap_ms":..,"fault_ms":..,"map_dma_ms":..,"unmap_dma_ms":..}
+ * (map_dma_ms null with "map_dma_error" when the kernel refused) and exits 0.
+ *
  * Linux only, no dependencies beyond libc and the kernel's UAPI headers.
  */
 #ifndef _GNU_SOURCE
@@ -26,7 +37,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static int
@@ -35,6 +49,72 @@ fail(const char *what, const char *arg)
   int e = errno;
   fprintf(stderr, "vfio-hold: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(e));
   return 1;
+}
+
+static double
+now_ms(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* --map-bar: see the head comment. @container is set up (type1). */
+static int
+map_bar(int container, int devfd, unsigned index, int aligned)
+{
+  struct vfio_region_info info = { .argsz = sizeof(info), .index = index };
+  struct vfio_iommu_type1_dma_map dma = { .argsz = sizeof(dma) };
+  struct vfio_iommu_type1_dma_unmap unmap = { .argsz = sizeof(unmap) };
+  double t0, t_mmap, t_fault, t_map, t_unmap = 0;
+  volatile const uint8_t *bar;
+  uint8_t *reserve, *at;
+  size_t align, span;
+  int map_errno = 0;
+
+  if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &info) < 0)
+    return fail("VFIO_DEVICE_GET_REGION_INFO", NULL);
+  if (info.size == 0 || !(info.flags & VFIO_REGION_INFO_FLAG_MMAP)) {
+    fprintf(stderr, "vfio-hold: BAR %u is empty or cannot be mmap()ed\n", index);
+    return 1;
+  }
+  /* Reserve twice the size, then map the BAR over the aligned part. */
+  align = aligned ? (size_t) info.size : 4096;
+  span = (size_t) info.size + align;
+  reserve = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (reserve == MAP_FAILED)
+    return fail("mmap (reserve)", NULL);
+  at = (uint8_t *) (((uintptr_t) reserve + align - 1) & ~(uintptr_t) (align - 1));
+  t0 = now_ms();
+  bar = mmap(at, info.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, devfd, (off_t) info.offset);
+  if (bar == MAP_FAILED)
+    return fail("mmap of the BAR", NULL);
+  t_mmap = now_ms();
+  (void) bar[0];
+  t_fault = now_ms();
+  dma.vaddr = (uintptr_t) bar;
+  dma.size = info.size;
+  dma.iova = info.size; /* any free IOVA, aligned like the BAR */
+  dma.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+  if (ioctl(container, VFIO_IOMMU_MAP_DMA, &dma) < 0)
+    map_errno = errno;
+  t_map = now_ms();
+  if (!map_errno) {
+    unmap.iova = dma.iova;
+    unmap.size = dma.size;
+    if (ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap) < 0)
+      return fail("VFIO_IOMMU_UNMAP_DMA", NULL);
+    t_unmap = now_ms();
+  }
+  printf("{\"bar\":%u,\"size\":%llu,\"aligned\":%s,\"mmap_ms\":%.1f,\"fault_ms\":%.1f,", index,
+         (unsigned long long) info.size, aligned ? "true" : "false", t_mmap - t0, t_fault - t_mmap);
+  if (map_errno)
+    printf("\"map_dma_ms\":null,\"map_dma_error\":\"%s\",\"unmap_dma_ms\":null}\n", strerror(map_errno));
+  else
+    printf("\"map_dma_ms\":%.1f,\"unmap_dma_ms\":%.1f}\n", t_map - t_fault, t_unmap - t_map);
+  munmap(reserve, span);
+  return 0;
 }
 
 int
@@ -46,9 +126,23 @@ main(int argc, char **argv)
   sigset_t set;
   ssize_t n;
   int container, groupfd, devfd, sig;
+  int map_index = -1, aligned = 1;
 
+  while (argc > 2 && argv[1][0] == '-') {
+    if (strcmp(argv[1], "--map-bar") == 0 && argc > 3 && argv[2][0] >= '0' && argv[2][0] <= '5' && !argv[2][1]) {
+      map_index = argv[2][0] - '0';
+      argc -= 2;
+      argv += 2;
+    } else if (strcmp(argv[1], "--unaligned") == 0) {
+      aligned = 0;
+      argc--;
+      argv++;
+    } else {
+      break;
+    }
+  }
   if (argc != 2 || argv[1][0] == '-' || strchr(argv[1], '/') || strlen(argv[1]) > 32) {
-    fprintf(stderr, "usage: vfio-hold DDDD:BB:DD.F\n");
+    fprintf(stderr, "usage: vfio-hold [--map-bar 0-5 [--unaligned]] DDDD:BB:DD.F\n");
     return 2;
   }
   bdf = argv[1];
@@ -95,6 +189,9 @@ main(int argc, char **argv)
   devfd = ioctl(groupfd, VFIO_GROUP_GET_DEVICE_FD, bdf);
   if (devfd < 0)
     return fail("VFIO_GROUP_GET_DEVICE_FD", bdf);
+
+  if (map_index >= 0)
+    return map_bar(container, devfd, (unsigned) map_index, aligned);
 
   printf("holding %s group %s (device fd %d, pid %d)\n", bdf, group, devfd, (int) getpid());
   fflush(stdout);
