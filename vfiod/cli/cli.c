@@ -64,13 +64,24 @@ static const char usage_tail[] =
     "\n"
     "Exit status: 0 success, 1 the operation failed, 2 bad usage or input.\n";
 
+/* The usage; @group (NULL: all) limits the commands to those of a command
+ * of two words ("sandbox": sandbox create, list, ...). */
+static void
+print_usage_of(const char *group)
+{
+  gsize len = group ? strlen(group) : 0;
+
+  fputs(usage_head, stdout);
+  for (gsize i = 0; i < G_N_ELEMENTS(verbs); i++)
+    if (!group || (g_str_has_prefix(verbs[i]->name, group) && verbs[i]->name[len] == ' '))
+      fputs(verbs[i]->summary, stdout);
+  fputs(usage_tail, stdout);
+}
+
 static void
 print_usage(void)
 {
-  fputs(usage_head, stdout);
-  for (gsize i = 0; i < G_N_ELEMENTS(verbs); i++)
-    fputs(verbs[i]->summary, stdout);
-  fputs(usage_tail, stdout);
+  print_usage_of(NULL);
 }
 
 int
@@ -534,6 +545,8 @@ vfd_cli_main(int argc, char **argv)
 
     if (!g_str_equal(argv[0], groups[g].name))
       continue;
+    if (argc >= 2 && (g_str_equal(argv[1], "--help") || g_str_equal(argv[1], "-h")))
+      return print_usage_of(groups[g].name), VFD_EXIT_OK;
     for (gsize v = 0; argc >= 2 && v < G_N_ELEMENTS(verbs); v++)
       if (g_str_has_prefix(verbs[v]->name, groups[g].name) && verbs[v]->name[len] == ' ' &&
           g_str_equal(verbs[v]->name + len + 1, argv[1]))
