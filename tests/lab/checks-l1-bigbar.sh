@@ -26,7 +26,8 @@
 #      bounded by LAB_MAP_TIMEOUT (default 300 s)
 # With --old as a 4th argument (L1 on the lab's pinned, older kernel) only
 # the device, check 6 (unaligned) and the same create on the machine's own
-# QEMU (bounded by LAB_OLD_READY_TIMEOUT, default 360 s) run: the record of
+# QEMU (bounded by LAB_OLD_READY_TIMEOUT: run-lab-bigbar.sh gives it 1.5x
+# what the recommended host needed, 240-900 s) run: the record of
 # what older hosts pay ("# map-bar:" and "# boot:" lines; run-lab-bigbar.sh
 # compares the two boots with map-bar-compare.py).
 # Output: "ok - ..." / "not ok - ..." per check, "# ..." details,

@@ -62,8 +62,15 @@ LAB_MAP_TIMEOUT=${LAB_MAP_TIMEOUT:-300} "$here/run-l1.sh" --timeout "${LAB_TIMEO
 # QEMU < 9.2 maps), bounded by LAB_OLD_MAP_TIMEOUT (default 120 s).
 old_log=${log%.log}-old.log
 old_rc=0
-LAB_CACHE=$cache VFIOD_PINS='' LAB_MAP_TIMEOUT=${LAB_OLD_MAP_TIMEOUT:-120} \
-    "$here/run-l1.sh" --timeout "${LAB_OLD_TIMEOUT:-900}" --log "$old_log" \
+# Its sandbox gets 1.5x the time the recommended host's needed to be ready
+# (240 to 900 s): a stall is then a stall whatever the machine's load.
+old_wait=${LAB_OLD_READY_TIMEOUT:-$(sed -n 's/^# boot: .*"ready_ms":\([0-9]*\).*/\1/p' "$log" | head -n 1)}
+old_wait=${old_wait:-240000}
+[[ -n ${LAB_OLD_READY_TIMEOUT:-} ]] || old_wait=$((old_wait * 3 / 2000))
+((old_wait >= 240)) || old_wait=240
+((old_wait <= 900)) || old_wait=900
+LAB_OLD_READY_TIMEOUT=$old_wait LAB_CACHE=$cache VFIOD_PINS='' LAB_MAP_TIMEOUT=${LAB_OLD_MAP_TIMEOUT:-120} \
+    "$here/run-l1.sh" --timeout "${LAB_OLD_TIMEOUT:-1500}" --log "$old_log" \
     "$here/checks-l1-bigbar.sh" "$build" "$cache" "$bpo/backports.env" --old || old_rc=$?
 [[ $old_rc -ne 77 ]] || exit 77
 
