@@ -22,6 +22,7 @@ itest_init open-group "$@"
 for tool in setpriv useradd userdel groupadd groupdel gdbus stat sha256sum; do
   command -v "$tool" > /dev/null || { nok "$tool missing"; exit 1; }
 done
+/usr/bin/python3 -c 'import gi' 2> /dev/null || { nok "python3-gi missing (Debian package python3-gi)"; exit 1; }
 use_fake_vfiod
 
 group=vfiod-ogrp ua=vfiod-ogrp-a ub=vfiod-ogrp-b
@@ -99,6 +100,13 @@ grep -q "granted IOMMU group 12 (/dev/vfio/12, 0000:01:00.0) to uid $uid_a (pid 
   ok "vfiod logged the grant: $(grep -m1 -o "granted IOMMU group 12.*" "$vlog")" || nok "no grant line in vfiod's log"
 ls -l "/proc/$vp/fd" 2> /dev/null | grep -q " $node\$" && nok "vfiod keeps an fd of $node" ||
   ok "vfiod keeps no fd of $node: the grant ends with the client's fd"
+# The same from Python (doc/examples/open-group.py, Gio's fd list); vfiod's
+# fd list keeps its own copy only until the reply is sent.
+out=$(as "$ua" /usr/bin/python3 "$src/doc/examples/open-group.py" "$sock" 0000:01:00.0 sh -c "$probe" 2>&1)
+rc=$?
+read -r got flags gfd ggroup <<< "$out"
+[ "$rc" = 0 ] && [ "$got" = "$want" ] && [ "$((0$flags & 3))" = 2 ] && [ "$gfd" = 3 ] && [ "$ggroup" = 12 ] &&
+  ok "A: doc/examples/open-group.py (python3-gi): fd 3 is the node ($got), O_RDWR" || nok "open-group.py: exit $rc: $out"
 out=$(gcall root 0000:01:00.0)
 [[ $out == *"(handle 0, 12, ['0000:01:00.0', '0000:01:00.1'])"* ]] && ok "root: OpenGroup of A's group: $out" ||
   nok "root's OpenGroup: $out"
