@@ -137,6 +137,25 @@ rc=$?
 out2=$(as "$ua" "$vfioctl" "${S[@]}" open-group 0000:01:00.0 sh 2>&1)
 [ "$rc" = 2 ] && [[ $out == *"give the command after --"* ]] && [[ $out2 == *"unexpected argument 'sh'"* ]] &&
   ok "vfioctl: --exec without a command, a command without --exec: usage errors" || nok "usage: exit $rc: $out; $out2"
+# Fd passing is on for OpenGroup's replies; a call carrying fds is refused
+# and vfiod keeps none of them.
+n0=$(fd_count "$vp")
+out=$(as "$ua" /usr/bin/python3 -c '
+import sys, gi
+gi.require_version("Gio", "2.0")
+from gi.repository import Gio, GLib
+conn = Gio.DBusConnection.new_for_address_sync("unix:path=" + sys.argv[1], Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT, None, None)
+fds = Gio.UnixFDList.new()
+for _ in range(20): fds.append(0)
+try:
+    conn.call_with_unix_fd_list_sync(None, "/org/vfiod/Manager1", "org.vfiod.Manager1", "ListDevices", None, None, Gio.DBusCallFlags.NONE, 10000, fds, None)
+    print("accepted")
+except GLib.Error as e:
+    print(Gio.DBusError.get_remote_error(e), e.message)
+' "$sock" 2>&1)
+n1=$(fd_count "$vp")
+[[ $out == "org.vfiod.Error.InvalidArgument"*"take no file descriptors"* ]] && [ "$n1" = "$n0" ] &&
+  ok "a call carrying 20 fds: $out; vfiod's fds $n0 -> $n1" || nok "a call with fds: $out; vfiod's fds $n0 -> $n1"
 [ "$(jsum)" = "$j0" ] && [ "$(stat -c '%U:%G %a' "$node")" = "$mode0" ] &&
   ok "nothing changed: journal bytes ($j0), $node still $mode0" || nok "changed: journal $(jsum) vs $j0; node $(stat -c '%U:%G %a' "$node")"
 
