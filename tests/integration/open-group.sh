@@ -74,8 +74,9 @@ gcall() {
   fi
 }
 # What the exec'd command sees: fd 3's device:inode, its open flags (octal),
-# the environment.
-probe='echo "$(stat -L -c %d:%i /proc/self/fd/3) $(awk "/^flags:/ {print \$2}" /proc/self/fdinfo/3) $VFIOD_GROUP_FD $VFIOD_IOMMU_GROUP"'
+# the environment, how many sockets it inherited (vfioctl's D-Bus socket
+# must not be one).
+probe='echo "$(stat -L -c %d:%i /proc/self/fd/3) $(awk "/^flags:/ {print \$2}" /proc/self/fdinfo/3) $VFIOD_GROUP_FD $VFIOD_IOMMU_GROUP $(ls -l /proc/$$/fd | grep -c socket:)"'
 
 # ---- A binds group 12 and gets its node --------------------------------------
 out=$(as "$ua" "$vfioctl" "${S[@]}" bind 0000:01:00.0 2>&1)
@@ -85,9 +86,9 @@ as "$ua" sh -c "exec 3<> '$node'" 2> /dev/null && nok "A can open $node itself (
   ok "A cannot open $node itself ($mode0)"
 out=$(as "$ua" "$vfioctl" "${S[@]}" open-group 0000:01:00.0 --exec -- sh -c "$probe" 2>&1)
 rc=$?
-read -r got flags gfd ggroup <<< "$out"
-[ "$rc" = 0 ] && [ "$got" = "$want" ] && [ "$((0$flags & 3))" = 2 ] && [ "$gfd" = 3 ] && [ "$ggroup" = 12 ] &&
-  ok "A: open-group --exec: fd 3 is $node ($got), O_RDWR (flags $flags), VFIOD_GROUP_FD=$gfd VFIOD_IOMMU_GROUP=$ggroup" ||
+read -r got flags gfd ggroup socks <<< "$out"
+[ "$rc" = 0 ] && [ "$got" = "$want" ] && [ "$((0$flags & 3))" = 2 ] && [ "$gfd" = 3 ] && [ "$ggroup" = 12 ] && [ "$socks" = 0 ] &&
+  ok "A: open-group --exec: fd 3 is $node ($got), O_RDWR (flags $flags), VFIOD_GROUP_FD=$gfd VFIOD_IOMMU_GROUP=$ggroup, no socket inherited" ||
   nok "A's open-group --exec: exit $rc: '$out' (want $want, flags ..2, 3, 12)"
 out=$(as "$ua" "$vfioctl" "${S[@]}" open-group 0000:01:00.1 --exec -- sh -c 'exit 7' 2>&1)
 rc=$?
@@ -104,8 +105,8 @@ ls -l "/proc/$vp/fd" 2> /dev/null | grep -q " $node\$" && nok "vfiod keeps an fd
 # fd list keeps its own copy only until the reply is sent.
 out=$(as "$ua" /usr/bin/python3 "$src/doc/examples/open-group.py" "$sock" 0000:01:00.0 sh -c "$probe" 2>&1)
 rc=$?
-read -r got flags gfd ggroup <<< "$out"
-[ "$rc" = 0 ] && [ "$got" = "$want" ] && [ "$((0$flags & 3))" = 2 ] && [ "$gfd" = 3 ] && [ "$ggroup" = 12 ] &&
+read -r got flags gfd ggroup socks <<< "$out"
+[ "$rc" = 0 ] && [ "$got" = "$want" ] && [ "$((0$flags & 3))" = 2 ] && [ "$gfd" = 3 ] && [ "$ggroup" = 12 ] && [ "$socks" = 0 ] &&
   ok "A: doc/examples/open-group.py (python3-gi): fd 3 is the node ($got), O_RDWR" || nok "open-group.py: exit $rc: $out"
 out=$(gcall root 0000:01:00.0)
 [[ $out == *"(handle 0, 12, ['0000:01:00.0', '0000:01:00.1'])"* ]] && ok "root: OpenGroup of A's group: $out" ||
