@@ -39,6 +39,9 @@ expect "vfioctl image build --gpu --o" --output
 expect "vfioctl pool " install-boot
 expect "vfioctl pool status --" --fix
 expect "vfioctl bind 0000:00:00.0 --p" --persist
+expect "vfioctl op" open-group
+expect "vfioctl open-group 0000:00:00.0 --e" --exec
+expect "vfioctl open-group 0000:00:00.0 --exec -- bas" bash
 help=$("$vfioctl" --help 2>&1)
 # every command and option the completion offers is in vfioctl's help
 missing=''

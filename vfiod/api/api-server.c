@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <gio/gunixfdlist.h>
 #include <gio/gunixsocketaddress.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -275,6 +276,10 @@ on_filter(GDBusConnection *conn, GDBusMessage *msg, gboolean incoming, gpointer 
                 "%u calls on this connection are waiting for their reply, the most there may be; "
                 "wait for their replies (or open another connection)",
                 c->max_pending);
+  else if (g_dbus_message_get_unix_fd_list(msg) && g_unix_fd_list_get_length(g_dbus_message_get_unix_fd_list(msg)) > 0)
+    /* Fd passing is negotiated for OpenGroup's replies; no method takes an
+     * fd: the message (and its fds) go now. */
+    g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "vfiod's methods take no file descriptors");
   else
     vfd_api_check_args(g_dbus_message_get_body(msg), c->max_entries, c->max_bytes, &error);
   if (error) {

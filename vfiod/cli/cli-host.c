@@ -3,9 +3,14 @@
  * capabilities, reconcile (vfiod's API), and doctor (local). */
 #include "cli-private.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "doctor.h"
+#include "error.h"
 
 /* ---- list ----------------------------------------------------------------- */
 
@@ -162,6 +167,112 @@ const VfdCliVerb vfd_cli_verb_release = {
   .params = "BDF",
   .args = VFD_CLI_ARGS_BDF,
   .run = release_run,
+};
+
+/* ---- open-group (issue 15, item 9) ------------------------------------------- */
+
+/* The fd number the command gets the group on (VFIOD_GROUP_FD). */
+#define OPEN_GROUP_FD 3
+
+typedef struct {
+  gboolean exec;
+} OpenGroupOpts;
+
+static const GOptionEntry open_group_options[] = {
+  { "exec", 0, 0, G_OPTION_ARG_NONE, VFD_CLI_OPT(OpenGroupOpts, exec),
+    "Run CMD (after --) with the group's fd as fd 3, VFIOD_GROUP_FD=3 and VFIOD_IOMMU_GROUP=N", NULL },
+  { NULL },
+};
+
+/* BDF, then with --exec "--" (GOption may leave it) and CMD [ARGS...]. */
+static int
+open_group_check(VfdCliCall *call)
+{
+  gboolean exec = ((OpenGroupOpts *) call->opts)->exec;
+  int cmd = 2;
+
+  if (call->argc < 2)
+    return vfd_cli_usage_error("open-group takes a BDF");
+  if (!vfd_cli_check_bdf(call->argv[1]))
+    return VFD_EXIT_USAGE;
+  call->arg = call->argv[1];
+  if (cmd < call->argc && g_str_equal(call->argv[cmd], "--"))
+    cmd++;
+  if (exec && cmd >= call->argc)
+    return vfd_cli_usage_error("open-group --exec: give the command after --: open-group BDF --exec -- CMD [ARGS...]");
+  if (!exec && call->argc > 2)
+    return vfd_cli_usage_error("open-group: unexpected argument '%s' (a command needs --exec -- CMD)", call->argv[2]);
+  return VFD_CLI_GO_ON;
+}
+
+static int
+open_group_run(VfdCliCall *call, GError **error)
+{
+  gboolean exec = ((OpenGroupOpts *) call->opts)->exec;
+  g_autoptr(GVariant) handle = NULL;
+  g_autoptr(GUnixFDList) fds = NULL;
+  g_auto(GStrv) devs = NULL;
+  g_autofree char *num = NULL;
+  char **cmd;
+  int group = -1, fd;
+
+  if (!vfd_manager1_call_open_group_sync(call->api, call->arg, NULL, &handle, &group, &devs, &fds, NULL, error))
+    return VFD_CLI_ERROR;
+  if (!fds || g_variant_get_handle(handle) < 0 || g_variant_get_handle(handle) >= g_unix_fd_list_get_length(fds)) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_FAILED, "vfiod's answer carries no file descriptor");
+    return VFD_CLI_ERROR;
+  }
+  fd = g_unix_fd_list_get(fds, g_variant_get_handle(handle), error); /* a dup, close-on-exec */
+  if (fd < 0)
+    return VFD_CLI_ERROR;
+  g_clear_object(&fds);
+  if (!exec) {
+    /* Only a check that the caller may have it: the fd is closed again. */
+    close(fd);
+    print_bdf_result(call->cli, "may open", (const char *const *) devs, group);
+    if (!call->cli->json)
+      printf("IOMMU group %d (/dev/vfio/%d): the fd was granted and closed again; --exec -- CMD hands it on\n", group,
+             group);
+    return VFD_EXIT_OK;
+  }
+  /* fd 3 for the command, without close-on-exec; every other fd vfioctl
+   * holds (its D-Bus socket) is close-on-exec. */
+  if (fd != OPEN_GROUP_FD) {
+    if (dup2(fd, OPEN_GROUP_FD) < 0) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "dup2 of the group fd to fd %d: %s", OPEN_GROUP_FD,
+                  g_strerror(errno));
+      close(fd);
+      return VFD_CLI_ERROR;
+    }
+    close(fd);
+  } else if (fcntl(fd, F_SETFD, 0) < 0) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "clearing close-on-exec of fd %d: %s", fd, g_strerror(errno));
+    return VFD_CLI_ERROR;
+  }
+  num = g_strdup_printf("%d", group);
+  g_setenv("VFIOD_GROUP_FD", G_STRINGIFY(OPEN_GROUP_FD), TRUE);
+  g_setenv("VFIOD_IOMMU_GROUP", num, TRUE);
+  cmd = call->argv + 2;
+  if (g_str_equal(*cmd, "--"))
+    cmd++;
+  fflush(NULL);
+  execvp(cmd[0], cmd);
+  fprintf(stderr, "vfioctl: open-group: cannot run '%s': %s\n", cmd[0], g_strerror(errno));
+  close(OPEN_GROUP_FD);
+  return 127;
+}
+
+const VfdCliVerb vfd_cli_verb_open_group = {
+  .name = "open-group",
+  .summary = "  open-group BDF [--exec -- CMD [ARGS...]]  get the open /dev/vfio/N of BDF's IOMMU group, bound by\n"
+             "                                you; --exec: run CMD with it as fd 3 (VFIOD_GROUP_FD=3,\n"
+             "                                VFIOD_IOMMU_GROUP=N), for a VMM you launch yourself\n",
+  .params = "BDF [-- CMD [ARGS...]]",
+  .args = VFD_CLI_ARGS_ANY,
+  .opts_size = sizeof(OpenGroupOpts),
+  .options = open_group_options,
+  .check = open_group_check,
+  .run = open_group_run,
 };
 
 /* ---- capabilities ------------------------------------------------------------- */

@@ -83,7 +83,8 @@ struct VfdCliVerb {
 };
 
 /* The verbs, in `vfioctl --help` order (cli.c puts them in its table). */
-extern const VfdCliVerb vfd_cli_verb_list, vfd_cli_verb_bind, vfd_cli_verb_release, vfd_cli_verb_pool,
+extern const VfdCliVerb vfd_cli_verb_list, vfd_cli_verb_bind, vfd_cli_verb_release, vfd_cli_verb_open_group,
+    vfd_cli_verb_pool,
     vfd_cli_verb_doctor, vfd_cli_verb_capabilities, vfd_cli_verb_reconcile, vfd_cli_verb_sandbox_create,
     vfd_cli_verb_sandbox_list, vfd_cli_verb_sandbox_show, vfd_cli_verb_sandbox_delete, vfd_cli_verb_sandbox_watch,
     vfd_cli_verb_initramfs_build, vfd_cli_verb_image_build;

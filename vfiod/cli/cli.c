@@ -33,6 +33,7 @@ vfd_cli_default_pins_path(const char *name)
 /* The verbs, in `vfioctl --help` order. */
 static const VfdCliVerb *const verbs[] = {
   &vfd_cli_verb_list,           &vfd_cli_verb_bind,           &vfd_cli_verb_release,
+  &vfd_cli_verb_open_group,
   &vfd_cli_verb_pool,           &vfd_cli_verb_doctor,         &vfd_cli_verb_capabilities,
   &vfd_cli_verb_reconcile,      &vfd_cli_verb_sandbox_create, &vfd_cli_verb_sandbox_list,
   &vfd_cli_verb_sandbox_show,   &vfd_cli_verb_sandbox_delete, &vfd_cli_verb_sandbox_watch,

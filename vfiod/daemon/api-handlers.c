@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api-limits.h"
+#include "grant.h"
 #include "identity.h"
 #include "log-fields.h"
 #include "meminfo.h"
@@ -184,6 +185,58 @@ handle_release_device(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *b
   op->bdf = bdf;
   op->uid = uid;
   vfd_mgr_op_run(op);
+  return TRUE;
+}
+
+/* OpenGroup (issue 15, item 9): the open /dev/vfio/<group> of a group the
+ * caller bound, passed with the reply; nothing written (grant.h). On the
+ * main loop: a few sysfs reads and one open under the journal lock.
+ * Refusals are logged by vfd_mgr_return_error() (rate-limited). */
+static gboolean
+handle_open_group(VfdManager1 *sk, GDBusMethodInvocation *inv, GUnixFDList *in_fds, const char *bdf_s, gpointer data)
+{
+  VfdManager *m = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) members = NULL;
+  g_autoptr(GUnixFDList) fds = NULL;
+  g_auto(GStrv) names = NULL;
+  GDBusConnection *conn = g_dbus_method_invocation_get_connection(inv);
+  VfdCaller caller;
+  VfdBdf bdf;
+  int fd, group = -1, index;
+
+  if (!vfd_caller_from_invocation(inv, &caller, &error)) {
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  if (!(g_dbus_connection_get_capabilities(conn) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
+    g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_FAILED,
+                        "this connection cannot pass file descriptors (connect with Unix fd passing negotiated)");
+  if (error || !vfd_mgr_parse_bdf_arg(bdf_s, &bdf, &error) || !vfd_mgr_check_journal_ok(m, &error)) {
+    vfd_caller_clear(&caller);
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  fd = vfd_host_open_group(m->host, &bdf, caller.uid, &group, &members, &error);
+  if (fd < 0) {
+    vfd_caller_clear(&caller);
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  fds = g_unix_fd_list_new();
+  index = g_unix_fd_list_append(fds, fd, &error);
+  close(fd); /* the list holds its own dup */
+  if (index < 0) {
+    vfd_caller_clear(&caller);
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  names = vfd_mgr_bdf_strv(members);
+  vfd_log_fields(G_LOG_LEVEL_MESSAGE, NULL, NULL, (const char *const *) names,
+                 "granted IOMMU group %d (/dev/vfio/%d, %s) to uid %u (pid %d) as an open fd", group, group, bdf_s,
+                 (guint) caller.uid, (int) caller.pid);
+  vfd_caller_clear(&caller);
+  vfd_manager1_complete_open_group(sk, inv, fds, g_variant_new_handle(index), group, (const char *const *) names);
   return TRUE;
 }
 
@@ -659,4 +712,5 @@ vfd_mgr_api_connect(VfdManager *m)
   g_signal_connect(m->skeleton, "handle-bind-device-full", G_CALLBACK(handle_bind_device_full), m);
   g_signal_connect(m->skeleton, "handle-reconcile", G_CALLBACK(handle_reconcile), m);
   g_signal_connect(m->skeleton, "handle-get-capabilities", G_CALLBACK(handle_get_capabilities), m);
+  g_signal_connect(m->skeleton, "handle-open-group", G_CALLBACK(handle_open_group), m);
 }

@@ -399,6 +399,30 @@ vfd_sysfs_vfio_group_exists(const VfdSysfs *sysfs, int group)
   return g_file_test(p, G_FILE_TEST_EXISTS);
 }
 
+int
+vfd_sysfs_open_vfio_group(const VfdSysfs *sysfs, int group)
+{
+  char num[16];
+  int dir, fd, saved;
+
+  if (group < 0)
+    return -EINVAL;
+  g_snprintf(num, sizeof num, "%d", group);
+  dir = open(sysfs->dev_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0)
+    return -errno;
+  fd = openat(dir, "vfio", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  saved = errno;
+  close(dir);
+  if (fd < 0)
+    return saved == ENOTDIR ? -ELOOP : -saved;
+  dir = fd;
+  fd = openat(dir, num, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+  saved = errno;
+  close(dir);
+  return fd < 0 ? -saved : fd;
+}
+
 bool
 vfd_pci_bar_is_prefetch64(const VfdPciBar *bar)
 {

@@ -90,6 +90,14 @@ int vfd_sysfs_iommu_group_devices(const VfdSysfs *sysfs, int group, GArray **ret
 /* True when <dev_root>/vfio/<group> exists. */
 bool vfd_sysfs_vfio_group_exists(const VfdSysfs *sysfs, int group);
 
+/* Opens the VFIO group node <dev_root>/vfio/<group> read-write
+ * (O_RDWR|O_CLOEXEC|O_NOCTTY), following no symbolic link below
+ * @dev_root (the "vfio" directory and the node are opened with
+ * O_NOFOLLOW). @group comes from vfiod's own sysfs reads, never from a
+ * client; a negative @group is -EINVAL. Returns the fd, or -errno: -ENOENT
+ * no node, -EBUSY the kernel's one opener has it, -ELOOP a link. */
+int vfd_sysfs_open_vfio_group(const VfdSysfs *sysfs, int group);
+
 /* ---- BARs (sysfs `resource`) ----
  * The kernel's `resource` file has one line per resource, "start end flags"
  * as 0x-prefixed hex: lines 0-5 are the BARs, 6 the expansion ROM, then
