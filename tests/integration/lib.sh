@@ -118,26 +118,43 @@ write_conf() {
   } > "$dir/vfiod.conf"
 }
 
-# make_member GROUP USER: sets group and member; makes GROUP and USER, a
-# system user in it (no home, no login), unless they exist (made_group and
-# made_member say what was made); remove_accounts removes what was made,
-# at the latest at exit.
-make_member() {
-  group=$1 member=$2 made_group='' made_member=''
+# make_members GROUP USER...: sets group and member (the first USER); makes
+# GROUP and each USER, a system user in it (no home, no login), unless they
+# exist; remove_accounts removes what was made, at the latest at exit.
+# make_member GROUP USER: the same for one member.
+made_accounts=()
+make_members() {
+  local u
+  group=$1 member=$2
+  shift
   itest_extra_cleanup=remove_accounts
   if ! getent group "$group" > /dev/null; then
     groupadd -r "$group" || { nok "groupadd $group"; exit 1; }
-    made_group=1
+    made_accounts=("group:$group" "${made_accounts[@]}")
   fi
-  if ! getent passwd "$member" > /dev/null; then
-    useradd -r -M -N -g nogroup -G "$group" -s /usr/sbin/nologin -d /nonexistent "$member" || { nok "useradd $member"; exit 1; }
-    made_member=1
-  fi
+  for u in "$@"; do
+    if ! getent passwd "$u" > /dev/null; then
+      useradd -r -M -N -g nogroup -G "$group" -s /usr/sbin/nologin -d /nonexistent "$u" || { nok "useradd $u"; exit 1; }
+      made_accounts=("user:$u" "${made_accounts[@]}")
+    fi
+  done
 }
+make_member() { make_members "$1" "$2"; }
 remove_accounts() {
-  [ -n "$made_member" ] && userdel "$member" 2> /dev/null
-  [ -n "$made_group" ] && groupdel "$group" 2> /dev/null
-  made_member='' made_group=''
+  local a
+  for a in "${made_accounts[@]}"; do
+    case $a in
+      group:*) groupdel "${a#group:}" 2> /dev/null ;;
+      user:*) userdel "${a#user:}" 2> /dev/null ;;
+    esac
+  done
+  made_accounts=()
+}
+# as USER COMMAND...: COMMAND as USER, with its groups from the group database.
+as() {
+  local u=$1
+  shift
+  setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"
 }
 
 # use_fake_vfiod: vfiod on a fake kernel, tests/crash/vfiod-fake (sets

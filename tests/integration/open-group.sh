@@ -26,34 +26,8 @@ done
 use_fake_vfiod
 
 group=vfiod-ogrp ua=vfiod-ogrp-a ub=vfiod-ogrp-b
-made=()
-remove_accounts() {
-  local a
-  for a in "${made[@]}"; do
-    case $a in
-      group:*) groupdel "${a#group:}" 2> /dev/null ;;
-      user:*) userdel "${a#user:}" 2> /dev/null ;;
-    esac
-  done
-  made=()
-}
-itest_extra_cleanup=remove_accounts
-if ! getent group "$group" > /dev/null; then
-  groupadd -r "$group" || { nok "groupadd $group"; exit 1; }
-  made=("group:$group" "${made[@]}")
-fi
-for u in "$ua" "$ub"; do
-  if ! getent passwd "$u" > /dev/null; then
-    useradd -r -M -N -g nogroup -G "$group" -s /usr/sbin/nologin -d /nonexistent "$u" || { nok "useradd $u"; exit 1; }
-    made=("user:$u" "${made[@]}")
-  fi
-done
+make_members "$group" "$ua" "$ub"
 uid_a=$(id -u "$ua") uid_b=$(id -u "$ub")
-as() {
-  local u=$1
-  shift
-  setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"
-}
 
 d=$work/f
 write_fake_conf "$d" "$work/vmlinuz" "$work/initrd" "allowed_group=$group"

@@ -115,8 +115,9 @@ rc=$?
 [ "$rc" = 0 ] && ok "5: root: sandbox list exits 0" || nok "5: root: exit $rc: $out"
 
 stop_vfiod "end"
-had_group=$made_group had_member=$made_member
+had=" ${made_accounts[*]} "
 remove_accounts
-{ [ -z "$had_member" ] || ! getent passwd "$member" > /dev/null; } && { [ -z "$had_group" ] || ! getent group "$group" > /dev/null; } &&
+{ [[ $had != *" user:$member "* ]] || ! getent passwd "$member" > /dev/null; } &&
+  { [[ $had != *" group:$group "* ]] || ! getent group "$group" > /dev/null; } &&
   ok "the user and group this test made are removed" || nok "user $member or group $group still there"
 itest_finish

@@ -43,36 +43,9 @@ py=/usr/bin/python3
 use_fake_vfiod
 
 group=vfiod-sapi ua=vfiod-sapi-a ub=vfiod-sapi-b
-made=()
-remove_accounts() {
-  local a
-  for a in "${made[@]}"; do
-    case $a in
-      group:*) groupdel "${a#group:}" 2> /dev/null ;;
-      user:*) userdel "${a#user:}" 2> /dev/null ;;
-    esac
-  done
-  made=()
-}
-itest_extra_cleanup=remove_accounts
-if ! getent group "$group" > /dev/null; then
-  groupadd -r "$group" || { nok "groupadd $group"; exit 1; }
-  made=("group:$group" "${made[@]}")
-fi
-for u in "$ua" "$ub"; do
-  if ! getent passwd "$u" > /dev/null; then
-    useradd -r -M -N -g nogroup -G "$group" -s /usr/sbin/nologin -d /nonexistent "$u" || { nok "useradd $u"; exit 1; }
-    made=("user:$u" "${made[@]}")
-  fi
-done
+make_members "$group" "$ua" "$ub"
 uid_a=$(id -u "$ua") uid_b=$(id -u "$ub")
 note "members of $group: $ua (uid $uid_a), $ub (uid $uid_b)"
-# as USER COMMAND...: run as a member, with its groups from the group database.
-as() {
-  local u=$1
-  shift
-  setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"
-}
 # The files attack clients write must be theirs.
 aw=$work/attack
 mkdir -p "$aw" && chmod 0777 "$aw"
@@ -335,7 +308,7 @@ stop_vfiod "part 2"
 left=''
 for p in $(cat "$d/qemu.pids" 2> /dev/null); do kill -0 "$p" 2> /dev/null && left="$left $p"; done
 [ -z "$left" ] && ok "no stand-in QEMU left" || nok "stand-in QEMUs left:$left"
-had=${#made[@]}
+had=${#made_accounts[@]}
 remove_accounts
 ! getent passwd "$ua" > /dev/null && ! getent passwd "$ub" > /dev/null && ! getent group "$group" > /dev/null &&
   ok "the users and group this test made ($had) are removed" || nok "users or group left"
