@@ -48,7 +48,9 @@ export LAB_CACHE=$bpo/kernel
 # run-l1.sh's fetch-kernel.sh: the backports kernel fetch-backports.sh
 # resolved, not the repository's pins.
 export VFIOD_PINS=$bpo/pins.env
-export LAB_KEEP=$cache
+# L1 covers /tmp (and /run, /root, ...) with tmpfs: keep the L2 cache and
+# the backports dir (its QEMU) visible wherever the checkout is.
+export LAB_KEEP=$cache:$bpo
 # One device: the BAR's backing file is sparse (nothing is written to it).
 export LAB_L1_DEVICES="-device pcie-root-port,id=rp4,chassis=4,addr=04.0 -device ivshmem-plain,memdev=bigbar,bus=rp4,addr=00.0"
 export LAB_QEMU_EXTRA="${LAB_QEMU_EXTRA:-} -object memory-backend-file,id=bigbar,size=64G,mem-path=$bar/bar2,share=on -global q35-pcihost.pci-hole64-size=256G"
