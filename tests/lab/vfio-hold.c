@@ -141,7 +141,8 @@ main(int argc, char **argv)
       break;
     }
   }
-  if (argc != 2 || argv[1][0] == '-' || strchr(argv[1], '/') || strlen(argv[1]) > 32) {
+  if (argc != 2 || argv[1][0] == '-' || strchr(argv[1], '/') || strlen(argv[1]) > 32 ||
+      (!aligned && map_index < 0)) {
     fprintf(stderr, "usage: vfio-hold [--map-bar 0-5 [--unaligned]] DDDD:BB:DD.F\n");
     return 2;
   }

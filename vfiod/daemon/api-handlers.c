@@ -428,20 +428,35 @@ create_request_from(CreateSpec *p)
   return req;
 }
 
+/* The main-loop checks CreateSandbox and ValidateSandbox share:
+ * create_parse() then create_name_check(). FALSE when they refused: the
+ * error has been returned to @inv and @p is cleared; else @p holds the spec
+ * and *@ret_s the sandbox of that name and spec, if any (*@ret_creating:
+ * still being created). */
+static gboolean
+create_begin_checks(VfdManager *m, GDBusMethodInvocation *inv, GVariant *options, CreateSpec *p, Sandbox **ret_s,
+                    gboolean *ret_creating)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!create_parse(m, inv, options, p, &error) || !create_name_check(m, p, ret_s, ret_creating, &error)) {
+    create_spec_clear(p);
+    vfd_mgr_return_error(inv, error);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 handle_create_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options, gpointer data)
 {
   VfdManager *m = data;
-  g_autoptr(GError) error = NULL;
   CreateSpec p;
   Sandbox *s = NULL;
   gboolean creating = FALSE;
 
-  if (!create_parse(m, inv, options, &p, &error) || !create_name_check(m, &p, &s, &creating, &error)) {
-    create_spec_clear(&p);
-    vfd_mgr_return_error(inv, error);
+  if (!create_begin_checks(m, inv, options, &p, &s, &creating))
     return TRUE;
-  }
   if (s) {
     create_spec_clear(&p);
     vfd_manager1_complete_create_sandbox(sk, inv, creating ? vfd_mgr_sandbox_creating_to_variant(s)
@@ -464,16 +479,12 @@ static gboolean
 handle_validate_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *options, gpointer data)
 {
   VfdManager *m = data;
-  g_autoptr(GError) error = NULL;
   CreateSpec p;
   Sandbox *s = NULL;
   gboolean creating = FALSE;
 
-  if (!create_parse(m, inv, options, &p, &error) || !create_name_check(m, &p, &s, &creating, &error)) {
-    create_spec_clear(&p);
-    vfd_mgr_return_error(inv, error);
+  if (!create_begin_checks(m, inv, options, &p, &s, &creating))
     return TRUE;
-  }
   if (s) {
     /* The create would answer with this sandbox. */
     g_auto(GStrv) devs = vfd_mgr_bdf_strv(s->devices);
