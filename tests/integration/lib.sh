@@ -120,7 +120,9 @@ write_conf() {
 
 # make_members GROUP USER...: sets group and member (the first USER); makes
 # GROUP and each USER, a system user in it (no home, no login), unless they
-# exist; remove_accounts removes what was made, at the latest at exit.
+# exist; a USER that exists but is not in GROUP (left by an interrupted run,
+# say) is added to it. remove_accounts undoes what was made or added, at the
+# latest at exit. Exits when a USER is not in GROUP afterwards.
 # make_member GROUP USER: the same for one member.
 made_accounts=()
 make_members() {
@@ -136,16 +138,32 @@ make_members() {
     if ! getent passwd "$u" > /dev/null; then
       useradd -r -M -N -g nogroup -G "$group" -s /usr/sbin/nologin -d /nonexistent "$u" || { nok "useradd $u"; exit 1; }
       made_accounts=("user:$u" "${made_accounts[@]}")
+    elif ! id -nG "$u" | tr ' ' '\n' | grep -qx "$group"; then
+      note "user $u exists outside $group: added to it for this test"
+      gpasswd -a "$u" "$group" > /dev/null || { nok "gpasswd -a $u $group"; exit 1; }
+      made_accounts=("member:$u:$group" "${made_accounts[@]}")
     fi
+    id -nG "$u" | tr ' ' '\n' | grep -qx "$group" || { nok "$u is not in $group: $(id "$u")"; exit 1; }
   done
 }
 make_member() { make_members "$1" "$2"; }
+# remove_accounts: removes the users and groups make_members made (their
+# processes killed first: userdel refuses a user that still runs one) and
+# takes back the memberships it added.
 remove_accounts() {
-  local a
+  local a m
   for a in "${made_accounts[@]}"; do
     case $a in
       group:*) groupdel "${a#group:}" 2> /dev/null ;;
-      user:*) userdel "${a#user:}" 2> /dev/null ;;
+      user:*)
+        pkill -KILL -u "${a#user:}" 2> /dev/null
+        userdel "${a#user:}" 2> /dev/null || { sleep 0.2; userdel "${a#user:}" 2> /dev/null; } ||
+          echo "# userdel ${a#user:} failed: $(pgrep -a -u "${a#user:}" | head -3)"
+        ;;
+      member:*)
+        m=${a#member:}
+        gpasswd -d "${m%%:*}" "${m#*:}" > /dev/null 2>&1
+        ;;
     esac
   done
   made_accounts=()
