@@ -105,6 +105,7 @@ static const struct {
   { VFIOD_KEY_NVIDIA, GI_CMDLINE_KEY_NVIDIA },
   { VFIOD_KEY_TIMEOUT, GI_CMDLINE_KEY_TIMEOUT },
   { VFIOD_KEY_DRIVER, GI_CMDLINE_KEY_DRIVER },
+  { VFIOD_KEY_PAYLOAD, GI_CMDLINE_KEY_PAYLOAD },
 };
 
 static GiCmdlineKey
@@ -426,6 +427,11 @@ apply_known(GiCmdline *ret, const GiCmdlineEntry *e)
     if (!parse_uint(v, 0, GI_CMDLINE_MAX_TIMEOUT, &n))
       return GI_CMDLINE_BAD_VALUE;
     ret->timeout_s = (unsigned) n;
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_PAYLOAD:
+    if (!parse_uint(v, 1, VFIOD_PAYLOAD_MAX, &n))
+      return GI_CMDLINE_BAD_VALUE;
+    ret->payload_size = (size_t) n;
     return GI_CMDLINE_OK;
   case GI_CMDLINE_KEY_DRIVER:
     if (!vfiod_cmdline_disk_valid(v))

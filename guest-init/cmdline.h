@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "payload.h"
 #include "protocol.h"
 
 /* The guest's kernel command line, as far as guest-init cares: the
@@ -51,6 +52,7 @@ typedef enum {
   GI_CMDLINE_KEY_NVIDIA,      /* vfiod.nvidia=uvm,modeset,drm,peermem|none */
   GI_CMDLINE_KEY_TIMEOUT,     /* vfiod.timeout=SECONDS */
   GI_CMDLINE_KEY_DRIVER,      /* vfiod.driver=/dev/NAME: the NVIDIA driver layer (EROFS, read-only) */
+  GI_CMDLINE_KEY_PAYLOAD,     /* vfiod.payload=BYTES: the workload's fw_cfg payload (payload.h) and its size */
   GI_CMDLINE_KEY_COUNT_,      /* not a key: the number of ids above */
 } GiCmdlineKey;
 
@@ -152,6 +154,7 @@ typedef struct {
   bool gpu;                   /* vfiod.gpu=, default on */
   unsigned nvidia;            /* GI_NVIDIA_* bits, default GI_NVIDIA_DEFAULT */
   unsigned timeout_s;         /* vfiod.timeout=, 0 (the default) for none */
+  size_t payload_size;        /* vfiod.payload=, 1..VFIOD_PAYLOAD_MAX bytes; 0: no payload */
 } GiCmdline;
 
 /* Parses @cmdline (a NUL-terminated string as read from /proc/cmdline; a

@@ -43,6 +43,7 @@
 #include "manifest.h"
 #include "modules.h"
 #include "net.h"
+#include "payload.h"
 #include "procstat.h"
 #include "report.h"
 #include "util.h"
@@ -58,8 +59,10 @@
 
 #define CMDLINE_BUF_SIZE 16384      /* x86 COMMAND_LINE_SIZE is 2048 */
 #define MANIFEST_BUF_SIZE 65536
+#define GUEST_FW_CFG_BY_NAME "/sys/firmware/qemu_fw_cfg/by_name"
+#define PAYLOAD_WAIT_MS 2000        /* for the fw_cfg payload to show in sysfs after qemu_fw_cfg loads */
 #define MAX_POWER_BUTTONS 8
-#define MAX_TIMINGS 12
+#define MAX_TIMINGS 16
 
 #define ROOT_WAIT_MS 10000          /* for the vfiod.root= block device to appear */
 #define STOP_GRACE_MS 10000         /* workload: SIGTERM to its group, then SIGKILL */
@@ -77,6 +80,18 @@
 static bool test_mode;
 
 static GiCmdline cmdline;           /* large: kept off the stack */
+static GiPayload payload;           /* vfiod.payload=: parsed from payload_buf */
+static char *payload_buf;           /* the fw_cfg payload's bytes (malloc'ed once) */
+static const char *files_root;      /* --test: where the payload's files go (else the workload's root) */
+
+/* The workload, from the payload (vfiod.payload=) or from the command line
+ * (vfiod.cmd=, vfiod.arg=, vfiod.env=: hand-written lines); wl_cmd is NULL
+ * when there is none. Set by choose_workload(). */
+static const char *wl_cmd;
+static const char *const *wl_args;
+static size_t wl_n_args;
+static const char *const *wl_env;
+static size_t wl_n_env;
 static char root_dev[GI_CMDLINE_MAX_VALUE + 8]; /* the node vfiod.root= resolved to ("" before) */
 
 /* What set-up did, for the ready report. */
@@ -518,7 +533,10 @@ report_cmdline_problems(void)
     gi_warn("kernel command line: vfiod.gw without vfiod.ip is ignored");
   if (cmdline.cmd[0] == '\0' && cmdline.n_args > 0)
     gi_warn("kernel command line: vfiod.arg without vfiod.cmd is ignored");
-  if (cmdline.cmd[0] == '\0' && cmdline.root[0] != '\0')
+  if (cmdline.payload_size > 0 && (cmdline.cmd[0] != '\0' || cmdline.n_args > 0 || cmdline.n_env > 0))
+    /* vfiod sends the workload one way only: the other one was injected */
+    fatal("kernel command line: vfiod.cmd, vfiod.arg or vfiod.env with vfiod.payload");
+  if (cmdline.cmd[0] == '\0' && cmdline.payload_size == 0 && cmdline.root[0] != '\0')
     gi_warn("kernel command line: vfiod.root without vfiod.cmd: the disk is mounted on %s only", NEWROOT);
   /* The layer's user space (nvidia-smi, libcuda, the CUDA probe) needs a C
    * library, which only a root file system has: a GPU could never be found
@@ -528,6 +546,176 @@ report_cmdline_problems(void)
           "workload's root file system)");
   if (cmdline.driver[0] != '\0' && !cmdline.gpu)
     gi_warn("kernel command line: vfiod.driver with vfiod.gpu=off is ignored");
+}
+
+/* Reads the fw_cfg payload (vfiod.payload=BYTES; in --test mode from
+ * @test_path) into payload_buf and parses it. The size must be exactly
+ * what the command line says: anything else was cut or swapped. Stops
+ * (VFIOD_FATAL) on any problem: a workload never starts without its
+ * arguments, environment or files. */
+static void
+load_payload(const char *test_path)
+{
+  static const char sysfs_path[] = GUEST_FW_CFG_BY_NAME "/" VFIOD_PAYLOAD_FW_CFG_NAME "/raw";
+  const char *path = test_path ? test_path : sysfs_path;
+  uint64_t deadline = gi_now_ms() + PAYLOAD_WAIT_MS;
+  size_t want = cmdline.payload_size, got = 0;
+  char err[256];
+  int fd;
+
+  if (want == 0) {
+    if (test_path)
+      fatal("--payload needs vfiod.payload=BYTES in --cmdline");
+    return;
+  }
+  /* qemu_fw_cfg registers the files while it probes: a moment after
+   * the module is in. */
+  while ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+    if (errno != ENOENT || test_path || gi_now_ms() >= deadline)
+      fatal("the workload's payload %s: %s (vfiod.payload=%zu; an image without module qemu_fw_cfg? rebuild it "
+            "with vfioctl image build)",
+            path, strerror(errno), want);
+    usleep(20 * 1000);
+  }
+  payload_buf = malloc(want + 1);
+  if (!payload_buf)
+    fatal("the workload's payload: out of memory for %zu bytes", want);
+  for (;;) {
+    ssize_t n = read(fd, payload_buf + got, want + 1 - got);
+
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      fatal("read %s: %s", path, strerror(errno));
+    if (n == 0)
+      break;
+    got += (size_t) n;
+    if (got > want)
+      fatal("the workload's payload %s is larger than the %zu bytes vfiod.payload= says", path, want);
+  }
+  close(fd);
+  if (got != want)
+    fatal("the workload's payload %s has %zu bytes, vfiod.payload= says %zu", path, got, want);
+  if (!gi_payload_parse(payload_buf, got, &payload, err, sizeof(err)))
+    fatal("the workload's payload: %s", err);
+  add_timing("payload");
+}
+
+/* Where the workload comes from: the payload when there is one, else the
+ * command line's vfiod.cmd/arg/env. */
+static void
+choose_workload(void)
+{
+  static const char *args[GI_CMDLINE_MAX_ARGS], *env[GI_CMDLINE_MAX_ENV];
+
+  if (cmdline.payload_size > 0) {
+    wl_cmd = payload.cmd;
+    wl_args = payload.args;
+    wl_n_args = payload.n_args;
+    wl_env = payload.env;
+    wl_n_env = payload.n_env;
+  } else if (cmdline.cmd[0] != '\0') {
+    for (size_t i = 0; i < cmdline.n_args; i++)
+      args[i] = cmdline.args[i];
+    for (size_t i = 0; i < cmdline.n_env; i++)
+      env[i] = cmdline.env[i];
+    wl_cmd = cmdline.cmd;
+    wl_args = args;
+    wl_n_args = cmdline.n_args;
+    wl_env = env;
+    wl_n_env = cmdline.n_env;
+  }
+  if (!wl_cmd && cmdline.payload_size > 0 && cmdline.root[0] != '\0')
+    gi_warn("vfiod.root without a workload: the disk is mounted on %s only", NEWROOT);
+}
+
+/* Opens (creating it 0755 when missing) each directory of @path's parent
+ * under @dirfd, never following a symbolic link. Returns the parent's fd
+ * and points *@ret_base at @path's last component, or -errno. @path is
+ * absolute and gi_payload_path_valid(). */
+static int
+open_parent(int dirfd, const char *path, const char **ret_base)
+{
+  char part[VFIOD_PAYLOAD_MAX_PATH + 1];
+  const char *p = path + 1;
+  int fd = dup(dirfd);
+
+  if (fd < 0)
+    return -errno;
+  for (;;) {
+    const char *slash = strchr(p, '/');
+    int next;
+
+    if (!slash) {
+      *ret_base = p;
+      return fd;
+    }
+    memcpy(part, p, (size_t) (slash - p));
+    part[slash - p] = '\0';
+    if (mkdirat(fd, part, 0755) < 0 && errno != EEXIST) {
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    close(fd);
+    if (next < 0)
+      return errno == ELOOP ? -ELOOP : -errno;
+    fd = next;
+    p = slash + 1;
+  }
+}
+
+/* Writes the payload's files into the workload's root (NEWROOT with
+ * vfiod.root=, else /; --files-root in --test mode), each with its mode,
+ * owned by root, missing directories made 0755, no symbolic link followed
+ * (one on the way is an error). Stops (VFIOD_FATAL) on any failure: the
+ * workload would run without its credentials or spec. */
+static void
+write_payload_files(void)
+{
+  const char *root = files_root ? files_root : cmdline.root[0] != '\0' ? NEWROOT : "/";
+  int rootfd;
+
+  if (payload.n_files == 0)
+    return;
+  if (test_mode && !files_root)
+    fatal("the payload has files: --test needs --files-root DIR");
+  rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    fatal("open %s: %s", root, strerror(errno));
+  for (size_t i = 0; i < payload.n_files; i++) {
+    const GiPayloadFile *f = &payload.files[i];
+    const char *base = NULL;
+    size_t done = 0;
+    int dfd = open_parent(rootfd, f->path, &base), fd;
+
+    if (dfd < 0)
+      fatal("file %s: its directory: %s%s", f->path, strerror(-dfd),
+            dfd == -EROFS ? " (the root is read-only: use a path under /run or /tmp)" : "");
+    fd = openat(dfd, base, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, f->mode);
+    if (fd < 0)
+      fatal("file %s: %s%s", f->path, strerror(errno),
+            errno == EROFS ? " (the root is read-only: use a path under /run or /tmp)" : "");
+    if (fchmod(fd, f->mode) < 0)
+      fatal("file %s: chmod %04o: %s", f->path, f->mode, strerror(errno));
+    while (done < f->len) {
+      ssize_t n = write(fd, f->data + done, f->len - done);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        fatal("file %s: write: %s", f->path, strerror(errno));
+      done += (size_t) n;
+    }
+    if (close(fd) < 0)
+      fatal("file %s: close: %s", f->path, strerror(errno));
+    close(dfd);
+  }
+  close(rootfd);
+  printf("guest-init: wrote %zu file(s) from the payload into %s\n", payload.n_files, root);
+  fflush(stdout);
+  add_timing("files");
 }
 
 static void network_go(void *unused);
@@ -637,17 +825,16 @@ requested_gpus(char bdfs[GI_GPU_MAX][GI_GPU_BDF_SIZE])
 static char *const *
 layer_env(bool with_user_env)
 {
-  static const char *envp[2][GI_CMDLINE_MAX_ENV + 16];
-  static char buf[2][4096];
+  /* the clean environment's few entries, the workload's, and room for
+   * PATH and LD_LIBRARY_PATH values as long as one payload string each */
+  static const char *envp[2][VFIOD_PAYLOAD_MAX_ENV + 16];
+  static char buf[2][2 * VFIOD_PAYLOAD_MAX_STRING + 4096];
   static bool built[2];
   static const char *const prepends[] = { "PATH=" GI_LAYER_BIN_DIR, "LD_LIBRARY_PATH=" GI_LAYER_LIB_DIR };
-  const char *overrides[GI_CMDLINE_MAX_ENV];
   int i = with_user_env ? 1 : 0, r;
 
   if (!built[i]) {
-    for (size_t k = 0; k < cmdline.n_env; k++)
-      overrides[k] = cmdline.env[k];
-    r = gi_env_build((const char *const *) gi_clean_env, overrides, with_user_env ? cmdline.n_env : 0,
+    r = gi_env_build((const char *const *) gi_clean_env, wl_env, with_user_env ? wl_n_env : 0,
                      boot.has_layer ? prepends : NULL, boot.has_layer ? 2 : 0, envp[i],
                      sizeof(envp[i]) / sizeof(envp[i][0]), buf[i], sizeof(buf[i]));
     if (r < 0)
@@ -1121,7 +1308,7 @@ print_ready(const char *pci_root)
     r.dns = dns;
     r.n_dns = cmdline.n_dns;
   }
-  r.workload = cmdline.cmd[0] != '\0' ? cmdline.cmd : NULL;
+  r.workload = wl_cmd;
 
   len = gi_format_ready(NULL, 0, &r);
   line = malloc(len + 2);
@@ -1370,10 +1557,10 @@ finish_workload(int sfd)
 static void
 check_workload(void)
 {
-  char path[sizeof(NEWROOT) + GI_CMDLINE_MAX_VALUE + 1];
+  char path[sizeof(NEWROOT) + VFIOD_PAYLOAD_MAX_PATH + 1];
   struct stat st;
 
-  snprintf(path, sizeof(path), "%s%s", cmdline.root[0] != '\0' ? NEWROOT : "", cmdline.cmd);
+  snprintf(path, sizeof(path), "%s%s", cmdline.root[0] != '\0' ? NEWROOT : "", wl_cmd);
   if (stat(path, &st) < 0)
     fatal("workload %s: %s", path, strerror(errno));
   if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0)
@@ -1383,13 +1570,13 @@ check_workload(void)
 static void
 start_workload(void)
 {
-  char *argv[GI_CMDLINE_MAX_ARGS + 2];
+  static char *argv[VFIOD_PAYLOAD_MAX_ARGS + 2];
   pid_t pid;
 
-  argv[0] = cmdline.cmd;
-  for (size_t i = 0; i < cmdline.n_args; i++)
-    argv[1 + i] = cmdline.args[i];
-  argv[1 + cmdline.n_args] = NULL;
+  argv[0] = (char *) wl_cmd;
+  for (size_t i = 0; i < wl_n_args; i++)
+    argv[1 + i] = (char *) wl_args[i];
+  argv[1 + wl_n_args] = NULL;
 
   if (test_mode && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
     gi_warn("PR_SET_CHILD_SUBREAPER: %s; orphans will not come back to us", strerror(errno));
@@ -1401,7 +1588,7 @@ start_workload(void)
   pid = gi_spawn(argv, cmdline.root[0] != '\0' ? NEWROOT : NULL, -1);
   gi_spawn_env = gi_clean_env;
   if (pid < 0)
-    fatal("start workload %s%s: %s", cmdline.root[0] != '\0' ? NEWROOT : "", cmdline.cmd, strerror(-pid));
+    fatal("start workload %s%s: %s", cmdline.root[0] != '\0' ? NEWROOT : "", wl_cmd, strerror(-pid));
   workload.pid = pid;
   if (cmdline.timeout_s > 0)
     workload.timeout_at = workload.started_ms + (uint64_t) cmdline.timeout_s * 1000;
@@ -1564,12 +1751,16 @@ usage(FILE *f)
 {
   fprintf(f,
           "Usage: guest-init                       (as the guest's PID 1)\n"
-          "       guest-init --test [--cmdline STRING] [--pci-root DIR]\n"
+          "       guest-init --test [--cmdline STRING] [--pci-root DIR] [--payload FILE]\n"
+          "                         [--files-root DIR]\n"
           "\n"
           "--test runs as an ordinary process: no mounts, modules, network or\n"
           "power-off; prints the ready line, runs vfiod.cmd if given (as a child\n"
           "subreaper), then waits for it or for SIGTERM/SIGINT/SIGPWR/SIGUSR1/SIGUSR2\n"
-          "and exits after printing the power-off line (with the workload's status).\n");
+          "and exits after printing the power-off line (with the workload's status).\n"
+          "--payload reads the workload's payload (guest-init/payload.h) from FILE\n"
+          "instead of fw_cfg (the line must say vfiod.payload=BYTES); its files go\n"
+          "under --files-root.\n");
 }
 
 int
@@ -1579,11 +1770,13 @@ main(int argc, char **argv)
     { "test", no_argument, NULL, 't' },
     { "cmdline", required_argument, NULL, 'c' },
     { "pci-root", required_argument, NULL, 'p' },
+    { "payload", required_argument, NULL, 'P' },
+    { "files-root", required_argument, NULL, 'F' },
     { "help", no_argument, NULL, 'h' },
     { 0 },
   };
   static char cmdline_buf[CMDLINE_BUF_SIZE];
-  const char *cmdline_arg = NULL, *pci_root = GUEST_PCI_ROOT;
+  const char *cmdline_arg = NULL, *pci_root = GUEST_PCI_ROOT, *payload_arg = NULL;
   int buttons[MAX_POWER_BUTTONS];
   size_t n_buttons = 0;
   sigset_t all, wanted;
@@ -1609,6 +1802,12 @@ main(int argc, char **argv)
       break;
     case 'p':
       pci_root = optarg;
+      break;
+    case 'P':
+      payload_arg = optarg;
+      break;
+    case 'F':
+      files_root = optarg;
       break;
     case 'h':
       usage(stdout);
@@ -1656,12 +1855,22 @@ main(int argc, char **argv)
     setup_network_start();
     setup_modules();
     add_timing("modules");
+    load_payload(NULL);
+    choose_workload();
     setup_driver_layer();
     setup_nvidia();
     setup_network_finish();
     add_timing("network");
     setup_root();
+    write_payload_files();
     setup_cuda();
+  } else {
+    if (payload_arg)
+      load_payload(payload_arg);
+    else if (cmdline.payload_size > 0)
+      fatal("vfiod.payload= in --test mode needs --payload FILE");
+    choose_workload();
+    write_payload_files();
   }
 
   if (!test_mode) {
@@ -1671,10 +1880,10 @@ main(int argc, char **argv)
               "powering off on signals only");
   }
 
-  if (cmdline.cmd[0] != '\0')
+  if (wl_cmd)
     check_workload();
   print_ready(pci_root);
-  if (cmdline.cmd[0] != '\0')
+  if (wl_cmd)
     start_workload();
   run_loop(sfd, buttons, n_buttons);
 }

@@ -29,9 +29,11 @@
  * value may hold a space; guest-init refuses what the allow-list refuses, so
  * both ends and the kernel agree on every word.
  *
- * Planned: the workload's data (cmd, args, env, files) moves to QEMU fw_cfg
- * files, read by guest-init from /sys/firmware/qemu_fw_cfg; that channel has
- * none of these limits (doc/security.md, finding 4). */
+ * The workload's data (cmd, args, env, files) does not travel on this line:
+ * vfiod sends it as a QEMU fw_cfg file (the payload, guest-init/payload.h),
+ * which has none of these limits and is not visible in the host's ps. The
+ * line only says that there is one and its size (vfiod.payload=BYTES). The
+ * vfiod.cmd/arg/env keys remain for hand-written lines (tests, debugging). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -91,6 +93,7 @@
 #define VFIOD_KEY_GPU "vfiod.gpu"               /* on | off */
 #define VFIOD_KEY_NVIDIA "vfiod.nvidia"         /* none | uvm,modeset,drm,peermem */
 #define VFIOD_KEY_TIMEOUT "vfiod.timeout"       /* seconds */
+#define VFIOD_KEY_PAYLOAD "vfiod.payload"       /* bytes of the fw_cfg payload (guest-init/payload.h) */
 /* virtio:SERIAL or /dev/NAME (vfiod_cmdline_disk_valid()): a read-only
  * block device holding the NVIDIA driver layer, an EROFS image made by
  * kernel-modules/build-driver-layer.sh. guest-init mounts it read-only at

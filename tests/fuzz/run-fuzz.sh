@@ -38,8 +38,9 @@ declare -A max_len=(
   [report]=65600      # the report cap is 64 KiB (VFD_REPORT_MAX): a little more, to cross it
   [cmdline]=16383     # guest-init reads /proc/cmdline into 16 KiB (the kernel's limit is 2 KiB)
   [manifest]=65535    # guest-init reads the manifest into 64 KiB
+  [payload]=65536     # the format allows 8 MiB; 64 KiB holds every record kind many times
 )
-all_harnesses="bdf journal serial report cmdline manifest"
+all_harnesses="bdf journal serial report cmdline manifest payload"
 harnesses=${FUZZ_HARNESSES:-$all_harnesses}
 
 case $seconds in

@@ -28,16 +28,17 @@ d=$work/f
 mkdir -p "$d"
 "$fake_tree" "$d/fake" > "$d/roots" || { nok "fake-tree"; exit 1; }
 # The stand-in QEMU: its pid (-pidfile, and in qemu.pids), then guest-init's
-# lines on the console vfiod gave it. The workload is told by the kernel
-# command line (vfiod.cmd=): /exit3 exits 3, /fatal fails set-up; both
+# lines on the console vfiod gave it. The workload is told by the payload
+# (-fw_cfg, its cmd record): /exit3 exits 3, /fatal fails set-up; both
 # power off (the stand-in exits 0); anything else stays up.
 cat > "$d/fake-qemu" << 'EOF'
 #!/bin/bash
-pidfile='' fd='' path='' prev=''
+pidfile='' fd='' payload='' path='' prev=''
 for arg in "$@"; do
   case $prev in
     -pidfile) pidfile=$arg ;;
     -add-fd) case $arg in *opaque=serial-log*) fd=${arg#fd=} fd=${fd%%,*} ;; esac ;;
+    -fw_cfg) case $arg in name=opt/org.vfiod/payload,file=*) payload=${arg#*,file=} ;; esac ;;
     -serial) case $arg in file:*) path=${arg#file:} ;; esac ;;
   esac
   prev=$arg
@@ -45,11 +46,13 @@ done
 [ -n "$pidfile" ] && echo $$ > "$pidfile"
 echo $$ >> "$(dirname "$0")/qemu.pids"
 if [ -n "$fd" ]; then exec 9>&"$fd"; elif [ -n "$path" ]; then exec 9>> "$path"; else exit 1; fi
-case "$*" in
-  *vfiod.cmd=/fatal*)
+# the workload's cmd: the payload's third line (after the header and "cmd N")
+cmd=$([ -n "$payload" ] && head -c 8192 "$payload" | sed -n 3p)
+case "$cmd" in
+  /fatal)
     printf 'boot\nVFIOD_FATAL {"error":"workload /fatal: No such file or directory"}\nVFIOD_POWEROFF {}\n' >&9
     sleep 0.5; exit 0 ;;
-  *vfiod.cmd=/exit3*)
+  /exit3)
     printf 'boot\nVFIOD_READY {"v":1,"kernel":"fake","modules":[]}\nhello from the workload\n' >&9
     sleep 0.5
     printf 'VFIOD_EXIT {"status":3,"signal":0,"reason":"exit","runtime_ms":500}\nVFIOD_POWEROFF {}\n' >&9

@@ -95,7 +95,7 @@ build_image() {
   image=$work/guest.cpio.gz
   "$vfioctl" initramfs build --guest-init "$guest_init" --output "$image" \
     --modules-dir "$cache/modules/$release" --module virtio_mmio --module virtio_net \
-    --module vmw_vsock_virtio_transport --module button --module evdev --pins "$cache/kernel.env" \
+    --module vmw_vsock_virtio_transport --module button --module evdev --module qemu_fw_cfg --pins "$cache/kernel.env" \
     > "$work/image.log" 2>&1 || { sed 's/^/# /' "$work/image.log"; return 1; }
 }
 

@@ -4,9 +4,13 @@
  * create --dry-run asks ValidateSandbox; watch prints its events. */
 #include "cli-private.h"
 
+#include <errno.h>
 #include <glib-unix.h>
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "interface.h"
@@ -177,6 +181,7 @@ typedef struct {
   char *disk, *cmd;
   char **cmd_args;
   char **env;
+  char **files;
   char *name;
   char **labels;
   GVariant *request; /* CreateSandbox's options, built by the check */
@@ -195,6 +200,10 @@ static const GOptionEntry create_options[] = {
     "An argument for the workload (repeatable)", "ARG" },
   { "env", 'e', 0, G_OPTION_ARG_STRING_ARRAY, VFD_CLI_OPT(CreateOpts, env),
     "NAME=VALUE in the workload's environment (repeatable)", "NAME=VALUE" },
+  { "file", 'f', 0, G_OPTION_ARG_FILENAME_ARRAY, VFD_CLI_OPT(CreateOpts, files),
+    "Write HOST_FILE's contents (read here, with your rights) to GUEST_PATH in the workload's root before it "
+    "starts; MODE octal, default 0600 (repeatable)",
+    "GUEST_PATH=HOST_FILE[:MODE]" },
   { "name", 'n', 0, G_OPTION_ARG_STRING, VFD_CLI_OPT(CreateOpts, name),
     "The sandbox's name: unique, 1-63 of a-z 0-9 . - (show and delete take it)", "NAME" },
   { "label", 'l', 0, G_OPTION_ARG_STRING_ARRAY, VFD_CLI_OPT(CreateOpts, labels),
@@ -251,6 +260,76 @@ insert_pairs(GVariantDict *opts, const char *key, const char *what, char **items
   return TRUE;
 }
 
+/* The most a --file may hold: vfiod takes requests of at most 1 MiB
+ * (VFD_API_MAX_REQUEST_BYTES, api-limits.h), everything in them. */
+#define VFD_CLI_MAX_FILE_BYTES (1024 * 1024)
+
+/* --file GUEST_PATH=HOST_FILE[:MODE] items (NULL: none) as the aa{sv}
+ * "files" of @opts: HOST_FILE read by this process (the caller's rights), a
+ * regular file of at most the API's request size; MODE (the text after the
+ * last ':' when it is 1 to 4 octal digits) default 0600. FALSE with the
+ * error printed (usage, or the file unreadable). */
+static gboolean
+insert_files(GVariantDict *opts, char **items)
+{
+  GVariantBuilder b;
+
+  if (!items)
+    return TRUE;
+  g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+  for (char **i = items; *i; i++) {
+    g_autofree char *guest = NULL, *host = NULL, *data = NULL;
+    g_autoptr(GError) error = NULL;
+    const char *eq = strchr(*i, '='), *colon;
+    guint32 mode = 0600;
+    gsize len = 0;
+    GStatBuf st;
+    GVariantDict f;
+
+    if (!eq || eq == *i || !eq[1]) {
+      g_variant_builder_clear(&b);
+      vfd_cli_usage_error("sandbox create: --file wants GUEST_PATH=HOST_FILE[:MODE], got '%s'", *i);
+      return FALSE;
+    }
+    guest = g_strndup(*i, (gsize) (eq - *i));
+    host = g_strdup(eq + 1);
+    colon = strrchr(host, ':');
+    if (colon && colon[1] && strspn(colon + 1, "01234567") == strlen(colon + 1) && strlen(colon + 1) <= 4) {
+      mode = (guint32) g_ascii_strtoull(colon + 1, NULL, 8);
+      host[colon - host] = '\0';
+    }
+    if (g_stat(host, &st) < 0) {
+      int e = errno;
+      g_variant_builder_clear(&b);
+      vfd_cli_usage_error("sandbox create: --file %s: %s", host, g_strerror(e));
+      return FALSE;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      g_variant_builder_clear(&b);
+      vfd_cli_usage_error("sandbox create: --file %s: not a regular file", host);
+      return FALSE;
+    }
+    if (st.st_size > VFD_CLI_MAX_FILE_BYTES) {
+      g_variant_builder_clear(&b);
+      vfd_cli_usage_error("sandbox create: --file %s: %lld bytes, more than a request may carry (%d)", host,
+                          (long long) st.st_size, VFD_CLI_MAX_FILE_BYTES);
+      return FALSE;
+    }
+    if (!g_file_get_contents(host, &data, &len, &error)) {
+      g_variant_builder_clear(&b);
+      vfd_cli_usage_error("sandbox create: --file: %s", error->message);
+      return FALSE;
+    }
+    g_variant_dict_init(&f, NULL);
+    g_variant_dict_insert(&f, "path", "s", guest);
+    g_variant_dict_insert_value(&f, "contents", g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, data, len, 1));
+    g_variant_dict_insert(&f, "mode", "u", mode);
+    g_variant_builder_add_value(&b, g_variant_dict_end(&f));
+  }
+  g_variant_dict_insert_value(opts, "files", g_variant_builder_end(&b));
+  return TRUE;
+}
+
 /* The usage checks, and the request built (relative paths made absolute). */
 static int
 create_check(VfdCliCall *call)
@@ -295,7 +374,7 @@ create_check(VfdCliCall *call)
     g_variant_dict_insert(&opts, "cmd", "s", cmd);
   if (cmd_args)
     g_variant_dict_insert_value(&opts, "args", g_variant_new_strv((const char *const *) cmd_args, -1));
-  if (!insert_pairs(&opts, "env", "--env wants NAME=VALUE", env) ||
+  if (!insert_pairs(&opts, "env", "--env wants NAME=VALUE", env) || !insert_files(&opts, o->files) ||
       !insert_pairs(&opts, "labels", "--label wants KEY=VALUE", o->labels)) {
     g_variant_dict_clear(&opts);
     return VFD_EXIT_USAGE;
@@ -393,6 +472,7 @@ const VfdCliVerb vfd_cli_verb_sandbox_create = {
   .name = "sandbox create",
   .summary = "  sandbox create [--kernel PATH --initrd PATH] [--device BDF... | --gpus N] [--memory MiB]\n"
              "                 [--vcpus N] [--disk IMG] [--cmd PATH [--arg A]... [--env NAME=VALUE]...]\n"
+             "                 [--file GUEST_PATH=HOST_FILE[:MODE]]...\n"
              "                 [--name NAME] [--label KEY=VALUE]...\n"
              "                 [--wait [--timeout SEC] | --dry-run]   (--wait: until the guest reports ready;\n"
              "                 --dry-run: check it as the create would, change nothing)\n",

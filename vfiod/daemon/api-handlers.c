@@ -249,7 +249,7 @@ typedef struct {
   const char *kernel, *initrd, *disk, *cmd, *name;
   gboolean kernel_from_client, initrd_from_client;
   VfdCaller caller;
-  GVariant *env, *name_v, *labels;
+  GVariant *env, *files, *name_v, *labels;
   char *spec;
   guint memory, vcpus, gpus;
 } CreateSpec;
@@ -261,6 +261,7 @@ create_spec_clear(CreateSpec *p)
   g_clear_pointer(&p->dev_strs, g_free);
   g_clear_pointer(&p->args, g_free);
   g_clear_pointer(&p->env, g_variant_unref);
+  g_clear_pointer(&p->files, g_variant_unref);
   g_clear_pointer(&p->name_v, g_variant_unref);
   g_clear_pointer(&p->labels, g_variant_unref);
   g_clear_pointer(&p->spec, g_free);
@@ -288,9 +289,14 @@ create_parse(VfdManager *m, GDBusMethodInvocation *inv, GVariant *options, Creat
   g_variant_dict_lookup(&opts, "disk", "&s", &p->disk);
   g_variant_dict_lookup(&opts, "cmd", "&s", &p->cmd);
   p->env = g_variant_dict_lookup_value(&opts, "env", G_VARIANT_TYPE("a{ss}"));
+  /* files of the wrong type are refused, not ignored */
+  if (g_variant_dict_contains(&opts, "files") &&
+      !(p->files = g_variant_dict_lookup_value(&opts, "files", G_VARIANT_TYPE("aa{sv}"))))
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                        "files: must be aa{sv} (each: path s, contents ay, mode u)");
   /* Identity (issue 15, item 1): a name and labels of the wrong type are
    * refused, not ignored. */
-  if (g_variant_dict_contains(&opts, "name") &&
+  if (!*error && g_variant_dict_contains(&opts, "name") &&
       !(p->name_v = g_variant_dict_lookup_value(&opts, "name", G_VARIANT_TYPE_STRING)))
     g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "name: must be a string (s)");
   p->name = p->name_v ? g_variant_get_string(p->name_v, NULL) : NULL;
@@ -334,7 +340,7 @@ create_parse(VfdManager *m, GDBusMethodInvocation *inv, GVariant *options, Creat
     return FALSE;
   }
   if ((p->disk && !vfd_mgr_check_client_path("disk", p->disk, error)) ||
-      !vfd_mgr_check_workload(p->cmd, p->args, p->env, error))
+      !vfd_mgr_check_workload(p->cmd, p->args, p->env, p->files, error))
     return FALSE;
   /* At most VFD_API_MAX_DEVICES, each once (the API filter has bounded
    * the array already; the number is checked here too, before any work). */
@@ -420,7 +426,7 @@ create_request_from(CreateSpec *p)
 {
   CreateRequest req = { .kernel = p->kernel, .initrd = p->initrd, .kernel_from_client = p->kernel_from_client,
                         .initrd_from_client = p->initrd_from_client, .disk = p->disk, .cmd = p->cmd,
-                        .args = p->args, .env = p->env, .name = p->name, .labels = p->labels, .spec = p->spec,
+                        .args = p->args, .env = p->env, .files = p->files, .name = p->name, .labels = p->labels, .spec = p->spec,
                         .memory_mib = p->memory, .vcpus = p->vcpus, .gpus = p->gpus,
                         .requested = g_steal_pointer(&p->requested), .caller = p->caller };
 

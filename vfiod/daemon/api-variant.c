@@ -4,7 +4,7 @@
 #include "manager-private.h"
 
 #include "api-limits.h"
-#include "guest-cmdline.h"
+#include "guest-payload.h"
 #include "log-limit.h"
 #include "path.h"
 
@@ -95,14 +95,13 @@ vfd_mgr_check_owner_name(const char *owner, GError **error)
   return TRUE;
 }
 
-/* The workload travels on the guest's kernel command line (vfiod.cmd=,
- * vfiod.arg=, vfiod.env=): refuse what cannot travel there, or would start
- * a word of its own (guest-cmdline.h has the rules, guest-init/protocol.h
- * the limits shared with guest-init). */
+/* The workload travels to the guest as the fw_cfg payload
+ * (guest-payload.h has the rules, guest-init/payload.h the format and
+ * limits shared with guest-init). */
 gboolean
-vfd_mgr_check_workload(const char *cmd, const char *const *args, GVariant *env, GError **error)
+vfd_mgr_check_workload(const char *cmd, const char *const *args, GVariant *env, GVariant *files, GError **error)
 {
-  return vfd_guest_cmdline_check_workload(cmd, args, env, error);
+  return vfd_guest_payload_check(cmd, args, env, files, error);
 }
 
 /* A path a client names: absolute, no "." or ".." component (the file

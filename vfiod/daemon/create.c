@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "failpoint.h"
-#include "guest-cmdline.h"
+#include "guest-payload.h"
 #include "log-fields.h"
 
 static char *
@@ -632,11 +632,33 @@ create_work(Op *op, GError **error)
         close(g_array_index(fds, int, i));
       goto rollback;
     }
-    /* The workload's words (checked again: checked at the request already). */
-    if (!vfd_guest_cmdline_add_workload(append, op->cmd, (const char *const *) op->args, op->env, error)) {
-      for (guint i = 0; i < fds->len; i++)
-        close(g_array_index(fds, int, i));
-      goto rollback;
+    /* The workload (checked again: checked at the request already): its
+     * payload in a sealed memfd that QEMU reads as a fw_cfg file at start;
+     * the guest's command line only says how big it is. */
+    {
+      g_autoptr(GBytes) payload =
+          vfd_guest_payload_build(op->cmd, (const char *const *) op->args, op->env, op->files, error);
+      int pfd = -1;
+
+      if (!payload && *error) {
+        for (guint i = 0; i < fds->len; i++)
+          close(g_array_index(fds, int, i));
+        goto rollback;
+      }
+      if (payload && (pfd = vfd_guest_payload_memfd(payload, error)) < 0) {
+        for (guint i = 0; i < fds->len; i++)
+          close(g_array_index(fds, int, i));
+        goto rollback;
+      }
+      if (payload) {
+        g_autofree char *fw_cfg = NULL, *word = NULL;
+
+        g_array_append_val(fds, pfd);
+        fw_cfg = g_strdup_printf("name=" VFIOD_PAYLOAD_FW_CFG_NAME ",file=/proc/self/fd/%u", 3 + fds->len - 1);
+        word = g_strdup_printf(VFIOD_KEY_PAYLOAD "=%zu", g_bytes_get_size(payload));
+        g_strv_builder_add_many(args, "-fw_cfg", fw_cfg, NULL);
+        g_strv_builder_add(append, word);
+      }
     }
     extra_args = g_strv_builder_end(args);
     extra_append = g_strv_builder_end(append);
@@ -803,6 +825,7 @@ vfd_mgr_create_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *r
   op->cmd = g_strdup(req->cmd);
   op->args = g_strdupv((char **) req->args);
   op->env = req->env ? g_variant_ref(req->env) : NULL;
+  op->files = req->files ? g_variant_ref(req->files) : NULL;
   op->sandbox->name = g_strdup(req->name);
   op->sandbox->labels = req->labels ? g_variant_get_normal_form(req->labels) : NULL; /* a new reference */
   op->sandbox->spec = g_strdup(req->spec);

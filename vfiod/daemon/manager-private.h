@@ -179,6 +179,7 @@ struct Op {
   char *cmd;    /* create: workload */
   GStrv args;
   GVariant *env; /* create: a{ss} for the workload */
+  GVariant *files; /* create: aa{sv} files for the workload's root, or NULL */
   GHashTable *live; /* reconcile: ids of running sandboxes */
   GPtrArray *report; /* reconcile: VfdReconcileItem */
   gboolean force;
@@ -196,6 +197,7 @@ typedef struct {
   const char *cmd;  /* NULL: none */
   const char *const *args;
   GVariant *env; /* a{ss}, or NULL */
+  GVariant *files; /* aa{sv}, or NULL */
   const char *name;  /* NULL: none */
   GVariant *labels;  /* a{ss}, or NULL */
   const char *spec;  /* vfd_sandbox_spec_hash() of the options */
@@ -416,10 +418,10 @@ gboolean vfd_mgr_parse_bdf_arg(const char *s, VfdBdf *ret, GError **error);
  * else INVALID_ARGUMENT. */
 gboolean vfd_mgr_check_owner_name(const char *owner, GError **error);
 
-/* The workload (cmd, args, a{ss} env) can travel on the guest's kernel
- * command line (guest-cmdline.h has the rules); else an error saying
- * why. */
-gboolean vfd_mgr_check_workload(const char *cmd, const char *const *args, GVariant *env, GError **error);
+/* The workload (cmd, args, a{ss} env, aa{sv} files) fits the guest's
+ * payload (guest-payload.h has the rules); else an error saying why. */
+gboolean vfd_mgr_check_workload(const char *cmd, const char *const *args, GVariant *env, GVariant *files,
+                                GError **error);
 
 /* A path a client names (@what: "disk", "kernel"...): absolute, at most
  * 4096 bytes, no "." or ".." component; else INVALID_ARGUMENT. */

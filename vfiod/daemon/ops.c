@@ -32,6 +32,7 @@ vfd_mgr_op_free(gpointer p)
   g_free(op->cmd);
   g_strfreev(op->args);
   g_clear_pointer(&op->env, g_variant_unref);
+  g_clear_pointer(&op->files, g_variant_unref);
   g_clear_pointer(&op->report, g_ptr_array_unref);
   g_free(op);
 }

@@ -8,7 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "guest-cmdline.h"
+#include "guest-init/protocol.h"
 #include "tap.h"
 
 /* Network of a sandbox, part 1 (worker): subnet, CID, names. Nothing on
