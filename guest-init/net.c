@@ -238,8 +238,22 @@ out:
   return r;
 }
 
+/* Whether @gw lies outside @ip/@prefix (dotted quads): then the guest
+ * reaches it on-link (vfiod's [network] gateway_address, one address for
+ * every sandbox, outside each sandbox's subnet). */
+static bool
+gateway_off_subnet(const char *ip, unsigned prefix, const char *gw)
+{
+  struct in_addr a, g;
+  uint32_t mask = prefix == 0 ? 0 : htonl(0xffffffffu << (32 - prefix));
+
+  if (inet_pton(AF_INET, ip, &a) != 1 || inet_pton(AF_INET, gw, &g) != 1)
+    return false;
+  return (a.s_addr & mask) != (g.s_addr & mask);
+}
+
 static int
-add_default_route(struct nl_sock *sk, int ifindex, const char *gw, char *err, size_t err_size)
+add_default_route(struct nl_sock *sk, int ifindex, const char *gw, bool onlink, char *err, size_t err_size)
 {
   struct rtnl_route *route = rtnl_route_alloc();
   struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
@@ -262,6 +276,8 @@ add_default_route(struct nl_sock *sk, int ifindex, const char *gw, char *err, si
   rtnl_route_set_dst(route, dst);
   rtnl_route_nh_set_ifindex(nh, ifindex);
   rtnl_route_nh_set_gateway(nh, via);
+  if (onlink)
+    rtnl_route_nh_set_flags(nh, RTNH_F_ONLINK);
   rtnl_route_add_nexthop(route, nh);
   nh = NULL;  /* owned by the route now */
   r = rtnl_route_add(sk, route, NLM_F_CREATE);
@@ -338,7 +354,7 @@ gi_net_configure(const GiCmdline *c, GiNet *ret, char *err, size_t err_size)
   if (r == 0)
     r = add_address(sk, ifindex, c, err, err_size);
   if (r == 0 && c->gw[0] != '\0')
-    r = add_default_route(sk, ifindex, c->gw, err, err_size);
+    r = add_default_route(sk, ifindex, c->gw, gateway_off_subnet(c->ip, c->prefix, c->gw), err, err_size);
   if (r == 0)
     r = read_back_ipv4(sk, ifindex, ret->ip, sizeof(ret->ip), err, err_size);
   if (r < 0) {

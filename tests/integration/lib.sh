@@ -99,6 +99,25 @@ build_image() {
     > "$work/image.log" 2>&1 || { sed 's/^/# /' "$work/image.log"; return 1; }
 }
 
+# build_root_image: the guest image for sandboxes with a root disk (sets
+# image): build_image's modules plus virtio_blk, ext4 and crc32c_generic.
+# busybox_disk: a 64 MiB ext4 root disk holding busybox alone (sets disk;
+# needs busybox and mkfs.ext4).
+build_root_image() {
+  image=$work/guest-root.cpio.gz
+  "$vfioctl" initramfs build --guest-init "$guest_init" --output "$image" \
+    --modules-dir "$cache/modules/$release" --module virtio_mmio --module virtio_net --module virtio_blk \
+    --module ext4 --module crc32c_generic --module vmw_vsock_virtio_transport --module button --module evdev \
+    --module qemu_fw_cfg --pins "$cache/kernel.env" > "$work/image.log" 2>&1 || { sed 's/^/# /' "$work/image.log"; return 1; }
+}
+busybox_disk() {
+  local tree=$work/busybox-root
+  mkdir -p "$tree/bin" "$tree/etc" "$tree/run" "$tree/tmp" "$tree/proc" "$tree/sys" "$tree/dev"
+  cp "$(readlink -f "$(command -v busybox)")" "$tree/bin/busybox" || return 1
+  disk=$work/root.ext4
+  truncate -s 64M "$disk" && mkfs.ext4 -q -F -d "$tree" "$disk"
+}
+
 # write_conf DIR [KEY=VALUE lines for [daemon]]: a configuration with its
 # own state and runtime dirs under DIR. [network] is on (the default).
 write_conf() {

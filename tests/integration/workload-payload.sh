@@ -28,18 +28,8 @@ itest_init workload-payload "$@"
 for tool in busybox mkfs.ext4 sha256sum; do
   command -v "$tool" > /dev/null || { nok "$tool missing (busybox-static, e2fsprogs, coreutils)"; exit 1; }
 done
-# The image: guest-init plus what a microvm with a root disk needs.
-image=$work/guest.cpio.gz
-"$vfioctl" initramfs build --guest-init "$guest_init" --output "$image" \
-  --modules-dir "$cache/modules/$release" --module virtio_mmio --module virtio_net --module virtio_blk \
-  --module ext4 --module crc32c_generic --module vmw_vsock_virtio_transport --module button --module evdev --module qemu_fw_cfg \
-  --pins "$cache/kernel.env" > "$work/image.log" 2>&1 || { nok "image: $(cat "$work/image.log")"; exit 1; }
-# The root disk: busybox alone.
-tree=$work/root
-mkdir -p "$tree/bin" "$tree/etc" "$tree/run" "$tree/tmp" "$tree/proc" "$tree/sys" "$tree/dev"
-cp "$(readlink -f "$(command -v busybox)")" "$tree/bin/busybox"
-disk=$work/root.ext4
-truncate -s 64M "$disk" && mkfs.ext4 -q -F -d "$tree" "$disk" || { nok "mkfs.ext4"; exit 1; }
+build_root_image || { nok "guest image built"; exit 1; }
+busybox_disk || { nok "busybox root disk"; exit 1; }
 
 d=$work/d
 write_conf "$d"

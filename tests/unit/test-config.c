@@ -152,6 +152,18 @@ test_bad_values(void **state)
   check_bad("[devices]\nids=10de\n", "10de");
   check_bad("[devices]\nclasses=030\n", "030");
   check_bad("this is not a key file", "config");
+  check_bad("[network]\ngateway_address=10.0.200.1\n", "gateway_address: 10.0.200.1 is inside the pool 10.0.128.0/17");
+  check_bad("[network]\ngateway_address=127.0.0.2\n", "not a unicast IPv4 address");
+  check_bad("[network]\ngateway_address=239.1.1.1\n", "not a unicast IPv4 address");
+  check_bad("[network]\ngateway_address=10.1.2\n", "gateway_address");
+  {
+    g_autoptr(GError) error = NULL;
+    g_autofree char *path = write_conf("[network]\ngateway_address=10.255.255.1\n");
+    g_autoptr(VfdConfig) c = vfd_config_load(path, NULL, &error);
+    assert_non_null(c);
+    assert_int_equal(c->net_gateway_addr, 0x0affff01u); /* 10.255.255.1 */
+    g_unlink(path);
+  }
   {
     g_autoptr(GError) error = NULL;
     assert_null(vfd_config_load("/nonexistent/vfiod.conf", NULL, &error));

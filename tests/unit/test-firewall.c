@@ -172,6 +172,32 @@ test_render_no_nat_no_ports(void **state)
   assert_string_equal(text2, golden_plain);
 }
 
+/* [network] gateway_address: each TAP's gateways entry is doubled with
+ * the stable address, so host_ports are reachable there too; nothing else
+ * changes. */
+static void
+test_render_stable_gateway(void **state)
+{
+  g_autoptr(VfdFirewallState) st = two_sandboxes(NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *plain = NULL, *text = NULL;
+  g_autoptr(GString) want = NULL;
+
+  plain = vfd_firewall_render(st, NULL, &error);
+  assert_true(vfd_ipv4_parse("10.255.255.1", &st->gateway) == 0);
+  text = vfd_firewall_render(st, NULL, &error);
+  assert_non_null(text);
+  assert_non_null(strstr(text, "\t\telements = { \"vfd00000001\" . 10.0.128.1,\n"
+                               "\t\t\t     \"vfd00000001\" . 10.255.255.1,\n"
+                               "\t\t\t     \"vfd00000002\" . 10.0.128.5,\n"
+                               "\t\t\t     \"vfd00000002\" . 10.255.255.1 }\n"));
+  /* the rest is the same text */
+  want = g_string_new(plain);
+  g_string_replace(want, "10.0.128.1,\n", "10.0.128.1,\n\t\t\t     \"vfd00000001\" . 10.255.255.1,\n", 1);
+  g_string_replace(want, "10.0.128.5 }", "10.0.128.5,\n\t\t\t     \"vfd00000002\" . 10.255.255.1 }", 1);
+  assert_string_equal(text, want->str);
+}
+
 static void
 test_render_empty_and_ports(void **state)
 {
@@ -332,6 +358,7 @@ main(void)
     cmocka_unit_test(test_render_nat_with_guard),
     cmocka_unit_test(test_render_no_nat_no_ports),
     cmocka_unit_test(test_render_empty_and_ports),
+    cmocka_unit_test(test_render_stable_gateway),
     cmocka_unit_test(test_render_nat_only_sandboxes),
     cmocka_unit_test(test_render_refuses),
     cmocka_unit_test(test_ports),

@@ -283,7 +283,7 @@ capabilities_run(VfdCliCall *call, GError **error)
   g_autoptr(GVariant) caps = NULL;
   g_autoptr(GVariant) devs = NULL;
   g_autoptr(GVariant) host = NULL;
-  static const char *const host_keys[] = { "version", "accel", "kvm", "vsock", "network", "hugepages_total",
+  static const char *const host_keys[] = { "version", "accel", "kvm", "vsock", "network", "gateway_address", "hugepages_total",
                                            "hugepages_free", "hugepage_kib", "memory_mib", "cpus",
                                            "free_units", "phys_bits", "la57", NULL };
   static const char *const hgx_keys[] = { "gpus", "nvswitches", "gpu_counts", NULL };

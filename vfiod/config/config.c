@@ -48,6 +48,7 @@ vfd_config_unref(VfdConfig *c)
   g_free(c->net_host_ports);
   g_free(c->net_nat_uplink);
   g_free(c->net_dns);
+  g_free(c->net_gateway);
   g_free(c);
 }
 
@@ -74,6 +75,7 @@ static const char *const known_keys[] = {
   "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/driver_layer", "qemu/user",
   "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/test_present_as", "qemu/prealloc_threads", "qemu/max_phys_bits", "qemu/uid_range", "qemu/serial_log_max_mib",
   "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
+  "network/gateway_address",
   "network/report_port",
   "testing/sys_root", "testing/dev_root", "testing/proc_root", "testing/modules_dir",
   NULL,
@@ -301,6 +303,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   c->net_host_ports = g_strdup("");
   c->net_nat_uplink = g_strdup("");
   c->net_dns = g_strdup("");
+  c->net_gateway = g_strdup("");
   c->report_port = 10000;
 
   if (path) {
@@ -336,6 +339,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "network", "host_ports", &c->net_host_ports);
     take_string(kf, "network", "nat_uplink", &c->net_nat_uplink);
     take_string(kf, "network", "dns", &c->net_dns);
+    take_string(kf, "network", "gateway_address", &c->net_gateway);
     if (!take_bool(kf, "network", "enabled", &c->net_enabled, error))
       return NULL;
     if (g_key_file_has_key(kf, "network", "prefix", NULL)) {
@@ -497,6 +501,28 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     if (!pool) {
       g_prefix_error(error, "config key [network] pool/prefix: ");
       return NULL;
+    }
+    if (*c->net_gateway) {
+      /* One address for every guest's gateway: a unicast host address
+       * outside the pool (the pool's blocks are the guests'). */
+      g_autofree char *cidr = vfd_subnet_pool_to_string(pool);
+      guint32 a = 0;
+      VfdSubnet whole;
+
+      if (vfd_ipv4_parse(c->net_gateway, &a) < 0 || (a >> 24) == 0 || (a >> 24) == 127 || (a >> 16) == 0xa9fe ||
+          (a >> 29) == 7) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                    "config key [network] gateway_address: '%s' is not a unicast IPv4 address (not in 0/8, 127/8, "
+                    "169.254/16 or 224/3)",
+                    c->net_gateway);
+        return NULL;
+      }
+      if (vfd_subnet_parse(cidr, &whole) == 0 && (a & ~(0xffffffffu >> whole.prefix)) == whole.network) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                    "config key [network] gateway_address: %s is inside the pool %s", c->net_gateway, cidr);
+        return NULL;
+      }
+      c->net_gateway_addr = a;
     }
     if (!vfd_firewall_state_set_ports(fw, c->net_host_ports, error)) {
       g_prefix_error(error, "config key [network] host_ports: ");

@@ -83,6 +83,9 @@ typedef struct {
   guint net_prefix;     /* [network] prefix, default 30 */
   char *net_host_ports; /* [network] host_ports: ';'-separated TCP ports guests may reach on their gateway */
   char *net_nat_uplink; /* [network] nat_uplink: interface for egress NAT; empty: NAT unavailable */
+  char *net_gateway;    /* [network] gateway_address: one IPv4 address every guest has as its gateway
+                         * (on a dummy link, and /32 on every TAP); empty (default): each TAP's own */
+  guint32 net_gateway_addr; /* net_gateway parsed (host byte order); 0 when empty */
   char *net_dns;        /* [network] dns: ','-separated IPv4 resolvers handed to guests, at most
                          * VFIOD_CMDLINE_MAX_DNS (3), blanks and empty items removed; empty: none */
   guint report_port;    /* [network] report_port: AF_VSOCK port guests report readiness to, default 10000 */

@@ -596,6 +596,9 @@ handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer da
     close(fd);
   g_variant_dict_insert(&host, "vsock", "b", m->have_vsock);
   g_variant_dict_insert(&host, "network", "b", m->config->net_enabled);
+  /* [network] gateway_address: where every guest reaches the platform's
+   * gateway ("" when each guest uses its own TAP's address) */
+  g_variant_dict_insert(&host, "gateway_address", "s", m->config->net_enabled ? m->config->net_gateway : "");
   g_variant_dict_insert(&host, "hugepages_total", "t", meminfo.hugepages_total);
   g_variant_dict_insert(&host, "hugepages_free", "t", meminfo.hugepages_free);
   g_variant_dict_insert(&host, "hugepage_kib", "t", meminfo.hugepage_kib);

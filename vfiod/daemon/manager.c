@@ -190,8 +190,9 @@ vfd_manager_reload(VfdManager *m, const char *path, GError **error)
   else if (g_strcmp0(c->allowed_group, o->allowed_group))
     fixed = "[daemon] allowed_group";
   else if (c->net_enabled != o->net_enabled || g_strcmp0(c->net_pool, o->net_pool) || c->net_prefix != o->net_prefix ||
-           g_strcmp0(c->net_nat_uplink, o->net_nat_uplink) || c->report_port != o->report_port)
-    fixed = "[network] enabled/pool/prefix/nat_uplink/report_port";
+           g_strcmp0(c->net_nat_uplink, o->net_nat_uplink) || c->report_port != o->report_port ||
+           c->net_gateway_addr != o->net_gateway_addr)
+    fixed = "[network] enabled/pool/prefix/nat_uplink/report_port/gateway_address";
   else if (g_strcmp0(c->sys_root, o->sys_root) || g_strcmp0(c->dev_root, o->dev_root) ||
            g_strcmp0(c->proc_root, o->proc_root))
     fixed = "[testing] roots";
@@ -364,6 +365,19 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
       g_prefix_error(error, "[network] pool %s: ", config->net_pool);
       vfd_policy_unref(policy);
       return NULL;
+    }
+    /* [network] gateway_address: the one address every guest's gateway
+     * is, held by a dummy link so the platform can bind it any time. */
+    if (config->net_gateway_addr) {
+      const char *held_by = NULL;
+      if (!vfd_gateway_link_ensure(config->net_gateway_addr, &held_by, error)) {
+        g_prefix_error(error, "[network] gateway_address %s: ", config->net_gateway);
+        vfd_policy_unref(policy);
+        return NULL;
+      }
+      g_message("[network] gateway_address %s: on link %s%s, and on every sandbox TAP", config->net_gateway,
+                held_by, g_str_equal(held_by, "lo") ? " (this kernel has no dummy links)" : "");
+      m->fw->gateway = config->net_gateway_addr;
     }
     m->have_vsock = g_file_test("/dev/vhost-vsock", G_FILE_TEST_EXISTS);
     if (m->have_vsock)

@@ -72,6 +72,8 @@ vfd_mgr_net_setup(VfdManager *m, Sandbox *s, GError **error)
   if (!vfd_tap_create(s->tap, s->qemu_uid, (gid_t) -1, &s->subnet, s->config->proc_root, error))
     return FALSE;
   s->tap_created = TRUE;
+  if (s->config->net_gateway_addr && !vfd_tap_add_gateway(s->tap, s->config->net_gateway_addr, error))
+    return FALSE;
   g_mutex_lock(&m->net_lock);
   ok = vfd_firewall_state_add(m->fw, s->tap, &s->subnet, FALSE, error) && vfd_firewall_apply(m->fw, error);
   g_mutex_unlock(&m->net_lock);
@@ -118,7 +120,10 @@ vfd_mgr_net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder 
     g_autofree char *nic = g_strdup_printf("%s,netdev=net0,mac=%s", microvm ? "virtio-net-device" : "virtio-net-pci",
                                            s->mac);
     g_autofree char *ip = g_strdup_printf(VFIOD_KEY_IP "=%s/%u", vfd_ipv4_format(s->subnet.guest, guest), s->subnet.prefix);
-    g_autofree char *gw = g_strdup_printf(VFIOD_KEY_GW "=%s", vfd_ipv4_format(s->subnet.host, host));
+    /* the stable gateway address when there is one (guest-init routes
+     * to it on-link), else the TAP's own */
+    g_autofree char *gw = g_strdup_printf(
+        VFIOD_KEY_GW "=%s", vfd_ipv4_format(s->config->net_gateway_addr ? s->config->net_gateway_addr : s->subnet.host, host));
     g_autofree char *mac = g_strdup_printf(VFIOD_KEY_MAC "=%s", s->mac);
     int tap_fd = vfd_tap_open(s->tap);
     int vhost_fd = g_file_test("/dev/vhost-net", G_FILE_TEST_EXISTS) ? open("/dev/vhost-net", O_RDWR | O_CLOEXEC)

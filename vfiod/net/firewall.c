@@ -175,6 +175,24 @@ el_gateway(GString *out, const VfdFirewallSandbox *sb)
   g_string_append_printf(out, "\"%s\" . %s", sb->tap, vfd_ipv4_format(sb->subnet.host, a));
 }
 
+/* The gateways set: each TAP with its own host address and, when there is
+ * one, with the stable gateway address. */
+static void
+gateway_elements(GString *out, GArray *sorted, guint32 gateway)
+{
+  char a[VFD_IPV4_STRLEN];
+
+  for (guint i = 0; i < sorted->len; i++) {
+    const VfdFirewallSandbox *sb = &g_array_index(sorted, VfdFirewallSandbox, i);
+    g_string_append(out, i == 0 ? "\t\telements = { " : ",\n\t\t\t     ");
+    el_gateway(out, sb);
+    if (gateway)
+      g_string_append_printf(out, ",\n\t\t\t     \"%s\" . %s", sb->tap, vfd_ipv4_format(gateway, a));
+  }
+  if (sorted->len > 0)
+    g_string_append(out, " }\n");
+}
+
 static void
 el_guest(GString *out, const VfdFirewallSandbox *sb)
 {
@@ -234,7 +252,7 @@ vfd_firewall_render(const VfdFirewallState *state, const char *forwarding_owned_
   g_string_append(out, "table " TABLE "\ndelete table " TABLE "\ntable " TABLE " {\n");
 
   g_string_append(out, "\tset gateways {\n\t\ttype ifname . ipv4_addr\n");
-  elements(out, sorted, false, el_gateway);
+  gateway_elements(out, sorted, state->gateway);
   g_string_append(out, "\t}\n\n\tset guests {\n\t\ttype ifname . ipv4_addr\n");
   elements(out, sorted, false, el_guest);
   g_string_append(out, "\t}\n");

@@ -16,7 +16,8 @@
  *  - input, from any link "vfd*": established/related accepted; a packet
  *    whose (TAP, source) is not (its TAP, its guest address) is dropped
  *    (anti-spoofing); new TCP to the TAP's *own* host address on a port in
- *    host_ports is accepted (the platform's gateway); everything else,
+ *    host_ports is accepted (the platform's gateway), and so is new TCP to
+ *    the stable gateway address (state->gateway) on those ports; everything else,
  *    IPv6 included, is dropped. ARP is not IPv4/IPv6 and passes.
  *  - forward: "vfd*" -> "vfd*" dropped (sandbox to sandbox); from a NAT
  *    sandbox's TAP (right source address, IPv4) out of the uplink
@@ -58,6 +59,8 @@ typedef struct {
   GArray *host_ports; /* guint16: TCP ports a guest may reach on its host address */
   char *nat_uplink;   /* NULL or "": no NAT (a NAT sandbox is then refused) */
   char *proc_root;    /* where net.ipv4.conf.*.forwarding is written; "/proc" (TEST ONLY knob) */
+  guint32 gateway;    /* [network] gateway_address (host byte order), reachable like each TAP's own host
+                       * address (on host_ports) from every sandbox; 0: none */
 } VfdFirewallState;
 
 /* An empty state: no sandboxes, no ports, no uplink, proc_root "/proc". */

@@ -511,3 +511,119 @@ vfd_tap_open(const char *name)
     g_usleep(20 * 1000);
   }
 }
+
+/* ---- the stable gateway address ([network] gateway_address) ---- */
+
+/* Adds @addr/32 to the link @ifindex, without a prefix route
+ * (IFA_F_NOPREFIXROUTE); one already there is fine. 0 or -errno. */
+static int
+add_host_address(NlSock *sock, int ifindex, guint32 addr)
+{
+  g_autoptr(RtnlAddr) a = rtnl_addr_alloc();
+  guint32 be = htonl(addr);
+  g_autoptr(NlAddr) local = nl_addr_build(AF_INET, &be, 4);
+  int r;
+
+  if (!a || !local)
+    return -ENOMEM;
+  nl_addr_set_prefixlen(local, 32);
+  rtnl_addr_set_ifindex(a, ifindex);
+  rtnl_addr_set_local(a, local);
+  rtnl_addr_set_prefixlen(a, 32);
+  rtnl_addr_set_flags(a, IFA_F_NOPREFIXROUTE);
+  r = rtnl_addr_add(sock, a, NLM_F_CREATE | NLM_F_REPLACE);
+  return r < 0 ? nle_to_errno(r) : 0;
+}
+
+gboolean
+vfd_gateway_link_ensure(guint32 addr, const char **ret_link, GError **error)
+{
+  g_autoptr(NlSock) sock = NULL;
+  g_autoptr(RtnlLink) link = NULL;
+  g_autoptr(RtnlLink) change = NULL;
+  char a[VFD_IPV4_STRLEN];
+  const char *kind;
+  int r;
+
+  if ((r = route_socket(&sock)) < 0) {
+    set_error_errno(error, r, "gateway link %s: cannot open a netlink socket", VFD_GATEWAY_LINK);
+    return FALSE;
+  }
+  r = rtnl_link_get_kernel(sock, 0, VFD_GATEWAY_LINK, &link);
+  if (r < 0 && nle_to_errno(r) != -ENOENT) {
+    set_error_errno(error, nle_to_errno(r), "gateway link %s: cannot look it up", VFD_GATEWAY_LINK);
+    return FALSE;
+  }
+  if (r < 0) {
+    g_autoptr(RtnlLink) make = rtnl_link_alloc();
+    if (!make || rtnl_link_set_type(make, "dummy") < 0) {
+      set_error_errno(error, -ENOMEM, "gateway link %s", VFD_GATEWAY_LINK);
+      return FALSE;
+    }
+    rtnl_link_set_name(make, VFD_GATEWAY_LINK);
+    r = rtnl_link_add(sock, make, NLM_F_CREATE | NLM_F_EXCL);
+    if (r < 0 && nle_to_errno(r) == -EOPNOTSUPP) {
+      /* A kernel without dummy links (CONFIG_DUMMY off, no module): the
+       * loopback link holds the address instead, as reachable and as
+       * bindable. */
+      g_autoptr(RtnlLink) lo = NULL;
+      if ((r = nle_to_errno(rtnl_link_get_kernel(sock, 0, "lo", &lo))) < 0 ||
+          (r = add_host_address(sock, rtnl_link_get_ifindex(lo), addr)) < 0) {
+        set_error_errno(error, r, "no dummy links in this kernel, and cannot add %s/32 to lo",
+                        vfd_ipv4_format(addr, a));
+        return FALSE;
+      }
+      if (ret_link)
+        *ret_link = "lo";
+      return TRUE;
+    }
+    if (r < 0 || (r = rtnl_link_get_kernel(sock, 0, VFD_GATEWAY_LINK, &link)) < 0) {
+      set_error_errno(error, nle_to_errno(r), "gateway link %s: cannot create it (module dummy?)", VFD_GATEWAY_LINK);
+      return FALSE;
+    }
+  }
+  /* A link of that name that is not a dummy is someone else's. */
+  kind = rtnl_link_get_type(link);
+  if (!kind || !g_str_equal(kind, "dummy")) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_BUSY, "gateway link %s exists and is not a dummy link (%s)",
+                VFD_GATEWAY_LINK, kind ? kind : "no kind");
+    return FALSE;
+  }
+  if ((r = add_host_address(sock, rtnl_link_get_ifindex(link), addr)) < 0) {
+    set_error_errno(error, r, "gateway link %s: cannot add %s/32", VFD_GATEWAY_LINK, vfd_ipv4_format(addr, a));
+    return FALSE;
+  }
+  change = rtnl_link_alloc();
+  if (!change) {
+    set_error_errno(error, -ENOMEM, "gateway link %s", VFD_GATEWAY_LINK);
+    return FALSE;
+  }
+  rtnl_link_set_flags(change, IFF_UP);
+  if ((r = rtnl_link_change(sock, link, change, 0)) < 0) {
+    set_error_errno(error, nle_to_errno(r), "gateway link %s: cannot set it up", VFD_GATEWAY_LINK);
+    return FALSE;
+  }
+  if (ret_link)
+    *ret_link = VFD_GATEWAY_LINK;
+  return TRUE;
+}
+
+gboolean
+vfd_tap_add_gateway(const char *name, guint32 addr, GError **error)
+{
+  g_autoptr(NlSock) sock = NULL;
+  g_autoptr(RtnlLink) link = NULL;
+  char a[VFD_IPV4_STRLEN];
+  int r;
+
+  if (!vfd_tap_name_valid(name)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "'%s' is not a vfiod TAP name", name ? name : "");
+    return FALSE;
+  }
+  if ((r = route_socket(&sock)) < 0 || (r = nle_to_errno(rtnl_link_get_kernel(sock, 0, name, &link))) < 0 ||
+      (r = add_host_address(sock, rtnl_link_get_ifindex(link), addr)) < 0) {
+    set_error_errno(error, r, "TAP %s: cannot add the gateway address %s/32", name, vfd_ipv4_format(addr, a));
+    return FALSE;
+  }
+  return TRUE;
+}

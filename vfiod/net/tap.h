@@ -112,3 +112,23 @@ int vfd_tap_list(const char *prefix, GStrv *ret_names);
 /* Like vfd_tap_list, minus the names in @keep (NULL-terminated, may be
  * NULL): the TAPs that belong to no live sandbox. -errno. */
 int vfd_tap_list_stale(const char *prefix, const char *const *keep, GStrv *ret_names);
+
+/* The dummy link that holds [network] gateway_address on the host, so the
+ * platform's gateway can bind that one address whether or not a sandbox
+ * runs. Not named like a TAP: the firewall's "vfd*" rules never match it. */
+#define VFD_GATEWAY_LINK "vfiodgw0"
+
+/* Makes sure VFD_GATEWAY_LINK exists (a dummy link, created when missing),
+ * holds @addr/32 (host byte order) and is up, in the calling thread's
+ * namespace; on a kernel without dummy links (EOPNOTSUPP) the address goes
+ * on "lo" instead. *@ret_link (may be NULL): the link that holds it, static.
+ * Idempotent; kept across vfiod restarts (running sandboxes use it).
+ * VFD_ERROR_BUSY when a link of that name is not a dummy; else the netlink
+ * error, naming the step. */
+gboolean vfd_gateway_link_ensure(guint32 addr, const char **ret_link, GError **error);
+
+/* Adds @addr/32 (host byte order; no prefix route) to the TAP @name: with
+ * arp_ignore=1 the TAP answers the guest's ARP only for its own addresses,
+ * so the stable gateway address is put on every TAP too (the same /32 on
+ * many links is fine). */
+gboolean vfd_tap_add_gateway(const char *name, guint32 addr, GError **error);
