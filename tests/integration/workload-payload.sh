@@ -18,7 +18,9 @@
 #     host's, modes are as asked; the words and the secret appear neither in
 #     QEMU's argv nor in the guest's /proc/cmdline (printed by the workload);
 #     QEMU's -append holds vfiod.payload= and no vfiod.cmd/arg/env; the
-#     workload's exit status (7) comes back; nothing is left after delete.
+#     workload's exit status (7) comes back; nothing is left after delete;
+#     `sandbox console` reads the console's tail live, and after the delete
+#     from the kept log (<runtime_dir>/consoles, 0700).
 # Usage: workload-payload.sh BUILD_DIR SOURCE_DIR. Exit 77 when not root.
 set -u
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -139,8 +141,26 @@ assert o.get("workload_exit_status") == 7, o
 ' "$show" 2> /dev/null && ok "2: the workload's exit status 7 is the sandbox's" || nok "2: show: $show"
 grep -q 'VFIOD_FATAL' <<< "$console" && nok "2: console has a FATAL: $(grep VFIOD_FATAL <<< "$console")" ||
   ok "2: no FATAL on the console"
+live=$(ctl sandbox console "$id" --json 2>&1)
+python3 -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert o["kept"] is False and "NARGS " in o["console"], o
+' "$live" 2> /dev/null && ok "2: sandbox console (live): the console's tail, kept false" || nok "2: console (live): $live"
 out=$(ctl sandbox delete "$id" 2>&1) && ok "2: delete" || nok "2: delete: $out"
 expect_clean "$d" "2: after delete" "$id"
+# The console outlives the sandbox, for post-mortems (owner and root only).
+kept=$(ctl sandbox console "$id" --bytes 200000 2>&1)
+grep -q "^FILE /run/secrets/token 600" <<< "$kept" && [ -f "$d/run/consoles/$id.0.log" ] &&
+  [ "$(stat -c %a "$d/run/consoles")" = 700 ] &&
+  ok "2: sandbox console after delete: the kept log ($d/run/consoles/$id.0.log, dir 0700)" ||
+  nok "2: console after delete: $(head -c 300 <<< "$kept"); $(ls -la "$d/run/consoles" 2>&1 | tr '\n' ' ')"
+[ "$(ctl sandbox console "$id" --bytes 10 | wc -c)" = 10 ] && ok "2: --bytes 10: the last 10 bytes" ||
+  nok "2: --bytes 10 gave $(ctl sandbox console "$id" --bytes 10 | wc -c) bytes"
+out=$(ctl sandbox console sb-00000000 2>&1)
+rc=$?
+[ "$rc" != 0 ] && [[ $out == *"no console kept"* ]] && ok "2: console of an unknown sandbox: exit $rc: $out" ||
+  nok "2: console of an unknown sandbox: exit $rc: $out"
 
 stop_vfiod "workload-payload"
 itest_finish

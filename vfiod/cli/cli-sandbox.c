@@ -542,6 +542,71 @@ const VfdCliVerb vfd_cli_verb_sandbox_show = {
   .run = show_run,
 };
 
+typedef struct {
+  gint bytes;
+} ConsoleOpts;
+
+static const GOptionEntry console_options[] = {
+  { "bytes", 'b', 0, G_OPTION_ARG_INT, VFD_CLI_OPT(ConsoleOpts, bytes),
+    "The last N bytes (default 65536, at most 1048576)", "N" },
+  { NULL },
+};
+
+static int
+console_check(VfdCliCall *call)
+{
+  ConsoleOpts *o = call->opts;
+
+  if (o->bytes < 0 || o->bytes > 1048576)
+    return vfd_cli_usage_error("sandbox console: --bytes must be 0 to 1048576");
+  return VFD_CLI_GO_ON;
+}
+
+/* sandbox console: the console log's tail, raw on stdout (--json: as a
+ * string, invalid UTF-8 replaced). */
+static int
+console_run(VfdCliCall *call, GError **error)
+{
+  ConsoleOpts *o = call->opts;
+  g_autoptr(GVariant) bytes = NULL;
+  gboolean kept = FALSE;
+  gsize len = 0;
+  const char *data;
+
+  if (!vfd_manager1_call_get_sandbox_console_sync(call->api, call->arg, (guint) o->bytes, &bytes, &kept, NULL, error))
+    return VFD_CLI_ERROR;
+  data = g_variant_get_fixed_array(bytes, &len, 1);
+  if (call->cli->json) {
+    static const char *const keys[] = { "id", "kept", "console", NULL };
+    g_autofree char *text = g_utf8_make_valid(data, (gssize) len);
+    GVariantDict d;
+    g_autoptr(GVariant) v = NULL;
+
+    g_variant_dict_init(&d, NULL);
+    g_variant_dict_insert(&d, "id", "s", call->arg);
+    g_variant_dict_insert(&d, "kept", "b", kept);
+    g_variant_dict_insert(&d, "console", "s", text);
+    v = g_variant_ref_sink(g_variant_dict_end(&d));
+    vfd_cli_print_object(v, keys);
+  } else if (len > 0 && fwrite(data, 1, len, stdout) != len) {
+    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot write to standard output");
+    return VFD_CLI_ERROR;
+  }
+  return VFD_EXIT_OK;
+}
+
+const VfdCliVerb vfd_cli_verb_sandbox_console = {
+  .name = "sandbox console",
+  .summary = "  sandbox console ID|NAME [--bytes N]   the console log's tail, also of a removed sandbox\n"
+             "                 (the last 32 are kept until reboot)\n",
+  .params = "ID|NAME",
+  .args = VFD_CLI_ARGS_ID,
+  .opts_size = sizeof(ConsoleOpts),
+  .options = console_options,
+  .check = console_check,
+  .run = console_run,
+};
+
 static int
 delete_run(VfdCliCall *call, GError **error)
 {

@@ -5,6 +5,7 @@
 #include "manager-private.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api-limits.h"
@@ -566,6 +567,81 @@ handle_get_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, 
   return TRUE;
 }
 
+/* The last @max bytes of the regular file @path (no link followed), or
+ * NULL with the error. */
+static GBytes *
+read_tail(const char *path, gsize max, GError **error)
+{
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  g_autofree guint8 *buf = NULL;
+  struct stat st;
+  gsize got = 0;
+
+  if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    int e = fd < 0 ? errno : EINVAL;
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot read the console log %s: %s", path, g_strerror(e));
+    if (fd >= 0)
+      close(fd);
+    return NULL;
+  }
+  if ((gsize) st.st_size > max)
+    (void) lseek(fd, st.st_size - (off_t) max, SEEK_SET);
+  buf = g_malloc(max);
+  while (got < max) {
+    ssize_t n = read(fd, buf + got, max - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (gsize) n;
+  }
+  close(fd);
+  return g_bytes_new(buf, got);
+}
+
+static gboolean
+handle_get_sandbox_console(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, guint max_bytes,
+                           gpointer data)
+{
+  VfdManager *m = data;
+  gboolean creating = FALSE;
+  Sandbox *s = vfd_mgr_find_sandbox(m, id, &creating);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *kept_path = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  const char *path;
+  uid_t uid, owner = 0;
+
+  if (!vfd_mgr_caller_uid(inv, &uid))
+    return TRUE;
+  if (max_bytes == 0)
+    max_bytes = 65536;
+  max_bytes = MIN(max_bytes, 1048576u);
+  if (s) {
+    path = s->serial_log;
+    owner = s->owner_uid;
+  } else {
+    kept_path = vfd_mgr_kept_console_path(m, id, &owner);
+    path = kept_path;
+  }
+  if (!path) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s', and no console kept for it", id);
+  } else if (uid != 0 && uid != owner) {
+    g_autofree char *who = vfd_uid_describe(uid);
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED,
+                "the console of %.64s is its owner's and root's only, not %s's", id, who);
+  } else {
+    bytes = read_tail(path, max_bytes, &error);
+  }
+  if (!bytes) {
+    vfd_mgr_return_error(inv, error);
+    return TRUE;
+  }
+  vfd_manager1_complete_get_sandbox_console(
+      sk, inv, g_variant_new_from_bytes(G_VARIANT_TYPE_BYTESTRING, bytes, TRUE), s == NULL);
+  return TRUE;
+}
+
 static gboolean
 handle_get_capabilities(VfdManager1 *sk, GDBusMethodInvocation *inv, gpointer data)
 {
@@ -728,6 +804,7 @@ vfd_mgr_api_connect(VfdManager *m)
   g_signal_connect(m->skeleton, "handle-validate-sandbox", G_CALLBACK(handle_validate_sandbox), m);
   g_signal_connect(m->skeleton, "handle-delete-sandbox", G_CALLBACK(handle_delete_sandbox), m);
   g_signal_connect(m->skeleton, "handle-get-sandbox", G_CALLBACK(handle_get_sandbox), m);
+  g_signal_connect(m->skeleton, "handle-get-sandbox-console", G_CALLBACK(handle_get_sandbox_console), m);
   g_signal_connect(m->skeleton, "handle-list-sandboxes", G_CALLBACK(handle_list_sandboxes), m);
   g_signal_connect(m->skeleton, "handle-bind-device-full", G_CALLBACK(handle_bind_device_full), m);
   g_signal_connect(m->skeleton, "handle-reconcile", G_CALLBACK(handle_reconcile), m);

@@ -310,6 +310,20 @@ gboolean sandbox_release_devices(Sandbox *s, GError **error);
  * thread. */
 void vfd_mgr_remove_dir_tree(const char *dir);
 
+/* Console logs kept after a sandbox is gone, for post-mortems: at most
+ * this many, the newest, in <runtime_dir>/consoles (root's, 0700). */
+#define VFD_CONSOLES_KEPT 32
+
+/* Moves @dir's serial.log (sandbox @id's, owned by uid @owner) to
+ * <runtime_dir>/consoles/<id>.<owner>.log before @dir is removed, and
+ * removes the oldest kept logs beyond VFD_CONSOLES_KEPT. Best effort (a
+ * failure is logged, nothing else); nothing for a bad id or no log. */
+void vfd_mgr_keep_console(VfdManager *m, const char *id, uid_t owner, const char *dir);
+
+/* The kept console log of the removed sandbox @id (newly allocated path)
+ * and its owner's uid, or NULL when none is kept. */
+char *vfd_mgr_kept_console_path(VfdManager *m, const char *id, uid_t *ret_owner);
+
 /* ---- ops.c -------------------------------------------------------------- */
 
 /* A new operation with a reference to the manager's current configuration;

@@ -201,6 +201,7 @@ vfd_mgr_reconcile_sandboxes(VfdManager *m, GPtrArray *report, guint *ret_restore
                         (const char *) g_ptr_array_index(gone_why, i),
                         failure ? "; " : "; its devices are back on their original drivers",
                         failure ? failure->message : "");
+      vfd_mgr_keep_console(m, s->id, s->owner_uid, s->dir);
       vfd_mgr_remove_dir_tree(s->dir);
     }
     for (guint k = 0; k < items->len; k++)

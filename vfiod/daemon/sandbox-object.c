@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -626,4 +627,101 @@ vfd_mgr_remove_dir_tree(const char *dir)
     rm_rf_children(dfd, st.st_dev, 8);
   close(dfd);
   (void) rmdir(dir);
+}
+
+/* ---- console logs kept after a sandbox is gone ---------------------------- */
+
+/* <runtime_dir>/consoles: root's, 0700. */
+static char *
+consoles_dir(VfdManager *m)
+{
+  return g_build_filename(m->config->runtime_dir, "consoles", NULL);
+}
+
+typedef struct {
+  char *name;
+  gint64 mtime;
+} KeptConsole;
+
+static int
+cmp_kept_newest_first(gconstpointer a, gconstpointer b)
+{
+  const KeptConsole *x = a, *y = b;
+
+  if (x->mtime != y->mtime)
+    return x->mtime > y->mtime ? -1 : 1;
+  return g_strcmp0(x->name, y->name);
+}
+
+void
+vfd_mgr_keep_console(VfdManager *m, const char *id, uid_t owner, const char *dir)
+{
+  g_autofree char *cdir = consoles_dir(m);
+  g_autofree char *src = g_build_filename(dir, "serial.log", NULL);
+  g_autofree char *leaf = g_strdup_printf("%s.%u.log", id, (unsigned) owner);
+  g_autofree char *dst = g_build_filename(cdir, leaf, NULL);
+  g_autoptr(GArray) kept = g_array_new(FALSE, TRUE, sizeof(KeptConsole));
+  struct stat st;
+  GDir *d;
+  const char *e;
+  int dfd;
+
+  if (!vfd_journal_sandbox_id_valid(id) || (mkdir(cdir, 0700) < 0 && errno != EEXIST) || lstat(cdir, &st) < 0 ||
+      !S_ISDIR(st.st_mode))
+    return;
+  if (lstat(src, &st) < 0 || !S_ISREG(st.st_mode))
+    return;
+  if (rename(src, dst) < 0) {
+    g_warning("sandbox %s: cannot keep its console log in %s: %s", id, cdir, g_strerror(errno));
+    return;
+  }
+  /* the newest VFD_CONSOLES_KEPT stay */
+  d = g_dir_open(cdir, 0, NULL);
+  dfd = open(cdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  while (d && dfd >= 0 && (e = g_dir_read_name(d))) {
+    KeptConsole k = { 0 };
+    if (!g_str_has_suffix(e, ".log") || fstatat(dfd, e, &st, AT_SYMLINK_NOFOLLOW) < 0)
+      continue;
+    k.name = g_strdup(e);
+    k.mtime = (gint64) st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000;
+    g_array_append_val(kept, k);
+  }
+  if (d)
+    g_dir_close(d);
+  g_array_sort(kept, cmp_kept_newest_first);
+  for (guint i = 0; i < kept->len; i++) {
+    KeptConsole *k = &g_array_index(kept, KeptConsole, i);
+    if (i >= VFD_CONSOLES_KEPT && dfd >= 0)
+      (void) unlinkat(dfd, k->name, 0);
+    g_free(k->name);
+  }
+  if (dfd >= 0)
+    close(dfd);
+}
+
+char *
+vfd_mgr_kept_console_path(VfdManager *m, const char *id, uid_t *ret_owner)
+{
+  g_autofree char *cdir = consoles_dir(m);
+  g_autofree char *prefix = g_strdup_printf("%s.", id);
+  char *found = NULL;
+  const char *e;
+  GDir *d;
+
+  if (!vfd_journal_sandbox_id_valid(id) || !(d = g_dir_open(cdir, 0, NULL)))
+    return NULL;
+  while (!found && (e = g_dir_read_name(d))) {
+    guint64 uid;
+    char *end = NULL;
+
+    if (!g_str_has_prefix(e, prefix) || !g_str_has_suffix(e, ".log"))
+      continue;
+    uid = g_ascii_strtoull(e + strlen(prefix), &end, 10);
+    if (!end || !g_str_equal(end, ".log") || end == e + strlen(prefix) || uid > G_MAXUINT32)
+      continue;
+    *ret_owner = (uid_t) uid;
+    found = g_build_filename(cdir, e, NULL);
+  }
+  g_dir_close(d);
+  return found;
 }

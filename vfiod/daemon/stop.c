@@ -113,8 +113,10 @@ finish_deletes(Sandbox *s, GError *error)
   s->waiters = g_ptr_array_new_with_free_func(g_object_unref);
   /* The directory goes before the answer: a client that sees the delete
    * done finds nothing left. */
-  if (!error && waiters->len > 0)
+  if (!error && waiters->len > 0) {
+    vfd_mgr_keep_console(m, s->id, s->owner_uid, s->dir);
     vfd_mgr_remove_dir_tree(s->dir);
+  }
   for (guint i = 0; i < waiters->len; i++) {
     GDBusMethodInvocation *inv = g_object_ref(g_ptr_array_index(waiters, i));
     if (!error)
