@@ -204,6 +204,8 @@ class Errors(unittest.TestCase):
             e = d.map_vfiod_error("org.vfiod.Error." + name, "the message")
             self.assertEqual(e.code, code, name)
             self.assertEqual(e.message, f"vfiod: {name}: the message")
+        e = d.map_vfiod_error("org.vfiod.Error.NotFound", "GDBus.Error:org.vfiod.Error.NotFound: no sandbox 'x'")
+        self.assertEqual(e.message, "vfiod: NotFound: no sandbox 'x'")
         e = d.map_vfiod_error(None, "Could not connect: No such file or directory")
         self.assertEqual(e.code, S.UNAVAILABLE)
         self.assertIn("vfiod unreachable", e.message)

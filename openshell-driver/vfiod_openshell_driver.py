@@ -302,6 +302,9 @@ _ERROR_CODES = {
 def map_vfiod_error(name, message):
     """A D-Bus error (its name, e.g. org.vfiod.Error.NotFound) as a
     DriverError; an error not vfiod's (the connection) is UNAVAILABLE."""
+    prefix = f"GDBus.Error:{name}: "
+    if name and message.startswith(prefix):  # GLib's remote-error wrapping
+        message = message[len(prefix):]
     if name and name.startswith("org.vfiod.Error."):
         short = name[len("org.vfiod.Error."):]
         return DriverError(_ERROR_CODES.get(short, grpc.StatusCode.INTERNAL), f"vfiod: {short}: {message}")
@@ -363,8 +366,6 @@ class Vfiod:
                                  Gio.DBusCallFlags.NONE, timeout_ms or self.timeout_ms, None)
         except GLib.Error as e:
             name = Gio.DBusError.get_remote_error(e)
-            if name:
-                Gio.DBusError.strip_remote_error(e)
             raise map_vfiod_error(name, e.message) from None
         return res.unpack()
 
@@ -642,6 +643,7 @@ class Driver:
     def WatchSandboxes(self, request, context):
         self.vfiod.connect()
         q = self.watchers.open()  # before the snapshot: nothing falls in between
+        log.info("watch stream opened (%d open)", self.watchers.count())
         try:
             for v in self.vfiod.list():
                 if is_ours(v):
@@ -662,6 +664,7 @@ class Driver:
                 yield ev
         finally:
             self.watchers.close(q)
+            log.info("watch stream closed (%d open)", self.watchers.count())
 
     def EnsureWorkspace(self, request, context):
         # vfiod has no tenancy boundary to make: a workspace is only a label
