@@ -161,12 +161,12 @@ print("" if j is None else (json.dumps(j) if isinstance(j, (dict, list)) else j)
 # start_driver LOG [ARGS...]: the driver on $dsock; waits until it serves.
 # Sets dp.
 start_driver() {
-  local log=$1 i
+  local log=$1
   shift
   logs+=("$log")
   "$driver" --socket "$dsock" --vfiod-socket "$sock" "$@" >> "$log" 2>&1 &
   dp=$!
-  for i in $(seq 200); do
+  for _ in $(seq 200); do
     grep -q 'serving openshell.compute.v1' "$log" 2> /dev/null && [ -S "$dsock" ] && return 0
     kill -0 "$dp" 2> /dev/null || break
     sleep 0.05
@@ -338,7 +338,7 @@ EOF
 )
 [ "$w" = "create-started vm-started ready stopping removed | True 1 | " ] &&
   ok "WatchSandboxes: the stages create-started vm-started ready stopping removed, a Ready snapshot, one deletion, nothing of vfioctl's sandbox" ||
-  nok "watch: $w: $(cat "$work/watch.out" | cut -c1-300)"
+  nok "watch: $w: $(cut -c1-300 "$work/watch.out")"
 kill "$wp" 2> /dev/null; wait "$wp" 2> /dev/null
 for _ in $(seq 50); do grep -q 'watch stream closed (0 open)' "$dlog" && break; sleep 0.1; done
 grep -q 'watch stream closed (0 open)' "$dlog" && ok "the watching client killed: the driver closes its stream (0 open)" ||
@@ -371,6 +371,24 @@ v=$(ctl sandbox show "$id3" --json 2>&1)
   ok "CreateSandbox with gpu.count 1: vfiod gave it $(jget "$v" devices)" || nok "gpu create: $r; vfiod: $v"
 [ "$(jget "$(client delete name=)" code)" = INVALID_ARGUMENT ] && [ "$(jget "$(client delete "$id3")" resp.deleted)" = True ] &&
   ok "DeleteSandbox with neither id nor name: INVALID_ARGUMENT; of the GPU sandbox: deleted" || nok "gpu delete"
+
+# ---- vfiod goes away and comes back -------------------------------------------------
+PYTHONPATH=$build/openshell-driver "$py" "$work/client.py" "$dsock" watch > "$work/watch2.out" 2> "$work/watch2.err" &
+wp=$!
+for _ in $(seq 100); do grep -q watching "$work/watch2.out" 2> /dev/null && break; sleep 0.05; done
+sleep 0.3
+stop_vfiod "vfiod stopped under the driver"
+for _ in $(seq 50); do grep -q '"end"' "$work/watch2.out" && break; sleep 0.1; done
+r=$(client caps)
+e=$(grep '"end"' "$work/watch2.out")
+[ "$(jget "$e" end)" = UNAVAILABLE ] && [ "$(jget "$r" code)" = UNAVAILABLE ] && [[ $(jget "$r" message) == "vfiod unreachable"* ]] &&
+  ok "vfiod stopped: the open watch ends UNAVAILABLE ($(jget "$e" message)); GetCapabilities: UNAVAILABLE ($(jget "$r" message | cut -c1-80))" ||
+  nok "vfiod stopped: watch '$e'; caps $r"
+wait "$wp" 2> /dev/null
+start_fake_vfiod "$d" || exit 1
+r=$(client caps)
+[ "$(jget "$r" ok)" = True ] && kill -0 "$dp" && ok "vfiod started again: the same driver connects again and answers GetCapabilities" ||
+  nok "after vfiod's restart: $r"
 
 # ---- peers: SO_PEERCRED ---------------------------------------------------------------
 chmod 0666 "$dsock"  # the file's mode no longer keeps anyone out: only the driver's check does
