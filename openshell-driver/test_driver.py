@@ -4,6 +4,7 @@
 # states -> conditions, vfiod errors -> gRPC codes, the peer policy, the
 # socket path checks, and the RPCs over a fake vfiod.
 # Run: PYTHONPATH=<build>/openshell-driver:<src>/openshell-driver /usr/bin/python3 test_driver.py
+import logging
 import os
 import socket
 import stat
@@ -14,6 +15,10 @@ import grpc
 
 import compute_driver_pb2 as pb
 import vfiod_openshell_driver as d
+
+# the refusals the tests provoke are logged by the driver: not on the test's output
+logging.getLogger("vfiod-openshell-driver").addHandler(logging.NullHandler())
+logging.getLogger("vfiod-openshell-driver").propagate = False
 
 UUID = "0b5c1a2e-7d6f-4c41-9a55-2f1e6c3b8d90"
 
@@ -356,6 +361,61 @@ class Rpcs(unittest.TestCase, Raises):
         w._fan_out([ev])
         self.assertEqual(w.count(), 0)
         self.assertIsInstance(q.get_nowait(), d._Overflow)
+
+
+class OverTheSocket(unittest.TestCase):
+    """The service over the real path: the checked listener, the relay and
+    the gRPC server with the generic handler, a fake vfiod behind."""
+
+    def serve(self, policy):
+        from concurrent import futures
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
+        v = FakeVfiod([vsb("sb-1", "aaa", "running", "one", ready=True), vsb("sb-2", "bbb", "exited", "two")])
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                             handlers=[d.generic_handler(d.Driver(v, d.Watchers()))])
+        backend = os.path.join(tmp, "grpc.sock")
+        server.add_insecure_port("unix:" + backend)
+        server.start()
+        self.addCleanup(lambda: server.stop(0))
+        path = os.path.join(tmp, "public.sock")
+        lst = d.CheckedListener(path, 0o600, None, policy, backend, 4)
+        lst.start()
+        self.addCleanup(lst.close)
+        chan = grpc.insecure_channel("unix:" + path)
+        self.addCleanup(chan.close)
+        return path, chan, lst
+
+    def rpc(self, chan, name, req, resp):
+        return chan.unary_unary("/openshell.compute.v1.ComputeDriver/" + name, request_serializer=req.SerializeToString,
+                                response_deserializer=resp.FromString)
+
+    def test_allowed(self):
+        path, chan, lst = self.serve(d.PeerPolicy())
+        self.assertEqual(stat.S_IMODE(os.lstat(path).st_mode), 0o600)
+        r = self.rpc(chan, "GetSandbox", pb.GetSandboxRequest, pb.GetSandboxResponse)(
+            pb.GetSandboxRequest(sandbox_name="two"), timeout=10)
+        self.assertEqual((r.sandbox.id, r.sandbox.status.instance_id), ("bbb", "sb-2"))
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.rpc(chan, "StopSandbox", pb.StopSandboxRequest, pb.StopSandboxResponse)(
+                pb.StopSandboxRequest(sandbox_id="aaa"), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        self.assertIn("no Stop in its API", cm.exception.details())
+        r = self.rpc(chan, "EnsureWorkspace", pb.EnsureWorkspaceRequest, pb.EnsureWorkspaceResponse)(
+            pb.EnsureWorkspaceRequest(workspace="w"), timeout=10)
+        self.assertEqual(r, pb.EnsureWorkspaceResponse())
+        lst.close()
+        self.assertFalse(os.path.exists(path))
+
+    def test_refused(self):
+        class Nobody(d.PeerPolicy):
+            def allows(self, uid, gid):
+                return False
+        path, chan, _ = self.serve(Nobody())
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.rpc(chan, "GetSandbox", pb.GetSandboxRequest, pb.GetSandboxResponse)(
+                pb.GetSandboxRequest(sandbox_id="aaa"), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
 
 if __name__ == "__main__":

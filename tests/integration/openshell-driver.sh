@@ -389,6 +389,18 @@ start_fake_vfiod "$d" || exit 1
 r=$(client caps)
 [ "$(jget "$r" ok)" = True ] && kill -0 "$dp" && ok "vfiod started again: the same driver connects again and answers GetCapabilities" ||
   nok "after vfiod's restart: $r"
+PYTHONPATH=$build/openshell-driver "$py" "$work/client.py" "$dsock" watch > "$work/watch3.out" 2> "$work/watch3.err" &
+wp=$!
+for _ in $(seq 100); do grep -q watching "$work/watch3.out" 2> /dev/null && break; sleep 0.05; done
+id4=3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a
+r=$(client create '{"id":"'$id4'"}')
+r2=$(client delete "$id4")
+for _ in $(seq 100); do grep -q '"deleted"' "$work/watch3.out" && break; sleep 0.1; done
+[ "$(jget "$r" ok)" = True ] && [ "$(jget "$r2" resp.deleted)" = True ] && grep -q '"reason": "create-started"' "$work/watch3.out" &&
+  grep -q '"deleted": {"sandboxId": "'$id4'"}' "$work/watch3.out" &&
+  ok "after the reconnection a new watch gets vfiod's signals again: create-started ... deleted of $id4" ||
+  nok "watch after the reconnection: create $r, delete $r2: $(cut -c1-200 "$work/watch3.out")"
+kill "$wp" 2> /dev/null; wait "$wp" 2> /dev/null
 
 # ---- peers: SO_PEERCRED ---------------------------------------------------------------
 chmod 0666 "$dsock"  # the file's mode no longer keeps anyone out: only the driver's check does
