@@ -955,7 +955,14 @@ def main(argv=None):
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
-    private = tempfile.mkdtemp(prefix=".vfiod-openshell-driver.", dir=os.path.dirname(os.path.abspath(args.socket)))
+    sockdir = os.path.dirname(os.path.abspath(args.socket))
+    try:
+        private = tempfile.mkdtemp(prefix=".vfiod-openshell-driver.", dir=sockdir)
+    except OSError as e:
+        log.error("cannot make the private directory of the gRPC server in %s: %s", sockdir, e.strerror)
+        watchers.stop()
+        vfiod.close()
+        return 1
     backend = os.path.join(private, "grpc.sock")
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.max_connections + 8, thread_name_prefix="rpc"),
                          handlers=[generic_handler(Driver(vfiod, watchers, args.image_dir, args.default_image,

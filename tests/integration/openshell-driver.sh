@@ -204,6 +204,12 @@ rc=$?
 [ "$rc" = 2 ] && grep -q 'required: --socket' "$work/e2" && ok "no --socket: usage error, exit 2" ||
   nok "no --socket: exit $rc: $(cat "$work/e2")"
 
+"$driver" --socket "$work/no-such-dir/driver.sock" --vfiod-socket "$sock" > "$work/e4" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q "ERROR: cannot make the private directory of the gRPC server in $work/no-such-dir: No such file or directory" "$work/e4" &&
+  ! grep -q Traceback "$work/e4" && ok "--socket in a directory that does not exist: exit 1, $(grep -o 'ERROR.*' "$work/e4" | cut -c1-60)..." ||
+  nok "socket in a missing dir: exit $rc: $(cat "$work/e4")"
+
 start_driver "$dlog" || exit 1
 m=$(stat -c '%a %U' "$dsock")
 [ "$m" = "660 root" ] && ok "the driver's socket: mode 0660, owner root" || nok "socket mode/owner: $m"
