@@ -133,7 +133,8 @@ class Options(unittest.TestCase, Raises):
     def test_refusals(self):
         P, I = grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT
         for sb, code, words in (
-                (sandbox(spec__sandbox_token="eyJ.x.y"), P, ["sandbox_token", "issue 15, item 3"]),
+                (sandbox(spec__environment={"A": "b"}), I, ["environment without a command"]),
+                (sandbox(spec__log_level="info"), I, ["environment without a command"]),
                 (sandbox(spec__tty=True), P, ["tty"]),
                 (sandbox(spec__template__agent_socket_path="/run/a.sock"), P, ["agent_socket_path"]),
                 (sandbox(spec__template__platform_config={"runtime_class_name": "x"}), P, ["platform_config"]),
@@ -146,6 +147,17 @@ class Options(unittest.TestCase, Raises):
                 (sandbox(spec__template__resources__memory_limit="lots"), I, ["memory_limit 'lots'"]),
                 (sandbox(spec__template__image="ghcr.io/x/y:1"), P, ["does not pull images", "--image-dir"])):
             self.assert_error(code, words, d.sandbox_options, sb)
+
+    def test_token(self):
+        o = d.sandbox_options(sandbox(spec__sandbox_token="eyJ.x.y", spec__command=["/bin/sv"]))
+        self.assertEqual(o["files"], ("aa{sv}", [{"path": ("s", "/etc/openshell/auth/sandbox.jwt"),
+                                                  "contents": ("ay", b"eyJ.x.y"), "mode": ("u", 0o600)}]))
+        self.assertEqual(o["env"], ("a{ss}", {"OPENSHELL_SANDBOX_TOKEN_FILE": "/etc/openshell/auth/sandbox.jwt"}))
+        # without a command: the file only (vfiod gives env to a command only)
+        o = d.sandbox_options(sandbox(spec__sandbox_token="eyJ.x.y"))
+        self.assertEqual(o["files"][1][0]["contents"], ("ay", b"eyJ.x.y"))
+        self.assertNotIn("env", o)
+        self.assertNotIn("files", d.sandbox_options(sandbox()))
 
     def test_image_dir(self):
         with tempfile.TemporaryDirectory() as tmp:

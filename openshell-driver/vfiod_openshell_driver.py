@@ -45,6 +45,10 @@ LABEL_WORKSPACE = LABEL_PREFIX + "workspace"
 DRIVER_LABEL_VALUE = "vfiod-openshell-driver"
 # vfiod's rule for a sandbox name (doc: CreateSandbox, name).
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?$")
+# Where the sandbox token is written in the guest, and the variable that
+# names it (upstream's container path and supervisor variable).
+TOKEN_PATH = "/etc/openshell/auth/sandbox.jwt"
+TOKEN_FILE_ENV = "OPENSHELL_SANDBOX_TOKEN_FILE"
 DRIVER_CONFIG_KEYS = ("devices", "gpu_device_ids")
 UINT32_MAX = 2**32 - 1
 WATCH_QUEUE = 256
@@ -168,10 +172,6 @@ def sandbox_options(sb, image_dir=None, default_image=""):
         raise precondition("template.agent_socket_path is not supported: vfiod guests have no agent socket")
     if tmpl.HasField("platform_config") and len(tmpl.platform_config.fields):
         raise precondition("template.platform_config is not supported by the vfiod driver (use driver_config)")
-    if spec.sandbox_token:
-        raise precondition("sandbox_token cannot be delivered: vfiod has no channel for secret files yet "
-                           "(issue 15, item 3); its only channel, the guest kernel command line, is visible "
-                           "in the host's ps")
     if spec.tty:
         raise precondition("tty is not supported: vfiod's guest-init runs the workload without a terminal")
 
@@ -189,8 +189,6 @@ def sandbox_options(sb, image_dir=None, default_image=""):
     env.update(spec.environment)
     if spec.log_level:
         env["OPENSHELL_LOG_LEVEL"] = spec.log_level
-    if env:
-        opts["env"] = ("a{ss}", env)
 
     if spec.command:
         cmd = spec.command[0]
@@ -199,6 +197,19 @@ def sandbox_options(sb, image_dir=None, default_image=""):
         opts["cmd"] = ("s", cmd)
         if len(spec.command) > 1:
             opts["args"] = ("as", list(spec.command[1:]))
+    if spec.sandbox_token:
+        # a file written by guest-init before the workload starts, 0600,
+        # carried in vfiod's fw_cfg payload (never on a command line); the
+        # workload finds it as upstream's supervisor does
+        opts["files"] = ("aa{sv}", [{"path": ("s", TOKEN_PATH), "contents": ("ay", spec.sandbox_token.encode()),
+                                     "mode": ("u", 0o600)}])
+        if spec.command:
+            env[TOKEN_FILE_ENV] = TOKEN_PATH
+    if env:
+        if not spec.command:
+            raise invalid("environment without a command: vfiod hands the environment to the workload's "
+                          "command only")
+        opts["env"] = ("a{ss}", env)
 
     res = tmpl.resources
     vcpus = pick_quantity(parse_cpu, "cpu", res.cpu_request, res.cpu_limit)
@@ -381,7 +392,12 @@ class Vfiod:
 
     def options_variant(self, opts):
         GLib = self.GLib
-        return GLib.Variant("(a{sv})", ({k: GLib.Variant(t, v) for k, (t, v) in opts.items()},))
+
+        def value(t, v):
+            if t == "aa{sv}":  # a list of dictionaries of (type, value)
+                return GLib.Variant(t, [{k: value(*kv) for k, kv in e.items()} for e in v])
+            return GLib.Variant(t, v)
+        return GLib.Variant("(a{sv})", ({k: value(t, v) for k, (t, v) in opts.items()},))
 
     def get(self, ident):
         return self.call("GetSandbox", self.GLib.Variant("(s)", (ident,)))[0]

@@ -10,14 +10,17 @@
 #    accept (SO_PEERCRED), the same uid with --allowed-uid is served;
 #  - GetCapabilities, GetGatewayListenerRequirements, Ensure/DeleteWorkspace;
 #  - ValidateSandboxCreate: a good spec; bad CPU, memory, relative command,
-#    a token, an image without --image-dir: the gRPC code and message;
+#    env without a command, an image without --image-dir: the gRPC code
+#    and message;
 #    nothing created;
 #  - WatchSandboxes (started first) sees the create's stages, a Ready
 #    snapshot, the delete's stages and the deletion;
 #  - CreateSandbox (CPU-only: cpu 1500m -> 2 vCPUs, 200Mi), GetSandbox by id
 #    and by name, ListSandboxes; the same Create again: the same vfiod
 #    sandbox, no second QEMU; the same id with another spec: ALREADY_EXISTS;
-#  - a workload with env and a command: its exit status in GetSandbox;
+#  - a workload with env, a command and a sandbox token: the stand-in QEMU
+#    finds them in vfiod's fw_cfg payload (the token a 0600 file, its
+#    sha256), the workload's exit status in GetSandbox;
 #  - gpu.count 1: the sandbox gets a GPU group of the fake tree;
 #  - StopSandbox (UNIMPLEMENTED) and StartSandbox (FAILED_PRECONDITION on
 #    an exited sandbox) say what vfiod lacks;
@@ -39,34 +42,76 @@ done
 d=$work/f
 write_fake_conf "$d" "$work/vmlinuz" "$work/initrd" "allowed_group="
 # The stand-in QEMU: its pid, then guest-init's lines on the console fd.
-# vfiod.cmd=/exit3: the workload exits 3 when its environment came through
-# (vfiod.env=GREETING=hello on the command line), else 4; then power off.
+# The workload's payload (the fw_cfg file vfiod hands it) read by
+# payload.py: cmd /exit3 "exits" 3 when its environment has GREETING=hello
+# and OPENSHELL_SANDBOX_TOKEN_FILE, and the token file is there with mode
+# 0600 and the sha256 in token.sha256 (else 4, 5, 6); then power off.
 # Anything else: ready, and stays up.
 cat > "$d/fake-qemu" << 'EOF'
 #!/bin/bash
-pidfile='' fd='' prev=''
+pidfile='' fd='' payload='' prev=''
 for arg in "$@"; do
   case $prev in
     -pidfile) pidfile=$arg ;;
     -add-fd) case $arg in *opaque=serial-log*) fd=${arg#fd=} fd=${fd%%,*} ;; esac ;;
+    -fw_cfg) case $arg in name=opt/org.vfiod/payload,file=*) payload=${arg#*,file=} ;; esac ;;
   esac
   prev=$arg
 done
 [ -n "$pidfile" ] && echo $$ > "$pidfile"
 [ -n "${VFIOD_FAKE_QEMU_PIDS:-}" ] && echo $$ >> "$VFIOD_FAKE_QEMU_PIDS"
 [ -n "$fd" ] && exec 9>&"$fd" || exit 1
-case "$*" in
-  *vfiod.cmd=/exit3*)
-    status=4
-    case "$*" in *vfiod.env=GREETING=hello*) status=3 ;; esac
-    printf 'boot\nVFIOD_READY {"v":1,"kernel":"fake","modules":[]}\n' >&9
-    sleep 0.5
-    printf 'VFIOD_EXIT {"status":%d,"signal":0,"reason":"exit","runtime_ms":500}\nVFIOD_POWEROFF {}\n' "$status" >&9
-    sleep 0.5; exit 0 ;;
-esac
+here=$(dirname "$0")
+if [ -n "$payload" ] && [ "$(/usr/bin/python3 "$here/payload.py" cmd < "$payload")" = /exit3 ]; then
+  /usr/bin/python3 "$here/payload.py" check "$(cat "$here/token.sha256")" < "$payload"
+  status=$?
+  printf 'boot\nVFIOD_READY {"v":1,"kernel":"fake","modules":[]}\n' >&9
+  sleep 0.5
+  printf 'VFIOD_EXIT {"status":%d,"signal":0,"reason":"exit","runtime_ms":500}\nVFIOD_POWEROFF {}\n' "$status" >&9
+  sleep 0.5; exit 0
+fi
 printf 'VFIOD_READY {"v":1,"kernel":"fake","modules":[]}\n' >&9
 exec -a "fake-qemu $*" sleep 100000
 EOF
+# payload.py cmd|check SHA256 < PAYLOAD: guest-init/payload.h's format.
+cat > "$d/payload.py" << 'EOF'
+import hashlib, sys
+data = sys.stdin.buffer.read()
+assert data.startswith(b"VFIOD-PAYLOAD 1\n")
+pos, cmd, env, files = 16, None, {}, {}
+while True:
+    end = data.index(b"\n", pos)
+    head = data[pos:end].split()
+    pos = end + 1
+    if head[0] == b"end":
+        break
+    if head[0] == b"file":
+        mode, plen, dlen = int(head[1], 8), int(head[2]), int(head[3])
+        path = data[pos:pos + plen].decode()
+        pos += plen + 1
+        files[path] = (mode, data[pos:pos + dlen])
+        pos += dlen + 1
+        continue
+    n = int(head[1])
+    value = data[pos:pos + n].decode()
+    pos += n + 1
+    if head[0] == b"cmd":
+        cmd = value
+    elif head[0] == b"env":
+        k, _, v = value.partition("=")
+        env[k] = v
+if sys.argv[1] == "cmd":
+    print(cmd or "")
+    sys.exit(0)
+tok = "/etc/openshell/auth/sandbox.jwt"
+if env.get("GREETING") != "hello" or env.get("OPENSHELL_SANDBOX_TOKEN_FILE") != tok:
+    sys.exit(4)
+if tok not in files or files[tok][0] != 0o600:
+    sys.exit(5)
+sys.exit(3 if hashlib.sha256(files[tok][1]).hexdigest() == sys.argv[2] else 6)
+EOF
+token=eyJhbGciOiJub25lIn0.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJl
+printf %s "$token" | sha256sum | cut -d' ' -f1 > "$d/token.sha256"
 chmod 0755 "$d/fake-qemu"
 start_fake_vfiod "$d" || exit 1
 qemus() { grep -c . "$d/qemu.pids" 2> /dev/null || echo 0; }
@@ -251,14 +296,14 @@ done << EOF
 INVALID_ARGUMENT|resources.cpu_limit 'two'|{"id":"$id1","spec":{"template":{"resources":{"cpuLimit":"two"}}}}
 INVALID_ARGUMENT|resources.memory_request '4GB'|{"id":"$id1","spec":{"template":{"resources":{"memoryRequest":"4GB"}}}}
 INVALID_ARGUMENT|must be an absolute path|{"id":"$id1","spec":{"command":["agent"]}}
-FAILED_PRECONDITION|sandbox_token cannot be delivered|{"id":"$id1","spec":{"sandboxToken":"eyJ.x.y"}}
+INVALID_ARGUMENT|environment without a command|{"id":"$id1","spec":{"environment":{"A":"b"}}}
 FAILED_PRECONDITION|does not pull images|{"id":"$id1","spec":{"template":{"image":"ghcr.io/nvidia/sandbox:1"}}}
 INVALID_ARGUMENT|sandbox.id 'sb-1'|{"id":"sb-1"}
-INVALID_ARGUMENT|vfiod: InvalidArgument: env: the name "BAD NAME"|{"id":"$id1","spec":{"environment":{"BAD NAME":"x"}}}
+INVALID_ARGUMENT|vfiod: InvalidArgument: env: the name "BAD NAME"|{"id":"$id1","spec":{"environment":{"BAD NAME":"x"},"command":["/bin/agent"]}}
 INVALID_ARGUMENT|vfiod: InvalidArgument|{"id":"$id1","spec":{"template":{"resources":{"memoryLimit":"64Ti"}}}}
 EOF
 [ "$bad" = 8 ] && [ "$(nsandboxes)" = 0 ] && [ "$(qemus)" = 0 ] &&
-  ok "ValidateSandboxCreate refuses bad CPU and memory quantities, a relative command, a token, an image without --image-dir, a bad id, vfiod's own refusals (env name, memory bound): the code and message of each, nothing created" ||
+  ok "ValidateSandboxCreate refuses bad CPU and memory quantities, a relative command, env without a command, an image without --image-dir, a bad id, vfiod's own refusals (env name, memory bound): the code and message of each, nothing created" ||
   nok "validate bad: $bad of 8 refused as expected; sandboxes $(nsandboxes), QEMUs $(qemus)"
 
 # ---- WatchSandboxes, CreateSandbox, GetSandbox, ListSandboxes -------------------
@@ -352,7 +397,7 @@ grep -q 'watch stream closed (0 open)' "$dlog" && ok "the watching client killed
 
 # ---- a workload with env and a command: its exit status ----------------------------
 id2=6a1c7f3e-0d2b-4e8f-b1a4-93c5d7e2f6a0
-r=$(client create '{"id":"'$id2'","name":"exits","spec":{"environment":{"GREETING":"hello"},"command":["/exit3","--fast"]}}')
+r=$(client create '{"id":"'$id2'","name":"exits","spec":{"environment":{"GREETING":"hello"},"command":["/exit3","--fast"],"sandboxToken":"'$token'"}}')
 for _ in $(seq 100); do
   g=$(client get "$id2")
   [ "$(jget "$g" resp.sandbox.status.conditions.0.reason)" = WorkloadExited ] && break
@@ -360,7 +405,7 @@ for _ in $(seq 100); do
 done
 [ "$(jget "$r" ok)" = True ] && [ "$(jget "$g" resp.sandbox.status.conditions.0.status)" = False ] &&
   [ "$(jget "$g" resp.sandbox.status.conditions.0.message)" = "the workload exited with status 3" ] &&
-  ok "a workload given env GREETING=hello and command /exit3: Ready False, WorkloadExited, 'the workload exited with status 3'" ||
+  ok "a workload given env GREETING=hello, command /exit3 and a sandbox token: the payload has the env, OPENSHELL_SANDBOX_TOKEN_FILE and the token file (0600, its sha256); Ready False, WorkloadExited, 'the workload exited with status 3'" ||
   nok "workload exit: create $r; get $g"
 r=$(client start "$id2")
 r2=$(client stop "$id2")
