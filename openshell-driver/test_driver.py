@@ -174,6 +174,34 @@ class Options(unittest.TestCase, Raises):
             self.assertNotIn("disk", d.sandbox_options(sandbox(), tmp))
 
 
+class Variant(unittest.TestCase):
+    def test_options_variant(self):
+        import warnings
+        import gi
+        gi.require_version("GLib", "2.0")
+        with warnings.catch_warnings():  # gi's importer, not ours
+            warnings.simplefilter("ignore", ImportWarning)
+            from gi.repository import GLib
+
+        class Shim(d.Vfiod):
+            def __init__(self):  # no connection, no main loop
+                self.GLib = GLib
+        sb = sandbox(spec__sandbox_token="t\u00f6k", spec__command=["/bin/sv", "-v"],
+                     spec__template__resources__memory_limit="1Gi")
+        sb.spec.resource_requirements.gpu.count = 2
+        v = Shim().options_variant(d.sandbox_options(sb))
+        self.assertEqual(v.get_type_string(), "(a{sv})")
+        opts = v.get_child_value(0)
+        self.assertEqual(opts.lookup_value("memory_mib", None).get_type_string(), "u")
+        self.assertEqual(opts.lookup_value("gpus", None).get_uint32(), 2)
+        self.assertEqual(opts.lookup_value("args", None).unpack(), ["-v"])
+        files = opts.lookup_value("files", None)
+        self.assertEqual(files.get_type_string(), "aa{sv}")
+        f = files.unpack()[0]
+        self.assertEqual((f["path"], bytes(f["contents"]), f["mode"]),
+                         ("/etc/openshell/auth/sandbox.jwt", "t\u00f6k".encode(), 0o600))
+
+
 class States(unittest.TestCase):
     def cond(self, v):
         conds, deleting = d.sandbox_conditions(v)
