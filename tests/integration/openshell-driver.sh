@@ -7,7 +7,8 @@
 # generated protobuf module):
 #  - the socket: mode 0660, a regular file or a live socket at the path is
 #    refused (exit 1, left alone); a peer uid not allowed is refused at
-#    accept (SO_PEERCRED), the same uid with --allowed-uid is served;
+#    accept (SO_PEERCRED), the same uid with --allowed-uid is served; with
+#    --allowed-group the socket gets the group and a member is served;
 #  - GetCapabilities, GetGatewayListenerRequirements, Ensure/DeleteWorkspace;
 #  - ValidateSandboxCreate: a good spec; bad CPU, memory, relative command,
 #    env without a command, an image without --image-dir: the gRPC code
@@ -466,6 +467,18 @@ r=$(PYTHONPATH=$build/openshell-driver setpriv --reuid=65534 --regid=65534 --cle
 [ "$(jget "$r" ok)" = True ] && [ "$(stat -c %a "$dsock")" = 666 ] &&
   ok "the same uid with --allowed-uid 65534 (--socket-mode 0666): served" || nok "allowed uid: $r"
 stop_driver "driver with --allowed-uid"
+
+make_member vfiod-itest-osd vfiod-itest-osd1
+start_driver "$work/driver3.log" --allowed-group "$group" || exit 1
+m=$(stat -c '%a %G' "$dsock")
+r=$(PYTHONPATH=$build/openshell-driver as "$member" timeout 30 "$py" "$work/client.py" "$dsock" caps 2>&1)
+chmod 0666 "$dsock"
+r2=$(PYTHONPATH=$build/openshell-driver setpriv --reuid=65534 --regid=65534 --clear-groups -- timeout 30 "$py" "$work/client.py" "$dsock" caps 2>&1)
+[ "$m" = "660 $group" ] && [ "$(jget "$r" ok)" = True ] && [ "$(jget "$r2" code)" = UNAVAILABLE ] &&
+  grep -q 'refused a connection from pid [0-9]* uid 65534' "$work/driver3.log" &&
+  ok "--allowed-group $group: the socket 0660 with that group, its member $member served, uid 65534 refused at accept" ||
+  nok "--allowed-group: socket '$m'; member: $r; nobody: $r2"
+stop_driver "driver with --allowed-group"
 
 expect_clean "$d" "end"
 stop_vfiod "end"
