@@ -37,22 +37,11 @@ sed -i 's/^enabled=false$/enabled=true/' "$d/vfiod.conf"
 # The stand-in QEMU (replaces fake_dir's): its pid, then guest-init's lines
 # on the console fd vfiod gave it. A payload (fw_cfg) with cmd /exit3: the workload exits 3;
 # /fatal: set-up fails; both power off. Anything else stays up.
+cp "$src/tests/integration/fake-qemu-args.sh" "$d/"
 cat > "$d/fake-qemu" << 'EOF'
 #!/bin/bash
-pidfile='' fd='' payload='' prev=''
-for arg in "$@"; do
-  case $prev in
-    -pidfile) pidfile=$arg ;;
-    -add-fd) case $arg in *opaque=serial-log*) fd=${arg#fd=} fd=${fd%%,*} ;; esac ;;
-    -fw_cfg) case $arg in name=opt/org.vfiod/payload,file=*) payload=${arg#*,file=} ;; esac ;;
-  esac
-  prev=$arg
-done
-[ -n "$pidfile" ] && echo $$ > "$pidfile"
-[ -n "${VFIOD_FAKE_QEMU_PIDS:-}" ] && echo $$ >> "$VFIOD_FAKE_QEMU_PIDS"
-[ -n "$fd" ] && exec 9>&"$fd" || exit 1
-# the workload's cmd: the payload's third line (after the header and "cmd N")
-cmd=$([ -n "$payload" ] && head -c 8192 "$payload" | sed -n 3p)
+# pidfile, fd, payload, cmd; the console as fd 9 (fake-qemu-args.sh)
+. "$(dirname "$0")/fake-qemu-args.sh"
 case "$cmd" in
   /fatal)
     printf 'boot\nVFIOD_FATAL {"error":"workload /fatal: No such file or directory"}\nVFIOD_POWEROFF {}\n' >&9

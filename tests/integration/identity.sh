@@ -31,23 +31,11 @@ mkdir -p "$d"
 # lines on the console vfiod gave it. The workload is told by the payload
 # (-fw_cfg, its cmd record): /exit3 exits 3, /fatal fails set-up; both
 # power off (the stand-in exits 0); anything else stays up.
+cp "$src/tests/integration/fake-qemu-args.sh" "$d/"
 cat > "$d/fake-qemu" << 'EOF'
 #!/bin/bash
-pidfile='' fd='' payload='' path='' prev=''
-for arg in "$@"; do
-  case $prev in
-    -pidfile) pidfile=$arg ;;
-    -add-fd) case $arg in *opaque=serial-log*) fd=${arg#fd=} fd=${fd%%,*} ;; esac ;;
-    -fw_cfg) case $arg in name=opt/org.vfiod/payload,file=*) payload=${arg#*,file=} ;; esac ;;
-    -serial) case $arg in file:*) path=${arg#file:} ;; esac ;;
-  esac
-  prev=$arg
-done
-[ -n "$pidfile" ] && echo $$ > "$pidfile"
-echo $$ >> "$(dirname "$0")/qemu.pids"
-if [ -n "$fd" ]; then exec 9>&"$fd"; elif [ -n "$path" ]; then exec 9>> "$path"; else exit 1; fi
-# the workload's cmd: the payload's third line (after the header and "cmd N")
-cmd=$([ -n "$payload" ] && head -c 8192 "$payload" | sed -n 3p)
+# pidfile, fd, payload, cmd; the console as fd 9 (fake-qemu-args.sh)
+. "$(dirname "$0")/fake-qemu-args.sh"
 case "$cmd" in
   /fatal)
     printf 'boot\nVFIOD_FATAL {"error":"workload /fatal: No such file or directory"}\nVFIOD_POWEROFF {}\n' >&9

@@ -48,20 +48,11 @@ write_fake_conf "$d" "$work/vmlinuz" "$work/initrd" "allowed_group="
 # and OPENSHELL_SANDBOX_TOKEN_FILE, and the token file is there with mode
 # 0600 and the sha256 in token.sha256 (else 4, 5, 6); then power off.
 # Anything else: ready, and stays up.
+cp "$src/tests/integration/fake-qemu-args.sh" "$d/"
 cat > "$d/fake-qemu" << 'EOF'
 #!/bin/bash
-pidfile='' fd='' payload='' prev=''
-for arg in "$@"; do
-  case $prev in
-    -pidfile) pidfile=$arg ;;
-    -add-fd) case $arg in *opaque=serial-log*) fd=${arg#fd=} fd=${fd%%,*} ;; esac ;;
-    -fw_cfg) case $arg in name=opt/org.vfiod/payload,file=*) payload=${arg#*,file=} ;; esac ;;
-  esac
-  prev=$arg
-done
-[ -n "$pidfile" ] && echo $$ > "$pidfile"
-[ -n "${VFIOD_FAKE_QEMU_PIDS:-}" ] && echo $$ >> "$VFIOD_FAKE_QEMU_PIDS"
-[ -n "$fd" ] && exec 9>&"$fd" || exit 1
+# pidfile, fd, payload, cmd; the console as fd 9 (fake-qemu-args.sh)
+. "$(dirname "$0")/fake-qemu-args.sh"
 here=$(dirname "$0")
 if [ -n "$payload" ] && [ "$(/usr/bin/python3 "$here/payload.py" cmd < "$payload")" = /exit3 ]; then
   /usr/bin/python3 "$here/payload.py" check "$(cat "$here/token.sha256")" < "$payload"

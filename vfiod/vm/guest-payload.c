@@ -92,6 +92,20 @@ file_entry(GVariant *entry, gsize i, const char **ret_path, guint32 *ret_mode, G
   return TRUE;
 }
 
+/* Appends the record "KIND LEN\n" DATA "\n" to @out (NULL: nothing). */
+static void
+append_record(GByteArray *out, const char *kind, const void *data, gsize len)
+{
+  g_autofree char *head = NULL;
+
+  if (!out)
+    return;
+  head = g_strdup_printf("%s %zu\n", kind, len);
+  g_byte_array_append(out, (const guint8 *) head, strlen(head));
+  g_byte_array_append(out, data, len);
+  g_byte_array_append(out, (const guint8 *) "\n", 1);
+}
+
 /* Walks the request, checking it; with @out, also writes the records. */
 static gboolean
 walk(const char *cmd, const char *const *args, GVariant *env, GVariant *files, GByteArray *out, GError **error)
@@ -120,12 +134,7 @@ walk(const char *cmd, const char *const *args, GVariant *env, GVariant *files, G
       return FALSE;
     exec_bytes += strlen(cmd) + 1;
     total += 16 + strlen(cmd);
-    if (out) {
-      g_autofree char *head = g_strdup_printf("cmd %zu\n", strlen(cmd));
-      g_byte_array_append(out, (const guint8 *) head, strlen(head));
-      g_byte_array_append(out, (const guint8 *) cmd, strlen(cmd));
-      g_byte_array_append(out, (const guint8 *) "\n", 1);
-    }
+    append_record(out, "cmd", cmd, strlen(cmd));
   }
   if (n_args > VFIOD_PAYLOAD_MAX_ARGS) {
     g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "args: %zu given, at most %d", n_args,
@@ -141,12 +150,7 @@ walk(const char *cmd, const char *const *args, GVariant *env, GVariant *files, G
       return FALSE;
     exec_bytes += len + 1;
     total += 16 + len;
-    if (out) {
-      g_autofree char *head = g_strdup_printf("arg %zu\n", len);
-      g_byte_array_append(out, (const guint8 *) head, strlen(head));
-      g_byte_array_append(out, (const guint8 *) args[i], len);
-      g_byte_array_append(out, (const guint8 *) "\n", 1);
-    }
+    append_record(out, "arg", args[i], len);
   }
   if (env) {
     g_autoptr(GHashTable) names = g_hash_table_new(g_str_hash, g_str_equal);
@@ -178,12 +182,7 @@ walk(const char *cmd, const char *const *args, GVariant *env, GVariant *files, G
         return FALSE;
       exec_bytes += len + 1;
       total += 16 + len;
-      if (out) {
-        g_autofree char *head = g_strdup_printf("env %zu\n", len);
-        g_byte_array_append(out, (const guint8 *) head, strlen(head));
-        g_byte_array_append(out, (const guint8 *) entry, len);
-        g_byte_array_append(out, (const guint8 *) "\n", 1);
-      }
+      append_record(out, "env", entry, len);
     }
   }
   if (exec_bytes > VFIOD_PAYLOAD_MAX_EXEC) {
