@@ -811,5 +811,66 @@ else
     nok "g: lab restored by hand (got $(driver_of "$A") '$(override_of "$A")', $(driver_of "$B") '$(override_of "$B")')"
 fi
 
+# ---- h. [network] gateway_address on the real kernel ----------------------
+# The machine the suite runs on has no dummy links (vfiod falls back to lo
+# there, integration gateway.sh); L1's Debian kernel has them: vfiod makes
+# the dummy link vfiodgw0 with the address, keeps it across its restart,
+# and refuses a link of that name that is not a dummy.
+gwdir=$(mktemp -d /run/vfiod-lab-gw.XXXXXX)
+cat >"$gwdir/vfiod.conf" <<GWCONF
+[daemon]
+state_dir=$gwdir/state
+runtime_dir=$gwdir/run
+allowed_group=
+[qemu]
+accel=tcg
+[network]
+enabled=true
+pool=10.77.0.0/24
+gateway_address=10.77.255.1
+GWCONF
+# gw_run: vfiod on that configuration until it answers (capabilities in
+# $gwdir/caps) or exits, then SIGTERM.
+gw_run() {
+    "$VFIOD" --config "$gwdir/vfiod.conf" </dev/null >>"$gwdir/vfiod.log" 2>&1 &
+    local p=$! _
+    rm -f "$gwdir/caps"
+    for _ in $(seq 50); do
+        timeout 10 "$VFIOCTL" --socket "$gwdir/run/vfiod.sock" capabilities --json >"$gwdir/caps" 2>/dev/null && break
+        rm -f "$gwdir/caps"
+        alive "$p" || break
+        sleep 0.2
+    done
+    kill -TERM "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+}
+gw_run
+kind=$(ip -d -o link show dev vfiodgw0 2>/dev/null | grep -o ' dummy ' | tr -d ' ' || true)
+addr=$(ip -o -4 addr show dev vfiodgw0 2>/dev/null | grep -o 'inet [0-9./]*' || true)
+if [[ $kind == dummy && $addr == "inet 10.77.255.1/32" ]] && grep -q '"gateway_address" *: *"10.77.255.1"' "$gwdir/caps" 2>/dev/null &&
+    grep -q "gateway_address 10.77.255.1: on link vfiodgw0," "$gwdir/vfiod.log"; then
+    ok "h: [network] gateway_address: vfiod made the dummy link vfiodgw0 with 10.77.255.1/32 (capabilities say it)"
+else
+    nok "h: gateway link: kind '$kind', '$addr', log: $(grep -a gateway "$gwdir/vfiod.log" | tail -2 | tr '\n' ' ')"
+fi
+gw_run
+if [[ $(ip -o -4 addr show dev vfiodgw0 2>/dev/null | grep -c 'inet 10.77.255.1/32') == 1 ]] &&
+    [[ $(grep -c "gateway_address 10.77.255.1: on link vfiodgw0," "$gwdir/vfiod.log") == 2 ]]; then
+    ok "h: a second start keeps vfiodgw0 and its one address"
+else
+    nok "h: second start: $(ip -o -4 addr show dev vfiodgw0 2>&1 | tr '\n' ' ')"
+fi
+ip link del vfiodgw0 2>/dev/null || true
+ip link add vfiodgw0 type bridge 2>/dev/null || true
+gw_run
+if grep -q "gateway link vfiodgw0 exists and is not a dummy link (bridge)" "$gwdir/vfiod.log" && [[ ! -s $gwdir/caps ]]; then
+    ok "h: a link named vfiodgw0 that is not a dummy: vfiod refuses to start"
+else
+    nok "h: a bridge named vfiodgw0: $(tail -2 "$gwdir/vfiod.log" | tr '\n' ' ')"
+fi
+ip link del vfiodgw0 2>/dev/null || true
+nft delete table inet vfiod 2>/dev/null || true
+rm -rf "$gwdir"
+
 echo "# lab: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]
