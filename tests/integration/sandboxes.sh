@@ -158,9 +158,15 @@ note "vfiod RSS: $rss0 kB at start, $rss1 kB after one sandbox, $rss2 kB after $
   nok "vfiod fds grew: $fd0 at start, $fd1 after one sandbox, $fd2 at the end ($(ls -l "/proc/$vp/fd" | grep -c 'socket:') of them sockets)"
 
 stop_vfiod "end"
-left=$(cd "$d" && find state run -mindepth 1 ! -name journal.json ! -name sandboxes 2> /dev/null | tr '\n' ' ')
-[ -z "$left" ] && ok "no other file left in state_dir and runtime_dir (journal.json, sandboxes/ only)" ||
+# consoles/: the removed sandboxes' console logs, kept for post-mortems
+# (the newest VFD_CONSOLES_KEPT, 32): one per sandbox of this test.
+left=$(cd "$d" && find state run -mindepth 1 ! -name journal.json ! -name sandboxes ! -path run/consoles \
+  ! -regex 'run/consoles/sb-[0-9a-f]*\.[0-9]*\.log' 2> /dev/null | tr '\n' ' ')
+kept=$(find "$d/run/consoles" -name 'sb-*.log' 2> /dev/null | wc -l)
+[ -z "$left" ] && ok "no other file left in state_dir and runtime_dir (journal.json, sandboxes/, consoles/ only)" ||
   nok "files left: $left"
+[ "$kept" -ge 1 ] && [ "$kept" -le 32 ] && ok "consoles/ keeps $kept removed sandboxes' console logs (at most 32)" ||
+  nok "consoles/ holds $kept logs"
 expect_clean_after_stop() { [ -z "$(taps)" ] && [ -z "$(table)" ] && [ -z "$(our_qemu_pids "${ids[@]}" "$id")" ]; }
 check "after vfiod stopped: still no link, table or QEMU" expect_clean_after_stop
 itest_finish

@@ -742,7 +742,7 @@ rollback:
     s->serial_fd = -1;
   }
   /* a failed create's console is the first thing to read */
-  vfd_mgr_keep_console(s->manager, s->id, s->owner_uid, s->dir);
+  vfd_mgr_keep_console(m, s->id, s->owner_uid, s->dir);
   vfd_mgr_remove_dir_tree(s->dir);
   return FALSE;
 }
