@@ -204,7 +204,9 @@ proc_ppid(gint64 pid)
   g_auto(GStrv) f = NULL;
   const char *p;
 
-  if (!g_file_get_contents(path, &s, NULL, NULL) || !(p = strrchr(s, ')')))
+  /* "pid (comm) S ppid ...": a process that exits under us can leave an
+   * empty or cut file; never step past its end */
+  if (!g_file_get_contents(path, &s, NULL, NULL) || !(p = strrchr(s, ')')) || p[1] != ' ' || !p[2])
     return -1;
   f = g_strsplit(p + 2, " ", 3);
   return g_strv_length(f) >= 2 ? g_ascii_strtoll(f[1], NULL, 10) : -1;
