@@ -106,6 +106,7 @@ static const struct {
   { VFIOD_KEY_TIMEOUT, GI_CMDLINE_KEY_TIMEOUT },
   { VFIOD_KEY_DRIVER, GI_CMDLINE_KEY_DRIVER },
   { VFIOD_KEY_PAYLOAD, GI_CMDLINE_KEY_PAYLOAD },
+  { VFIOD_KEY_OVERLAY, GI_CMDLINE_KEY_OVERLAY },
 };
 
 static GiCmdlineKey
@@ -437,6 +438,11 @@ apply_known(GiCmdline *ret, const GiCmdlineEntry *e)
     if (!vfiod_cmdline_disk_valid(v))
       return GI_CMDLINE_BAD_VALUE;
     memcpy(ret->driver, v, sizeof(ret->driver));
+    return GI_CMDLINE_OK;
+  case GI_CMDLINE_KEY_OVERLAY:
+    if (strcmp(v, VFIOD_OVERLAY_TMPFS) != 0 && (!vfiod_cmdline_disk_valid(v) || (v[0] == '/' && !is_clean_abs_path(v))))
+      return GI_CMDLINE_BAD_VALUE;
+    memcpy(ret->overlay, v, sizeof(ret->overlay));
     return GI_CMDLINE_OK;
   case GI_CMDLINE_KEY_UNKNOWN:
   default:

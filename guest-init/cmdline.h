@@ -53,6 +53,7 @@ typedef enum {
   GI_CMDLINE_KEY_TIMEOUT,     /* vfiod.timeout=SECONDS */
   GI_CMDLINE_KEY_DRIVER,      /* vfiod.driver=/dev/NAME: the NVIDIA driver layer (EROFS, read-only) */
   GI_CMDLINE_KEY_PAYLOAD,     /* vfiod.payload=BYTES: the workload's fw_cfg payload (payload.h) and its size */
+  GI_CMDLINE_KEY_OVERLAY,     /* vfiod.overlay=tmpfs|virtio:SERIAL|/dev/NAME: a writable overlay on a read-only root */
   GI_CMDLINE_KEY_COUNT_,      /* not a key: the number of ids above */
 } GiCmdlineKey;
 
@@ -146,6 +147,9 @@ typedef struct {
   char root[GI_CMDLINE_MAX_VALUE + 1];
   char rootfstype[32];        /* default "ext4" */
   bool root_ro;               /* vfiod.rootflags=ro */
+  /* The root's overlay (needs vfiod.rootflags=ro): "" (none), "tmpfs", or
+   * a disk (vfiod_cmdline_disk_valid()) holding an ext4 filesystem. */
+  char overlay[GI_CMDLINE_MAX_VALUE + 1];
 
   /* The NVIDIA driver layer: "" (none) or a /dev/... path
    * (vfiod_cmdline_dev_valid()). */

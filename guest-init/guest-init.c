@@ -55,7 +55,9 @@
 #define GUEST_INPUT_ROOT "/dev/input"
 #define GUEST_CMDLINE_PATH "/proc/cmdline"
 #define GUEST_RESOLV_CONF "/etc/resolv.conf"
-#define NEWROOT "/newroot"          /* where vfiod.root= is mounted */
+#define NEWROOT "/newroot"          /* where vfiod.root= is mounted (or the overlay over it) */
+#define OVERLAY_LOWER "/.vfiod-lower" /* with vfiod.overlay=: the read-only root */
+#define OVERLAY_STORE "/.vfiod-overlay" /* with vfiod.overlay=: the tmpfs or disk of upper and work */
 
 #define CMDLINE_BUF_SIZE 16384      /* x86 COMMAND_LINE_SIZE is 2048 */
 #define MANIFEST_BUF_SIZE 65536
@@ -546,6 +548,8 @@ report_cmdline_problems(void)
           "workload's root file system)");
   if (cmdline.driver[0] != '\0' && !cmdline.gpu)
     gi_warn("kernel command line: vfiod.driver with vfiod.gpu=off is ignored");
+  if (cmdline.overlay[0] != '\0' && (cmdline.root[0] == '\0' || !cmdline.root_ro))
+    fatal("kernel command line: vfiod.overlay needs vfiod.root with vfiod.rootflags=ro");
 }
 
 /* Reads the fw_cfg payload (vfiod.payload=BYTES; in --test mode from
@@ -1213,33 +1217,119 @@ root_resolv_conf(void)
 /* vfiod.root=: waits for the block device, mounts it on NEWROOT and
  * bind-mounts /dev, /proc, /sys, /run and /tmp into it. The workload is
  * chroot()ed there; guest-init itself stays in the initramfs (see README). */
+/* Waits (until @deadline, gi_now_ms()) for the block device @spec
+ * (vfiod.root= or vfiod.overlay=; @what names it) and puts its node's path
+ * in @dev. Stops (VFIOD_FATAL) when it does not appear. */
+static void
+wait_disk(const char *what, const char *spec, uint64_t deadline, char *dev, size_t dev_size)
+{
+  struct stat st;
+  int r;
+
+  /* virtio:SERIAL: the disk with that serial, whatever vdX the kernel
+   * named it (protocol.h, "disks") */
+  while ((r = gi_disk_resolve(spec, GI_SYS_BLOCK, dev, dev_size)) < 0 || stat(dev, &st) < 0 || !S_ISBLK(st.st_mode)) {
+    if (r == -EINVAL || r == -ENAMETOOLONG)
+      fatal("%s device %s: %s", what, spec, strerror(-r));
+    if (gi_now_ms() >= deadline)
+      fatal("%s device %s did not appear within %d ms (is its driver module staged?)", what, spec, ROOT_WAIT_MS);
+    usleep(50 * 1000);
+  }
+}
+
+/* Links every virtio disk with a serial as VFIOD_DISK_BY_ID_DIR/virtio-SERIAL
+ * (udev's name), so that the workload finds its data disks (vfiod-dataN)
+ * by name. Problems are warnings: the disks stay usable by vdX. */
+static void
+link_disks_by_id(void)
+{
+  DIR *dir = opendir(GI_SYS_BLOCK);
+  struct dirent *de;
+
+  if (!dir)
+    return;
+  if (mkdir("/dev/disk", 0755) < 0 && errno != EEXIST)
+    gi_warn("mkdir /dev/disk: %s", strerror(errno));
+  if (mkdir(VFIOD_DISK_BY_ID_DIR, 0755) < 0 && errno != EEXIST)
+    gi_warn("mkdir %s: %s", VFIOD_DISK_BY_ID_DIR, strerror(errno));
+  while ((de = readdir(dir))) {
+    char path[PATH_MAX], serial[VFIOD_DISK_SERIAL_MAX + 2], link[PATH_MAX], target[PATH_MAX];
+    ssize_t n;
+    int fd;
+
+    if (strncmp(de->d_name, "vd", 2) != 0)
+      continue;
+    snprintf(path, sizeof(path), GI_SYS_BLOCK "/%s/serial", de->d_name);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+      continue;
+    n = read(fd, serial, sizeof(serial) - 1);
+    close(fd);
+    if (n <= 0)
+      continue;
+    serial[n] = '\0';
+    serial[strcspn(serial, "\n")] = '\0';
+    if (!vfiod_disk_serial_valid(serial))
+      continue;
+    snprintf(link, sizeof(link), VFIOD_DISK_BY_ID_DIR "/virtio-%s", serial);
+    snprintf(target, sizeof(target), "../../%s", de->d_name);
+    if (symlink(target, link) < 0 && errno != EEXIST)
+      gi_warn("symlink %s: %s", link, strerror(errno));
+  }
+  closedir(dir);
+}
+
+/* Mounts the overlay (vfiod.overlay=) on NEWROOT: the root, mounted
+ * read-only on OVERLAY_LOWER, is its lower layer; the upper and work
+ * directories are on a tmpfs or on the overlay disk (ext4) mounted on
+ * OVERLAY_STORE, made when missing (a StartSandbox finds the disk's). */
+static void
+mount_overlay(uint64_t deadline)
+{
+  char opts[256];
+  const char *fstype = "tmpfs";
+
+  if (strcmp(cmdline.overlay, VFIOD_OVERLAY_TMPFS) == 0) {
+    if (mount("tmpfs", OVERLAY_STORE, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+      fatal("mount a tmpfs on %s: %s", OVERLAY_STORE, strerror(errno));
+  } else {
+    char dev[PATH_MAX];
+
+    fstype = "ext4";
+    wait_disk("overlay", cmdline.overlay, deadline, dev, sizeof(dev));
+    if (mount(dev, OVERLAY_STORE, fstype, MS_NOSUID | MS_NODEV, NULL) < 0)
+      fatal("mount the overlay disk %s (%s, %s) on %s: %s", dev, cmdline.overlay, fstype, OVERLAY_STORE,
+            strerror(errno));
+  }
+  if ((mkdir(OVERLAY_STORE "/" VFIOD_OVERLAY_UPPER, 0755) < 0 && errno != EEXIST) ||
+      (mkdir(OVERLAY_STORE "/" VFIOD_OVERLAY_WORK, 0755) < 0 && errno != EEXIST))
+    fatal("mkdir the overlay's directories in %s (%s): %s", OVERLAY_STORE, fstype, strerror(errno));
+  snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s", OVERLAY_LOWER,
+           OVERLAY_STORE "/" VFIOD_OVERLAY_UPPER, OVERLAY_STORE "/" VFIOD_OVERLAY_WORK);
+  if (mount("overlay", NEWROOT, "overlay", 0, opts) < 0)
+    fatal("mount the overlay (%s) on %s: %s (is the overlay module staged?)", opts, NEWROOT, strerror(errno));
+}
+
 static void
 setup_root(void)
 {
   static const char *const binds[] = { "/dev", "/proc", "/sys", "/run", "/tmp" };
   uint64_t deadline = gi_now_ms() + ROOT_WAIT_MS;
   unsigned long flags = cmdline.root_ro ? MS_RDONLY : 0;
-  struct stat st;
-
-  int r;
+  const char *at = cmdline.overlay[0] != '\0' ? OVERLAY_LOWER : NEWROOT;
 
   if (cmdline.root[0] == '\0')
     return;
-  /* virtio:SERIAL: the disk with that serial, whatever vdX the kernel
-   * named it (protocol.h, "disks") */
-  while ((r = gi_disk_resolve(cmdline.root, GI_SYS_BLOCK, root_dev, sizeof(root_dev))) < 0 ||
-         stat(root_dev, &st) < 0 || !S_ISBLK(st.st_mode)) {
-    if (r == -EINVAL || r == -ENAMETOOLONG)
-      fatal("root device %s: %s", cmdline.root, strerror(-r));
-    if (gi_now_ms() >= deadline)
-      fatal("root device %s did not appear within %d ms (is its driver module staged?)", cmdline.root,
-            ROOT_WAIT_MS);
-    usleep(50 * 1000);
-  }
+  wait_disk("root", cmdline.root, deadline, root_dev, sizeof(root_dev));
+  link_disks_by_id();
   if (mkdir(NEWROOT, 0755) < 0 && errno != EEXIST)
     fatal("mkdir %s: %s", NEWROOT, strerror(errno));
-  if (mount(root_dev, NEWROOT, cmdline.rootfstype, flags, NULL) < 0)
-    fatal("mount %s (%s, %s) on %s: %s", root_dev, cmdline.root, cmdline.rootfstype, NEWROOT, strerror(errno));
+  if (cmdline.overlay[0] != '\0' &&
+      ((mkdir(OVERLAY_LOWER, 0755) < 0 && errno != EEXIST) || (mkdir(OVERLAY_STORE, 0755) < 0 && errno != EEXIST)))
+    fatal("mkdir %s, %s: %s", OVERLAY_LOWER, OVERLAY_STORE, strerror(errno));
+  if (mount(root_dev, at, cmdline.rootfstype, flags, NULL) < 0)
+    fatal("mount %s (%s, %s) on %s: %s", root_dev, cmdline.root, cmdline.rootfstype, at, strerror(errno));
+  if (cmdline.overlay[0] != '\0')
+    mount_overlay(deadline);
   for (size_t i = 0; i < sizeof(binds) / sizeof(binds[0]); i++) {
     char target[64];
 

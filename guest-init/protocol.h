@@ -94,6 +94,14 @@
 #define VFIOD_KEY_NVIDIA "vfiod.nvidia"         /* none | uvm,modeset,drm,peermem */
 #define VFIOD_KEY_TIMEOUT "vfiod.timeout"       /* seconds */
 #define VFIOD_KEY_PAYLOAD "vfiod.payload"       /* bytes of the fw_cfg payload (guest-init/payload.h) */
+/* tmpfs | virtio:SERIAL | /dev/NAME: the root (vfiod.rootflags=ro) is the
+ * lower layer of an overlay whose upper and work directories are on a tmpfs
+ * or on that disk (ext4: VFIOD_OVERLAY_UPPER and VFIOD_OVERLAY_WORK at its
+ * top, made when missing). */
+#define VFIOD_KEY_OVERLAY "vfiod.overlay"
+#define VFIOD_OVERLAY_TMPFS "tmpfs"
+#define VFIOD_OVERLAY_UPPER "upper"
+#define VFIOD_OVERLAY_WORK "work"
 /* virtio:SERIAL or /dev/NAME (vfiod_cmdline_disk_valid()): a read-only
  * block device holding the NVIDIA driver layer, an EROFS image made by
  * kernel-modules/build-driver-layer.sh. guest-init mounts it read-only at
@@ -112,6 +120,12 @@
 #define VFIOD_DISK_SERIAL_MAX 20                /* VIRTIO_BLK_ID_BYTES */
 #define VFIOD_DISK_SERIAL_ROOT "vfiod-root"     /* the workload's root disk */
 #define VFIOD_DISK_SERIAL_DRIVER "vfiod-driver" /* the NVIDIA driver layer */
+#define VFIOD_DISK_SERIAL_OVERLAY "vfiod-overlay" /* the root's overlay (vfiod.overlay=) */
+#define VFIOD_DISK_SERIAL_DATA "vfiod-data"     /* + N: the sandbox's data disks, in order */
+/* guest-init links every virtio disk with a serial as
+ * VFIOD_DISK_BY_ID_DIR/virtio-SERIAL (as udev does), for the workload to
+ * find its data disks by name. */
+#define VFIOD_DISK_BY_ID_DIR "/dev/disk/by-id"
 /* Where the driver layer is mounted in the guest, and seen by the workload:
  * under /run (guest-init's tmpfs, bind-mounted into the root), at the path
  * NVIDIA's GPU operator uses for its driver root. */

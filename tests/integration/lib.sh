@@ -100,7 +100,8 @@ build_image() {
 }
 
 # build_root_image: the guest image for sandboxes with a root disk (sets
-# image): build_image's modules plus virtio_blk, ext4 and crc32c_generic.
+# image): build_image's modules plus virtio_blk, ext4, crc32c_generic and
+# overlay.
 # busybox_disk: a 64 MiB ext4 root disk holding busybox alone (sets disk;
 # needs busybox and mkfs.ext4).
 build_root_image() {
@@ -108,7 +109,7 @@ build_root_image() {
   "$vfioctl" initramfs build --guest-init "$guest_init" --output "$image" \
     --modules-dir "$cache/modules/$release" --module virtio_mmio --module virtio_net --module virtio_blk \
     --module ext4 --module crc32c_generic --module vmw_vsock_virtio_transport --module button --module evdev \
-    --module qemu_fw_cfg --pins "$cache/kernel.env" > "$work/image.log" 2>&1 || { sed 's/^/# /' "$work/image.log"; return 1; }
+    --module qemu_fw_cfg --module overlay --pins "$cache/kernel.env" > "$work/image.log" 2>&1 || { sed 's/^/# /' "$work/image.log"; return 1; }
 }
 busybox_disk() {
   local tree=$work/busybox-root

@@ -112,8 +112,9 @@ rc=$?
 out2=$(as "$ua" "$vfioctl" "${S[@]}" open-group 0000:01:00.0 sh 2>&1)
 [ "$rc" = 2 ] && [[ $out == *"give the command after --"* ]] && [[ $out2 == *"unexpected argument 'sh'"* ]] &&
   ok "vfioctl: --exec without a command, a command without --exec: usage errors" || nok "usage: exit $rc: $out; $out2"
-# Fd passing is on for OpenGroup's replies; a call carrying fds is refused
-# and vfiod keeps none of them.
+# Fd passing is on for OpenGroup's replies and CreateSandbox's disks; a
+# call of another method carrying fds is refused, and so is a CreateSandbox
+# with more than 8; vfiod keeps none of them.
 n0=$(fd_count "$vp")
 out=$(as "$ua" /usr/bin/python3 -c '
 import sys, gi
@@ -122,15 +123,20 @@ from gi.repository import Gio, GLib
 conn = Gio.DBusConnection.new_for_address_sync("unix:path=" + sys.argv[1], Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT, None, None)
 fds = Gio.UnixFDList.new()
 for _ in range(20): fds.append(0)
-try:
-    conn.call_with_unix_fd_list_sync(None, "/org/vfiod/Manager1", "org.vfiod.Manager1", "ListDevices", None, None, Gio.DBusCallFlags.NONE, 10000, fds, None)
-    print("accepted")
-except GLib.Error as e:
-    print(Gio.DBusError.get_remote_error(e), e.message)
+for method, args in (("ListDevices", None), ("CreateSandbox", GLib.Variant("(a{sv})", ({},)))):
+    try:
+        conn.call_with_unix_fd_list_sync(None, "/org/vfiod/Manager1", "org.vfiod.Manager1", method, args, None, Gio.DBusCallFlags.NONE, 10000, fds, None)
+        print("accepted")
+    except GLib.Error as e:
+        print(Gio.DBusError.get_remote_error(e), e.message)
 ' "$sock" 2>&1)
 n1=$(fd_count "$vp")
-[[ $out == "org.vfiod.Error.InvalidArgument"*"take no file descriptors"* ]] && [ "$n1" = "$n0" ] &&
-  ok "a call carrying 20 fds: $out; vfiod's fds $n0 -> $n1" || nok "a call with fds: $out; vfiod's fds $n0 -> $n1"
+l1=$(sed -n 1p <<< "$out")
+l2=$(sed -n 2p <<< "$out")
+[[ $l1 == "org.vfiod.Error.InvalidArgument"*"only CreateSandbox and ValidateSandbox take file descriptors"* ]] &&
+  [[ $l2 == "org.vfiod.Error.LimitExceeded"*"20 file descriptors came with the call, at most 8"* ]] && [ "$n1" = "$n0" ] &&
+  ok "calls carrying 20 fds: ListDevices: $l1; CreateSandbox: $l2; vfiod's fds $n0 -> $n1" ||
+  nok "calls with fds: $out; vfiod's fds $n0 -> $n1"
 [ "$(jsum)" = "$j0" ] && [ "$(stat -c '%U:%G %a' "$node")" = "$mode0" ] &&
   ok "nothing changed: journal bytes ($j0), $node still $mode0" || nok "changed: journal $(jsum) vs $j0; node $(stat -c '%U:%G %a' "$node")"
 

@@ -167,7 +167,7 @@ static const char *const own_longest[] = {
   VFIOD_KEY_MAC "=02:ff:ff:ff:ff:ff",
   VFIOD_KEY_DNS "=255.255.255.255,255.255.255.255,255.255.255.255",
   VFIOD_KEY_REPORT "=vsock:65535",
-  VFIOD_KEY_ROOT "=" VFD_QEMU_ROOT_DEV,
+  VFIOD_KEY_ROOT "=" VFIOD_DISK_BY_SERIAL VFIOD_DISK_SERIAL_ROOT,
   VFIOD_KEY_DRIVER "=" VFD_QEMU_DRIVER_DEV, /* the driver layer of a GPU sandbox ([qemu] driver_layer) */
   VFIOD_KEY_PAYLOAD "=8388608",             /* the largest payload (VFIOD_PAYLOAD_MAX) */
   NULL,

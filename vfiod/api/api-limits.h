@@ -32,6 +32,8 @@
 #define VFD_API_MAX_PENDING_CALLS 16
 /* CreateSandbox devices: BDFs in one request. */
 #define VFD_API_MAX_DEVICES 64
+/* File descriptors one call may carry (CreateSandbox's disks: VFD_DISKS_MAX). */
+#define VFD_API_MAX_FDS 8
 
 /* ---- rate-limited logging ------------------------------------------------
  * Refusals use VfdLogLimit (log-limit.h), e.g.

@@ -175,6 +175,28 @@ refuse_call(ApiConn *c, GDBusConnection *conn, GDBusMessage *msg, const GError *
  * say yes. Any other call to org.freedesktop.DBus gets UnknownMethod.
  * Returns the reply (a new message), or NULL when @msg is not for the bus. */
 #define VFD_API_PEER_NAME ":1.0"
+/* Fd passing is negotiated for OpenGroup's replies; only CreateSandbox
+ * and ValidateSandbox take fds (their disks' fd h, at most
+ * VFD_API_MAX_FDS). FALSE with @error for any other. */
+static gboolean
+message_may_carry_fds(GDBusMessage *msg, GError **error)
+{
+  const char *member = g_dbus_message_get_member(msg);
+  int n = g_unix_fd_list_get_length(g_dbus_message_get_unix_fd_list(msg));
+
+  if (!member || (!g_str_equal(member, "CreateSandbox") && !g_str_equal(member, "ValidateSandbox"))) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                        "only CreateSandbox and ValidateSandbox take file descriptors (their disks)");
+    return FALSE;
+  }
+  if (n > VFD_API_MAX_FDS) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_LIMIT_EXCEEDED, "%d file descriptors came with the call, at most %d", n,
+                VFD_API_MAX_FDS);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static GDBusMessage *
 bus_call_reply(ApiConn *c, GDBusMessage *msg)
 {
@@ -276,10 +298,10 @@ on_filter(GDBusConnection *conn, GDBusMessage *msg, gboolean incoming, gpointer 
                 "%u calls on this connection are waiting for their reply, the most there may be; "
                 "wait for their replies (or open another connection)",
                 c->max_pending);
-  else if (g_dbus_message_get_unix_fd_list(msg) && g_unix_fd_list_get_length(g_dbus_message_get_unix_fd_list(msg)) > 0)
-    /* Fd passing is negotiated for OpenGroup's replies; no method takes an
-     * fd: the message (and its fds) go now. */
-    g_set_error_literal(&error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "vfiod's methods take no file descriptors");
+  else if (g_dbus_message_get_unix_fd_list(msg) &&
+           g_unix_fd_list_get_length(g_dbus_message_get_unix_fd_list(msg)) > 0 &&
+           !message_may_carry_fds(msg, &error))
+    ; /* the message (and its fds) go now */
   else
     vfd_api_check_args(g_dbus_message_get_body(msg), c->max_entries, c->max_bytes, &error);
   if (error) {

@@ -86,7 +86,7 @@ struct VfdCliVerb {
 extern const VfdCliVerb vfd_cli_verb_list, vfd_cli_verb_bind, vfd_cli_verb_release, vfd_cli_verb_open_group,
     vfd_cli_verb_pool,
     vfd_cli_verb_doctor, vfd_cli_verb_capabilities, vfd_cli_verb_reconcile, vfd_cli_verb_sandbox_create,
-    vfd_cli_verb_sandbox_list, vfd_cli_verb_sandbox_show, vfd_cli_verb_sandbox_console, vfd_cli_verb_sandbox_delete,
+    vfd_cli_verb_sandbox_list, vfd_cli_verb_sandbox_show, vfd_cli_verb_sandbox_console, vfd_cli_verb_sandbox_delete, vfd_cli_verb_sandbox_stop, vfd_cli_verb_sandbox_start,
     vfd_cli_verb_sandbox_watch,
     vfd_cli_verb_initramfs_build, vfd_cli_verb_image_build;
 

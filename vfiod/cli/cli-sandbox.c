@@ -5,6 +5,8 @@
 #include "cli-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <gio/gunixfdlist.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <signal.h>
@@ -184,7 +186,9 @@ typedef struct {
   char **files;
   char *name;
   char **labels;
+  char **add_disks;
   GVariant *request; /* CreateSandbox's options, built by the check */
+  GUnixFDList *fd_list; /* the --add-disk files, opened here with the user's rights */
 } CreateOpts;
 
 static const GOptionEntry create_options[] = {
@@ -194,6 +198,11 @@ static const GOptionEntry create_options[] = {
     "Pass any N free devices (IOMMU groups) through", "N" },
   { "disk", 0, 0, G_OPTION_ARG_FILENAME, VFD_CLI_OPT(CreateOpts, disk),
     "Raw root disk image for the workload", "PATH" },
+  { "add-disk", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, VFD_CLI_OPT(CreateOpts, add_disks),
+    "Attach a raw image (opened here, with your rights): ROLE root (read-only with :ro: the guest gets a writable "
+    "overlay on it, on the overlay disk or in memory), overlay (ext4, keeps what the workload writes; needs a "
+    "read-only root) or data (/dev/disk/by-id/virtio-vfiod-dataN in the guest) (repeatable)",
+    "ROLE=PATH[:ro]" },
   { "cmd", 0, 0, G_OPTION_ARG_STRING, VFD_CLI_OPT(CreateOpts, cmd),
     "Workload guest-init runs (absolute path in the guest)", "PATH" },
   { "arg", 0, 0, G_OPTION_ARG_STRING_ARRAY, VFD_CLI_OPT(CreateOpts, cmd_args),
@@ -235,6 +244,80 @@ static void
 create_clear(void *opts)
 {
   g_clear_pointer(&((CreateOpts *) opts)->request, g_variant_unref);
+  g_clear_object(&((CreateOpts *) opts)->fd_list);
+}
+
+/* --add-disk ROLE=PATH[:ro] (@specs, NULL: none) as the disks aa{sv} of
+ * @opts: each file opened here, with the user's rights (read-only for
+ * :ro), and sent as an fd (appended to *@fd_list, made when needed).
+ * FALSE after printing a usage or open error. */
+static gboolean
+insert_disks(GVariantDict *opts, char **specs, GUnixFDList **fd_list)
+{
+  GVariantBuilder b;
+
+  if (!specs || !specs[0])
+    return TRUE;
+  g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+  for (char **sp = specs; *sp; sp++) {
+    const char *eq = strchr(*sp, '=');
+    g_autofree char *role = NULL, *path = NULL;
+    gboolean ro = FALSE;
+    g_autoptr(GError) error = NULL;
+    GVariantBuilder one;
+    int fd, index;
+
+    if (!eq || eq == *sp || !eq[1]) {
+      vfd_cli_usage_error("sandbox create: --add-disk wants ROLE=PATH[:ro] (ROLE: root, overlay or data)");
+      g_variant_builder_clear(&b);
+      return FALSE;
+    }
+    role = g_strndup(*sp, eq - *sp);
+    path = g_strdup(eq + 1);
+    if (g_str_has_suffix(path, ":ro")) {
+      ro = TRUE;
+      path[strlen(path) - 3] = '\0';
+    }
+    fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+      int e = errno;
+      g_printerr("vfioctl: sandbox create: --add-disk %s: %s\n", path, g_strerror(e));
+      g_variant_builder_clear(&b);
+      return FALSE;
+    }
+    if (!*fd_list)
+      *fd_list = g_unix_fd_list_new();
+    index = g_unix_fd_list_append(*fd_list, fd, &error);
+    close(fd);
+    if (index < 0) {
+      g_printerr("vfioctl: sandbox create: --add-disk %s: %s\n", path, error->message);
+      g_variant_builder_clear(&b);
+      return FALSE;
+    }
+    g_variant_builder_init(&one, G_VARIANT_TYPE("a{sv}"));
+    g_variant_builder_add(&one, "{sv}", "role", g_variant_new_string(role));
+    g_variant_builder_add(&one, "{sv}", "fd", g_variant_new_handle(index));
+    g_variant_builder_add(&one, "{sv}", "read_only", g_variant_new_boolean(ro));
+    g_variant_builder_add_value(&b, g_variant_builder_end(&one));
+  }
+  g_variant_dict_insert_value(opts, "disks", g_variant_builder_end(&b));
+  return TRUE;
+}
+
+/* CreateSandbox (@validate: ValidateSandbox) with @request and the fds of
+ * @fd_list (may be NULL); *@ret: the answer's a{sv}. */
+static gboolean
+call_with_fds(VfdManager1 *api, const char *method, GVariant *request, GUnixFDList *fd_list, GVariant **ret,
+              GError **error)
+{
+  g_autoptr(GVariant) r = g_dbus_proxy_call_with_unix_fd_list_sync(
+      G_DBUS_PROXY(api), method, g_variant_new("(@a{sv})", request), G_DBUS_CALL_FLAGS_NONE, -1, fd_list, NULL, NULL,
+      error);
+
+  if (!r)
+    return FALSE;
+  g_variant_get(r, "(@a{sv})", ret);
+  return TRUE;
 }
 
 /* @items ("K=V" strings, NULL: none) as the a{ss} @key of @opts; FALSE
@@ -375,6 +458,7 @@ create_check(VfdCliCall *call)
   if (cmd_args)
     g_variant_dict_insert_value(&opts, "args", g_variant_new_strv((const char *const *) cmd_args, -1));
   if (!insert_pairs(&opts, "env", "--env wants NAME=VALUE", env) || !insert_files(&opts, o->files) ||
+      !insert_disks(&opts, o->add_disks, &o->fd_list) ||
       !insert_pairs(&opts, "labels", "--label wants KEY=VALUE", o->labels)) {
     g_variant_dict_clear(&opts);
     return VFD_EXIT_USAGE;
@@ -408,7 +492,7 @@ dry_run(VfdCliCall *call, GError **error)
   GVariantDict d;
   GVariant *v;
 
-  if (!vfd_manager1_call_validate_sandbox_sync(call->api, o->request, &r, NULL, error))
+  if (!call_with_fds(call->api, "ValidateSandbox", o->request, o->fd_list, &r, error))
     return VFD_CLI_ERROR;
   if (call->cli->json) {
     vfd_cli_print_object(r, validate_keys);
@@ -441,7 +525,7 @@ create_run(VfdCliCall *call, GError **error)
   if (o->dry_run)
     return dry_run(call, error);
 
-  if (!vfd_manager1_call_create_sandbox_sync(call->api, o->request, &sb, NULL, error))
+  if (!call_with_fds(call->api, "CreateSandbox", o->request, o->fd_list, &sb, error))
     return VFD_CLI_ERROR;
   if (o->wait) {
     g_autoptr(GVariant) final = NULL;
@@ -471,7 +555,7 @@ create_run(VfdCliCall *call, GError **error)
 const VfdCliVerb vfd_cli_verb_sandbox_create = {
   .name = "sandbox create",
   .summary = "  sandbox create [--kernel PATH --initrd PATH] [--device BDF... | --gpus N] [--memory MiB]\n"
-             "                 [--vcpus N] [--disk IMG] [--cmd PATH [--arg A]... [--env NAME=VALUE]...]\n"
+             "                 [--vcpus N] [--disk IMG] [--add-disk ROLE=IMG[:ro]]... [--cmd PATH [--arg A]... [--env NAME=VALUE]...]\n"
              "                 [--file GUEST_PATH=HOST_FILE[:MODE]]...\n"
              "                 [--name NAME] [--label KEY=VALUE]...\n"
              "                 [--wait [--timeout SEC] | --dry-run]   (--wait: until the guest reports ready;\n"
@@ -627,6 +711,103 @@ const VfdCliVerb vfd_cli_verb_sandbox_delete = {
   /* A delete waits for QEMU to stop: allow for the stop timeout. */
   .timeout_ms = 10 * 60 * 1000,
   .run = delete_run,
+};
+
+/* sandbox stop: StopSandbox, the sandbox as it is then. */
+static int
+stop_run(VfdCliCall *call, GError **error)
+{
+  g_autoptr(GVariant) sb = NULL;
+
+  if (!vfd_manager1_call_stop_sandbox_sync(call->api, call->arg, &sb, NULL, error))
+    return VFD_CLI_ERROR;
+  if (call->cli->json)
+    vfd_cli_print_object(sb, vfd_cli_sandbox_keys);
+  else
+    print_sandbox_text(sb);
+  return VFD_EXIT_OK;
+}
+
+const VfdCliVerb vfd_cli_verb_sandbox_stop = {
+  .name = "sandbox stop",
+  .summary = "  sandbox stop ID|NAME          stop its QEMU, give its devices and network back; keep the sandbox\n"
+             "                 (disks, files, name) for sandbox start\n",
+  .params = "ID|NAME",
+  .args = VFD_CLI_ARGS_ID,
+  /* A stop waits for QEMU to stop: allow for the stop timeout. */
+  .timeout_ms = 10 * 60 * 1000,
+  .run = stop_run,
+};
+
+typedef struct {
+  gboolean wait;
+  gint timeout_s;
+} StartOpts;
+
+static const GOptionEntry start_options[] = {
+  { "wait", 'w', 0, G_OPTION_ARG_NONE, VFD_CLI_OPT(StartOpts, wait), "Wait until the guest reports ready", NULL },
+  { "timeout", 't', 0, G_OPTION_ARG_INT, VFD_CLI_OPT(StartOpts, timeout_s),
+    "With --wait: give up after SEC seconds (default 300)", "SEC" },
+  { NULL },
+};
+
+static void
+start_init(void *opts)
+{
+  ((StartOpts *) opts)->timeout_s = 300;
+}
+
+static int
+start_check(VfdCliCall *call)
+{
+  StartOpts *o = call->opts;
+
+  if (o->wait && o->timeout_s < 1)
+    return vfd_cli_usage_error("sandbox start: --timeout must be at least 1 second");
+  return VFD_CLI_GO_ON;
+}
+
+/* sandbox start: StartSandbox, then (--wait) the guest's ready report. */
+static int
+start_run(VfdCliCall *call, GError **error)
+{
+  StartOpts *o = call->opts;
+  g_autoptr(GVariant) sb = NULL;
+  g_autoptr(GVariant) final = NULL;
+  int r = VFD_EXIT_OK;
+
+  if (!vfd_manager1_call_start_sandbox_sync(call->api, call->arg, &sb, NULL, error))
+    return VFD_CLI_ERROR;
+  if (o->wait) {
+    const char *id = NULL;
+    GVariantDict d;
+
+    g_variant_dict_init(&d, sb);
+    g_variant_dict_lookup(&d, "id", "&s", &id);
+    r = wait_ready(call->api, id, o->timeout_s, &final);
+    g_variant_dict_clear(&d);
+  }
+  if (o->wait && !final)
+    return r;
+  if (call->cli->json)
+    vfd_cli_print_object(final ? final : sb, vfd_cli_sandbox_keys);
+  else
+    print_sandbox_text(final ? final : sb);
+  return r;
+}
+
+const VfdCliVerb vfd_cli_verb_sandbox_start = {
+  .name = "sandbox start",
+  .summary = "  sandbox start ID|NAME [--wait] launch a stopped sandbox again (same disks and files;\n"
+             "                 devices picked again)\n",
+  .params = "ID|NAME",
+  .args = VFD_CLI_ARGS_ID,
+  .opts_size = sizeof(StartOpts),
+  .options = start_options,
+  .init = start_init,
+  .check = start_check,
+  .run = start_run,
+  .timeout_ms = 10 * 60 * 1000,
 };
 
 /* ---- sandbox watch -------------------------------------------------------- */

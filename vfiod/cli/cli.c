@@ -36,7 +36,7 @@ static const VfdCliVerb *const verbs[] = {
   &vfd_cli_verb_open_group,
   &vfd_cli_verb_pool,           &vfd_cli_verb_doctor,         &vfd_cli_verb_capabilities,
   &vfd_cli_verb_reconcile,      &vfd_cli_verb_sandbox_create, &vfd_cli_verb_sandbox_list,
-  &vfd_cli_verb_sandbox_show,   &vfd_cli_verb_sandbox_console, &vfd_cli_verb_sandbox_delete,
+  &vfd_cli_verb_sandbox_show,   &vfd_cli_verb_sandbox_console, &vfd_cli_verb_sandbox_delete, &vfd_cli_verb_sandbox_stop, &vfd_cli_verb_sandbox_start,
   &vfd_cli_verb_sandbox_watch,
   &vfd_cli_verb_initramfs_build, &vfd_cli_verb_image_build,
 };
@@ -47,7 +47,7 @@ static const struct {
   const char *subcommands; /* as "<name> needs a subcommand: ..." lists them */
   gboolean names_unknown;  /* an unknown subcommand gets "unknown <name> subcommand '<it>'" */
 } groups[] = {
-  { "sandbox", "create, list, show, delete, watch", TRUE },
+  { "sandbox", "create, list, show, console, delete, stop, start, watch", TRUE },
   { "initramfs", "build", FALSE },
   { "image", "build", FALSE },
 };

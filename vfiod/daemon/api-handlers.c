@@ -248,6 +248,7 @@ typedef struct {
   const char **dev_strs;
   const char **args;
   const char *kernel, *initrd, *disk, *cmd, *name;
+  GPtrArray *disks; /* VfdDisk, checked (guest-disks.h) */
   gboolean kernel_from_client, initrd_from_client;
   VfdCaller caller;
   GVariant *env, *files, *name_v, *labels;
@@ -263,6 +264,7 @@ create_spec_clear(CreateSpec *p)
   g_clear_pointer(&p->args, g_free);
   g_clear_pointer(&p->env, g_variant_unref);
   g_clear_pointer(&p->files, g_variant_unref);
+  g_clear_pointer(&p->disks, g_ptr_array_unref);
   g_clear_pointer(&p->name_v, g_variant_unref);
   g_clear_pointer(&p->labels, g_variant_unref);
   g_clear_pointer(&p->spec, g_free);
@@ -280,6 +282,8 @@ create_parse(VfdManager *m, GDBusMethodInvocation *inv, GVariant *options, Creat
 {
   GVariantDict opts;
   GVariant *v;
+  g_autoptr(GVariant) disks_v = NULL;
+  gboolean disks_given;
 
   *p = (CreateSpec){ .memory = 512, .vcpus = 1 };
   p->requested = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
@@ -288,6 +292,8 @@ create_parse(VfdManager *m, GDBusMethodInvocation *inv, GVariant *options, Creat
   g_variant_dict_init(&opts, options);
   g_variant_dict_lookup(&opts, "gpus", "u", &p->gpus);
   g_variant_dict_lookup(&opts, "disk", "&s", &p->disk);
+  disks_v = g_variant_dict_lookup_value(&opts, "disks", G_VARIANT_TYPE("aa{sv}"));
+  disks_given = g_variant_dict_contains(&opts, "disks");
   g_variant_dict_lookup(&opts, "cmd", "&s", &p->cmd);
   p->env = g_variant_dict_lookup_value(&opts, "env", G_VARIANT_TYPE("a{ss}"));
   /* files of the wrong type are refused, not ignored */
@@ -340,7 +346,15 @@ create_parse(VfdManager *m, GDBusMethodInvocation *inv, GVariant *options, Creat
     g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT, "gpus must be at most 64, got %u", p->gpus);
     return FALSE;
   }
-  if ((p->disk && !vfd_mgr_check_client_path("disk", p->disk, error)) ||
+  if (disks_given && !disks_v) {
+    g_set_error_literal(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                        "disks: must be aa{sv} (each: role s, path s or fd h, read_only b)");
+    return FALSE;
+  }
+  /* The disks: checked, the fds that came with the call dup'ed (the
+   * paths are opened in the create's stage 0, with the caller's rights). */
+  if (!(p->disks = vfd_disks_parse(disks_v, p->disk,
+                                   g_dbus_message_get_unix_fd_list(g_dbus_method_invocation_get_message(inv)), error)) ||
       !vfd_mgr_check_workload(p->cmd, p->args, p->env, p->files, error))
     return FALSE;
   /* At most VFD_API_MAX_DEVICES, each once (the API filter has bounded
@@ -426,7 +440,7 @@ static CreateRequest
 create_request_from(CreateSpec *p)
 {
   CreateRequest req = { .kernel = p->kernel, .initrd = p->initrd, .kernel_from_client = p->kernel_from_client,
-                        .initrd_from_client = p->initrd_from_client, .disk = p->disk, .cmd = p->cmd,
+                        .initrd_from_client = p->initrd_from_client, .disks = p->disks, .cmd = p->cmd,
                         .args = p->args, .env = p->env, .files = p->files, .name = p->name, .labels = p->labels, .spec = p->spec,
                         .memory_mib = p->memory, .vcpus = p->vcpus, .gpus = p->gpus,
                         .requested = g_steal_pointer(&p->requested), .caller = p->caller };
@@ -517,32 +531,75 @@ handle_validate_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, GVariant *o
   return TRUE;
 }
 
-static gboolean
-handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, gpointer data)
+/* The sandbox @id (an id or a name) for a call that acts on it (@verb,
+ * for errors: "delete"), when the caller is its owner or root; else NULL,
+ * the error returned to @inv. *@ret_creating: it is being created. */
+static Sandbox *
+sandbox_for_owner(VfdManager *m, GDBusMethodInvocation *inv, const char *id, const char *verb, gboolean *ret_creating)
 {
-  VfdManager *m = data;
-  gboolean creating = FALSE;
-  Sandbox *s = vfd_mgr_find_sandbox(m, id, &creating);
+  Sandbox *s = vfd_mgr_find_sandbox(m, id, ret_creating);
   g_autoptr(GError) error = NULL;
   uid_t uid;
 
   if (!vfd_mgr_caller_uid(inv, &uid))
-    return TRUE;
+    return NULL;
   if (!s) {
     g_set_error(&error, VFD_ERROR, VFD_ERROR_NOT_FOUND, "no sandbox '%.64s'", id);
     vfd_mgr_return_error(inv, error);
-    return TRUE;
+    return NULL;
   }
   /* Members act on their own sandboxes; root on any. */
   if (uid != 0 && uid != s->owner_uid) {
     g_autofree char *owner = vfd_uid_describe(s->owner_uid);
     g_autofree char *who = vfd_uid_describe(uid);
     g_set_error(&error, VFD_ERROR, VFD_ERROR_PERMISSION_DENIED,
-                "sandbox %s belongs to %s; only its owner or root may delete it, not %s", s->id, owner, who);
+                "sandbox %s belongs to %s; only its owner or root may %s it, not %s", s->id, owner, verb, who);
     vfd_mgr_return_error(inv, error);
-    return TRUE;
+    return NULL;
   }
-  vfd_mgr_delete_begin(s, inv, creating);
+  return s;
+}
+
+static gboolean
+handle_delete_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, gpointer data)
+{
+  gboolean creating = FALSE;
+  Sandbox *s = sandbox_for_owner(data, inv, id, "delete", &creating);
+
+  if (s)
+    vfd_mgr_delete_begin(s, inv, creating);
+  return TRUE;
+}
+
+static gboolean
+handle_stop_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, gpointer data)
+{
+  gboolean creating = FALSE;
+  Sandbox *s = sandbox_for_owner(data, inv, id, "stop", &creating);
+
+  if (s && creating) {
+    g_autoptr(GError) error =
+        g_error_new(VFD_ERROR, VFD_ERROR_BUSY, "sandbox %s is being created; stop it once that is done", s->id);
+    vfd_mgr_return_error(inv, error);
+  } else if (s)
+    vfd_mgr_stop_request(s, inv);
+  return TRUE;
+}
+
+static gboolean
+handle_start_sandbox(VfdManager1 *sk, GDBusMethodInvocation *inv, const char *id, gpointer data)
+{
+  gboolean creating = FALSE;
+  Sandbox *s = sandbox_for_owner(data, inv, id, "start", &creating);
+  g_autoptr(GError) error = NULL;
+
+  if (s && creating) {
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_BUSY, "sandbox %s is being created", s->id);
+    vfd_mgr_return_error(inv, error);
+  } else if (s && vfd_mgr_check_journal_ok(data, &error))
+    vfd_mgr_start_begin(s, inv);
+  else if (s)
+    vfd_mgr_return_error(inv, error);
   return TRUE;
 }
 
@@ -803,6 +860,8 @@ vfd_mgr_api_connect(VfdManager *m)
   g_signal_connect(m->skeleton, "handle-create-sandbox", G_CALLBACK(handle_create_sandbox), m);
   g_signal_connect(m->skeleton, "handle-validate-sandbox", G_CALLBACK(handle_validate_sandbox), m);
   g_signal_connect(m->skeleton, "handle-delete-sandbox", G_CALLBACK(handle_delete_sandbox), m);
+  g_signal_connect(m->skeleton, "handle-stop-sandbox", G_CALLBACK(handle_stop_sandbox), m);
+  g_signal_connect(m->skeleton, "handle-start-sandbox", G_CALLBACK(handle_start_sandbox), m);
   g_signal_connect(m->skeleton, "handle-get-sandbox", G_CALLBACK(handle_get_sandbox), m);
   g_signal_connect(m->skeleton, "handle-get-sandbox-console", G_CALLBACK(handle_get_sandbox_console), m);
   g_signal_connect(m->skeleton, "handle-list-sandboxes", G_CALLBACK(handle_list_sandboxes), m);

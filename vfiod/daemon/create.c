@@ -356,14 +356,25 @@ open_guest_files(Op *op, GError **error)
     fd = open_default_guest_file("initrd", op->initrd, op->config->qemu_initrd_set, error);
   if (fd < 0 || (op->initrd_fd = guest_file_fd(op->sandbox, "initrd", fd, error)) < 0)
     return FALSE;
-  if (op->disk && (op->disk_fd = vfd_caller_open(&op->caller, "disk", op->disk, O_RDWR, 5000, error)) < 0)
-    return FALSE;
+  /* The disks the client named by path, with its rights (read-write
+   * unless read-only); those it passed as fds are open already. A
+   * StartSandbox finds them open from the first create. */
+  for (guint i = 0; op->disks && i < op->disks->len; i++) {
+    VfdDisk *d = g_ptr_array_index(op->disks, i);
+    g_autofree char *what = NULL;
+
+    if (d->fd >= 0)
+      continue;
+    what = g_strdup_printf("%s disk", vfd_disk_role_name(d->role));
+    if ((d->fd = vfd_caller_open(&op->caller, what, d->path, d->read_only ? O_RDONLY : O_RDWR, 5000, error)) < 0)
+      return FALSE;
+  }
   /* The driver layer, for a sandbox that may be a GPU sandbox (functions
    * passed, a root to inject it into): opened now, so that a bad layer
    * fails the create before anything is bound; attached in stage 5 when a
    * passed function is a GPU. A missing default image is no error (the
    * sandbox boots without it); a missing configured one is. */
-  if (op->disk && *op->config->qemu_driver_layer && (op->gpus > 0 || op->requested->len > 0)) {
+  if (vfd_disks_root(op->disks) && *op->config->qemu_driver_layer && (op->gpus > 0 || op->requested->len > 0)) {
     g_autoptr(GError) local = NULL;
     op->layer_fd = open_driver_layer(op->config->qemu_driver_layer, &local);
     if (op->layer_fd < 0) {
@@ -582,45 +593,26 @@ create_work(Op *op, GError **error)
     g_array_append_val(fds, op->initrd_fd);
     initrd = g_strdup_printf("/proc/self/fd/%u", 3 + fds->len - 1);
     op->kernel_fd = op->initrd_fd = -1;
-    if (op->disk_fd >= 0) {
-      g_autofree char *add = NULL, *add_ro = NULL;
-      g_autofree char *drive = g_strdup_printf("file=/dev/fdset/%d,if=none,id=root,format=raw", VFD_QEMU_FDSET_DISK);
-      /* QEMU probes the image read-only first: the set needs an O_RDONLY
-       * fd of the same file next to the O_RDWR one (reopened through the
-       * fd, so the very same inode). */
-      g_autofree char *self = g_strdup_printf("/proc/self/fd/%d", op->disk_fd);
-      int ro = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-      if (ro < 0) {
-        int e = errno;
-        for (guint i = 0; i < fds->len; i++)
-          close(g_array_index(fds, int, i));
-        g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "disk: cannot reopen it read-only: %s", g_strerror(e));
-        goto rollback;
-      }
-      g_array_append_val(fds, op->disk_fd);
-      op->disk_fd = -1;
-      add = g_strdup_printf("fd=%u,set=%d,opaque=disk", 3 + fds->len - 1, VFD_QEMU_FDSET_DISK);
-      g_array_append_val(fds, ro);
-      add_ro = g_strdup_printf("fd=%u,set=%d,opaque=disk-ro", 3 + fds->len - 1, VFD_QEMU_FDSET_DISK);
-      g_strv_builder_add_many(args, "-add-fd", add, "-add-fd", add_ro, "-drive", drive, "-device",
-                              passed->len == 0 ? "virtio-blk-device,drive=root" VFD_QEMU_ROOT_SERIAL
-                                               : "virtio-blk-pci,drive=root" VFD_QEMU_ROOT_SERIAL,
-                              NULL);
-      g_strv_builder_add(append, VFIOD_KEY_ROOT "=" VFD_QEMU_ROOT_DEV);
-      /* The driver layer, for a GPU sandbox (a passed function of display
-       * class 0x03: a GPU, or the lab's stand-in): read-only, the disk
-       * after the root's, named to guest-init by vfiod.driver=. */
-      if (op->layer_fd >= 0 && sandbox_has_gpu(classes)) {
-        g_autofree char *add_layer = NULL;
-        g_autofree char *drive_layer =
-            g_strdup_printf("file=/dev/fdset/%d,if=none,id=driver,format=raw,readonly=on", VFD_QEMU_FDSET_DRIVER);
-        g_array_append_val(fds, op->layer_fd);
-        op->layer_fd = -1;
-        add_layer = g_strdup_printf("fd=%u,set=%d,opaque=driver-layer", 3 + fds->len - 1, VFD_QEMU_FDSET_DRIVER);
-        g_strv_builder_add_many(args, "-add-fd", add_layer, "-drive", drive_layer, "-device",
-                                "virtio-blk-pci,drive=driver" VFD_QEMU_DRIVER_SERIAL, NULL);
-        g_strv_builder_add(append, VFIOD_KEY_DRIVER "=" VFD_QEMU_DRIVER_DEV);
-      }
+    /* The disks (guest-disks.h): fds dup'ed, the op's stay open for a
+     * StartSandbox. */
+    if (!vfd_disks_qemu_args(op->disks, passed->len == 0, VFD_QEMU_FDSET_DISKS, args, append, fds, error)) {
+      for (guint i = 0; i < fds->len; i++)
+        close(g_array_index(fds, int, i));
+      goto rollback;
+    }
+    /* The driver layer, for a GPU sandbox (a passed function of display
+     * class 0x03: a GPU, or the lab's stand-in) with a root disk:
+     * read-only, after the disks, named to guest-init by vfiod.driver=. */
+    if (op->layer_fd >= 0 && vfd_disks_root(op->disks) && sandbox_has_gpu(classes)) {
+      g_autofree char *add_layer = NULL;
+      g_autofree char *drive_layer =
+          g_strdup_printf("file=/dev/fdset/%d,if=none,id=driver,format=raw,readonly=on", VFD_QEMU_FDSET_DRIVER);
+      g_array_append_val(fds, op->layer_fd);
+      op->layer_fd = -1;
+      add_layer = g_strdup_printf("fd=%u,set=%d,opaque=driver-layer", 3 + fds->len - 1, VFD_QEMU_FDSET_DRIVER);
+      g_strv_builder_add_many(args, "-add-fd", add_layer, "-drive", drive_layer, "-device",
+                              "virtio-blk-pci,drive=driver" VFD_QEMU_DRIVER_SERIAL, NULL);
+      g_strv_builder_add(append, VFIOD_KEY_DRIVER "=" VFD_QEMU_DRIVER_DEV);
     }
     if (op->layer_fd >= 0) {
       /* not a GPU sandbox after all: no layer */
@@ -755,6 +747,23 @@ create_done(Op *op, GError *error)
 
   vfd_metric_op_add(&m->metrics.create, !error, vfd_mgr_op_seconds(op));
   g_hash_table_remove(m->creating, s->id);
+  if (error && op->restart) {
+    /* A start that failed: rolled back; the sandbox stays, "failed", to
+     * be started again or deleted (deletes that came meanwhile finish). */
+    g_autoptr(GError) api_error = vfd_error_for_api(error);
+    g_autofree char *name = g_dbus_error_encode_gerror(api_error);
+    const char *reason = g_str_has_prefix(name, "org.vfiod.Error.") ? name + strlen("org.vfiod.Error.") : name;
+
+    sandbox_set_state(s, SANDBOX_FAILED);
+    g_free(s->failure_reason);
+    s->failure_reason = g_strdup(error->message);
+    sandbox_event(s, "failed", reason, "%s", error->message);
+    vfd_mgr_return_error(g_steal_pointer(&op->inv), error);
+    if (s->waiters->len > 0)
+      vfd_mgr_finish_deletes(s, NULL);
+    sandbox_unref(s);
+    return;
+  }
   if (error) {
     g_autoptr(GError) api_error = vfd_error_for_api(error);
     g_autofree char *name = g_dbus_error_encode_gerror(api_error);
@@ -772,7 +781,10 @@ create_done(Op *op, GError *error)
     vfd_mgr_return_error(g_steal_pointer(&op->inv), error);
     return;
   }
-  g_hash_table_insert(m->sandboxes, s->id, s);
+  if (op->restart)
+    sandbox_unref(s); /* the op's reference: the table holds it already */
+  else
+    g_hash_table_insert(m->sandboxes, s->id, s);
   sandbox_set_state(s, SANDBOX_RUNNING);
   sandbox_event(s, "vm-started", "", "pid %" G_GINT64_FORMAT, s->pid);
   g_subprocess_wait_async(s->proc, NULL, vfd_mgr_on_qemu_wait, m);
@@ -783,13 +795,101 @@ create_done(Op *op, GError *error)
     vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, s->id, (const char *const *) devs,
                    "sandbox %s: started QEMU pid %" G_GINT64_FORMAT " with %u device(s)", s->id, s->pid, s->devices->len);
   }
-  vfd_manager1_complete_create_sandbox(m->skeleton, g_steal_pointer(&op->inv), vfd_mgr_sandbox_to_variant(s));
+  if (op->restart)
+    vfd_manager1_complete_start_sandbox(m->skeleton, g_steal_pointer(&op->inv), vfd_mgr_sandbox_to_variant(s));
+  else
+    vfd_manager1_complete_create_sandbox(m->skeleton, g_steal_pointer(&op->inv), vfd_mgr_sandbox_to_variant(s));
   if (s->deleting) {
     /* A delete came while it was being created: stop it now. */
     sandbox_set_state(s, SANDBOX_STOPPING);
     sandbox_event(s, "stopping", "delete", "%s", "");
     vfd_mgr_stop_begin(s);
   }
+}
+
+void
+sandbox_launch_free(SandboxLaunch *l)
+{
+  if (!l)
+    return;
+  g_free(l->kernel);
+  g_free(l->initrd);
+  g_clear_pointer(&l->disks, g_ptr_array_unref);
+  g_free(l->cmd);
+  g_strfreev(l->args);
+  g_clear_pointer(&l->env, g_variant_unref);
+  g_clear_pointer(&l->files, g_variant_unref);
+  g_clear_pointer(&l->requested, g_array_unref);
+  vfd_caller_clear(&l->caller);
+  g_free(l);
+}
+
+/* A copy of @c (its groups too). */
+static VfdCaller
+caller_copy(const VfdCaller *c)
+{
+  VfdCaller r = *c;
+
+  r.groups = c->n_groups ? g_memdup2(c->groups, c->n_groups * sizeof(gid_t)) : NULL;
+  return r;
+}
+
+/* The op of a create or start gets its own copies of what @l asked for
+ * (the disks shared: stage 0 opens those named by path once, for every
+ * later start too). */
+static void
+op_load_launch(Op *op, const SandboxLaunch *l)
+{
+  op->caller = caller_copy(&l->caller);
+  op->kernel_from_client = l->kernel_from_client;
+  op->initrd_from_client = l->initrd_from_client;
+  op->kernel = g_strdup(l->kernel);
+  op->initrd = g_strdup(l->initrd);
+  op->requested = g_array_copy(l->requested);
+  op->gpus = l->gpus;
+  op->disks = g_ptr_array_ref(l->disks);
+  op->cmd = g_strdup(l->cmd);
+  op->args = g_strdupv(l->args);
+  op->env = l->env ? g_variant_ref(l->env) : NULL;
+  op->files = l->files ? g_variant_ref(l->files) : NULL;
+}
+
+/* StartSandbox: see manager-private.h. */
+void
+vfd_mgr_start_begin(Sandbox *s, GDBusMethodInvocation *inv)
+{
+  VfdManager *m = s->manager;
+  g_autoptr(GError) error = NULL;
+  Op *op;
+
+  if (s->state == SANDBOX_RUNNING && !s->deleting) {
+    vfd_manager1_complete_start_sandbox(m->skeleton, inv, vfd_mgr_sandbox_to_variant(s));
+    return;
+  }
+  if (s->deleting || s->state == SANDBOX_CREATING || s->state == SANDBOX_STOPPING)
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_BUSY, "sandbox %s is being %s; start it once that is done", s->id,
+                s->deleting ? "deleted" : s->state == SANDBOX_CREATING ? "created or started" : "stopped");
+  else if (!s->launch)
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_FAILED,
+                "sandbox %s cannot be started again: vfiod restarted since it was created, and what it was created "
+                "with (its files and secrets) is never written to disk; delete it and create it anew", s->id);
+  if (error) {
+    vfd_mgr_return_error(inv, error);
+    return;
+  }
+  /* Its last run's console is kept with the removed sandboxes' (the
+   * directory is made anew by stage 1). */
+  sandbox_reset_for_start(s);
+  vfd_mgr_keep_console(m, s->id, s->owner_uid, s->dir);
+  vfd_mgr_remove_dir_tree(s->dir);
+  s->starts++;
+  op = vfd_mgr_op_new(m, inv, create_work, create_done);
+  op->sandbox = sandbox_ref(s);
+  op->restart = TRUE;
+  op_load_launch(op, s->launch);
+  sandbox_set_state(s, SANDBOX_CREATING);
+  sandbox_event(s, "create-started", "start", "start %u", s->starts);
+  vfd_mgr_op_run(op);
 }
 
 /* CreateSandbox, once the handler has checked the request: see
@@ -806,9 +906,25 @@ vfd_mgr_create_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *r
   op = vfd_mgr_op_new(m, inv, create_work, create_done);
   op->sandbox = sandbox_new(m, id);
   op->sandbox->owner_uid = req->caller.uid;
-  op->caller = req->caller;
-  op->kernel_from_client = req->kernel_from_client;
-  op->initrd_from_client = req->initrd_from_client;
+  {
+    SandboxLaunch *l = g_new0(SandboxLaunch, 1);
+
+    l->caller = req->caller;
+    req->caller = (VfdCaller){ 0 };
+    l->kernel_from_client = req->kernel_from_client;
+    l->initrd_from_client = req->initrd_from_client;
+    l->kernel = g_strdup(req->kernel);
+    l->initrd = g_strdup(req->initrd);
+    l->requested = g_steal_pointer(&requested);
+    l->gpus = req->gpus;
+    l->disks = g_ptr_array_ref(req->disks);
+    l->cmd = g_strdup(req->cmd);
+    l->args = g_strdupv((char **) req->args);
+    l->env = req->env ? g_variant_ref(req->env) : NULL;
+    l->files = req->files ? g_variant_ref(req->files) : NULL;
+    op->sandbox->launch = l;
+    op_load_launch(op, l);
+  }
   if (!sandbox_pick_qemu_uid(m, op->sandbox, TRUE, &error)) {
     g_autoptr(GError) e = g_steal_pointer(&error);
     sandbox_unref(g_steal_pointer(&op->sandbox));
@@ -819,15 +935,6 @@ vfd_mgr_create_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *r
   }
   op->sandbox->memory_mib = req->memory_mib;
   op->sandbox->vcpus = req->vcpus;
-  op->kernel = g_strdup(req->kernel);
-  op->initrd = g_strdup(req->initrd);
-  op->requested = g_steal_pointer(&requested);
-  op->gpus = req->gpus;
-  op->disk = g_strdup(req->disk);
-  op->cmd = g_strdup(req->cmd);
-  op->args = g_strdupv((char **) req->args);
-  op->env = req->env ? g_variant_ref(req->env) : NULL;
-  op->files = req->files ? g_variant_ref(req->files) : NULL;
   op->sandbox->name = g_strdup(req->name);
   op->sandbox->labels = req->labels ? g_variant_get_normal_form(req->labels) : NULL; /* a new reference */
   op->sandbox->spec = g_strdup(req->spec);
@@ -932,6 +1039,6 @@ vfd_mgr_validate_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest 
   op->kernel = g_strdup(req->kernel);
   op->initrd = g_strdup(req->initrd);
   op->gpus = req->gpus;
-  op->disk = g_strdup(req->disk);
+  op->disks = g_ptr_array_ref(req->disks);
   vfd_mgr_op_run(op);
 }

@@ -18,6 +18,7 @@
 #include "device.h"
 #include "error.h"
 #include "firewall.h"
+#include "guest-disks.h"
 #include "journal.h"
 #include "manager.h"
 #include "metrics.h"
@@ -42,6 +43,29 @@ typedef enum {
 
 /* Names of the states, as the API and the metrics give them. */
 extern const char *const sandbox_state_names[];
+
+/* What a create was asked for, kept by the sandbox so that StartSandbox
+ * can launch it again after a StopSandbox (issue 15, item 8): in memory
+ * only, never journaled (it holds the workload's files and secrets), so a
+ * sandbox adopted after a vfiod restart has none and cannot be started
+ * again. Its disks stay open (the client's fds, or opened with its rights
+ * at the first create): a start attaches the very same files. */
+typedef struct {
+  char *kernel; /* the client's (kernel_from_client) or [qemu] kernel */
+  char *initrd;
+  gboolean kernel_from_client;
+  gboolean initrd_from_client;
+  GPtrArray *disks; /* VfdDisk (guest-disks.h) */
+  char *cmd;        /* NULL: none */
+  GStrv args;
+  GVariant *env;   /* a{ss}, or NULL */
+  GVariant *files; /* aa{sv}, or NULL */
+  guint gpus;         /* "any N": picked anew at each start */
+  GArray *requested;  /* VfdBdf the client named (empty with @gpus) */
+  VfdCaller caller;   /* the creating client, whose rights open the files it named */
+} SandboxLaunch;
+
+void sandbox_launch_free(SandboxLaunch *l);
 
 /* A sandbox. Reference-counted (issue 14, defect 3): the manager's table
  * holds one reference while the sandbox is known, and every operation
@@ -104,6 +128,11 @@ typedef struct {
   int workload_exit_status;
   int workload_signal;
   char *failure_reason; /* VFIOD_FATAL's error, NULL: none seen */
+  /* StopSandbox / StartSandbox (issue 15, item 8) */
+  SandboxLaunch *launch;    /* NULL when adopted after a restart */
+  gboolean stop_requested;  /* a StopSandbox asked for the stop under way: it ends "stopped" */
+  GPtrArray *stop_waiters;  /* GDBusMethodInvocation of pending StopSandbox calls */
+  guint starts;             /* StartSandbox calls that launched it again */
 } Sandbox;
 
 struct VfdManager {
@@ -169,13 +198,12 @@ struct Op {
   VfdCaller caller;  /* create: the client, whose rights open the files it names */
   int kernel_fd;     /* create: opened in stage 0, -1 when not (yet) or handed to QEMU */
   int initrd_fd;
-  int disk_fd;
   int layer_fd;      /* create: [qemu] driver_layer, read-only; -1 when none */
   GArray *requested; /* VfdBdf */
   VfdBindFlags flags;
   gint64 started_us; /* monotonic, when the op was made: for the metrics */
   guint gpus;   /* create: pick this many units */
-  char *disk;   /* create: root disk image */
+  GPtrArray *disks; /* create: VfdDisk (guest-disks.h), shared with the request and the sandbox's launch */
   char *cmd;    /* create: workload */
   GStrv args;
   GVariant *env; /* create: a{ss} for the workload */
@@ -183,6 +211,7 @@ struct Op {
   GHashTable *live; /* reconcile: ids of running sandboxes */
   GPtrArray *report; /* reconcile: VfdReconcileItem */
   gboolean force;
+  gboolean restart; /* create: a StartSandbox of a stopped sandbox (it is in the manager's table) */
 };
 
 /* A create's request as CreateSandbox checked it (api-handlers.c) and
@@ -193,7 +222,7 @@ typedef struct {
   const char *initrd;
   gboolean kernel_from_client;
   gboolean initrd_from_client;
-  const char *disk; /* NULL: none */
+  GPtrArray *disks; /* VfdDisk (guest-disks.h): a reference, never NULL */
   const char *cmd;  /* NULL: none */
   const char *const *args;
   GVariant *env; /* a{ss}, or NULL */
@@ -241,6 +270,12 @@ Sandbox *vfd_mgr_find_sandbox(VfdManager *m, const char *id_or_name, gboolean *r
 /* @s lets go of its name (no longer found by it); nothing when it has
  * none or another sandbox holds it. */
 void sandbox_forget_name(Sandbox *s);
+
+/* Clears what the last run of @s left (QEMU's process and watches, the
+ * console's reading state, readiness, the workload's result, devices,
+ * plan, CID) before a StartSandbox runs the create's stages on it again;
+ * the directory is the caller's. */
+void sandbox_reset_for_start(Sandbox *s);
 
 /* Scans the rest of the console log of @s (ready line, the workload's
  * result); called once more when QEMU has exited. */
@@ -367,6 +402,17 @@ gboolean vfd_mgr_on_pidfd_ready(gint fd, GIOCondition cond, gpointer data);
  * goes. */
 void vfd_mgr_delete_begin(Sandbox *s, GDBusMethodInvocation *inv, gboolean creating);
 
+/* StopSandbox for @s, the caller checked: takes the handler's reference to
+ * @inv, answered with the sandbox (state "stopped") once QEMU is gone and
+ * the devices and network are given back; at once when it is stopped
+ * already. Busy while it is being created, started or deleted. The
+ * sandbox, its name, its directory (console) and its disks stay. */
+void vfd_mgr_stop_request(Sandbox *s, GDBusMethodInvocation *inv);
+
+/* The deletes waiting on @s answered (with @error, or done: @s leaves the
+ * table, its console kept, its directory removed). */
+void vfd_mgr_finish_deletes(Sandbox *s, GError *error);
+
 /* ---- sandbox-net.c ------------------------------------------------------ */
 
 /* Network of a sandbox, part 1 (worker): subnet, CID, TAP and MAC names;
@@ -396,6 +442,16 @@ gboolean vfd_mgr_net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStr
  * the create (create.c's stages, on a worker) and answers @inv (the
  * handler's reference, taken). Takes req->requested and req->caller. */
 void vfd_mgr_create_begin(VfdManager *m, GDBusMethodInvocation *inv, CreateRequest *req);
+
+/* StartSandbox for @s, the caller checked: launches a stopped (or exited,
+ * or failed) sandbox again from its launch (same id, name, disks, files,
+ * memory; devices re-selected: the same BDFs, or any N free units picked
+ * anew; a new subnet and CID), through the create's stages, and answers
+ * @inv (taken) as CreateSandbox does. A running sandbox is answered as it
+ * is. Errors: Busy (being created, stopped or deleted), Failed (no launch:
+ * adopted after a vfiod restart; the create's own errors). A failed start
+ * leaves the sandbox "failed", still there. */
+void vfd_mgr_start_begin(Sandbox *s, GDBusMethodInvocation *inv);
 
 /* ValidateSandbox after the same checks as CreateSandbox's handler (and
  * the name free): the QEMU uid a create would get (not held), then on a

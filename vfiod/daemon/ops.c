@@ -23,12 +23,10 @@ vfd_mgr_op_free(gpointer p)
     close(op->kernel_fd);
   if (op->initrd_fd >= 0)
     close(op->initrd_fd);
-  if (op->disk_fd >= 0)
-    close(op->disk_fd);
   if (op->layer_fd >= 0)
     close(op->layer_fd);
   g_clear_pointer(&op->live, g_hash_table_unref);
-  g_free(op->disk);
+  g_clear_pointer(&op->disks, g_ptr_array_unref);
   g_free(op->cmd);
   g_strfreev(op->args);
   g_clear_pointer(&op->env, g_variant_unref);
@@ -50,7 +48,7 @@ vfd_mgr_op_new(VfdManager *m, GDBusMethodInvocation *inv, OpWork work, OpDone do
   op->done = done;
   op->group = -1;
   op->started_us = g_get_monotonic_time();
-  op->kernel_fd = op->initrd_fd = op->disk_fd = op->layer_fd = -1;
+  op->kernel_fd = op->initrd_fd = op->layer_fd = -1;
   return op;
 }
 

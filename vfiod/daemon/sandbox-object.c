@@ -106,7 +106,48 @@ sandbox_unref(Sandbox *s)
   g_free(s->serial_log);
   g_array_unref(s->devices);
   g_ptr_array_unref(s->waiters);
+  g_ptr_array_unref(s->stop_waiters);
+  sandbox_launch_free(s->launch);
   g_free(s);
+}
+
+void
+sandbox_reset_for_start(Sandbox *s)
+{
+  if (s->pidfd_source)
+    g_source_remove(s->pidfd_source);
+  s->pidfd_source = 0;
+  if (s->pidfd >= 0)
+    close(s->pidfd);
+  s->pidfd = -1;
+  if (s->serial_monitor)
+    g_file_monitor_cancel(s->serial_monitor);
+  g_clear_object(&s->serial_monitor);
+  if (s->serial_recheck)
+    g_source_remove(s->serial_recheck);
+  s->serial_recheck = 0;
+  if (s->serial_fd >= 0)
+    close(s->serial_fd);
+  s->serial_fd = -1;
+  s->serial_offset = 0;
+  g_string_truncate(s->serial_pending, 0);
+  g_clear_object(&s->proc);
+  s->pid = 0;
+  s->exit_status = -1;
+  s->stop_stage = 0;
+  s->stop_requested = FALSE;
+  s->ready = FALSE;
+  g_clear_pointer(&s->ready_report, g_free);
+  s->ready_ms = 0;
+  s->workload_exited = FALSE;
+  s->workload_exit_status = 0;
+  s->workload_signal = 0;
+  g_clear_pointer(&s->failure_reason, g_free);
+  g_array_set_size(s->devices, 0);
+  s->numa_node = -1;
+  s->plan = (VfdAddressPlan){ 0 };
+  s->cid = 0;
+  s->created_us = g_get_monotonic_time();
 }
 
 /* The manager's table lets go of @p (a Sandbox): nothing acts on it any
@@ -135,6 +176,7 @@ sandbox_new(VfdManager *m, const char *id)
   s->pidfd = -1;
   s->exit_status = -1;
   s->waiters = g_ptr_array_new_with_free_func(g_object_unref);
+  s->stop_waiters = g_ptr_array_new_with_free_func(g_object_unref);
   s->created_us = g_get_monotonic_time();
   s->serial_pending = g_string_new(NULL);
   s->numa_node = -1;

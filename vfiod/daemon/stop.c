@@ -103,9 +103,27 @@ release_sandbox_work(Op *op, GError **error)
   return sandbox_release_devices(op->sandbox, error);
 }
 
-/* Answers the pending deletes of @s; on success the sandbox is gone. */
+/* Answers the pending StopSandbox calls of @s (with @error, or the
+ * sandbox). */
 static void
-finish_deletes(Sandbox *s, GError *error)
+finish_stops(Sandbox *s, GError *error)
+{
+  VfdManager *m = s->manager;
+  g_autoptr(GPtrArray) waiters = g_steal_pointer(&s->stop_waiters);
+
+  s->stop_waiters = g_ptr_array_new_with_free_func(g_object_unref);
+  for (guint i = 0; i < waiters->len; i++) {
+    GDBusMethodInvocation *inv = g_object_ref(g_ptr_array_index(waiters, i));
+    if (!error)
+      vfd_manager1_complete_stop_sandbox(m->skeleton, inv, vfd_mgr_sandbox_to_variant(s));
+    else
+      vfd_mgr_return_error(inv, error);
+  }
+}
+
+/* Answers the pending deletes of @s; on success the sandbox is gone. */
+void
+vfd_mgr_finish_deletes(Sandbox *s, GError *error)
 {
   VfdManager *m = s->manager;
   g_autoptr(GPtrArray) waiters = g_steal_pointer(&s->waiters);
@@ -140,7 +158,7 @@ exit_release_done(Op *op, GError *error)
   /* Stopped on request: stopped. Else what guest-init reported: the
    * workload exited (exited) or set-up failed (failed); else it powered
    * off cleanly (stopped) or QEMU failed (failed). */
-  if (s->deleting)
+  if (s->deleting || s->stop_requested)
     sandbox_set_state(s, SANDBOX_STOPPED);
   else if (s->failure_reason)
     sandbox_set_state(s, SANDBOX_FAILED);
@@ -170,7 +188,37 @@ exit_release_done(Op *op, GError *error)
 
     vfd_log_fields(G_LOG_LEVEL_MESSAGE, s->id, s->id, (const char *const *) devs, "sandbox %s: devices released", s->id);
   }
-  finish_deletes(s, error);
+  if (!s->deleting && s->stop_requested)
+    sandbox_event(s, "stopped", "stop", "%s", "");
+  finish_stops(s, error);
+  vfd_mgr_finish_deletes(s, error);
+}
+
+/* StopSandbox: see manager-private.h. */
+void
+vfd_mgr_stop_request(Sandbox *s, GDBusMethodInvocation *inv)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (s->deleting || s->state == SANDBOX_CREATING)
+    g_set_error(&error, VFD_ERROR, VFD_ERROR_BUSY, "sandbox %s is being %s; stop it once that is done", s->id,
+                s->deleting ? "deleted" : "created or started");
+  if (error) {
+    vfd_mgr_return_error(inv, error);
+    return;
+  }
+  if (s->state == SANDBOX_STOPPED || s->state == SANDBOX_FAILED || s->state == SANDBOX_EXITED) {
+    vfd_manager1_complete_stop_sandbox(s->manager->skeleton, inv, vfd_mgr_sandbox_to_variant(s));
+    return;
+  }
+  g_ptr_array_add(s->stop_waiters, inv); /* the handler's reference */
+  s->stop_requested = TRUE;
+  if (s->state == SANDBOX_RUNNING) {
+    sandbox_set_state(s, SANDBOX_STOPPING);
+    sandbox_event(s, "stopping", "stop", "%s", "");
+    vfd_mgr_stop_begin(s);
+  }
+  /* STOPPING: a stop is under way; answered when it ends */
 }
 
 /* QEMU is gone: give the devices back (on a worker), drop the journal
@@ -262,7 +310,7 @@ static void
 delete_stopped_done(Op *op, GError *error)
 {
   sandbox_set_state(op->sandbox, SANDBOX_STOPPED);
-  finish_deletes(op->sandbox, error);
+  vfd_mgr_finish_deletes(op->sandbox, error);
 }
 
 /* DeleteSandbox, once the handler has checked the caller: see

@@ -13,7 +13,7 @@
 
 const char *const vfd_image_modules[] = {
   "virtio_mmio", "virtio_pci", "virtio_net", "vmw_vsock_virtio_transport", "virtio_blk", "ext4",
-  "button",      "evdev",      "qemu_fw_cfg", NULL,
+  "button",      "evdev",      "qemu_fw_cfg", "overlay", NULL,
 };
 const char *const vfd_image_gpu_modules[] = { "crc32c_generic", "erofs", "drm", "video", NULL };
 

@@ -182,16 +182,15 @@ guint64 vfd_qemu_memlock_bytes(guint memory_mib);
 
 /* QEMU fd sets (-add-fd set=N) vfiod uses for files it opened itself. */
 #define VFD_QEMU_FDSET_SERIAL 1
-#define VFD_QEMU_FDSET_DISK 2
 #define VFD_QEMU_FDSET_DRIVER 3 /* the NVIDIA driver layer ([qemu] driver_layer), read-only */
+#define VFD_QEMU_FDSET_DISKS 4  /* the sandbox's disks (guest-disks.h): 4 + the disk's index */
 
-/* The disks vfiod attaches (virtio-blk, in this order: the workload's root
- * disk, then the driver layer), named to guest-init by their serial
- * (guest-init/protocol.h, "disks"): the guest kernel's vdX names follow
- * probe order, which guest-init's parallel module loading does not keep. */
-#define VFD_QEMU_ROOT_DEV VFIOD_DISK_BY_SERIAL VFIOD_DISK_SERIAL_ROOT
+/* The disks vfiod attaches (virtio-blk, in this order: the sandbox's disks,
+ * guest-disks.h, then the driver layer), named to guest-init by their
+ * serial (guest-init/protocol.h, "disks"): the guest kernel's vdX names
+ * follow probe order, which guest-init's parallel module loading does not
+ * keep. */
 #define VFD_QEMU_DRIVER_DEV VFIOD_DISK_BY_SERIAL VFIOD_DISK_SERIAL_DRIVER
-#define VFD_QEMU_ROOT_SERIAL ",serial=" VFIOD_DISK_SERIAL_ROOT
 #define VFD_QEMU_DRIVER_SERIAL ",serial=" VFIOD_DISK_SERIAL_DRIVER
 
 /* Starts QEMU with @config; stdout/stderr go to @log_fd (taken; -1: not
