@@ -74,12 +74,12 @@ flags=$(awk '/^flags:/ {print $2}' "/proc/$qpid/fdinfo/${fdn:-x}" 2> /dev/null)
   nok "1: QEMU's fd ${fdn:-?}: '$target' flags '$flags' (want $layer, O_RDONLY)"
 [[ $argv == *" -drive file=/dev/fdset/3,if=none,id=driver,format=raw,readonly=on "* ]] &&
   ok "1: -drive file=/dev/fdset/3,if=none,id=driver,format=raw,readonly=on" || nok "1: no read-only driver drive: $argv"
-root_at=$(grep -bo ' -device virtio-blk-pci,drive=root' <<< "$argv" | cut -d: -f1)
+root_at=$(grep -bo ' -device virtio-blk-pci,drive=vfiod-root' <<< "$argv" | cut -d: -f1)
 drv_at=$(grep -bo ' -device virtio-blk-pci,drive=driver' <<< "$argv" | cut -d: -f1)
 [ -n "$root_at" ] && [ -n "$drv_at" ] && [ "$drv_at" -gt "$root_at" ] &&
   ok "1: the layer's virtio-blk-pci comes after the root disk's" ||
   nok "1: virtio-blk devices: root at '$root_at', driver at '$drv_at': $argv"
-[[ $argv == *" -device virtio-blk-pci,drive=root,serial=vfiod-root "* ]] &&
+[[ $argv == *" -device virtio-blk-pci,drive=vfiod-root,serial=vfiod-root "* ]] &&
   [[ "$argv " == *" -device virtio-blk-pci,drive=driver,serial=vfiod-driver "* ]] &&
   ok "1: the disks carry their serials (vfiod-root, vfiod-driver): guest-init finds them by serial, whatever vdX they get" ||
   nok "1: virtio-blk devices without the serials: $argv"

@@ -9,7 +9,7 @@
 #     open it), so is a kernel the member may not read; nothing starts and the
 #     file is unchanged;
 #  2. a disk named "x,file=secret,format=qcow2" boots the sandbox: QEMU gets the disk as an
-#     fd (/dev/fdset/2), its command line names no client path; replacing the
+#     fd (/dev/fdset/4), its command line names no client path; replacing the
 #     file by a link to the secret after the reply changes nothing: QEMU holds
 #     the original inode and no fd of it reaches the secret;
 #  3. QEMU runs unprivileged: a uid of [qemu] uid_range, each sandbox its own,
@@ -85,7 +85,7 @@ id0=$(field "$work/s0.json" id) q0=$(field "$work/s0.json" pid)
 if [ "$rc" = 0 ] && [ -n "$q0" ] && [ -d "/proc/$q0" ]; then
   ok "2: a disk named '${disk##*/}' starts sandbox $id0 (QEMU pid $q0)"
   args=$(tr '\0' ' ' < "/proc/$q0/cmdline")
-  [[ $args == *"file=/dev/fdset/2,"* && $args != *"$mdir"* && $args != *"file=secret"* ]] &&
+  [[ $args == *"file=/dev/fdset/4,"* && $args != *"$mdir"* && $args != *"file=secret"* ]] &&
     ok "2: QEMU gets the disk, kernel and initrd as fds: $(grep -o -- '-add-fd fd=[0-9]*,set=2[^ ]*\|-drive [^ ]*\|-kernel [^ ]*\|-initrd [^ ]*' <<< "$args" | tr '\n' ' ')" ||
     nok "2: QEMU's command line: $args"
   runuser -u "$member" -- mv "$disk" "$mdir/moved.img"
