@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The libvirt domain XML of a sandbox (issue 18, the libvirt backend): what
+ * vfd_qemu_build_argv() gives QEMU, said in libvirt's terms, for a
+ * transient domain (virDomainCreateXML). vfiod keeps owning the devices:
+ * every passed function is a <hostdev managed='no'> (libvirt never binds
+ * or unbinds), each behind a pcie-root-port of its own; the TAP vfiod made
+ * is an <interface type='ethernet'> with <target managed='no'>; the vsock
+ * device has vfiod's CID; guest RAM is memfd (or hugepages), locked; the
+ * Q35 64-bit PCI window (<pcihole64>) and the guest's address bits
+ * (<maxphysaddr>) come from the address plan; direct kernel boot with
+ * vfiod's kernel, initramfs and command line; the serial console to a
+ * file; vfiod's own facts in <metadata>. Text only: nothing is opened or
+ * checked on disk here. */
+
+#include <glib.h>
+#include <sys/types.h>
+
+#include "bdf.h"
+
+#define VFD_LIBVIRT_XMLNS "https://vfiod.org/xmlns/libvirt-domain/1" /* the <metadata> element's namespace */
+
+/* One disk of the domain, a raw image. */
+typedef struct {
+  const char *source; /* absolute path libvirt gives QEMU (an fd group's file, or a vfiod-owned file) */
+  const char *serial; /* virtio-blk serial guest-init finds it by (guest-init/protocol.h, "disks") */
+  gboolean read_only;
+} VfdLibvirtDisk;
+
+typedef struct {
+  const char *name;        /* the domain's name: the sandbox id */
+  const char *sandbox_name; /* the client's name for it, NULL: none (metadata) */
+  uid_t owner_uid;         /* metadata */
+  gboolean kvm;            /* domain type kvm, else qemu (TCG) */
+  const char *emulator;    /* [qemu] binary, absolute */
+  guint memory_mib;
+  guint vcpus;
+  const VfdBdf *devices;   /* passed functions: Q35 with one root port each; none: microvm */
+  guint n_devices;
+  guint64 pci_hole64_size; /* bytes; 0: QEMU's default */
+  guint phys_bits;         /* guest address bits; 0: the default */
+  gboolean hugepages;
+  guint hugepage_kib;      /* 0: the host's default size */
+  guint prealloc_threads;  /* 0: no preallocation */
+  int numa_node;           /* bind RAM to this host node; -1: none */
+  const char *kernel;      /* absolute paths */
+  const char *initrd;
+  const char *cmdline;     /* the guest kernel's command line, whole */
+  const char *serial_log;  /* absolute path of the console log */
+  const VfdLibvirtDisk *disks;
+  guint n_disks;
+  const char *tap;         /* the TAP vfiod made; NULL: no network */
+  const char *mac;         /* its guest MAC, xx:xx:xx:xx:xx:xx */
+  guint32 cid;             /* vsock CID; 0: none */
+} VfdLibvirtDomain;
+
+/* The domain XML for @d, a new string (UTF-8; every value escaped). The
+ * machine is q35 with one pcie-root-port per function when @d has devices,
+ * else microvm. Never NULL. */
+char *vfd_libvirt_domain_xml(const VfdLibvirtDomain *d);
