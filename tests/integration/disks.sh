@@ -82,7 +82,7 @@ echo hello > /written && echo "WROTE $(busybox cat /written)"
 echo "ROOTFS $(busybox awk "\$2 == \"/\" {print \$3}" /proc/mounts | busybox tail -1)"
 l=/dev/disk/by-id/virtio-vfiod-data0
 echo "DATA $(busybox readlink $l) $(busybox sha256sum < $l | busybox cut -c1-64)"
-exit 0'
+busybox sleep 600'
 out=$(ctl sandbox create "${base[@]}" --add-disk "root=$disk:ro" --add-disk "data=$data:ro" --cmd /bin/busybox \
   --arg sh --arg -c --arg "$script" --wait --timeout 240 --json 2>&1)
 rc=$?

@@ -516,6 +516,42 @@ dry_run(VfdCliCall *call, GError **error)
   return VFD_EXIT_OK;
 }
 
+/* @sb (a sandbox a{sv}) as the user asked: JSON with --json, else text. */
+static void
+print_sandbox(VfdCliCall *call, GVariant *sb)
+{
+  if (call->cli->json)
+    vfd_cli_print_object(sb, vfd_cli_sandbox_keys);
+  else
+    print_sandbox_text(sb);
+}
+
+/* After a create or start that answered @sb: with @wait, waits (at most
+ * @timeout_s) for the guest's ready report and prints the sandbox then
+ * (nothing when it never came: wait_ready() said why); else prints @sb.
+ * The exit status. */
+static int
+print_started(VfdCliCall *call, GVariant *sb, gboolean wait, int timeout_s)
+{
+  g_autoptr(GVariant) final = NULL;
+  int r = VFD_EXIT_OK;
+
+  if (wait) {
+    const char *id = NULL;
+    GVariantDict d;
+
+    g_variant_dict_init(&d, sb);
+    g_variant_dict_lookup(&d, "id", "&s", &id);
+    r = wait_ready(call->api, id, timeout_s, &final);
+    g_variant_dict_clear(&d);
+    if (!final)
+      return r;
+    sb = final;
+  }
+  print_sandbox(call, sb);
+  return r;
+}
+
 static int
 create_run(VfdCliCall *call, GError **error)
 {
@@ -527,29 +563,7 @@ create_run(VfdCliCall *call, GError **error)
 
   if (!call_with_fds(call->api, "CreateSandbox", o->request, o->fd_list, &sb, error))
     return VFD_CLI_ERROR;
-  if (o->wait) {
-    g_autoptr(GVariant) final = NULL;
-    const char *id = NULL;
-    int r2;
-    GVariantDict d;
-
-    g_variant_dict_init(&d, sb);
-    g_variant_dict_lookup(&d, "id", "&s", &id);
-    r2 = wait_ready(call->api, id, o->timeout_s, &final);
-    g_variant_dict_clear(&d);
-    if (final) {
-      if (call->cli->json)
-        vfd_cli_print_object(final, vfd_cli_sandbox_keys);
-      else
-        print_sandbox_text(final);
-    }
-    return r2;
-  }
-  if (call->cli->json)
-    vfd_cli_print_object(sb, vfd_cli_sandbox_keys);
-  else
-    print_sandbox_text(sb);
-  return VFD_EXIT_OK;
+  return print_started(call, sb, o->wait, o->timeout_s);
 }
 
 const VfdCliVerb vfd_cli_verb_sandbox_create = {
@@ -611,10 +625,7 @@ show_run(VfdCliCall *call, GError **error)
 
   if (!vfd_manager1_call_get_sandbox_sync(call->api, call->arg, &sb, NULL, error))
     return VFD_CLI_ERROR;
-  if (call->cli->json)
-    vfd_cli_print_object(sb, vfd_cli_sandbox_keys);
-  else
-    print_sandbox_text(sb);
+  print_sandbox(call, sb);
   return VFD_EXIT_OK;
 }
 
@@ -721,10 +732,7 @@ stop_run(VfdCliCall *call, GError **error)
 
   if (!vfd_manager1_call_stop_sandbox_sync(call->api, call->arg, &sb, NULL, error))
     return VFD_CLI_ERROR;
-  if (call->cli->json)
-    vfd_cli_print_object(sb, vfd_cli_sandbox_keys);
-  else
-    print_sandbox_text(sb);
+  print_sandbox(call, sb);
   return VFD_EXIT_OK;
 }
 
@@ -773,27 +781,10 @@ start_run(VfdCliCall *call, GError **error)
 {
   StartOpts *o = call->opts;
   g_autoptr(GVariant) sb = NULL;
-  g_autoptr(GVariant) final = NULL;
-  int r = VFD_EXIT_OK;
 
   if (!vfd_manager1_call_start_sandbox_sync(call->api, call->arg, &sb, NULL, error))
     return VFD_CLI_ERROR;
-  if (o->wait) {
-    const char *id = NULL;
-    GVariantDict d;
-
-    g_variant_dict_init(&d, sb);
-    g_variant_dict_lookup(&d, "id", "&s", &id);
-    r = wait_ready(call->api, id, o->timeout_s, &final);
-    g_variant_dict_clear(&d);
-  }
-  if (o->wait && !final)
-    return r;
-  if (call->cli->json)
-    vfd_cli_print_object(final ? final : sb, vfd_cli_sandbox_keys);
-  else
-    print_sandbox_text(final ? final : sb);
-  return r;
+  return print_started(call, sb, o->wait, o->timeout_s);
 }
 
 const VfdCliVerb vfd_cli_verb_sandbox_start = {

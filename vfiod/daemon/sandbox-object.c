@@ -21,14 +21,12 @@ const char *const sandbox_state_names[] = { "creating", "running", "stopping", "
 
 /* ---- sandboxes ---------------------------------------------------------- */
 
-/* Ends everything that would act on @s later: its timers and watches, its
- * fds, its hold on a QEMU uid. Idempotent. */
+/* Ends the timers, watches and fds of @s's current run: the stop's kill
+ * timer, an adopted QEMU's pidfd, the console's monitor and fd.
+ * Idempotent. */
 static void
-sandbox_dispose(Sandbox *s)
+sandbox_end_watches(Sandbox *s)
 {
-  if (s->disposed)
-    return;
-  s->disposed = TRUE;
   if (s->kill_timeout)
     g_source_remove(s->kill_timeout);
   s->kill_timeout = 0;
@@ -47,6 +45,17 @@ sandbox_dispose(Sandbox *s)
   if (s->serial_fd >= 0)
     close(s->serial_fd);
   s->serial_fd = -1;
+}
+
+/* Ends everything that would act on @s later: its timers and watches, its
+ * fds, its hold on a QEMU uid. Idempotent. */
+static void
+sandbox_dispose(Sandbox *s)
+{
+  if (s->disposed)
+    return;
+  s->disposed = TRUE;
+  sandbox_end_watches(s);
   if (s->qemu_uid_held)
     g_hash_table_remove(s->manager->qemu_uids, GUINT_TO_POINTER(s->qemu_uid));
   s->qemu_uid_held = FALSE;
@@ -114,21 +123,7 @@ sandbox_unref(Sandbox *s)
 void
 sandbox_reset_for_start(Sandbox *s)
 {
-  if (s->pidfd_source)
-    g_source_remove(s->pidfd_source);
-  s->pidfd_source = 0;
-  if (s->pidfd >= 0)
-    close(s->pidfd);
-  s->pidfd = -1;
-  if (s->serial_monitor)
-    g_file_monitor_cancel(s->serial_monitor);
-  g_clear_object(&s->serial_monitor);
-  if (s->serial_recheck)
-    g_source_remove(s->serial_recheck);
-  s->serial_recheck = 0;
-  if (s->serial_fd >= 0)
-    close(s->serial_fd);
-  s->serial_fd = -1;
+  sandbox_end_watches(s);
   s->serial_offset = 0;
   g_string_truncate(s->serial_pending, 0);
   g_clear_object(&s->proc);
