@@ -58,6 +58,8 @@ typedef struct {
   gint64 ms_initramfs;
   gint64 ms_install;
   gint64 ms_total;
+  gboolean warm_kernel; /* the kernel step answered from its warm memo (warm.h): no fetch-kernel.sh */
+  gboolean warm_layer;  /* the layer step answered from its warm memo: no build-driver-layer.sh */
 } VfdImageResult;
 
 void vfd_image_result_free(VfdImageResult *r);
