@@ -15,7 +15,9 @@
  * (content-addressed cache), the initramfs staged in-process by
  * vfd_stage_build() (cached by stamp). The scripts are run from the
  * installed data dir (<datadir>/vfiod, same layout as the source tree),
- * else from the source tree of this build. */
+ * else from the source tree of this build. A script step whose inputs and
+ * outputs are as its last successful run left them is answered from its
+ * warm memo in <cache>/warm/ instead (warm.h): no script started. */
 
 /* Where `vfioctl image build` installs the image by default, and where
  * vfiod's [qemu] kernel/initrd/driver_layer point when unset (meson option
