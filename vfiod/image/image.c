@@ -268,8 +268,8 @@ member_string(JsonObject *o, const char *name)
 /* ---- warm memos of the script steps (warm.h) ------------------------------- */
 
 /* This machine's apt state, which the scripts resolve the pins and the
- * host packages against: the package lists, the sources and the
- * configuration, dpkg's status. */
+ * host packages against (apt-cache madison: the package lists, not dpkg's
+ * status): the lists, the sources and the configuration. */
 static void
 add_host_apt_state(VfdWarmInputs *in)
 {
@@ -279,7 +279,6 @@ add_host_apt_state(VfdWarmInputs *in)
   vfd_warm_inputs_add_dir(in, "/etc/apt/sources.list.d", NULL);
   vfd_warm_inputs_add_dir(in, "/etc/apt/apt.conf.d", NULL);
   vfd_warm_inputs_add_dir(in, "/etc/apt/preferences.d", NULL);
-  vfd_warm_inputs_add_file(in, "/var/lib/dpkg/status");
 }
 
 /* The pins file the scripts read: $VFIOD_PINS, else the scripts' pins.env. */
