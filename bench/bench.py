@@ -44,7 +44,7 @@ GROUP_NAMES = {
     4: "daemon footprint (RSS)",
     5: "start-up reconciliation at scale",
     6: "API latency under a hung bind",
-    8: "driver layer build (kernel-modules/build-driver-layer.sh)",
+    8: "driver layer build (kernel-modules/build-driver-layer.sh) and a warm `vfioctl image build --gpu`",
     9: "scale: start-up broken down, create/delete throughput",
 }
 
@@ -914,8 +914,39 @@ class Bench:
             subprocess.run([script, "--out", out, "--cache", cache], check=True, capture_output=True)
             times.append(now() - t0)
         self.fig(8, "driver_warm_s", "driver layer, warm build (cached, no apt, no compile)", median(times), "s",
-                 len(times), "build-driver-layer.sh --cache (key check, symlinks); `vfioctl image build --gpu` is to "
-                 "answer from the same cache in <= 100 ms", times)
+                 len(times), "build-driver-layer.sh --cache (key check, symlinks)", times)
+        # The whole warm `vfioctl image build --gpu` over the same caches (the
+        # guest kernel's and the layer's, linked into one --cache DIR): the
+        # first run after the warm-up answers from the steps' warm memos
+        # (CACHE/warm/: no fetch-kernel.sh, no build-driver-layer.sh), the
+        # initramfs from its stamp, DIR already up to date.
+        icache = os.path.join(self.work, "g8-cache")
+        os.makedirs(icache, exist_ok=True)
+        for name, target in (("kernel", self.cache), ("driver-layer", cache)):
+            if not os.path.lexists(os.path.join(icache, name)):
+                os.symlink(target, os.path.join(icache, name))
+        image = os.path.join(self.work, "g8-image")
+        cmd = [self.vfioctl, "image", "build", "--gpu", "--output", image, "--cache", icache,
+               "--guest-init", self.guest_init, "--json"]
+        r = subprocess.run(cmd, capture_output=True, text=True)  # warm-up: runs the scripts once, keeps their memos
+        if r.returncode != 0:
+            self.error(8, f"vfioctl image build --gpu: exit {r.returncode}: {r.stderr.strip()[-400:]}")
+            return
+        times, steps = [], {}
+        for _ in range(self.args.repeats):
+            t0 = now()
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            times.append(now() - t0)
+            if r.returncode != 0:
+                self.error(8, f"vfioctl image build --gpu: exit {r.returncode}: {r.stderr.strip()[-400:]}")
+                return
+            for k, v in json.loads(r.stdout).get("ms", {}).items():
+                steps.setdefault(k, []).append(v)
+        self.fig(8, "image_build_gpu_warm_ms", "`vfioctl image build --gpu`, warm (kernel, layer and image cached)",
+                 median(times) * 1000, "ms", len(times),
+                 "the client's wall time (vfioctl execs vfioctl-tool); steps' medians: " +
+                 ", ".join(f"{k} {median(v):.0f} ms" for k, v in steps.items()) +
+                 "; goal <= 100 ms", [t * 1000 for t in times])
 
     # ---- 9: create/delete throughput ----------------------------------------------
     def bench_throughput(self):

@@ -17,8 +17,10 @@
 #     driver-layer (BUILD/driver-layer-cache; a cold build needs network):
 #     DIR/driver-layer.erofs is that layer's image (same bytes, a regular
 #     file), image.json names its key and NVIDIA version, the initramfs
-#     also stages erofs, crc32c_generic, drm and video; then a build
-#     without --gpu removes the layer from DIR.
+#     also stages erofs, crc32c_generic, drm and video; a second --gpu
+#     build starts no script (warm memos, issue 17), one after an input of
+#     the layer changed runs the layer's script only; then a build without
+#     --gpu removes the layer from DIR.
 # Usage: image-build.sh BUILD_DIR SOURCE_DIR. Exit 77 when not root.
 set -u
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -157,6 +159,33 @@ else
   [ "$want_ok" = 1 ] && ! grep -q '/nvidia' <<< "$files" &&
     ok "4: the --gpu initramfs stages erofs, crc32c_generic, drm, video (no NVIDIA module: they come from the layer)" ||
     nok "4: --gpu initramfs: $(grep '\.ko' <<< "$files" | tr '\n' ' ')"
+  # warm (issue 17): a second --gpu build answers from the steps' memos in
+  # CACHE/warm/: neither fetch-kernel.sh nor build-driver-layer.sh starts
+  # (each opens its lock file for writing, which sets its mtime), the same
+  # image, nothing copied.
+  locks() { stat -c '%y %n' "$work/cache/kernel/.fetch-kernel.lock" "$lcache/.lock" 2>&1 | tr '\n' ' '; }
+  l1=$(locks)
+  t=$(now_ms)
+  "$vfioctl" image build --gpu --output "$img" --cache "$work/cache" --json > "$work/gpu2.json" 2> "$work/gpu2.err"
+  rc=$? t2=$(($(now_ms) - t))
+  l2=$(locks)
+  [ "$rc" = 0 ] && [ "$l1" = "$l2" ] && [ "$(jq_ "$work/gpu2.json" cached)" = true ] &&
+    [ "$(jq_ "$work/gpu2.json" key)" = "$(jq_ "$img/image.json" key)" ] && [ -s "$work/cache/warm/kernel" ] &&
+    [ -s "$work/cache/warm/driver-layer" ] &&
+    ok "4: second --gpu build: from the warm memos, no script started, cached, $t2 ms (steps $(jq_ "$work/gpu2.json" ms | tr -d ' \n'))" ||
+    nok "4: second --gpu build: exit $rc, locks '$l1' -> '$l2', cached $(jq_ "$work/gpu2.json" cached): $(tail -3 "$work/gpu2.err")"
+  # an input of the layer changed (VFIOD_VERSIONS names another file, with
+  # the same content: the same layer key, nothing in the shared caches
+  # touched): the layer's script runs again, the kernel's does not
+  cp "$src/versions.env" "$work/versions.env"
+  VFIOD_VERSIONS=$work/versions.env "$vfioctl" image build --gpu --output "$img" --cache "$work/cache" --json \
+    > "$work/gpu3.json" 2> "$work/gpu3.err"
+  rc=$?
+  l3=$(locks)
+  [ "$rc" = 0 ] && [ "${l3%% *}" = "${l2%% *}" ] && [ "$l3" != "$l2" ] &&
+    [ "$(jq_ "$work/gpu3.json" key)" = "$(jq_ "$img/image.json" key)" ] &&
+    ok "4: an input of the layer changed: build-driver-layer.sh ran again (its lock written), fetch-kernel.sh did not, same image" ||
+    nok "4: after a changed input: exit $rc, locks '$l2' -> '$l3': $(tail -3 "$work/gpu3.err")"
   "$vfioctl" image build --output "$img" --cache "$work/cache" > "$work/nogpu.out" 2>&1
   rc=$?
   [ "$rc" = 0 ] && [ ! -e "$img/driver-layer.erofs" ] && [ "$(jq_ "$img/image.json" driver_layer)" = null ] &&

@@ -14,7 +14,8 @@
 #     verify accepts the installed unit. Then the unit's own ExecStartPre and
 #     ExecStart lines run as systemd would (this machine has no systemd as
 #     PID 1): the check passes, the daemon reports READY, the installed
-#     vfioctl lists sandboxes as root and as a member of group vfiod, and
+#     vfioctl lists sandboxes as root and as a member of group vfiod, runs
+#     doctor through the installed vfioctl-tool, and
 #     SIGTERM stops it.
 # Usage: deb.sh SOURCE_DIR. Exit 77 when not root or a tool is missing.
 set -u
@@ -63,10 +64,10 @@ missing=()
 for f in ./usr/sbin/vfiod ./usr/bin/vfioctl ./lib/systemd/system/vfiod.service ./usr/lib/sysusers.d/vfiod.conf \
   ./etc/vfiod/vfiod.conf ./usr/share/man/man8/vfiod.8.gz ./usr/share/man/man1/vfioctl.1.gz \
   ./usr/share/man/man5/vfiod.conf.5.gz ./usr/share/bash-completion/completions/vfioctl \
-  ./usr/share/vfiod/pins.env ./usr/libexec/vfiod/guest-init; do
+  ./usr/share/vfiod/pins.env ./usr/libexec/vfiod/guest-init ./usr/libexec/vfiod/vfioctl-tool; do
   grep -qx -- "$f" <<< "$contents" || missing+=("$f")
 done
-[ ${#missing[@]} -eq 0 ] && ok "3: the packages hold the daemon, vfioctl, unit, sysusers entry, conffile, man pages, completion, pins, guest-init" ||
+[ ${#missing[@]} -eq 0 ] && ok "3: the packages hold the daemon, vfioctl, vfioctl-tool, unit, sysusers entry, conffile, man pages, completion, pins, guest-init" ||
   nok "3: missing from the packages: ${missing[*]}"
 dpkg-deb -e "$deb" "$work/control"
 grep -qx /etc/vfiod/vfiod.conf "$work/control/conffiles" && ok "3: /etc/vfiod/vfiod.conf is a conffile" ||
@@ -121,6 +122,10 @@ wait "$np" && grep -q 'READY=1' "$work/notify.log" && step "OK ExecStart ($start
   step "FAIL no READY=1 from vfiod: $(tail -5 "$work/vfiod.log" | tr '\n' ' ')"
 out=$(vfioctl list --json 2>&1) && step "OK the installed vfioctl, as root, lists $(echo "$out" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))') devices through /run/vfiod/vfiod.sock" ||
   step "FAIL vfioctl list: $out"
+# doctor runs in the installed <libexecdir>/vfiod/vfioctl-tool (vfioctl execs it): its checks' lines.
+out=$(vfioctl doctor --json 2>&1)
+[[ $out == *'"check" : "iommu"'* ]] && step "OK the installed vfioctl runs doctor through /usr/libexec/vfiod/vfioctl-tool ($(echo "$out" | grep -c '"check"') checks)" ||
+  step "FAIL vfioctl doctor: $(echo "$out" | head -3 | tr '\n' ' ')"
 out=$(setpriv --reuid=nobody --regid=nogroup --groups="$(getent group vfiod | cut -d: -f3)" vfioctl sandbox list --json 2>&1) &&
   step "OK a process holding group vfiod (uid nobody, not listed in /etc/group: SO_PEERGROUPS) lists sandboxes: $(echo "$out" | tr -d ' \n')" || step "FAIL member: $out"
 out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups vfioctl sandbox list 2>&1) &&

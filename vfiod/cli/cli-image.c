@@ -203,13 +203,8 @@ initramfs_run(VfdCliCall *call, GError **error)
   return VFD_EXIT_OK;
 }
 
-const VfdCliVerb vfd_cli_verb_initramfs_build = {
+const VfdCliVerb vfd_cli_tool_initramfs_build = {
   .name = "initramfs build",
-  .summary = "  initramfs build --guest-init PATH --output PATH   pack a guest initramfs (local, no daemon)\n"
-             "      [--modules-dir DIR] [--module NAME]... [--param MOD:KEY=VAL]... [--gpu [--firmware-dir DIR]]\n"
-             "      [--cache-dir DIR] [--kernel-release R | --pins FILE] [--nvidia-version V | --versions FILE]\n"
-             "                                stage modules (dependencies first, vermagic checked), NVIDIA firmware\n"
-             "                                and /etc/vfiod/manifest; --cache-dir reuses an image by content stamp\n",
   .params = "",
   .args = VFD_CLI_ARGS_NONE_NAMED,
   .local = TRUE,
@@ -342,13 +337,8 @@ image_run(VfdCliCall *call, GError **error)
   return VFD_EXIT_OK;
 }
 
-const VfdCliVerb vfd_cli_verb_image_build = {
+const VfdCliVerb vfd_cli_tool_image_build = {
   .name = "image build",
-  .summary = "  image build [--gpu] --output DIR [--cache DIR] [--guest-init PATH] [--debs DIR]\n"
-             "                                the whole guest (local, no daemon): the pinned kernel, the initramfs\n"
-             "                                and with --gpu the NVIDIA driver layer, cached by content, into DIR\n"
-             "                                (vmlinuz, initramfs, driver-layer.erofs, image.json); vfiod's\n"
-             "                                [qemu] kernel/initrd/driver_layer default to DIR=" VFIOD_IMAGE_DIR "\n",
   .params = "",
   .args = VFD_CLI_ARGS_NONE_NAMED,
   .local = TRUE,

@@ -57,6 +57,11 @@ struct VfdCliVerb {
   const char *params;  /* GOptionContext parameter string of its --help: "", "BDF", "ID" */
   VfdCliArgs args;
   gboolean local;      /* no daemon: run() gets no api */
+  /* Runs in vfioctl-tool (<libexecdir>/vfiod; the verbs that need libarchive,
+   * libkmod, libpci, libnl or libnftables): vfioctl has only this entry's
+   * name and summary and execs the tool with its own argv, which runs the
+   * entry of vfd_cli_tool_verbs[] by the same name. Nothing else is set. */
+  gboolean tool;
   int timeout_ms;      /* the API's call timeout when > 0 (GDBus' default otherwise) */
   gsize opts_size;     /* bytes of the verb's option values (VfdCliCall.opts) */
   /* The verb's options, ending with { NULL }: arg_data is the offset of
@@ -82,13 +87,25 @@ struct VfdCliVerb {
   const char *parse_usage;
 };
 
-/* The verbs, in `vfioctl --help` order (cli.c puts them in its table). */
+/* The verbs, in `vfioctl --help` order (cli.c puts them in its table);
+ * doctor, pool, initramfs build and image build are the tool's
+ * (cli-tool-verbs.c: name and summary only). */
 extern const VfdCliVerb vfd_cli_verb_list, vfd_cli_verb_bind, vfd_cli_verb_release, vfd_cli_verb_open_group,
     vfd_cli_verb_pool,
     vfd_cli_verb_doctor, vfd_cli_verb_capabilities, vfd_cli_verb_reconcile, vfd_cli_verb_sandbox_create,
     vfd_cli_verb_sandbox_list, vfd_cli_verb_sandbox_show, vfd_cli_verb_sandbox_console, vfd_cli_verb_sandbox_delete, vfd_cli_verb_sandbox_stop, vfd_cli_verb_sandbox_start,
     vfd_cli_verb_sandbox_watch,
     vfd_cli_verb_initramfs_build, vfd_cli_verb_image_build;
+
+/* The tool verbs' implementations (cli-tool.c, linked into vfioctl-tool
+ * only), NULL-terminated; each has the name of a tool entry of the table. */
+extern const VfdCliVerb *const vfd_cli_tool_verbs[];
+
+/* vfioctl's main with its global options; a tool verb is run from
+ * @tool_verbs (NULL: vfioctl-tool is exec'd with @argv, and this returns
+ * only when that fails: VFD_EXIT_FAILED, said on stderr). Returns the exit
+ * status. */
+int vfd_cli_run(int argc, char **argv, const VfdCliVerb *const *tool_verbs);
 
 /* Prints "vfioctl: <message>" and "Try 'vfioctl --help'." to stderr;
  * returns VFD_EXIT_USAGE. */

@@ -4,6 +4,7 @@
  * helpers the verbs share (cli-private.h). */
 #include "cli-private.h"
 
+#include <errno.h>
 #include <gio/gunixsocketaddress.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -508,10 +509,53 @@ vfd_cli_connect(const char *socket_path, GError **error)
   return connect_api(&cli, error);
 }
 
+char *
+vfd_cli_tool_path(void)
+{
+  g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+
+  if (self) {
+    g_autofree char *dir = g_path_get_dirname(self);
+    g_autofree char *next = g_build_filename(dir, "vfioctl-tool", NULL);
+
+    if (g_file_test(next, G_FILE_TEST_IS_REGULAR) && access(next, X_OK) == 0)
+      return g_steal_pointer(&next);
+  }
+  return g_build_filename(VFIOD_LIBEXECDIR, "vfioctl-tool", NULL);
+}
+
+/* Runs @verb: here, or, a tool verb, from @tool_verbs, else by exec'ing
+ * vfioctl-tool with the whole command line @full_argv (it parses it
+ * again and comes to the same verb). */
+static int
+dispatch(Cli *cli, const VfdCliVerb *verb, int argc, char **argv, const VfdCliVerb *const *tool_verbs,
+         char **full_argv)
+{
+  g_autofree char *tool = NULL;
+  int e;
+
+  if (!verb->tool)
+    return run_verb(cli, verb, argc, argv);
+  if (tool_verbs) {
+    for (const VfdCliVerb *const *t = tool_verbs; *t; t++)
+      if (g_str_equal((*t)->name, verb->name))
+        return run_verb(cli, *t, argc, argv);
+    fprintf(stderr, "vfioctl: internal error: this vfioctl-tool has no '%s'\n", verb->name);
+    return VFD_EXIT_FAILED;
+  }
+  tool = vfd_cli_tool_path();
+  fflush(stdout);
+  execv(tool, full_argv);
+  e = errno;
+  fprintf(stderr, "vfioctl: %s runs in %s, which cannot be run: %s\n", verb->name, tool, g_strerror(e));
+  return VFD_EXIT_FAILED;
+}
+
 int
-vfd_cli_main(int argc, char **argv)
+vfd_cli_run(int argc, char **argv, const VfdCliVerb *const *tool_verbs)
 {
   Cli cli = { .socket_path = g_getenv("VFIOD_SOCKET") };
+  char **full_argv = argv;
   int i = 1;
 
   /* Registers org.vfiod.Error.* so remote errors map back to VFD_ERROR. */
@@ -552,15 +596,21 @@ vfd_cli_main(int argc, char **argv)
     for (gsize v = 0; argc >= 2 && v < G_N_ELEMENTS(verbs); v++)
       if (g_str_has_prefix(verbs[v]->name, groups[g].name) && verbs[v]->name[len] == ' ' &&
           g_str_equal(verbs[v]->name + len + 1, argv[1]))
-        return run_verb(&cli, verbs[v], argc - 1, argv + 1);
+        return dispatch(&cli, verbs[v], argc - 1, argv + 1, tool_verbs, full_argv);
     if (argc >= 2 && groups[g].names_unknown)
       return vfd_cli_usage_error("unknown %s subcommand '%s'", groups[g].name, argv[1]);
     return vfd_cli_usage_error("%s needs a subcommand: %s", groups[g].name, groups[g].subcommands);
   }
   for (gsize v = 0; v < G_N_ELEMENTS(verbs); v++)
     if (g_str_equal(argv[0], verbs[v]->name))
-      return run_verb(&cli, verbs[v], argc, argv);
+      return dispatch(&cli, verbs[v], argc, argv, tool_verbs, full_argv);
   if (g_str_equal(argv[0], "help"))
     return print_usage(), VFD_EXIT_OK;
   return vfd_cli_usage_error("unknown command '%s'", argv[0]);
+}
+
+int
+vfd_cli_main(int argc, char **argv)
+{
+  return vfd_cli_run(argc, argv, NULL);
 }

@@ -274,12 +274,8 @@ pool_run(VfdCliCall *call, GError **error)
   return pool_install_boot(config, o->root ? o->root : "/");
 }
 
-const VfdCliVerb vfd_cli_verb_pool = {
+const VfdCliVerb vfd_cli_tool_pool = {
   .name = "pool",
-  .summary = "  pool status [--fix] [--config FILE]   the pool's functions, their drivers, those not in place\n"
-             "                                (local; --fix: vfiod rebinds them; exit 1 when any is not in place)\n"
-             "  pool install-boot [--root DIR] [--config FILE]   write the boot configuration binding the pool\n"
-             "                                before host drivers (udev rule, modprobe.d softdeps)\n",
   .params = "status|install-boot",
   .args = VFD_CLI_ARGS_ANY,
   .local = TRUE,

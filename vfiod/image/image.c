@@ -10,6 +10,7 @@
 
 #include "pins.h"
 #include "stage.h"
+#include "warm.h"
 
 const char *const vfd_image_modules[] = {
   "virtio_mmio", "virtio_pci", "virtio_net", "vmw_vsock_virtio_transport", "virtio_blk", "ext4",
@@ -264,6 +265,136 @@ member_string(JsonObject *o, const char *name)
   return json_object_get_string_member_with_default(o, name, NULL);
 }
 
+/* ---- warm memos of the script steps (warm.h) ------------------------------- */
+
+/* This machine's apt state, which the scripts resolve the pins and the
+ * host packages against (apt-cache madison: the package lists, not dpkg's
+ * status): the lists, the sources and the configuration. */
+static void
+add_host_apt_state(VfdWarmInputs *in)
+{
+  vfd_warm_inputs_add_value(in, "APT_CONFIG", g_getenv("APT_CONFIG"));
+  vfd_warm_inputs_add_dir(in, "/var/lib/apt/lists", "_Packages");
+  vfd_warm_inputs_add_file(in, "/etc/apt/sources.list");
+  vfd_warm_inputs_add_dir(in, "/etc/apt/sources.list.d", NULL);
+  vfd_warm_inputs_add_dir(in, "/etc/apt/apt.conf.d", NULL);
+  vfd_warm_inputs_add_dir(in, "/etc/apt/preferences.d", NULL);
+}
+
+/* The pins file the scripts read: $VFIOD_PINS, else the scripts' pins.env. */
+static char *
+pins_file(const VfdImageRequest *req)
+{
+  const char *env = g_getenv("VFIOD_PINS");
+
+  return env && *env ? g_strdup(env) : g_build_filename(req->scripts_dir, "pins.env", NULL);
+}
+
+/* What fetch-kernel.sh's answer depends on: itself, archive.sh, the pins,
+ * the apt state (the pins resolve against it) and where it keeps the
+ * kernel. Its outputs (kernel.env, vmlinuz, modules.dep) are the memo's. */
+static VfdWarmInputs *
+kernel_inputs(const VfdImageRequest *req, const char *kcache, const char *fetch)
+{
+  g_autoptr(VfdWarmInputs) in = vfd_warm_inputs_new("kernel");
+  g_autofree char *archive = g_build_filename(req->scripts_dir, "scripts", "archive.sh", NULL);
+  g_autofree char *pins = pins_file(req);
+
+  vfd_warm_inputs_add_value(in, "cache", kcache);
+  vfd_warm_inputs_add_value(in, "VFIOD_PINS", g_getenv("VFIOD_PINS"));
+  vfd_warm_inputs_add_value(in, "VFIOD_APT_NO_UPDATE", g_getenv("VFIOD_APT_NO_UPDATE"));
+  vfd_warm_inputs_add_file(in, fetch);
+  vfd_warm_inputs_add_file(in, archive);
+  vfd_warm_inputs_add_file(in, pins);
+  add_host_apt_state(in);
+  return g_steal_pointer(&in);
+}
+
+/* What build-driver-layer.sh's answer depends on (its header: the key is
+ * over the kernel, the versions, the packages' versions and .debs, the
+ * patches and the scripts; the package resolution over the package
+ * lists): its arguments and environment, every file of kernel-modules/
+ * and its patches/, archive.sh, versions.env, the kernel's pins
+ * (@kernel_env), this machine's apt state, the private apt lists (or the
+ * --debs directory). */
+static VfdWarmInputs *
+layer_inputs(const VfdImageRequest *req, const char *lcache, const char *lout, const char *kernel_env)
+{
+  g_autoptr(VfdWarmInputs) in = vfd_warm_inputs_new("driver-layer");
+  g_autofree char *km = g_build_filename(req->scripts_dir, "kernel-modules", NULL);
+  g_autofree char *patches = g_build_filename(km, "patches", NULL);
+  g_autofree char *archive = g_build_filename(req->scripts_dir, "scripts", "archive.sh", NULL);
+  const char *venv = g_getenv("VFIOD_VERSIONS");
+  g_autofree char *versions = venv && *venv ? g_strdup(venv) : g_build_filename(req->scripts_dir, "versions.env", NULL);
+
+  vfd_warm_inputs_add_value(in, "out", lout);
+  vfd_warm_inputs_add_value(in, "cache", lcache);
+  vfd_warm_inputs_add_value(in, "debs", req->debs_dir);
+  vfd_warm_inputs_add_value(in, "VFIOD_VERSIONS", venv);
+  vfd_warm_inputs_add_value(in, "VFIOD_NVIDIA_MIRROR", g_getenv("VFIOD_NVIDIA_MIRROR"));
+  vfd_warm_inputs_add_value(in, "VFIOD_APT_NO_UPDATE", g_getenv("VFIOD_APT_NO_UPDATE"));
+  vfd_warm_inputs_add_file(in, kernel_env);
+  vfd_warm_inputs_add_file(in, versions);
+  vfd_warm_inputs_add_file(in, archive);
+  vfd_warm_inputs_add_dir(in, km, NULL);
+  vfd_warm_inputs_add_dir(in, patches, NULL);
+  add_host_apt_state(in);
+  if (req->debs_dir) {
+    vfd_warm_inputs_add_dir(in, req->debs_dir, NULL);
+  } else {
+    g_autofree char *apt = g_build_filename(lcache, "apt", NULL);
+    g_autofree char *lists = g_build_filename(apt, "lists", NULL);
+    g_autofree char *sources = g_build_filename(apt, "sources.list", NULL);
+    g_autofree char *stamp = g_build_filename(apt, "lists.stamp", NULL);
+    vfd_warm_inputs_add_dir(in, lists, "_Packages");
+    vfd_warm_inputs_add_file(in, sources);
+    vfd_warm_inputs_add_file(in, stamp);
+  }
+  return g_steal_pointer(&in);
+}
+
+/* When the layer's memo must expire: build-driver-layer.sh refreshes its
+ * private package lists (apt-get update) once they are a day old
+ * (nvidia-apt.sh, lists.stamp), so the answer holds until then; 0 (never)
+ * with --debs or VFIOD_APT_NO_UPDATE=1; -1 when there is no stamp (no
+ * memo). */
+static gint64
+layer_expiry(const VfdImageRequest *req, const char *lcache)
+{
+  g_autofree char *stamp = g_build_filename(lcache, "apt", "lists.stamp", NULL);
+  struct stat st;
+
+  if (req->debs_dir || g_strcmp0(g_getenv("VFIOD_APT_NO_UPDATE"), "1") == 0)
+    return 0;
+  if (stat(stamp, &st) < 0)
+    return -1;
+  return (gint64) st.st_mtime + 24 * 3600;
+}
+
+/* The files a layer answer (build-driver-layer.sh --json) names: OUT's
+ * links and what they point to in CACHE/KEY, and CACHE/KEY/complete. */
+static GPtrArray *
+layer_outputs(JsonObject *layer)
+{
+  static const char *const links[] = { "image", "tree", "manifest", "modules_dir", "firmware_dir" };
+  GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+  const char *res = json_object_get_string_member_with_default(layer, "cache", NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS(links); i++) {
+    const char *p = json_object_get_string_member_with_default(layer, links[i], NULL);
+    char *real = p ? realpath(p, NULL) : NULL;
+    if (p)
+      g_ptr_array_add(out, g_strdup(p));
+    if (real)
+      g_ptr_array_add(out, g_strdup(real));
+    free(real);
+  }
+  if (res)
+    g_ptr_array_add(out, g_build_filename(res, "complete", NULL));
+  g_ptr_array_add(out, NULL);
+  return out;
+}
+
 gboolean
 vfd_image_build(const VfdImageRequest *req, VfdImageResult **ret, GError **error)
 {
@@ -276,6 +407,8 @@ vfd_image_build(const VfdImageRequest *req, VfdImageResult **ret, GError **error
   g_autofree char *vmlinuz = g_build_filename(kcache, "vmlinuz", NULL);
   g_autofree char *fetch = g_build_filename(req->scripts_dir, "tests", "lab", "fetch-kernel.sh", NULL);
   g_autofree char *layer_sh = g_build_filename(req->scripts_dir, "kernel-modules", "build-driver-layer.sh", NULL);
+  g_autofree char *kmemo = g_build_filename(req->cache_dir, "warm", "kernel", NULL);
+  g_autofree char *lmemo = g_build_filename(req->cache_dir, "warm", "driver-layer", NULL);
   g_autofree char *dir = NULL, *modules_dir = NULL, *layer_json = NULL, *layer_image = NULL;
   g_autofree char *ksha = NULL, *key = NULL;
   g_autoptr(GHashTable) kpins = NULL;
@@ -307,9 +440,23 @@ vfd_image_build(const VfdImageRequest *req, VfdImageResult **ret, GError **error
    * (apt-get download + dpkg -x) unless cached */
   t = g_get_monotonic_time();
   {
-    const char *argv[] = { fetch, kcache, NULL };
-    if (!run_script("the guest kernel", argv, NULL, req->quiet, NULL, error))
-      return FALSE;
+    g_autoptr(VfdWarmInputs) in = kernel_inputs(req, kcache, fetch);
+    struct stat st;
+
+    /* warm: the same inputs, the same kernel.env, vmlinuz and modules.dep
+     * as after the last run: its answer (vmlinuz's SHA-256), no script */
+    ksha = vfd_warm_load(kmemo, vfd_warm_inputs_fingerprint(in));
+    if (ksha && (stat(vmlinuz, &st) < 0 || !S_ISREG(st.st_mode)))
+      g_clear_pointer(&ksha, g_free);
+    if (ksha) {
+      sizes[0] = st.st_size;
+      res->warm_kernel = TRUE;
+    } else {
+      const char *argv[] = { fetch, kcache, NULL };
+      vfd_warm_forget(kmemo);
+      if (!run_script("the guest kernel", argv, NULL, req->quiet, NULL, error))
+        return FALSE;
+    }
   }
   if (!vfd_pins_load(kernel_env, &kpins, error))
     return FALSE;
@@ -318,8 +465,19 @@ vfd_image_build(const VfdImageRequest *req, VfdImageResult **ret, GError **error
     return FALSE;
   kversion = g_hash_table_lookup(kpins, "GUEST_KERNEL_VERSION");
   modules_dir = g_build_filename(kcache, "modules", release, NULL);
-  if (!(ksha = file_sha256(vmlinuz, &sizes[0], error)))
-    return FALSE;
+  if (!ksha) {
+    g_autoptr(VfdWarmInputs) in = kernel_inputs(req, kcache, fetch);
+    g_autofree char *dep = g_build_filename(modules_dir, "modules.dep", NULL);
+    const char *outputs[] = { kernel_env, vmlinuz, dep, NULL };
+    g_autoptr(GError) werr = NULL;
+
+    if (!(ksha = file_sha256(vmlinuz, &sizes[0], error)))
+      return FALSE;
+    /* after the run: the state it left is what the next run compares */
+    if (!vfd_warm_store(kmemo, vfd_warm_inputs_fingerprint(in), 0, outputs, ksha, &werr) && !req->quiet)
+      fprintf(stderr, "vfioctl: note: no warm memo of the guest kernel (the next build runs its script): %s\n",
+              werr->message);
+  }
   res->ms_kernel = ms_since(t);
 
   /* 2. the driver layer, for the same kernel (VFIOD_PINS = what was fetched) */
@@ -334,8 +492,16 @@ vfd_image_build(const VfdImageRequest *req, VfdImageResult **ret, GError **error
       argv[7] = req->debs_dir;
     }
     t = g_get_monotonic_time();
-    if (!run_script("the NVIDIA driver layer", argv, kernel_env, req->quiet, &layer_json, error))
-      return FALSE;
+    {
+      g_autoptr(VfdWarmInputs) in = layer_inputs(req, lcache, lout, kernel_env);
+      layer_json = vfd_warm_load(lmemo, vfd_warm_inputs_fingerprint(in));
+    }
+    res->warm_layer = layer_json != NULL;
+    if (!layer_json) {
+      vfd_warm_forget(lmemo);
+      if (!run_script("the NVIDIA driver layer", argv, kernel_env, req->quiet, &layer_json, error))
+        return FALSE;
+    }
     if (!json_parser_load_from_data(lparser, layer_json, -1, NULL) ||
         !JSON_NODE_HOLDS_OBJECT(root = json_parser_get_root(lparser))) {
       g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "the NVIDIA driver layer: %s --json printed no JSON object",
@@ -365,6 +531,20 @@ vfd_image_build(const VfdImageRequest *req, VfdImageResult **ret, GError **error
       }
       sizes[2] = st.st_size;
       names[2] = VFD_IMAGE_DRIVER_LAYER;
+    }
+    if (!res->warm_layer) {
+      /* the state the run left: the next run's inputs compare to it */
+      g_autoptr(VfdWarmInputs) in = layer_inputs(req, lcache, lout, kernel_env);
+      g_autoptr(GPtrArray) outputs = layer_outputs(layer);
+      g_autoptr(GError) werr = NULL;
+      gint64 expires = layer_expiry(req, lcache);
+
+      if (expires >= 0 &&
+          !vfd_warm_store(lmemo, vfd_warm_inputs_fingerprint(in), expires, (const char *const *) outputs->pdata,
+                          layer_json, &werr) &&
+          !req->quiet)
+        fprintf(stderr, "vfioctl: note: no warm memo of the driver layer (the next build runs its script): %s\n",
+                werr->message);
     }
     res->ms_layer = ms_since(t);
   }

@@ -15,7 +15,9 @@
  * (content-addressed cache), the initramfs staged in-process by
  * vfd_stage_build() (cached by stamp). The scripts are run from the
  * installed data dir (<datadir>/vfiod, same layout as the source tree),
- * else from the source tree of this build. */
+ * else from the source tree of this build. A script step whose inputs and
+ * outputs are as its last successful run left them is answered from its
+ * warm memo in <cache>/warm/ instead (warm.h): no script started. */
 
 /* Where `vfioctl image build` installs the image by default, and where
  * vfiod's [qemu] kernel/initrd/driver_layer point when unset (meson option
@@ -58,6 +60,8 @@ typedef struct {
   gint64 ms_initramfs;
   gint64 ms_install;
   gint64 ms_total;
+  gboolean warm_kernel; /* the kernel step answered from its warm memo (warm.h): no fetch-kernel.sh */
+  gboolean warm_layer;  /* the layer step answered from its warm memo: no build-driver-layer.sh */
 } VfdImageResult;
 
 void vfd_image_result_free(VfdImageResult *r);
