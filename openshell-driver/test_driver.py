@@ -160,18 +160,102 @@ class Options(unittest.TestCase, Raises):
         self.assertNotIn("files", d.sandbox_options(sandbox()))
 
     def test_image_dir(self):
+        ref = "ghcr.io/nvidia/sandbox:1.0@sha256:ab"
         with tempfile.TemporaryDirectory() as tmp:
-            name = d.image_file_name("ghcr.io/nvidia/sandbox:1.0@sha256:ab")
+            name = d.image_file_name(ref)
             self.assertEqual(name, "ghcr.io_nvidia_sandbox_1.0_sha256_ab.img")
+            self.assertEqual(d.image_file_name("../../etc/passwd"), ".._.._etc_passwd.img")  # never a path
             self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, ["no prepared root disk", name], d.sandbox_options,
-                              sandbox(spec__template__image="ghcr.io/nvidia/sandbox:1.0@sha256:ab"), tmp)
-            open(os.path.join(tmp, name), "w").close()
-            o = d.sandbox_options(sandbox(spec__template__image="ghcr.io/nvidia/sandbox:1.0@sha256:ab"), tmp)
-            self.assertEqual(o["disk"], ("s", os.path.join(tmp, name)))
+                              sandbox(spec__template__image=ref), tmp)
+            path = os.path.join(tmp, name)
+            open(path, "w").close()
+            root = {"role": ("s", "root"), "path": ("s", path), "read_only": ("b", True)}
+            # the image is read-only (shared by every sandbox of it); no
+            # overlay given: vfiod puts the writable layer on a tmpfs
+            o = d.sandbox_options(sandbox(spec__template__image=ref), tmp)
+            self.assertEqual(o["disks"], ("aa{sv}", [root]))
+            self.assertNotIn("disk", o)
+            o = d.sandbox_options(sandbox(spec__template__image=ref), tmp, "", "/ov/x.ext4")
+            self.assertEqual(o["disks"], ("aa{sv}", [root, {"role": ("s", "overlay"), "path": ("s", "/ov/x.ext4")}]))
             # the default image stands in for a template without one
-            o = d.sandbox_options(sandbox(), tmp, "ghcr.io/nvidia/sandbox:1.0@sha256:ab")
-            self.assertEqual(o["disk"], ("s", os.path.join(tmp, name)))
-            self.assertNotIn("disk", d.sandbox_options(sandbox(), tmp))
+            o = d.sandbox_options(sandbox(), tmp, ref)
+            self.assertEqual(o["disks"], ("aa{sv}", [root]))
+            # no image: no disks, and no overlay either
+            self.assertNotIn("disks", d.sandbox_options(sandbox(), tmp, "", "/ov/x.ext4"))
+            # a symbolic link is refused here (vfiod opens none)
+            os.rename(path, path + ".real")
+            os.symlink(path + ".real", path)
+            self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, ["not a regular file"], d.sandbox_options,
+                              sandbox(spec__template__image=ref), tmp)
+
+    def test_size(self):
+        for text, want in (("4G", 4 * 10**9), ("4Gi", 4 * 2**30), ("512Mi", 512 * 2**20), ("20M", 20 * 10**6),
+                           ("20000K", 2 * 10**7), ("20000k", 2 * 10**7), ("16384Ki", 16 * 2**20), ("1Ti", 2**40),
+                           ("16777216", 16 * 2**20), ("16Ti", 16 * 2**40)):
+            self.assertEqual(d.parse_size(text), want, text)
+        for text in ("", "4", "4GB", "4g", "1.5G", "-4G", "4 G", "G", "15Mi", "17Ti", "0x10M", "4Gib"):
+            with self.assertRaises(ValueError, msg=text):
+                d.parse_size(text)
+
+
+class OverlayDisks(unittest.TestCase, Raises):
+    def setUp(self):
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
+        self.dir = os.path.join(tmp, "overlays")
+        os.mkdir(self.dir)
+        mkfs = __import__("shutil").which("mkfs.ext4", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        self.assertIsNotNone(mkfs, "mkfs.ext4 (e2fsprogs)")
+        self.ov = d.Overlays(self.dir, 16 * 2**20, mkfs)
+
+    def test_ensure(self):
+        path, created = self.ov.ensure(UUID)
+        self.assertEqual((path, created), (os.path.join(self.dir, UUID + ".ext4"), True))
+        st = os.lstat(path)
+        self.assertEqual((stat.S_IMODE(st.st_mode), st.st_size, st.st_uid), (0o600, 16 * 2**20, os.geteuid()))
+        self.assertLess(st.st_blocks * 512, st.st_size)  # sparse
+        with open(path, "rb") as f:
+            f.seek(1024 + 0x38)
+            self.assertEqual(f.read(2), b"\x53\xef")  # the ext2/3/4 superblock's magic
+        self.assertEqual(os.listdir(self.dir), [UUID + ".ext4"])  # no temporary file left
+        # never formatted again: the same file, its contents kept
+        with open(path, "r+b") as f:
+            f.seek(8 * 2**20)
+            f.write(b"written by the workload")
+        self.assertEqual(self.ov.ensure(UUID), (path, False))
+        self.assertEqual(os.lstat(path).st_ino, st.st_ino)
+        with open(path, "rb") as f:
+            f.seek(8 * 2**20)
+            self.assertEqual(f.read(23), b"written by the workload")
+        self.assertEqual(self.ov.existing(UUID), path)
+        self.assertIsNone(self.ov.existing("other"))
+        self.assertTrue(self.ov.remove(UUID))
+        self.assertFalse(self.ov.remove(UUID))
+        self.assertEqual(os.listdir(self.dir), [])
+
+    def test_symlink_refused(self):
+        target = os.path.join(os.path.dirname(self.dir), "elsewhere")
+        open(target, "w").close()
+        os.symlink(target, os.path.join(self.dir, UUID + ".ext4"))
+        self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, ["not a regular file"], self.ov.ensure, UUID)
+        self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, ["not a regular file"], self.ov.existing, UUID)
+        self.assertFalse(self.ov.remove(UUID))  # left alone
+        self.assertTrue(os.path.islink(os.path.join(self.dir, UUID + ".ext4")))
+        self.assertEqual(os.path.getsize(target), 0)  # never written through the link
+
+    def test_mkfs_fails(self):
+        ov = d.Overlays(self.dir, 16 * 2**20, "/bin/false")
+        self.assert_error(grpc.StatusCode.INTERNAL, ["/bin/false exited 1"], ov.ensure, UUID)
+        self.assertEqual(os.listdir(self.dir), [])  # nothing half made
+
+    def test_not_writable(self):
+        self.ov.check_writable()
+        gone = d.Overlays(self.dir + "-gone", 16 * 2**20, "/bin/true")
+        self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, ["--overlay-dir", "No such file"], gone.check_writable)
+        self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, ["--overlay-dir", "No such file"], gone.ensure, UUID)
+        os.chmod(self.dir, 0o500)
+        if os.geteuid() != 0:  # (root may create files anywhere)
+            self.assert_error(grpc.StatusCode.FAILED_PRECONDITION, ["cannot create files"], self.ov.check_writable)
 
 
 class Variant(unittest.TestCase):
@@ -203,18 +287,45 @@ class Variant(unittest.TestCase):
 
 
 class States(unittest.TestCase):
-    def cond(self, v):
-        conds, deleting = d.sandbox_conditions(v)
+    def cond(self, v, kind=None):
+        conds, deleting = d.sandbox_conditions(v, kind)
         self.assertEqual(len(conds), 1)
         c = conds[0]
         return c.type, c.status, c.reason, c.message, deleting
+
+    def phase(self, v, kind=None):
+        """The phase upstream's gateway derives (openshell-server,
+        compute/mod.rs derive_phase at 2f7fb655: deleting; Suspended True;
+        else Ready True/False, a False with a reason outside its transient
+        list being an error)."""
+        conds, deleting = d.sandbox_conditions(v, kind)
+        if deleting:
+            return "Deleting"
+        if any(c.type == "Suspended" and c.status == "True" for c in conds):
+            return "Stopped"
+        transient = ("reconcilererror", "dependenciesnotready", "supervisornotconnected", "starting",
+                     "containerstarting", "containercreated", "healthcheckstarting", "inspectfailed")
+        for c in conds:
+            if c.type == "Ready":
+                if c.status == "True":
+                    return "Ready"
+                if c.status == "False" and c.reason.lower() not in transient:
+                    return "Error"
+                return "Provisioning"
+        return "Provisioning"
 
     def test_states(self):
         self.assertEqual(self.cond({"state": "creating"})[:3] + (False,), ("Ready", "False", "Starting", False))
         self.assertEqual(self.cond({"state": "running", "ready": False})[1:3], ("False", "Starting"))
         self.assertEqual(self.cond({"state": "running", "ready": True})[1:3], ("True", "Ready"))
-        t = self.cond({"state": "stopping"})
-        self.assertEqual((t[2], t[4]), ("Deleting", True))
+        # stopping: only a delete is "deleting"; a stop (or an unknown
+        # cause) is Ready Unknown, which the gateway keeps as its Stopping
+        t = self.cond({"state": "stopping"}, "delete")
+        self.assertEqual((t[1], t[2], t[4]), ("False", "Deleting", True))
+        for kind in ("stop", "qemu-exited", None):
+            t = self.cond({"state": "stopping"}, kind)
+            self.assertEqual((t[1], t[2], t[4]), ("Unknown", "Stopping", False), kind)
+        self.assertIn("StopSandbox", self.cond({"state": "stopping"}, "stop")[3])
         t = self.cond({"state": "exited", "workload_exit_status": 3})
         self.assertEqual(t[2:4], ("WorkloadExited", "the workload exited with status 3"))
         t = self.cond({"state": "exited", "workload_exit_status": 0, "workload_signal": 9})
@@ -222,8 +333,23 @@ class States(unittest.TestCase):
         t = self.cond({"state": "failed", "failure_reason": "workload /x: No such file"})
         self.assertEqual(t[2:4], ("Failed", "guest set-up failed: workload /x: No such file"))
         self.assertEqual(self.cond({"state": "failed", "exit_status": 1})[3], "QEMU failed (exit status 1)")
-        self.assertEqual(self.cond({"state": "stopped"})[1:3], ("False", "Stopped"))
+        conds, deleting = d.sandbox_conditions({"state": "stopped"})
+        self.assertEqual([(c.type, c.status, c.reason) for c in conds],
+                         [("Ready", "False", "Stopped"), ("Suspended", "True", "Stopped")])
+        self.assertIn("disks are kept", conds[0].message)
+        self.assertFalse(deleting)
         self.assertEqual(self.cond({"state": "weird"})[1:3], ("Unknown", "UnknownState"))
+
+    def test_gateway_phases(self):
+        for v, kind, want in (({"state": "creating"}, None, "Provisioning"),
+                              ({"state": "running", "ready": True}, None, "Ready"),
+                              ({"state": "stopping"}, "stop", "Provisioning"),
+                              ({"state": "stopping"}, None, "Provisioning"),
+                              ({"state": "stopping"}, "delete", "Deleting"),
+                              ({"state": "stopped"}, None, "Stopped"),
+                              ({"state": "exited", "workload_exit_status": 1}, None, "Error"),
+                              ({"state": "failed"}, None, "Error")):
+            self.assertEqual(self.phase(v, kind), want, (v, kind))
 
     def test_driver_sandbox(self):
         v = {"id": "sb-abc", "name": UUID, "state": "running", "ready": True,
@@ -296,7 +422,7 @@ class SocketPath(unittest.TestCase):
 
 
 class FakeVfiod:
-    """GetSandbox/ListSandboxes/DeleteSandbox over a dict."""
+    """GetSandbox/ListSandboxes/Stop/Start/DeleteSandbox over a dict."""
 
     class GLib:
         @staticmethod
@@ -306,6 +432,12 @@ class FakeVfiod:
     def __init__(self, sandboxes):
         self.sandboxes = sandboxes
         self.deleted = []
+        self.calls = []
+        self.errors = {}  # method -> vfiod error name it answers
+        self.options = []  # (method, options) of each CreateSandbox/ValidateSandbox
+
+    def options_variant(self, opts):
+        return opts
 
     def get(self, ident):
         for v in self.sandboxes:
@@ -317,8 +449,33 @@ class FakeVfiod:
         return self.sandboxes
 
     def call(self, method, args=None, reply=None):
-        assert method == "DeleteSandbox"
+        self.calls.append((method, args[0] if isinstance(args, tuple) else None))
+        if method in self.errors:
+            raise d.map_vfiod_error("org.vfiod.Error." + self.errors[method], f"{method} refused")
+        if method in ("CreateSandbox", "ValidateSandbox"):
+            opts = args  # options_variant() below: the options as they are
+            self.options.append((method, opts))
+            if method == "ValidateSandbox":
+                return ({"valid": True},)
+            name = opts["name"][1]
+            for v in self.sandboxes:
+                if v.get("name") == name:
+                    return (v,)
+            v = vsb(f"sb-{len(self.sandboxes) + 10}", name, "running", opts["labels"][1].get("openshell/name", ""))
+            self.sandboxes.append(v)
+            return (v,)
         v = self.get(args[0])
+        if method == "StopSandbox":
+            if v["state"] == "creating":
+                raise d.map_vfiod_error("org.vfiod.Error.Busy", f"sandbox {v['id']} is being created")
+            if v["state"] in ("running", "stopping"):
+                v["state"] = "stopped"
+            return (v,)
+        if method == "StartSandbox":
+            if v["state"] in ("stopped", "exited", "failed"):
+                v["state"], v["ready"] = "running", False
+            return (v,)
+        assert method == "DeleteSandbox", method
         self.sandboxes.remove(v)
         self.deleted.append(v["id"])
         return ()
@@ -354,13 +511,103 @@ class Rpcs(unittest.TestCase, Raises):
 
     def test_stop_start(self):
         S = grpc.StatusCode
-        self.assert_error(S.UNIMPLEMENTED, ["no Stop", "issue 15 item 8"], self.drv.StopSandbox,
-                          pb.StopSandboxRequest(sandbox_id="aaa"), None)
-        self.drv.StopSandbox(pb.StopSandboxRequest(sandbox_id="bbb"), None)  # exited: already stopped
-        self.drv.StartSandbox(pb.StartSandboxRequest(sandbox_id="aaa"), None)  # running: already started
-        self.assert_error(S.FAILED_PRECONDITION, ["exited", "no Start"], self.drv.StartSandbox,
-                          pb.StartSandboxRequest(sandbox_id="bbb"), None)
+        self.drv.StopSandbox(pb.StopSandboxRequest(sandbox_id="aaa"), None)
+        self.assertEqual(self.v.calls[-1], ("StopSandbox", "sb-1"))
+        r = self.drv.GetSandbox(pb.GetSandboxRequest(sandbox_id="aaa"), None)
+        self.assertEqual([(c.type, c.status, c.reason) for c in r.sandbox.status.conditions],
+                         [("Ready", "False", "Stopped"), ("Suspended", "True", "Stopped")])
+        self.assertEqual(self.drv.watchers.stop_kinds, {})  # the stop's mark is gone with the call
+        self.drv.StopSandbox(pb.StopSandboxRequest(sandbox_id="aaa"), None)  # stopped: vfiod answers as it is
+        self.drv.StartSandbox(pb.StartSandboxRequest(sandbox_name="one"), None)
+        self.assertEqual(self.v.calls[-1], ("StartSandbox", "sb-1"))
+        r = self.drv.GetSandbox(pb.GetSandboxRequest(sandbox_id="aaa"), None)
+        self.assertEqual(r.sandbox.status.conditions[0].reason, "Starting")
+        self.drv.StartSandbox(pb.StartSandboxRequest(sandbox_id="bbb"), None)  # exited: vfiod starts it again
+        self.assertEqual(self.v.calls[-1], ("StartSandbox", "sb-2"))
+        # creating: the start asked for is under way; no call
+        n = len(self.v.calls)
+        self.v.sandboxes.append(vsb("sb-4", "ddd", "creating"))
+        self.drv.StartSandbox(pb.StartSandboxRequest(sandbox_id="ddd"), None)
+        self.assertEqual(len(self.v.calls), n)
+        # vfiod's Busy (a create/start/stop/delete under way): UNAVAILABLE, retry
+        self.assert_error(S.UNAVAILABLE, ["vfiod: Busy", "being created"], self.drv.StopSandbox,
+                          pb.StopSandboxRequest(sandbox_id="ddd"), None)
+        self.v.errors["StartSandbox"] = "Failed"  # e.g. vfiod restarted since the create
+        self.v.sandboxes[0]["state"] = "stopped"
+        self.assert_error(S.INTERNAL, ["vfiod: Failed"], self.drv.StartSandbox,
+                          pb.StartSandboxRequest(sandbox_id="aaa"), None)
         self.assert_error(S.NOT_FOUND, [], self.drv.StopSandbox, pb.StopSandboxRequest(sandbox_id="zzz"), None)
+        self.assert_error(S.NOT_FOUND, [], self.drv.StartSandbox, pb.StartSandboxRequest(sandbox_id="ccc"), None)
+        self.assertNotIn(("StartSandbox", "sb-3"), self.v.calls)  # not the driver's: untouched
+
+    def test_stop_kind_from_events(self):
+        w = self.drv.watchers
+        w.vfiod = self.v
+        self.v.sandboxes[0]["state"] = "stopping"
+        ev = w._events("SandboxEvent", ("sb-1", "stopping", 1000, "stop", ""))
+        s = ev[1].sandbox.sandbox
+        self.assertEqual((s.status.conditions[0].reason, s.status.deleting), ("Stopping", False))
+        ev = w._events("SandboxEvent", ("sb-1", "stopping", 1000, "delete", ""))
+        s = ev[1].sandbox.sandbox
+        self.assertEqual((s.status.conditions[0].reason, s.status.deleting), ("Deleting", True))
+        r = self.drv.GetSandbox(pb.GetSandboxRequest(sandbox_id="aaa"), None)
+        self.assertTrue(r.sandbox.status.deleting)
+        w._events("SandboxRemoved", ("sb-1", "aaa"))
+        self.assertEqual(w.stop_kinds, {})
+
+    def test_overlay_lifecycle(self):
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
+        images, ovdir = os.path.join(tmp, "images"), os.path.join(tmp, "overlays")
+        os.mkdir(images)
+        os.mkdir(ovdir)
+        img = os.path.join(images, d.image_file_name("lab/root:1"))
+        open(img, "w").close()
+        mkfs = __import__("shutil").which("mkfs.ext4", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        drv = d.Driver(self.v, d.Watchers(), images, "", "", d.Overlays(ovdir, 16 * 2**20, mkfs))
+        req = pb.CreateSandboxRequest(sandbox=sandbox(id="eee", spec__template__image="lab/root:1"))
+        ov = os.path.join(ovdir, "eee.ext4")
+        root = {"role": ("s", "root"), "path": ("s", img), "read_only": ("b", True)}
+        overlay = {"role": ("s", "overlay"), "path": ("s", ov)}
+        # Validate makes nothing: the tmpfs form while there is no overlay disk
+        drv.ValidateSandboxCreate(pb.ValidateSandboxCreateRequest(sandbox=req.sandbox), None)
+        self.assertEqual(self.v.options[-1][1]["disks"], ("aa{sv}", [root]))
+        self.assertEqual(os.listdir(ovdir), [])
+        # Create makes it, and gives it to vfiod
+        drv.CreateSandbox(req, None)
+        self.assertEqual(self.v.options[-1][1]["disks"], ("aa{sv}", [root, overlay]))
+        ino = os.lstat(ov).st_ino
+        # again: the very same options (vfiod compares them), the same file
+        drv.CreateSandbox(req, None)
+        self.assertEqual(self.v.options[-1], self.v.options[-2])
+        self.assertEqual(os.lstat(ov).st_ino, ino)
+        # Validate now gives the overlay that is there (the spec the create has)
+        drv.ValidateSandboxCreate(pb.ValidateSandboxCreateRequest(sandbox=req.sandbox), None)
+        self.assertEqual(self.v.options[-1][1]["disks"], ("aa{sv}", [root, overlay]))
+        # Stop/Start keep it; Delete removes it after vfiod's delete
+        drv.StopSandbox(pb.StopSandboxRequest(sandbox_id="eee"), None)
+        drv.StartSandbox(pb.StartSandboxRequest(sandbox_id="eee"), None)
+        self.assertTrue(os.path.exists(ov))
+        self.assertTrue(drv.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id="eee"), None).deleted)
+        self.assertEqual(os.listdir(ovdir), [])
+        # a create vfiod refuses: the overlay this call made goes again
+        self.v.errors["CreateSandbox"] = "InvalidArgument"
+        self.assertRaises(d.DriverError, drv.CreateSandbox, req, None)
+        self.assertEqual(os.listdir(ovdir), [])
+        # a refusal of the spec comes before any file is made
+        del self.v.errors["CreateSandbox"]
+        bad = pb.CreateSandboxRequest(sandbox=sandbox(id="fff", spec__template__image="lab/root:1",
+                                                      spec__command=["relative"]))
+        self.assertRaises(d.DriverError, drv.CreateSandbox, bad, None)
+        self.assertEqual(os.listdir(ovdir), [])
+        # a leftover of a sandbox vfiod no longer knows: removed by Delete
+        open(os.path.join(ovdir, "ggg.ext4"), "w").close()
+        self.assertFalse(drv.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id="ggg"), None).deleted)
+        self.assertEqual(os.listdir(ovdir), [])
+        # ... but not one of a name vfiod has for someone else
+        open(os.path.join(ovdir, "ccc.ext4"), "w").close()
+        self.assertFalse(drv.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id="ccc"), None).deleted)
+        self.assertEqual(os.listdir(ovdir), ["ccc.ext4"])
 
     def test_delete(self):
         r = self.drv.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id="aaa"), None)
@@ -436,11 +683,13 @@ class OverTheSocket(unittest.TestCase):
         r = self.rpc(chan, "GetSandbox", pb.GetSandboxRequest, pb.GetSandboxResponse)(
             pb.GetSandboxRequest(sandbox_name="two"), timeout=10)
         self.assertEqual((r.sandbox.id, r.sandbox.status.instance_id), ("bbb", "sb-2"))
+        r = self.rpc(chan, "StopSandbox", pb.StopSandboxRequest, pb.StopSandboxResponse)(
+            pb.StopSandboxRequest(sandbox_id="aaa"), timeout=10)
+        self.assertEqual(r, pb.StopSandboxResponse())
         with self.assertRaises(grpc.RpcError) as cm:
-            self.rpc(chan, "StopSandbox", pb.StopSandboxRequest, pb.StopSandboxResponse)(
-                pb.StopSandboxRequest(sandbox_id="aaa"), timeout=10)
-        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
-        self.assertIn("no Stop in its API", cm.exception.details())
+            self.rpc(chan, "StartSandbox", pb.StartSandboxRequest, pb.StartSandboxResponse)(
+                pb.StartSandboxRequest(sandbox_id="zzz"), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
         r = self.rpc(chan, "EnsureWorkspace", pb.EnsureWorkspaceRequest, pb.EnsureWorkspaceResponse)(
             pb.EnsureWorkspaceRequest(workspace="w"), timeout=10)
         self.assertEqual(r, pb.EnsureWorkspaceResponse())

@@ -15,10 +15,13 @@ import os
 import pwd
 import queue
 import re
+import secrets
+import shutil
 import signal
 import socket
 import stat
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -52,6 +55,11 @@ TOKEN_FILE_ENV = "OPENSHELL_SANDBOX_TOKEN_FILE"
 DRIVER_CONFIG_KEYS = ("devices", "gpu_device_ids")
 UINT32_MAX = 2**32 - 1
 WATCH_QUEUE = 256
+# The per-sandbox overlay disks (--overlay-dir): DIR/<vfiod name>.ext4.
+OVERLAY_SUFFIX = ".ext4"
+OVERLAY_MIN = 16 * 2**20      # ext4 with a journal needs a few MiB; less is a typo
+OVERLAY_MAX = 16 * 2**40      # ext4's limit with 4 KiB blocks
+MKFS_TIMEOUT = 300
 
 log = logging.getLogger("vfiod-openshell-driver")
 
@@ -112,6 +120,25 @@ def parse_memory(field, text):
     return mib
 
 
+_SIZE_RE = re.compile(r"^(\d+)(K|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_SIZE_UNITS = {None: 1, "K": 10**3, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+               "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def parse_size(text):
+    """--overlay-size: bytes, or a whole number with K/M/G/T (powers of
+    1000, as Kubernetes quantities and this driver's memory sizes) or
+    Ki/Mi/Gi/Ti (powers of 1024). ValueError (with the reason) when it is
+    none of these, or outside 16 MiB to 16 TiB."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ValueError(f"'{text}' is not a size (e.g. 4G, 4Gi, 512Mi, 1073741824)")
+    size = int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+    if not OVERLAY_MIN <= size <= OVERLAY_MAX:
+        raise ValueError(f"'{text}' is outside 16Mi to 16Ti")
+    return size
+
+
 def pick_quantity(parse, what, request, limit):
     """The limit when set (the VM gets exactly that), else the request."""
     req = parse(f"resources.{what}_request", request) if request else None
@@ -128,6 +155,29 @@ def image_file_name(image):
     reference with every byte outside [A-Za-z0-9._-] replaced by '_', and
     ".img"."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", image) + ".img"
+
+
+def overlay_file_name(name):
+    """The overlay disk's file name in --overlay-dir for vfiod name NAME
+    (vfiod_name()'s result: [a-z0-9.-], no '/', so never a path)."""
+    return name + OVERLAY_SUFFIX
+
+
+def image_disk(image_dir, image):
+    """The prepared root disk of IMAGE in IMAGE_DIR: its path, a regular
+    file (lstat: vfiod opens no symbolic link). FAILED_PRECONDITION
+    otherwise."""
+    if not image_dir:
+        raise precondition(f"image '{image}': this driver does not pull images and has no --image-dir of "
+                           "prepared root disks")
+    path = os.path.join(image_dir, image_file_name(image))
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        raise precondition(f"image '{image}': no prepared root disk {path} ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise precondition(f"image '{image}': {path} is not a regular file (vfiod opens no symbolic link)")
+    return path
 
 
 def vfiod_name(sandbox_id):
@@ -162,9 +212,12 @@ def _struct_devices(cfg):
     return devices
 
 
-def sandbox_options(sb, image_dir=None, default_image=""):
+def sandbox_options(sb, image_dir=None, default_image="", overlay=None):
     """vfiod CreateSandbox options for a DriverSandbox: {key: (D-Bus type,
-    value)}. Raises DriverError for what does not fit."""
+    value)}. Raises DriverError for what does not fit. An image becomes
+    `disks`: its prepared root disk read-only, plus OVERLAY (a path: the
+    sandbox's overlay disk) as the writable layer; without OVERLAY vfiod
+    puts the layer on a tmpfs."""
     opts = {"name": ("s", vfiod_name(sb.id))}
     spec = sb.spec
     tmpl = spec.template
@@ -233,14 +286,140 @@ def sandbox_options(sb, image_dir=None, default_image=""):
 
     image = tmpl.image or default_image
     if image:
-        if not image_dir:
-            raise precondition(f"image '{image}': this driver does not pull images and has no --image-dir of "
-                               "prepared root disks")
-        path = os.path.join(image_dir, image_file_name(image))
-        if not os.path.isfile(path):
-            raise precondition(f"image '{image}': no prepared root disk {path}")
-        opts["disk"] = ("s", path)
+        # The image is shared by every sandbox made from it: read-only, with
+        # a writable overlay per sandbox (vfiod opens both paths with the
+        # driver's own rights).
+        disks = [{"role": ("s", "root"), "path": ("s", image_disk(image_dir, image)), "read_only": ("b", True)}]
+        if overlay:
+            disks.append({"role": ("s", "overlay"), "path": ("s", overlay)})
+        opts["disks"] = ("aa{sv}", disks)
     return opts
+
+
+# ---- the per-sandbox overlay disks (--overlay-dir) -----------------------------
+
+class Overlays:
+    """DIR/<vfiod name>.ext4, one ext4 image per sandbox made from an image:
+    the writable layer over the read-only root, kept across Stop/Start,
+    removed with the sandbox. DIR comes from the driver's configuration and
+    the file name from a validated vfiod name; every file is opened
+    relative to DIR's descriptor, never through a symbolic link."""
+
+    def __init__(self, directory, size, mkfs):
+        self.dir = directory
+        self.size = size
+        self.mkfs = mkfs
+
+    def path(self, name):
+        return os.path.join(self.dir, overlay_file_name(name))
+
+    def _dirfd(self):
+        try:
+            return os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise precondition(f"--overlay-dir {self.dir}: {e.strerror}") from None
+
+    def existing(self, name):
+        """The overlay's path when a regular file is there, else None
+        (ValidateSandboxCreate: nothing is made). FAILED_PRECONDITION when
+        something else has its name."""
+        dfd = self._dirfd()
+        try:
+            st = os.stat(overlay_file_name(name), dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise precondition(f"overlay disk {self.path(name)}: {e.strerror}") from None
+        finally:
+            os.close(dfd)
+        if not stat.S_ISREG(st.st_mode):
+            raise precondition(f"overlay disk {self.path(name)} exists and is not a regular file")
+        return self.path(name)
+
+    def check_writable(self):
+        """What a create will need, checked without making anything: DIR a
+        directory the driver may create files in."""
+        dfd = self._dirfd()
+        os.close(dfd)
+        if not os.access(self.dir, os.W_OK | os.X_OK):
+            raise precondition(f"--overlay-dir {self.dir}: the driver (uid {os.geteuid()}) cannot create files "
+                               "there")
+
+    def ensure(self, name):
+        """(path, created): the overlay disk of NAME, made when missing: a
+        sparse file of the configured size, mode 0600, formatted by
+        mkfs.ext4 under a temporary name (O_CREAT|O_EXCL|O_NOFOLLOW) and
+        linked into place only when complete, so a concurrent create of the
+        same name never sees half a file and an existing overlay is never
+        formatted again."""
+        final = overlay_file_name(name)
+        if self.existing(name):
+            return self.path(name), False
+        dfd = self._dirfd()
+        tmp = f".{final}.{secrets.token_hex(6)}.tmp"
+        try:
+            try:
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                             dir_fd=dfd)
+            except OSError as e:
+                raise precondition(f"overlay disk {self.path(name)}: cannot create {tmp} in {self.dir}: "
+                                   f"{e.strerror}") from None
+            try:
+                os.fchmod(fd, 0o600)
+                os.ftruncate(fd, self.size)
+                # mkfs.ext4 formats exactly the file opened above (its /proc
+                # link in the child), not whatever the path names later.
+                try:
+                    r = subprocess.run([self.mkfs, "-q", "-F", f"/proc/self/fd/{fd}"], pass_fds=(fd,),
+                                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                       timeout=MKFS_TIMEOUT)
+                except (OSError, subprocess.TimeoutExpired) as e:
+                    raise DriverError(grpc.StatusCode.INTERNAL, f"overlay disk {self.path(name)}: {self.mkfs}: "
+                                      f"{e}") from None
+                if r.returncode != 0:
+                    raise DriverError(grpc.StatusCode.INTERNAL,
+                                      f"overlay disk {self.path(name)}: {self.mkfs} exited {r.returncode}: "
+                                      f"{(r.stderr or r.stdout).strip()[:400]}")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, final, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+                created = True
+            except FileExistsError:
+                created = False  # a concurrent create of the same name was first: use its overlay
+            except OSError as e:
+                raise precondition(f"overlay disk {self.path(name)}: {e.strerror}") from None
+            log.info("overlay disk %s: %s", self.path(name),
+                     f"made ({self.size} bytes, ext4)" if created else "made by a concurrent create")
+            return self.path(name), created
+        finally:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass  # never made (the error above says why), or linked and gone
+            os.close(dfd)
+
+    def remove(self, name):
+        """Removes NAME's overlay disk (a regular file; a symbolic link or
+        anything else of that name is left alone). True when one was
+        removed."""
+        dfd = self._dirfd()
+        try:
+            st = os.stat(overlay_file_name(name), dir_fd=dfd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                log.warning("overlay disk %s is not a regular file: left alone", self.path(name))
+                return False
+            os.unlink(overlay_file_name(name), dir_fd=dfd)
+            log.info("overlay disk %s removed", self.path(name))
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            log.warning("removing the overlay disk %s: %s", self.path(name), e.strerror)
+            return False
+        finally:
+            os.close(dfd)
 
 
 # ---- vfiod sandbox -> DriverSandbox -----------------------------------------
@@ -249,8 +428,11 @@ def ready_condition(status, reason, message):
     return pb.DriverCondition(type="Ready", status=status, reason=reason, message=message)
 
 
-def sandbox_conditions(v):
-    """(conditions, deleting) for a vfiod sandbox (GetSandbox's keys)."""
+def sandbox_conditions(v, stop_kind=None):
+    """(conditions, deleting) for a vfiod sandbox (GetSandbox's keys).
+    STOP_KIND says why a "stopping" sandbox stops (the reason of vfiod's
+    last "stopping" event: "delete", "stop", "qemu-exited"; None: not
+    known): only a delete is `deleting`."""
     state = v.get("state", "")
     if state == "creating":
         return [ready_condition("False", "Starting", "vfiod is creating the sandbox")], False
@@ -259,7 +441,14 @@ def sandbox_conditions(v):
             return [ready_condition("True", "Ready", "guest-init reported ready")], False
         return [ready_condition("False", "Starting", "the VM runs; guest-init has not reported ready yet")], False
     if state == "stopping":
-        return [ready_condition("False", "Deleting", "vfiod is stopping the sandbox")], True
+        if stop_kind == "delete":
+            return [ready_condition("False", "Deleting", "vfiod is deleting the sandbox")], True
+        # Not False: the gateway takes a False Ready with a reason outside
+        # its few transient ones (Starting, ...) for an error, and would turn
+        # its own Stopping phase into Error while StopSandbox runs.
+        what = {"stop": "StopSandbox is stopping the VM (its disks are kept)",
+                "qemu-exited": "the VM has exited; vfiod is giving its devices back"}
+        return [ready_condition("Unknown", "Stopping", what.get(stop_kind, "vfiod is stopping the VM"))], False
     if state == "exited":
         if "workload_signal" in v:
             msg = f"the workload was killed by signal {v['workload_signal']}"
@@ -273,7 +462,12 @@ def sandbox_conditions(v):
             msg = f"QEMU failed (exit status {v.get('exit_status', '?')})"
         return [ready_condition("False", "Failed", msg)], False
     if state == "stopped":
-        return [ready_condition("False", "Stopped", "the VM has powered off")], False
+        # Suspended True is what the gateway reads as its Stopped phase
+        # (upstream's Kubernetes driver reports it so); Ready says why it is
+        # not ready.
+        msg = "the VM is stopped; its disks are kept and StartSandbox starts it again"
+        return [ready_condition("False", "Stopped", msg),
+                pb.DriverCondition(type="Suspended", status="True", reason="Stopped", message=msg)], False
     return [ready_condition("Unknown", "UnknownState", f"vfiod state '{state}'")], False
 
 
@@ -281,10 +475,11 @@ def is_ours(v):
     return v.get("labels", {}).get(LABEL_DRIVER) == DRIVER_LABEL_VALUE
 
 
-def driver_sandbox(v):
-    """The DriverSandbox observed for a vfiod sandbox (no spec)."""
+def driver_sandbox(v, stop_kind=None):
+    """The DriverSandbox observed for a vfiod sandbox (no spec); STOP_KIND
+    as sandbox_conditions()."""
     labels = v.get("labels", {})
-    conditions, deleting = sandbox_conditions(v)
+    conditions, deleting = sandbox_conditions(v, stop_kind)
     name = labels.get(LABEL_NAME, "")
     return pb.DriverSandbox(
         id=labels.get(LABEL_ID, v.get("name", "")), name=name,
@@ -434,6 +629,11 @@ class Watchers:
         self.lock = threading.Lock()
         self.streams = set()
         self.known = {}  # vfiod id -> the gateway's sandbox id, for removals
+        # vfiod id -> why it is stopping ("delete", "stop", "qemu-exited"):
+        # the reason of vfiod's last "stopping" event, or set by this
+        # driver's own StopSandbox/DeleteSandbox before it calls vfiod
+        # (GetSandbox says "stopping" only). Gone once it stopped.
+        self.stop_kinds = {}
         self.vfiod = None
         self.thread = threading.Thread(target=self._dispatch, name="watch", daemon=True)
 
@@ -460,6 +660,19 @@ class Watchers:
     def count(self):
         with self.lock:
             return len(self.streams)
+
+    def set_stop_kind(self, vid, kind):
+        with self.lock:
+            if kind is None:
+                self.stop_kinds.pop(vid, None)
+            else:
+                self.stop_kinds[vid] = kind
+
+    def sandbox(self, v):
+        """driver_sandbox(v) with what is known of why it stops."""
+        with self.lock:
+            kind = self.stop_kinds.get(v.get("id", ""))
+        return driver_sandbox(v, kind)
 
     def remember(self, v):
         if is_ours(v):
@@ -511,6 +724,10 @@ class Watchers:
             return [DriverError(grpc.StatusCode.UNAVAILABLE, "the connection to vfiod closed")]
         if name == "SandboxEvent":
             vid, stage, usec, reason, message = args
+            if stage == "stopping":
+                self.set_stop_kind(vid, reason)
+            elif stage in ("stopped", "failed", "create-started", "vm-started", "removed"):
+                self.set_stop_kind(vid, None)
             v = self._snapshot(vid)
             if v is None and vid not in self.known:
                 return []
@@ -520,13 +737,14 @@ class Watchers:
                                         message=message, metadata={"vfiod_id": vid, "vfiod_reason": reason})
             out = [pb.WatchSandboxesEvent(platform_event=pb.WatchSandboxesPlatformEvent(sandbox_id=gid, event=ev))]
             if v is not None:
-                out.append(pb.WatchSandboxesEvent(sandbox=pb.WatchSandboxesSandboxEvent(sandbox=driver_sandbox(v))))
+                out.append(pb.WatchSandboxesEvent(sandbox=pb.WatchSandboxesSandboxEvent(sandbox=self.sandbox(v))))
             return out
         if name == "SandboxStateChanged":
             v = self._snapshot(args[0])
             return [] if v is None else [
-                pb.WatchSandboxesEvent(sandbox=pb.WatchSandboxesSandboxEvent(sandbox=driver_sandbox(v)))]
+                pb.WatchSandboxesEvent(sandbox=pb.WatchSandboxesSandboxEvent(sandbox=self.sandbox(v)))]
         if name == "SandboxRemoved":
+            self.set_stop_kind(args[0], None)
             gid = self.known.pop(args[0], None)
             return [] if gid is None else [
                 pb.WatchSandboxesEvent(deleted=pb.WatchSandboxesDeletedEvent(sandbox_id=gid))]
@@ -546,12 +764,13 @@ class Watchers:
 # ---- the service ---------------------------------------------------------------
 
 class Driver:
-    def __init__(self, vfiod, watchers, image_dir=None, default_image="", gateway_bind_address=""):
+    def __init__(self, vfiod, watchers, image_dir=None, default_image="", gateway_bind_address="", overlays=None):
         self.vfiod = vfiod
         self.watchers = watchers
         self.image_dir = image_dir
         self.default_image = default_image
         self.gateway_bind_address = gateway_bind_address
+        self.overlays = overlays  # Overlays, or None: a tmpfs overlay
 
     # -- helpers
     def _resolve(self, sandbox_id, sandbox_name):
@@ -581,10 +800,10 @@ class Driver:
         self.watchers.remember(v)
         return v
 
-    def _options(self, request):
+    def _options(self, request, overlay=None):
         if not request.HasField("sandbox"):
             raise invalid("sandbox is required")
-        return sandbox_options(request.sandbox, self.image_dir, self.default_image)
+        return sandbox_options(request.sandbox, self.image_dir, self.default_image, overlay)
 
     # -- RPCs
     def GetCapabilities(self, request, context):
@@ -602,59 +821,117 @@ class Driver:
         return pb.GetGatewayListenerRequirementsResponse(requirements=reqs)
 
     def ValidateSandboxCreate(self, request, context):
+        # Validation makes nothing, so no overlay disk: vfiod's
+        # ValidateSandbox opens every disk path as the create would, and one
+        # that is not there yet would fail. An overlay already there (this
+        # sandbox's, from an earlier create) is given, so that vfiod compares
+        # the spec as the create will; else the spec is checked with the
+        # tmpfs overlay and the driver checks that it can make the file.
         opts = self._options(request)
+        if "disks" in opts and self.overlays is not None:
+            overlay = self.overlays.existing(opts["name"][1])
+            if overlay:
+                opts = self._options(request, overlay)
+            else:
+                self.overlays.check_writable()
         self.vfiod.call("ValidateSandbox", self.vfiod.options_variant(opts))
         return pb.ValidateSandboxCreateResponse()
 
     def CreateSandbox(self, request, context):
-        opts = self._options(request)
-        v = self.vfiod.call("CreateSandbox", self.vfiod.options_variant(opts))[0]
+        opts = self._options(request)  # every refusal of the spec before any file is made
+        created = False
+        if "disks" in opts and self.overlays is not None:
+            overlay, created = self.overlays.ensure(opts["name"][1])
+            opts = self._options(request, overlay)
+        try:
+            v = self.vfiod.call("CreateSandbox", self.vfiod.options_variant(opts))[0]
+        except DriverError:
+            # an overlay this call made for a sandbox vfiod does not have
+            # goes again (a concurrent create of the name may have made it)
+            if created and not self._vfiod_has(opts["name"][1]):
+                self.overlays.remove(opts["name"][1])
+            raise
         self.watchers.remember(v)
         log.info("sandbox %s: vfiod %s, state %s", request.sandbox.id, v.get("id"), v.get("state"))
         return pb.CreateSandboxResponse()
 
+    def _vfiod_has(self, name):
+        """Whether vfiod knows a sandbox of that name (True when it cannot
+        say: nothing is removed on a guess)."""
+        try:
+            self.vfiod.get(name)
+            return True
+        except DriverError as e:
+            return e.code != grpc.StatusCode.NOT_FOUND
+
     def GetSandbox(self, request, context):
         v = self._resolve(request.sandbox_id, request.sandbox_name)
-        return pb.GetSandboxResponse(sandbox=driver_sandbox(v))
+        return pb.GetSandboxResponse(sandbox=self.watchers.sandbox(v))
 
     def ListSandboxes(self, request, context):
         out = []
         for v in self.vfiod.list():
             if is_ours(v):
                 self.watchers.remember(v)
-                out.append(driver_sandbox(v))
+                out.append(self.watchers.sandbox(v))
         return pb.ListSandboxesResponse(sandboxes=out)
 
     def StopSandbox(self, request, context):
+        # vfiod's StopSandbox: the VM stops, devices and network go back,
+        # the sandbox and its disks stay (state "stopped"). It returns once
+        # all that is done, and at once for a sandbox that does not run.
         v = self._resolve(request.sandbox_id, request.sandbox_name)
-        if v.get("state") in ("stopped", "exited", "failed"):
-            return pb.StopSandboxResponse()  # nothing runs: already stopped
-        raise DriverError(grpc.StatusCode.UNIMPLEMENTED,
-                          "vfiod cannot stop a sandbox and keep it (no Stop in its API, issue 15 item 8); "
-                          "DeleteSandbox stops and removes it")
+        self.watchers.set_stop_kind(v["id"], "stop")
+        try:
+            self.vfiod.call("StopSandbox", self.vfiod.GLib.Variant("(s)", (v["id"],)))
+        finally:
+            self.watchers.set_stop_kind(v["id"], None)
+        log.info("sandbox %s: vfiod %s stopped", driver_sandbox(v).id, v["id"])
+        return pb.StopSandboxResponse()
 
     def StartSandbox(self, request, context):
+        # vfiod's StartSandbox: the same sandbox launched again (same disks,
+        # files, workload; devices re-selected). A sandbox being created or
+        # started already is what was asked for.
         v = self._resolve(request.sandbox_id, request.sandbox_name)
-        if v.get("state") in ("creating", "running"):
-            return pb.StartSandboxResponse()  # already started
-        raise precondition(f"sandbox '{v.get('id')}' is {v.get('state')}: vfiod cannot start it again "
-                           "(no Start in its API, issue 15 item 8); delete it and create it again")
+        if v.get("state") == "creating":
+            return pb.StartSandboxResponse()
+        r = self.vfiod.call("StartSandbox", self.vfiod.GLib.Variant("(s)", (v["id"],)))[0]
+        self.watchers.remember(r)
+        log.info("sandbox %s: vfiod %s, state %s", driver_sandbox(v).id, v["id"], r.get("state"))
+        return pb.StartSandboxResponse()
 
     def DeleteSandbox(self, request, context):
         try:
             v = self._resolve(request.sandbox_id, request.sandbox_name)
         except DriverError as e:
             if e.code == grpc.StatusCode.NOT_FOUND:
+                self._remove_overlay_of_gone(request.sandbox_id)
                 return pb.DeleteSandboxResponse(deleted=False)
             raise
+        self.watchers.set_stop_kind(v["id"], "delete")
         try:
             self.vfiod.call("DeleteSandbox", self.vfiod.GLib.Variant("(s)", (v["id"],)), "()")
         except DriverError as e:
+            self.watchers.set_stop_kind(v["id"], None)
             if e.code == grpc.StatusCode.NOT_FOUND:
+                self._remove_overlay_of_gone(v.get("name", ""))
                 return pb.DeleteSandboxResponse(deleted=False)
             raise
+        self.watchers.set_stop_kind(v["id"], None)
         log.info("sandbox %s: vfiod %s deleted", driver_sandbox(v).id, v["id"])
+        if self.overlays is not None and v.get("name"):
+            self.overlays.remove(v["name"])  # after vfiod's delete: nothing uses it any more
         return pb.DeleteSandboxResponse(deleted=True)
+
+    def _remove_overlay_of_gone(self, name):
+        """The overlay disk of a sandbox vfiod does not know (deleted
+        outside the driver, or a create that failed late): removed, so
+        that DeleteSandbox leaves nothing behind. Not when vfiod has a
+        sandbox of that name (another owner's) or cannot be asked."""
+        if self.overlays is None or not name or not NAME_RE.match(name) or self._vfiod_has(name):
+            return
+        self.overlays.remove(name)
 
     def WatchSandboxes(self, request, context):
         self.vfiod.connect()
@@ -664,7 +941,8 @@ class Driver:
             for v in self.vfiod.list():
                 if is_ours(v):
                     self.watchers.remember(v)
-                    yield pb.WatchSandboxesEvent(sandbox=pb.WatchSandboxesSandboxEvent(sandbox=driver_sandbox(v)))
+                    snap = pb.WatchSandboxesSandboxEvent(sandbox=self.watchers.sandbox(v))
+                    yield pb.WatchSandboxesEvent(sandbox=snap)
             while context.is_active():
                 try:
                     ev = q.get(timeout=1)
@@ -918,6 +1196,13 @@ def parse_args(argv):
     p.add_argument("--image-dir", help="directory of prepared root disks: image REF is "
                    "DIR/<REF, bytes outside [A-Za-z0-9._-] as '_'>.img (without it, an image is refused)")
     p.add_argument("--default-image", default="", help="the image for templates that name none")
+    p.add_argument("--overlay-dir", metavar="DIR",
+                   help="directory of the sandboxes' overlay disks: a sandbox made from an image gets "
+                   "DIR/<its id>.ext4 (made at CreateSandbox, kept across Stop/Start, removed at DeleteSandbox) "
+                   "as the writable layer over the read-only image; without it the layer is a tmpfs, lost at a stop")
+    p.add_argument("--overlay-size", default="4G", metavar="SIZE",
+                   help="size of a new overlay disk (sparse): bytes or K/M/G/T (powers of 1000), Ki/Mi/Gi/Ti "
+                   "(powers of 1024); default %(default)s")
     p.add_argument("--gateway-bind-address", default="",
                    help="IP:PORT the gateway must listen on for the guests (GetGatewayListenerRequirements)")
     p.add_argument("--call-timeout", type=int, default=300, metavar="SECONDS",
@@ -945,8 +1230,25 @@ def parse_args(argv):
                                   else grp.getgrnam(args.allowed_group))
         except KeyError:
             p.error(f"--allowed-group: no group '{args.allowed_group}'")
-    if args.image_dir and not os.path.isdir(args.image_dir):
-        p.error(f"--image-dir {args.image_dir}: not a directory")
+    for opt in ("image_dir", "overlay_dir"):
+        d = getattr(args, opt)
+        if d is None:
+            continue
+        flag = "--" + opt.replace("_", "-")
+        if ".." in d.split("/"):
+            p.error(f"{flag} {d}: no '..' component, please")
+        if not os.path.isdir(d):
+            p.error(f"{flag} {d}: not a directory")
+        setattr(args, opt, os.path.abspath(d))
+    try:
+        args.overlay_size = parse_size(args.overlay_size)
+    except ValueError as e:
+        p.error(f"--overlay-size: {e}")
+    args.mkfs = None
+    if args.overlay_dir:
+        args.mkfs = shutil.which("mkfs.ext4", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        if not args.mkfs:
+            p.error("--overlay-dir needs mkfs.ext4 (Debian: e2fsprogs), which is not in PATH, /usr/sbin or /sbin")
     if args.call_timeout <= 0 or args.max_connections <= 0:
         p.error("--call-timeout and --max-connections must be positive")
     return args
@@ -980,9 +1282,10 @@ def main(argv=None):
         vfiod.close()
         return 1
     backend = os.path.join(private, "grpc.sock")
+    overlays = Overlays(args.overlay_dir, args.overlay_size, args.mkfs) if args.overlay_dir else None
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.max_connections + 8, thread_name_prefix="rpc"),
                          handlers=[generic_handler(Driver(vfiod, watchers, args.image_dir, args.default_image,
-                                                          args.gateway_bind_address))],
+                                                          args.gateway_bind_address, overlays))],
                          maximum_concurrent_rpcs=args.max_connections * 4)
     listener = None
     try:

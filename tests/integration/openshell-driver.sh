@@ -15,18 +15,31 @@
 #    and message;
 #    nothing created;
 #  - WatchSandboxes (started first) sees the create's stages, a Ready
-#    snapshot, the delete's stages and the deletion;
+#    snapshot, the stop's, the start's and the delete's stages (snapshots
+#    Stopping not deleting, Stopped + Suspended, Deleting deleting) and the
+#    deletion;
 #  - CreateSandbox (CPU-only: cpu 1500m -> 2 vCPUs, 200Mi), GetSandbox by id
 #    and by name, ListSandboxes; the same Create again: the same vfiod
 #    sandbox, no second QEMU; the same id with another spec: ALREADY_EXISTS;
+#  - StopSandbox (vfiod's: stopped, kept, QEMU gone; Ready False Stopped +
+#    Suspended True; idempotent), the same Create while stopped,
+#    StartSandbox (a new QEMU, Ready again; idempotent);
 #  - a workload with env, a command and a sandbox token: the stand-in QEMU
 #    finds them in vfiod's fw_cfg payload (the token a 0600 file, its
-#    sha256), the workload's exit status in GetSandbox;
+#    sha256), the workload's exit status in GetSandbox; Stop of it succeeds,
+#    Start runs it again;
 #  - gpu.count 1: the sandbox gets a GPU group of the fake tree;
-#  - StopSandbox (UNIMPLEMENTED) and StartSandbox (FAILED_PRECONDITION on
-#    an exited sandbox) say what vfiod lacks;
 #  - DeleteSandbox (deleted, then not), nothing left (no QEMU, no sandbox);
-#    the driver exits 0 on SIGTERM and removes its socket and private dir.
+#    the driver exits 0 on SIGTERM and removes its socket and private dir;
+#  - images: bad --overlay-dir/--overlay-size refused (exit 2); Validate
+#    makes no overlay disk, an image that is a symbolic link is refused;
+#    Create: the image read-only, --overlay-dir/<id>.ext4 made (0600, the
+#    size, ext4) as the overlay, both as fds of QEMU; idempotent; Delete
+#    removes the overlay; without --overlay-dir a tmpfs overlay;
+# then the real vfiod, QEMU (TCG) and the pinned guest kernel with a
+# busybox image: a workload counting its runs in /state, StopSandbox and
+# StartSandbox over gRPC: the second run finds the first's count (RUN 2);
+# a repeated Create is idempotent; DeleteSandbox removes the overlay disk.
 # Usage: openshell-driver.sh BUILD_DIR SOURCE_DIR. Exit 77 when not root.
 set -u
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -110,82 +123,14 @@ qemus() { grep -c . "$d/qemu.pids" 2> /dev/null || echo 0; }
 nsandboxes() { ctl sandbox list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 
 # ---- the gRPC client -------------------------------------------------------------
-# client.py SOCKET RPC [ARG]: one call; prints {"ok": true, "resp": {...}} or
+# client.py SOCKET RPC [ARG] (openshell-driver/test_client.py, copied where
+# uid 65534 can read it): one call; prints {"ok": true, "resp": {...}} or
 # {"ok": false, "code": "NOT_FOUND", "message": ...}. ARG: a DriverSandbox
 # as JSON (validate, create) or an id (get, delete, stop, start), name=N
 # (get by name). RPC watch: every event as a JSON line, flushed, until
 # killed.
-cat > "$work/client.py" << 'EOF'
-import json
-import sys
-
-import grpc
-from google.protobuf import json_format
-
-import compute_driver_pb2 as pb
-
-sock, rpc = sys.argv[1], sys.argv[2]
-arg = sys.argv[3] if len(sys.argv) > 3 else ""
-chan = grpc.insecure_channel("unix:" + sock)
-S = "/openshell.compute.v1.ComputeDriver/"
-
-
-def unary(name, req, resp):
-    return chan.unary_unary(S + name, request_serializer=req.SerializeToString, response_deserializer=resp.FromString)
-
-
-def ident(cls):
-    return cls(sandbox_name=arg[5:]) if arg.startswith("name=") else cls(sandbox_id=arg)
-
-
-def sandbox():
-    return json_format.ParseDict(json.loads(arg), pb.DriverSandbox())
-
-
-calls = {
-    "caps": lambda: unary("GetCapabilities", pb.GetCapabilitiesRequest, pb.GetCapabilitiesResponse)(
-        pb.GetCapabilitiesRequest(), timeout=20),
-    "listeners": lambda: unary("GetGatewayListenerRequirements", pb.GetGatewayListenerRequirementsRequest,
-                               pb.GetGatewayListenerRequirementsResponse)(
-        pb.GetGatewayListenerRequirementsRequest(), timeout=20),
-    "ensure-ws": lambda: unary("EnsureWorkspace", pb.EnsureWorkspaceRequest, pb.EnsureWorkspaceResponse)(
-        pb.EnsureWorkspaceRequest(workspace=arg), timeout=20),
-    "delete-ws": lambda: unary("DeleteWorkspace", pb.DeleteWorkspaceRequest, pb.DeleteWorkspaceResponse)(
-        pb.DeleteWorkspaceRequest(workspace=arg), timeout=20),
-    "validate": lambda: unary("ValidateSandboxCreate", pb.ValidateSandboxCreateRequest,
-                              pb.ValidateSandboxCreateResponse)(
-        pb.ValidateSandboxCreateRequest(sandbox=sandbox()), timeout=60),
-    "create": lambda: unary("CreateSandbox", pb.CreateSandboxRequest, pb.CreateSandboxResponse)(
-        pb.CreateSandboxRequest(sandbox=sandbox()), timeout=60),
-    "get": lambda: unary("GetSandbox", pb.GetSandboxRequest, pb.GetSandboxResponse)(
-        ident(pb.GetSandboxRequest), timeout=20),
-    "list": lambda: unary("ListSandboxes", pb.ListSandboxesRequest, pb.ListSandboxesResponse)(
-        pb.ListSandboxesRequest(), timeout=20),
-    "delete": lambda: unary("DeleteSandbox", pb.DeleteSandboxRequest, pb.DeleteSandboxResponse)(
-        ident(pb.DeleteSandboxRequest), timeout=60),
-    "stop": lambda: unary("StopSandbox", pb.StopSandboxRequest, pb.StopSandboxResponse)(
-        ident(pb.StopSandboxRequest), timeout=20),
-    "start": lambda: unary("StartSandbox", pb.StartSandboxRequest, pb.StartSandboxResponse)(
-        ident(pb.StartSandboxRequest), timeout=20),
-}
-if rpc == "watch":
-    stream = chan.unary_stream(S + "WatchSandboxes", request_serializer=pb.WatchSandboxesRequest.SerializeToString,
-                               response_deserializer=pb.WatchSandboxesEvent.FromString)(pb.WatchSandboxesRequest())
-    print(json.dumps({"watching": True}), flush=True)
-    try:
-        for ev in stream:
-            print(json.dumps(json_format.MessageToDict(ev)), flush=True)
-    except grpc.RpcError as e:
-        print(json.dumps({"end": e.code().name, "message": e.details()}), flush=True)
-    sys.exit(0)
-try:
-    resp = calls[rpc]()
-    print(json.dumps({"ok": True, "resp": json_format.MessageToDict(resp, including_default_value_fields=True)}))
-except grpc.RpcError as e:
-    print(json.dumps({"ok": False, "code": e.code().name, "message": e.details()}))
-EOF
-chmod 0644 "$work/client.py"
-client() { PYTHONPATH=$build/openshell-driver timeout 90 "$py" "$work/client.py" "$dsock" "$@" 2>&1; }
+cp "$src/openshell-driver/test_client.py" "$work/client.py" && chmod 0644 "$work/client.py"
+client() { PYTHONPATH=$build/openshell-driver timeout 150 "$py" "$work/client.py" "$dsock" "$@" 2>&1; }
 # jget JSON PATH: a field (dots; a number indexes a list), "" when absent.
 jget() { python3 -c 'import json,sys
 j = json.loads(sys.argv[1])
@@ -346,13 +291,39 @@ r=$(client create "${sb1/200Mi/300Mi}")
   ok "the same id with another spec (300Mi): ALREADY_EXISTS ($(jget "$r" message | cut -c1-100))" ||
   nok "same id, other spec: $r"
 
-# ---- Stop/Start ---------------------------------------------------------------------
+# ---- Stop/Start -----------------------------------------------------------------------
+# vfiod's StopSandbox/StartSandbox: the stand-in QEMU is stopped (devices,
+# disks and name kept) and launched again.
+p1=$(tail -1 "$d/qemu.pids")
 r=$(client stop "$id1")
-[ "$(jget "$r" code)" = UNIMPLEMENTED ] && [[ $(jget "$r" message) == *"no Stop in its API"* ]] &&
-  [ "$(jget "$(ctl sandbox show "$id1" --json)" state)" = running ] &&
-  ok "StopSandbox of a running sandbox: UNIMPLEMENTED ($(jget "$r" message)); it still runs" || nok "stop: $r"
+v=$(ctl sandbox show "$id1" --json 2>&1)
+g=$(client get "$id1")
+[ "$(jget "$r" ok)" = True ] && [ "$(jget "$v" state)" = stopped ] && [ "$(jget "$v" id)" = "$vid" ] && ! kill -0 "$p1" 2> /dev/null &&
+  [ "$(jget "$g" resp.sandbox.status.conditions.0.reason)" = Stopped ] && [ "$(jget "$g" resp.sandbox.status.conditions.0.status)" = False ] &&
+  [ "$(jget "$g" resp.sandbox.status.conditions.1.type)" = Suspended ] && [ "$(jget "$g" resp.sandbox.status.conditions.1.status)" = True ] &&
+  [ "$(jget "$g" resp.sandbox.status.deleting)" = False ] &&
+  ok "StopSandbox of the running sandbox: vfiod's $vid stopped (kept, its QEMU $p1 gone); GetSandbox: Ready False Stopped + Suspended True (the gateway's Stopped), not deleting" ||
+  nok "stop: $r; vfiod: $v; get: $g"
+r=$(client stop "$id1")
+[ "$(jget "$r" ok)" = True ] && ok "StopSandbox of the stopped sandbox: succeeds (idempotent)" || nok "stop again: $r"
+r=$(client create "$sb1")
+[ "$(jget "$r" ok)" = True ] && [ "$(jget "$(ctl sandbox show "$id1" --json)" state)" = stopped ] && [ "$(nsandboxes)" = 1 ] &&
+  ok "the same CreateSandbox while it is stopped: succeeds, the same stopped sandbox" || nok "create while stopped: $r"
+n1=$(qemus)
 r=$(client start "$id1")
-[ "$(jget "$r" ok)" = True ] && ok "StartSandbox of a running sandbox: succeeds (already started)" || nok "start running: $r"
+for _ in $(seq 100); do
+  g=$(client get "$id1")
+  [ "$(jget "$g" resp.sandbox.status.conditions.0.status)" = True ] && break
+  sleep 0.1
+done
+p2=$(tail -1 "$d/qemu.pids")
+[ "$(jget "$r" ok)" = True ] && [ "$(jget "$(ctl sandbox show "$id1" --json)" id)" = "$vid" ] && [ "$(qemus)" = $((n1 + 1)) ] &&
+  [ "$p2" != "$p1" ] && kill -0 "$p2" && [ "$(jget "$g" resp.sandbox.status.conditions.0.reason)" = Ready ] &&
+  ok "StartSandbox: the same vfiod sandbox $vid runs again (a new QEMU, $p1 -> $p2), Ready True once guest-init reported ready" ||
+  nok "start: $r; get: $g; QEMUs $n1 -> $(qemus)"
+r=$(client start "$id1")
+[ "$(jget "$r" ok)" = True ] && [ "$(qemus)" = $((n1 + 1)) ] && ok "StartSandbox of the running sandbox: succeeds, no other QEMU" ||
+  nok "start running: $r"
 
 # ---- DeleteSandbox; the watch saw it all ---------------------------------------------
 r=$(client delete "$id1")
@@ -360,27 +331,52 @@ r2=$(client delete "$id1")
 [ "$(jget "$r" resp.deleted)" = True ] && [ "$(jget "$r2" resp.deleted)" = False ] && [ "$(nsandboxes)" = 0 ] &&
   ok "DeleteSandbox: deleted true, then false (nothing left to delete)" || nok "delete: $r; again: $r2"
 for _ in $(seq 100); do grep -q '"deleted"' "$work/watch.out" && break; sleep 0.1; done
+# The stages come from vfiod's signals, in order. The snapshots are the
+# driver's GetSandbox right after each signal: how far a quick stop or
+# delete has gone by then varies, so a snapshot of the "stopping" state
+# (Stopping, not deleting; Deleting, deleting) may or may not be seen;
+# what must hold: no snapshot says deleting before the sandbox is ready
+# again after its start (a stop is never reported as a delete; the
+# delete's own state change may come just before its "stopping" event),
+# and the Starting, Ready and Stopped + Suspended snapshots are there.
 w=$(python3 - "$work/watch.out" "$id1" << 'EOF'
 import json, sys
-stages, ready, deleted, other = [], False, 0, []
+stages, ready, deleted, other, snaps, early = [], False, 0, [], set(), []
+started_again = False  # the start's "ready" passed: the delete may follow
 for line in open(sys.argv[1]):
     e = json.loads(line)
     if "platformEvent" in e:
         p = e["platformEvent"]
-        (stages.append(p["event"]["reason"]) if p["sandboxId"] == sys.argv[2] else other.append(p["sandboxId"]))
+        if p["sandboxId"] != sys.argv[2]:
+            other.append(p["sandboxId"])
+            continue
+        ev = p["event"]
+        stages.append(ev["reason"] + ("/" + ev["metadata"]["vfiod_reason"] if ev["reason"] == "stopping" else ""))
+        started_again = stages.count("ready") == 2
     elif "sandbox" in e:
         s = e["sandbox"]["sandbox"]
         if s["id"] != sys.argv[2]:
             other.append(s["id"])
-        elif any(c.get("status") == "True" for c in s["status"]["conditions"]):
-            ready = True
+            continue
+        c = s["status"]["conditions"]
+        ready = ready or any(x.get("type") == "Ready" and x.get("status") == "True" for x in c)
+        snap = "+".join([c[0]["reason"]] + [x["type"] for x in c[1:] if x.get("status") == "True"]) + \
+            ":" + str(s["status"].get("deleting", False))
+        snaps.add(snap)
+        if s["status"].get("deleting", False) and not started_again:
+            early.append(snap)
     elif "deleted" in e:
         deleted += e["deleted"]["sandboxId"] == sys.argv[2]
-print(" ".join(stages), "|", ready, deleted, "|", ",".join(sorted(set(other))))
+need = {"Starting:False", "Ready:False", "Stopped+Suspended:False"}
+print(" ".join(stages), "|", ready, deleted, "|", "snapshots ok" if need <= snaps else "missing " + " ".join(sorted(need - snaps)),
+      "|", "deleting before the delete: " + " ".join(early) if early else "", "|", ",".join(sorted(set(other))),
+      "|", " ".join(sorted(snaps)))
 EOF
 )
-[ "$w" = "create-started vm-started ready stopping removed | True 1 | " ] &&
-  ok "WatchSandboxes: the stages create-started vm-started ready stopping removed, a Ready snapshot, one deletion, nothing of vfioctl's sandbox" ||
+want="create-started vm-started ready stopping/stop stopped create-started vm-started ready stopping/delete removed"
+want+=" | True 1 | snapshots ok |  | "
+[ "${w% | *}" = "$want" ] &&
+  ok "WatchSandboxes: the stages create-started vm-started ready stopping (stop) stopped, create-started vm-started ready (the start), stopping (delete) removed; snapshots ${w##* | } (Stopping and Deleting when the watch caught the sandbox stopping); none deleting before the delete; one deletion, nothing of vfioctl's sandbox" ||
   nok "watch: $w: $(cut -c1-300 "$work/watch.out")"
 kill "$wp" 2> /dev/null; wait "$wp" 2> /dev/null
 for _ in $(seq 50); do grep -q 'watch stream closed (0 open)' "$dlog" && break; sleep 0.1; done
@@ -399,11 +395,18 @@ done
   [ "$(jget "$g" resp.sandbox.status.conditions.0.message)" = "the workload exited with status 3" ] &&
   ok "a workload given env GREETING=hello, command /exit3 and a sandbox token: the payload has the env, OPENSHELL_SANDBOX_TOKEN_FILE and the token file (0600, its sha256); Ready False, WorkloadExited, 'the workload exited with status 3'" ||
   nok "workload exit: create $r; get $g"
-r=$(client start "$id2")
 r2=$(client stop "$id2")
-[ "$(jget "$r" code)" = FAILED_PRECONDITION ] && [[ $(jget "$r" message) == *"no Start in its API"* ]] && [ "$(jget "$r2" ok)" = True ] &&
-  ok "StartSandbox of the exited sandbox: FAILED_PRECONDITION ($(jget "$r" message)); StopSandbox of it: succeeds (nothing runs)" ||
-  nok "start/stop exited: $r $r2"
+n1=$(qemus)
+r=$(client start "$id2")
+for _ in $(seq 100); do
+  [ "$(qemus)" = $((n1 + 1)) ] && [ "$(jget "$(ctl sandbox show "$id2" --json)" state)" = exited ] && break
+  sleep 0.1
+done
+g=$(client get "$id2")
+[ "$(jget "$r2" ok)" = True ] && [ "$(jget "$r" ok)" = True ] && [ "$(qemus)" = $((n1 + 1)) ] &&
+  [ "$(jget "$g" resp.sandbox.status.conditions.0.message)" = "the workload exited with status 3" ] &&
+  ok "StopSandbox of the exited sandbox: succeeds (nothing runs); StartSandbox of it: the workload runs again (a new QEMU, the same payload) and exits 3 again" ||
+  nok "stop/start exited: stop $r2; start $r; get $g; QEMUs $n1 -> $(qemus)"
 [ "$(jget "$(client delete "$id2")" resp.deleted)" = True ] && ok "DeleteSandbox of the exited sandbox" || nok "delete exited"
 
 # ---- gpu.count 1 ------------------------------------------------------------------------
@@ -471,6 +474,148 @@ r2=$(PYTHONPATH=$build/openshell-driver setpriv --reuid=65534 --regid=65534 --cl
   nok "--allowed-group: socket '$m'; member: $r; nobody: $r2"
 stop_driver "driver with --allowed-group"
 
+# ---- images: a read-only root and a per-sandbox overlay (the stand-in's argv and fds) ----
+# The prepared image (any regular file: the stand-in boots nothing) is the
+# root disk of every sandbox of that image, read-only; the writable layer
+# is --overlay-dir/<id>.ext4 (made by the driver, mkfs.ext4) or, without
+# --overlay-dir, a tmpfs.
+bad=0
+for args in "--overlay-dir $work/no-such-dir" "--overlay-dir $work/drv/../drv" "--overlay-size 4GB" "--overlay-size 1Mi"; do
+  # shellcheck disable=SC2086  # (the words are the options)
+  "$driver" --socket "$dsock" --vfiod-socket "$sock" $args > "$work/e5" 2>&1
+  rc=$?
+  if [ "$rc" = 2 ] && grep -q -- "${args%% *}" "$work/e5" && [ ! -e "$dsock" ]; then bad=$((bad + 1)); else note "$args: exit $rc: $(cat "$work/e5")"; fi
+done
+[ "$bad" = 4 ] && ok "--overlay-dir that is no directory or has a '..', --overlay-size 4GB or below 16Mi: usage error (exit 2), nothing served" ||
+  nok "bad overlay options: $bad of 4 refused"
+mkdir -p "$work/images" "$work/overlays"
+truncate -s 1M "$work/images/lab_root_1.img"
+ln -s "$work/images/lab_root_1.img" "$work/images/lab_link_1.img"
+start_driver "$work/driver4.log" --image-dir "$work/images" --overlay-dir "$work/overlays" --overlay-size 32Mi || exit 1
+id6=5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9
+sb6='{"id":"'$id6'","spec":{"template":{"image":"lab/root:1"}}}'
+r=$(client validate "$sb6")
+r2=$(client validate '{"id":"'$id6'","spec":{"template":{"image":"lab/link:1"}}}')
+[ "$(jget "$r" ok)" = True ] && [ -z "$(ls -A "$work/overlays")" ] && [ "$(nsandboxes)" = 0 ] &&
+  [ "$(jget "$r2" code)" = FAILED_PRECONDITION ] && [[ $(jget "$r2" message) == *"not a regular file"* ]] &&
+  ok "ValidateSandboxCreate of an image sandbox: valid, no overlay disk made, nothing created; an image that is a symbolic link: FAILED_PRECONDITION ($(jget "$r2" message | cut -c1-90)...)" ||
+  nok "validate image: $r; link: $r2; overlays: $(ls -A "$work/overlays")"
+r=$(client create "$sb6")
+ovl=$work/overlays/$id6.ext4
+qp=$(tail -1 "$d/qemu.pids")
+argv=$(tr '\0' '\n' < "/proc/$qp/cmdline" 2> /dev/null | tr ' ' '\n')
+fds=$(for f in /proc/"$qp"/fd/*; do readlink "$f"; done 2> /dev/null)
+[ "$(jget "$r" ok)" = True ] && [ "$(stat -c '%a %U %s' "$ovl" 2>&1)" = "600 root 33554432" ] && [ "$(blkid -o value -s TYPE "$ovl")" = ext4 ] &&
+  grep -q '^file=/dev/fdset/[0-9]*,if=none,id=vfiod-root,format=raw,readonly=on$' <<< "$argv" &&
+  grep -q '^file=/dev/fdset/[0-9]*,if=none,id=vfiod-overlay,format=raw$' <<< "$argv" &&
+  grep -q '^vfiod.overlay=virtio:vfiod-overlay$' <<< "$argv" && grep -qx "$ovl" <<< "$fds" && grep -qx "$work/images/lab_root_1.img" <<< "$fds" &&
+  ! grep -q -e "$ovl" -e lab_root_1 <<< "$argv" &&
+  ok "CreateSandbox with image lab/root:1: its prepared disk read-only (readonly=on), $id6.ext4 made (0600, 32Mi, ext4) as the overlay (vfiod.overlay=virtio:vfiod-overlay); QEMU holds both files as fds, no path on its command line" ||
+  nok "image create: $r; overlay '$(stat -c '%a %U %s' "$ovl" 2>&1)'; argv: $(grep -E 'fdset|vfiod.overlay' <<< "$argv" | tr '\n' ' '); fds: $(tr '\n' ' ' <<< "$fds")"
+ino=$(stat -c %i "$ovl")
+r=$(client create "$sb6")
+[ "$(jget "$r" ok)" = True ] && [ "$(stat -c %i "$ovl")" = "$ino" ] && [ "$(nsandboxes)" = 1 ] && [ "$(tail -1 "$d/qemu.pids")" = "$qp" ] &&
+  ok "the same CreateSandbox again: idempotent (the same options: vfiod returns its sandbox), the overlay disk not made again" ||
+  nok "image create again: $r"
+r=$(client delete "$id6")
+[ "$(jget "$r" resp.deleted)" = True ] && [ ! -e "$ovl" ] && [ -z "$(ls -A "$work/overlays")" ] &&
+  ok "DeleteSandbox: deleted, then its overlay disk removed (the overlay dir empty)" || nok "image delete: $r; overlays: $(ls -A "$work/overlays")"
+stop_driver "driver with --overlay-dir"
+start_driver "$work/driver5.log" --image-dir "$work/images" || exit 1
+r=$(client create "$sb6")
+qp=$(tail -1 "$d/qemu.pids")
+argv=$(tr '\0' '\n' < "/proc/$qp/cmdline" 2> /dev/null | tr ' ' '\n')
+[ "$(jget "$r" ok)" = True ] && grep -q '^file=/dev/fdset/[0-9]*,if=none,id=vfiod-root,format=raw,readonly=on$' <<< "$argv" &&
+  grep -q '^vfiod.overlay=tmpfs$' <<< "$argv" && ! grep -q 'id=vfiod-overlay' <<< "$argv" && [ -z "$(ls -A "$work/overlays")" ] &&
+  ok "without --overlay-dir: the image read-only with a tmpfs overlay (vfiod.overlay=tmpfs), no overlay disk" ||
+  nok "tmpfs overlay: $r; argv: $(grep -E 'fdset|vfiod.overlay' <<< "$argv" | tr '\n' ' ')"
+[ "$(jget "$(client delete "$id6")" resp.deleted)" = True ] && ok "DeleteSandbox of the tmpfs-overlay sandbox" || nok "delete tmpfs sandbox"
+stop_driver "driver with --image-dir only"
+
 expect_clean "$d" "end"
 stop_vfiod "end"
+
+# ==== the real vfiod, QEMU (TCG) and the pinned guest kernel: Stop/Start keeps the overlay ====
+# A busybox root disk prepared as image busybox:itest; the workload counts
+# its runs in /state (the overlay disk); StopSandbox and StartSandbox over
+# gRPC: the second run finds the first run's count.
+for tool in busybox mkfs.ext4 debugfs; do
+  command -v "$tool" > /dev/null || { nok "$tool missing (busybox-static, e2fsprogs)"; itest_finish; exit 1; }
+done
+build_root_image || { nok "guest image built"; itest_finish; exit 1; }
+busybox_disk || { nok "busybox root disk"; itest_finish; exit 1; }
+rd=$work/r
+write_conf "$rd"
+sed -i "s|^\[qemu\]$|[qemu]\nkernel=$kernel\ninitrd=$image|" "$rd/vfiod.conf"
+mkdir -p "$work/rimages" "$work/roverlays"
+mv "$disk" "$work/rimages/busybox_itest.img"
+root_sum=$(sha256sum < "$work/rimages/busybox_itest.img" | cut -c1-64)
+start_vfiod "$rd" || { itest_finish; exit 1; }
+start_driver "$work/driver6.log" --image-dir "$work/rimages" --overlay-dir "$work/roverlays" --overlay-size 64Mi || exit 1
+console_has() { # console_has ID REGEX: waits up to 180 s for a console line
+  for _ in $(seq 900); do
+    ctl sandbox console "$1" --bytes 200000 2> /dev/null | tr -d '\r' | grep -qE "$2" && return 0
+    sleep 0.2
+  done
+  return 1
+}
+id8=7c8d9e0f-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+# shellcheck disable=SC2016  # (expanded by the guest's shell)
+script='n=$(busybox cat /state 2> /dev/null || echo 0); n=$((n + 1)); echo $n > /state && busybox sync; echo "RUN $n"; busybox sleep 600'
+sb8=$(python3 -c 'import json, sys; print(json.dumps({"id": sys.argv[1], "name": "counter", "spec": {"command": ["/bin/busybox", "sh", "-c", sys.argv[2]], "template": {"image": "busybox:itest", "resources": {"memoryLimit": "256Mi"}}}}))' "$id8" "$script")
+rovl=$work/roverlays/$id8.ext4
+r1=$(client validate "$sb8")
+r2=$(client create "$sb8")
+v=$(ctl sandbox show "$id8" --json 2>&1)
+rid=$(jget "$v" id)
+[ "$(jget "$r1" ok)" = True ] && [ "$(jget "$r2" ok)" = True ] && [[ $rid == sb-* ]] && [ "$(stat -c '%a %s' "$rovl" 2>&1)" = "600 67108864" ] &&
+  ok "real vfiod: ValidateSandboxCreate then CreateSandbox of a CPU-only sandbox of image busybox:itest: $rid, overlay disk $id8.ext4 (0600, 64Mi)" ||
+  nok "real create: validate $r1; create $r2; vfiod $v; overlay $(stat -c '%a %s' "$rovl" 2>&1)"
+console_has "$id8" '^RUN 1$' && ok "real: the workload's first run: RUN 1 (it wrote /state in the overlay)" ||
+  nok "real: first run: $(ctl sandbox console "$id8" --bytes 3000 2>&1 | tail -5)"
+for _ in $(seq 100); do
+  g=$(client get "$id8")
+  [ "$(jget "$g" resp.sandbox.status.conditions.0.status)" = True ] && break
+  sleep 0.2
+done
+[ "$(jget "$g" resp.sandbox.status.conditions.0.reason)" = Ready ] && ok "real: GetSandbox: Ready True" || nok "real: get: $g"
+pid1=$(our_qemu_pids "$rid" | head -1)
+ino=$(stat -c %i "$rovl")
+r=$(client create "$sb8")
+[ "$(jget "$r" ok)" = True ] && [ "$(jget "$(ctl sandbox show "$id8" --json)" id)" = "$rid" ] && [ "$(our_qemu_pids "$rid" | head -1)" = "$pid1" ] &&
+  [ "$(stat -c %i "$rovl")" = "$ino" ] && [ "$(ctl sandbox list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] &&
+  ok "real: the same CreateSandbox again: idempotent (the same sandbox $rid, the same QEMU $pid1, the overlay not made again)" ||
+  nok "real: create again: $r"
+r=$(client stop "$id8")
+v=$(ctl sandbox show "$id8" --json 2>&1)
+g=$(client get "$id8")
+[ "$(jget "$r" ok)" = True ] && [ "$(jget "$v" state)" = stopped ] && [ -z "$(our_qemu_pids "$rid")" ] && [ -z "$(taps)" ] &&
+  [ "$(jget "$g" resp.sandbox.status.conditions.1.type)" = Suspended ] && [ "$(jget "$g" resp.sandbox.status.conditions.1.status)" = True ] &&
+  [ "$(stat -c %i "$rovl")" = "$ino" ] &&
+  ok "real: StopSandbox: vfiod's state stopped, QEMU and TAP gone, the overlay disk kept; GetSandbox: Stopped, Suspended True" ||
+  nok "real: stop: $r; vfiod: $v; get: $g; QEMU '$(our_qemu_pids "$rid")', TAPs '$(taps)'"
+st=$(debugfs -R "cat /upper/state" "$rovl" 2> /dev/null)
+[ "$st" = 1 ] && ok "real: the stopped sandbox's overlay disk holds upper/state = 1" || nok "real: overlay upper/state: '$st'"
+r=$(client start "$id8")
+v=$(ctl sandbox show "$id8" --json 2>&1)
+[ "$(jget "$r" ok)" = True ] && [ "$(jget "$v" id)" = "$rid" ] && ok "real: StartSandbox: the same vfiod sandbox $rid, state $(jget "$v" state)" ||
+  nok "real: start: $r; vfiod: $v"
+console_has "$id8" '^RUN 2$' && ok "real: Stop/Start keeps the overlay's contents: the second run finds /state from the first: RUN 2" ||
+  nok "real: second run: $(ctl sandbox console "$id8" --bytes 3000 2>&1 | tail -5)"
+for _ in $(seq 100); do
+  g=$(client get "$id8")
+  [ "$(jget "$g" resp.sandbox.status.conditions.0.status)" = True ] && break
+  sleep 0.2
+done
+pid2=$(our_qemu_pids "$rid" | head -1)
+[ "$(jget "$g" resp.sandbox.status.conditions.0.reason)" = Ready ] && [ -n "$pid2" ] && [ "$pid2" != "$pid1" ] &&
+  ok "real: Ready True again, a new QEMU ($pid1 -> $pid2)" || nok "real: after start: $g; QEMU '$pid1' -> '$pid2'"
+r=$(client delete "$id8")
+[ "$(jget "$r" resp.deleted)" = True ] && [ ! -e "$rovl" ] && [ -z "$(ls -A "$work/roverlays")" ] &&
+  ok "real: DeleteSandbox: deleted, the overlay disk removed" || nok "real: delete: $r; overlays: $(ls -A "$work/roverlays")"
+[ "$(sha256sum < "$work/rimages/busybox_itest.img" | cut -c1-64)" = "$root_sum" ] && ok "real: the image is unchanged (read-only root)" ||
+  nok "real: the image changed"
+expect_clean "$rd" "real: end" "$rid"
+stop_driver "driver on the real vfiod"
+stop_vfiod "real"
 itest_finish

@@ -8,16 +8,22 @@
 # evdev), the sandbox network ([network] enabled: TAP, /30, nftables in L1's
 # own namespace, vsock CID and report listener), QEMU as an unprivileged user
 # ([qemu] user=nobody) and the default kernel/initrd from [qemu]. Then:
-#   1. capabilities + `sandbox create --gpus 1 --wait`: the stand-in group,
-#      ready
+#   1. capabilities; the sandbox is created through vfiod-openshell-driver
+#      (issue 15): the driver runs here against this vfiod, and its test
+#      gRPC client (openshell-driver/test_client.py) asks for
+#      resource_requirements.gpu.count = 1 and the lab's Debian workload
+#      root as the image (read-only, with an overlay disk the driver makes):
+#      vfiod gives it the stand-in group (devices = the stand-in's BDFs),
+#      GetSandbox turns Ready once guest-init reported ready
 #   2. the ready report (over vsock): e1000e bound in L2, staged modules
 #      loaded, timings
 #   3. the guest's address = the sandbox /30's guest address; TAP, nft table,
 #      ping from L1
 #   4. QEMU runs as a uid of its own ([qemu] uid_range) in nobody's group,
 #      /dev/vfio/<group> belongs to that uid
-#   5. vfiod restart: the sandbox is adopted (same pid); delete powers the
-#      guest off by the ACPI button; devices, TAP and nft table are back/gone
+#   5. vfiod restart: the sandbox is adopted (same pid); the driver's
+#      DeleteSandbox powers the guest off by the ACPI button; devices, TAP,
+#      nft table and the overlay disk are back/gone
 #   6. the real driver path: a second sandbox gets the display-class
 #      stand-in (QEMU's std VGA, presented to L2 as an NVIDIA H200 by the
 #      test-only [qemu] test_present_as), a plain Debian root disk with no
@@ -140,6 +146,55 @@ show_call() {
     [[ ! -s $work/err ]] || indent "err: " <"$work/err"
 }
 
+# --- vfiod-openshell-driver (check 1's sandbox is made through it) ----------
+DRIVER=$build/openshell-driver/vfiod-openshell-driver
+OSD_CLIENT=$here/../../openshell-driver/test_client.py
+dsock=$work/drv/driver.sock
+dlog=$work/driver.log
+d_pid=''
+IMAGE_REF=lab/workload-root:bookworm
+d_images=$work/images
+d_overlays=$work/overlays
+d_img=$d_images/lab_workload-root_bookworm.img
+osd_id=4c1ab0e2-5d6f-4a7b-9c8d-0e1f2a3b4c5d
+# osd RPC [ARG]: one call of the driver's test client (JSON on stdout);
+# OSD_CLIENT_TIMEOUT: its deadline in seconds.
+osd() { PYTHONPATH=$build/openshell-driver PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 "$OSD_CLIENT" "$dsock" "$@" 2>&1; }
+# jget JSON PATH: a field (dots; a number indexes a list), "" when absent.
+jget() {
+    python3 -c 'import json, sys
+j = json.loads(sys.argv[1])
+for k in sys.argv[2].split("."):
+    if isinstance(j, list) and k.isdigit() and int(k) < len(j): j = j[int(k)]
+    elif isinstance(j, dict): j = j.get(k)
+    else: j = None
+print("" if j is None else (json.dumps(j) if isinstance(j, (dict, list)) else j))' "$1" "$2" 2>/dev/null
+}
+start_driver() {
+    PYTHONDONTWRITEBYTECODE=1 "$DRIVER" --socket "$dsock" --vfiod-socket "$sock" --image-dir "$d_images" \
+        --overlay-dir "$d_overlays" --overlay-size 256Mi --call-timeout 1800 </dev/null >>"$dlog" 2>&1 &
+    d_pid=$!
+    local t0 _
+    t0=$(now_ms)
+    while (($(now_ms) - t0 < $(scaled 60) * 1000)); do
+        grep -q 'serving openshell.compute.v1' "$dlog" 2>/dev/null && [[ -S $dsock ]] && return 0
+        alive "$d_pid" || return 1
+        nap 0.2
+    done
+    return 1
+}
+stop_driver() { # SIGTERM; 0 when it exits 0 within 20 s
+    local _ rc
+    [[ -n $d_pid ]] || return 0
+    kill -TERM "$d_pid" 2>/dev/null || true
+    for _ in $(seq 100); do alive "$d_pid" || break; nap 0.2; done
+    alive "$d_pid" && { kill -KILL "$d_pid" 2>/dev/null; wait "$d_pid" 2>/dev/null; d_pid=''; return 1; }
+    wait "$d_pid"
+    rc=$?
+    d_pid=''
+    return "$rc"
+}
+
 g_vfiod_pid=
 g_start_vfiod() {
     "$VFIOD" --config "$conf" </dev/null >>"$vlog" 2>&1 &
@@ -213,6 +268,7 @@ cleanup() {
     local rc=$?
     save_qemu_log
     [[ -z ${strace_pid:-} ]] || { kill -INT "$strace_pid" 2>/dev/null; wait "$strace_pid" 2>/dev/null; }
+    stop_driver || note "vfiod-openshell-driver did not exit 0 on SIGTERM"
     g_stop_vfiod || note "vfiod did not exit within 10 s of SIGTERM; killed it"
     if [[ -n $qpid ]] && alive "$qpid"; then
         note "QEMU (pid $qpid) still runs after the checks: killing it"
@@ -235,6 +291,10 @@ cleanup() {
         if [[ -s $vlog ]]; then
             note "vfiod log ($vlog):"
             indent "" <"$vlog"
+        fi
+        if [[ -s $dlog ]]; then
+            note "vfiod-openshell-driver log ($dlog):"
+            indent "driver: " <"$dlog"
         fi
         if [[ -s $serial_copy ]]; then
             note "L2 serial log ($sb_id):"
@@ -379,6 +439,19 @@ if ! g_start_vfiod; then
 fi
 note "vfiod pid $g_vfiod_pid: $(grep -a -E 'listening for guest reports|serving the API|cannot listen' "$vlog" | sed 's/.*: //' | tr '\n' ';')"
 
+# The driver beside vfiod, as root (vfiod opens its disks with its rights):
+# the lab's Debian workload root as the prepared image of $IMAGE_REF (a
+# sparse copy in L1's tmpfs, as check 6's root disk, which reuses it), overlays in $d_overlays.
+mkdir -p "$work/drv" "$d_images" "$d_overlays"
+[[ ! -e ${LAB_GPU_ROOT:-/nonexistent} ]] || cp --sparse=always "$LAB_GPU_ROOT" "$d_img"
+d_img_mtime=$(stat -c %y "$d_img" 2>/dev/null)
+t0=$(now_ms)
+if start_driver; then
+    ok "L1: vfiod-openshell-driver serves on $dsock in $(ms_since "$t0") ms (image $IMAGE_REF: $d_img, $(du -k "$d_img" | cut -f1) kB used; overlays in $d_overlays)"
+else
+    nok "L1: vfiod-openshell-driver starts (image ${LAB_GPU_ROOT:-none: gpu.env}): $(tail -n 5 "$dlog" 2>/dev/null | tr '\n' ' ')"
+fi
+
 # === 1. capabilities, create --gpus 1 --wait ==================================
 vfioctl capabilities --json
 cp "$work/out" "$work/caps.json"
@@ -408,7 +481,23 @@ if command -v strace >/dev/null; then
     sleep 0.5
 fi
 t0=$(now_ms)
-VFIOCTL_TIMEOUT=$((READY_TIMEOUT + 60)) vfioctl sandbox create --gpus 1 --wait --timeout "$READY_TIMEOUT" --json
+# Through the driver: gpu.count 1 (vfiod's gpus 1) and the image (its
+# prepared disk read-only, an overlay disk per sandbox), no command
+# (guest-init reports ready and waits). CreateSandbox returns once QEMU
+# runs; GetSandbox turns Ready when guest-init reported ready.
+osd_spec='{"id":"'$osd_id'","name":"lab-gpu","workspace":"lab","spec":{"resourceRequirements":{"gpu":{"count":1}},"template":{"image":"'$IMAGE_REF'"}}}'
+osd_create=$(OSD_CLIENT_TIMEOUT=$(scaled 600) osd create "$osd_spec")
+osd_get='' t_ready=''
+if [[ $(jget "$osd_create" ok) == True ]]; then
+    while (($(now_ms) - t0 < READY_TIMEOUT * 1000)); do
+        osd_get=$(OSD_CLIENT_TIMEOUT=$(scaled 60) osd get "$osd_id")
+        [[ $(jget "$osd_get" resp.sandbox.status.conditions.0.status) == True ]] && { t_ready=$(ms_since "$t0"); break; }
+        [[ $(jget "$osd_get" resp.sandbox.status.conditions.0.reason) == Starting ]] || break # Failed, WorkloadExited...
+        nap 2
+    done
+fi
+note "driver: CreateSandbox -> $osd_create; GetSandbox -> $osd_get"
+vfioctl sandbox show "$osd_id" --json
 t_create=$(ms_since "$t0")
 cp "$work/out" "$work/create.json"
 cp "$work/err" "$work/create.err"
@@ -436,16 +525,25 @@ if [[ -n $strace_pid ]]; then
     wait "$strace_pid" 2>/dev/null || true
     strace_pid=''
 fi
-if [[ $vrc -eq 0 && -n $sb_id ]]; then
+if [[ $vrc -eq 0 && -n $sb_id && -n $t_ready ]]; then
     devs=$(py "$work/create.json" "' '.join(d['devices'])")
     ready=$(py "$work/create.json" "d['ready']")
     ready_ms=$(py "$work/create.json" "d['ready_ms']")
-    [[ $devs == "$A $B" && $ready == true ]]
-    check $? "1: sandbox create --gpus 1 --wait --json: $sb_id, pid $qpid, devices [$devs] (want [$A $B]), ready $ready after ${ready_ms} ms (vfiod), ${t_create} ms (vfioctl; limit $READY_TIMEOUT s)"
+    [[ $devs == "$A $B" && $ready == true && $(jget "$osd_get" resp.sandbox.status.instanceId) == "$sb_id" ]]
+    check $? "1: vfiod-openshell-driver CreateSandbox (gpu.count 1, image $IMAGE_REF) -> vfiod's $sb_id (instance_id $(jget "$osd_get" resp.sandbox.status.instanceId)), pid $qpid, devices [$devs] (the stand-in's group: want [$A $B]), GetSandbox Ready True after $t_ready ms (vfiod: ready after ${ready_ms} ms; limit $READY_TIMEOUT s)"
+    tr '\0' '\n' <"/proc/$qpid/cmdline" >"$work/qemu-argv.txt" 2>/dev/null
+    ovl=$d_overlays/$osd_id.ext4
+    grep -a -q '^file=/dev/fdset/[0-9]*,if=none,id=vfiod-root,format=raw,readonly=on$' "$work/qemu-argv.txt" &&
+        grep -a -q '^file=/dev/fdset/[0-9]*,if=none,id=vfiod-overlay,format=raw$' "$work/qemu-argv.txt" &&
+        grep -a -q 'vfiod.overlay=virtio:vfiod-overlay' "$work/qemu-argv.txt" && [[ $(stat -c '%a %s' "$ovl" 2>&1) == "600 268435456" ]]
+    check $? "1: the image is the root disk read-only (readonly=on) with the driver's overlay disk $osd_id.ext4 ($(stat -c '%a %s' "$ovl" 2>&1)) as vfiod.overlay=virtio:vfiod-overlay; guest-init's root: $(py "$work/create.json" "(lambda r: (json.loads(r) if isinstance(r, str) else r).get('root'))(d['ready_report'])")"
+    l=$(OSD_CLIENT_TIMEOUT=$(scaled 60) osd list)
+    [[ $(jget "$l" resp.sandboxes.0.id) == "$osd_id" && -z $(jget "$l" resp.sandboxes.1) ]]
+    check $? "1: ListSandboxes through the driver: $(jget "$l" resp.sandboxes.0.id) ($(jget "$l" resp.sandboxes.0.name)), $(jget "$l" resp.sandboxes.0.status.conditions.0.reason)"
 else
-    show_call sandbox create --gpus 1 --wait --timeout "$READY_TIMEOUT" --json
-    nok "1: sandbox create --gpus 1 --wait --timeout $READY_TIMEOUT --json succeeds and is ready (exit $vrc after ${t_create} ms; $READY_TIMEOUT_BASE s x L2 factor $L2_FACTOR)"
-    l2_log_tail "create --wait"
+    show_call sandbox show "$osd_id" --json
+    nok "1: vfiod-openshell-driver CreateSandbox (gpu.count 1, image $IMAGE_REF) succeeds and GetSandbox turns Ready (create: $(jget "$osd_create" ok) $(jget "$osd_create" code) $(jget "$osd_create" message); Ready reason $(jget "$osd_get" resp.sandbox.status.conditions.0.reason) after ${t_create} ms; $READY_TIMEOUT_BASE s x L2 factor $L2_FACTOR)"
+    l2_log_tail "create through the driver"
 fi
 
 # === 2. the ready report ======================================================
@@ -627,9 +725,11 @@ save_qemu_log
 off=$(stat -c %s "$vlog")
 t0=$(now_ms)
 # (a delete waits for the graceful stop, then QEMU's quit, 5 s, then SIGKILL)
-VFIOCTL_TIMEOUT=$((STOP_TIMEOUT + 90)) vfioctl sandbox delete "$sb_id"
+osd_del=$(OSD_CLIENT_TIMEOUT=$((STOP_TIMEOUT + 90)) osd delete "$osd_id")
 t_del=$(ms_since "$t0")
-show_call sandbox delete "$sb_id"
+vrc=0
+[[ $(jget "$osd_del" resp.deleted) == True ]] || vrc=1
+note "driver: DeleteSandbox $osd_id -> $osd_del"
 dlog=$(tail -c +$((off + 1)) "$vlog" | grep -a "sandbox $sb_id" || true)
 [[ -z $dlog ]] || indent "vfiod (delete): " <<<"$dlog"
 sleep 0.5 # let tail copy the guest's last lines
@@ -651,7 +751,7 @@ print(round((t["QEMU"] - t["stopping"]) * 1000) if len(t) == 2 else "?")' <<<"$d
 [[ $vrc -eq 0 && $t_del -lt $((STOP_TIMEOUT * 1000)) && $escalated == no &&
     ($poweroff_line == *'"power-button"'* || $poweroff_line == *'"signal:SIGINT"'*) ]]
 del_ok=$?
-check $del_ok "5: sandbox delete $sb_id completes in $t_del ms (guest power-off to QEMU exit $stop_ms ms; stop_timeout ${STOP_TIMEOUT} s; exit $vrc), gracefully: guest '${poweroff_line:-no VFIOD_POWEROFF line}', escalated to quit: $escalated; guest-init watched the power button: $([[ -z $nobutton ]] && echo yes || echo "no ($nobutton)")"
+check $del_ok "5: the driver's DeleteSandbox of $osd_id ($sb_id) completes in $t_del ms (guest power-off to QEMU exit $stop_ms ms; stop_timeout ${STOP_TIMEOUT} s; exit $vrc), gracefully: guest '${poweroff_line:-no VFIOD_POWEROFF line}', escalated to quit: $escalated; guest-init watched the power button: $([[ -z $nobutton ]] && echo yes || echo "no ($nobutton)")"
 [[ $del_ok -eq 0 ]] || l2_log_tail "delete (graceful power-off)"
 [[ $poweroff_line != *SIGINT* ]] ||
     note "the guest powered off on Ctrl-Alt-Del (SIGINT), which vfiod sends right after system_powerdown, not on the ACPI button"
@@ -670,6 +770,10 @@ left=$(py "$work/out" "len(d)")
 [[ $tap_gone == yes && $nft_gone == yes && $left == 0 ]]
 check $? "5: TAP $tap gone ($tap_gone), nft table inet vfiod gone ($nft_gone), sandbox list empty ($left left)"
 [[ $nft_gone == yes ]] || nft list table inet vfiod 2>&1 | indent "nft: "
+[[ ! -e $d_overlays/$osd_id.ext4 && -z $(ls -A "$d_overlays" 2>/dev/null) && -n $d_img_mtime && $(stat -c %y "$d_img") == "$d_img_mtime" ]]
+check $? "5: the sandbox's overlay disk is gone with it ($d_overlays: [$(ls -A "$d_overlays" 2>/dev/null | tr '\n' ' ')]); the image was never written (mtime $(stat -c %y "$d_img" 2>&1))"
+stop_driver
+check $? "5: vfiod-openshell-driver exits 0 on SIGTERM"
 
 
 # === 6. the real driver path: nvidia.ko probes the display-class stand-in ====
@@ -731,7 +835,8 @@ if [[ $gpu_ok -eq 1 ]]; then
     # The root disk, writable (vfiod opens it read-write for the client): a
     # sparse copy in L1's tmpfs.
     groot=$work/workload-root.ext4
-    cp --sparse=always "$LAB_GPU_ROOT" "$groot"
+    # (the copy check 1's driver used as its image, unchanged: check 5)
+    mv "$d_img" "$groot" 2>/dev/null || cp --sparse=always "$LAB_GPU_ROOT" "$groot"
     note "workload root: $LAB_GPU_ROOT ($(du -k "$groot" | cut -f1) kB used of $(($(stat -c %s "$groot") / 1048576)) MiB): $(sed -n 's/^PRETTY_NAME=//p' "${LAB_GPU_ROOT%/*}/os-release" 2>/dev/null | tr -d '"'), $(wc -l <"${LAB_GPU_ROOT%/*}/packages.txt" 2>/dev/null) packages, NVIDIA files: $(debugfs -R 'ls -l /usr/lib/x86_64-linux-gnu' "$groot" 2>/dev/null | grep -c -i -E 'nvidia|libcuda')"
 
     off=$(stat -c %s "$vlog")

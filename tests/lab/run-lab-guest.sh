@@ -16,7 +16,8 @@
 #   LAB_CACHE    kernel/initramfs cache (default <repo>/build-lab-cache)
 #   LAB_TIMEOUT  L1 timeout in seconds (default 3900: two nested boots)
 #   LAB_GUEST_STAGE_MODULES  the --module list, space-separated (default
-#                "e1000e virtio_pci virtio_net vmw_vsock_virtio_transport button evdev")
+#                "e1000e virtio_pci virtio_net virtio_blk ext4 crc32c_generic
+#                overlay vmw_vsock_virtio_transport button evdev")
 set -euo pipefail
 
 prog=${0##*/}
@@ -59,11 +60,14 @@ moddir=$cache/kernel/lib/modules/$GUEST_KERNEL_RELEASE
 [[ -s $moddir/modules.dep ]] || die "$moddir has no modules.dep (fetch-kernel.sh runs depmod)"
 
 # The L2 image, staged: the passed device's driver (e1000e), the sandbox NIC
-# (virtio_net over virtio_pci), vsock for the ready report, and the ACPI
-# power button (button + evdev) for a graceful delete.
+# (virtio_net over virtio_pci), the root disk and its overlay (virtio_blk,
+# ext4 with crc32c_generic, overlay: check 1's sandbox, made through
+# vfiod-openshell-driver, has the Debian workload root as its image), vsock
+# for the ready report, and the ACPI power button (button + evdev) for a
+# graceful delete.
 out=$cache/guest-staged.cpio.gz
 stage=(initramfs build --guest-init "$guest_init" --output "$out.tmp" --modules-dir "$moddir")
-for m in ${LAB_GUEST_STAGE_MODULES:-e1000e virtio_pci virtio_net vmw_vsock_virtio_transport button evdev}; do
+for m in ${LAB_GUEST_STAGE_MODULES:-e1000e virtio_pci virtio_net virtio_blk ext4 crc32c_generic overlay vmw_vsock_virtio_transport button evdev}; do
     stage+=(--module "$m")
 done
 stage+=(--pins "$cache/kernel.env" --json)
