@@ -2,6 +2,7 @@
 /* vfioctl doctor over fake /sys, /dev and /proc roots. */
 #include <glib/gstdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -195,6 +196,73 @@ test_meminfo(void **state)
   rm_rf(root);
 }
 
+/* Check "libvirt" against libvirt's in-process test driver (test:///FILE:
+ * no daemon): a domain with a PCI <hostdev managed='yes'> is named with
+ * that device (not the managed='no' one's), a host of domains without one
+ * is OK with their count, no libvirt at the URI is OK and says so. */
+static void
+test_libvirt(void **state)
+{
+  g_autofree char *root = g_dir_make_tmp("vfiod-doctor-lv-XXXXXX", NULL);
+  g_autofree char *fighting = g_build_filename(root, "fighting.xml", NULL);
+  g_autofree char *calm = g_build_filename(root, "calm.xml", NULL);
+  g_autofree char *uri1 = g_strconcat("test://", fighting, NULL);
+  g_autofree char *uri2 = g_strconcat("test://", calm, NULL);
+  static const char dom_head[] = "<domain type='test'><memory>1048576</memory><os><type>hvm</type></os>";
+  g_autofree char *xml1 = g_strconcat(
+      "<node>", dom_head, "<name>gpu-vm</name><devices>",
+      "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x41' slot='0x00' "
+      "function='0x1'/></source></hostdev>",
+      "<hostdev mode='subsystem' type='pci' managed='no'><source><address domain='0x0000' bus='0x02' slot='0x00' "
+      "function='0x0'/></source></hostdev>",
+      "</devices></domain>", dom_head, "<name>plain</name></domain></node>", NULL);
+  g_autofree char *xml2 = g_strconcat("<node>", dom_head, "<name>a</name></domain>", dom_head,
+                                      "<name>b</name><devices><hostdev mode='subsystem' type='pci' managed='no'><source>"
+                                      "<address domain='0x0000' bus='0x02' slot='0x00' function='0x0'/></source>"
+                                      "</hostdev></devices></domain></node>",
+                                      NULL);
+  VfdDoctorOptions o = { .sys_root = root, .dev_root = root, .proc_root = root, .qemu_binary = "/nonexistent" };
+  const VfdDoctorCheck *c;
+
+  assert_true(g_file_set_contents(fighting, xml1, -1, NULL));
+  assert_true(g_file_set_contents(calm, xml2, -1, NULL));
+  {
+    g_autoptr(GPtrArray) checks = NULL;
+    o.libvirt_uri = uri1;
+    checks = vfd_doctor_run(&o);
+    c = find(checks, "libvirt");
+    assert_int_equal(c->status, VFD_DOCTOR_WARN);
+    assert_non_null(strstr(c->detail, "'gpu-vm' (0000:41:00.1)"));
+    assert_null(strstr(c->detail, "0000:02:00.0"));
+    assert_null(strstr(c->detail, "plain"));
+  }
+  {
+    g_autoptr(GPtrArray) checks = NULL;
+    o.libvirt_uri = uri2;
+    checks = vfd_doctor_run(&o);
+    c = find(checks, "libvirt");
+    assert_int_equal(c->status, VFD_DOCTOR_OK);
+    assert_non_null(strstr(c->detail, "2 domain(s), none with a PCI device libvirt manages itself"));
+  }
+  {
+    g_autoptr(GPtrArray) checks = NULL;
+    g_autofree char *nowhere = g_strdup_printf("qemu+unix:///system?socket=%s/no-such.sock", root);
+    o.libvirt_uri = nowhere;
+    checks = vfd_doctor_run(&o);
+    c = find(checks, "libvirt");
+    assert_int_equal(c->status, VFD_DOCTOR_OK);
+    assert_non_null(strstr(c->detail, "no libvirt answers at"));
+  }
+  {
+    g_autoptr(GPtrArray) checks = NULL;
+    o.libvirt_uri = NULL;
+    checks = vfd_doctor_run(&o);
+    for (guint i = 0; i < checks->len; i++)
+      assert_string_not_equal(((VfdDoctorCheck *) g_ptr_array_index(checks, i))->name, "libvirt");
+  }
+  rm_rf(root);
+}
+
 int
 main(void)
 {
@@ -202,6 +270,7 @@ main(void)
     cmocka_unit_test(test_good_and_bad_host),
     cmocka_unit_test(test_image),
     cmocka_unit_test(test_meminfo),
+    cmocka_unit_test(test_libvirt),
   };
   return cmocka_run_group_tests_name("doctor", tests, NULL, NULL);
 }

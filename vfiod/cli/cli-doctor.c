@@ -10,7 +10,7 @@
 /* ---- doctor ------------------------------------------------------------------- */
 
 typedef struct {
-  char *pins, *versions, *qemu;
+  char *pins, *versions, *qemu, *libvirt_uri;
 } DoctorOpts;
 
 static const GOptionEntry doctor_options[] = {
@@ -18,6 +18,9 @@ static const GOptionEntry doctor_options[] = {
     "QEMU binary to check (default qemu-system-x86_64)", "PATH" },
   { "pins", 0, 0, G_OPTION_ARG_FILENAME, VFD_CLI_OPT(DoctorOpts, pins), "pins.env to check", "FILE" },
   { "versions", 0, 0, G_OPTION_ARG_FILENAME, VFD_CLI_OPT(DoctorOpts, versions), "versions.env to check", "FILE" },
+  { "libvirt-uri", 0, 0, G_OPTION_ARG_STRING, VFD_CLI_OPT(DoctorOpts, libvirt_uri),
+    "libvirt connection to check for domains that manage PCI devices themselves (default qemu:///system; "
+    "\"\": none)", "URI" },
   { NULL },
 };
 
@@ -34,6 +37,7 @@ doctor_run(VfdCliCall *call, GError **error)
   o.pins_file = pins ? pins : DEFAULT_PINS_FILE;
   o.versions_file = versions ? versions : DEFAULT_VERSIONS_FILE;
   o.image_dir = VFIOD_IMAGE_DIR;
+  o.libvirt_uri = !d->libvirt_uri ? "qemu:///system" : *d->libvirt_uri ? d->libvirt_uri : NULL;
   checks = vfd_doctor_run(&o);
   if (call->cli->json) {
     g_autoptr(JsonBuilder) b = json_builder_new();

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -285,6 +287,123 @@ image_check(GPtrArray *checks, const char *dir)
         dir, json_object_get_string_member_with_default(k, "release", "?"), build);
 }
 
+/* ---- libvirt (issue 18) ---- */
+
+/* What a domain's XML says about its PCI hostdevs: the BDFs of those with
+ * managed='yes' (libvirt detaches them from their host driver itself when
+ * the domain starts, and gives them back when it stops). */
+typedef struct {
+  int depth_hostdev; /* the element depth of the open managed PCI <hostdev>, 0: none */
+  int depth;
+  gboolean in_source;
+  GPtrArray *managed; /* char * "DDDD:BB:DD.F" */
+} HostdevScan;
+
+static const char *
+attr(const char **names, const char **values, const char *name)
+{
+  for (guint i = 0; names[i]; i++)
+    if (g_str_equal(names[i], name))
+      return values[i];
+  return NULL;
+}
+
+static void
+scan_start(GMarkupParseContext *ctx, const char *element, const char **names, const char **values, gpointer data,
+           GError **error)
+{
+  HostdevScan *h = data;
+
+  h->depth++;
+  if (g_str_equal(element, "hostdev") && !h->depth_hostdev && g_strcmp0(attr(names, values, "mode"), "subsystem") == 0 &&
+      g_strcmp0(attr(names, values, "type"), "pci") == 0 && g_strcmp0(attr(names, values, "managed"), "yes") == 0)
+    h->depth_hostdev = h->depth;
+  else if (h->depth_hostdev && h->depth == h->depth_hostdev + 1 && g_str_equal(element, "source"))
+    h->in_source = TRUE;
+  else if (h->in_source && h->depth == h->depth_hostdev + 2 && g_str_equal(element, "address")) {
+    const char *d = attr(names, values, "domain"), *b = attr(names, values, "bus"), *s = attr(names, values, "slot"),
+               *f = attr(names, values, "function");
+    g_ptr_array_add(h->managed, g_strdup_printf("%04x:%02x:%02x.%x", d ? (guint) g_ascii_strtoull(d, NULL, 0) : 0,
+                                                b ? (guint) g_ascii_strtoull(b, NULL, 0) : 0,
+                                                s ? (guint) g_ascii_strtoull(s, NULL, 0) : 0,
+                                                f ? (guint) g_ascii_strtoull(f, NULL, 0) : 0));
+  }
+}
+
+static void
+scan_end(GMarkupParseContext *ctx, const char *element, gpointer data, GError **error)
+{
+  HostdevScan *h = data;
+
+  if (h->in_source && h->depth == h->depth_hostdev + 1)
+    h->in_source = FALSE;
+  if (h->depth_hostdev == h->depth)
+    h->depth_hostdev = 0;
+  h->depth--;
+}
+
+/* libvirt prints every error to stderr unless told otherwise; the check
+ * says what it found itself. */
+static void
+libvirt_quiet(void *data, virErrorPtr error)
+{
+}
+
+/* Check "libvirt": connects read-only to @uri; none there is fine (vfiod
+ * does not need libvirt); else its version, and every domain (running or
+ * defined) whose XML has a PCI <hostdev managed='yes'>: libvirt would take
+ * those devices from their drivers itself, fighting vfiod's bindings and
+ * pools (vfiod's own domains will use managed='no'). */
+static void
+libvirt_check(GPtrArray *checks, const char *uri)
+{
+  static const GMarkupParser parser = { .start_element = scan_start, .end_element = scan_end };
+  virConnectPtr conn;
+  virDomainPtr *doms = NULL;
+  unsigned long lib = 0;
+  g_autoptr(GString) found = g_string_new(NULL);
+  int n;
+
+  virSetErrorFunc(NULL, libvirt_quiet);
+  conn = virConnectOpenReadOnly(uri);
+  if (!conn) {
+    add(checks, "libvirt", VFD_DOCTOR_OK, "no libvirt answers at %s (%s): nothing to check", uri,
+        virGetLastErrorMessage());
+    return;
+  }
+  virConnectGetLibVersion(conn, &lib);
+  n = virConnectListAllDomains(conn, &doms, 0);
+  for (int i = 0; i < n; i++) {
+    char *xml = virDomainGetXMLDesc(doms[i], VIR_DOMAIN_XML_INACTIVE);
+    g_autoptr(GPtrArray) managed = g_ptr_array_new_with_free_func(g_free);
+    HostdevScan h = { .managed = managed };
+    g_autoptr(GMarkupParseContext) ctx = g_markup_parse_context_new(&parser, 0, &h, NULL);
+
+    if (xml && g_markup_parse_context_parse(ctx, xml, -1, NULL) && managed->len > 0) {
+      g_ptr_array_add(managed, NULL);
+      g_autofree char *bdfs = g_strjoinv(", ", (char **) managed->pdata);
+      g_string_append_printf(found, "%s'%s' (%s)", found->len ? "; " : "", virDomainGetName(doms[i]), bdfs);
+    }
+    free(xml);
+    virDomainFree(doms[i]);
+  }
+  free(doms);
+  if (n < 0)
+    add(checks, "libvirt", VFD_DOCTOR_WARN, "libvirt %lu.%lu.%lu at %s: cannot list its domains: %s", lib / 1000000,
+        lib / 1000 % 1000, lib % 1000, uri, virGetLastErrorMessage());
+  else if (found->len)
+    add(checks, "libvirt", VFD_DOCTOR_WARN,
+        "libvirt %lu.%lu.%lu at %s: domains with PCI devices libvirt manages itself (<hostdev managed='yes'>): %s. "
+        "When such a domain starts, libvirt unbinds the device from its driver and binds it back when it stops, "
+        "under vfiod's bindings and pools: keep those devices out of vfiod's pools and sandboxes, or give the "
+        "domain managed='no' and let vfiod bind them",
+        lib / 1000000, lib / 1000 % 1000, lib % 1000, uri, found->str);
+  else
+    add(checks, "libvirt", VFD_DOCTOR_OK, "libvirt %lu.%lu.%lu at %s: %d domain(s), none with a PCI device libvirt "
+        "manages itself", lib / 1000000, lib / 1000 % 1000, lib % 1000, uri, n);
+  virConnectClose(conn);
+}
+
 GPtrArray *
 vfd_doctor_run(const VfdDoctorOptions *o)
 {
@@ -399,5 +518,7 @@ vfd_doctor_run(const VfdDoctorOptions *o)
   }
   if (o->image_dir)
     image_check(checks, o->image_dir);
+  if (o->libvirt_uri)
+    libvirt_check(checks, o->libvirt_uri);
   return checks;
 }

@@ -17,7 +17,10 @@ typedef struct {
                  * vfio_iommu_type1 allow_unsafe_interrupts=Y), "iommu-mode", "large-bars" (WARN
                  * below kernel 6.12 / QEMU 9.2), "hugepages-1g" (free per NUMA node),
                  * "vfio-idle-d3"; then "pins", "image" (WARN when the default image is
-                 * missing or incomplete, saying how to build it) */
+                 * missing or incomplete, saying how to build it), "libvirt" (OK when none
+                 * answers at the URI; WARN when a domain of it has a PCI <hostdev
+                 * managed='yes'>: libvirt binds and unbinds that device itself, under
+                 * vfiod's bindings and pools) */
   VfdDoctorStatus status;
   char *detail; /* what was found, and what to do */
 } VfdDoctorCheck;
@@ -33,6 +36,8 @@ typedef struct {
   const char *versions_file; /* versions.env, NULL: not checked */
   const char *image_dir;   /* the default guest image (VFIOD_IMAGE_DIR, vfioctl image build's
                             * DIR/image.json and its files): check "image"; NULL: not checked */
+  const char *libvirt_uri; /* check "libvirt" against this connection URI ("qemu:///system");
+                            * NULL: not checked */
 } VfdDoctorOptions;
 
 /* Runs every check; a GPtrArray of VfdDoctorCheck in a fixed order. */
