@@ -593,8 +593,9 @@ create_work(Op *op, GError **error)
     g_array_append_val(fds, op->initrd_fd);
     initrd = g_strdup_printf("/proc/self/fd/%u", 3 + fds->len - 1);
     op->kernel_fd = op->initrd_fd = -1;
-    /* The disks (guest-disks.h): fds dup'ed, the op's stay open for a
-     * StartSandbox. */
+    /* The disks (guest-disks.h): QEMU gets new open file descriptions of
+     * each image (its image locks end with it); the op's fds stay open for
+     * a StartSandbox. */
     if (!vfd_disks_qemu_args(op->disks, passed->len == 0, VFD_QEMU_FDSET_DISKS, args, append, fds, error)) {
       for (guint i = 0; i < fds->len; i++)
         close(g_array_index(fds, int, i));
