@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The libvirt domain XML of a sandbox (issue 18; vfiod/vm/libvirt-xml.c):
- * a CPU-only sandbox (microvm), a GPU sandbox with one IOMMU group (two
+ * a CPU-only sandbox (microvm; the daemon's on q35), a GPU sandbox with one IOMMU group (two
  * functions: GPU and its audio function) and one with two groups, each
  * validated against libvirt's own schema by virt-xml-validate (from
  * libvirt-clients), and read back: hostdevs managed='no' with the host
@@ -105,6 +105,7 @@ test_cpu_only(void **state)
   g_autofree char *xml = NULL;
 
   d.kvm = FALSE;
+  d.microvm = TRUE;
   d.tap = "vfd1a2b3c4d";
   d.mac = "52:54:00:12:34:56";
   d.cid = 42;
@@ -114,7 +115,7 @@ test_cpu_only(void **state)
   d.cmdline = "console=ttyS0 vfiod.sandbox=sb-00000001 vfiod.root=virtio:vfiod-root vfiod.note=\"a&b\"";
   xml = vfd_libvirt_domain_xml(&d);
   expect_valid(xml);
-  assert_non_null(strstr(xml, "<domain type='qemu'>"));
+  assert_non_null(strstr(xml, "<domain type='qemu' "));
   assert_non_null(strstr(xml, "machine='microvm'"));
   assert_int_equal(count(xml, "<hostdev"), 0);
   assert_int_equal(count(xml, "pcie-root-port"), 0);
@@ -137,6 +138,7 @@ static void
 test_one_group(void **state)
 {
   static const VfdBdf fns[] = { { 0, 0x41, 0, 0 }, { 0, 0x41, 0, 1 } };
+  static const guint32 classes[] = { 0x030200, 0x040300 }; /* 3D controller, audio */
   VfdLibvirtDomain d = base_domain();
   g_autofree char *xml = NULL;
 
@@ -151,6 +153,9 @@ test_one_group(void **state)
   d.numa_node = 1;
   d.disks = root_disks;
   d.n_disks = 1;
+  d.device_classes = classes;
+  d.present_vendor = 0x10de;
+  d.present_device = 0x2335;
   xml = vfd_libvirt_domain_xml(&d);
   expect_valid(xml);
   assert_non_null(strstr(xml, "machine='q35'"));
@@ -167,6 +172,12 @@ test_one_group(void **state)
   assert_non_null(strstr(xml, "<memory mode='strict' nodeset='1'/>"));
   assert_null(strstr(xml, "memfd"));
   assert_null(strstr(xml, "managed='yes'"));
+  /* [qemu] test_present_as: the display function only */
+  assert_int_equal(count(xml, "<qemu:device alias="), 1);
+  assert_non_null(strstr(xml, "<alias name='ua-vfd-hostdev0'/>"));
+  assert_non_null(strstr(xml, "<qemu:device alias='ua-vfd-hostdev0'>"));
+  assert_non_null(strstr(xml, "<qemu:property name='x-pci-vendor-id' type='unsigned' value='4318'/>"));
+  assert_non_null(strstr(xml, "<qemu:property name='x-pci-device-id' type='unsigned' value='9013'/>"));
 }
 
 /* Two IOMMU groups (two GPUs), TCG: qemu64 with 40 bits, no window set. */
@@ -192,6 +203,89 @@ test_two_groups(void **state)
   assert_non_null(strstr(xml, "<maxphysaddr mode='emulate' bits='40'/>"));
   assert_null(strstr(xml, "pcihole64"));
   assert_null(strstr(xml, "<mac ")); /* none given: libvirt picks */
+  assert_null(strstr(xml, "seclabel")); /* no uid: libvirt's own */
+  assert_null(strstr(xml, "qemu:override")); /* no test_present_as */
+}
+
+/* What the daemon's libvirt backend adds: a CPU-only sandbox on q35 (not
+ * microvm), QEMU as the sandbox's uid with nothing relabelled, disks from
+ * fd groups, the workload's payload as a fw_cfg file. */
+static void
+test_daemon_domain(void **state)
+{
+  static const VfdLibvirtDisk disks[] = {
+    { .source = "/run/vfiod/sandboxes/sb-00000001/disk-vfiod-root", .serial = "vfiod-root", .read_only = TRUE,
+      .fdgroup = "sb-00000001-vfiod-root" },
+    { .source = "/run/vfiod/sandboxes/sb-00000001/disk-vfiod-data0", .serial = "vfiod-data0",
+      .fdgroup = "sb-00000001-vfiod-data0" },
+  };
+  VfdLibvirtDomain d = base_domain();
+  g_autofree char *xml = NULL;
+
+  d.kvm = FALSE;
+  d.disks = disks;
+  d.n_disks = 2;
+  d.run_uid = 3000042;
+  d.run_gid = 998;
+  d.fw_cfg_file = "/run/vfiod/sandboxes/sb-00000001/qemu/payload";
+  xml = vfd_libvirt_domain_xml(&d);
+  expect_valid(xml);
+  assert_non_null(strstr(xml, "machine='q35'"));
+  assert_int_equal(count(xml, "<hostdev"), 0);
+  assert_int_equal(count(xml, "pcie-root-port"), 0);
+  assert_non_null(strstr(xml, "<seclabel type='static' model='dac' relabel='no'>\n    <label>+3000042:+998</label>"));
+  assert_non_null(strstr(xml, "fdgroup='sb-00000001-vfiod-root'/>"));
+  assert_non_null(strstr(xml, "fdgroup='sb-00000001-vfiod-data0'/>"));
+  assert_int_equal(count(xml, "<readonly/>"), 1);
+  assert_non_null(strstr(xml, "<sysinfo type='fwcfg'>\n    <entry name='opt/org.vfiod/payload' "
+                              "file='/run/vfiod/sandboxes/sb-00000001/qemu/payload'/>"));
+}
+
+/* Reading a domain's PCI hostdevs back (vfioctl doctor, reconciliation):
+ * from vfiod's own XML and from hand-written ones, hostile ones too. */
+static void
+test_hostdevs(void **state)
+{
+  static const VfdBdf fns[] = { { 0, 0x41, 0, 0 }, { 0, 0x41, 0, 1 } };
+  VfdLibvirtDomain d = base_domain();
+  g_autofree char *xml = NULL;
+  g_autoptr(GArray) managed = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  g_autoptr(GArray) unmanaged = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
+  const char *other =
+      "<domain type='kvm'><devices>"
+      "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0001' bus='0x81' slot='0x1f' "
+      "function='0x7'/></source><address type='pci' domain='0x0000' bus='0x05' slot='0x00' function='0x0'/></hostdev>"
+      "<hostdev mode='subsystem' type='usb' managed='yes'><source><address bus='1' device='2'/></source></hostdev>"
+      "<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='3' slot='0' function='0'/></source>"
+      "</hostdev>"
+      "<hostdev mode='subsystem' type='pci' managed='yes'><source><address bus='0x100' slot='0' function='0'/>"
+      "</source></hostdev>"
+      "</devices></domain>";
+
+  d.devices = fns;
+  d.n_devices = 2;
+  xml = vfd_libvirt_domain_xml(&d);
+  assert_true(vfd_libvirt_domain_hostdevs(xml, managed, unmanaged));
+  assert_int_equal(managed->len, 0);
+  assert_int_equal(unmanaged->len, 2);
+  assert_true(vfd_bdf_equal(&g_array_index(unmanaged, VfdBdf, 0), &fns[0]));
+  assert_true(vfd_bdf_equal(&g_array_index(unmanaged, VfdBdf, 1), &fns[1]));
+
+  g_array_set_size(unmanaged, 0);
+  assert_true(vfd_libvirt_domain_hostdevs(other, managed, unmanaged));
+  /* the USB device is not PCI; bus 0x100 is out of range: skipped; the
+   * guest-side <address type='pci'> is not the source */
+  assert_int_equal(managed->len, 1);
+  assert_int_equal(g_array_index(managed, VfdBdf, 0).domain, 1);
+  assert_int_equal(g_array_index(managed, VfdBdf, 0).bus, 0x81);
+  assert_int_equal(g_array_index(managed, VfdBdf, 0).dev, 0x1f);
+  assert_int_equal(g_array_index(managed, VfdBdf, 0).func, 7);
+  assert_int_equal(unmanaged->len, 1);
+  assert_int_equal(g_array_index(unmanaged, VfdBdf, 0).bus, 3);
+
+  assert_false(vfd_libvirt_domain_hostdevs("<domain><devices><hostdev", NULL, NULL));
+  assert_false(vfd_libvirt_domain_hostdevs(NULL, managed, NULL));
+  assert_true(vfd_libvirt_domain_hostdevs("<domain/>", NULL, NULL));
 }
 
 int
@@ -199,7 +293,8 @@ main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_validator_refuses), cmocka_unit_test(test_cpu_only), cmocka_unit_test(test_one_group),
-    cmocka_unit_test(test_two_groups),
+    cmocka_unit_test(test_two_groups), cmocka_unit_test(test_daemon_domain),
+    cmocka_unit_test(test_hostdevs),
   };
 
   validator = g_find_program_in_path("virt-xml-validate");

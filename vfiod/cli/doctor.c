@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "libvirt-xml.h"
 #include "meminfo.h"
 #include "pins.h"
 
@@ -289,59 +290,6 @@ image_check(GPtrArray *checks, const char *dir)
 
 /* ---- libvirt (issue 18) ---- */
 
-/* What a domain's XML says about its PCI hostdevs: the BDFs of those with
- * managed='yes' (libvirt detaches them from their host driver itself when
- * the domain starts, and gives them back when it stops). */
-typedef struct {
-  int depth_hostdev; /* the element depth of the open managed PCI <hostdev>, 0: none */
-  int depth;
-  gboolean in_source;
-  GPtrArray *managed; /* char * "DDDD:BB:DD.F" */
-} HostdevScan;
-
-static const char *
-attr(const char **names, const char **values, const char *name)
-{
-  for (guint i = 0; names[i]; i++)
-    if (g_str_equal(names[i], name))
-      return values[i];
-  return NULL;
-}
-
-static void
-scan_start(GMarkupParseContext *ctx, const char *element, const char **names, const char **values, gpointer data,
-           GError **error)
-{
-  HostdevScan *h = data;
-
-  h->depth++;
-  if (g_str_equal(element, "hostdev") && !h->depth_hostdev && g_strcmp0(attr(names, values, "mode"), "subsystem") == 0 &&
-      g_strcmp0(attr(names, values, "type"), "pci") == 0 && g_strcmp0(attr(names, values, "managed"), "yes") == 0)
-    h->depth_hostdev = h->depth;
-  else if (h->depth_hostdev && h->depth == h->depth_hostdev + 1 && g_str_equal(element, "source"))
-    h->in_source = TRUE;
-  else if (h->in_source && h->depth == h->depth_hostdev + 2 && g_str_equal(element, "address")) {
-    const char *d = attr(names, values, "domain"), *b = attr(names, values, "bus"), *s = attr(names, values, "slot"),
-               *f = attr(names, values, "function");
-    g_ptr_array_add(h->managed, g_strdup_printf("%04x:%02x:%02x.%x", d ? (guint) g_ascii_strtoull(d, NULL, 0) : 0,
-                                                b ? (guint) g_ascii_strtoull(b, NULL, 0) : 0,
-                                                s ? (guint) g_ascii_strtoull(s, NULL, 0) : 0,
-                                                f ? (guint) g_ascii_strtoull(f, NULL, 0) : 0));
-  }
-}
-
-static void
-scan_end(GMarkupParseContext *ctx, const char *element, gpointer data, GError **error)
-{
-  HostdevScan *h = data;
-
-  if (h->in_source && h->depth == h->depth_hostdev + 1)
-    h->in_source = FALSE;
-  if (h->depth_hostdev == h->depth)
-    h->depth_hostdev = 0;
-  h->depth--;
-}
-
 /* libvirt prints every error to stderr unless told otherwise; the check
  * says what it found itself. */
 static void
@@ -357,7 +305,6 @@ libvirt_quiet(void *data, virErrorPtr error)
 static void
 libvirt_check(GPtrArray *checks, const char *uri)
 {
-  static const GMarkupParser parser = { .start_element = scan_start, .end_element = scan_end };
   virConnectPtr conn;
   virDomainPtr *doms = NULL;
   unsigned long lib = 0;
@@ -375,14 +322,15 @@ libvirt_check(GPtrArray *checks, const char *uri)
   n = virConnectListAllDomains(conn, &doms, 0);
   for (int i = 0; i < n; i++) {
     char *xml = virDomainGetXMLDesc(doms[i], VIR_DOMAIN_XML_INACTIVE);
-    g_autoptr(GPtrArray) managed = g_ptr_array_new_with_free_func(g_free);
-    HostdevScan h = { .managed = managed };
-    g_autoptr(GMarkupParseContext) ctx = g_markup_parse_context_new(&parser, 0, &h, NULL);
+    g_autoptr(GArray) managed = g_array_new(FALSE, FALSE, sizeof(VfdBdf));
 
-    if (xml && g_markup_parse_context_parse(ctx, xml, -1, NULL) && managed->len > 0) {
-      g_ptr_array_add(managed, NULL);
-      g_autofree char *bdfs = g_strjoinv(", ", (char **) managed->pdata);
-      g_string_append_printf(found, "%s'%s' (%s)", found->len ? "; " : "", virDomainGetName(doms[i]), bdfs);
+    if (vfd_libvirt_domain_hostdevs(xml, managed, NULL) && managed->len > 0) {
+      g_string_append_printf(found, "%s'%s' (", found->len ? "; " : "", virDomainGetName(doms[i]));
+      for (guint k = 0; k < managed->len; k++) {
+        char name[VFD_BDF_STRLEN];
+        g_string_append_printf(found, "%s%s", k ? ", " : "", vfd_bdf_format(&g_array_index(managed, VfdBdf, k), name));
+      }
+      g_string_append_c(found, ')');
     }
     free(xml);
     virDomainFree(doms[i]);

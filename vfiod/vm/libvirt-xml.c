@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "../../guest-init/payload.h"
 #include "../../guest-init/protocol.h"
 
 /* Appends @fmt (g_markup_printf_escaped(): every string argument escaped). */
@@ -42,7 +43,7 @@ add_memory_backing(GString *x, const VfdLibvirtDomain *d)
 static void
 add_cpu(GString *x, const VfdLibvirtDomain *d)
 {
-  gboolean q35 = d->n_devices > 0;
+  gboolean q35 = !d->microvm || d->n_devices > 0;
 
   if (d->kvm) {
     /* the host's instruction set (CUDA needs AVX and more) */
@@ -64,7 +65,7 @@ add_cpu(GString *x, const VfdLibvirtDomain *d)
 static void
 add_devices(GString *x, const VfdLibvirtDomain *d)
 {
-  gboolean q35 = d->n_devices > 0;
+  gboolean q35 = !d->microvm || d->n_devices > 0;
   const char *blk_bus = "virtio";
 
   g_string_append(x, "  <devices>\n");
@@ -84,9 +85,10 @@ add_devices(GString *x, const VfdLibvirtDomain *d)
       add(x, "    <hostdev mode='subsystem' type='pci' managed='no'>\n"
              "      <source>\n        <address domain='0x%04x' bus='0x%02x' slot='0x%02x' function='0x%x'/>\n"
              "      </source>\n"
+             "      <alias name='ua-vfd-hostdev%u'/>\n"
              "      <address type='pci' domain='0x0000' bus='0x%02x' slot='0x00' function='0x0'/>\n"
              "    </hostdev>\n",
-          b->domain, b->bus, b->dev, b->func, i + 1);
+          b->domain, b->bus, b->dev, b->func, i, i + 1);
     }
   }
   for (guint i = 0; i < d->n_disks; i++) {
@@ -94,9 +96,11 @@ add_devices(GString *x, const VfdLibvirtDomain *d)
     char dev[8];
 
     g_snprintf(dev, sizeof dev, "vd%c", 'a' + (int) i);
-    add(x, "    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw'/>\n"
-           "      <source file='%s'/>\n      <target dev='%s' bus='%s'/>\n      <serial>%s</serial>\n",
-        k->source, dev, blk_bus, k->serial);
+    add(x, "    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw'/>\n      <source file='%s'",
+        k->source);
+    if (k->fdgroup)
+      add(x, " fdgroup='%s'", k->fdgroup);
+    add(x, "/>\n      <target dev='%s' bus='%s'/>\n      <serial>%s</serial>\n", dev, blk_bus, k->serial);
     if (k->read_only)
       g_string_append(x, "      <readonly/>\n");
     g_string_append(x, "    </disk>\n");
@@ -119,9 +123,10 @@ char *
 vfd_libvirt_domain_xml(const VfdLibvirtDomain *d)
 {
   GString *x = g_string_new(NULL);
-  gboolean q35 = d->n_devices > 0;
+  gboolean q35 = !d->microvm || d->n_devices > 0;
 
-  add(x, "<domain type='%s'>\n  <name>%s</name>\n", d->kvm ? "kvm" : "qemu", d->name);
+  add(x, "<domain type='%s' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n  <name>%s</name>\n",
+      d->kvm ? "kvm" : "qemu", d->name);
   add(x, "  <metadata>\n    <vfiod:sandbox xmlns:vfiod='%s'>\n      <vfiod:id>%s</vfiod:id>\n"
          "      <vfiod:owner uid='%u'/>\n",
       VFD_LIBVIRT_XMLNS, d->name, (guint) d->owner_uid);
@@ -136,12 +141,115 @@ vfd_libvirt_domain_xml(const VfdLibvirtDomain *d)
   add(x, "  <os>\n    <type arch='x86_64' machine='%s'>hvm</type>\n    <kernel>%s</kernel>\n"
          "    <initrd>%s</initrd>\n    <cmdline>%s</cmdline>\n  </os>\n",
       q35 ? "q35" : "microvm", d->kernel, d->initrd, d->cmdline);
+  if (d->fw_cfg_file)
+    add(x, "  <sysinfo type='fwcfg'>\n    <entry name='%s' file='%s'/>\n  </sysinfo>\n", VFIOD_PAYLOAD_FW_CFG_NAME,
+        d->fw_cfg_file);
   g_string_append(x, "  <features>\n    <acpi/>\n  </features>\n");
   add_cpu(x, d);
   /* one life: vfiod decides what comes after it */
   g_string_append(x, "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
                      "  <on_crash>destroy</on_crash>\n");
   add_devices(x, d);
+  if (d->present_vendor && d->device_classes) {
+    gboolean open = FALSE;
+    for (guint i = 0; i < d->n_devices; i++) {
+      if ((d->device_classes[i] >> 16) != 0x03)
+        continue;
+      if (!open)
+        g_string_append(x, "  <qemu:override>\n");
+      open = TRUE;
+      add(x, "    <qemu:device alias='ua-vfd-hostdev%u'>\n      <qemu:frontend>\n"
+             "        <qemu:property name='x-pci-vendor-id' type='unsigned' value='%u'/>\n"
+             "        <qemu:property name='x-pci-device-id' type='unsigned' value='%u'/>\n"
+             "      </qemu:frontend>\n    </qemu:device>\n",
+          i, d->present_vendor, d->present_device);
+    }
+    if (open)
+      g_string_append(x, "  </qemu:override>\n");
+  }
+  if (d->run_uid != 0)
+    add(x, "  <seclabel type='static' model='dac' relabel='no'>\n    <label>+%u:+%u</label>\n  </seclabel>\n",
+        (guint) d->run_uid, (guint) d->run_gid);
   g_string_append(x, "</domain>\n");
   return g_string_free(x, FALSE);
+}
+
+/* ---- reading a domain's PCI hostdevs ---- */
+
+typedef struct {
+  int depth;
+  int depth_hostdev; /* the element depth of the open PCI <hostdev>, 0: none */
+  gboolean managed;  /* that hostdev's managed='yes' */
+  gboolean in_source;
+  GArray *managed_out, *unmanaged_out;
+} HostdevScan;
+
+static const char *
+attr(const char **names, const char **values, const char *name)
+{
+  for (guint i = 0; names[i]; i++)
+    if (g_str_equal(names[i], name))
+      return values[i];
+  return NULL;
+}
+
+/* A number attribute of an <address> ("0x41", "65"), or -1. */
+static gint64
+attr_number(const char **names, const char **values, const char *name, guint64 max)
+{
+  const char *v = attr(names, values, name);
+  guint64 n;
+  char *end = NULL;
+
+  if (!v || !*v)
+    return -1;
+  n = g_ascii_strtoull(v, &end, 0);
+  return end && !*end && n <= max ? (gint64) n : -1;
+}
+
+static void
+scan_start(GMarkupParseContext *ctx, const char *element, const char **names, const char **values, gpointer data,
+           GError **error)
+{
+  HostdevScan *h = data;
+
+  h->depth++;
+  if (g_str_equal(element, "hostdev") && !h->depth_hostdev && g_strcmp0(attr(names, values, "mode"), "subsystem") == 0 &&
+      g_strcmp0(attr(names, values, "type"), "pci") == 0) {
+    h->depth_hostdev = h->depth;
+    h->managed = g_strcmp0(attr(names, values, "managed"), "yes") == 0;
+  } else if (h->depth_hostdev && h->depth == h->depth_hostdev + 1 && g_str_equal(element, "source"))
+    h->in_source = TRUE;
+  else if (h->in_source && h->depth == h->depth_hostdev + 2 && g_str_equal(element, "address")) {
+    gint64 d = attr_number(names, values, "domain", 0xffff), b = attr_number(names, values, "bus", 0xff),
+           s = attr_number(names, values, "slot", 0x1f), f = attr_number(names, values, "function", 7);
+    GArray *out = h->managed ? h->managed_out : h->unmanaged_out;
+
+    if (b >= 0 && s >= 0 && f >= 0 && out) {
+      VfdBdf bdf = { .domain = (guint16) MAX(d, 0), .bus = (guint8) b, .dev = (guint8) s, .func = (guint8) f };
+      g_array_append_val(out, bdf);
+    }
+  }
+}
+
+static void
+scan_end(GMarkupParseContext *ctx, const char *element, gpointer data, GError **error)
+{
+  HostdevScan *h = data;
+
+  if (h->in_source && h->depth == h->depth_hostdev + 1)
+    h->in_source = FALSE;
+  if (h->depth_hostdev == h->depth)
+    h->depth_hostdev = 0;
+  h->depth--;
+}
+
+gboolean
+vfd_libvirt_domain_hostdevs(const char *xml, GArray *managed, GArray *unmanaged)
+{
+  static const GMarkupParser parser = { .start_element = scan_start, .end_element = scan_end };
+  HostdevScan h = { .managed_out = managed, .unmanaged_out = unmanaged };
+  g_autoptr(GMarkupParseContext) ctx = g_markup_parse_context_new(&parser, 0, &h, NULL);
+
+  return xml && g_markup_parse_context_parse(ctx, xml, -1, NULL) && g_markup_parse_context_end_parse(ctx, NULL);
 }

@@ -26,6 +26,8 @@ typedef struct {
   const char *source; /* absolute path libvirt gives QEMU (an fd group's file, or a vfiod-owned file) */
   const char *serial; /* virtio-blk serial guest-init finds it by (guest-init/protocol.h, "disks") */
   gboolean read_only;
+  const char *fdgroup; /* the fd group (virDomainFDAssociate()) QEMU gets the image from, NULL: libvirt
+                        * opens @source itself */
 } VfdLibvirtDisk;
 
 typedef struct {
@@ -36,8 +38,14 @@ typedef struct {
   const char *emulator;    /* [qemu] binary, absolute */
   guint memory_mib;
   guint vcpus;
-  const VfdBdf *devices;   /* passed functions: Q35 with one root port each; none: microvm */
+  gboolean microvm;        /* the microvm machine (only without @devices); else q35 */
+  const VfdBdf *devices;   /* passed functions on Q35, one root port each */
   guint n_devices;
+  const guint32 *device_classes; /* PCI class code of each of @devices, NULL: unknown */
+  guint16 present_vendor;  /* TEST ONLY ([qemu] test_present_as): != 0: display-class (0x03xxxx) functions
+                            * are shown to the guest with these IDs (a <qemu:override> of the hostdev's
+                            * x-pci-vendor-id / x-pci-device-id, as the qemu backend's -device options) */
+  guint16 present_device;
   guint64 pci_hole64_size; /* bytes; 0: QEMU's default */
   guint phys_bits;         /* guest address bits; 0: the default */
   gboolean hugepages;
@@ -53,9 +61,24 @@ typedef struct {
   const char *tap;         /* the TAP vfiod made; NULL: no network */
   const char *mac;         /* its guest MAC, xx:xx:xx:xx:xx:xx */
   guint32 cid;             /* vsock CID; 0: none */
+  uid_t run_uid;           /* != 0: QEMU runs as @run_uid:@run_gid (a static DAC label) and libvirt
+                            * relabels nothing (vfiod handed the domain its files and /dev/vfio nodes);
+                            * 0: libvirt's configured user and labelling */
+  gid_t run_gid;
+  const char *fw_cfg_file; /* the workload's payload (guest-init/payload.h), a file QEMU reads at start as
+                            * fw_cfg VFIOD_PAYLOAD_FW_CFG_NAME; NULL: none */
 } VfdLibvirtDomain;
 
 /* The domain XML for @d, a new string (UTF-8; every value escaped). The
- * machine is q35 with one pcie-root-port per function when @d has devices,
- * else microvm. Never NULL. */
+ * machine is q35 with one pcie-root-port per function, or microvm when
+ * @d->microvm and there are no devices. Never NULL. */
 char *vfd_libvirt_domain_xml(const VfdLibvirtDomain *d);
+
+/* The PCI functions a domain's XML (@xml: virDomainGetXMLDesc()'s text,
+ * untrusted: any domain on the host) gives the guest as <hostdev
+ * mode='subsystem' type='pci'>: each source address appended as a VfdBdf
+ * to @managed (managed='yes': libvirt detaches the function from its host
+ * driver itself when the domain starts) or to @unmanaged (the others).
+ * Either may be NULL. An address out of range is skipped. FALSE when @xml
+ * is not well-formed (what was found before the error stays). */
+gboolean vfd_libvirt_domain_hostdevs(const char *xml, GArray *managed, GArray *unmanaged);
