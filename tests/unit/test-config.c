@@ -47,6 +47,41 @@ test_defaults(void **state)
   assert_string_equal(c->qemu_initrd, VFIOD_IMAGE_DIR "/initramfs");
   assert_string_equal(c->qemu_driver_layer, VFIOD_IMAGE_DIR "/driver-layer.erofs");
   assert_false(c->qemu_kernel_set || c->qemu_initrd_set || c->qemu_driver_layer_set);
+  assert_false(c->vm_libvirt);
+  assert_string_equal(c->libvirt_uri, "qemu:///system");
+}
+
+/* [vm] backend and [libvirt] uri: only this host's system QEMU driver. */
+static void
+test_libvirt_backend(void **state)
+{
+  static const char *const local[] = { "qemu:///system", "qemu+unix:///system",
+                                       "qemu+unix:///system?socket=/run/libvirt/virtqemud-sock" };
+  static const char *const refused[] = { "qemu+ssh://gpu7/system", "qemu:///session", "qemu+tcp://h/system",
+                                         "test:///default", "qemu:///systemd", "qemu+unix:///system/x", "" };
+
+  for (guint i = 0; i < G_N_ELEMENTS(local); i++)
+    assert_true(vfd_config_libvirt_uri_local(local[i]));
+  for (guint i = 0; i < G_N_ELEMENTS(refused); i++)
+    assert_false(vfd_config_libvirt_uri_local(refused[i]));
+  assert_false(vfd_config_libvirt_uri_local(NULL));
+  {
+    g_autoptr(GError) error = NULL;
+    g_autofree char *path = write_conf("[vm]\nbackend=libvirt\n[libvirt]\nuri=qemu+unix:///system\n");
+    g_autoptr(VfdConfig) c = vfd_config_load(path, NULL, &error);
+    assert_non_null(c);
+    assert_true(c->vm_libvirt);
+    assert_string_equal(c->libvirt_uri, "qemu+unix:///system");
+    g_unlink(path);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+    g_autofree char *path = write_conf("[vm]\nbackend=qemu\n");
+    g_autoptr(VfdConfig) c = vfd_config_load(path, NULL, &error);
+    assert_non_null(c);
+    assert_false(c->vm_libvirt);
+    g_unlink(path);
+  }
 }
 
 /* The default image: what is missing is reported, with how to build it;
@@ -152,6 +187,8 @@ test_bad_values(void **state)
   check_bad("[devices]\nids=10de\n", "10de");
   check_bad("[devices]\nclasses=030\n", "030");
   check_bad("this is not a key file", "config");
+  check_bad("[vm]\nbackend=firecracker\n", "[vm] backend must be qemu or libvirt, got 'firecracker'");
+  check_bad("[libvirt]\nuri=qemu+ssh://gpu7/system\n", "one vfiod per host");
   check_bad("[network]\ngateway_address=10.0.200.1\n", "gateway_address: 10.0.200.1 is inside the pool 10.0.128.0/17");
   check_bad("[network]\ngateway_address=127.0.0.2\n", "not a unicast IPv4 address");
   check_bad("[network]\ngateway_address=239.1.1.1\n", "not a unicast IPv4 address");
@@ -428,7 +465,7 @@ main(void)
     cmocka_unit_test(test_defaults),     cmocka_unit_test(test_systemd_dirs), cmocka_unit_test(test_values),
     cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_qemu_argv),
     cmocka_unit_test(test_qemu_argv_microvm), cmocka_unit_test(test_present_as),
-    cmocka_unit_test(test_image_defaults),
+    cmocka_unit_test(test_image_defaults), cmocka_unit_test(test_libvirt_backend),
     cmocka_unit_test(test_numa_cpulist),    cmocka_unit_test(test_uid_range),
   };
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);

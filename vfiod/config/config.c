@@ -29,6 +29,7 @@ vfd_config_unref(VfdConfig *c)
   g_free(c->allowed_group);
   g_free(c->ids);
   g_free(c->classes);
+  g_free(c->libvirt_uri);
   g_free(c->qemu_binary);
   g_free(c->qemu_accel);
   g_free(c->qemu_kernel);
@@ -74,6 +75,7 @@ static const char *const known_keys[] = {
   "pool/devices", "pool/match", "pool/mode", "pool/cdi_dir",
   "qemu/binary", "qemu/accel", "qemu/stop_timeout", "qemu/hugepages", "qemu/seccomp", "qemu/kernel", "qemu/initrd", "qemu/driver_layer", "qemu/user",
   "qemu/pci_nocrs", "qemu/hugepage_size", "qemu/test_present_as", "qemu/prealloc_threads", "qemu/max_phys_bits", "qemu/uid_range", "qemu/serial_log_max_mib",
+  "vm/backend", "libvirt/uri",
   "network/enabled", "network/pool", "network/prefix", "network/host_ports", "network/nat_uplink", "network/dns",
   "network/gateway_address",
   "network/report_port",
@@ -201,6 +203,21 @@ vfd_config_parse_uid_range(const char *text, guint32 *ret_first, guint32 *ret_co
   return 0;
 }
 
+gboolean
+vfd_config_libvirt_uri_local(const char *uri)
+{
+  const char *q;
+
+  if (!uri)
+    return FALSE;
+  if (g_str_equal(uri, "qemu:///system"))
+    return TRUE;
+  if (!g_str_has_prefix(uri, "qemu+unix:///system"))
+    return FALSE;
+  q = uri + strlen("qemu+unix:///system");
+  return *q == '\0' || *q == '?';
+}
+
 int
 vfd_config_parse_present_as(const char *text, guint16 *ret_vendor, guint16 *ret_device)
 {
@@ -297,6 +314,7 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
   c->pool_match = g_strdup("");
   c->pool_mode = g_strdup("external");
   c->cdi_dir = g_strdup("/run/cdi");
+  c->libvirt_uri = g_strdup("qemu:///system");
   c->net_enabled = true;
   c->net_pool = g_strdup(VFD_SUBNET_POOL_DEFAULT);
   c->net_prefix = VFD_SUBNET_PREFIX_DEFAULT;
@@ -335,6 +353,26 @@ vfd_config_load(const char *path, GPtrArray **ret_warnings, GError **error)
     take_string(kf, "pool", "match", &c->pool_match);
     take_string(kf, "pool", "mode", &c->pool_mode);
     take_string(kf, "pool", "cdi_dir", &c->cdi_dir);
+    take_string(kf, "libvirt", "uri", &c->libvirt_uri);
+    if (g_key_file_has_key(kf, "vm", "backend", NULL)) {
+      g_autofree char *v = g_key_file_get_string(kf, "vm", "backend", NULL);
+      const char *b = v ? g_strstrip(v) : "";
+      if (g_str_equal(b, "libvirt"))
+        c->vm_libvirt = true;
+      else if (!g_str_equal(b, "qemu")) {
+        g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                    "config key [vm] backend must be qemu or libvirt, got '%s'", b);
+        return NULL;
+      }
+    }
+    if (!vfd_config_libvirt_uri_local(c->libvirt_uri)) {
+      g_set_error(error, VFD_ERROR, VFD_ERROR_INVALID_ARGUMENT,
+                  "config key [libvirt] uri must name this host's system QEMU driver (qemu:///system, or "
+                  "qemu+unix:///system with a socket=PATH query), got '%s': vfiod binds the devices here, so "
+                  "their QEMU must run here too (one vfiod per host)",
+                  c->libvirt_uri);
+      return NULL;
+    }
     take_string(kf, "network", "pool", &c->net_pool);
     take_string(kf, "network", "host_ports", &c->net_host_ports);
     take_string(kf, "network", "nat_uplink", &c->net_nat_uplink);

@@ -78,6 +78,11 @@ typedef struct {
                                 * vendor/device IDs (vfio-pci x-pci-vendor-id/x-pci-device-id);
                                 * 0 (default, "" in the file): off */
   guint16 qemu_present_device;
+  bool vm_libvirt;      /* [vm] backend: "qemu" (default: vfiod starts QEMU itself) or "libvirt" (TRUE: each
+                         * sandbox is a transient libvirt domain; vfiod keeps the devices, the network and the
+                         * guest image) */
+  char *libvirt_uri;    /* [libvirt] uri, default "qemu:///system": this host's system QEMU driver (the only
+                         * kind accepted: the devices are bound here, so QEMU must run here) */
   bool net_enabled;     /* [network] enabled: TAP + subnet + firewall + vsock per sandbox, default true */
   char *net_pool;       /* [network] pool, default 10.0.128.0/17 */
   guint net_prefix;     /* [network] prefix, default 30 */
@@ -116,6 +121,14 @@ int vfd_config_parse_uid_range(const char *text, guint32 *ret_first, guint32 *re
  * (what config space reads as "no device"); "" is off (*@ret_vendor and
  * *@ret_device 0). -EINVAL when malformed; nothing written then. */
 int vfd_config_parse_present_as(const char *text, guint16 *ret_vendor, guint16 *ret_device);
+
+/* TRUE when @uri (a [libvirt] uri value) names this host's system QEMU
+ * driver: exactly "qemu:///system", or "qemu+unix:///system" with an
+ * optional query (e.g. "?socket=/run/libvirt/virtqemud-sock"). Remote URIs
+ * (a host part, +ssh, +tcp, +tls), the session driver and other drivers
+ * are FALSE: the devices vfiod binds are on this host, and vfiod follows
+ * the domain's QEMU process here (its pid, for adoption and exit). */
+gboolean vfd_config_libvirt_uri_local(const char *uri);
 
 /* What of the default guest image (VFIOD_IMAGE_DIR, made by `vfioctl image
  * build`) @config relies on and is missing: one sentence per problem, each

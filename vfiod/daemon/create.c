@@ -5,14 +5,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glib-unix.h>
 #include <pwd.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "failpoint.h"
 #include "guest-payload.h"
+#include "libvirt-xml.h"
 #include "log-fields.h"
 
 static char *
@@ -478,6 +481,193 @@ create_checks(Op *op, gboolean dry, GArray **ret_reserved, GArray **ret_function
 
 /* Worker: stages 1-3 of a create, with reverse-order rollback of the stages
  * done when one fails. */
+/* Stage 5 under [vm] backend = libvirt: the sandbox as a transient domain
+ * (vm-libvirt.c). QEMU runs as the sandbox's uid with nothing relabelled
+ * by libvirt, so what it opens by path is handed to that uid here: copies
+ * of the kernel and initramfs and the workload's payload in its QEMU
+ * directory (the payload is removed once QEMU has read it at start), the
+ * console log; the disks and the driver layer reach it as fd groups,
+ * never as the client's paths; libvirt opens the TAP (by name, made by
+ * vfiod) and the vsock device. Sets s->pid and s->pidfd. The fds of
+ * @op (kernel, initramfs, layer) are consumed. */
+static gboolean
+launch_libvirt(Op *op, GArray *passed, GArray *classes, GError **error)
+{
+  VfdManager *m = op->m;
+  Sandbox *s = op->sandbox;
+  g_autoptr(GPtrArray) groups = g_ptr_array_new_with_free_func(vfd_fd_group_free);
+  g_autoptr(GPtrArray) strings = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GArray) disks = g_array_new(FALSE, TRUE, sizeof(VfdLibvirtDisk));
+  g_autoptr(GArray) disk_fds = g_array_new(FALSE, FALSE, sizeof(int));
+  g_autoptr(GStrvBuilder) scratch = g_strv_builder_new(); /* QEMU arguments: unused under libvirt */
+  g_autoptr(GStrvBuilder) append = g_strv_builder_new();
+  g_auto(GStrv) scratch_args = NULL, extra_append = NULL;
+  g_autoptr(GBytes) payload = NULL;
+  g_autofree char *kernel = g_build_filename(s->qemu_dir, "kernel", NULL);
+  g_autofree char *initrd = g_build_filename(s->qemu_dir, "initrd", NULL);
+  g_autofree char *payload_path = NULL, *cmdline = NULL, *emulator = NULL, *xml = NULL;
+  gboolean kvm = g_str_equal(s->config->qemu_accel, "kvm");
+  /* under KVM QEMU's group is kvm's (/dev/kvm); its uid owns the rest */
+  gid_t gid = kvm && m->kvm_gid != (gid_t) -1 ? m->kvm_gid : s->qemu_gid;
+  int dfd = open(s->qemu_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  guint next = 0;
+  gboolean ok = FALSE;
+
+  if (dfd < 0) {
+    int e = errno;
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot open %s: %s", s->qemu_dir, g_strerror(e));
+    return FALSE;
+  }
+  if (!vfd_mgr_libvirt_copy_file(dfd, "kernel", op->kernel_fd, s->qemu_uid, gid, error) ||
+      !vfd_mgr_libvirt_copy_file(dfd, "initrd", op->initrd_fd, s->qemu_uid, gid, error))
+    goto out;
+  if (s->qemu_uid != 0 && s->serial_fd >= 0 && fchown(s->serial_fd, s->qemu_uid, gid) < 0) {
+    int e = errno;
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot hand %s to the QEMU user: %s", s->serial_log,
+                g_strerror(e));
+    goto out;
+  }
+  /* The disks: the same fds (and kernel command line words) the qemu
+   * backend gives QEMU, one group per disk: a writable disk's O_RDWR fd
+   * and O_RDONLY fd, a read-only disk's O_RDONLY fd. */
+  if (!vfd_disks_qemu_args(op->disks, FALSE, VFD_QEMU_FDSET_DISKS, scratch, append, disk_fds, error))
+    goto out;
+  for (guint i = 0; op->disks && i < op->disks->len; i++) {
+    const VfdDisk *d = g_ptr_array_index(op->disks, i);
+    VfdFdGroup *g = g_new0(VfdFdGroup, 1);
+    guint n = d->read_only ? 1 : 2;
+    VfdLibvirtDisk ld = { .serial = d->serial, .read_only = d->read_only };
+
+    g->name = g_strdup_printf("%s-%s", s->id, d->serial);
+    g->fds = g_array_new(FALSE, FALSE, sizeof(int));
+    g_array_append_vals(g->fds, &g_array_index(disk_fds, int, next), n);
+    next += n;
+    g_ptr_array_add(groups, g);
+    ld.fdgroup = g->name;
+    /* a name for libvirt's view only: QEMU gets the group's fds */
+    g_ptr_array_add(strings, g_build_filename(s->dir, d->serial, NULL));
+    ld.source = g_ptr_array_index(strings, strings->len - 1);
+    g_array_append_val(disks, ld);
+  }
+  g_array_set_size(disk_fds, 0); /* every fd is a group's now */
+  /* the driver layer, for a GPU sandbox with a root disk (as in stage 5) */
+  {
+    if (op->layer_fd >= 0 && vfd_disks_root(op->disks) && sandbox_has_gpu(classes)) {
+      VfdFdGroup *g = g_new0(VfdFdGroup, 1);
+      VfdLibvirtDisk ld = { .serial = VFIOD_DISK_SERIAL_DRIVER, .read_only = TRUE };
+
+      g->name = g_strdup_printf("%s-" VFIOD_DISK_SERIAL_DRIVER, s->id);
+      g->fds = g_array_new(FALSE, FALSE, sizeof(int));
+      g_array_append_val(g->fds, op->layer_fd);
+      op->layer_fd = -1;
+      g_ptr_array_add(groups, g);
+      ld.fdgroup = g->name;
+      g_ptr_array_add(strings, g_build_filename(s->dir, VFIOD_DISK_SERIAL_DRIVER, NULL));
+      ld.source = g_ptr_array_index(strings, strings->len - 1);
+      g_array_append_val(disks, ld);
+      g_strv_builder_add(append, VFIOD_KEY_DRIVER "=" VFD_QEMU_DRIVER_DEV);
+    }
+  }
+  vfd_mgr_net_guest_words(s, append);
+  payload = vfd_guest_payload_build(op->cmd, (const char *const *) op->args, op->env, op->files, error);
+  if (!payload && *error)
+    goto out;
+  if (payload) {
+    g_autofree char *word = g_strdup_printf(VFIOD_KEY_PAYLOAD "=%zu", g_bytes_get_size(payload));
+    int pfd = -1;
+
+    payload_path = g_build_filename(s->qemu_dir, "payload", NULL);
+    pfd = vfd_guest_payload_memfd(payload, error);
+    if (pfd < 0 || !vfd_mgr_libvirt_copy_file(dfd, "payload", pfd, s->qemu_uid, gid, error)) {
+      if (pfd >= 0)
+        close(pfd);
+      g_clear_pointer(&payload_path, g_free);
+      goto out;
+    }
+    close(pfd);
+    g_strv_builder_add(append, word);
+  }
+  extra_append = g_strv_builder_end(append);
+  scratch_args = g_strv_builder_end(scratch);
+  {
+    VfdQemuConfig qc = {
+      .id = s->id,
+      .pci_nocrs = s->config->qemu_pci_nocrs,
+      .tsc_khz = g_str_equal(s->config->qemu_accel, "tcg") ? vfd_host_tsc_khz() : 0,
+      .extra_append = (const char *const *) extra_append,
+    };
+    cmdline = vfd_qemu_kernel_cmdline(&qc, TRUE);
+  }
+  emulator = g_path_is_absolute(s->config->qemu_binary) ? g_strdup(s->config->qemu_binary)
+                                                         : g_find_program_in_path(s->config->qemu_binary);
+  if (!emulator) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "[qemu] binary %s is not in PATH", s->config->qemu_binary);
+    goto out;
+  }
+  {
+    VfdLibvirtDomain d = {
+      .name = s->id,
+      .sandbox_name = s->name,
+      .owner_uid = s->owner_uid,
+      .kvm = kvm,
+      .emulator = emulator,
+      .memory_mib = s->memory_mib,
+      .vcpus = s->vcpus,
+      .devices = (const VfdBdf *) (void *) passed->data,
+      .n_devices = passed->len,
+      .device_classes = (const guint32 *) (void *) classes->data,
+      .present_vendor = s->config->qemu_present_vendor,
+      .present_device = s->config->qemu_present_device,
+      .pci_hole64_size = s->plan.pci_hole64_size,
+      .phys_bits = s->plan.phys_bits,
+      .hugepages = s->config->qemu_hugepages || s->config->qemu_hugepage_kib,
+      .hugepage_kib = s->config->qemu_hugepage_kib,
+      .prealloc_threads = s->config->qemu_prealloc_threads,
+      .numa_node = s->numa_node,
+      .kernel = kernel,
+      .initrd = initrd,
+      .cmdline = cmdline,
+      .serial_log = s->serial_log,
+      .disks = (const VfdLibvirtDisk *) (void *) disks->data,
+      .n_disks = disks->len,
+      .tap = s->has_net ? s->tap : NULL,
+      .mac = s->has_net ? s->mac : NULL,
+      .cid = s->cid,
+      .run_uid = s->qemu_uid,
+      .run_gid = gid,
+      .fw_cfg_file = payload_path,
+    };
+    xml = vfd_libvirt_domain_xml(&d);
+  }
+  s->pid = vfd_mgr_libvirt_create(m, s, xml, groups, error);
+  if (s->pid > 0) {
+    s->pidfd = (int) syscall(SYS_pidfd_open, (pid_t) s->pid, 0);
+    ok = TRUE; /* a QEMU already gone is seen by libvirt's event */
+  }
+
+out:
+  for (guint i = 0; i < disk_fds->len; i++)
+    close(g_array_index(disk_fds, int, i));
+  /* QEMU read these at start: the secrets leave the disk, the copies
+   * free their memory (the sandbox directory is on tmpfs) */
+  if (payload_path)
+    unlinkat(dfd, "payload", 0);
+  if (ok) {
+    unlinkat(dfd, "kernel", 0);
+    unlinkat(dfd, "initrd", 0);
+  }
+  if (op->kernel_fd >= 0)
+    close(op->kernel_fd);
+  if (op->initrd_fd >= 0)
+    close(op->initrd_fd);
+  op->kernel_fd = op->initrd_fd = -1;
+  if (op->layer_fd >= 0)
+    close(op->layer_fd);
+  op->layer_fd = -1;
+  close(dfd);
+  return ok;
+}
+
 static gboolean
 create_work(Op *op, GError **error)
 {
@@ -569,7 +759,13 @@ create_work(Op *op, GError **error)
    * nodes, nothing else (the node goes when the group leaves vfio-pci). */
   if (s->qemu_uid != 0 && !hand_over(m, s, error))
     goto rollback;
-  {
+  if (s->config->vm_libvirt) {
+    if (qemu_log >= 0)
+      close(qemu_log); /* libvirt keeps QEMU's own log */
+    qemu_log = -1;
+    if (!launch_libvirt(op, passed, classes, error))
+      goto rollback;
+  } else {
     g_autofree char *pidfile = g_build_filename(s->qemu_dir, "qemu.pid", NULL);
     g_autofree char *kernel = NULL, *initrd = NULL;
     int serial_fd = sandbox_open_serial_for_qemu(s);
@@ -692,17 +888,24 @@ create_work(Op *op, GError **error)
     };
     s->proc = vfd_qemu_spawn(&qc, qemu_log, error);
     qemu_log = -1;
+    if (!s->proc)
+      goto rollback;
+    s->pid = g_ascii_strtoll(g_subprocess_get_identifier(s->proc), NULL, 10);
   }
-  if (!s->proc)
-    goto rollback;
-  s->pid = g_ascii_strtoll(g_subprocess_get_identifier(s->proc), NULL, 10);
   /* The record with QEMU's pid and start time, durable before the create
    * answers: what a restart adopts. */
   if (vfd_fail_stage("qemu", error) || !journal_sandbox(m, s, error)) {
     /* QEMU runs: stop it before undoing the rest. */
-    g_subprocess_force_exit(s->proc);
-    g_subprocess_wait(s->proc, NULL, NULL);
-    g_clear_object(&s->proc);
+    if (s->proc) {
+      g_subprocess_force_exit(s->proc);
+      g_subprocess_wait(s->proc, NULL, NULL);
+      g_clear_object(&s->proc);
+    } else {
+      vfd_mgr_libvirt_destroy(m, s, FALSE, NULL);
+      if (s->pidfd >= 0)
+        close(s->pidfd);
+      s->pidfd = -1;
+    }
     goto rollback;
   }
   return TRUE;
@@ -788,7 +991,11 @@ create_done(Op *op, GError *error)
     g_hash_table_insert(m->sandboxes, s->id, s);
   sandbox_set_state(s, SANDBOX_RUNNING);
   sandbox_event(s, "vm-started", "", "pid %" G_GINT64_FORMAT, s->pid);
-  g_subprocess_wait_async(s->proc, NULL, vfd_mgr_on_qemu_wait, m);
+  s->vm_gone = FALSE;
+  if (s->proc)
+    g_subprocess_wait_async(s->proc, NULL, vfd_mgr_on_qemu_wait, m);
+  else if (s->pidfd >= 0)
+    s->pidfd_source = g_unix_fd_add(s->pidfd, G_IO_IN, vfd_mgr_on_pidfd_ready, s); /* libvirt's QEMU */
   sandbox_watch_serial(s);
   {
     g_auto(GStrv) devs = vfd_mgr_bdf_strv(s->devices);

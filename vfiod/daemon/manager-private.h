@@ -97,6 +97,7 @@ typedef struct {
   GSubprocess *proc; /* NULL when adopted after a restart */
   int pidfd;         /* adopted: watched for exit */
   guint pidfd_source;
+  gboolean vm_gone;  /* QEMU's end was seen (pidfd, child watch or libvirt event): handled once per run */
   guint kill_timeout;
   guint stop_stage; /* 0: asked the guest; 1: asked QEMU to quit; 2: SIGKILL sent */
   GPtrArray *waiters; /* GDBusMethodInvocation of pending DeleteSandbox calls */
@@ -168,6 +169,11 @@ struct VfdManager {
   VfdHostCpu host_cpu;    /* address widths do not change while the host runs: read once */
   VfdConfig *pool_config; /* the start-up configuration, a reference: [pool] keys apply at start-up (read on any
                            * thread: pool lending, CDI, reconcile) */
+  /* [vm] backend = libvirt (vm-libvirt.c) */
+  GMutex lv_lock;               /* guards lv_conn (workers take references) */
+  struct _virConnect *lv_conn;  /* the connection to [libvirt] uri; NULL while not connected */
+  int lv_callback;              /* its lifecycle event callback id, -1: none */
+  guint lv_retry;               /* reconnect timer */
 };
 
 /* ---- device work off the main loop --------------------------------------
@@ -430,6 +436,9 @@ gboolean vfd_mgr_net_setup(VfdManager *m, Sandbox *s, GError **error);
  * thread at start-up). Failures are logged. */
 void vfd_mgr_net_teardown(VfdManager *m, Sandbox *s);
 
+/* The guest kernel's command line words for the sandbox's network and
+ * report channel (what vfd_mgr_net_qemu_args() adds to @append). */
+void vfd_mgr_net_guest_words(Sandbox *s, GStrvBuilder *append);
 /* QEMU arguments (@args) and kernel command line words (@append) for the
  * network and vsock devices of @s; the device fds opened here are appended
  * to @fds (QEMU's fds from 3; the caller closes them on failure). Worker. */
@@ -564,3 +573,69 @@ void vfd_mgr_reconcile_done(Op *op, GError *error);
 /* Listens on vsock ([network] report_port) for the guests' reports when
  * the host has vhost-vsock; a failure is logged (the console remains). */
 void vfd_mgr_report_listener_start(VfdManager *m);
+
+/* ---- vm-libvirt.c: the libvirt backend ([vm] backend = libvirt) ---------- */
+
+/* One group of fds libvirt hands QEMU for a disk (virDomainFDAssociate()):
+ * the domain XML names it in the disk's fdgroup. */
+typedef struct {
+  char *name;  /* "<sandbox id>-<disk serial>" */
+  GArray *fds; /* int, open; closed by vfd_fd_group_free() */
+} VfdFdGroup;
+void vfd_fd_group_free(gpointer group);
+
+/* Start-up, main thread, before reconciliation: with [vm] backend =
+ * libvirt, registers libvirt-glib's event loop on GLib's default main
+ * context (once per process) and connects to [libvirt] uri with lifecycle
+ * events and keepalives; a connection that fails or closes (libvirtd
+ * restarted) is retried every 2 s. Does nothing for the qemu backend. */
+void vfd_mgr_libvirt_init(VfdManager *m);
+/* Closes the connection (shut-down). */
+void vfd_mgr_libvirt_free(VfdManager *m);
+
+/* Worker: writes the contents of @src_fd (a regular file, from its start
+ * offset 0) as @name in directory @dfd (new, 0400, never through a link),
+ * owned by @uid:@gid when @uid != 0: the kernel and initramfs QEMU opens by
+ * path under libvirt. FALSE with VFD_ERROR_FAILED. */
+gboolean vfd_mgr_libvirt_copy_file(int dfd, const char *name, int src_fd, uid_t uid, gid_t gid, GError **error);
+
+/* Worker: starts the sandbox's domain from @xml (vfd_libvirt_domain_xml()):
+ * transient from the start when @fd_groups is empty, else defined, given
+ * @fd_groups (VfdFdGroup; the fds stay the caller's), started and
+ * undefined. Returns the pid of its QEMU (libvirt's pidfile under
+ * /run/libvirt/qemu, checked against the process's command line), or 0
+ * with VFD_ERROR_FAILED (libvirt unreachable, the domain refused, no QEMU
+ * found here: the domain is destroyed then). */
+gint64 vfd_mgr_libvirt_create(VfdManager *m, Sandbox *s, const char *xml, GPtrArray *fd_groups, GError **error);
+
+/* Worker: the graceful stop's first step under libvirt: the ACPI power
+ * button (virDomainShutdownFlags) and Ctrl-Alt-Del (virDomainSendKey).
+ * FALSE with VFD_ERROR_FAILED when libvirt cannot be asked. */
+gboolean vfd_mgr_libvirt_shutdown(VfdManager *m, Sandbox *s, GError **error);
+/* Worker: stops the domain (virDomainDestroyFlags: @graceful sends
+ * SIGTERM only). FALSE with VFD_ERROR_FAILED. */
+gboolean vfd_mgr_libvirt_destroy(VfdManager *m, Sandbox *s, gboolean graceful, GError **error);
+
+/* Main thread: a domain named @id with vfiod's metadata is destroyed
+ * and undefined when it exists (a sandbox that reconciliation found gone
+ * or never started). Returns what was done ("destroyed its libvirt
+ * domain", ...), NULL when there was nothing (or no connection). */
+const char *vfd_mgr_libvirt_forget(VfdManager *m, const char *id);
+/* TRUE when a running domain named @id with vfiod's metadata exists. */
+gboolean vfd_mgr_libvirt_has_domain(VfdManager *m, const char *id);
+
+/* Reconciliation with libvirt (nothing for the qemu backend): every domain
+ * carrying vfiod's metadata whose name is not in @live (ids of live
+ * sandboxes) is destroyed and undefined when @act (start-up, main thread,
+ * before the API: nothing is being created) or reported as "unknown"
+ * (the Reconcile call, a worker: a create may be under way); every PCI
+ * function a running domain has (<hostdev>) that the journal does not hold
+ * for that domain's name is reported "in-use". Items go to @report; an
+ * unreachable libvirt is one "unknown" item. */
+void vfd_mgr_libvirt_reconcile(VfdManager *m, GHashTable *live, GPtrArray *report, gboolean act);
+
+/* QEMU of @s is gone (its child watch, pidfd or libvirt's event), exit
+ * status @exit_status (-1: unknown): the devices go back on a worker, the
+ * record leaves the journal, pending stops and deletes are answered. Acts
+ * once per run of the sandbox; later calls do nothing. Main loop. */
+void vfd_mgr_vm_gone(Sandbox *s, int exit_status);

@@ -193,6 +193,8 @@ vfd_manager_reload(VfdManager *m, const char *path, GError **error)
            g_strcmp0(c->net_nat_uplink, o->net_nat_uplink) || c->report_port != o->report_port ||
            c->net_gateway_addr != o->net_gateway_addr)
     fixed = "[network] enabled/pool/prefix/nat_uplink/report_port/gateway_address";
+  else if (c->vm_libvirt != o->vm_libvirt || g_strcmp0(c->libvirt_uri, o->libvirt_uri))
+    fixed = "[vm] backend or [libvirt] uri";
   else if (g_strcmp0(c->sys_root, o->sys_root) || g_strcmp0(c->dev_root, o->dev_root) ||
            g_strcmp0(c->proc_root, o->proc_root))
     fixed = "[testing] roots";
@@ -298,6 +300,8 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   m->creating = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   m->names = g_hash_table_new(g_str_hash, g_str_equal);
   m->kvm_gid = (gid_t) -1;
+  g_mutex_init(&m->lv_lock);
+  m->lv_callback = -1;
   m->sandboxes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, sandbox_drop);
   m->socket_path = g_build_filename(config->runtime_dir, VFD_SOCKET_NAME, NULL);
   m->sandboxes_dir = g_build_filename(config->runtime_dir, "sandboxes", NULL);
@@ -412,6 +416,8 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   vfd_manager1_set_version(m->skeleton, VFIOD_VERSION);
   vfd_mgr_api_connect(m);
 
+  /* libvirt before reconciliation: it destroys leftover domains */
+  vfd_mgr_libvirt_init(m);
   if (!m->journal_corrupt) {
     g_autoptr(GPtrArray) report = vfd_reconcile_report_new();
     g_autoptr(GHashTable) live = NULL;
@@ -422,6 +428,7 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
     vfd_mgr_reconcile_sandboxes(m, report, &restored, &t_restore);
     t1 = g_get_monotonic_time();
     live = vfd_mgr_live_sandbox_ids(m);
+    vfd_mgr_libvirt_reconcile(m, live, report, TRUE);
     vfd_reconcile_devices(m->host, live, report, &scan_us);
     vfd_mgr_pool_sync(m, report);
     t2 = g_get_monotonic_time();
@@ -450,6 +457,8 @@ vfd_manager_free(VfdManager *m)
   }
   g_clear_object(&m->skeleton);
   g_clear_object(&m->observer);
+  vfd_mgr_libvirt_free(m); /* its events look sandboxes up */
+  g_mutex_clear(&m->lv_lock);
   g_hash_table_unref(m->sandboxes);
   g_hash_table_unref(m->qemu_uids);
   g_hash_table_unref(m->creating);

@@ -137,14 +137,21 @@ vfd_mgr_reconcile_sandboxes(VfdManager *m, GPtrArray *report, guint *ret_restore
           g_warning("sandbox %s: %s", s->id, nerr->message);
         s->tap_created = TRUE;
       }
-      vfd_reconcile_add(report, s->id, "adopted", "QEMU pid %" G_GINT64_FORMAT " still runs; adopted as it is",
-                        s->pid);
+      if (m->config->vm_libvirt)
+        vfd_reconcile_add(report, s->id, "adopted", "QEMU pid %" G_GINT64_FORMAT " still runs; adopted as it is (%s)",
+                          s->pid, vfd_mgr_libvirt_has_domain(m, s->id) ? "its libvirt domain runs"
+                                                                         : "libvirt does not list its domain now");
+      else
+        vfd_reconcile_add(report, s->id, "adopted", "QEMU pid %" G_GINT64_FORMAT " still runs; adopted as it is",
+                          s->pid);
       continue;
     }
     pidfile = g_build_filename(s->qemu_dir, "qemu.pid", NULL);
     orphan = js->pid == 0 ? vfd_qemu_find_pid(pidfile, s->id) : 0;
     if (orphan > 0)
       kill_orphan_qemu(s->id, orphan);
+    if (m->config->vm_libvirt)
+      vfd_mgr_libvirt_forget(m, s->id); /* a transient domain ends with its QEMU; one left defined does not */
     if (s->has_net && m->pool)
       vfd_mgr_net_teardown(m, s);
     g_ptr_array_add(gone, s);
@@ -310,6 +317,7 @@ gboolean
 vfd_mgr_reconcile_work(Op *op, GError **error)
 {
   vfd_reconcile_devices(op->m->host, op->live, op->report, NULL);
+  vfd_mgr_libvirt_reconcile(op->m, op->live, op->report, FALSE);
   vfd_mgr_pool_sync(op->m, op->report);
   vfd_mgr_reconcile_network(op->m, op->report);
   return TRUE;

@@ -105,6 +105,34 @@ vfd_mgr_net_teardown(VfdManager *m, Sandbox *s)
   s->tap_created = FALSE;
 }
 
+/* The guest kernel's command line words for the sandbox's network and
+ * report channel (vfiod.ip, vfiod.gw, vfiod.mac, vfiod.dns,
+ * vfiod.report), added to @append. */
+void
+vfd_mgr_net_guest_words(Sandbox *s, GStrvBuilder *append)
+{
+  char host[VFD_IPV4_STRLEN], guest[VFD_IPV4_STRLEN];
+
+  if (s->has_net) {
+    g_autofree char *ip = g_strdup_printf(VFIOD_KEY_IP "=%s/%u", vfd_ipv4_format(s->subnet.guest, guest), s->subnet.prefix);
+    /* the stable gateway address when there is one (guest-init routes
+     * to it on-link), else the TAP's own */
+    g_autofree char *gw = g_strdup_printf(
+        VFIOD_KEY_GW "=%s", vfd_ipv4_format(s->config->net_gateway_addr ? s->config->net_gateway_addr : s->subnet.host, host));
+    g_autofree char *mac = g_strdup_printf(VFIOD_KEY_MAC "=%s", s->mac);
+
+    g_strv_builder_add_many(append, ip, gw, mac, NULL);
+    if (*s->config->net_dns) {
+      g_autofree char *dns = g_strdup_printf(VFIOD_KEY_DNS "=%s", s->config->net_dns);
+      g_strv_builder_add(append, dns);
+    }
+  }
+  if (s->cid) {
+    g_autofree char *report = g_strdup_printf(VFIOD_KEY_REPORT "=vsock:%u", s->config->report_port);
+    g_strv_builder_add(append, report);
+  }
+}
+
 /* QEMU arguments and kernel command line words for the sandbox's network
  * and vsock device. The device files are opened here, as root, and handed
  * to QEMU as fds 3, 4, ... (appended to @fds): QEMU, possibly unprivileged,
@@ -113,18 +141,10 @@ gboolean
 vfd_mgr_net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder *args, GStrvBuilder *append, GArray *fds,
               GError **error)
 {
-  char host[VFD_IPV4_STRLEN], guest[VFD_IPV4_STRLEN];
-
   if (s->has_net) {
     g_autofree char *netdev = NULL;
     g_autofree char *nic = g_strdup_printf("%s,netdev=net0,mac=%s", microvm ? "virtio-net-device" : "virtio-net-pci",
                                            s->mac);
-    g_autofree char *ip = g_strdup_printf(VFIOD_KEY_IP "=%s/%u", vfd_ipv4_format(s->subnet.guest, guest), s->subnet.prefix);
-    /* the stable gateway address when there is one (guest-init routes
-     * to it on-link), else the TAP's own */
-    g_autofree char *gw = g_strdup_printf(
-        VFIOD_KEY_GW "=%s", vfd_ipv4_format(s->config->net_gateway_addr ? s->config->net_gateway_addr : s->subnet.host, host));
-    g_autofree char *mac = g_strdup_printf(VFIOD_KEY_MAC "=%s", s->mac);
     int tap_fd = vfd_tap_open(s->tap);
     int vhost_fd = g_file_test("/dev/vhost-net", G_FILE_TEST_EXISTS) ? open("/dev/vhost-net", O_RDWR | O_CLOEXEC)
                                                                        : -1;
@@ -143,16 +163,10 @@ vfd_mgr_net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder 
       netdev = g_strdup_printf("tap,id=net0,fd=%u", 3 + fds->len - 1);
     }
     g_strv_builder_add_many(args, "-netdev", netdev, "-device", nic, NULL);
-    g_strv_builder_add_many(append, ip, gw, mac, NULL);
-    if (*s->config->net_dns) {
-      g_autofree char *dns = g_strdup_printf(VFIOD_KEY_DNS "=%s", s->config->net_dns);
-      g_strv_builder_add(append, dns);
-    }
   }
   if (s->cid) {
     int vsock_fd = open("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
     g_autofree char *vsock = NULL;
-    g_autofree char *report = g_strdup_printf(VFIOD_KEY_REPORT "=vsock:%u", s->config->report_port);
 
     if (vsock_fd < 0) {
       int e = errno;
@@ -163,7 +177,7 @@ vfd_mgr_net_qemu_args(VfdManager *m, Sandbox *s, gboolean microvm, GStrvBuilder 
     vsock = g_strdup_printf("%s,guest-cid=%u,vhostfd=%u", microvm ? "vhost-vsock-device" : "vhost-vsock-pci", s->cid,
                             3 + fds->len - 1);
     g_strv_builder_add_many(args, "-device", vsock, NULL);
-    g_strv_builder_add(append, report);
   }
+  vfd_mgr_net_guest_words(s, append);
   return TRUE;
 }

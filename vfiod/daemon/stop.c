@@ -19,13 +19,16 @@ qmp_path(Sandbox *s)
   return g_build_filename(s->qemu_dir, "qmp.sock", NULL);
 }
 
-/* Worker: ask the guest to power off. Fails when QMP cannot be reached. */
+/* Worker: ask the guest to power off (QMP, or libvirt under [vm] backend =
+ * libvirt). Fails when QMP or libvirt cannot be reached. */
 static gboolean
 powerdown_work(Op *op, GError **error)
 {
   g_autofree char *path = qmp_path(op->sandbox);
   g_autoptr(GError) key_error = NULL;
 
+  if (op->sandbox->config->vm_libvirt)
+    return vfd_mgr_libvirt_shutdown(op->m, op->sandbox, error);
   if (!vfd_qmp_execute(path, op->sandbox->pid, "system_powerdown", 2000, error))
     return FALSE;
   /* guest-init powers off on Ctrl-Alt-Del too, which needs no ACPI button
@@ -42,6 +45,8 @@ quit_work(Op *op, GError **error)
 {
   g_autofree char *path = qmp_path(op->sandbox);
 
+  if (op->sandbox->config->vm_libvirt)
+    return vfd_mgr_libvirt_destroy(op->m, op->sandbox, TRUE, error);
   return vfd_qmp_execute(path, op->sandbox->pid, "quit", 2000, error);
 }
 
@@ -221,13 +226,15 @@ vfd_mgr_stop_request(Sandbox *s, GDBusMethodInvocation *inv)
   /* STOPPING: a stop is under way; answered when it ends */
 }
 
-/* QEMU is gone: give the devices back (on a worker), drop the journal
- * record, answer pending deletes. */
-static void
-sandbox_exited(Sandbox *s, int exit_status)
+/* QEMU is gone: see manager-private.h. */
+void
+vfd_mgr_vm_gone(Sandbox *s, int exit_status)
 {
   Op *op;
 
+  if (s->vm_gone || s->disposed)
+    return;
+  s->vm_gone = TRUE;
   if (s->kill_timeout) {
     g_source_remove(s->kill_timeout);
     s->kill_timeout = 0;
@@ -266,7 +273,7 @@ vfd_mgr_on_qemu_wait(GObject *source, GAsyncResult *res, gpointer data)
   g_hash_table_iter_init(&it, m->sandboxes);
   while (g_hash_table_iter_next(&it, NULL, (gpointer *) &s))
     if (s->proc == proc) {
-      sandbox_exited(s, status);
+      vfd_mgr_vm_gone(s, status);
       return;
     }
 }
@@ -277,7 +284,7 @@ vfd_mgr_on_pidfd_ready(gint fd, GIOCondition cond, gpointer data)
   Sandbox *s = data;
 
   s->pidfd_source = 0;
-  sandbox_exited(s, -1);
+  vfd_mgr_vm_gone(s, -1);
   return G_SOURCE_REMOVE;
 }
 

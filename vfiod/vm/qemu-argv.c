@@ -26,23 +26,30 @@ add_printf(GStrvBuilder *b, const char *fmt, ...)
   g_strv_builder_add(b, s);
 }
 
-GStrv
-vfd_qemu_build_argv(const VfdQemuConfig *c)
+char *
+vfd_qemu_kernel_cmdline(const VfdQemuConfig *c, gboolean q35)
 {
-  g_autoptr(GStrvBuilder) b = g_strv_builder_new();
-  g_autoptr(GString) append = g_string_new("console=ttyS0 panic=-1");
-  gboolean microvm = c->n_devices == 0;
+  GString *append = g_string_new("console=ttyS0 panic=-1");
 
-  /* microvm: no PCI, no firmware tables to walk: the quick CPU-only
-   * machine. q35 when functions are passed through, each behind its own
-   * PCIe root port so that BARs are sized per device. */
-  if (!microvm)
+  if (q35)
     g_string_append(append, c->pci_nocrs ? " pci=realloc pci=nocrs" : " pci=realloc");
   if (c->tsc_khz)
     g_string_append_printf(append, " tsc_early_khz=%u", c->tsc_khz);
   g_string_append_printf(append, " " VFIOD_KEY_SANDBOX "=%s", c->id);
   for (guint i = 0; c->extra_append && c->extra_append[i]; i++)
     g_string_append_printf(append, " %s", c->extra_append[i]);
+  return g_string_free(append, FALSE);
+}
+
+GStrv
+vfd_qemu_build_argv(const VfdQemuConfig *c)
+{
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+  gboolean microvm = c->n_devices == 0;
+  /* microvm: no PCI, no firmware tables to walk: the quick CPU-only
+   * machine. q35 when functions are passed through, each behind its own
+   * PCIe root port so that BARs are sized per device. */
+  g_autofree char *append = vfd_qemu_kernel_cmdline(c, !microvm);
 
   g_strv_builder_add_many(b, c->qemu_binary, "-name", c->id, "-accel", c->accel, NULL);
   g_strv_builder_add(b, "-M");
@@ -123,7 +130,7 @@ vfd_qemu_build_argv(const VfdQemuConfig *c)
   }
   g_strv_builder_add(b, "-qmp");
   add_printf(b, "unix:%s,server=on,wait=off", c->qmp_socket);
-  g_strv_builder_add_many(b, "-kernel", c->kernel, "-initrd", c->initrd, "-append", append->str, NULL);
+  g_strv_builder_add_many(b, "-kernel", c->kernel, "-initrd", c->initrd, "-append", append, NULL);
   for (guint i = 0; i < c->n_devices; i++) {
     char bdf[VFD_BDF_STRLEN];
     g_strv_builder_add(b, "-device");

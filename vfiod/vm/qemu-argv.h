@@ -76,6 +76,13 @@ typedef struct {
  * instruction set) and QEMU's default CPU under TCG. */
 GStrv vfd_qemu_build_argv(const VfdQemuConfig *config);
 
+/* The guest kernel's command line of @config, a new string: "console=ttyS0
+ * panic=-1", "pci=realloc [pci=nocrs]" when @q35 (a machine with PCI
+ * root ports), "tsc_early_khz=N" under TCG, "vfiod.sandbox=<id>", then
+ * @extra_append. What vfd_qemu_build_argv() passes as -append and the
+ * libvirt backend as the domain's <cmdline>. */
+char *vfd_qemu_kernel_cmdline(const VfdQemuConfig *config, gboolean q35);
+
 /* Checks that hugetlb pages can back @memory_mib MiB of guest RAM before
  * QEMU tries (it fails late and vaguely, or VFIO's pinning stalls): pages of
  * @page_kib KiB (0: the host's default size, <proc_root>/meminfo
