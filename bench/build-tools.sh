@@ -22,7 +22,7 @@ fake=$build/tests/crash/libfake-sysfs-standalone.a
 for f in "${libs[@]}" "$fake" "$build/vfiod/api/vfd-dbus.h"; do
   [ -e "$f" ] || { echo "build-tools: $f missing (meson compile -C $build first)" >&2; exit 1; }
 done
-pkgs="glib-2.0 gio-2.0 gio-unix-2.0 json-glib-1.0 libpci libarchive libkmod libnl-3.0 libnl-route-3.0 libnftables libsystemd"
+pkgs="glib-2.0 gio-2.0 gio-unix-2.0 gmodule-2.0 json-glib-1.0 libpci libarchive libkmod libnl-3.0 libnl-route-3.0 libnftables libsystemd"
 cflags=(-O2 -g -std=gnu11 -D_GNU_SOURCE -DFAKE_SYSFS_NO_CMOCKA -Wall -Wno-unused-parameter
   "${incs[@]}" -I"$src/tests/unit")
 # shellcheck disable=SC2086

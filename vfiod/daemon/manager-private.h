@@ -9,6 +9,7 @@
  * VFD_ERROR. */
 
 #include <gio/gio.h>
+#include <gmodule.h>
 #include <net/if.h>
 #include <sys/types.h>
 
@@ -170,10 +171,10 @@ struct VfdManager {
   VfdConfig *pool_config; /* the start-up configuration, a reference: [pool] keys apply at start-up (read on any
                            * thread: pool lending, CDI, reconcile) */
   /* [vm] backend = libvirt (vm-libvirt.c) */
-  GMutex lv_lock;               /* guards lv_conn (workers take references) */
-  struct _virConnect *lv_conn;  /* the connection to [libvirt] uri; NULL while not connected */
-  int lv_callback;              /* its lifecycle event callback id, -1: none */
-  guint lv_retry;               /* reconnect timer */
+  GModule *lv_module;      /* vfiod-libvirt.so (libvirt-module.h), NULL: not loaded */
+  const void *lv_ops;      /* its VfdLibvirtOps */
+  struct VfdLibvirt *lv;   /* its handle for [libvirt] uri (any thread; NULL: no module) */
+  guint lv_retry;          /* reconnect timer */
 };
 
 /* ---- device work off the main loop --------------------------------------
@@ -585,12 +586,14 @@ typedef struct {
 void vfd_fd_group_free(gpointer group);
 
 /* Start-up, main thread, before reconciliation: with [vm] backend =
- * libvirt, registers libvirt-glib's event loop on GLib's default main
- * context (once per process) and connects to [libvirt] uri with lifecycle
+ * libvirt, loads vfiod-libvirt.so (next to vfiod's binary, else
+ * VFIOD_MODULEDIR), which registers libvirt-glib's event loop on GLib's
+ * default main context, and connects to [libvirt] uri with lifecycle
  * events and keepalives; a connection that fails or closes (libvirtd
- * restarted) is retried every 2 s. Does nothing for the qemu backend. */
+ * restarted) is retried every 2 s. A module that does not load is logged
+ * (creates then fail saying so). Does nothing for the qemu backend. */
 void vfd_mgr_libvirt_init(VfdManager *m);
-/* Closes the connection (shut-down). */
+/* Closes the connection (shut-down); the module stays loaded. */
 void vfd_mgr_libvirt_free(VfdManager *m);
 
 /* Worker: writes the contents of @src_fd (a regular file, from its start

@@ -300,8 +300,6 @@ vfd_manager_new_with_sysfs(VfdConfig *config, VfdSysfs *sysfs_in, GError **error
   m->creating = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   m->names = g_hash_table_new(g_str_hash, g_str_equal);
   m->kvm_gid = (gid_t) -1;
-  g_mutex_init(&m->lv_lock);
-  m->lv_callback = -1;
   m->sandboxes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, sandbox_drop);
   m->socket_path = g_build_filename(config->runtime_dir, VFD_SOCKET_NAME, NULL);
   m->sandboxes_dir = g_build_filename(config->runtime_dir, "sandboxes", NULL);
@@ -458,7 +456,6 @@ vfd_manager_free(VfdManager *m)
   g_clear_object(&m->skeleton);
   g_clear_object(&m->observer);
   vfd_mgr_libvirt_free(m); /* its events look sandboxes up */
-  g_mutex_clear(&m->lv_lock);
   g_hash_table_unref(m->sandboxes);
   g_hash_table_unref(m->qemu_uids);
   g_hash_table_unref(m->creating);

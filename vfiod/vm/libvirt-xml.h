@@ -18,8 +18,8 @@
 #include <sys/types.h>
 
 #include "bdf.h"
+#include "libvirt-module.h" /* VFD_LIBVIRT_XMLNS */
 
-#define VFD_LIBVIRT_XMLNS "https://vfiod.org/xmlns/libvirt-domain/1" /* the <metadata> element's namespace */
 
 /* One disk of the domain, a raw image. */
 typedef struct {
