@@ -39,8 +39,9 @@ declare -A max_len=(
   [cmdline]=16383     # guest-init reads /proc/cmdline into 16 KiB (the kernel's limit is 2 KiB)
   [manifest]=65535    # guest-init reads the manifest into 64 KiB
   [payload]=65536     # the format allows 8 MiB; 64 KiB holds every record kind many times
+  [hostdevs]=65536    # a domain's XML with a few dozen devices is ~10 KiB
 )
-all_harnesses="bdf journal serial report cmdline manifest payload"
+all_harnesses="bdf journal serial report hostdevs cmdline manifest payload"
 harnesses=${FUZZ_HARNESSES:-$all_harnesses}
 
 case $seconds in
