@@ -41,3 +41,10 @@ gboolean vfd_manager_reload(VfdManager *manager, const char *path, GError **erro
 /* Stops serving; sandboxes keep running (they are adopted at next start). */
 void vfd_manager_free(VfdManager *manager);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfdManager, vfd_manager_free)
+
+/* For [vm] backend = libvirt: TRUE when vfiod's libvirt module
+ * (vfiod-libvirt.so, next to vfiod's binary or in VFIOD_MODULEDIR) loads
+ * and is this vfiod's (its ABI); FALSE with VFD_ERROR_FAILED saying why.
+ * Loads nothing of libvirt for long: the module is closed again (for
+ * --check-config). */
+gboolean vfd_manager_libvirt_module_check(GError **error);

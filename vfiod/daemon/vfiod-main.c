@@ -33,6 +33,13 @@ check_config(const char *path)
   if (config->allowed_group && *config->allowed_group && !getgrnam(config->allowed_group))
     fprintf(stderr, "vfiod: %s: warning: [daemon] allowed_group '%s' does not exist: only root may use the API\n",
             path, config->allowed_group);
+  if (config->vm_libvirt) {
+    g_autoptr(GError) lerror = NULL;
+    if (!vfd_manager_libvirt_module_check(&lerror)) {
+      fprintf(stderr, "vfiod: %s: [vm] backend libvirt: %s\n", path, lerror->message);
+      bad = 1;
+    }
+  }
   {
     /* not an error: a sandbox may name its own kernel and initramfs */
     g_autoptr(GPtrArray) image = vfd_config_image_problems(config);

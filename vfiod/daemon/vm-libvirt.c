@@ -133,6 +133,37 @@ reconnect(gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* The module and its ops, or NULL with an error (a module that is not
+ * this vfiod's is closed again). */
+static GModule *
+open_module(const VfdLibvirtOps **ret_ops, GError **error)
+{
+  GModule *mod = load_module(error);
+  const VfdLibvirtOps *ops = NULL;
+
+  if (mod && (!g_module_symbol(mod, VFD_LIBVIRT_MODULE_SYMBOL, (gpointer *) &ops) || !ops ||
+              ops->abi != VFD_LIBVIRT_MODULE_ABI)) {
+    g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "%s is not this vfiod's libvirt module (ABI %u wanted)",
+                g_module_name(mod), VFD_LIBVIRT_MODULE_ABI);
+    g_module_close(mod);
+    return NULL;
+  }
+  *ret_ops = ops;
+  return mod;
+}
+
+gboolean
+vfd_manager_libvirt_module_check(GError **error)
+{
+  const VfdLibvirtOps *ops = NULL;
+  GModule *mod = open_module(&ops, error);
+
+  if (!mod)
+    return FALSE;
+  g_module_close(mod);
+  return TRUE;
+}
+
 void
 vfd_mgr_libvirt_init(VfdManager *m)
 {
@@ -141,14 +172,8 @@ vfd_mgr_libvirt_init(VfdManager *m)
 
   if (!m->config->vm_libvirt)
     return;
-  m->lv_module = load_module(&error);
-  if (m->lv_module && (!g_module_symbol(m->lv_module, VFD_LIBVIRT_MODULE_SYMBOL, (gpointer *) &ops) || !ops ||
-                       ops->abi != VFD_LIBVIRT_MODULE_ABI)) {
-    g_set_error(&error, VFD_ERROR, VFD_ERROR_FAILED, "%s is not this vfiod's libvirt module (ABI %u wanted)",
-                g_module_name(m->lv_module), VFD_LIBVIRT_MODULE_ABI);
-    ops = NULL;
-  }
-  if (!ops) {
+  m->lv_module = open_module(&ops, &error);
+  if (!m->lv_module) {
     g_warning("[vm] backend libvirt: %s; sandboxes cannot start", error->message);
     return;
   }

@@ -248,7 +248,8 @@ lv_shutdown(VfdLibvirt *lv, const char *name, char **error)
   if (!c)
     return FALSE;
   dom = our_domain(c, name);
-  ok = dom && virDomainShutdownFlags(dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) == 0;
+  /* the ACPI power button; a driver without that method: its default */
+  ok = dom && (virDomainShutdownFlags(dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) == 0 || virDomainShutdown(dom) == 0);
   if (!ok)
     set_error(error, "cannot ask the guest to power off");
   else /* guest-init powers off on Ctrl-Alt-Del too (no ACPI button driver needed) */
