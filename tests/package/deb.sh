@@ -64,10 +64,11 @@ missing=()
 for f in ./usr/sbin/vfiod ./usr/bin/vfioctl ./lib/systemd/system/vfiod.service ./usr/lib/sysusers.d/vfiod.conf \
   ./etc/vfiod/vfiod.conf ./usr/share/man/man8/vfiod.8.gz ./usr/share/man/man1/vfioctl.1.gz \
   ./usr/share/man/man5/vfiod.conf.5.gz ./usr/share/bash-completion/completions/vfioctl \
-  ./usr/share/vfiod/pins.env ./usr/libexec/vfiod/guest-init ./usr/libexec/vfiod/vfioctl-tool; do
+  ./usr/share/vfiod/pins.env ./usr/libexec/vfiod/guest-init ./usr/libexec/vfiod/vfioctl-tool \
+  "./usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/vfiod/vfiod-libvirt.so"; do
   grep -qx -- "$f" <<< "$contents" || missing+=("$f")
 done
-[ ${#missing[@]} -eq 0 ] && ok "3: the packages hold the daemon, vfioctl, vfioctl-tool, unit, sysusers entry, conffile, man pages, completion, pins, guest-init" ||
+[ ${#missing[@]} -eq 0 ] && ok "3: the packages hold the daemon, vfioctl, vfioctl-tool, the libvirt module, unit, sysusers entry, conffile, man pages, completion, pins, guest-init" ||
   nok "3: missing from the packages: ${missing[*]}"
 dpkg-deb -e "$deb" "$work/control"
 grep -qx /etc/vfiod/vfiod.conf "$work/control/conffiles" && ok "3: /etc/vfiod/vfiod.conf is a conffile" ||
@@ -102,6 +103,10 @@ pre=$(sed -n 's/^ExecStartPre=//p' /lib/systemd/system/vfiod.service)
 start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/vfiod.service)
 mkdir -p -m 0755 /run/vfiod && mkdir -p -m 0700 /var/lib/vfiod
 out=$($pre 2>&1) && step "OK ExecStartPre ($pre): $out" || { step "FAIL ExecStartPre: $out"; exit 1; }
+# [vm] backend = libvirt: the installed vfiod loads its installed module.
+printf '[vm]\nbackend=libvirt\n[daemon]\nallowed_group=\n' > "$work/libvirt.conf"
+out=$(vfiod --check-config "$work/libvirt.conf" 2>&1) && step "OK vfiod --check-config with [vm] backend=libvirt loads the installed vfiod-libvirt.so: $(echo "$out" | tail -1)" ||
+  step "FAIL --check-config with backend=libvirt: $(echo "$out" | grep -v note | tr '\n' ' ')"
 # Type=notify: systemd passes NOTIFY_SOCKET; a small listener reads READY=1.
 python3 - "$work/notify" > "$work/notify.log" 2>&1 <<'PY' &
 import socket, sys
