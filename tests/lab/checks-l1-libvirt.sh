@@ -16,6 +16,7 @@
 #   c  the stand-in functions are on vfio-pci while it runs
 #   d  libvirtd restarted (SIGTERM, then SIGKILL; started again): the
 #      domain is still listed and running (same QEMU), vfiod still says running
+#      and is connected again (its reconcile lists libvirt's domains)
 #   e  vfiod killed (SIGKILL) and started again: the sandbox is adopted
 #      (same id, running, same QEMU)
 #   f  `sandbox delete`: the domain is gone from `virsh list --all`, the
@@ -261,9 +262,15 @@ else
     # --- b. libvirt's view -----------------------------------------------------------
     qpid=$(qemu_pid "$id")
     if listed "$id"; then
-        ok "b: virsh list shows $id (QEMU pid $qpid; vfiod says pid $(json "$work/create.json" "d.get('pid')" 2>/dev/null))"
+        ok "b: virsh list shows $id"
     else
         nok "b: virsh list shows $id (got '$(domains)')"
+    fi
+    vpid=$(json "$work/create.json" "d.get('pid')" 2>/dev/null)
+    if [[ -n $qpid && $vpid == "$qpid" ]]; then
+        ok "b: vfiod follows libvirt's QEMU of $id: pid $vpid (/run/libvirt/qemu/$id.pid)"
+    else
+        nok "b: vfiod's pid for $id ('$vpid') is libvirt's QEMU ('$qpid')"
     fi
     virsh_ dumpxml "$id" >"$work/live.xml" 2>&1
     hd=$(python3 - "$work/live.xml" <<'EOF'
@@ -322,6 +329,22 @@ EOF
         else
             nok "d: after libvirtd's SIG$sig and restart: listed '$(domains)', domstate '$st', QEMU '$p' (was $qpid), vfioctl '$vst'"
         fi
+        # vfiod is connected again: its Reconcile lists libvirt's domains
+        # (while it is not, the report has a "libvirt" entry: "libvirt's
+        # domains were not checked: ...")
+        t0=$(now_ms) rec='' lv_entry='' deadline=$((SECONDS + $(scaled 30)))
+        while ((SECONDS < deadline)); do
+            vfioctl reconcile --json
+            rec=$(json "$work/out" "'; '.join(x['subject'] + ' ' + x['action'] + ': ' + x['detail'] for x in d)" 2>/dev/null || echo "(exit $vrc: $(head -c 200 "$work/err"))")
+            lv_entry=$(json "$work/out" "any(x['subject'] == 'libvirt' for x in d)" 2>/dev/null || echo error)
+            [[ $vrc -eq 0 && $lv_entry == false ]] && break
+            sleep 1
+        done
+        if [[ $vrc -eq 0 && $lv_entry == false ]]; then
+            ok "d: vfiod checks libvirt's domains again $(($(now_ms) - t0)) ms after libvirtd answered (reconcile: ${rec:-nothing to reconcile})"
+        else
+            nok "d: vfiod reconnects to libvirtd within $(scaled 30) s of its SIG$sig restart (reconcile: $rec)"
+        fi
     done
 
     # --- e. vfiod SIGKILL + restart: adoption -----------------------------------------
@@ -331,12 +354,16 @@ EOF
     echo "---- lab-libvirt: vfiod killed, started again ----" >>"$vlog"
     t0=$(now_ms)
     if start_vfiod; then
+        t1=$(now_ms)
+        note "vfiod's log after the restart (libvirt, adoption):"
+        sed -n '/^---- lab-libvirt: vfiod killed/,$p' "$vlog" | grep -a -i -E 'libvirt|adopt|reconcil|listening|serving' |
+            head -n 15 | cut -c1-300 | indent ""
         st=$(sandbox_state "$id")
         vfioctl sandbox list --json
         n=$(json "$work/out" "' '.join(s['id'] for s in d)" 2>/dev/null)
         p=$(qemu_pid "$id")
         if [[ $st == running && $n == "$id" && $p == "$qpid" ]] && listed "$id" && on_driver "${devs[0]}" vfio-pci; then
-            ok "e: vfiod restarted after SIGKILL ($(($(now_ms) - t0)) ms) adopted $id: running, the only sandbox, the same QEMU $p, devices on vfio-pci"
+            ok "e: vfiod restarted after SIGKILL (answering after $((t1 - t0)) ms) adopted $id: running, the only sandbox, the same QEMU $p, devices on vfio-pci"
         else
             nok "e: vfiod restarted adopts $id (state '$st', sandboxes '$n', QEMU '$p' (was $qpid), listed '$(domains)', $(drivers "${devs[@]}"))"
         fi
@@ -397,16 +424,22 @@ if [[ $vrc -eq 0 ]] && id2=$(json "$work/out" "d['id']" 2>/dev/null) && [[ $id2 
         k0=0 now=0 st='' t_state='' t_dev=''
         stamp k0
         kill -KILL "$p2"
+        # each time is taken right after the probe that saw it (a vfioctl
+        # call takes a second or two under TCG; the driver check forks nothing)
         while :; do
             stamp now
             ((now - k0 <= 60000)) || break
+            if [[ -z $t_dev ]] && on_orig "${devs2[@]}"; then
+                stamp now
+                t_dev=$((now - k0))
+            fi
             if [[ -z $t_state ]]; then
                 st=$(sandbox_state "$id2")
+                stamp now
                 [[ $st == stopped || $st == failed || $st == exited ]] && t_state=$((now - k0))
             fi
-            [[ -z $t_dev ]] && on_orig "${devs2[@]}" && t_dev=$((now - k0))
             [[ -n $t_state && -n $t_dev ]] && break
-            nap 0.2
+            nap 0.1
         done
         if [[ -n $t_state && -n $t_dev ]]; then
             ok "g: QEMU of $id2 killed: vfiod says $st after $t_state ms, $(drivers "${devs2[@]}") back after $t_dev ms (limit 60 s)"
