@@ -521,6 +521,9 @@ launch_libvirt(Op *op, GArray *passed, GArray *classes, GError **error)
   if (!vfd_mgr_libvirt_copy_file(dfd, "kernel", op->kernel_fd, s->qemu_uid, gid, error) ||
       !vfd_mgr_libvirt_copy_file(dfd, "initrd", op->initrd_fd, s->qemu_uid, gid, error))
     goto out;
+  /* libvirt 9.0 opens the console log itself, as root, and gives QEMU an
+   * fd (seen in the lab); a libvirt that lets QEMU open it needs it to be
+   * the QEMU uid's (the root-owned directory keeps it from being replaced) */
   if (s->qemu_uid != 0 && s->serial_fd >= 0 && fchown(s->serial_fd, s->qemu_uid, gid) < 0) {
     int e = errno;
     g_set_error(error, VFD_ERROR, VFD_ERROR_FAILED, "cannot hand %s to the QEMU user: %s", s->serial_log,
