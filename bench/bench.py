@@ -5,7 +5,7 @@ what is needed first; see bench/README.md.
 
     bench.py --source DIR --build DIR [--out FILE] [--repeats N] [--only 1,2,..]
 
-Six groups of figures, each the median of repeated runs; variants that are
+Groups of figures, each the median of repeated runs; variants that are
 compared run side by side in the same run, interleaved (A,B,B,A,...) so that
 a ratio holds on a noisy machine:
 
@@ -15,12 +15,16 @@ a ratio holds on a noisy machine:
  4 vfiod RSS: idle, and per sandbox with 16 and 64 (stand-in QEMU)
  5 start-up reconciliation: 1000 fake devices, a journal of 500 sandboxes
  6 API latency (ListSandboxes, GetCapabilities), 64 sandboxes, a bind hung
+ 7 a GPU-shaped sandbox in the lab VM (q35, the stand-in group, TAP, vsock):
+   vfioctl sandbox create --wait vs the same by hand, with a breakdown
+ 8 driver layer build; 9 scale (start-up broken down, create/delete rate)
 
 Prints a table (figure, value, n, conditions) and writes JSON (--out).
 Nothing here writes to this machine's /sys: the daemons run over fake sysfs
 trees (tests/unit/fake-sysfs) or with CPU-only sandboxes; real sysfs writes
-happen only inside the lab VM (figure 3). vfiod runs with [network]
-enabled=false: no TAP, address or firewall rule is made anywhere.
+happen only inside the lab VM (figures 3 and 7). vfiod runs with [network]
+enabled=false here: no TAP, address or firewall rule is made on this machine
+(figure 7's are made inside the lab VM).
 """
 import argparse
 import datetime
@@ -44,9 +48,14 @@ GROUP_NAMES = {
     4: "daemon footprint (RSS)",
     5: "start-up reconciliation at scale",
     6: "API latency under a hung bind",
+    7: "a GPU-shaped sandbox (lab, real kernel): vfiod vs the same by hand",
     8: "driver layer build (kernel-modules/build-driver-layer.sh) and a warm `vfioctl image build --gpu`",
     9: "scale: start-up broken down, create/delete throughput",
 }
+
+# The modules of figure 7's L2 image (bench.py stages it: vfioctl initramfs
+# build): the stand-in's driver, the sandbox NIC, vsock, the power button.
+LAB7_MODULES = ("e1000e", "virtio_pci", "virtio_net", "vmw_vsock_virtio_transport", "button", "evdev")
 
 # Short conditions for the Markdown table (README); the full ones are in the
 # printed table and the JSON.
@@ -86,6 +95,18 @@ SHORT = {
     "api_GetCapabilities_idle_ms": "as above, no bind",
     "api_ListSandboxes_cpu_ms": "daemon threads' run time (schedstat) per call; robust to machine load",
     "api_GetCapabilities_cpu_ms": "as above",
+    "lab7_vfiod_s": "lab VM; L2 = q35 + the stand-in group + TAP + vsock, nested TCG; `vfioctl sandbox create --device --wait`",
+    "lab7_vfiod_ready_s": "measured by vfiod",
+    "lab7_raw_s": "`sysfs-bind.sh`, `ip tuntap`/`ip addr`, `nft -f`, vfiod's QEMU argv (fds as paths), to `VFIOD_READY`",
+    "lab7_ratio": "median of per-round ratios; goal <= 1.05",
+    "lab7_setup_ms": "vfiod: to `vm-started` (its events); raw: to the QEMU fork",
+    "lab7_bind_ms": "`create-started` -> `devices-bound`",
+    "lab7_net_ms": "`devices-bound` -> `network-ready`: subnet, journal, TAP, nftables",
+    "lab7_qemu_start_ms": "`network-ready` -> `vm-started`: fds, spawn, journal",
+    "lab7_pre_kernel_s": "QEMU, SeaBIOS, kernel load under nested TCG",
+    "lab7_guest_s": "guest clock at `VFIOD_READY`",
+    "lab7_client_ms": "vfioctl's own part",
+    "lab7_setup_ratio": "median of per-round ratios",
 }
 
 
@@ -626,6 +647,181 @@ class Bench:
                          len(ratios), "median of per-round ratios", ratios)
         self.lab_info = info
 
+    # ---- 7: a GPU-shaped sandbox in the lab ----------------------------------------
+    def gpu_shaped_image(self):
+        """The L2 image of figure 7, staged here (inside L1 the build and cache
+        dirs are read-only): guest-init plus the passed device's driver
+        (e1000e), the sandbox NIC (virtio_net over virtio_pci), vsock for the
+        ready report, button + evdev (power button): lab-guest's set without
+        the disk modules (this sandbox has no disk)."""
+        moddir = os.path.join(self.cache, "modules", self.release)
+        out = os.path.join(self.work, "guest-gpu-shaped.cpio.gz")
+        cmd = [self.vfioctl, "initramfs", "build", "--guest-init", self.guest_init, "--output", out,
+               "--modules-dir", moddir, "--pins", self.kernel_env]
+        for m in LAB7_MODULES:
+            cmd += ["--module", m]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"vfioctl initramfs build: {r.stderr.strip()[-400:]}")
+        return out
+
+    def bench_gpu_sandbox(self):
+        rounds = self.args.lab_rounds
+        image = self.gpu_shaped_image()
+        env = dict(os.environ, LAB_CACHE=self.cache)
+        logf = os.path.join(self.work, "lab7.log")
+        # every L2 boot under nested TCG: ~2-5 min; one warm-up create (no boot)
+        limit = 900 + rounds * 2 * 1200
+        log(f"7: booting the lab VM (L1) for {rounds} rounds of vfiod / raw, each an L2 boot (nested TCG: minutes "
+            f"each; limit {limit} s)")
+        t0 = now()
+        with open(logf, "w") as out:
+            r = subprocess.run([os.path.join(self.src, "tests", "lab", "run-l1.sh"), "--timeout", str(limit),
+                                "--log", os.path.join(self.work, "l1-console-7.log"),
+                                os.path.join(self.src, "bench", "lab-gpu-sandbox.sh"), self.build, self.cache, image,
+                                str(rounds)],
+                               stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.src)
+        text = open(logf, errors="replace").read()
+        self.parse_gpu_sandbox(text, rounds)
+        if r.returncode != 0:
+            tail = " | ".join(l for l in text.splitlines()[-12:] if l.strip())
+            self.error(7, f"run-l1.sh exited {r.returncode} after {now() - t0:.0f} s; last lines: {tail}")
+
+    def parse_gpu_sandbox(self, text, rounds):
+        """Figure 7 from the BENCH-LAB7 lines of lab-gpu-sandbox.sh."""
+        info = {}
+        for m in re.finditer(r"^BENCH-LAB7-INFO (.*)$", text, re.M):
+            info.update(dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv))
+        for e in re.findall(r"^BENCH-LAB7-ERROR (.*)$", text, re.M):
+            self.error(7, e)
+        argv = re.search(r"^BENCH-LAB7-ARGV (.*)$", text, re.M)
+        events = {}
+        for m in re.finditer(r"^BENCH-LAB7-EVENT round=(\d+) (\{.*\})\s*$", text, re.M):
+            try:
+                ev = json.loads(m.group(2))
+            except ValueError:
+                continue
+            if ev.get("signal") == "SandboxEvent":
+                events.setdefault(int(m.group(1)), {}).setdefault(ev["stage"], ev["timestamp_usec"])
+                if ev["stage"] == "ready":      # the channel vfiod had the report from first
+                    events[int(m.group(1))].setdefault("ready_by", ev.get("reason") or "?")
+        vf, raw = {}, {}
+        for m in re.finditer(r"^BENCH-LAB7 (round=.*)$", text, re.M):
+            row = dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv)
+            if row.get("ok") != "1":
+                continue
+            rnd = int(row["round"])
+            if row["tool"] == "raw":
+                b, t, n, s, rd, up = (float(row[k]) for k in ("bind_ms", "tap_ms", "nft_ms", "spawn_ms", "ready_ms",
+                                                              "uptime_ms"))
+                raw[rnd] = {"total": rd, "bind": b, "tap": t - b, "nft": n - t, "setup": s, "boot": rd - s,
+                            "pre_kernel": rd - s - up, "guest": up}
+            elif row["tool"] == "vfiod":
+                ev = events.get(rnd, {})
+                need = ("create-started", "devices-bound", "network-ready", "vm-started", "ready")
+                if any(k not in ev for k in need):
+                    self.error(7, f"round {rnd}: vfiod's events incomplete: have {sorted(ev)}, want {list(need)}")
+                    continue
+                t0 = int(row["t0_us"])
+                at = {k: (ev[k] - t0) / 1000.0 for k in need}   # ms after the client's start
+                wall, up = float(row["wall_ms"]), float(row["uptime_ms"])
+                vf[rnd] = {"total": wall, "ready_ms": float(row["ready_ms"]), "client_start": at["create-started"],
+                           "bind": at["devices-bound"] - at["create-started"],
+                           "net": at["network-ready"] - at["devices-bound"],
+                           "qemu_start": at["vm-started"] - at["network-ready"],
+                           "own_setup": at["vm-started"] - at["create-started"], "setup": at["vm-started"],
+                           "spawn": float(row["spawn_ms"]),
+                           "boot": at["ready"] - at["vm-started"], "pre_kernel": at["ready"] - at["vm-started"] - up,
+                           "guest": up, "client_end": wall - at["ready"], "channel": row.get("channel", "?"),
+                           "ready_by": ev.get("ready_by", "?")}
+        pairs = sorted(set(vf) & set(raw))
+        n_v, n_r = len(vf), len(raw)
+        vsock = info.get("vsock") == "yes"
+        chans = sorted({v["channel"] for v in vf.values()})
+        firsts = [v["ready_by"] for v in vf.values()]
+        first = ", ".join(f"{c} {firsts.count(c)}x" for c in sorted(set(firsts)))
+        cond = (f"inside the lab VM (Q35 + intel-iommu, TCG, {info.get('cpus', '?')} vCPUs, kernel "
+                f"{info.get('kernel', '?')}, QEMU {info.get('qemu', '?')}): L2 = q35, 512 MiB, 1 vCPU, nested TCG, "
+                f"IOMMU group {info.get('group', '?')} ({info.get('A', '?')} + {info.get('B', '?')}) passed through, "
+                f"TAP-backed virtio-net (vhost-net {info.get('vhost_net', '?')}), "
+                + ("vhost-vsock-pci (L1 has /dev/vhost-vsock)" if vsock else
+                   "NO vsock: L1 has no /dev/vhost-vsock, the ready report came over the console") +
+                f"; guest-init image ({' '.join(LAB7_MODULES)}); ready = guest-init's VFIOD_READY; {rounds} rounds "
+                f"interleaved vfiod/raw (vfiod, raw, raw, vfiod, ...); L2 load factor {info.get('l2_factor', '?')} "
+                "(calibration in L1)")
+        if not vf or not raw:
+            for key, what, have in (("lab7_vfiod_s", "create-to-ready via vfiod", vf),
+                                    ("lab7_raw_s", "the same by hand", raw)):
+                if not have:
+                    self.fig(7, key, what, None, "s", 0, "not measured (see errors)")
+            if not vf and not raw:
+                return
+        med = lambda d, k: median([x[k] for x in d.values()])
+        if vf:
+            self.fig(7, "lab7_vfiod_s", "create-to-ready via vfiod (client wall: vfioctl sandbox create --device --wait)",
+                     med(vf, "total") / 1000, "s", n_v, cond + "; vfiod: [network] enabled, [qemu] user=root (as the "
+                     f"raw QEMU), the guest reports on the console and over {'/'.join(chans)}; vfiod had it first from: "
+                     f"{first}", [v["total"] / 1000 for v in vf.values()],
+                     {"rounds": vf, "info": info})
+            self.fig(7, "lab7_vfiod_ready_s", "  vfiod's own ready_ms (the request to the guest's report)",
+                     med(vf, "ready_ms") / 1000, "s", n_v, "measured by vfiod (CLOCK_MONOTONIC)",
+                     [v["ready_ms"] / 1000 for v in vf.values()])
+        if raw:
+            self.fig(7, "lab7_raw_s", "create-to-ready by hand (bash: sysfs writes, TAP, nft, vfiod's QEMU argv)",
+                     med(raw, "total") / 1000, "s", n_r,
+                     cond + "; raw QEMU command line = vfiod's (warm-up create, /proc/<pid>/cmdline) with its fds as "
+                     "paths: serial fd set -> the file, kernel/initrd -> their files, tap fd= -> ifname=,script=no, "
+                     "vhost-vsock vhostfd dropped; ulimit -l unlimited; ready line read from the serial file "
+                     "(tail -f | grep -m1, stamped by the reader)", [v["total"] / 1000 for v in raw.values()],
+                     {"rounds": raw, "argv": argv.group(1).split(" ") if argv else None})
+        if pairs:
+            ratios = [vf[p]["total"] / raw[p]["total"] for p in pairs]
+            self.fig(7, "lab7_ratio", "ratio vfiod / by hand (create-to-ready, per round)", median(ratios), "x",
+                     len(pairs), "median of per-round ratios; goal <= 1.05; both dominated by the nested-TCG boot",
+                     ratios)
+        if vf and raw:
+            both = lambda kv, kr, scale=1.0, fmt="{:.0f}": (
+                f"{fmt.format(med(vf, kv) * scale)} / {fmt.format(med(raw, kr) * scale)}")
+            self.fig(7, "lab7_setup_ms", "host-side set-up to QEMU's start, vfiod / by hand", both("setup", "setup"),
+                     "ms", min(n_v, n_r), "vfiod: client start to vm-started (vfiod's events, L1's realtime clock); "
+                     "raw: round start to the QEMU fork in bash",
+                     extra={"vfiod": [v["setup"] for v in vf.values()], "raw": [v["setup"] for v in raw.values()]})
+            ev = "vfiod's sandbox events (vfioctl sandbox watch --json)"
+            rows = (
+                ("lab7_bind_ms", "  bind the group", "bind", "bind", "ms", 1.0, "{:.0f}",
+                 "vfiod: create-started -> devices-bound (" + ev + "); raw: sysfs-bind.sh bind A B (one bash "
+                 "process: driver_override, unbind, drivers_probe per function)"),
+                ("lab7_net_ms", "  network: TAP and nftables", "net", None, "ms", 1.0, "{:.0f}",
+                 "vfiod: devices-bound -> network-ready: subnet + CID, journal commit, TAP (libnl), firewall "
+                 "(libnftables); raw: ip tuntap + 3 sysctls + ip addr + link up (" +
+                 f"{med(raw, 'tap'):.0f} ms), then nft -f of vfiod's table ({med(raw, 'nft'):.0f} ms)"),
+                ("lab7_qemu_start_ms", "  QEMU's start", "qemu_start", None, "ms", 1.0, "{:.0f}",
+                 "vfiod: network-ready -> vm-started: the fds (serial log, kernel, initrd, TAP, vhost-vsock), "
+                 "the spawn, the journal commit with QEMU's pid; raw: the fork itself (counted as 0)"),
+                ("lab7_pre_kernel_s", "  QEMU's start to the guest kernel's", "pre_kernel", "pre_kernel", "s", 0.001,
+                 "{:.1f}", "QEMU, SeaBIOS, kernel load under nested TCG; vfiod: vm-started -> ready minus the "
+                 "guest's uptime_ms; raw: fork -> ready line minus uptime_ms"),
+                ("lab7_guest_s", "  guest kernel to ready (uptime_ms)", "guest", "guest", "s", 0.001,
+                 "{:.1f}", "the guest's CLOCK_BOOTTIME at VFIOD_READY: nested TCG's speed, not the host tool's"),
+            )
+            for key, what, kv, kr, unit, scale, fmt, c in rows:
+                val = (f"{fmt.format(med(vf, kv) * scale)} / "
+                       + (fmt.format(med(raw, kr) * scale) if kr else
+                          (f"{med(raw, 'tap') + med(raw, 'nft'):.0f}" if kv == "net" else "0")))
+                self.fig(7, key, what + ", vfiod / by hand", val, unit, min(n_v, n_r), c,
+                         extra={"vfiod": [v[kv] for v in vf.values()],
+                                "raw": [v[kr] for v in raw.values()] if kr else None})
+            self.fig(7, "lab7_client_ms", "  vfioctl's own part: start -> create-started / ready -> exit",
+                     f"{med(vf, 'client_start'):.0f} / {med(vf, 'client_end'):.0f}", "ms", n_v,
+                     "the client's start, its checks and the D-Bus call; the ready signal to the client's exit",
+                     extra={"start": [v["client_start"] for v in vf.values()],
+                            "end": [v["client_end"] for v in vf.values()]})
+            sr = [vf[p]["setup"] / raw[p]["setup"] for p in pairs if raw[p]["setup"] > 0]
+            self.fig(7, "lab7_setup_ratio", "ratio vfiod / by hand, host-side set-up only (per round)", median(sr), "x",
+                     len(sr), "vfiod also journals the sandbox (twice), checks the group and its plan, opens the "
+                     "fds; what TCG does not blur", sr)
+        self.lab7_info = info
+
     # ---- 4: footprint ----------------------------------------------------------
     def bench_footprint(self):
         n = self.args.daemon_runs
@@ -1148,7 +1344,7 @@ def main():
     ap.add_argument("--reconcile-gone", type=int, default=100, help="sandboxes of 500 whose QEMU is gone (figure 5)")
     ap.add_argument("--lab-rounds", type=int, default=9, help="rounds per tool in the lab (figure 3)")
     ap.add_argument("--api-calls", type=int, default=500, help="calls per method (figure 6)")
-    ap.add_argument("--only", default="1,2,3,4,5,6,8,9", help="comma-separated figure groups")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated figure groups")
     ap.add_argument("--driver-cache", default="", help="driver layer cache (figure 8; default BUILD/driver-layer-cache)")
     ap.add_argument("--throughput-sandboxes", type=int, default=48, help="sandboxes created/deleted (figure 9)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -1160,10 +1356,10 @@ def main():
     load0 = os.getloadavg()
     t0 = now()
     runners = {1: b.bench_create, 2: b.bench_boot, 3: b.bench_lab, 4: b.bench_footprint, 5: b.bench_reconcile,
-               6: b.bench_api, 8: b.bench_driver_layer, 9: b.bench_throughput}
+               6: b.bench_api, 7: b.bench_gpu_sandbox, 8: b.bench_driver_layer, 9: b.bench_throughput}
     group_s = {}
     try:
-        for g in (4, 5, 6, 8, 9, 3, 1, 2):   # quick ones first
+        for g in (4, 5, 6, 8, 9, 3, 1, 2, 7):   # quick ones first
             if g in only:
                 log(f"--- {g}: {GROUP_NAMES[g]}")
                 tg = now()
