@@ -232,27 +232,38 @@ raw_teardown() {
   nft delete table inet "$rtable" || err "raw: nft delete table"
   [[ $(state_of) == "$orig" ]] || err "raw: after release $(state_of), want $orig"
 }
+# the raw ready line's way from its reader to this shell (opened read-write:
+# no open() blocks)
+mkfifo "$raw/ready.fifo"
+exec {ready_fd}<>"$raw/ready.fifo"
 # warm the tools' files (9p) once: the whole set-up and tear-down, no QEMU
 raw_setup
 raw_teardown
 
 raw_round() {
-  local r=$1 t0 t_bound t_tap t_nft t_spawn t_ready line ok=1 deadline uptime=''
-  rm -f "$raw/serial.log" "$raw/ready.line" "$raw/qemu/qmp.sock" "$raw/qemu/qemu.pid"
+  local r=$1 t0 t_bound t_tap t_nft t_spawn t_ready line ok=1 uptime='' deadline
+  rm -f "$raw/serial.log" "$raw/qemu/qmp.sock" "$raw/qemu/qemu.pid"
+  while read -r -t 0.01 -u "$ready_fd" _; do :; done # (nothing stale)
   us t0
   raw_setup
   : >"$raw/serial.log"
   us t_spawn
   (ulimit -l unlimited && exec "${rargv[@]}") </dev/null >"$raw/qemu.log" 2>&1 &
   qpid=$!
-  # the reader stamps the time it sees the line (inotify: tail -f)
+  # The reader stamps the time it sees the line (tail -f: inotify) and
+  # hands it over through the FIFO, on which this shell blocks meanwhile
+  # (no busy polling: L1's vCPUs are the nested guest's; every 5 s it looks
+  # whether QEMU still runs: a dead QEMU stays a zombie for tail --pid).
   { tail -n +1 -f --pid="$qpid" "$raw/serial.log" 2>/dev/null | grep -a --line-buffered -m 1 -o 'VFIOD_READY {.*}' |
-    { IFS= read -r line && printf '%s %s\n' "${EPOCHREALTIME/[.,]/}" "$line" >"$raw/ready.line"; }; } &
+    { if IFS= read -r line; then printf '%s %s\n' "${EPOCHREALTIME/[.,]/}" "$line"; else echo "0 -"; fi \
+      >"$raw/ready.fifo"; }; } &
   reader=$!
+  t_ready=0 line=''
   deadline=$((SECONDS + READY))
-  while [[ ! -s $raw/ready.line ]] && ((SECONDS < deadline)) && alive "$qpid"; do nap 0.5; done
-  if [[ -s $raw/ready.line ]]; then
-    read -r t_ready line <"$raw/ready.line"
+  until read -r -t 5 -u "$ready_fd" t_ready line; do
+    if ((SECONDS >= deadline)) || ! alive "$qpid"; then break; fi
+  done
+  if [[ ${t_ready:-0} != 0 ]]; then
     [[ $line =~ \"uptime_ms\":([0-9]+) ]] && uptime=${BASH_REMATCH[1]}
   else
     ok=0
