@@ -1221,6 +1221,9 @@ class Bench:
             extra += f"hugepage_size={'1G' if page_kib == 1048576 else '2M'}\n"
         with open(conf, "w") as f:
             f.write(text.replace("[qemu]\n", "[qemu]\n" + extra))
+        r = subprocess.run([self.vfiod, "--check-config", conf], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"vfiod --check-config {conf}: {(r.stderr or r.stdout).strip()[-400:]}")
         return conf
 
     @staticmethod
