@@ -111,6 +111,8 @@ SHORT = {
     "lab7_qemu_start_ms": "`network-ready` -> `vm-started`: fds, spawn, journal",
     "lab7_pre_kernel_s": "QEMU, SeaBIOS, kernel load under nested TCG",
     "lab7_guest_s": "guest clock at `VFIOD_READY`",
+    "lab7_kernel_s": "`timings_ms.init_start`",
+    "lab7_init_s": "mounts, modules, network, PCI list, report",
     "lab7_client_ms": "vfioctl's own part",
     "lab7_setup_ratio": "median of per-round ratios",
 }
@@ -720,8 +722,9 @@ class Bench:
             if row["tool"] == "raw":
                 b, t, n, s, rd, up = (float(row[k]) for k in ("bind_ms", "tap_ms", "nft_ms", "spawn_ms", "ready_ms",
                                                               "uptime_ms"))
+                init = float(row.get("init_ms", 0))
                 raw[rnd] = {"total": rd, "bind": b, "tap": t - b, "nft": n - t, "setup": s, "boot": rd - s,
-                            "pre_kernel": rd - s - up, "guest": up}
+                            "pre_kernel": rd - s - up, "guest": up, "kernel": init, "init": up - init}
             elif row["tool"] == "vfiod":
                 ev = events.get(rnd, {})
                 need = ("create-started", "devices-bound", "network-ready", "vm-started", "ready")
@@ -730,7 +733,7 @@ class Bench:
                     continue
                 t0 = int(row["t0_us"])
                 at = {k: (ev[k] - t0) / 1000.0 for k in need}   # ms after the client's start
-                wall, up = float(row["wall_ms"]), float(row["uptime_ms"])
+                wall, up, init = float(row["wall_ms"]), float(row["uptime_ms"]), float(row.get("init_ms", 0))
                 vf[rnd] = {"total": wall, "ready_ms": float(row["ready_ms"]), "client_start": at["create-started"],
                            "bind": at["devices-bound"] - at["create-started"],
                            "net": at["network-ready"] - at["devices-bound"],
@@ -738,7 +741,8 @@ class Bench:
                            "own_setup": at["vm-started"] - at["create-started"], "setup": at["vm-started"],
                            "spawn": float(row["spawn_ms"]),
                            "boot": at["ready"] - at["vm-started"], "pre_kernel": at["ready"] - at["vm-started"] - up,
-                           "guest": up, "client_end": wall - at["ready"], "channel": row.get("channel", "?"),
+                           "guest": up, "kernel": init, "init": up - init,
+                           "client_end": wall - at["ready"], "channel": row.get("channel", "?"),
                            "ready_by": ev.get("ready_by", "?")}
         pairs = sorted(set(vf) & set(raw))
         n_v, n_r = len(vf), len(raw)
@@ -809,8 +813,15 @@ class Bench:
                  "guest's uptime_ms; raw: fork -> ready line minus uptime_ms"),
                 ("lab7_guest_s", "  guest kernel to ready (uptime_ms)", "guest", "guest", "s", 0.001,
                  "{:.1f}", "the guest's CLOCK_BOOTTIME at VFIOD_READY: nested TCG's speed, not the host tool's"),
+                ("lab7_kernel_s", "    of which the kernel (to guest-init's start)", "kernel", "kernel", "s", 0.001,
+                 "{:.1f}", "the ready report's timings_ms.init_start"),
+                ("lab7_init_s", "    of which guest-init (its start to ready)", "init", "init", "s", 0.001, "{:.1f}",
+                 "mounts, modules (e1000e for the passed function, virtio-net, vsock), network, PCI list, report"),
             )
             for key, what, kv, kr, unit, scale, fmt, c in rows:
+                if kv == "kernel" or kv == "init":      # (lines without init_ms: older script)
+                    if not all(x["kernel"] > 0 for d in (vf, raw) for x in d.values()):
+                        continue
                 val = (f"{fmt.format(med(vf, kv) * scale)} / "
                        + (fmt.format(med(raw, kr) * scale) if kr else
                           (f"{med(raw, 'tap') + med(raw, 'nft'):.0f}" if kv == "net" else "0")))

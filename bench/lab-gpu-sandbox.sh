@@ -25,14 +25,15 @@
 # Output lines (on L1's console; bench.py parses them):
 #   BENCH-LAB7-INFO key=value ...
 #   BENCH-LAB7-ARGV <the raw QEMU command line, words joined by blanks>
-#   BENCH-LAB7 round=R tool=vfiod ok=0|1 id=ID t0_us=T wall_ms=X spawn_ms=S ready_ms=Y uptime_ms=U channel=C
+#   BENCH-LAB7 round=R tool=vfiod ok=0|1 id=ID t0_us=T wall_ms=X spawn_ms=S ready_ms=Y uptime_ms=U init_ms=I channel=C
 #   BENCH-LAB7-EVENT round=R {one SandboxEvent of that sandbox, JSON}
-#   BENCH-LAB7 round=R tool=raw ok=0|1 bind_ms=B tap_ms=T nft_ms=N spawn_ms=S ready_ms=Y uptime_ms=U
+#   BENCH-LAB7 round=R tool=raw ok=0|1 bind_ms=B tap_ms=T nft_ms=N spawn_ms=S ready_ms=Y uptime_ms=U init_ms=I
 #   BENCH-LAB7-ERROR text
 # (vfiod: wall_ms = the client's wall time; spawn_ms = QEMU's start, from
 # /proc/<pid>/stat, 10 ms ticks, after t0. raw: every *_ms counts from the
 # round's start, cumulatively: bind done, TAP up, nft loaded, QEMU spawned,
-# ready line read.)
+# ready line read. uptime_ms and init_ms: the ready report's uptime_ms and
+# timings_ms.init_start, the guest's clock.)
 set -u
 if [[ ${LAB_L1:-} != 1 ]]; then
   echo "${0##*/}: refusing to run outside the lab VM (tests/lab/run-l1.sh)" >&2
@@ -241,7 +242,7 @@ raw_setup
 raw_teardown
 
 raw_round() {
-  local r=$1 t0 t_bound t_tap t_nft t_spawn t_ready line ok=1 uptime='' deadline
+  local r=$1 t0 t_bound t_tap t_nft t_spawn t_ready line ok=1 uptime='' init='' deadline
   rm -f "$raw/serial.log" "$raw/qemu/qmp.sock" "$raw/qemu/qemu.pid"
   while read -r -t 0.01 -u "$ready_fd" _; do :; done # (nothing stale)
   us t0
@@ -265,6 +266,7 @@ raw_round() {
   done
   if [[ ${t_ready:-0} != 0 ]]; then
     [[ $line =~ \"uptime_ms\":([0-9]+) ]] && uptime=${BASH_REMATCH[1]}
+    [[ $line =~ \"init_start\":([0-9]+) ]] && init=${BASH_REMATCH[1]}
   else
     ok=0
     err "raw round $r: no VFIOD_READY within $READY s (QEMU $(alive "$qpid" && echo running || echo gone)); serial tail: $(tail -c 400 "$raw/serial.log" | tr -d '\r' | tr '\n' ' '); qemu.log: $(tail -c 300 "$raw/qemu.log" | tr '\n' ' ')"
@@ -277,11 +279,11 @@ raw_round() {
   wait "$reader" 2>/dev/null
   reader=''
   raw_teardown
-  echo "BENCH-LAB7 round=$r tool=raw ok=$ok bind_ms=$(((t_bound - t0) / 1000)).$(printf '%03d' $(((t_bound - t0) % 1000))) tap_ms=$(((t_tap - t0) / 1000)).$(printf '%03d' $(((t_tap - t0) % 1000))) nft_ms=$(((t_nft - t0) / 1000)).$(printf '%03d' $(((t_nft - t0) % 1000))) spawn_ms=$(((t_spawn - t0) / 1000)).$(printf '%03d' $(((t_spawn - t0) % 1000))) ready_ms=$(((t_ready - t0) / 1000)) uptime_ms=${uptime:-0}"
+  echo "BENCH-LAB7 round=$r tool=raw ok=$ok bind_ms=$(((t_bound - t0) / 1000)).$(printf '%03d' $(((t_bound - t0) % 1000))) tap_ms=$(((t_tap - t0) / 1000)).$(printf '%03d' $(((t_tap - t0) % 1000))) nft_ms=$(((t_nft - t0) / 1000)).$(printf '%03d' $(((t_nft - t0) % 1000))) spawn_ms=$(((t_spawn - t0) / 1000)).$(printf '%03d' $(((t_spawn - t0) % 1000))) ready_ms=$(((t_ready - t0) / 1000)) uptime_ms=${uptime:-0} init_ms=${init:-0}"
 }
 
 vfiod_round() {
-  local r=$1 t0 t1 id pid ok=1 st f now up ticks spawn_ms=0 ready_ms=0 uptime=0 channel=''
+  local r=$1 t0 t1 id pid ok=1 st f now up ticks spawn_ms=0 ready_ms=0 uptime=0 init=0 channel=''
   us t0
   vfiod_create --wait --timeout "$READY"
   us t1
@@ -302,12 +304,13 @@ vfiod_round() {
     rep="(lambda r: (json.loads(r) if isinstance(r, str) else r) or {})(d.get('ready_report'))"
     uptime=$(json "$work/create.json" "$rep.get('uptime_ms', 0)")
     channel=$(json "$work/create.json" "$rep.get('report', '')")
+    init=$(json "$work/create.json" "$rep.get('timings_ms', {}).get('init_start', 0)")
   else
     ok=0
     err "vfiod round $r: create exit $vrc: $(tr '\n' ' ' <"$work/create.err" | tail -c 400)"
     id=$(json "$work/create.json" "d.get('id') or ''" 2>/dev/null)
   fi
-  echo "BENCH-LAB7 round=$r tool=vfiod ok=$ok id=${id:-none} t0_us=$t0 wall_ms=$(((t1 - t0) / 1000)).$(printf '%03d' $(((t1 - t0) % 1000))) spawn_ms=$spawn_ms ready_ms=$ready_ms uptime_ms=$uptime channel=${channel:-none}"
+  echo "BENCH-LAB7 round=$r tool=vfiod ok=$ok id=${id:-none} t0_us=$t0 wall_ms=$(((t1 - t0) / 1000)).$(printf '%03d' $(((t1 - t0) % 1000))) spawn_ms=$spawn_ms ready_ms=$ready_ms uptime_ms=$uptime init_ms=$init channel=${channel:-none}"
   if [[ -n $id ]]; then
     nap 1 # (the watcher's copy of the last event)
     grep -a -F "\"$id\"" "$work/events.jsonl" | sed "s/^/BENCH-LAB7-EVENT round=$r /"
