@@ -113,7 +113,7 @@ SHORT = {
     "lab7_guest_s": "guest clock at `VFIOD_READY`",
     "lab7_kernel_s": "`timings_ms.init_start`",
     "lab7_init_s": "mounts, modules, network, PCI list, report",
-    "lab7_client_ms": "vfioctl's own part",
+    "lab7_client_ms": "client start-up, D-Bus call, vfiod's parsing / the ready signal to the client's exit",
     "lab7_setup_ratio": "median of per-round ratios",
 }
 
@@ -830,7 +830,8 @@ class Bench:
                                 "raw": [v[kr] for v in raw.values()] if kr else None})
             self.fig(7, "lab7_client_ms", "  vfioctl's own part: start -> create-started / ready -> exit",
                      f"{med(vf, 'client_start'):.0f} / {med(vf, 'client_end'):.0f}", "ms", n_v,
-                     "the client's start, its checks and the D-Bus call; the ready signal to the client's exit",
+                     "the client's start-up (exec, libraries, GLib), its checks, the D-Bus connection and call, "
+                     "vfiod's parsing of the request on its main loop; the ready signal to the client's exit",
                      extra={"start": [v["client_start"] for v in vf.values()],
                             "end": [v["client_end"] for v in vf.values()]})
             sr = [vf[p]["setup"] / raw[p]["setup"] for p in pairs if raw[p]["setup"] > 0]
