@@ -5,7 +5,7 @@ what is needed first; see bench/README.md.
 
     bench.py --source DIR --build DIR [--out FILE] [--repeats N] [--only 1,2,..]
 
-Six groups of figures, each the median of repeated runs; variants that are
+Groups of figures, each the median of repeated runs; variants that are
 compared run side by side in the same run, interleaved (A,B,B,A,...) so that
 a ratio holds on a noisy machine:
 
@@ -15,15 +15,23 @@ a ratio holds on a noisy machine:
  4 vfiod RSS: idle, and per sandbox with 16 and 64 (stand-in QEMU)
  5 start-up reconciliation: 1000 fake devices, a journal of 500 sandboxes
  6 API latency (ListSandboxes, GetCapabilities), 64 sandboxes, a bind hung
+ 7 a GPU-shaped sandbox in the lab VM (q35, the stand-in group, TAP, vsock):
+   vfioctl sandbox create --wait vs the same by hand, with a breakdown
+ 8 driver layer build; 9 scale (start-up broken down, create/delete rate)
+10 a real GPU host (--gpu BDF only): create-to-CUDA-ready, guest RAM pinning
+   with 4K / 2M / 1G pages; without --gpu listed as needing a GPU host
 
 Prints a table (figure, value, n, conditions) and writes JSON (--out).
 Nothing here writes to this machine's /sys: the daemons run over fake sysfs
 trees (tests/unit/fake-sysfs) or with CPU-only sandboxes; real sysfs writes
-happen only inside the lab VM (figure 3). vfiod runs with [network]
-enabled=false: no TAP, address or firewall rule is made anywhere.
+happen only inside the lab VM (figures 3 and 7). vfiod runs with [network]
+enabled=false here: no TAP, address or firewall rule is made on this machine
+(figure 7's are made inside the lab VM). Figure 10 binds the GPU named by
+--gpu on the machine it runs on (a GPU host), nothing else.
 """
 import argparse
 import datetime
+import glob
 import json
 import os
 import platform
@@ -35,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 
 GROUP_NAMES = {
@@ -44,9 +53,15 @@ GROUP_NAMES = {
     4: "daemon footprint (RSS)",
     5: "start-up reconciliation at scale",
     6: "API latency under a hung bind",
+    7: "a GPU-shaped sandbox (lab, real kernel): vfiod vs the same by hand",
     8: "driver layer build (kernel-modules/build-driver-layer.sh) and a warm `vfioctl image build --gpu`",
     9: "scale: start-up broken down, create/delete throughput",
+    10: "a real GPU host (bench/run --gpu BDF): create-to-CUDA-ready, guest RAM pinning",
 }
+
+# The modules of figure 7's L2 image (bench.py stages it: vfioctl initramfs
+# build): the stand-in's driver, the sandbox NIC, vsock, the power button.
+LAB7_MODULES = ("e1000e", "virtio_pci", "virtio_net", "vmw_vsock_virtio_transport", "button", "evdev")
 
 # Short conditions for the Markdown table (README); the full ones are in the
 # printed table and the JSON.
@@ -86,6 +101,20 @@ SHORT = {
     "api_GetCapabilities_idle_ms": "as above, no bind",
     "api_ListSandboxes_cpu_ms": "daemon threads' run time (schedstat) per call; robust to machine load",
     "api_GetCapabilities_cpu_ms": "as above",
+    "lab7_vfiod_s": "lab VM; L2 = q35 + the stand-in group + TAP + vsock, nested TCG; `vfioctl sandbox create --device --wait`",
+    "lab7_vfiod_ready_s": "measured by vfiod",
+    "lab7_raw_s": "`sysfs-bind.sh`, `ip tuntap`/`ip addr`, `nft -f`, vfiod's QEMU argv (fds as paths), to `VFIOD_READY`",
+    "lab7_ratio": "median of per-round ratios; goal <= 1.05",
+    "lab7_setup_ms": "vfiod: to `vm-started` (its events); raw: to the QEMU fork",
+    "lab7_bind_ms": "`create-started` -> `devices-bound`",
+    "lab7_net_ms": "`devices-bound` -> `network-ready`: subnet, journal, TAP, nftables",
+    "lab7_qemu_start_ms": "`network-ready` -> `vm-started`: fds, spawn, journal",
+    "lab7_pre_kernel_s": "QEMU, SeaBIOS, kernel load under nested TCG",
+    "lab7_guest_s": "guest clock at `VFIOD_READY`",
+    "lab7_kernel_s": "`timings_ms.init_start`",
+    "lab7_init_s": "mounts, modules, network, PCI list, report",
+    "lab7_client_ms": "client start-up, D-Bus call, vfiod's parsing / the ready signal to the client's exit",
+    "lab7_setup_ratio": "median of per-round ratios",
 }
 
 
@@ -626,6 +655,191 @@ class Bench:
                          len(ratios), "median of per-round ratios", ratios)
         self.lab_info = info
 
+    # ---- 7: a GPU-shaped sandbox in the lab ----------------------------------------
+    def gpu_shaped_image(self):
+        """The L2 image of figure 7, staged here (inside L1 the build and cache
+        dirs are read-only): guest-init plus the passed device's driver
+        (e1000e), the sandbox NIC (virtio_net over virtio_pci), vsock for the
+        ready report, button + evdev (power button): lab-guest's set without
+        the disk modules (this sandbox has no disk)."""
+        moddir = os.path.join(self.cache, "modules", self.release)
+        out = os.path.join(self.work, "guest-gpu-shaped.cpio.gz")
+        cmd = [self.vfioctl, "initramfs", "build", "--guest-init", self.guest_init, "--output", out,
+               "--modules-dir", moddir, "--pins", self.kernel_env]
+        for m in LAB7_MODULES:
+            cmd += ["--module", m]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"vfioctl initramfs build: {r.stderr.strip()[-400:]}")
+        return out
+
+    def bench_gpu_sandbox(self):
+        rounds = self.args.lab_rounds
+        image = self.gpu_shaped_image()
+        env = dict(os.environ, LAB_CACHE=self.cache)
+        logf = os.path.join(self.work, "lab7.log")
+        # every L2 boot under nested TCG: ~2-5 min; one warm-up create (no boot)
+        limit = 900 + rounds * 2 * 1200
+        log(f"7: booting the lab VM (L1) for {rounds} rounds of vfiod / raw, each an L2 boot (nested TCG: minutes "
+            f"each; limit {limit} s)")
+        t0 = now()
+        with open(logf, "w") as out:
+            r = subprocess.run([os.path.join(self.src, "tests", "lab", "run-l1.sh"), "--timeout", str(limit),
+                                "--log", os.path.join(self.work, "l1-console-7.log"),
+                                os.path.join(self.src, "bench", "lab-gpu-sandbox.sh"), self.build, self.cache, image,
+                                str(rounds)],
+                               stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.src)
+        text = open(logf, errors="replace").read()
+        self.parse_gpu_sandbox(text, rounds)
+        if r.returncode != 0:
+            tail = " | ".join(l for l in text.splitlines()[-12:] if l.strip())
+            self.error(7, f"run-l1.sh exited {r.returncode} after {now() - t0:.0f} s; last lines: {tail}")
+
+    def parse_gpu_sandbox(self, text, rounds):
+        """Figure 7 from the BENCH-LAB7 lines of lab-gpu-sandbox.sh."""
+        info = {}
+        for m in re.finditer(r"^BENCH-LAB7-INFO (.*)$", text, re.M):
+            info.update(dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv))
+        for e in re.findall(r"^BENCH-LAB7-ERROR (.*)$", text, re.M):
+            self.error(7, e)
+        argv = re.search(r"^BENCH-LAB7-ARGV (.*)$", text, re.M)
+        events = {}
+        for m in re.finditer(r"^BENCH-LAB7-EVENT round=(\d+) (\{.*\})\s*$", text, re.M):
+            try:
+                ev = json.loads(m.group(2))
+            except ValueError:
+                continue
+            if ev.get("signal") == "SandboxEvent":
+                events.setdefault(int(m.group(1)), {}).setdefault(ev["stage"], ev["timestamp_usec"])
+                if ev["stage"] == "ready":      # the channel vfiod had the report from first
+                    events[int(m.group(1))].setdefault("ready_by", ev.get("reason") or "?")
+        vf, raw = {}, {}
+        for m in re.finditer(r"^BENCH-LAB7 (round=.*)$", text, re.M):
+            row = dict(kv.split("=", 1) for kv in m.group(1).split() if "=" in kv)
+            if row.get("ok") != "1":
+                continue
+            rnd = int(row["round"])
+            if row["tool"] == "raw":
+                b, t, n, s, rd, up = (float(row[k]) for k in ("bind_ms", "tap_ms", "nft_ms", "spawn_ms", "ready_ms",
+                                                              "uptime_ms"))
+                init = float(row.get("init_ms", 0))
+                raw[rnd] = {"total": rd, "bind": b, "tap": t - b, "nft": n - t, "setup": s, "boot": rd - s,
+                            "pre_kernel": rd - s - up, "guest": up, "kernel": init, "init": up - init}
+            elif row["tool"] == "vfiod":
+                ev = events.get(rnd, {})
+                need = ("create-started", "devices-bound", "network-ready", "vm-started", "ready")
+                if any(k not in ev for k in need):
+                    self.error(7, f"round {rnd}: vfiod's events incomplete: have {sorted(ev)}, want {list(need)}")
+                    continue
+                t0 = int(row["t0_us"])
+                at = {k: (ev[k] - t0) / 1000.0 for k in need}   # ms after the client's start
+                wall, up, init = float(row["wall_ms"]), float(row["uptime_ms"]), float(row.get("init_ms", 0))
+                vf[rnd] = {"total": wall, "ready_ms": float(row["ready_ms"]), "client_start": at["create-started"],
+                           "bind": at["devices-bound"] - at["create-started"],
+                           "net": at["network-ready"] - at["devices-bound"],
+                           "qemu_start": at["vm-started"] - at["network-ready"],
+                           "own_setup": at["vm-started"] - at["create-started"], "setup": at["vm-started"],
+                           "spawn": float(row["spawn_ms"]),
+                           "boot": at["ready"] - at["vm-started"], "pre_kernel": at["ready"] - at["vm-started"] - up,
+                           "guest": up, "kernel": init, "init": up - init,
+                           "client_end": wall - at["ready"], "channel": row.get("channel", "?"),
+                           "ready_by": ev.get("ready_by", "?")}
+        pairs = sorted(set(vf) & set(raw))
+        n_v, n_r = len(vf), len(raw)
+        vsock = info.get("vsock") == "yes"
+        chans = sorted({v["channel"] for v in vf.values()})
+        firsts = [v["ready_by"] for v in vf.values()]
+        first = ", ".join(f"{c} {firsts.count(c)}x" for c in sorted(set(firsts)))
+        cond = (f"inside the lab VM (Q35 + intel-iommu, TCG, {info.get('cpus', '?')} vCPUs, kernel "
+                f"{info.get('kernel', '?')}, QEMU {info.get('qemu', '?')}): L2 = q35, 512 MiB, 1 vCPU, nested TCG, "
+                f"IOMMU group {info.get('group', '?')} ({info.get('A', '?')} + {info.get('B', '?')}) passed through, "
+                f"TAP-backed virtio-net (vhost-net {info.get('vhost_net', '?')}), "
+                + ("vhost-vsock-pci (L1 has /dev/vhost-vsock)" if vsock else
+                   "NO vsock: L1 has no /dev/vhost-vsock, the ready report came over the console") +
+                f"; guest-init image ({' '.join(LAB7_MODULES)}); ready = guest-init's VFIOD_READY; {rounds} rounds "
+                f"interleaved vfiod/raw (vfiod, raw, raw, vfiod, ...); L2 load factor {info.get('l2_factor', '?')} "
+                "(calibration in L1)")
+        if not vf or not raw:
+            for key, what, have in (("lab7_vfiod_s", "create-to-ready via vfiod", vf),
+                                    ("lab7_raw_s", "the same by hand", raw)):
+                if not have:
+                    self.fig(7, key, what, None, "s", 0, "not measured (see errors)")
+            if not vf and not raw:
+                return
+        med = lambda d, k: median([x[k] for x in d.values()])
+        if vf:
+            self.fig(7, "lab7_vfiod_s", "create-to-ready via vfiod (client wall: vfioctl sandbox create --device --wait)",
+                     med(vf, "total") / 1000, "s", n_v, cond + "; vfiod: [network] enabled, [qemu] user=root (as the "
+                     f"raw QEMU), the guest reports on the console and over {'/'.join(chans)}; vfiod had it first from: "
+                     f"{first}", [v["total"] / 1000 for v in vf.values()],
+                     {"rounds": vf, "info": info})
+            self.fig(7, "lab7_vfiod_ready_s", "  vfiod's own ready_ms (the request to the guest's report)",
+                     med(vf, "ready_ms") / 1000, "s", n_v, "measured by vfiod (CLOCK_MONOTONIC)",
+                     [v["ready_ms"] / 1000 for v in vf.values()])
+        if raw:
+            self.fig(7, "lab7_raw_s", "create-to-ready by hand (bash: sysfs writes, TAP, nft, vfiod's QEMU argv)",
+                     med(raw, "total") / 1000, "s", n_r,
+                     cond + "; raw QEMU command line = vfiod's (warm-up create, /proc/<pid>/cmdline) with its fds as "
+                     "paths: serial fd set -> the file, kernel/initrd -> their files, tap fd= -> ifname=,script=no, "
+                     "vhost-vsock vhostfd dropped; ulimit -l unlimited; ready line read from the serial file "
+                     "(tail -f | grep -m1, stamped by the reader)", [v["total"] / 1000 for v in raw.values()],
+                     {"rounds": raw, "argv": argv.group(1).split(" ") if argv else None})
+        if pairs:
+            ratios = [vf[p]["total"] / raw[p]["total"] for p in pairs]
+            self.fig(7, "lab7_ratio", "ratio vfiod / by hand (create-to-ready, per round)", median(ratios), "x",
+                     len(pairs), "median of per-round ratios; goal <= 1.05; both dominated by the nested-TCG boot",
+                     ratios)
+        if vf and raw:
+            both = lambda kv, kr, scale=1.0, fmt="{:.0f}": (
+                f"{fmt.format(med(vf, kv) * scale)} / {fmt.format(med(raw, kr) * scale)}")
+            self.fig(7, "lab7_setup_ms", "host-side set-up to QEMU's start, vfiod / by hand", both("setup", "setup"),
+                     "ms", min(n_v, n_r), "vfiod: client start to vm-started (vfiod's events, L1's realtime clock); "
+                     "raw: round start to the QEMU fork in bash",
+                     extra={"vfiod": [v["setup"] for v in vf.values()], "raw": [v["setup"] for v in raw.values()]})
+            ev = "vfiod's sandbox events (vfioctl sandbox watch --json)"
+            rows = (
+                ("lab7_bind_ms", "  bind the group", "bind", "bind", "ms", 1.0, "{:.0f}",
+                 "vfiod: create-started -> devices-bound (" + ev + "); raw: sysfs-bind.sh bind A B (one bash "
+                 "process: driver_override, unbind, drivers_probe per function)"),
+                ("lab7_net_ms", "  network: TAP and nftables", "net", None, "ms", 1.0, "{:.0f}",
+                 "vfiod: devices-bound -> network-ready: subnet + CID, journal commit, TAP (libnl), firewall "
+                 "(libnftables); raw: ip tuntap + 3 sysctls + ip addr + link up (" +
+                 f"{med(raw, 'tap'):.0f} ms), then nft -f of vfiod's table ({med(raw, 'nft'):.0f} ms)"),
+                ("lab7_qemu_start_ms", "  QEMU's start", "qemu_start", None, "ms", 1.0, "{:.0f}",
+                 "vfiod: network-ready -> vm-started: the fds (serial log, kernel, initrd, TAP, vhost-vsock), "
+                 "the spawn, the journal commit with QEMU's pid; raw: the fork itself (counted as 0)"),
+                ("lab7_pre_kernel_s", "  QEMU's start to the guest kernel's", "pre_kernel", "pre_kernel", "s", 0.001,
+                 "{:.1f}", "QEMU, SeaBIOS, kernel load under nested TCG; vfiod: vm-started -> ready minus the "
+                 "guest's uptime_ms; raw: fork -> ready line minus uptime_ms"),
+                ("lab7_guest_s", "  guest kernel to ready (uptime_ms)", "guest", "guest", "s", 0.001,
+                 "{:.1f}", "the guest's CLOCK_BOOTTIME at VFIOD_READY: nested TCG's speed, not the host tool's"),
+                ("lab7_kernel_s", "    of which the kernel (to guest-init's start)", "kernel", "kernel", "s", 0.001,
+                 "{:.1f}", "the ready report's timings_ms.init_start"),
+                ("lab7_init_s", "    of which guest-init (its start to ready)", "init", "init", "s", 0.001, "{:.1f}",
+                 "mounts, modules (e1000e for the passed function, virtio-net, vsock), network, PCI list, report"),
+            )
+            for key, what, kv, kr, unit, scale, fmt, c in rows:
+                if kv == "kernel" or kv == "init":      # (lines without init_ms: older script)
+                    if not all(x["kernel"] > 0 for d in (vf, raw) for x in d.values()):
+                        continue
+                val = (f"{fmt.format(med(vf, kv) * scale)} / "
+                       + (fmt.format(med(raw, kr) * scale) if kr else
+                          (f"{med(raw, 'tap') + med(raw, 'nft'):.0f}" if kv == "net" else "0")))
+                self.fig(7, key, what + ", vfiod / by hand", val, unit, min(n_v, n_r), c,
+                         extra={"vfiod": [v[kv] for v in vf.values()],
+                                "raw": [v[kr] for v in raw.values()] if kr else None})
+            self.fig(7, "lab7_client_ms", "  vfioctl's own part: start -> create-started / ready -> exit",
+                     f"{med(vf, 'client_start'):.0f} / {med(vf, 'client_end'):.0f}", "ms", n_v,
+                     "the client's start-up (exec, libraries, GLib), its checks, the D-Bus connection and call, "
+                     "vfiod's parsing of the request on its main loop; the ready signal to the client's exit",
+                     extra={"start": [v["client_start"] for v in vf.values()],
+                            "end": [v["client_end"] for v in vf.values()]})
+            sr = [vf[p]["setup"] / raw[p]["setup"] for p in pairs if raw[p]["setup"] > 0]
+            self.fig(7, "lab7_setup_ratio", "ratio vfiod / by hand, host-side set-up only (per round)", median(sr), "x",
+                     len(sr), "vfiod also journals the sandbox (twice), checks the group and its plan, opens the "
+                     "fds; what TCG does not blur", sr)
+        self.lab7_info = info
+
     # ---- 4: footprint ----------------------------------------------------------
     def bench_footprint(self):
         n = self.args.daemon_runs
@@ -948,6 +1162,291 @@ class Bench:
                  ", ".join(f"{k} {median(v):.0f} ms" for k, v in steps.items()) +
                  "; goal <= 100 ms", [t * 1000 for t in times])
 
+    # ---- 10: a real GPU host (bench/run --gpu BDF) ------------------------------------
+    GPU_NEEDS = "needs a GPU host: bench/run --gpu BDF"
+    PAGE_SIZES = (("4K", None), ("2M", 2048), ("1G", 1048576))
+
+    @staticmethod
+    def gpu_check(bdf):
+        """None when BDF is an NVIDIA GPU on this machine, else why not (the
+        message --gpu errors with). Reads sysfs only."""
+        if not re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", bdf or ""):
+            return f"--gpu {bdf!r}: want a PCI address DDDD:BB:SS.F in lower case (e.g. 0000:41:00.0)"
+        d = f"/sys/bus/pci/devices/{bdf}"
+        if not os.path.exists(d):
+            return (f"--gpu {bdf}: this machine has no PCI device {bdf} (see /sys/bus/pci/devices, lspci -D): the "
+                    "GPU figures run only on a GPU host")
+        rd = lambda f: open(os.path.join(d, f)).read().strip()
+        vendor, device, cls = rd("vendor"), rd("device"), rd("class")
+        if vendor != "0x10de" or not cls.startswith("0x03"):
+            return (f"--gpu {bdf}: {vendor[2:]}:{device[2:]} class {cls[2:]} is not an NVIDIA GPU (vendor 10de, "
+                    "class 03xx): refusing to pass it through")
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            return f"--gpu {bdf}: no usable /dev/kvm (the GPU sandboxes run with [qemu] accel=kvm)"
+        return None
+
+    def gpu_assets(self):
+        """The GPU image (vmlinuz, initramfs, driver-layer.erofs: `vfioctl image
+        build --gpu`) and a workload root (tests/lab/mk-workload-root.sh), unless
+        --gpu-image / --gpu-root name them."""
+        base = os.path.join(self.build, "bench-gpu")
+        os.makedirs(base, exist_ok=True)
+        image = self.args.gpu_image
+        if not image:
+            image = os.path.join(base, "image")
+            icache = os.path.join(base, "cache")
+            os.makedirs(icache, exist_ok=True)
+            layer_cache = self.args.driver_cache or os.path.join(self.build, "driver-layer-cache")
+            os.makedirs(layer_cache, exist_ok=True)
+            for name, target in (("kernel", self.cache), ("driver-layer", layer_cache)):
+                if not os.path.lexists(os.path.join(icache, name)):
+                    os.symlink(target, os.path.join(icache, name))
+            log(f"10: vfioctl image build --gpu --output {image} (cold: downloads and compiles, minutes)")
+            r = subprocess.run([self.vfioctl, "image", "build", "--gpu", "--output", image, "--cache", icache,
+                                "--guest-init", self.guest_init, "--json"], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"vfioctl image build --gpu: exit {r.returncode}: {r.stderr.strip()[-400:]}")
+        files = {k: os.path.join(image, f) for k, f in (("kernel", "vmlinuz"), ("initrd", "initramfs"),
+                                                        ("layer", "driver-layer.erofs"))}
+        for k, f in files.items():
+            if not os.path.isfile(f):
+                raise RuntimeError(f"the GPU image {image} has no {os.path.basename(f)}")
+        root = self.args.gpu_root
+        if not root:
+            log("10: the workload root (tests/lab/mk-workload-root.sh: Debian minbase, no NVIDIA file)")
+            r = subprocess.run([os.path.join(self.src, "tests", "lab", "mk-workload-root.sh"), base],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"mk-workload-root.sh: exit {r.returncode}: {r.stderr.strip()[-400:]}")
+            root = r.stdout.strip().splitlines()[-1]
+        return files, os.path.abspath(root)
+
+    def gpu_conf(self, d, files, page_kib=None, prealloc=0):
+        conf = self.write_conf(d)
+        text = open(conf).read()
+        text = text.replace("accel=tcg\n", "accel=kvm\n").replace("stop_timeout=2\n", "stop_timeout=30\n")
+        # the production device rules (NVIDIA display/3D and its functions)
+        text = text.replace("[devices]\nwrite_timeout=3600\n", "[devices]\n")
+        extra = (f"kernel={files['kernel']}\ninitrd={files['initrd']}\ndriver_layer={files['layer']}\n"
+                 f"prealloc_threads={prealloc}\n")
+        if page_kib:
+            extra += f"hugepage_size={'1G' if page_kib == 1048576 else '2M'}\n"
+        with open(conf, "w") as f:
+            f.write(text.replace("[qemu]\n", "[qemu]\n" + extra))
+        r = subprocess.run([self.vfiod, "--check-config", conf], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"vfiod --check-config {conf}: {(r.stderr or r.stdout).strip()[-400:]}")
+        return conf
+
+    @staticmethod
+    def free_hugepages(kib):
+        try:
+            return int(open(f"/sys/kernel/mm/hugepages/hugepages-{kib}kB/free_hugepages").read())
+        except (OSError, ValueError):
+            return 0
+
+    @staticmethod
+    def proc_start_epoch(pid):
+        """When @pid started, seconds since the epoch (10 ms ticks)."""
+        stat = open(f"/proc/{pid}/stat").read()
+        ticks = int(stat[stat.rindex(")") + 2:].split()[19])
+        up = float(open("/proc/uptime").read().split()[0])
+        return time.time() - up + ticks / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def locked_kib(pid):
+        vals = {}
+        for line in open(f"/proc/{pid}/status"):
+            k, _, v = line.partition(":")
+            if k in ("VmLck", "VmPin"):
+                vals[k] = int(v.split()[0])
+        return max(vals.values() or [0])
+
+    def pin_watch(self, runtime, target_kib, out, stop):
+        """Thread: finds the new sandbox's QEMU by its pidfile, then polls its
+        locked memory (VmLck: vfio type1 accounts the pages it pins there;
+        VmPin for iommufd) every 2 ms until it covers the guest RAM; puts the
+        pid and when that happened (epoch s) in @out."""
+        pid = None
+        while not stop.is_set():
+            if pid is None:
+                for p in glob.glob(os.path.join(runtime, "sandboxes", "*", "qemu", "qemu.pid")):
+                    try:
+                        pid = int(open(p).read().strip() or 0) or None
+                    except (OSError, ValueError):
+                        pid = None
+                    if pid:
+                        out["pid"] = pid
+                        break
+            else:
+                try:
+                    kib = self.locked_kib(pid)
+                except OSError:
+                    return
+                out["max_kib"] = max(out.get("max_kib", 0), kib)
+                if kib >= target_kib:
+                    out["pinned"] = time.time()
+                    return
+            time.sleep(0.002)
+
+    def bench_gpu_host(self):
+        bdf = self.args.gpu
+        mem = self.args.gpu_memory
+        if not bdf:
+            for key, what in (("gpu_cuda_ready_s", "create-to-CUDA-ready, 1 GPU (--device BDF, driver layer, "
+                                                   "workload nvidia-smi)"),
+                              *((f"gpu_pin_{n}_s", f"guest RAM pinning at QEMU start, {n} pages")
+                                for n, _ in self.PAGE_SIZES)):
+                self.fig(10, key, what, None, "s", 0, self.GPU_NEEDS, extra={"short": self.GPU_NEEDS})
+            return
+        why = self.gpu_check(bdf)
+        if why:
+            raise RuntimeError(why)
+        files, root = self.gpu_assets()
+        name = open(f"/sys/bus/pci/devices/{bdf}/device").read().strip()
+        group = os.path.basename(os.readlink(f"/sys/bus/pci/devices/{bdf}/iommu_group"))
+        members = sorted(os.listdir(f"/sys/bus/pci/devices/{bdf}/iommu_group/devices"))
+        host = (f"GPU {bdf} (10de:{name[2:]}, IOMMU group {group}: {' '.join(members)}), KVM, "
+                f"{os.cpu_count()} CPUs, kernel {platform.release()}; guest: `vfioctl image build --gpu` "
+                f"({os.path.basename(os.path.dirname(files['kernel']))}), driver layer read-only, workload root "
+                f"{os.path.basename(root)} read-only (--add-disk root=...:ro), {mem} MiB, {self.args.gpu_vcpus} vCPUs; "
+                "[network] enabled=false")
+
+        # --- create-to-CUDA-ready, nvidia-smi as the workload
+        n = self.args.repeats
+        d = os.path.join(self.work, "g10-cuda")
+        conf = self.gpu_conf(d, files)
+        sock = os.path.join(d, "run", "vfiod.sock")
+        vp = self.start_vfiod(conf)
+        self.wait_api(sock)
+        evf = open(os.path.join(d, "events.jsonl"), "w")
+        watch = self.spawn([self.vfioctl, "--socket", sock, "sandbox", "watch", "--json"], stdout=evf,
+                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        smi = "/run/nvidia/driver/usr/bin/nvidia-smi"
+        runs = []
+        try:
+            for i in range(n):
+                log(f"10: create-to-CUDA-ready {i + 1}/{n}")
+                t0 = time.time()
+                r = subprocess.run([self.vfioctl, "--socket", sock, "sandbox", "create", "--device", bdf,
+                                    "--add-disk", f"root={root}:ro", "--memory", str(mem), "--vcpus",
+                                    str(self.args.gpu_vcpus), "--cmd", smi, "--wait", "--timeout", "900", "--json"],
+                                   capture_output=True, text=True)
+                wall = time.time() - t0
+                sb = json.loads(r.stdout) if r.stdout.strip() else {}
+                if r.returncode != 0 or not sb.get("ready"):
+                    self.error(10, f"create --device {bdf}: exit {r.returncode}: {r.stderr.strip()[-400:]}")
+                    if sb.get("id"):
+                        subprocess.run([self.vfioctl, "--socket", sock, "sandbox", "delete", sb["id"]],
+                                       capture_output=True)
+                    break
+                rep = sb.get("ready_report")
+                rep = json.loads(rep) if isinstance(rep, str) else (rep or {})
+                gpus = ((rep.get("cuda") or {}).get("gpus")) or []
+                if not gpus or any(g.get("probe") != "ok" for g in gpus):
+                    self.error(10, f"ready without a passing CUDA probe: {rep.get('cuda')}")
+                t1 = time.time()
+                state = None
+                while time.time() - t1 < 300:   # nvidia-smi's run: to the workload's exit
+                    st = self.vfioctl_json(sock, "sandbox", "show", sb["id"], check=False) or {}
+                    state = st.get("state")
+                    if state in ("exited", "stopped", "failed"):
+                        break
+                    time.sleep(0.1)
+                t_exit = time.time() - t1
+                time.sleep(0.5)
+                ev = {}
+                for line in open(evf.name):
+                    e = json.loads(line)
+                    if e.get("id") == sb["id"] and e.get("signal") == "SandboxEvent":
+                        ev.setdefault(e["stage"], e["timestamp_usec"] / 1e6)
+                subprocess.run([self.vfioctl, "--socket", sock, "sandbox", "delete", sb["id"]], capture_output=True)
+                tm = rep.get("timings_ms") or {}
+                runs.append({"wall": wall, "ready_ms": sb["ready_ms"], "uptime_ms": rep.get("uptime_ms"),
+                             "timings_ms": tm, "smi_s": t_exit, "state": state, "cuda": rep.get("cuda"),
+                             "bind_s": ev["devices-bound"] - ev["create-started"]
+                             if "devices-bound" in ev and "create-started" in ev else None,
+                             "qemu_s": ev["vm-started"] - ev.get("devices-bound", ev.get("create-started", 0))
+                             if "vm-started" in ev else None})
+        finally:
+            self.stop(watch)
+            evf.close()
+            self.stop(vp)
+        if runs:
+            cond = host + f"; {len(runs)} creates, each deleted before the next"
+            self.fig(10, "gpu_cuda_ready_s", "create-to-CUDA-ready, 1 GPU (client wall, create --device --wait)",
+                     median([r["wall"] for r in runs]), "s", len(runs),
+                     cond + "; ready = guest-init's report after nvidia.ko, persistenced, nvidia-smi -L and the CUDA "
+                     "probe (cuInit, a context per GPU) passed", [r["wall"] for r in runs], {"runs": runs})
+            part = lambda k: [r[k] for r in runs if r.get(k) is not None]
+            for key, what, xs in (
+                    ("gpu_bind_s", "  bind (create-started -> devices-bound: host driver off, vfio-pci on)",
+                     part("bind_s")),
+                    ("gpu_qemu_s", "  devices-bound -> vm-started (network off: fds, QEMU spawn, journal)",
+                     part("qemu_s")),
+                    ("gpu_guest_s", "  guest kernel to ready (uptime_ms)", [r["uptime_ms"] / 1000 for r in runs
+                                                                             if r["uptime_ms"]]),
+                    ("gpu_cuda_s", "  of which the driver: modules -> CUDA probe done (guest timings)",
+                     [(r["timings_ms"]["cuda"] - r["timings_ms"]["modules"]) / 1000 for r in runs
+                      if "cuda" in r["timings_ms"] and "modules" in r["timings_ms"]]),
+                    ("gpu_smi_s", "  ready -> nvidia-smi (the workload) exited", part("smi_s"))):
+                if xs:
+                    self.fig(10, key, what, median(xs), "s", len(xs), "vfiod's events / the ready report", xs)
+
+        # --- guest RAM pinning: 4K, 2M, 1G pages; without and with prealloc
+        target = mem * 1024
+        for label, kib in self.PAGE_SIZES:
+            need = 0 if not kib else (mem * 1024 + kib - 1) // kib
+            if kib and self.free_hugepages(kib) < need:
+                how = (f"echo {need} > /sys/kernel/mm/hugepages/hugepages-{kib}kB/nr_hugepages" if kib == 2048 else
+                       f"boot with hugepagesz=1G hugepages={need}")
+                self.fig(10, f"gpu_pin_{label}_s", f"guest RAM pinning at QEMU start, {label} pages", None, "s", 0,
+                         f"not measured: {mem} MiB needs {need} free {label} hugepages, the host has "
+                         f"{self.free_hugepages(kib)} ({how}, as root)")
+                continue
+            for prealloc in (0, self.args.gpu_prealloc_threads):
+                d = os.path.join(self.work, f"g10-pin-{label}-{prealloc}")
+                conf = self.gpu_conf(d, files, kib, prealloc)
+                sock = os.path.join(d, "run", "vfiod.sock")
+                vp = self.start_vfiod(conf)
+                self.wait_api(sock)
+                pins, creates = [], []
+                try:
+                    for i in range(n):
+                        log(f"10: pinning, {label} pages, prealloc_threads={prealloc}: {i + 1}/{n}")
+                        out, stop = {}, threading.Event()
+                        th = threading.Thread(target=self.pin_watch, args=(os.path.join(d, "run"), target, out, stop))
+                        th.start()
+                        t0 = time.time()
+                        r = subprocess.run([self.vfioctl, "--socket", sock, "sandbox", "create", "--device", bdf,
+                                            "--add-disk", f"root={root}:ro", "--memory", str(mem), "--vcpus",
+                                            str(self.args.gpu_vcpus), "--json"], capture_output=True, text=True)
+                        creates.append(time.time() - t0)
+                        sb = json.loads(r.stdout) if r.stdout.strip() else {}
+                        th.join(120)
+                        stop.set()
+                        th.join()
+                        if r.returncode != 0:
+                            self.error(10, f"{label} pages: create: exit {r.returncode}: {r.stderr.strip()[-300:]}")
+                            break
+                        if "pinned" not in out or "pid" not in out:
+                            self.error(10, f"{label} pages: QEMU {out.get('pid')} did not lock {target} KiB within "
+                                       f"120 s (at most {out.get('max_kib', 0)} KiB)")
+                        else:
+                            pins.append(out["pinned"] - self.proc_start_epoch(out["pid"]))
+                        subprocess.run([self.vfioctl, "--socket", sock, "sandbox", "delete", sb["id"]],
+                                       capture_output=True)
+                finally:
+                    self.stop(vp)
+                what = f"guest RAM pinning at QEMU start, {label} pages" + (
+                    f", prealloc_threads={prealloc}" if prealloc else "")
+                self.fig(10, f"gpu_pin_{label}{'_prealloc' if prealloc else ''}_s", what,
+                         median(pins) if pins else None, "s", len(pins),
+                         host + f"; [qemu] {'hugepage_size=' + label if kib else 'hugepages=false'}, "
+                         f"prealloc_threads={prealloc}; QEMU's start (/proc/<pid>/stat, 10 ms ticks) to its locked "
+                         f"memory (VmLck: vfio type1 pins and accounts all guest RAM for DMA) covering the {mem} MiB; "
+                         f"create without --wait (create's own wall: {median(creates):.2f} s)", pins)
+
     # ---- 9: create/delete throughput ----------------------------------------------
     def bench_throughput(self):
         """CPU-only microvm sandboxes (real QEMU, TCG, the guest-init image)
@@ -1148,22 +1647,41 @@ def main():
     ap.add_argument("--reconcile-gone", type=int, default=100, help="sandboxes of 500 whose QEMU is gone (figure 5)")
     ap.add_argument("--lab-rounds", type=int, default=9, help="rounds per tool in the lab (figure 3)")
     ap.add_argument("--api-calls", type=int, default=500, help="calls per method (figure 6)")
-    ap.add_argument("--only", default="1,2,3,4,5,6,8,9", help="comma-separated figure groups")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated figure groups")
+    ap.add_argument("--gpu", default="", metavar="BDF",
+                    help="figure 10 on this GPU host: the NVIDIA GPU at BDF is bound to vfio-pci and passed through")
+    ap.add_argument("--gpu-image", default="", help="figure 10: a `vfioctl image build --gpu` output dir "
+                    "(default: built into BUILD/bench-gpu/image)")
+    ap.add_argument("--gpu-root", default="", help="figure 10: the workload root, a raw ext4 image "
+                    "(default: tests/lab/mk-workload-root.sh into BUILD/bench-gpu)")
+    ap.add_argument("--gpu-memory", type=int, default=16384, help="figure 10: guest RAM, MiB (16384)")
+    ap.add_argument("--gpu-vcpus", type=int, default=8, help="figure 10: vCPUs (8)")
+    ap.add_argument("--gpu-prealloc-threads", type=int, default=8,
+                    help="figure 10: [qemu] prealloc_threads of the prealloc variants (8)")
     ap.add_argument("--driver-cache", default="", help="driver layer cache (figure 8; default BUILD/driver-layer-cache)")
     ap.add_argument("--throughput-sandboxes", type=int, default=48, help="sandboxes created/deleted (figure 9)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--command", default="", help="the command line to record")
     args = ap.parse_args()
     only = [int(x) for x in args.only.split(",") if x]
+    if args.gpu:
+        why = Bench.gpu_check(args.gpu)
+        if why:
+            print(f"bench.py: {why}", file=sys.stderr)
+            return 2
+        if 10 not in only:
+            print("bench.py: --gpu is for figure 10, which --only leaves out", file=sys.stderr)
+            return 2
     b = Bench(args)
     started = datetime.datetime.now(datetime.timezone.utc)
     load0 = os.getloadavg()
     t0 = now()
     runners = {1: b.bench_create, 2: b.bench_boot, 3: b.bench_lab, 4: b.bench_footprint, 5: b.bench_reconcile,
-               6: b.bench_api, 8: b.bench_driver_layer, 9: b.bench_throughput}
+               6: b.bench_api, 7: b.bench_gpu_sandbox, 8: b.bench_driver_layer, 9: b.bench_throughput,
+               10: b.bench_gpu_host}
     group_s = {}
     try:
-        for g in (4, 5, 6, 8, 9, 3, 1, 2):   # quick ones first
+        for g in (4, 5, 6, 8, 9, 3, 1, 2, 7, 10):   # quick ones first
             if g in only:
                 log(f"--- {g}: {GROUP_NAMES[g]}")
                 tg = now()
@@ -1190,6 +1708,7 @@ def main():
         "guest_kernel": b.release,
         "repeats": {"boots": args.repeats, "daemon_runs": args.daemon_runs, "reconcile_runs": args.reconcile_runs,
                     "lab_rounds": args.lab_rounds, "api_calls": args.api_calls},
+        "gpu": args.gpu or None,
     }
     result = {"meta": meta, "figures": b.figures, "errors": b.errors}
     with open(args.out, "w") as f:
