@@ -56,7 +56,7 @@ domain_xml(const char *name)
 {
   VfdLibvirtDomain d = { .name = name, .owner_uid = 1000, .emulator = "/usr/bin/qemu-system-x86_64",
                          .memory_mib = 512, .vcpus = 1, .numa_node = -1, .kernel = "/run/k", .initrd = "/run/i",
-                         .cmdline = "console=ttyS0", .serial_log = "/run/serial.log", .run_uid = 3000,
+                         .cmdline = "console=ttyS0", .serial_log = "/run/serial.log", .run_as = TRUE, .run_uid = 3000,
                          .run_gid = 3000 };
   g_autofree char *xml = vfd_libvirt_domain_xml(&d);
   g_auto(GStrv) parts = g_strsplit(xml, "<domain type='qemu'", 2);

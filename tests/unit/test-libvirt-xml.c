@@ -203,7 +203,15 @@ test_two_groups(void **state)
   assert_non_null(strstr(xml, "<maxphysaddr mode='emulate' bits='40'/>"));
   assert_null(strstr(xml, "pcihole64"));
   assert_null(strstr(xml, "<mac ")); /* none given: libvirt picks */
-  assert_null(strstr(xml, "seclabel")); /* no uid: libvirt's own */
+  assert_null(strstr(xml, "seclabel")); /* not asked: libvirt's own */
+  {
+    /* [qemu] user=root: said as +0:+0, not left to libvirt's user */
+    g_autofree char *root_xml = NULL;
+    d.run_as = TRUE;
+    root_xml = vfd_libvirt_domain_xml(&d);
+    expect_valid(root_xml);
+    assert_non_null(strstr(root_xml, "<label>+0:+0</label>"));
+  }
   assert_null(strstr(xml, "qemu:override")); /* no test_present_as */
 }
 
@@ -225,6 +233,7 @@ test_daemon_domain(void **state)
   d.kvm = FALSE;
   d.disks = disks;
   d.n_disks = 2;
+  d.run_as = TRUE;
   d.run_uid = 3000042;
   d.run_gid = 998;
   d.fw_cfg_file = "/run/vfiod/sandboxes/sb-00000001/qemu/payload";

@@ -636,6 +636,7 @@ launch_libvirt(Op *op, GArray *passed, GArray *classes, GError **error)
       .tap = s->has_net ? s->tap : NULL,
       .mac = s->has_net ? s->mac : NULL,
       .cid = s->cid,
+      .run_as = TRUE, /* also root ([qemu] user=root), as the qemu backend would run it */
       .run_uid = s->qemu_uid,
       .run_gid = gid,
       .fw_cfg_file = payload_path,

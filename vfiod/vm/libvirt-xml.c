@@ -167,7 +167,7 @@ vfd_libvirt_domain_xml(const VfdLibvirtDomain *d)
     if (open)
       g_string_append(x, "  </qemu:override>\n");
   }
-  if (d->run_uid != 0)
+  if (d->run_as)
     add(x, "  <seclabel type='static' model='dac' relabel='no'>\n    <label>+%u:+%u</label>\n  </seclabel>\n",
         (guint) d->run_uid, (guint) d->run_gid);
   g_string_append(x, "</domain>\n");

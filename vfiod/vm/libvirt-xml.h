@@ -61,9 +61,10 @@ typedef struct {
   const char *tap;         /* the TAP vfiod made; NULL: no network */
   const char *mac;         /* its guest MAC, xx:xx:xx:xx:xx:xx */
   guint32 cid;             /* vsock CID; 0: none */
-  uid_t run_uid;           /* != 0: QEMU runs as @run_uid:@run_gid (a static DAC label) and libvirt
-                            * relabels nothing (vfiod handed the domain its files and /dev/vfio nodes);
-                            * 0: libvirt's configured user and labelling */
+  gboolean run_as;         /* TRUE: QEMU runs as @run_uid:@run_gid (a static DAC label; +0:+0 for root)
+                            * and libvirt relabels nothing (vfiod handed the domain its files and
+                            * /dev/vfio nodes); FALSE: libvirt's configured user and labelling */
+  uid_t run_uid;
   gid_t run_gid;
   const char *fw_cfg_file; /* the workload's payload (guest-init/payload.h), a file QEMU reads at start as
                             * fw_cfg VFIOD_PAYLOAD_FW_CFG_NAME; NULL: none */
