@@ -674,7 +674,7 @@ class Bench:
         return out
 
     def bench_gpu_sandbox(self):
-        rounds = self.args.lab_rounds
+        rounds = self.args.sandbox_rounds or self.args.lab_rounds
         image = self.gpu_shaped_image()
         env = dict(os.environ, LAB_CACHE=self.cache)
         logf = os.path.join(self.work, "lab7.log")
@@ -1645,7 +1645,9 @@ def main():
     ap.add_argument("--daemon-runs", type=int, default=3, help="fresh daemons (figure 4)")
     ap.add_argument("--reconcile-runs", type=int, default=5, help="start-ups per variant (figure 5)")
     ap.add_argument("--reconcile-gone", type=int, default=100, help="sandboxes of 500 whose QEMU is gone (figure 5)")
-    ap.add_argument("--lab-rounds", type=int, default=9, help="rounds per tool in the lab (figure 3)")
+    ap.add_argument("--lab-rounds", type=int, default=9, help="rounds per tool in the lab (figures 3 and 7)")
+    ap.add_argument("--sandbox-rounds", type=int, default=0,
+                    help="rounds of figure 7 (two nested L2 boots each; default: --lab-rounds)")
     ap.add_argument("--api-calls", type=int, default=500, help="calls per method (figure 6)")
     ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated figure groups")
     ap.add_argument("--gpu", default="", metavar="BDF",
@@ -1707,7 +1709,8 @@ def main():
                                     if l.startswith("model name")), "?")},
         "guest_kernel": b.release,
         "repeats": {"boots": args.repeats, "daemon_runs": args.daemon_runs, "reconcile_runs": args.reconcile_runs,
-                    "lab_rounds": args.lab_rounds, "api_calls": args.api_calls},
+                    "lab_rounds": args.lab_rounds,
+                    "sandbox_rounds": args.sandbox_rounds or args.lab_rounds, "api_calls": args.api_calls},
         "gpu": args.gpu or None,
     }
     result = {"meta": meta, "figures": b.figures, "errors": b.errors}
