@@ -439,6 +439,101 @@ test_default_writer(void **state)
   assert_string_equal(g_strchomp(raw), "1");
 }
 
+/* A writer that records the thread of each write; a write to an attribute
+ * named "hang" blocks while @hold is set (an unbind stuck in a driver). */
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  gboolean hold;
+  GPtrArray *threads; /* GThread * of each write, in order */
+} ThreadWriter;
+
+static int
+thread_writer(const char *path, const char *value, void *user_data)
+{
+  ThreadWriter *w = user_data;
+
+  (void) value;
+  g_mutex_lock(&w->lock);
+  g_ptr_array_add(w->threads, g_thread_self());
+  while (g_str_has_suffix(path, "/hang") && w->hold)
+    g_cond_wait(&w->cond, &w->lock);
+  g_mutex_unlock(&w->lock);
+  return 0;
+}
+
+static gpointer
+thread_of(ThreadWriter *w, guint i)
+{
+  gpointer t;
+
+  g_mutex_lock(&w->lock);
+  assert_true(i < w->threads->len);
+  t = w->threads->pdata[i];
+  g_mutex_unlock(&w->lock);
+  return t;
+}
+
+/* With a write timeout, writes run on writer threads (issue 17): one
+ * thread serves consecutive writes, never the caller's; a write that hangs
+ * keeps its thread, which is given nothing more: the next write gets
+ * another thread, and the hung one's late return is counted. */
+static void
+test_writer_threads(void **state)
+{
+  Fixture *f = *state;
+  VfdBdf gpu = bdf(GPU);
+  ThreadWriter w = { .threads = g_ptr_array_new() };
+  gint64 start;
+
+  g_mutex_init(&w.lock);
+  g_cond_init(&w.cond);
+  vfd_sysfs_set_writer(f->sysfs, thread_writer, &w);
+  vfd_sysfs_set_write_timeout(f->sysfs, 2000);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(vfd_sysfs_write_attr(f->sysfs, &gpu, "driver_override", "vfio-pci"), 0);
+  assert_ptr_not_equal(thread_of(&w, 0), g_thread_self());
+  assert_ptr_equal(thread_of(&w, 1), thread_of(&w, 0));
+  assert_ptr_equal(thread_of(&w, 2), thread_of(&w, 0));
+
+  /* The same thread takes the write that hangs; the call returns at the
+   * timeout. */
+  w.hold = TRUE;
+  vfd_sysfs_set_write_timeout(f->sysfs, 200);
+  start = g_get_monotonic_time();
+  assert_int_equal(vfd_sysfs_write_attr(f->sysfs, &gpu, "hang", "1"), -ETIMEDOUT);
+  assert_true(g_get_monotonic_time() - start >= 200 * G_TIME_SPAN_MILLISECOND);
+  assert_ptr_equal(thread_of(&w, 3), thread_of(&w, 0));
+  assert_int_equal(vfd_sysfs_hung_writes(f->sysfs), 1);
+
+  /* The next writes run, on a new thread, then on that one again. */
+  assert_int_equal(vfd_sysfs_write_attr(f->sysfs, &gpu, "driver_override", ""), 0);
+  assert_int_equal(vfd_sysfs_write_attr(f->sysfs, &gpu, "driver_override", "vfio-pci"), 0);
+  assert_ptr_not_equal(thread_of(&w, 4), thread_of(&w, 3));
+  assert_ptr_not_equal(thread_of(&w, 4), g_thread_self());
+  assert_ptr_equal(thread_of(&w, 5), thread_of(&w, 4));
+
+  /* The hung write returns: no longer counted, and writes go on. */
+  g_mutex_lock(&w.lock);
+  w.hold = FALSE;
+  g_cond_broadcast(&w.cond);
+  g_mutex_unlock(&w.lock);
+  for (int i = 0; i < 500 && vfd_sysfs_hung_writes(f->sysfs) > 0; i++)
+    g_usleep(10 * 1000);
+  assert_int_equal(vfd_sysfs_hung_writes(f->sysfs), 0);
+  assert_int_equal(vfd_sysfs_write_attr(f->sysfs, &gpu, "driver_override", ""), 0);
+  assert_int_equal(w.threads->len, 7);
+
+  /* The idle threads outlive nothing they use: the writer is restored
+   * before @w goes. */
+  vfd_sysfs_set_writer(f->sysfs, NULL, NULL);
+  g_mutex_lock(&w.lock); /* the last write has returned its lock */
+  g_mutex_unlock(&w.lock);
+  g_ptr_array_unref(w.threads);
+  g_cond_clear(&w.cond);
+  g_mutex_clear(&w.lock);
+}
+
 int
 main(void)
 {
@@ -457,6 +552,7 @@ main(void)
     cmocka_unit_test_setup_teardown(test_write_errors, setup, teardown),
     cmocka_unit_test_setup_teardown(test_writer_errors_propagate, setup, teardown),
     cmocka_unit_test_setup_teardown(test_default_writer, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_writer_threads, setup, teardown),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

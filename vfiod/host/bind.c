@@ -60,14 +60,11 @@ collect_group(VfdHost *host, int group, GError **error)
       }
     }
     {
-      g_autofree char *boot_vga = NULL;
       const char *why;
-      bool is_boot_vga = vfd_sysfs_read_attr(host->sysfs, bdf, "boot_vga", &boot_vga) == 0 &&
-                         g_strcmp0(boot_vga, "1") == 0;
-
       g_autoptr(VfdPolicy) policy = vfd_host_dup_policy(host);
 
-      why = vfd_policy_refusal(policy, dev->vendor, dev->device, dev->class_code, is_boot_vga);
+      /* dev->boot_vga was read just now by vfd_host_get_device() */
+      why = vfd_policy_refusal(policy, dev->vendor, dev->device, dev->class_code, dev->boot_vga);
       if (why) {
         g_string_append_printf(refused, "%s%s (%04x:%04x, class %06x: %s)", refused->len ? ", " : "", m.name,
                                dev->vendor, dev->device, dev->class_code, why);

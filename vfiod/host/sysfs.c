@@ -32,6 +32,39 @@ hung_counter_unref(HungCounter *c)
     g_free(c);
 }
 
+/* The threads that run writes (issue 17: a thread started per write cost
+ * 16 thread starts and exits per bind+release cycle; in the lab VM that is
+ * milliseconds each). A thread whose write returned counts itself idle and
+ * waits WRITER_IDLE_USEC for the next one, then exits. A write is handed to
+ * an idle thread only by taking one off the idle count, so a thread whose
+ * write hangs is never given another: the next write gets a new thread.
+ * Shared with the threads, which may outlive their VfdSysfs. */
+#define WRITER_IDLE_USEC (5 * G_USEC_PER_SEC)
+
+typedef struct {
+  gatomicrefcount ref;
+  GMutex lock;
+  guint idle;         /* threads waiting for a write that nobody claimed yet */
+  GAsyncQueue *jobs;  /* WriteJob *: one per claimed or newly started thread */
+} WriterPool;
+
+static WriterPool *
+writer_pool_ref(WriterPool *pool)
+{
+  g_atomic_ref_count_inc(&pool->ref);
+  return pool;
+}
+
+static void
+writer_pool_unref(WriterPool *pool)
+{
+  if (!pool || !g_atomic_ref_count_dec(&pool->ref))
+    return;
+  g_mutex_clear(&pool->lock);
+  g_async_queue_unref(pool->jobs);
+  g_free(pool);
+}
+
 struct VfdSysfs {
   char *sys_root;
   char *dev_root;
@@ -39,6 +72,7 @@ struct VfdSysfs {
   void *writer_data;
   guint timeout_ms;
   HungCounter *hung; /* timed-out writes still running */
+  WriterPool *pool;
 };
 
 /* One write handed to a thread. Shared by the caller and the thread; the
@@ -70,12 +104,16 @@ write_job_unref(WriteJob *job)
   g_free(job);
 }
 
-static gpointer
-write_thread(gpointer data)
+/* Runs @job's write, then counts this thread idle (before the caller
+ * hears the result, so that its next write finds the thread). */
+static void
+run_write_job(WriterPool *pool, WriteJob *job)
 {
-  WriteJob *job = data;
   int r = job->writer(job->path, job->value, job->writer_data);
 
+  g_mutex_lock(&pool->lock);
+  pool->idle++;
+  g_mutex_unlock(&pool->lock);
   g_mutex_lock(&job->lock);
   job->result = r;
   job->done = TRUE;
@@ -84,10 +122,41 @@ write_thread(gpointer data)
   g_cond_signal(&job->cond);
   g_mutex_unlock(&job->lock);
   write_job_unref(job);
+}
+
+/* A writer thread: runs the write it is owed, then waits as an idle thread
+ * for the next one; leaves when none came within WRITER_IDLE_USEC and no
+ * caller claimed it meanwhile. Holds a reference on @data, its pool. */
+static gpointer
+writer_thread(gpointer data)
+{
+  WriterPool *pool = data;
+  WriteJob *job = g_async_queue_pop(pool->jobs);
+
+  for (;;) {
+    gboolean leave;
+
+    run_write_job(pool, job);
+    job = g_async_queue_timeout_pop(pool->jobs, WRITER_IDLE_USEC);
+    if (job)
+      continue;
+    g_mutex_lock(&pool->lock);
+    leave = pool->idle > 0;
+    if (leave)
+      pool->idle--;
+    g_mutex_unlock(&pool->lock);
+    if (leave)
+      break;
+    /* A caller took this thread off the idle count as the wait ended: its
+     * write is in the queue or about to be. */
+    job = g_async_queue_pop(pool->jobs);
+  }
+  writer_pool_unref(pool);
   return NULL;
 }
 
-/* Runs the writer on a thread and waits up to the timeout. */
+/* Runs the writer on a writer thread (an idle one or a new one) and waits
+ * up to the timeout. */
 static int
 write_with_timeout(VfdSysfs *sysfs, const char *path, const char *value)
 {
@@ -95,6 +164,7 @@ write_with_timeout(VfdSysfs *sysfs, const char *path, const char *value)
   g_autoptr(GError) error = NULL;
   GThread *thread;
   gint64 deadline = g_get_monotonic_time() + (gint64) sysfs->timeout_ms * G_TIME_SPAN_MILLISECOND;
+  gboolean claimed;
   int r;
 
   g_atomic_ref_count_init(&job->ref);
@@ -106,14 +176,24 @@ write_with_timeout(VfdSysfs *sysfs, const char *path, const char *value)
   job->writer_data = sysfs->writer_data;
   job->hung = hung_counter_ref(sysfs->hung);
 
-  g_atomic_ref_count_inc(&job->ref); /* the thread's */
-  thread = g_thread_try_new("vfiod-sysfs", write_thread, job, &error);
-  if (!thread) {
-    write_job_unref(job);
-    write_job_unref(job);
-    return -EAGAIN;
+  /* An idle thread if there is one, else a new one (detached: it may
+   * never come back); then the write, which one of the owed threads runs. */
+  g_mutex_lock(&sysfs->pool->lock);
+  claimed = sysfs->pool->idle > 0;
+  if (claimed)
+    sysfs->pool->idle--;
+  g_mutex_unlock(&sysfs->pool->lock);
+  if (!claimed) {
+    thread = g_thread_try_new("vfiod-sysfs", writer_thread, writer_pool_ref(sysfs->pool), &error);
+    if (!thread) {
+      writer_pool_unref(sysfs->pool);
+      write_job_unref(job);
+      return -EAGAIN;
+    }
+    g_thread_unref(thread);
   }
-  g_thread_unref(thread); /* detached: it may never come back */
+  g_atomic_ref_count_inc(&job->ref); /* the thread's */
+  g_async_queue_push(sysfs->pool->jobs, job);
 
   g_mutex_lock(&job->lock);
   while (!job->done)
@@ -155,6 +235,10 @@ vfd_sysfs_new(const char *sys_root, const char *dev_root)
   s->writer = default_writer;
   s->hung = g_new0(HungCounter, 1);
   g_atomic_ref_count_init(&s->hung->ref);
+  s->pool = g_new0(WriterPool, 1);
+  g_atomic_ref_count_init(&s->pool->ref);
+  g_mutex_init(&s->pool->lock);
+  s->pool->jobs = g_async_queue_new();
   return s;
 }
 
@@ -166,6 +250,7 @@ vfd_sysfs_free(VfdSysfs *sysfs)
   g_free(sysfs->sys_root);
   g_free(sysfs->dev_root);
   hung_counter_unref(sysfs->hung);
+  writer_pool_unref(sysfs->pool); /* idle threads hold it until they leave */
   g_free(sysfs);
 }
 

@@ -41,10 +41,13 @@ void vfd_sysfs_set_writer(VfdSysfs *sysfs, VfdSysfsWriteFunc fn, void *user_data
 
 /* Sets how long one sysfs write may take, in milliseconds (0: no limit, the
  * write runs on the caller's thread; the default). With a limit, each write
- * runs on its own thread; one that has not returned after @timeout_ms makes
- * the call return -ETIMEDOUT while the thread stays parked in the kernel
- * (an unbind from a busy driver can block forever; nothing can cancel it).
- * Such a write is never retried here. */
+ * runs on a writer thread, and one that has not returned after @timeout_ms
+ * makes the call return -ETIMEDOUT while its thread stays parked in the
+ * kernel (an unbind from a busy driver can block forever; nothing can
+ * cancel it). Such a write is never retried here. A writer thread whose
+ * write returned waits 5 s for the next write before it exits, so the
+ * writes of one bind or release share a thread; a thread whose write hangs
+ * is never given another. */
 void vfd_sysfs_set_write_timeout(VfdSysfs *sysfs, guint timeout_ms);
 
 /* Writes started with a limit that have not returned yet. */
