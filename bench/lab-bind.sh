@@ -16,7 +16,9 @@
 #           floor every tool pays
 # and, each round, `vfioctl --version` and `bash sysfs-bind.sh` with no
 # device (client=vfioctl|bash start_ms=X): what starting the client process
-# costs, which the vfiod and shell steps include.
+# costs, which the vfiod and shell steps include; and `vfioctl list`
+# (client=vfioctl_call): start-up + D-Bus connection + one call that
+# reads vfiod's memory only.
 # Each step is one process started by this script, timed with
 # $EPOCHREALTIME around it. After each cycle both functions must be back
 # on their original drivers with no driver_override, else the cycle is
@@ -159,6 +161,9 @@ for ((r = 1; r <= rounds; r++)); do
   t0=$EPOCHREALTIME
   "$vfioctl" --version >/dev/null 2>&1
   echo "BENCH-LAB-START round=$r client=vfioctl start_ms=$(ms_since "$t0")"
+  t0=$EPOCHREALTIME
+  "$vfioctl" --socket "$sock" list >/dev/null 2>&1
+  echo "BENCH-LAB-START round=$r client=vfioctl_call start_ms=$(ms_since "$t0")"
   t0=$EPOCHREALTIME
   "$here/sysfs-bind.sh" bind >/dev/null 2>&1
   echo "BENCH-LAB-START round=$r client=bash start_ms=$(ms_since "$t0")"
