@@ -130,6 +130,7 @@ RSS_PARTS = (
     ("pci", r"^lib(pci|udev)\."),
     ("json-glib", r"^libjson-glib"),
     ("nss", r"^libnss_"),
+    ("kmod", r"^lib(kmod|crypto)\."),
 )
 RSS_PARTS_NAMES = {
     "anon": "anonymous (heap, stacks, library data)",
@@ -141,6 +142,7 @@ RSS_PARTS_NAMES = {
     "pci": "libpci, libudev",
     "json-glib": "json-glib (journal)",
     "nss": "NSS modules (libnss_systemd: user/group look-ups)",
+    "kmod": "libkmod and its libcrypto (variant drivers: modules.alias look-ups)",
     "other": "other files",
 }
 
@@ -908,7 +910,7 @@ class Bench:
             for k, v in r["idle_parts"].items():
                 parts.setdefault(k, []).append(v)
         for k in ("anon", "glib-gio-libc", "vfiod", "nftables", "systemd", "nl", "pci", "json-glib", "nss",
-                  "other"):
+                  "kmod", "other"):
             if k in parts:
                 self.fig(4, f"rss_idle_part_{k}_kib", f"  of vfiod's idle RSS: {RSS_PARTS_NAMES[k]}",
                          median(parts[k]), "KiB", n, "/proc/<pid>/smaps, Rss by mapping", parts[k])
