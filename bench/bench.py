@@ -647,8 +647,8 @@ class Bench:
         for c, what, cond in (
                 ("vfioctl", "process start, `vfioctl --version`: the client's start-up (dynamic loading and "
                  "relocation)", each),
-                ("vfioctl_call", "a call, `vfioctl list`: the client's start-up, its D-Bus connection to vfiod "
-                 "(GDBus's EXTERNAL handshake) and one call answered from vfiod's memory",
+                ("vfioctl_call", "a call, `vfioctl sandbox list` (no sandbox): the client's start-up, its D-Bus "
+                 "connection to vfiod (GDBus's EXTERNAL handshake) and one call answered from vfiod's memory",
                  "each vfiod cycle makes two such connections and calls; the rest is vfiod's bind/release work "
                  "and the kernel's"),
                 ("bash", "process start, `bash sysfs-bind.sh` with nothing to do: the shell's start-up", each)):
