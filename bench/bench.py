@@ -241,7 +241,9 @@ class Bench:
                 argv = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
             except OSError:
                 continue
-            if argv and argv[0].endswith(b"fake-qemu") and any(self.work.encode() + b"/" in a for a in argv):
+            # fake-qemu.sh execs `sleep` with argv[0] = "fake-qemu ARGS..."
+            name = argv[0].split(b" ", 1)[0] if argv else b""
+            if name.endswith(b"fake-qemu") and any(self.work.encode() + b"/" in a for a in argv):
                 try:
                     os.kill(int(d), signal.SIGKILL)
                 except OSError:
