@@ -82,7 +82,11 @@ cdi_names() { json "$cdi/vfiod-$1.json" '" ".join(x["name"] for x in d["devices"
 podman_devices() {
     local args=() n
     for n in "$@"; do args+=(--device "$n"); done
-    mkdir -p /tmp/pm-root /run/pm-run
+    # Podman's network configuration in a writable place too: its default,
+    # /etc/containers/networks, is on L1's read-only root, and a host where
+    # podman never ran has no such directory for it to find (--network none
+    # still opens the network backend).
+    mkdir -p /tmp/pm-root /run/pm-run /run/pm-net
     # The container's root: a tmpfs with the static busybox of the lab's
     # host (busybox-static), writable so that the runtime can add its files.
     if [[ ! -x /run/pm-rootfs/bin/busybox ]]; then
@@ -94,7 +98,7 @@ podman_devices() {
         ln -s busybox /run/pm-rootfs/bin/sh
     fi
     timeout "$(scaled 180)" podman --root /tmp/pm-root --runroot /run/pm-run --storage-driver vfs \
-        --cgroup-manager cgroupfs --events-backend file \
+        --network-config-dir /run/pm-net --cgroup-manager cgroupfs --events-backend file \
         run --rm --network none "${args[@]}" --rootfs /run/pm-rootfs /bin/ls /dev/vfio 2>"$work/podman.err"
 }
 
