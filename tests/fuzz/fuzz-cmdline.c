@@ -82,7 +82,11 @@ check(const GiCmdline *c)
     FUZZ_CHECK(TERMINATED(c->args[i]) && all_printable(c->args[i]));
   for (size_t i = 0; i < c->n_env; i++)
     FUZZ_CHECK(TERMINATED(c->env[i]) && strchr(c->env[i], '=') > c->env[i] && all_printable(c->env[i]));
-  FUZZ_CHECK(TERMINATED(c->root) && (c->root[0] == '\0' || strncmp(c->root, "/dev/", 5) == 0));
+  /* vfiod.root= is /dev/NAME or virtio:SERIAL (the disk with that serial) */
+  FUZZ_CHECK(TERMINATED(c->root) &&
+             (c->root[0] == '\0' || strncmp(c->root, "/dev/", 5) == 0 ||
+              (strncmp(c->root, VFIOD_DISK_BY_SERIAL, strlen(VFIOD_DISK_BY_SERIAL)) == 0 &&
+               vfiod_cmdline_disk_valid(c->root))));
   FUZZ_CHECK(TERMINATED(c->rootfstype) && c->rootfstype[0] != '\0');
   FUZZ_CHECK((c->nvidia & ~(unsigned) (GI_NVIDIA_UVM | GI_NVIDIA_MODESET | GI_NVIDIA_DRM | GI_NVIDIA_PEERMEM)) == 0);
   FUZZ_CHECK(!(c->nvidia & GI_NVIDIA_DRM) || (c->nvidia & GI_NVIDIA_MODESET));
