@@ -88,20 +88,10 @@ echo "BENCH-LAB-INFO vfiod_start_ms=$(ms_since "$t0")"
 # /var/log are tmpfs already (tests/lab/l1-init.sh).
 libvirt_ok=0
 if command -v libvirtd >/dev/null && command -v virsh >/dev/null; then
-  for d in /etc/libvirt /var/lib/libvirt /var/cache/libvirt; do
-    mkdir -p "$d" 2>/dev/null
-    mount -t tmpfs -o mode=0755 tmpfs "$d" || err "cannot mount tmpfs on $d"
-  done
-  mkdir -p /var/log/libvirt /run/libvirt
-  cat >/etc/libvirt/libvirtd.conf <<'EOF'
-unix_sock_group = "root"
-unix_sock_ro_perms = "0700"
-unix_sock_rw_perms = "0700"
-auth_unix_ro = "none"
-auth_unix_rw = "none"
-log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-EOF
-  printf 'user = "root"\ngroup = "root"\n' >/etc/libvirt/qemu.conf
+  # shellcheck source-path=SCRIPTDIR source=../tests/lab/l1-libvirtd.sh
+  . "$here/../tests/lab/l1-libvirtd.sh"
+  msg=$(l1_libvirtd_config 'user = "root"
+group = "root"' 2>&1) || err "$msg"
   t0=$EPOCHREALTIME
   libvirtd --config /etc/libvirt/libvirtd.conf --pid-file /run/libvirtd.pid </dev/null >"$work/libvirtd.out" 2>&1 &
   libvirtd_pid=$!

@@ -97,10 +97,9 @@ calibrate
 note "$calib_msg"
 
 # --- libvirtd, in L1 only ------------------------------------------------------
-# L1 runs the host's root read-only (9p, chrooted): /etc/libvirt,
-# /var/lib/libvirt and /var/cache/libvirt get a tmpfs each (/run and /var/log
-# are tmpfs already). libvirtd.conf: root only, no auth on the local socket;
-# no network is autostarted (the tmpfs /etc/libvirt has none).
+# l1-libvirtd.sh: a tmpfs each on /etc/libvirt, /var/lib/libvirt and
+# /var/cache/libvirt, libvirtd.conf (root only, no auth on the local
+# socket, no autostarted network) and this qemu.conf.
 # qemu.conf, found in L1 with libvirt 9.0 (Debian 12) by leaving each
 # candidate setting out in turn (user/group root, cgroup_controllers = [],
 # remember_owner = 0 and security_driver = "none" were not needed):
@@ -113,23 +112,10 @@ note "$calib_msg"
 #     QEMU, in libvirt's namespace, does not find the group's node that
 #     exists on the host: "vfio 0000:01:00.0: failed to open /dev/vfio/7:
 #     No such file or directory" (with relabel='no' and with 'yes' alike).
-for d in /etc/libvirt /var/lib/libvirt /var/cache/libvirt; do
-    mkdir -p "$d"
-    mount -t tmpfs -o mode=0755 tmpfs "$d" || { nok "setup: a tmpfs on $d"; }
-done
-mkdir -p /var/log/libvirt/qemu /run/libvirt
-cat >/etc/libvirt/libvirtd.conf <<'EOF'
-unix_sock_group = "root"
-unix_sock_ro_perms = "0700"
-unix_sock_rw_perms = "0700"
-auth_unix_ro = "none"
-auth_unix_rw = "none"
-log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-EOF
-cat >/etc/libvirt/qemu.conf <<'EOF'
-stdio_handler = "file"
-namespaces = [ ]
-EOF
+# shellcheck source=l1-libvirtd.sh
+. "$here/l1-libvirtd.sh"
+msg=$(l1_libvirtd_config 'stdio_handler = "file"
+namespaces = [ ]' 2>&1) || nok "setup: $msg"
 lvlog=/var/log/libvirt/libvirtd.log
 lvout=/var/log/libvirt/libvirtd.out # its stdout and stderr
 libvirtd_pid=
